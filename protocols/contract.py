@@ -1,0 +1,262 @@
+"""The protocol/transport contract: the one module to read first.
+
+A *protocol* turns bytes into meaning and meaning into bytes.  It never does
+I/O itself.  A *transport* is handed to it by a driver and moves its bytes to
+and from the world: a socket, a pipe, a PTY, a TLS session, or a test's memory.
+
+The names are asyncio's, on purpose, so that
+
+* a weft protocol runs on an asyncio transport unchanged, and
+* an ``asyncio.Protocol`` runs on a weft transport unchanged.
+
+Call order, guaranteed by every driver::
+
+    connection_made  (data_received)*  [eof_received]  connection_lost
+
+``pause_writing`` and ``resume_writing`` may come at any point between
+``connection_made`` and ``connection_lost``, always in alternation, starting
+with ``pause_writing``.
+
+Time reaches a protocol only through a :class:`Clock`, which the transport
+offers as ``transport.get_extra_info("clock")``; :func:`clock_of` fetches it
+with a clear error when a transport has none.  Nothing else may tell a protocol
+the time, so every timeout can be tested with a fake clock.
+
+The classes here are :class:`typing.Protocol` classes: anything with the right
+methods conforms, whoever wrote it.  They can also be subclassed explicitly,
+in which case their method bodies serve as do-nothing defaults::
+
+    class Hello(Protocol):
+        def connection_made(self, transport: Transport) -> None:
+            transport.write(b"hello\\n")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVarTuple, Unpack, runtime_checkable
+from typing import Protocol as _TypingProtocol
+
+from weft.protocols.errors import NoClockError
+
+__all__ = [
+    "BaseProtocol",
+    "BaseTransport",
+    "Clock",
+    "Protocol",
+    "ReadTransport",
+    "TimerHandle",
+    "Transport",
+    "WriteTransport",
+    "clock_of",
+]
+
+_Ts = TypeVarTuple("_Ts")
+
+
+# --------------------------------------------------------------------- time
+
+
+@runtime_checkable
+class TimerHandle(_TypingProtocol):
+    """A scheduled call that can still be called off."""
+
+    def cancel(self) -> None:
+        """Call it off; harmless if it already ran or was cancelled."""
+
+    def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        ...
+
+
+@runtime_checkable
+class Clock(_TypingProtocol):
+    """The only source of time a protocol has.
+
+    ``now()`` is monotonic seconds (its zero means nothing; only differences
+    do).  ``call_later`` runs ``callback(*args)`` once, ``delay`` seconds from
+    now, on the driver's thread; calls due at the same moment run in the order
+    they were scheduled.  A negative delay counts as zero.
+    """
+
+    def now(self) -> float:
+        """Monotonic time in seconds."""
+        ...
+
+    def call_later(self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> TimerHandle:
+        """Run ``callback(*args)`` after ``delay`` seconds; return its handle."""
+        ...
+
+
+# --------------------------------------------------------------- protocols
+
+
+class BaseProtocol(_TypingProtocol):
+    """What every protocol hears from its transport."""
+
+    def connection_made(self, transport: Any) -> None:
+        """The connection is up; ``transport`` is how to talk on it.
+
+        ``transport`` is typed ``Any`` so that asyncio's transports and weft's
+        both fit; subclasses narrow it (to :class:`Transport`, usually).
+        """
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The connection is gone, and nothing more will be called.
+
+        ``exc`` is ``None`` for a clean end (a close or abort on either side
+        after which the stream ended normally) and the exception otherwise: a
+        reset by the peer, an I/O error, or an exception one of this protocol's
+        own callbacks raised.
+        """
+        return None
+
+    def pause_writing(self) -> None:
+        """The transport's write buffer went over its high-water mark.
+
+        Stop producing until :meth:`resume_writing`.  Writing anyway is allowed
+        and loses nothing; it only uses memory.
+        """
+        return None
+
+    def resume_writing(self) -> None:
+        """The write buffer drained to its low-water mark; produce again."""
+        return None
+
+
+class Protocol(BaseProtocol, _TypingProtocol):
+    """A protocol for a byte stream."""
+
+    def data_received(self, data: bytes) -> None:
+        """Some bytes arrived.  Never empty; chunk boundaries mean nothing."""
+        return None
+
+    def eof_received(self) -> bool | None:
+        """The peer will send nothing more (it half-closed or closed).
+
+        Return a false value to let the transport close itself (after flushing
+        what was written), or true to keep the connection half-open and close
+        it yourself later.
+        """
+        return None
+
+
+# --------------------------------------------------------------- transports
+
+
+class BaseTransport(_TypingProtocol):
+    """What every transport offers."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Optional facts about the connection, by name.
+
+        Common names: ``"peername"``, ``"sockname"``, ``"socket"``, and
+        ``"clock"`` (the :class:`Clock` this transport offers its protocol).
+        """
+        ...
+
+    def is_closing(self) -> bool:
+        """True once :meth:`close` or ``abort`` was called or the connection was lost."""
+        ...
+
+    def close(self) -> None:
+        """Close after flushing: every byte already written is sent first.
+
+        The protocol's ``connection_lost(None)`` follows, never from inside
+        this call.  Calling it again does nothing.
+        """
+
+    def set_protocol(self, protocol: Any) -> None:
+        """Hand the connection to another protocol."""
+
+    def get_protocol(self) -> Any:
+        """The protocol currently attached."""
+        ...
+
+
+class ReadTransport(BaseTransport, _TypingProtocol):
+    """The reading half: flow control towards the peer."""
+
+    def is_reading(self) -> bool:
+        """Whether data is being delivered (not paused, not closing)."""
+        ...
+
+    def pause_reading(self) -> None:
+        """Stop calling ``data_received`` until :meth:`resume_reading`.
+
+        The peer is slowed by the operating system's own flow control.  Harmless
+        if already paused or closing.
+        """
+
+    def resume_reading(self) -> None:
+        """Deliver data again.  Harmless if not paused or closing."""
+
+
+class WriteTransport(BaseTransport, _TypingProtocol):
+    """The writing half: buffering, flow control, half-close, abort."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Queue ``data`` to be sent, in order; never blocks, never interleaves.
+
+        After ``close()``, ``abort()`` or a lost connection the data is
+        discarded (the protocol learns of the end from ``connection_lost``).
+        After :meth:`write_eof` it raises :class:`~weft.protocols.errors.WriteAfterEofError`.
+        """
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write each piece in order, as one write (flow control included)."""
+
+    def write_eof(self) -> None:
+        """Half-close: send EOF once the buffer is flushed; reading goes on."""
+
+    def can_write_eof(self) -> bool:
+        """Whether :meth:`write_eof` is supported by this transport."""
+        ...
+
+    def abort(self) -> None:
+        """Close at once, dropping whatever is still buffered.
+
+        The protocol's ``connection_lost(None)`` follows, never from inside
+        this call.
+        """
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the high- and low-water marks that drive pause/resume_writing.
+
+        Defaults as asyncio: ``high`` 64 KiB (or ``4 * low`` when only ``low``
+        is given), ``low`` ``high // 4``.  Raises
+        :class:`~weft.protocols.errors.ArgumentError` unless
+        ``high >= low >= 0``.
+        """
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``, in asyncio's order."""
+        ...
+
+    def get_write_buffer_size(self) -> int:
+        """How many written bytes are still waiting to be sent."""
+        ...
+
+
+class Transport(ReadTransport, WriteTransport, _TypingProtocol):
+    """A bidirectional byte stream: what a stream protocol is handed."""
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def clock_of(transport: BaseTransport) -> Clock:
+    """The :class:`Clock` ``transport`` offers, for protocols that need time.
+
+    Raises :class:`~weft.protocols.errors.NoClockError` when the transport
+    offers none (a bare asyncio transport, for one: run the protocol on
+    weft's asyncio driver instead, which offers the loop's clock).
+    """
+    clock = transport.get_extra_info("clock")
+    if clock is None:
+        raise NoClockError(
+            f"{type(transport).__name__} offers no clock (get_extra_info('clock') is None); "
+            "run this protocol on a weft driver"
+        )
+    return clock  # type: ignore[no-any-return]

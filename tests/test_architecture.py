@@ -1,0 +1,184 @@
+"""The rules of the codebase's shape, enforced."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import pkgutil
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import weft.drivers
+import weft.protocols
+from weft.protocols import errors
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: What protocols may not import: I/O, threads, time, and any driver.
+FORBIDDEN = {"socket", "select", "selectors", "threading", "asyncio", "subprocess", "os", "time"}
+
+
+def forbidden_imports(source: str) -> list[str]:
+    """The forbidden modules that ``source`` imports, by any spelling."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: stays inside protocols/ by construction
+                continue
+            module = node.module or ""
+            names = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name | ast.Attribute)
+            and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr)
+            in ("__import__", "import_module")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            names = [str(node.args[0].value)]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] in FORBIDDEN or name == "weft.drivers" or name.startswith("weft.drivers."):
+                found.append(name)
+    return found
+
+
+def protocol_sources() -> list[Path]:
+    return sorted((ROOT / "protocols").rglob("*.py"))
+
+
+def test_the_import_checker_catches_every_spelling() -> None:
+    """The checker below is itself checked: each way of importing is caught."""
+    for source in (
+        "import socket",
+        "import os.path",
+        "from time import monotonic",
+        "from select import epoll",
+        "import asyncio as aio",
+        "from weft.drivers import memory",
+        "from weft.drivers.memory import connect",
+        "import weft.drivers.memory",
+        "from weft import drivers",
+        "__import__('threading')",
+        "importlib.import_module('subprocess')",
+    ):
+        assert forbidden_imports(source), source
+    assert not forbidden_imports("import heapq\nfrom weft.protocols import errors\nimport ossaudiodev")
+
+
+@pytest.mark.parametrize("path", protocol_sources(), ids=lambda path: str(path.relative_to(ROOT)))
+def test_protocols_do_no_io(path: Path) -> None:
+    """No module under protocols/ imports I/O, threads, time or a driver: bytes,
+    time and entropy are handed to protocols by drivers."""
+    assert forbidden_imports(path.read_text()) == []
+
+
+def test_protocols_are_checked_at_all() -> None:
+    """The parametrized check above sees the real tree (not an empty list)."""
+    names = {path.name for path in protocol_sources()}
+    assert {"contract.py", "errors.py", "echo.py", "lines.py", "server.py"} <= names
+
+
+def all_modules(package: ModuleType) -> list[ModuleType]:
+    modules = [package]
+    for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + "."):
+        modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def test_every_package_directory_is_shipped() -> None:
+    """Every directory with an __init__.py under protocols/ and drivers/ is listed
+    in pyproject's packages, so the wheel holds all of weft, with py.typed."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    found = set()
+    for top, package in (("protocols", "weft.protocols"), ("drivers", "weft.drivers")):
+        assert config["package-dir"][package] == top
+        assert (ROOT / top / "py.typed").exists()
+        for init in (ROOT / top).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / top).parts
+            found.add(".".join((package, *relative)))
+    assert found == listed
+
+
+def public_names(module: ModuleType) -> list[tuple[str, object]]:
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [name for name in vars(module) if not name.startswith("_")]
+    return [(name, getattr(module, name)) for name in names]
+
+
+def undocumented(module: ModuleType) -> Iterator[str]:
+    """The public names defined in ``module`` that lack a docstring."""
+    if not inspect.getdoc(module):
+        yield module.__name__
+    for name, value in public_names(module):
+        if getattr(value, "__module__", module.__name__) != module.__name__:
+            continue  # re-exported: checked where it is defined
+        if (inspect.isclass(value) or inspect.isfunction(value)) and not value.__doc__:
+            yield f"{module.__name__}.{name}"
+        if not inspect.isclass(value):
+            continue
+        for attribute, member in vars(value).items():
+            is_api = callable(member) or isinstance(member, property)
+            if is_api and not attribute.startswith("_") and not inspect.getdoc(member):
+                yield f"{module.__name__}.{name}.{attribute}"
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    """Every module, public class, function and method of weft has a docstring."""
+    missing = [
+        name
+        for package in (weft.protocols, weft.drivers)
+        for module in all_modules(package)
+        for name in undocumented(module)
+    ]
+    assert missing == []
+
+
+def test_every_weft_error_descends_from_weft_error() -> None:
+    """errors.py is one hierarchy under WeftError, and every exception class defined
+    anywhere in weft joins it."""
+    defined = []
+    for package in (weft.protocols, weft.drivers):
+        for module in all_modules(package):
+            for _name, value in vars(module).items():
+                if (
+                    inspect.isclass(value)
+                    and issubclass(value, BaseException)
+                    and value.__module__.startswith("weft.")
+                ):
+                    defined.append(value)
+    assert errors.WeftError in defined
+    assert all(issubclass(cls, errors.WeftError) for cls in defined), defined
+    assert set(errors.__all__) == {cls.__name__ for cls in defined if cls.__module__ == errors.__name__}
+
+
+def test_errors_also_derive_from_the_builtins_python_code_catches() -> None:
+    """Argument errors are ValueErrors and wrong-state errors RuntimeErrors, so
+    both `except WeftError` and the usual clause catch them."""
+    assert issubclass(errors.ArgumentError, ValueError)
+    assert issubclass(errors.UnencodableFrameError, ValueError)
+    assert issubclass(errors.WriteAfterEofError, RuntimeError)
+    assert issubclass(errors.ClosedResourceError, RuntimeError)
+    assert issubclass(errors.NoClockError, LookupError)
+    assert issubclass(errors.LineTooLongError, errors.FrameTooLongError)
+    assert issubclass(errors.FrameTooLongError, errors.ProtocolError)
+    error = errors.LineTooLongError("too long", limit=10, length=11)
+    assert (error.limit, error.length, str(error)) == (10, 11, "too long")
+
+
+def test_mypy_sees_the_packages_through_the_link_tree() -> None:
+    """.mypy-path/weft/{protocols,drivers} point at the package directories."""
+    for name in ("protocols", "drivers"):
+        link = ROOT / ".mypy-path" / "weft" / name
+        assert link.is_symlink()
+        assert link.resolve() == (ROOT / name).resolve()
