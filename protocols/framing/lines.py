@@ -52,14 +52,15 @@ class LineParser:
         "_partial",
         "_partial_size",
         "_tail",
-        "_pending_error",
         "_error",
         "bytes_scanned",
     )
 
     def __init__(self, delimiter: bytes = b"\n", max_length: int = DEFAULT_MAX_FRAME_LENGTH) -> None:
-        if not isinstance(delimiter, bytes) or not delimiter:
-            raise ArgumentError("delimiter must be non-empty bytes")
+        if not isinstance(delimiter, bytes):
+            raise TypeError(f"delimiter must be bytes, not {type(delimiter).__name__}")
+        if not delimiter:
+            raise ArgumentError("delimiter must not be empty")
         if max_length < 0:
             raise ArgumentError(f"max_length must be >= 0, not {max_length}")
         self._delimiter = delimiter
@@ -74,8 +75,7 @@ class LineParser:
         # The last len(delimiter) - 1 bytes of the partial line: a delimiter
         # may straddle two chunks.
         self._tail = b""
-        # Raised once the lines before it are out.
-        self._pending_error: LineTooLongError | None = None
+        # Once set, the parser is spent: it raises this again and again.
         self._error: LineTooLongError | None = None
         #: How many bytes the parser has searched for delimiters, in total.
         self.bytes_scanned = 0
@@ -103,7 +103,7 @@ class LineParser:
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Take more bytes."""
-        if not data or self._pending_error is not None:
+        if not data or self._error is not None:
             return
         data = bytes(data)
         delimiter = self._delimiter
@@ -140,11 +140,10 @@ class LineParser:
         # A partial line may end with the first bytes of a delimiter, so it is
         # only certainly too long past max_length + len(delimiter) - 1: the
         # same verdict whatever the chunking.
-        if self._pending_error is None and self._partial_size > self._max_length + len(self._delimiter) - 1:
+        if self._error is not None:
+            raise self._error
+        if self._partial_size > self._max_length + len(self._delimiter) - 1:
             self._fail(self._partial_size)
-        if self._pending_error is not None:
-            self._error = self._pending_error
-            raise self._pending_error
         return None
 
     next_line = next_frame
@@ -206,7 +205,7 @@ class LineParser:
         self._lines = []
         self._next = 0
         self._clear_partial()
-        self._pending_error = self._error = error
+        self._error = error
         raise error
 
     def _too_long(self, length: int) -> LineTooLongError:

@@ -3,8 +3,9 @@
 ``b"hello"`` is sent as ``b"5:hello,"`` and the empty string as ``b"0:,"``.
 The length has no sign and no leading zeros.  The parser judges the header
 byte by byte in stream order, so a bad header gives the same error whatever
-the chunking, and never keeps more header bytes than the longest length the
-limit allows.
+the chunking, and never looks at more header bytes than the longest length
+the limit allows: a header with too many digits is refused at the first
+digit too many, a length over the limit before any payload is kept.
 """
 
 from __future__ import annotations

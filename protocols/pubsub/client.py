@@ -12,8 +12,9 @@ The server answers commands in order, so each reply is matched to the
 command it answers and handed over with it.  ``ERR slow consumer`` is the one
 line the server sends unasked, just before it closes the connection; it goes
 to :meth:`PubSubClientProtocol.server_error`.  Any line a pub/sub server
-would not send raises :class:`~weft.protocols.errors.ProtocolError`, which
-ends the connection with that error.
+would not send (an over-long one included) raises
+:class:`~weft.protocols.errors.ProtocolError`, which ends the connection with
+that error.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from weft.protocols.errors import ProtocolError
-from weft.protocols.framing.parser import DEFAULT_MAX_FRAME_LENGTH
+from weft.protocols.errors import ProtocolError, UnencodableFrameError
 from weft.protocols.framing.receiver import LineProtocol
 from weft.protocols.pubsub.wire import (
+    MAX_LINE_LENGTH,
     Command,
     Error,
     Message,
@@ -46,9 +47,11 @@ class PubSubClientProtocol(LineProtocol):
     """Talks to a pub/sub server over any transport."""
 
     delimiter = b"\n"
-    # The server relays a PUB line of up to its 64 KiB limit as a MSG line of
-    # the same length plus the "\r" of its "\r\n".
-    max_line_length = DEFAULT_MAX_FRAME_LENGTH + 1
+    #: The longest command sent, line end excluded: the server's default limit.
+    max_command_length = MAX_LINE_LENGTH
+    # The server relays a PUB line of up to its limit as a MSG line of the
+    # same length, plus the "\r" of its "\r\n".
+    max_line_length = MAX_LINE_LENGTH + 1
 
     def __init__(
         self,
@@ -79,9 +82,14 @@ class PubSubClientProtocol(LineProtocol):
         """Send any command; its reply goes to :meth:`reply_received`.
 
         Raises :class:`~weft.protocols.errors.ArgumentError` for a topic or
-        message the wire format cannot carry, before anything is sent.
+        message the wire format cannot carry, or a command longer than
+        ``max_command_length``, before anything is sent.
         """
         line = encode_command(command)
+        if len(line) - 2 > self.max_command_length:
+            raise UnencodableFrameError(
+                f"a {len(line) - 2}-byte command is over the limit of {self.max_command_length}"
+            )
         self._pending.append(command)
         self.transport.write(line)
 
@@ -106,6 +114,10 @@ class PubSubClientProtocol(LineProtocol):
         """An error the server sent unasked (``slow consumer``); it closes next."""
 
     # ------------------------------------------------------------ plumbing
+
+    def frame_error(self, exc: ProtocolError) -> None:
+        """A server line over the limit: end the connection with the error."""
+        raise exc
 
     def line_received(self, line: bytes) -> None:
         """Dispatch one server line."""

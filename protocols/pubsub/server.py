@@ -2,8 +2,9 @@
 
 Memory stays bounded whatever the clients do:
 
-* a line over ``max_line_length`` (64 KiB) is answered ``ERR line too long``
-  and the connection closes;
+* a line over ``max_command_length`` (64 KiB, its ``\n`` or ``\r\n`` not
+  counted) is answered ``ERR line too long`` and the connection closes; the
+  server stops keeping such a line as soon as it is over the limit;
 * a client that sends commands but does not read the replies is stopped
   from sending more: past the transport's high-water mark the server pauses
   reading from it until its backlog drains (ordinary flow control);
@@ -22,10 +23,11 @@ listens for as long as it likes.
 
 from __future__ import annotations
 
-from weft.protocols.errors import ProtocolError
+from weft.protocols.errors import LineTooLongError, ProtocolError
 from weft.protocols.framing.receiver import LineProtocol
 from weft.protocols.pubsub.hub import PubSubHub
 from weft.protocols.pubsub.wire import (
+    MAX_LINE_LENGTH,
     InvalidCommandError,
     Publish,
     Subscribe,
@@ -47,13 +49,32 @@ class PubSubServerProtocol(LineProtocol):
 
     delimiter = b"\n"
 
-    def __init__(self, hub: PubSubHub, *, max_backlog: int = DEFAULT_MAX_BACKLOG) -> None:
+    def __init__(
+        self,
+        hub: PubSubHub,
+        *,
+        max_backlog: int = DEFAULT_MAX_BACKLOG,
+        max_command_length: int = MAX_LINE_LENGTH,
+    ) -> None:
+        self.max_command_length = max_command_length
+        # The parser's limit leaves room for the optional "\r"; line_received
+        # judges the command itself.
+        self.max_line_length = max_command_length + 1
         super().__init__()
         self.hub = hub
         self.max_backlog = max_backlog
 
     def line_received(self, line: bytes) -> None:
         """Run one command and answer it."""
+        if len(line) - line.endswith(b"\r") > self.max_command_length:
+            self.frame_error(
+                LineTooLongError(
+                    f"command longer than {self.max_command_length} bytes",
+                    limit=self.max_command_length,
+                    length=len(line),
+                )
+            )
+            return
         try:
             command = parse_command(line)
         except InvalidCommandError as exc:

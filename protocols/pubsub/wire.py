@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from weft.protocols.errors import ArgumentError, ProtocolError, UnencodableFrameError
 
 __all__ = [
+    "MAX_LINE_LENGTH",
     "MAX_TOPIC_LENGTH",
     "Command",
     "Error",
@@ -44,6 +45,9 @@ __all__ = [
 
 #: The longest topic, in bytes.
 MAX_TOPIC_LENGTH = 200
+
+#: The default limit on a line, its line end (``\n`` or ``\r\n``) excluded.
+MAX_LINE_LENGTH = 64 * 1024
 
 
 # ----------------------------------------------------------------- commands

@@ -1,0 +1,588 @@
+"""Tests for the frame-receiving protocol base classes, driven through the memory driver."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from weft.drivers.memory import MemoryConnection, connect
+from weft.drivers.strategies import chunkings
+from weft.protocols.errors import (
+    FrameTooLongError,
+    LineTooLongError,
+    MalformedFrameError,
+    ProtocolError,
+    UnencodableFrameError,
+)
+from weft.protocols.framing import (
+    PREFIX_SIZES,
+    LengthPrefixedProtocol,
+    LineProtocol,
+    NetstringProtocol,
+    encode_length_prefixed,
+)
+
+
+class Scripted(LineProtocol):
+    """Records what it receives and obeys a few commands sent as lines.
+
+    ``QUIT`` closes the transport, ``pause`` pauses reading, ``raw`` switches
+    to raw mode.  In raw mode a ``|`` ends the raw data: what follows it goes
+    back to line mode through ``set_line_mode``.
+    """
+
+    def __init__(self, *, delimiter: bytes = b"\n", max_line_length: int = 1000) -> None:
+        self.delimiter = delimiter
+        self.max_line_length = max_line_length
+        super().__init__()
+        self.lines: list[bytes] = []
+        self.raw: list[bytes] = []
+        self.errors: list[ProtocolError] = []
+        self.lost: list[BaseException | None] = []
+
+    def line_received(self, line: bytes) -> None:
+        self.lines.append(line)
+        if line == b"QUIT":
+            self.transport.close()
+        elif line == b"pause":
+            self.pause_reading()
+        elif line == b"raw":
+            self.set_raw_mode()
+
+    def raw_data_received(self, data: bytes) -> None:
+        used, bar, rest = data.partition(b"|")
+        if used:
+            self.raw.append(used)
+        if bar:
+            self.set_line_mode(rest)
+
+    def frame_error(self, exc: ProtocolError) -> None:
+        self.errors.append(exc)
+        super().frame_error(exc)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost.append(exc)
+
+
+class KeepOpen(Scripted):
+    """Like :class:`Scripted`, but a framing error does not close the connection."""
+
+    def frame_error(self, exc: ProtocolError) -> None:
+        self.errors.append(exc)
+
+
+def scripted(max_line_length: int = 1000) -> tuple[Scripted, MemoryConnection]:
+    """A connected :class:`Scripted` with the given ``max_line_length``."""
+    protocol = Scripted(max_line_length=max_line_length)
+    return protocol, connect(protocol)
+
+
+# --------------------------------------------------------------- line mode
+
+
+def test_lines_are_delivered_in_order() -> None:
+    """Lines come out in order, without delimiter, whether whole in one chunk or split over several."""
+    protocol, conn = scripted()
+    conn.deliver(b"one\ntwo\nth")
+    assert protocol.lines == [b"one", b"two"]
+    conn.deliver(b"ree")
+    assert protocol.lines == [b"one", b"two"]
+    conn.deliver(b"\n\nfour\n")
+    assert protocol.lines == [b"one", b"two", b"three", b"", b"four"]
+    assert not conn.closed
+
+
+def test_custom_delimiter_straddling_deliveries() -> None:
+    """The class's delimiter is used, and found even when split between two deliveries."""
+    protocol = Scripted(delimiter=b"\r\n")
+    conn = connect(protocol)
+    conn.deliver(b"a\nb\r")
+    conn.deliver(b"\nc\r\n")
+    assert protocol.lines == [b"a\nb", b"c"]
+
+
+def test_nothing_is_delivered_before_connection_made() -> None:
+    """Data handed to a protocol that has no connection yet is ignored."""
+    protocol = Scripted()
+    protocol.data_received(b"early\n")
+    conn = connect(protocol)
+    conn.deliver(b"late\n")
+    assert protocol.lines == [b"late"]
+
+
+def test_send_line_writes_the_line_and_delimiter() -> None:
+    """``send_line`` writes the line followed by the protocol's delimiter."""
+    protocol, conn = scripted()
+    protocol.send_line(b"hello")
+    protocol.send_line(b"")
+    assert conn.take_written() == b"hello\n\n"
+    crlf = Scripted(delimiter=b"\r\n")
+    crlf_conn = connect(crlf)
+    crlf.send_line(b"a\nb")
+    assert crlf_conn.written == b"a\nb\r\n"
+
+
+def test_send_line_refuses_a_line_holding_the_delimiter() -> None:
+    """``send_line`` of a line holding the delimiter raises UnencodableFrameError and writes nothing."""
+    protocol, conn = scripted()
+    with pytest.raises(UnencodableFrameError):
+        protocol.send_line(b"two\nlines")
+    assert conn.written == b""
+    assert not conn.closed
+
+
+def test_send_line_round_trips_to_a_peer_protocol() -> None:
+    """What ``send_line`` writes, delivered to another protocol, gives back the same lines."""
+    sender, sender_conn = scripted()
+    for line in [b"alpha", b"", b"beta gamma"]:
+        sender.send_line(line)
+    receiver, receiver_conn = scripted()
+    for byte in sender_conn.take_written():
+        receiver_conn.deliver(bytes([byte]))
+    assert receiver.lines == [b"alpha", b"", b"beta gamma"]
+
+
+# ----------------------------------------------------------------- pausing
+
+
+def test_pause_in_a_handler_holds_lines_already_buffered() -> None:
+    """``pause_reading()`` from a line handler stops delivery even of lines in the same chunk;
+    ``resume_reading()`` delivers the held lines in order, then later data."""
+    protocol, conn = scripted()
+    conn.deliver(b"a\npause\nb\nc\n")
+    assert protocol.lines == [b"a", b"pause"]
+    assert protocol.paused
+    assert not conn.transport.is_reading()
+    conn.deliver(b"d\n")  # held by the paused transport
+    assert protocol.lines == [b"a", b"pause"]
+    protocol.resume_reading()
+    assert not protocol.paused
+    assert protocol.lines == [b"a", b"pause", b"b", b"c"]
+    conn.clock.advance(0)  # the transport hands over what it held
+    assert protocol.lines == [b"a", b"pause", b"b", b"c", b"d"]
+
+
+def test_pause_from_outside_holds_new_data_until_resume() -> None:
+    """A protocol paused from outside its handlers receives nothing until resumed; nothing is lost."""
+    protocol, conn = scripted()
+    protocol.pause_reading()
+    conn.deliver(b"x\ny")
+    conn.deliver(b"\n")
+    assert protocol.lines == []
+    protocol.resume_reading()
+    conn.clock.advance(0)
+    assert protocol.lines == [b"x", b"y"]
+
+
+def test_pause_again_while_delivering_held_lines() -> None:
+    """A second ``pause`` among the held lines stops delivery again at that line."""
+    protocol, conn = scripted()
+    conn.deliver(b"pause\none\npause\ntwo\n")
+    assert protocol.lines == [b"pause"]
+    protocol.resume_reading()
+    assert protocol.lines == [b"pause", b"one", b"pause"]
+    protocol.resume_reading()
+    assert protocol.lines == [b"pause", b"one", b"pause", b"two"]
+
+
+def test_resume_when_not_paused_is_harmless() -> None:
+    """``resume_reading()`` on a protocol that is not paused changes nothing."""
+    protocol, conn = scripted()
+    protocol.resume_reading()
+    conn.deliver(b"a\n")
+    assert protocol.lines == [b"a"]
+    assert conn.transport.is_reading()
+
+
+# ------------------------------------------------------- closing and errors
+
+
+def test_no_line_is_delivered_after_the_protocol_closes() -> None:
+    """Once a handler closes the transport, the lines after it in the same chunk are not delivered."""
+    protocol, conn = scripted()
+    conn.deliver(b"a\nQUIT\nb\nc\n")
+    assert protocol.lines == [b"a", b"QUIT"]
+    assert conn.closed
+    assert protocol.lost == [None]
+    conn.deliver(b"d\n")
+    assert protocol.lines == [b"a", b"QUIT"]
+
+
+def test_line_over_the_limit_calls_frame_error_and_closes() -> None:
+    """A line over ``max_line_length`` goes to ``frame_error`` (after the good lines before it),
+    and the default ``frame_error`` closes the connection cleanly."""
+    protocol, conn = scripted(max_line_length=5)
+    conn.deliver(b"ok\n12345\n123456\nnext\n")
+    assert protocol.lines == [b"ok", b"12345"]
+    assert len(protocol.errors) == 1
+    assert isinstance(protocol.errors[0], LineTooLongError)
+    assert protocol.errors[0].limit == 5
+    assert conn.closed
+    assert protocol.lost == [None]
+
+
+def test_unterminated_line_over_the_limit_closes() -> None:
+    """A line that never ends, past the limit, is an error too: the connection does not wait for it."""
+    protocol, conn = scripted(max_line_length=5)
+    conn.deliver(b"abc")
+    assert not conn.closed
+    conn.deliver(b"defghij")
+    assert [type(e) for e in protocol.errors] == [LineTooLongError]
+    assert conn.closed
+
+
+def test_data_after_a_framing_error_is_ignored() -> None:
+    """After a framing error nothing more is delivered, even if ``frame_error`` keeps the connection open."""
+    protocol = KeepOpen(max_line_length=3)
+    conn = connect(protocol)
+    conn.deliver(b"ok\ntoo long\nlater\n")
+    conn.deliver(b"more\n")
+    assert protocol.lines == [b"ok"]
+    assert len(protocol.errors) == 1
+    assert not conn.closed
+    assert conn.transport.is_reading()
+
+
+# ---------------------------------------------------------------- raw mode
+
+
+def test_raw_mode_gets_the_rest_of_the_chunk_and_later_data() -> None:
+    """``set_raw_mode()`` in a line handler sends the rest of the buffer, then later data, to
+    ``raw_data_received``, unparsed and in order."""
+    protocol, conn = scripted()
+    conn.deliver(b"x\nraw\nrest1\nrest")
+    assert protocol.lines == [b"x", b"raw"]
+    assert b"".join(protocol.raw) == b"rest1\nrest"
+    conn.deliver(b"more\n")
+    assert protocol.lines == [b"x", b"raw"]
+    assert b"".join(protocol.raw) == b"rest1\nrestmore\n"
+
+
+def test_raw_mode_with_nothing_left_in_the_chunk() -> None:
+    """Switching to raw at the end of a chunk delivers no empty raw data; the next chunk is raw."""
+    protocol, conn = scripted()
+    conn.deliver(b"raw\n")
+    assert protocol.raw == []
+    conn.deliver(b"abc\n")
+    assert protocol.raw == [b"abc\n"]
+    assert protocol.lines == [b"raw"]
+
+
+def test_set_raw_mode_outside_a_handler_hands_over_held_bytes_at_once() -> None:
+    """``set_raw_mode()`` called from outside a handler delivers the partial line the parser
+    holds to ``raw_data_received`` at once, before any later data."""
+    protocol, conn = scripted()
+    conn.deliver(b"line\npartial")
+    assert protocol.lines == [b"line"]
+    protocol.set_raw_mode()
+    assert protocol.raw == [b"partial"]
+    conn.deliver(b"-more")
+    assert protocol.raw == [b"partial", b"-more"]
+
+
+def test_set_line_mode_parses_extra_first() -> None:
+    """``set_line_mode(extra)`` from the raw handler returns to lines, parsing ``extra`` first."""
+    protocol, conn = scripted()
+    conn.deliver(b"raw\nabc")
+    conn.deliver(b"def|l1\nl2\npar")
+    assert b"".join(protocol.raw) == b"abcdef"
+    assert protocol.lines == [b"raw", b"l1", b"l2"]
+    conn.deliver(b"tial\n")
+    assert protocol.lines == [b"raw", b"l1", b"l2", b"partial"]
+    assert b"".join(protocol.raw) == b"abcdef"
+
+
+def test_several_switches_in_one_chunk() -> None:
+    """Switching to raw and back several times within one chunk loses and reorders nothing."""
+    protocol, conn = scripted()
+    conn.deliver(b"a\nraw\nAB|b\nraw\n|c\nraw\nCD\nE|d\n")
+    assert protocol.lines == [b"a", b"raw", b"b", b"raw", b"c", b"raw", b"d"]
+    assert protocol.raw == [b"AB", b"CD\nE"]
+
+
+def test_set_line_mode_extra_goes_before_lines_held_while_paused() -> None:
+    """``set_line_mode(extra)`` parses ``extra`` before the bytes the parser still holds."""
+    protocol, conn = scripted()
+    conn.deliver(b"pause\nq1\nq2\n")
+    assert protocol.lines == [b"pause"]
+    protocol.set_raw_mode()
+    protocol.set_line_mode(b"first\n")
+    assert protocol.lines == [b"pause"]
+    protocol.resume_reading()
+    assert protocol.lines == [b"pause", b"first", b"q1", b"q2"]
+    assert protocol.raw == []
+
+
+def test_raw_mode_while_paused_waits_for_resume() -> None:
+    """Raw data that arrives while paused is delivered, in order, after ``resume_reading()``."""
+    protocol, conn = scripted()
+    conn.deliver(b"raw\n")
+    protocol.pause_reading()
+    conn.deliver(b"abc")
+    conn.deliver(b"def")
+    assert protocol.raw == []
+    protocol.resume_reading()
+    conn.clock.advance(0)
+    assert b"".join(protocol.raw) == b"abcdef"
+
+
+def test_raw_body_longer_than_a_line_in_the_same_chunk_as_its_header() -> None:
+    """Raw bytes after the switching line are raw even when they would be too long as a line:
+    they are not judged against ``max_line_length``, nor lost, whatever the chunking."""
+    protocol, conn = scripted(max_line_length=8)
+    body = b"b" * 50 + b"\n" + b"c" * 30
+    conn.deliver(b"raw\n" + body)
+    assert protocol.errors == []
+    assert not conn.closed
+    assert b"".join(protocol.raw) == body
+
+
+# ------------------------------------------------- property: mode switching
+
+
+class Blocks(LineProtocol):
+    """A tiny protocol: a line ``RAW <n>`` is followed by exactly ``n`` raw bytes, then lines again."""
+
+    max_line_length = 12
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, bytes]] = []
+        self.remaining = 0
+        self.block = bytearray()
+
+    def line_received(self, line: bytes) -> None:
+        if not line.startswith(b"RAW "):
+            self.events.append(("line", line))
+            return
+        size = int(line[4:])
+        if size == 0:
+            self.events.append(("raw", b""))
+            return
+        self.remaining = size
+        self.set_raw_mode()
+
+    def raw_data_received(self, data: bytes) -> None:
+        if self.remaining <= 0:
+            raise AssertionError(f"raw data {data!r} outside a block")
+        used = data[: self.remaining]
+        self.block += used
+        self.remaining -= len(used)
+        if self.remaining == 0:
+            self.events.append(("raw", bytes(self.block)))
+            self.block.clear()
+            self.set_line_mode(data[len(used) :])
+
+    def frame_error(self, exc: ProtocolError) -> None:
+        self.events.append(("error", type(exc).__name__.encode()))
+        super().frame_error(exc)
+
+
+plain_lines = (
+    st.binary(max_size=16)
+    .map(lambda b: b.replace(b"\n", b""))
+    .map(lambda b: b"_" + b if b.startswith(b"RAW ") else b)
+)
+items = st.lists(
+    st.one_of(
+        st.tuples(st.just("line"), plain_lines),
+        st.tuples(st.just("raw"), st.binary(max_size=40)),
+    ),
+    max_size=8,
+)
+
+
+def encode_items(stream_items: list[tuple[str, bytes]]) -> tuple[bytes, list[tuple[str, bytes]], bool]:
+    """The bytes of ``stream_items``, the events a correct :class:`Blocks` sees, and whether it errs."""
+    data = b""
+    expected: list[tuple[str, bytes]] = []
+    erred = False
+    for kind, payload in stream_items:
+        if kind == "line":
+            data += payload + b"\n"
+            if not erred:
+                if len(payload) > Blocks.max_line_length:
+                    expected.append(("error", b"LineTooLongError"))
+                    erred = True
+                else:
+                    expected.append(("line", payload))
+        else:
+            data += b"RAW %d\n" % len(payload) + payload
+            if not erred:
+                expected.append(("raw", payload))
+    return data, expected, erred
+
+
+@given(stream_items=items, rnd=st.data())
+def test_mode_switching_protocol_sees_the_same_events_for_any_chunking(
+    stream_items: list[tuple[str, bytes]], rnd: st.DataObject
+) -> None:
+    """A protocol that alternates line and raw mode sees exactly the events its input holds
+    (lines, raw blocks, then the error if a line is too long) for any chunking: no byte is lost,
+    reordered, or judged in the wrong mode."""
+    data, expected, erred = encode_items(stream_items)
+    chunks = rnd.draw(chunkings(data))
+    protocol = Blocks()
+    conn = connect(protocol)
+    for chunk in chunks:
+        conn.deliver(chunk)
+    assert protocol.events == expected
+    assert conn.closed == erred
+    if not erred:
+        assert protocol.remaining == 0
+        assert protocol.parser.take_buffer() == b""
+
+
+# ----------------------------------------------- length-prefixed, netstring
+
+
+class Frames(LengthPrefixedProtocol):
+    """Records frames and framing errors."""
+
+    def __init__(self, *, prefix_size: int = 4, max_length: int = 1000) -> None:
+        self.prefix_size = prefix_size
+        self.max_length = max_length
+        super().__init__()
+        self.frames: list[bytes] = []
+        self.errors: list[ProtocolError] = []
+
+    def frame_received(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def frame_error(self, exc: ProtocolError) -> None:
+        self.errors.append(exc)
+        super().frame_error(exc)
+
+
+class Netstrings(NetstringProtocol):
+    """Records payloads and framing errors."""
+
+    def __init__(self, *, max_length: int = 1000) -> None:
+        self.max_length = max_length
+        super().__init__()
+        self.frames: list[bytes] = []
+        self.errors: list[ProtocolError] = []
+
+    def frame_received(self, frame: bytes) -> None:
+        self.frames.append(frame)
+
+    def frame_error(self, exc: ProtocolError) -> None:
+        self.errors.append(exc)
+        super().frame_error(exc)
+
+
+PAYLOADS = [b"", b"a", b"hello, world", b"\x00\xff" * 50, b"3:abc,"]
+
+
+@pytest.mark.parametrize("size", PREFIX_SIZES)
+def test_length_prefixed_round_trip(size: int) -> None:
+    """Frames sent with ``send_frame`` and delivered byte by byte to another instance come out the same."""
+    sender = Frames(prefix_size=size)
+    sender_conn = connect(sender)
+    for payload in PAYLOADS:
+        sender.send_frame(payload)
+    wire = sender_conn.take_written()
+    assert wire[:size] == bytes(size)  # the first frame is empty: a zero prefix
+    receiver = Frames(prefix_size=size)
+    receiver_conn = connect(receiver)
+    for byte in wire:
+        receiver_conn.deliver(bytes([byte]))
+    assert receiver.frames == PAYLOADS
+    assert receiver.errors == []
+    assert not receiver_conn.closed
+
+
+def test_length_prefixed_send_frame_too_long_for_the_prefix() -> None:
+    """``send_frame`` of a payload a 1-byte prefix cannot describe raises and writes nothing."""
+    sender = Frames(prefix_size=1)
+    conn = connect(sender)
+    with pytest.raises(UnencodableFrameError):
+        sender.send_frame(b"x" * 256)
+    assert conn.written == b""
+
+
+def test_length_prefixed_frame_over_the_limit_closes() -> None:
+    """A prefix announcing more than ``max_length`` calls ``frame_error`` at once (no payload sent yet)
+    after the good frames before it, and the connection closes; later data is ignored."""
+    receiver = Frames(prefix_size=2, max_length=3)
+    conn = connect(receiver)
+    conn.deliver(encode_length_prefixed(b"ok", 2) + b"\x00\x04")
+    assert receiver.frames == [b"ok"]
+    assert [type(e) for e in receiver.errors] == [FrameTooLongError]
+    assert conn.closed
+    conn.deliver(encode_length_prefixed(b"no", 2))
+    assert receiver.frames == [b"ok"]
+
+
+@given(payloads=st.lists(st.binary(max_size=30), max_size=6), rnd=st.data())
+def test_length_prefixed_any_chunking(payloads: list[bytes], rnd: st.DataObject) -> None:
+    """Whatever the chunking of the wire, the receiver gets the frames sent, in order."""
+    sender = Frames(prefix_size=1)
+    sender_conn = connect(sender)
+    for payload in payloads:
+        sender.send_frame(payload)
+    receiver = Frames(prefix_size=1)
+    receiver_conn = connect(receiver)
+    for chunk in rnd.draw(chunkings(sender_conn.take_written())):
+        receiver_conn.deliver(chunk)
+    assert receiver.frames == payloads
+
+
+def test_netstring_round_trip() -> None:
+    """Netstrings sent with ``send_frame`` and delivered byte by byte come out the same."""
+    sender = Netstrings()
+    sender_conn = connect(sender)
+    for payload in PAYLOADS:
+        sender.send_frame(payload)
+    wire = sender_conn.take_written()
+    assert wire.startswith(b"0:,1:a,")
+    receiver = Netstrings()
+    receiver_conn = connect(receiver)
+    for byte in wire:
+        receiver_conn.deliver(bytes([byte]))
+    assert receiver.frames == PAYLOADS
+    assert receiver.errors == []
+    assert not receiver_conn.closed
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [(b"x:", MalformedFrameError), (b"3:abcd", MalformedFrameError), (b"01:", MalformedFrameError)],
+)
+def test_netstring_malformed_input_closes(bad: bytes, error: type[ProtocolError]) -> None:
+    """Malformed netstring input calls ``frame_error`` after the good payloads and closes the
+    connection; data after it is ignored."""
+    receiver = Netstrings()
+    conn = connect(receiver)
+    conn.deliver(b"2:ok," + bad)
+    assert receiver.frames == [b"ok"]
+    assert [type(e) for e in receiver.errors] == [error]
+    assert conn.closed
+    conn.deliver(b"1:z,")
+    assert receiver.frames == [b"ok"]
+
+
+def test_netstring_over_the_limit_closes_before_the_payload() -> None:
+    """A netstring header over ``max_length`` is refused as soon as it is read."""
+    receiver = Netstrings(max_length=10)
+    conn = connect(receiver)
+    conn.deliver(b"11:")
+    assert [type(e) for e in receiver.errors] == [FrameTooLongError]
+    assert conn.closed
+
+
+def test_netstring_error_with_frame_error_kept_open_ignores_later_data() -> None:
+    """With a ``frame_error`` that does not close, data after the error is still never delivered."""
+
+    class Lenient(Netstrings):
+        def frame_error(self, exc: ProtocolError) -> None:
+            self.errors.append(exc)
+
+    receiver = Lenient()
+    conn = connect(receiver)
+    conn.deliver(b"1:a,:")
+    conn.deliver(b"1:b,")
+    assert receiver.frames == [b"a"]
+    assert len(receiver.errors) == 1
+    assert not conn.closed
