@@ -30,7 +30,7 @@ class Timer:
         when: float,
         callback: Callable[..., object],
         args: tuple[Any, ...],
-        queue: TimerQueue,
+        queue: TimerQueue | None,
     ) -> None:
         self._when = when
         self._callback: Callable[..., object] | None = callback

@@ -11,6 +11,8 @@
     │   └── MalformedFrameError              bytes that cannot be a frame
     ├── WriteAfterEofError (also RuntimeError)  write() after write_eof()
     ├── ClosedResourceError (also RuntimeError) using something already closed
+    ├── BusyResourceError (also RuntimeError)   a second reader or writer for an fd
+    ├── InvalidStateError (also RuntimeError)   a future's result asked too early, or set twice
     ├── NoClockError (also LookupError)         a transport offers no clock
     └── NotSettledError (also RuntimeError)     a memory pump never went quiet
 
@@ -24,8 +26,10 @@ from __future__ import annotations
 
 __all__ = [
     "ArgumentError",
+    "BusyResourceError",
     "ClosedResourceError",
     "FrameTooLongError",
+    "InvalidStateError",
     "LineTooLongError",
     "MalformedFrameError",
     "NoClockError",
@@ -83,6 +87,16 @@ class WriteAfterEofError(WeftError, RuntimeError):
 
 class ClosedResourceError(WeftError, RuntimeError):
     """An operation on something that is already closed."""
+
+
+class BusyResourceError(WeftError, RuntimeError):
+    """Something already in use was claimed again: a second reader (or writer)
+    for a file descriptor that has one.  asyncio silently replaces the first,
+    which then never hears another event; weft refuses."""
+
+
+class InvalidStateError(WeftError, RuntimeError):
+    """A future's result was asked for before it was set, or set twice."""
 
 
 class NoClockError(WeftError, LookupError):

@@ -8,6 +8,8 @@ import socket
 import pytest
 
 from weft.drivers.memory import MemoryTransport, connect
+from weft.drivers.reactor import Reactor
+from weft.drivers.runtime import Runtime
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import (
     EchoProtocol,
@@ -148,3 +150,8 @@ def test_clock_of_finds_the_clock_or_says_why_not() -> None:
     with pytest.raises(NoClockError, match="NoClock offers no clock") as caught:
         clock_of(NoClock())  # type: ignore[arg-type]
     assert isinstance(caught.value, WeftError)
+
+
+def runtime_static_check(reactor: Reactor) -> Runtime:
+    """Never run: mypy checks that the reactor is a Runtime."""
+    return reactor

@@ -9,11 +9,17 @@ the contract promises.  A driver joins the suite by adding a harness to
 
 from __future__ import annotations
 
+import importlib
+import logging
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from weft.drivers.fake_clock import FakeClock
 from weft.drivers.memory import Pump, connect_pair
+from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
 
 End = Literal["client", "server"]
@@ -35,7 +41,8 @@ class ConnectedPair(Protocol):
         """Run the driver until ``condition()`` holds; raise StuckError if it cannot."""
 
     def reset_from(self, end: End) -> None:
-        """``end`` resets the connection: its peer must see a ConnectionError."""
+        """``end`` drops the connection abruptly (an abort, a crash): its peer's
+        writes must then fail with a ConnectionError."""
 
 
 class DriverHarness(Protocol):
@@ -46,6 +53,9 @@ class DriverHarness(Protocol):
     def connect(self, client: Any, server: Any) -> ConnectedPair:
         """Connect ``client`` and ``server`` and run until both have ``connection_made``."""
         ...
+
+    def close(self) -> None:
+        """Release whatever the pairs made hold (event loops, descriptors)."""
 
 
 # ----------------------------------------------------------------- memory
@@ -101,9 +111,115 @@ class MemoryHarness:
         pair.run_until(lambda: _made(client) and _made(server))
         return pair
 
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+# ---------------------------------------------------------------- reactor
+
+
+class _ErrorLog(logging.Handler):
+    """Collects the exceptions a driver logs (it logs, rather than raises, them)."""
+
+    def __init__(self, errors: list[BaseException]) -> None:
+        super().__init__(logging.ERROR)
+        self.errors = errors
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+class ReactorPair:
+    """Two protocols over real connections on one reactor."""
+
+    def __init__(self, reactor: Reactor, client: Any, server: Any, errors: list[BaseException]) -> None:
+        self.reactor = reactor
+        self.client = client
+        self.server = server
+        self.callback_errors = errors
+
+    def run_until(self, condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
+        """Run the reactor until the condition holds, or fail after ``timeout`` seconds."""
+        if not self.reactor.run_until(condition, timeout):
+            raise StuckError(f"the condition was still false after {timeout} s")
+
+    def reset_from(self, end: End) -> None:
+        """Abort: a TCP peer gets a reset, a pipe or UNIX-socket peer EPIPE when it writes."""
+        protocol = self.client if end == "client" else self.server
+        protocol.transport.abort()
+
+
+class ReactorHarness:
+    """The reactor, over TCP or UNIX-domain sockets."""
+
+    def __init__(self, family: str) -> None:
+        self.name = f"reactor-{family}"
+        self.family = family
+        self.pairs: list[ReactorPair] = []
+        self.errors: list[BaseException] = []
+        self.log = _ErrorLog(self.errors)
+        logging.getLogger("weft").addHandler(self.log)
+        self.directory = tempfile.TemporaryDirectory(prefix="weft-conformance-")
+
+    def connect(self, client: Any, server: Any) -> ReactorPair:
+        """Listen, connect, and run until both sides have connection_made."""
+        reactor = Reactor()
+        if self.family == "tcp":
+            listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0)
+            connecting = reactor.connect_tcp(lambda: client, "127.0.0.1", listener.addresses[0][1])
+        else:
+            path = os.path.join(self.directory.name, f"s{len(self.pairs)}")
+            listener = reactor.listen_unix(lambda: server, path)
+            connecting = reactor.connect_unix(lambda: client, path)
+        pair = ReactorPair(reactor, client, server, self.errors)
+        self.pairs.append(pair)
+        pair.run_until(lambda: connecting.done() and _made(server))
+        connecting.result()
+        listener.close()
+        return pair
+
+    def close(self) -> None:
+        """Abort what a test left open, let it end, close the reactors."""
+        logging.getLogger("weft").removeHandler(self.log)
+        for pair in self.pairs:
+            _abort_and_close(pair)
+        self.directory.cleanup()
+
 
 def _made(protocol: Any) -> bool:
     return not isinstance(protocol, RecordingProtocol) or protocol.made
 
 
-HARNESSES: dict[str, Callable[[], DriverHarness]] = {"memory": MemoryHarness}
+def _abort_and_close(pair: ReactorPair) -> None:
+    """Abort both ends, run until their connection_lost has run, close the reactor."""
+    reactor = pair.reactor
+    transports = [
+        protocol.transport for protocol in (pair.client, pair.server) if hasattr(protocol, "transport")
+    ]
+    for transport in transports:
+        transport.abort()
+    reactor.run_until(lambda: all(t._lost for t in transports) and not reactor._ready, 5)
+    reactor.close()
+
+
+HARNESSES: dict[str, Callable[[], DriverHarness]] = {
+    "memory": MemoryHarness,
+    "reactor-tcp": lambda: ReactorHarness("tcp"),
+    "reactor-unix": lambda: ReactorHarness("unix"),
+}
+
+
+def _discover() -> None:
+    """Add the harnesses of every ``harness_*.py`` module beside this one.
+
+    A driver joins the suite by adding such a module with its own
+    ``HARNESSES`` dict; nothing here needs editing.
+    """
+    package = Path(__file__).parent
+    for path in sorted(package.glob("harness_*.py")):
+        module = importlib.import_module(f"tests.conformance.{path.stem}")
+        HARNESSES.update(module.HARNESSES)
+
+
+_discover()

@@ -8,7 +8,7 @@ real event loop as on the memory pump.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,9 +21,11 @@ MIB = 1024 * KIB
 
 
 @pytest.fixture(params=sorted(HARNESSES))
-def harness(request: pytest.FixtureRequest) -> DriverHarness:
+def harness(request: pytest.FixtureRequest) -> Iterator[DriverHarness]:
     """Each driver in turn."""
-    return HARNESSES[request.param]()
+    made = HARNESSES[request.param]()
+    yield made
+    made.close()
 
 
 def connect(
@@ -398,13 +400,21 @@ def test_a_closed_transport_stays_closed(harness: DriverHarness) -> None:
 # ---------------------------------------------------------------- errors
 
 
-def test_a_reset_reaches_connection_lost(harness: DriverHarness) -> None:
-    """When the peer resets the connection, connection_lost gets a ConnectionError."""
-    pair, client, server = connect(harness)
+def test_a_vanished_peer_reaches_connection_lost_as_an_error(harness: DriverHarness) -> None:
+    """When the peer drops the connection abruptly (an abort: a reset over TCP),
+    a side that keeps writing to it gets connection_lost with a ConnectionError."""
+    pair, client, server = connect(harness, keep_open_on_eof=True)
     client.transport.write(b"hello")
     pair.run_until(lambda: server.received == b"hello")
     pair.reset_from("client")
-    pair.run_until(lambda: server.lost)
+    pair.run_until(lambda: client.lost)
+
+    def server_gave_up() -> bool:
+        if not server.lost and not server.transport.is_closing():
+            server.transport.write(b"are you there?")
+        return server.lost
+
+    pair.run_until(server_gave_up)
     assert isinstance(server.lost_exc, ConnectionError)
     assert server.count("connection_lost") == 1
 

@@ -1,0 +1,12 @@
+"""The callback reactor: weft's default driver.
+
+A single-threaded event loop over the operating system's best readiness API
+(epoll on Linux), with transports for TCP and UNIX sockets, pipes, stdio,
+subprocesses and PTYs.  See ``docs/reactor.md``.
+"""
+
+from weft.drivers.reactor.loop import Reactor
+from weft.drivers.reactor.sockets import Listener
+from weft.drivers.reactor.stream import StreamTransport
+
+__all__ = ["Listener", "Reactor", "StreamTransport"]

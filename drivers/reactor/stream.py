@@ -1,0 +1,424 @@
+"""The reactor's byte-stream transport: over a socket, a pair of pipes, or a PTY.
+
+One class for all three, since they differ only in which system calls move
+the bytes (``recv``/``send``/``sendmsg`` on a socket, ``read``/``write``/
+``writev`` on pipes and PTYs, which cannot ``recv``) and in how the write side
+half-closes.  Those calls are bound once, at construction, so the hot path
+never asks what kind of file it is on.
+
+The write path tries to send at once when nothing is queued, and only when
+the kernel takes less than everything does it queue the rest and ask the
+poller for write readiness.  Reads are 64 KiB: big enough for bulk transfer,
+and under glibc's mmap threshold (128 KiB), so reading never costs an
+mmap/munmap pair (asyncio's 256 KiB reads do, until the first such buffer
+is freed whole).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable
+from functools import partial
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from weft.drivers.connection_clock import ConnectionClock
+from weft.drivers.flow_control import WriteFlowControl
+from weft.protocols.errors import WriteAfterEofError
+
+if TYPE_CHECKING:
+    from weft.drivers.reactor.loop import Reactor
+
+__all__ = ["READ_SIZE", "StreamTransport"]
+
+logger = logging.getLogger("weft.reactor")
+
+#: Bytes asked for per read.
+READ_SIZE = 64 * 1024
+
+# sendmsg and writev take at most this many buffers (Linux's IOV_MAX).
+_MAX_BUFFERS = 1024
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)
+
+
+class StreamTransport:
+    """A :class:`weft.protocols.contract.Transport` driven by a :class:`Reactor`.
+
+    Made by the reactor (``listen_tcp``, ``connect_tcp``, ``connect_pipes``,
+    ``spawn_process``...), never by applications.
+    """
+
+    def __init__(
+        self,
+        reactor: Reactor,
+        protocol: Any,
+        *,
+        read_fd: int,
+        write_fd: int,
+        recv: Callable[[int], bytes],
+        send: Callable[[Any], int],
+        sendv: Callable[[list[Any]], int],
+        extra: dict[str, Any],
+        close: Callable[[], None],
+        half_close: Callable[[], None] | None,
+        reset: Callable[[], None] | None = None,
+        eio_is_eof: bool = False,
+    ) -> None:
+        self._reactor = reactor
+        self._protocol = protocol
+        self._read_fd = read_fd
+        self._write_fd = write_fd
+        self._recv = recv
+        self._send = send
+        self._sendv = sendv
+        self._close_files = close
+        self._half_close = half_close
+        self._reset = reset
+        # A PTY's master reads EIO once the other side is gone: that is EOF.
+        self._eio_is_eof = eio_is_eof
+        self._extra = {**extra, "clock": ConnectionClock(reactor, self._run_callback)}
+        self._flow = WriteFlowControl()
+        self._buffer: deque[bytes | memoryview] = deque()
+        self._buffer_size = 0
+        self._reading_paused = False
+        self._closing = False  # close() or abort() called, or connection lost
+        self._eof_written = False  # write_eof() called
+        self._eof_received = False
+        self._lost = False
+        self._reset_on_close = False
+        #: Called with this transport once the connection is lost.
+        self.on_lost: list[Callable[[StreamTransport], object]] = []
+
+    # --------------------------------------------------------------- start
+
+    def start(self) -> None:
+        """Call ``connection_made``, then start reading (unless it paused)."""
+        try:
+            self._protocol.connection_made(self)
+        except Exception as exc:
+            self._callback_failed(exc)
+            return
+        if not self._closing and not self._reading_paused:
+            self._reactor._set_reader(self._read_fd, self._read_ready, self)
+
+    # ------------------------------------------------------- BaseTransport
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``"socket"``, ``"peername"``, ``"sockname"``, ``"clock"``, ``"pipe"``..."""
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        """True once ``close()`` or ``abort()`` was called or the connection was lost."""
+        return self._closing
+
+    def close(self) -> None:
+        """Flush, then close; ``connection_lost(None)`` follows on a later turn."""
+        if self._closing:
+            return
+        self._closing = True
+        self._stop_reading()
+        if not self._buffer:
+            self._finish(None)
+
+    def set_protocol(self, protocol: Any) -> None:
+        """Hand the connection to ``protocol``."""
+        self._protocol = protocol
+
+    def get_protocol(self) -> Any:
+        """The protocol attached."""
+        return self._protocol
+
+    # ------------------------------------------------------- ReadTransport
+
+    def is_reading(self) -> bool:
+        """Whether data is delivered (not paused, not closing)."""
+        return not self._reading_paused and not self._closing
+
+    def pause_reading(self) -> None:
+        """Stop reading; the kernel's buffers and flow control slow the peer."""
+        if self._closing or self._reading_paused:
+            return
+        self._reading_paused = True
+        self._stop_reading()
+
+    def resume_reading(self) -> None:
+        """Read again."""
+        if self._closing or not self._reading_paused:
+            return
+        self._reading_paused = False
+        if not self._eof_received:
+            self._reactor._set_reader(self._read_fd, self._read_ready, self)
+
+    # ------------------------------------------------------ WriteTransport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` now if the kernel takes it, else queue the rest."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytearray, memoryview)):
+                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
+            data = bytes(data)  # the caller may change it later
+        if self._eof_written:
+            raise WriteAfterEofError("write() after write_eof()")
+        if not data or self._closing:
+            return
+        if self._buffer:
+            self._buffer.append(data)
+            self._buffer_size += len(data)
+        else:
+            try:
+                sent = self._send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._force_close(exc)
+                return
+            if sent == len(data):
+                return
+            rest = memoryview(data)[sent:]
+            self._buffer.append(rest)
+            self._buffer_size = len(rest)
+            self._reactor._set_writer(self._write_fd, self._write_ready, self)
+        if self._flow.should_pause(self._buffer_size):
+            self._protocol.pause_writing()
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write the pieces in order, as one write."""
+        self.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        """Half-close once the queue is sent."""
+        if self._closing or self._eof_written:
+            return
+        if self._half_close is None:
+            raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
+        self._eof_written = True
+        if not self._buffer:
+            self._half_close()
+
+    def can_write_eof(self) -> bool:
+        """Sockets and pipe pairs can half-close; a PTY cannot."""
+        return self._half_close is not None
+
+    def abort(self) -> None:
+        """Drop the queue and close now; a TCP peer gets a reset."""
+        if self._lost:
+            return
+        self._reset_on_close = True
+        self._force_close(None)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Set the water marks (asyncio's defaults and rules)."""
+        self._flow.set_limits(high, low)
+        if self._flow.should_pause(self._buffer_size):
+            self._protocol.pause_writing()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``."""
+        return self._flow.limits()
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes queued and not yet taken by the kernel."""
+        return self._buffer_size
+
+    def __repr__(self) -> str:
+        state = "lost" if self._lost else "closing" if self._closing else "open"
+        return f"<StreamTransport fd={self._read_fd}/{self._write_fd} {state} buffered={self._buffer_size}>"
+
+    # ---------------------------------------------------- readiness events
+
+    def _read_ready(self) -> None:
+        try:
+            data = self._recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if self._eio_is_eof and exc.errno == errno.EIO:
+                self._eof()
+            else:
+                self._force_close(exc)
+            return
+        if data:
+            self._protocol.data_received(data)
+        else:
+            self._eof()
+
+    def _write_ready(self) -> None:
+        buffer = self._buffer
+        try:
+            if len(buffer) == 1:
+                sent = self._send(buffer[0])
+            else:
+                sent = self._sendv(list(islice(buffer, _MAX_BUFFERS)))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._force_close(exc)
+            return
+        self._buffer_size -= sent
+        while sent:
+            head = buffer[0]
+            if len(head) <= sent:
+                buffer.popleft()
+                sent -= len(head)
+            else:
+                buffer[0] = memoryview(head)[sent:]
+                sent = 0
+        if self._flow.should_resume(self._buffer_size):
+            self._protocol.resume_writing()
+        if buffer or self._lost:
+            return
+        self._reactor._set_writer(self._write_fd, None, self)
+        if self._closing:
+            self._finish(None)
+        elif self._eof_written and self._half_close is not None:
+            self._half_close()
+
+    def _eof(self) -> None:
+        self._eof_received = True
+        self._stop_reading()
+        if not self._protocol.eof_received():
+            self.close()
+
+    # ------------------------------------------------------------- endings
+
+    def _run_callback(self, callback: Callable[..., object], args: tuple[Any, ...]) -> object:
+        """Run a protocol timer; if it raises, log and end this connection."""
+        try:
+            return callback(*args)
+        except Exception as exc:
+            self._callback_failed(exc)
+            return None
+
+    def _callback_failed(self, exc: Exception) -> None:
+        """A protocol callback raised: log it and end this connection with it."""
+        logger.error("exception in a callback of %r; closing %r", self._protocol, self, exc_info=exc)
+        self._reset_on_close = True
+        self._force_close(exc)
+
+    def _stop_reading(self) -> None:
+        self._reactor._set_reader(self._read_fd, None, self)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """End at once (an error, an abort): drop the queue, connection_lost(exc) soon."""
+        if self._lost:
+            return
+        self._buffer.clear()
+        self._buffer_size = 0
+        self._closing = True
+        self._stop_reading()
+        self._reactor._set_writer(self._write_fd, None, self)
+        self._finish(exc)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        self._lost = True
+        self._reactor.call_soon(self._connection_lost, exc)
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            if self._reset_on_close and self._reset is not None:
+                self._reset()
+            self._close_files()
+            for callback in self.on_lost:
+                callback(self)
+            self.on_lost.clear()
+
+
+# ------------------------------------------------------------ constructors
+
+
+def socket_transport(
+    reactor: Reactor, protocol: Any, sock: socket.socket, extra: dict[str, Any]
+) -> StreamTransport:
+    """A transport over a connected, non-blocking stream socket."""
+    fd = sock.fileno()
+    info = {"socket": sock, "sockname": _name(sock.getsockname), "peername": _name(sock.getpeername), **extra}
+
+    def half_close() -> None:
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the peer is gone; reading will tell
+
+    def reset() -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.fileno() >= 0:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+
+    return StreamTransport(
+        reactor,
+        protocol,
+        read_fd=fd,
+        write_fd=fd,
+        recv=sock.recv,
+        send=sock.send,
+        sendv=sock.sendmsg,
+        extra=info,
+        close=sock.close,
+        half_close=half_close,
+        reset=reset,
+    )
+
+
+def pipe_transport(
+    reactor: Reactor,
+    protocol: Any,
+    read_fd: int,
+    write_fd: int,
+    *,
+    extra: dict[str, Any],
+    close_fds: bool = True,
+    pty: bool = False,
+) -> StreamTransport:
+    """A transport reading ``read_fd`` and writing ``write_fd`` (the same fd for a PTY).
+
+    The fds are made non-blocking.  With ``close_fds`` they are closed when
+    the connection ends.  A separate write fd half-closes by closing it.
+    """
+    for fd in {read_fd, write_fd}:
+        os.set_blocking(fd, False)
+    written = {"closed": False}
+
+    def half_close() -> None:
+        if not written["closed"]:
+            written["closed"] = True
+            if close_fds:
+                os.close(write_fd)
+
+    def close() -> None:
+        for fd in {read_fd, write_fd}:
+            if fd == write_fd and written["closed"]:
+                continue
+            if close_fds:
+                os.close(fd)
+            else:
+                os.set_blocking(fd, True)
+
+    return StreamTransport(
+        reactor,
+        protocol,
+        read_fd=read_fd,
+        write_fd=write_fd,
+        recv=partial(os.read, read_fd),
+        send=partial(os.write, write_fd),
+        sendv=partial(os.writev, write_fd),
+        extra={"pipe": (read_fd, write_fd), **extra},
+        close=close,
+        half_close=None if pty or read_fd == write_fd else half_close,
+        eio_is_eof=pty,
+    )
+
+
+def _name(getter: Callable[[], Any]) -> Any:
+    try:
+        return getter()
+    except OSError:
+        return None
