@@ -58,6 +58,18 @@ def _reactor() -> Runtime:
     return Reactor()
 
 
+def _asyncio() -> Runtime:
+    from weft.drivers.asyncio_driver import AsyncioRuntime
+
+    return AsyncioRuntime()
+
+
+def _uvloop() -> Runtime:
+    from weft.drivers.asyncio_driver import AsyncioRuntime
+
+    return AsyncioRuntime.with_uvloop()
+
+
 #: Every driver, in the order ``weft drivers`` lists them.
 DRIVERS: dict[str, DriverInfo] = {
     "reactor": DriverInfo(
@@ -66,6 +78,20 @@ DRIVERS: dict[str, DriverInfo] = {
         (),
         None,
         _reactor,
+    ),
+    "asyncio": DriverInfo(
+        "asyncio",
+        "asyncio's default event loop, through weft's adapter",
+        (),
+        None,
+        _asyncio,
+    ),
+    "uvloop": DriverInfo(
+        "uvloop",
+        "uvloop (libuv) through weft's asyncio adapter",
+        ("uvloop",),
+        "uvloop",
+        _uvloop,
     ),
 }
 

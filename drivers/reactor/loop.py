@@ -28,14 +28,15 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import FrameType
 from typing import Any, Protocol, TypeVarTuple, Unpack
 
 from weft.drivers.futures import Future
-from weft.drivers.reactor import sockets, stream
+from weft.drivers.reactor import pipes, process, sockets
 from weft.drivers.reactor.pollers import ERROR, HANGUP, READABLE, WRITABLE, Poller, best_poller
+from weft.drivers.reactor.process import Process, Stderr
 from weft.drivers.reactor.sockets import Listener
 from weft.drivers.reactor.stream import StreamTransport
 from weft.drivers.timers import Timer, TimerQueue
@@ -74,6 +75,10 @@ class Reactor:
         self._writers: dict[int, Callable[[], object]] = {}
         self._owners: dict[int, FdOwner] = {}
         self._masks: dict[int, int] = {}
+        # fd -> mask, for fds the poller refuses (see _watch).
+        self._always_ready: dict[int, int] = {}
+        # Children whose exit is still to be learned (see close).
+        self._processes: set[Process] = set()
         self._timers = TimerQueue()
         self._ready: deque[Timer] = deque()
         self._running = False
@@ -180,20 +185,38 @@ class Reactor:
         if mask == old:
             return
         if not old:
-            self._poller.register(fd, mask)
+            self._watch(fd, mask)
             if owner is not None:
                 self._owners[fd] = owner
         elif not mask:
             # Nothing to wait for: leave the poller entirely, or a hang-up
             # (always reported) would wake the loop for nothing, forever.
-            self._poller.unregister(fd)
+            self._unwatch(fd)
             self._owners.pop(fd, None)
+        elif fd in self._always_ready:
+            self._always_ready[fd] = mask
         else:
             self._poller.modify(fd, mask)
         if mask:
             self._masks[fd] = mask
         else:
             del self._masks[fd]
+
+    # ------------------------------------------- fds the poller refuses
+
+    def _watch(self, fd: int, mask: int) -> None:
+        try:
+            self._poller.register(fd, mask)
+        except PermissionError:
+            # epoll refuses what cannot block (a regular file, /dev/null:
+            # EPERM).  poll(2) calls such a file always ready; so does the
+            # loop: its callbacks run every turn, without sleeping, until
+            # removed (a transport removes its reader at EOF or pause).
+            self._always_ready[fd] = mask
+
+    def _unwatch(self, fd: int) -> None:
+        if self._always_ready.pop(fd, None) is None:
+            self._poller.unregister(fd)
 
     # ------------------------------------------------------------ running
 
@@ -253,16 +276,20 @@ class Reactor:
         poll = self._poller.poll
         readers, writers = self._readers, self._writers
         ready, timers = self._ready, self._timers
+        always_ready = self._always_ready
         monotonic = time.monotonic
         while not self._stopping:
             if self._after_turn is not None and self._after_turn():
                 break
-            if ready:
+            if ready or always_ready:
                 timeout = 0.0
             else:
                 deadline = timers.next_deadline()
                 timeout = -1.0 if deadline is None else max(deadline - monotonic(), 0.0)
-            for fd, mask in poll(timeout):
+            events = poll(timeout)
+            if always_ready:
+                events += always_ready.items()
+            for fd, mask in events:
                 if mask & _READ_EVENTS:
                     reader = readers.get(fd)
                     if reader is not None:
@@ -332,12 +359,36 @@ class Reactor:
         """Run a protocol over two pipe ends (or any fds that read() and write()).
 
         ``connection_made`` runs now.  The fds are made non-blocking; with
-        ``close_fds`` they are closed when the connection ends.  ``write_eof``
-        closes ``write_fd`` (a pipe signals EOF no other way).
+        ``close_fds`` they are closed when the connection ends, without it
+        they are left open in the blocking mode they had.  ``write_eof``
+        closes ``write_fd`` (a pipe signals EOF no other way; without
+        ``close_fds``, /dev/null takes its number).  Regular files and
+        /dev/null work too.  See :mod:`weft.drivers.reactor.pipes`.
         """
-        transport = stream.pipe_transport(self, factory(), read_fd, write_fd, extra={}, close_fds=close_fds)
-        transport.start()
-        return transport
+        return pipes.connect_pipes(self, factory, read_fd, write_fd, close_fds=close_fds)
+
+    def connect_stdio(self, factory: Callable[[], Any]) -> StreamTransport:
+        """Run a protocol over this process's stdin and stdout (one connection, inetd style).
+
+        When the connection ends both are released: pointed at /dev/null,
+        which closes the streams (the peer sees EOF) and keeps fds 0 and 1
+        taken.  See :func:`weft.drivers.reactor.pipes.connect_stdio`.
+        """
+        return pipes.connect_stdio(self, factory)
+
+    def spawn_process(
+        self,
+        factory: Callable[[], Any],
+        args: Sequence[str | os.PathLike[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        stderr: Stderr | Callable[[], Any] | None = None,
+        pty: bool = False,
+    ) -> Process:
+        """Start a child with a protocol on its stdin and stdout (or a PTY); see
+        :func:`~weft.drivers.reactor.process.spawn_process`."""
+        return process.spawn_process(self, factory, args, env=env, cwd=cwd, stderr=stderr, pty=pty)
 
     # ------------------------------------------------------------ signals
 
@@ -371,6 +422,8 @@ class Reactor:
             raise RuntimeError("cannot close a running reactor")
         if self._closed:
             return
+        for child in list(self._processes):
+            child._detach()
         for signum in list(self._signals):
             self.remove_signal_handler(signum)
         self._set_reader(self._wake_read, None, None)

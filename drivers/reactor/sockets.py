@@ -15,13 +15,19 @@ import ipaddress
 import logging
 import os
 import socket
-import stat
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers.futures import Future
 from weft.drivers.reactor.stream import StreamTransport, socket_transport
+from weft.drivers.socket_binding import (
+    DEFAULT_BACKLOG,
+    bind_tcp,
+    bind_unix,
+    remove_socket_file,
+    unique_addresses,
+)
 from weft.drivers.timers import Timer
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError
@@ -90,11 +96,13 @@ class Listener:
         for sock in self.sockets:
             self._reactor._set_reader(sock.fileno(), None, None)
             if sock.family == socket.AF_UNIX:
-                _remove_socket_file(sock.getsockname())
+                remove_socket_file(sock.getsockname())
             sock.close()
 
     def _accept(self, listening: socket.socket) -> None:
         for _ in range(_ACCEPT_BATCH):
+            if self._closed:  # a protocol factory may close the listener
+                return
             try:
                 sock, _address = listening.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
@@ -154,87 +162,26 @@ def listen_tcp(
     host: str | None = "127.0.0.1",
     port: int = 0,
     *,
-    backlog: int = 1024,
+    backlog: int = DEFAULT_BACKLOG,
 ) -> Listener:
     """Listen on every address ``host`` resolves to (all interfaces for ``None``
     or ``""``), IPv4 and IPv6 alike; port 0 picks a free one.
 
     Errors (a port in use, an unknown host) raise at once, as ``OSError``.
     """
-    infos = socket.getaddrinfo(
-        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE | socket.AI_ADDRCONFIG
-    )
-    sockets: list[socket.socket] = []
-    try:
-        for family, kind, proto, _name, address in _unique(infos):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                # One socket per family: without this, binding :: would take
-                # the IPv4 port too and the 0.0.0.0 socket would fail.
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
-                # The same free port for every address.
-                address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
-            sock.listen(backlog)
-            sock.setblocking(False)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    return Listener(reactor, factory, sockets)
+    return Listener(reactor, factory, bind_tcp(host, port, backlog=backlog))
 
 
-def listen_unix(reactor: Reactor, factory: ProtocolFactory, path: str, *, backlog: int = 1024) -> Listener:
+def listen_unix(
+    reactor: Reactor, factory: ProtocolFactory, path: str, *, backlog: int = DEFAULT_BACKLOG
+) -> Listener:
     """Listen on a UNIX-domain socket at ``path``.
 
-    A stale socket file left by a dead server is replaced; any other file at
-    ``path`` is an error (``FileExistsError``), never overwritten.
+    A stale socket file left by a dead server is replaced; a live one is
+    ``OSError(EADDRINUSE)``; any other file at ``path`` is ``FileExistsError``,
+    never overwritten.
     """
-    _remove_socket_file(path, only_stale=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(path)
-        sock.listen(backlog)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return Listener(reactor, factory, [sock])
-
-
-def _unique(infos: list[Any]) -> list[Any]:
-    seen, unique = set(), []
-    for info in infos:
-        key = (info[0], info[4][:2])
-        if key not in seen:
-            seen.add(key)
-            unique.append(info)
-    return unique
-
-
-def _remove_socket_file(path: str, *, only_stale: bool = False) -> None:
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        if only_stale:
-            raise FileExistsError(errno.EEXIST, "a file that is not a socket is in the way", path)
-        return
-    if only_stale:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            pass  # nobody listening: stale
-        else:
-            raise OSError(errno.EADDRINUSE, "a server is listening there", path)
-        finally:
-            probe.close()
-    os.unlink(path)
+    return Listener(reactor, factory, [bind_unix(path, backlog=backlog)])
 
 
 # -------------------------------------------------------------- connecting
@@ -301,7 +248,7 @@ class _Connect:
             except OSError as exc:
                 self.reactor.call_soon_threadsafe(self.fail, exc)
             else:
-                found = [(info[0], info[4]) for info in _unique(infos)]
+                found = [(info[0], info[4]) for info in unique_addresses(infos)]
                 self.reactor.call_soon_threadsafe(self.try_addresses, found)
 
         threading.Thread(target=lookup, name=f"weft-resolve-{host}", daemon=True).start()

@@ -19,12 +19,10 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import os
 import socket
 import struct
 from collections import deque
 from collections.abc import Callable, Iterable
-from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -365,55 +363,6 @@ def socket_transport(
         close=sock.close,
         half_close=half_close,
         reset=reset,
-    )
-
-
-def pipe_transport(
-    reactor: Reactor,
-    protocol: Any,
-    read_fd: int,
-    write_fd: int,
-    *,
-    extra: dict[str, Any],
-    close_fds: bool = True,
-    pty: bool = False,
-) -> StreamTransport:
-    """A transport reading ``read_fd`` and writing ``write_fd`` (the same fd for a PTY).
-
-    The fds are made non-blocking.  With ``close_fds`` they are closed when
-    the connection ends.  A separate write fd half-closes by closing it.
-    """
-    for fd in {read_fd, write_fd}:
-        os.set_blocking(fd, False)
-    written = {"closed": False}
-
-    def half_close() -> None:
-        if not written["closed"]:
-            written["closed"] = True
-            if close_fds:
-                os.close(write_fd)
-
-    def close() -> None:
-        for fd in {read_fd, write_fd}:
-            if fd == write_fd and written["closed"]:
-                continue
-            if close_fds:
-                os.close(fd)
-            else:
-                os.set_blocking(fd, True)
-
-    return StreamTransport(
-        reactor,
-        protocol,
-        read_fd=read_fd,
-        write_fd=write_fd,
-        recv=partial(os.read, read_fd),
-        send=partial(os.write, write_fd),
-        sendv=partial(os.writev, write_fd),
-        extra={"pipe": (read_fd, write_fd), **extra},
-        close=close,
-        half_close=None if pty or read_fd == write_fd else half_close,
-        eio_is_eof=pty,
     )
 
 

@@ -1,0 +1,207 @@
+"""TCP and UNIX-domain sockets on asyncio: listening and connecting.
+
+Listening binds at once, in :mod:`weft.drivers.socket_binding`, so errors
+raise from the call; asyncio's ``create_server`` then takes the bound
+sockets over on the loop (connections that arrive before it runs wait in
+the kernel's backlog).  Connecting runs asyncio's ``create_connection`` in
+a task and reports through a weft :class:`~weft.drivers.futures.Future`,
+with the reactor's errors: ``ConnectionRefusedError`` and the rest with the
+address in the message, ``TimeoutError`` when ``timeout`` passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from weft.drivers.asyncio_transport import AsyncioTransport
+from weft.drivers.futures import Future
+from weft.drivers.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix, remove_socket_file
+from weft.protocols.contract import Transport
+from weft.protocols.errors import ArgumentError, ClosedResourceError
+
+if TYPE_CHECKING:
+    from weft.drivers.asyncio_driver import AsyncioRuntime
+
+__all__ = ["AsyncioListener", "connect_tcp", "connect_unix", "listen_tcp", "listen_unix"]
+
+ProtocolFactory = Callable[[], Any]
+#: Opens a connection for the asyncio protocol factory it is given.
+_Opener = Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]]
+
+
+class AsyncioListener:
+    """Sockets accepting connections for one protocol factory, served by asyncio.
+
+    Conforms to :class:`weft.drivers.runtime.ListenerLike`.
+    """
+
+    def __init__(
+        self, runtime: AsyncioRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
+    ) -> None:
+        self._runtime = runtime
+        self._factory = factory
+        #: The listening sockets (asyncio's servers take them over).
+        self.sockets = sockets
+        # Kept: a closed socket no longer knows its name.
+        self._addresses = [sock.getsockname() for sock in sockets]
+        #: The transports of the connections accepted and still open.
+        self.connections: set[AsyncioTransport] = set()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._closed = False
+        self._task = runtime._spawn(self._serve())
+
+    @property
+    def addresses(self) -> list[Any]:
+        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
+        return list(self._addresses)
+
+    @property
+    def port(self) -> int:
+        """The TCP port (the real one when 0 was asked for)."""
+        for address in self._addresses:
+            if isinstance(address, tuple):
+                return int(address[1])
+        raise ArgumentError("not a TCP listener")
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop accepting; open connections are left alone."""
+        if self._closed:
+            return
+        self._closed = True
+        self._task.cancel()
+        for server in self._servers:
+            server.close()
+        for sock, address in zip(self.sockets, self._addresses, strict=True):
+            if sock.family == socket.AF_UNIX and isinstance(address, str) and address:
+                remove_socket_file(address)
+            sock.close()
+        self._runtime._listeners.discard(self)
+
+    async def _serve(self) -> None:
+        loop = self._runtime.loop
+        for sock in self.sockets:
+            server: asyncio.AbstractServer
+            if sock.family == socket.AF_UNIX:
+                server = await loop.create_unix_server(self._accepted, sock=sock, backlog=DEFAULT_BACKLOG)
+            else:
+                server = await loop.create_server(self._accepted, sock=sock, backlog=DEFAULT_BACKLOG)
+            self._servers.append(server)
+
+    def _accepted(self) -> asyncio.Protocol:
+        """A connection came in: its weft transport, and the asyncio side of it."""
+        transport = self._runtime._new_transport(self._factory)
+        transport.on_made.append(self.connections.add)
+        transport.on_lost.append(self.connections.discard)
+        return transport.side("both")
+
+
+# --------------------------------------------------------------- listening
+
+
+def listen_tcp(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, host: str | None = "127.0.0.1", port: int = 0
+) -> AsyncioListener:
+    """Listen on every address ``host`` resolves to; see :func:`~weft.drivers.socket_binding.bind_tcp`."""
+    return _listen(runtime, factory, bind_tcp(host, port))
+
+
+def listen_unix(runtime: AsyncioRuntime, factory: ProtocolFactory, path: str) -> AsyncioListener:
+    """Listen on a UNIX-domain socket at ``path``; see :func:`~weft.drivers.socket_binding.bind_unix`."""
+    return _listen(runtime, factory, [bind_unix(path)])
+
+
+def _listen(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
+) -> AsyncioListener:
+    try:
+        listener = AsyncioListener(runtime, factory, sockets)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    runtime._listeners.add(listener)
+    return listener
+
+
+# -------------------------------------------------------------- connecting
+
+
+def connect_tcp(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, host: str, port: int, *, timeout: float
+) -> Future[Transport]:
+    """Connect to ``host:port`` (asyncio tries each address it resolves to)."""
+    loop = runtime.loop
+    return _connect(
+        runtime, factory, f"{host}:{port}", timeout, lambda side: loop.create_connection(side, host, port)
+    )
+
+
+def connect_unix(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, path: str, *, timeout: float
+) -> Future[Transport]:
+    """Connect to the UNIX-domain socket at ``path``."""
+    loop = runtime.loop
+    return _connect(runtime, factory, path, timeout, lambda side: loop.create_unix_connection(side, path))
+
+
+def _connect(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, target: str, timeout: float, open_: _Opener
+) -> Future[Transport]:
+    if timeout != timeout:
+        raise ArgumentError("timeout is NaN")
+    result: Future[Transport] = Future(runtime.call_soon)
+    # The factory runs once connected, as on the reactor; if it raises, the
+    # future says so (nobody else would see it: no log).
+    transport = runtime._new_transport(factory, log_factory_errors=False)
+
+    async def attempt() -> None:
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                await open_(lambda: transport.side("both"))
+        except TimeoutError as exc:
+            if scope.expired():
+                result.set_exception(
+                    TimeoutError(errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s")
+                )
+            else:
+                result.set_exception(_in_context(exc, target))
+        except OSError as exc:
+            result.set_exception(_in_context(exc, target))
+        except Exception as exc:
+            result.set_exception(exc)
+        else:
+            if transport._made:
+                result.set_result(transport)
+            else:  # the protocol factory raised
+                result.set_exception(transport._error or ConnectionError(f"cannot connect to {target}"))
+
+    def settled(_task: asyncio.Task[None]) -> None:
+        # Cancelled by the runtime's close(), perhaps before it ever started.
+        if not result.done():
+            result.set_exception(ClosedResourceError(f"cannot connect to {target}: the runtime was closed"))
+
+    runtime._spawn(attempt()).add_done_callback(settled)
+    return result
+
+
+def _in_context(exc: OSError, target: str) -> OSError:
+    """``exc`` with the address in its message, and the same class (ConnectionRefusedError...).
+
+    A name that does not resolve stays the ``socket.gaierror`` it is.
+    """
+    if isinstance(exc, socket.gaierror):
+        return exc
+    if exc.errno is None:  # asyncio's "Multiple exceptions: ..." for several addresses
+        return OSError(f"cannot connect to {target}: {exc}")
+    # OSError(errno, ...) builds the matching subclass.
+    return OSError(exc.errno, f"cannot connect to {target}: {exc.strerror}")

@@ -1,0 +1,313 @@
+"""Serving a protocol until told to stop, then stopping gracefully.
+
+``serve(EchoProtocol)`` is a whole server: it listens (on 127.0.0.1:8000
+unless told otherwise), says so with one line on stderr
+(``listening on 127.0.0.1:8000``), and runs until SIGINT or SIGTERM.  Then it
+stops gracefully:
+
+1. it stops accepting (the listening sockets close at once, so a new client is
+   refused rather than left waiting);
+2. it lets the open connections finish, for up to ``grace`` seconds;
+3. it aborts whatever is still open, and returns.
+
+A second SIGINT or SIGTERM cuts the grace period short.  :func:`serve` works
+through the :class:`~weft.drivers.runtime.Runtime` interface only, so it runs
+on every driver; :class:`Server` is the same machinery on a runtime the caller
+owns.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from weft.drivers.registry import open_runtime
+from weft.drivers.runtime import ListenerLike, ProtocolFactory, Runtime
+from weft.drivers.stdio import STDIN, STDOUT, blocking_modes_restored
+from weft.protocols.contract import Transport
+from weft.protocols.errors import ArgumentError
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "Server",
+    "announce",
+    "format_address",
+    "in_context",
+    "serve",
+]
+
+logger = logging.getLogger("weft.serve")
+
+#: Where a server listens unless told otherwise: loopback only, so that
+#: trying weft out never opens a port to the network.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+#: Seconds open connections get to finish once a stop is asked for.  Under
+#: the ten seconds ``docker stop`` and most supervisors wait before SIGKILL,
+#: so the server, not the supervisor, ends the stragglers.
+DEFAULT_GRACE = 5.0
+
+# Once aborted, connections need only a turn or two to report their end.
+_ABORT_WAIT = 1.0
+
+
+def format_address(address: Any) -> str:
+    """``127.0.0.1:8000``, ``[::1]:8000``, or a UNIX socket's path."""
+    if isinstance(address, tuple):
+        host, port = str(address[0]), address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(address, bytes):
+        return repr(address)
+    text = str(address)
+    # An abstract UNIX address starts with a NUL byte, which no terminal shows.
+    return repr(text) if text.startswith("\0") else text
+
+
+class Server:
+    """Serves one protocol factory on a runtime, and stops it gracefully.
+
+    Open endpoints with :meth:`listen_tcp`, :meth:`listen_unix` or
+    :meth:`serve_pipes`, then :meth:`run`.  :meth:`stop` (from the runtime's
+    thread: a callback, a timer, or a signal handler set with the runtime's
+    ``add_signal_handler``) makes :meth:`run` stop gracefully and return.
+    """
+
+    def __init__(self, runtime: Runtime, factory: ProtocolFactory, *, grace: float = DEFAULT_GRACE) -> None:
+        self.runtime = runtime
+        self.factory = factory
+        self.grace = _checked_grace(grace)
+        #: The listening endpoints, in the order they were opened.
+        self.listeners: list[ListenerLike] = []
+        self._pipes: list[_PipeConnection] = []
+        self._stopping = False
+        self._hurry = False
+        # Its last pipe connection ended: nobody asked it to stop.
+        self._ended_by_itself = False
+
+    # ------------------------------------------------------------ endpoints
+
+    def listen_tcp(self, host: str | None = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ListenerLike:
+        """Accept TCP connections (``host`` ``None`` or ``""``: every interface; port 0: a free one).
+
+        A port in use or an unknown host raises ``OSError`` at once, with the
+        address in the message.
+        """
+        where = format_address((host or "*", port))
+        return self._listen(where, lambda: self.runtime.listen_tcp(self.factory, host, port))
+
+    def listen_unix(self, path: str) -> ListenerLike:
+        """Accept connections on a UNIX-domain socket at ``path``."""
+        return self._listen(path, lambda: self.runtime.listen_unix(self.factory, path))
+
+    def serve_pipes(self, read_fd: int = STDIN, write_fd: int = STDOUT) -> Transport:
+        """Serve one connection over two file descriptors, stdin and stdout by default (inetd style).
+
+        The descriptors are left open.  Once this connection has ended and no
+        listener is open, the server stops.
+        """
+        connection = _PipeConnection(self.factory(), self._pipe_ended)
+        transport = self.runtime.connect_pipes(lambda: connection, read_fd, write_fd, close_fds=False)
+        # Known at once, though a driver may call connection_made on a later turn.
+        connection.transport = transport
+        self._pipes.append(connection)
+        return transport
+
+    def _listen(self, where: str, listen: Callable[[], ListenerLike]) -> ListenerLike:
+        try:
+            listener = listen()
+        except OSError as exc:
+            raise in_context(exc, f"cannot listen on {where}") from exc
+        self.listeners.append(listener)
+        return listener
+
+    # ---------------------------------------------------------------- facts
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every listening address, formatted (``127.0.0.1:8000``, a path...)."""
+        return [format_address(address) for listener in self.listeners for address in listener.addresses]
+
+    @property
+    def port(self) -> int | None:
+        """The first TCP port listened on (the real one when 0 was asked for), or None."""
+        for listener in self.listeners:
+            for address in listener.addresses:
+                if isinstance(address, tuple):
+                    return int(address[1])
+        return None
+
+    def open_connections(self) -> list[Transport]:
+        """The transports of every connection still open."""
+        open_ = [transport for listener in self.listeners for transport in list(listener.connections)]
+        open_.extend(pipe.transport for pipe in self._pipes if not pipe.ended and pipe.transport is not None)
+        return open_
+
+    # -------------------------------------------------------------- running
+
+    def run(self) -> None:
+        """Serve until :meth:`stop`, then stop gracefully (see the module docstring) and return."""
+        if not self._stopping:
+            self.runtime.run()
+        self._stopping = True
+        for listener in self.listeners:
+            listener.close()
+        waiting = len(self.open_connections())
+        if waiting:
+            logger.info(
+                "stopping: waiting up to %g s for %d open connection%s (stop again to cut them off)",
+                self.grace,
+                waiting,
+                "" if waiting == 1 else "s",
+            )
+            if not self._hurry:
+                self.runtime.run_until(self._drained, timeout=self.grace)
+        elif not self._ended_by_itself:
+            logger.info("stopping")
+        # Not run_until's answer: a second stop() ends run_until early too.
+        if rest := self.open_connections():
+            logger.warning(
+                "cut off %d connection%s still open %s",
+                len(rest),
+                "" if len(rest) == 1 else "s",
+                "(asked to stop again)" if self._hurry else "after the grace period",
+            )
+            for transport in rest:
+                transport.abort()
+            self.runtime.run_until(self._drained, timeout=_ABORT_WAIT)
+
+    def stop(self) -> None:
+        """Stop gracefully; called again while connections finish, cut them off now."""
+        if self._stopping:
+            self._hurry = True
+        self._stopping = True
+        self.runtime.stop()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called (or :meth:`run` has finished serving)."""
+        return self._stopping
+
+    def _drained(self) -> bool:
+        return not self.open_connections()
+
+    def _pipe_ended(self) -> None:
+        if not self.listeners and all(pipe.ended for pipe in self._pipes) and not self._stopping:
+            self._ended_by_itself = True
+            self.stop()
+
+
+class _PipeConnection:
+    """Stands between a pipe transport and its protocol, to learn when the
+    connection ends: a listener keeps its open connections, pipes have no
+    listener, and the Runtime interface offers no other hook."""
+
+    def __init__(self, protocol: Any, on_end: Callable[[], object]) -> None:
+        self.protocol = protocol
+        self.on_end = on_end
+        self.transport: Transport | None = None
+        self.ended = False
+
+    def connection_made(self, transport: Transport) -> None:
+        self.transport = transport
+        self.protocol.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.protocol.eof_received()  # type: ignore[no-any-return]
+
+    def pause_writing(self) -> None:
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.protocol.resume_writing()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            self.protocol.connection_lost(exc)
+        finally:
+            self.ended = True
+            self.on_end()
+
+
+# ------------------------------------------------------------------- serve
+
+
+def announce(server: Server) -> None:
+    """Print ``listening on ADDRESS`` on stderr (nothing for a server on pipes only)."""
+    if addresses := server.addresses:
+        print("listening on " + ", ".join(addresses), file=sys.stderr, flush=True)
+
+
+def serve(
+    factory: ProtocolFactory,
+    *,
+    host: str | None = DEFAULT_HOST,
+    port: int | None = None,
+    unix: str | None = None,
+    stdio: bool = False,
+    driver: str = "reactor",
+    grace: float = DEFAULT_GRACE,
+    on_ready: Callable[[Server], object] | None = announce,
+) -> None:
+    """Serve ``factory`` until SIGINT or SIGTERM, then stop gracefully and return.
+
+    Listens on ``host:port`` (port 8000 unless ``port``, ``unix`` or
+    ``stdio`` says otherwise; port 0 picks a free one), on the UNIX socket
+    ``unix``, or serves one connection over stdin and stdout (``stdio``) and
+    returns when it ends.  ``driver`` names the driver (see
+    :data:`weft.drivers.registry.DRIVERS`).  Once ready, ``on_ready(server)``
+    runs: by default :func:`announce`, which prints ``listening on
+    127.0.0.1:8000`` on stderr; ``server.port`` is the real port.
+
+    Raises ``OSError`` when it cannot listen (with the address in the
+    message) and :class:`~weft.protocols.errors.ArgumentError` for a bad
+    argument or a driver that cannot run here.  Signal handlers are set only
+    when called from the main thread; elsewhere, stop it some other way.
+    """
+    if (port is not None) + (unix is not None) + stdio > 1:
+        raise ArgumentError("serve on one of port, unix or stdio, not several")
+    _checked_grace(grace)
+    runtime = open_runtime(driver)
+    try:
+        with blocking_modes_restored(*((STDIN, STDOUT) if stdio else ())):
+            server = Server(runtime, factory, grace=grace)
+            if unix is not None:
+                server.listen_unix(unix)
+            elif stdio:
+                server.serve_pipes(STDIN, STDOUT)
+            else:
+                server.listen_tcp(host, DEFAULT_PORT if port is None else port)
+            # Before announcing: whoever reads the line may signal at once.
+            if threading.current_thread() is threading.main_thread():
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    runtime.add_signal_handler(signum, server.stop)
+            if on_ready is not None:
+                on_ready(server)
+            server.run()
+    finally:
+        runtime.close()
+
+
+def _checked_grace(grace: float) -> float:
+    if not grace >= 0 or math.isinf(grace):  # NaN fails the first test
+        raise ArgumentError(f"grace must be a finite number of seconds >= 0, not {grace!r}")
+    return grace
+
+
+def in_context(exc: OSError, context: str) -> OSError:
+    """``exc`` again, of the same class, with ``context`` in front of its message:
+    ``cannot listen on 127.0.0.1:8000: Address already in use``."""
+    if exc.errno is None:
+        return OSError(f"{context}: {exc}")
+    # OSError(errno, message) builds the subclass (ConnectionRefusedError...).
+    return OSError(exc.errno, f"{context}: {exc.strerror}")
