@@ -38,7 +38,7 @@ from weft.drivers.reactor import pipes, process, sockets
 from weft.drivers.reactor.pollers import ERROR, HANGUP, READABLE, WRITABLE, Poller, best_poller
 from weft.drivers.reactor.process import Process, Stderr
 from weft.drivers.reactor.sockets import Listener
-from weft.drivers.reactor.stream import StreamTransport
+from weft.drivers.reactor.stream import READ_SIZE, StreamTransport
 from weft.drivers.timers import Timer, TimerQueue
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError
@@ -72,6 +72,8 @@ class Reactor:
     def __init__(self, poller: Poller | None = None) -> None:
         self._poller: Poller = poller if poller is not None else best_poller()
         self._readers: dict[int, Callable[[], object]] = {}
+        # The readers that are stream transports, read inline by the loop.
+        self._streams: dict[int, StreamTransport] = {}
         self._writers: dict[int, Callable[[], object]] = {}
         self._owners: dict[int, FdOwner] = {}
         self._masks: dict[int, int] = {}
@@ -168,6 +170,19 @@ class Reactor:
         else:
             self._readers[fd] = callback
         self._update(fd, owner)
+
+    def _set_stream_reader(self, fd: int, stream: StreamTransport | None) -> None:
+        """Install (or remove) a stream transport as the reader of ``fd``.
+
+        The loop reads such an fd itself, inline, and hands the bytes
+        straight to the protocol: no call between readiness and ``recv``.
+        """
+        if stream is None:
+            self._streams.pop(fd, None)
+            self._set_reader(fd, None, None)
+        else:
+            self._set_reader(fd, stream._read_ready, stream)
+            self._streams[fd] = stream
 
     def _set_writer(self, fd: int, callback: Callable[[], object] | None, owner: FdOwner | None) -> None:
         """Install or remove the writer of ``fd``."""
@@ -274,7 +289,8 @@ class Reactor:
 
     def _loop(self) -> None:
         poll = self._poller.poll
-        readers, writers = self._readers, self._writers
+        readers, writers, streams = self._readers, self._writers, self._streams
+        read_size = READ_SIZE
         ready, timers = self._ready, self._timers
         always_ready = self._always_ready
         monotonic = time.monotonic
@@ -290,6 +306,35 @@ class Reactor:
             if always_ready:
                 events += always_ready.items()
             for fd, mask in events:
+                if mask == READABLE:
+                    # The common case: a plain readable event.  For a stream
+                    # transport the read is done right here (this is
+                    # StreamTransport._read_ready, inlined: a function call
+                    # is a good part of what a message costs).
+                    stream = streams.get(fd)
+                    if stream is not None:
+                        try:
+                            data = stream._recv(read_size)
+                        except (BlockingIOError, InterruptedError):
+                            continue
+                        except OSError as exc:
+                            stream._recv_failed(exc)
+                            continue
+                        try:
+                            if data:
+                                stream._protocol.data_received(data)
+                            else:
+                                stream._eof()
+                        except Exception as exc:
+                            stream._callback_failed(exc)
+                        continue
+                    reader = readers.get(fd)
+                    if reader is not None:
+                        try:
+                            reader()
+                        except Exception as exc:
+                            self._fd_callback_failed(fd, exc)
+                    continue
                 if mask & _READ_EVENTS:
                     reader = readers.get(fd)
                     if reader is not None:

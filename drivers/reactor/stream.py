@@ -53,6 +53,34 @@ class StreamTransport:
     ``spawn_process``...), never by applications.
     """
 
+    # Slots: no per-instance dict, and the hot path's attribute reads are
+    # plain descriptor loads.
+    __slots__ = (
+        "_buffer",
+        "_buffer_size",
+        "_close_files",
+        "_closing",
+        "_eio_is_eof",
+        "_eof_received",
+        "_eof_written",
+        "_extra",
+        "_flow",
+        "_half_close",
+        "_idle_writer",
+        "_lost",
+        "_protocol",
+        "_reactor",
+        "_read_fd",
+        "_reading_paused",
+        "_recv",
+        "_reset",
+        "_reset_on_close",
+        "_send",
+        "_sendv",
+        "_write_fd",
+        "on_lost",
+    )
+
     def __init__(
         self,
         reactor: Reactor,
@@ -88,6 +116,8 @@ class StreamTransport:
         self._reading_paused = False
         self._closing = False  # close() or abort() called, or connection lost
         self._eof_written = False  # write_eof() called
+        # Nothing queued, not closing, no EOF written: write() may send at once.
+        self._idle_writer = True
         self._eof_received = False
         self._lost = False
         self._reset_on_close = False
@@ -104,7 +134,7 @@ class StreamTransport:
             self._callback_failed(exc)
             return
         if not self._closing and not self._reading_paused:
-            self._reactor._set_reader(self._read_fd, self._read_ready, self)
+            self._reactor._set_stream_reader(self._read_fd, self)
 
     # ------------------------------------------------------- BaseTransport
 
@@ -121,6 +151,7 @@ class StreamTransport:
         if self._closing:
             return
         self._closing = True
+        self._idle_writer = False
         self._stop_reading()
         if not self._buffer:
             self._finish(None)
@@ -152,24 +183,16 @@ class StreamTransport:
             return
         self._reading_paused = False
         if not self._eof_received:
-            self._reactor._set_reader(self._read_fd, self._read_ready, self)
+            self._reactor._set_stream_reader(self._read_fd, self)
 
     # ------------------------------------------------------ WriteTransport
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` now if the kernel takes it, else queue the rest."""
-        if type(data) is not bytes:
-            if not isinstance(data, (bytearray, memoryview)):
-                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
-            data = bytes(data)  # the caller may change it later
-        if self._eof_written:
-            raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._closing:
-            return
-        if self._buffer:
-            self._buffer.append(data)
-            self._buffer_size += len(data)
-        else:
+        if self._idle_writer and type(data) is bytes:
+            # The hot path: nothing queued, still open, and bytes.
+            if not data:
+                return
             try:
                 sent = self._send(data)
             except (BlockingIOError, InterruptedError):
@@ -177,12 +200,37 @@ class StreamTransport:
             except OSError as exc:
                 self._force_close(exc)
                 return
-            if sent == len(data):
-                return
-            rest = memoryview(data)[sent:]
-            self._buffer.append(rest)
-            self._buffer_size = len(rest)
-            self._reactor._set_writer(self._write_fd, self._write_ready, self)
+            if sent != len(data):
+                self._queue_first(memoryview(data)[sent:])
+            return
+        self._write_otherwise(data)
+
+    def _write_otherwise(self, data: bytes | bytearray | memoryview) -> None:
+        """write() for everything but the hot path: other types, a queue, an end."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
+            # A copy: the caller may change a bytearray later, and a bytes
+            # subclass is made plain so the hot path takes it next time.
+            data = bytes(data)
+        if self._eof_written:
+            raise WriteAfterEofError("write() after write_eof()")
+        if not data or self._closing:
+            return
+        if self._idle_writer:
+            self.write(data)
+            return
+        self._buffer.append(data)
+        self._buffer_size += len(data)
+        if self._flow.should_pause(self._buffer_size):
+            self._protocol.pause_writing()
+
+    def _queue_first(self, rest: memoryview) -> None:
+        """The kernel took only part of a write: queue the rest, wait for writability."""
+        self._buffer.append(rest)
+        self._buffer_size = len(rest)
+        self._idle_writer = False
+        self._reactor._set_writer(self._write_fd, self._write_ready, self)
         if self._flow.should_pause(self._buffer_size):
             self._protocol.pause_writing()
 
@@ -197,6 +245,7 @@ class StreamTransport:
         if self._half_close is None:
             raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
         self._eof_written = True
+        self._idle_writer = False
         if not self._buffer:
             self._half_close()
 
@@ -232,20 +281,26 @@ class StreamTransport:
     # ---------------------------------------------------- readiness events
 
     def _read_ready(self) -> None:
+        # The reactor's loop runs an inlined copy of this for plain readable
+        # events (see Reactor._loop); this one serves the rest (a hang-up or
+        # an error reported with readability).
         try:
             data = self._recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            if self._eio_is_eof and exc.errno == errno.EIO:
-                self._eof()
-            else:
-                self._force_close(exc)
+            self._recv_failed(exc)
             return
         if data:
             self._protocol.data_received(data)
         else:
             self._eof()
+
+    def _recv_failed(self, exc: OSError) -> None:
+        if self._eio_is_eof and exc.errno == errno.EIO:
+            self._eof()
+        else:
+            self._force_close(exc)
 
     def _write_ready(self) -> None:
         buffer = self._buffer
@@ -275,8 +330,11 @@ class StreamTransport:
         self._reactor._set_writer(self._write_fd, None, self)
         if self._closing:
             self._finish(None)
-        elif self._eof_written and self._half_close is not None:
-            self._half_close()
+        elif self._eof_written:
+            if self._half_close is not None:
+                self._half_close()
+        else:
+            self._idle_writer = True
 
     def _eof(self) -> None:
         self._eof_received = True
@@ -301,7 +359,7 @@ class StreamTransport:
         self._force_close(exc)
 
     def _stop_reading(self) -> None:
-        self._reactor._set_reader(self._read_fd, None, self)
+        self._reactor._set_stream_reader(self._read_fd, None)
 
     def _force_close(self, exc: BaseException | None) -> None:
         """End at once (an error, an abort): drop the queue, connection_lost(exc) soon."""
@@ -310,6 +368,7 @@ class StreamTransport:
         self._buffer.clear()
         self._buffer_size = 0
         self._closing = True
+        self._idle_writer = False
         self._stop_reading()
         self._reactor._set_writer(self._write_fd, None, self)
         self._finish(exc)

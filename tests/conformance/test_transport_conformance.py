@@ -164,6 +164,24 @@ def test_writelines_is_one_write_in_order(harness: DriverHarness) -> None:
     assert server.received == b"one two three!"
 
 
+class _TaggedBytes(bytes):
+    """A bytes subclass, as some libraries hand out."""
+
+
+def test_write_takes_every_bytes_like_kind(harness: DriverHarness) -> None:
+    """write() takes bytes, a bytes subclass, a bytearray and a memoryview; a
+    bytearray changed after write() still sends what it held at the call."""
+    pair, client, server = connect(harness)
+    scratch = bytearray(b"array ")
+    client.transport.write(b"plain ")
+    client.transport.write(_TaggedBytes(b"tagged "))
+    client.transport.write(scratch)
+    scratch[:] = b"CHANGED"
+    client.transport.write(memoryview(b"view"))
+    pair.run_until(lambda: len(server.received) >= 23)
+    assert server.received == b"plain tagged array view"
+
+
 def test_write_checks_its_argument(harness: DriverHarness) -> None:
     """write() of an empty buffer does nothing; write() of a str raises TypeError."""
     pair, client, server = connect(harness)
