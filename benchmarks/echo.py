@@ -392,12 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     chosen = cli.choose_servers(args.servers, kinds)
     check_cpus(args.server_cpu, args.client_cpu)
-    try:
-        binary = native.build("loadgen")
-        if "c-epoll" in chosen:
-            native.build("c_echo")
-    except native.BuildError as exc:
-        raise SystemExit(str(exc)) from None
+    binary = native.build_for(chosen)
     # Keep this process off the server's core too.
     os.sched_setaffinity(0, {args.client_cpu})
     started = time.strftime("%Y-%m-%d %H:%M")

@@ -57,3 +57,15 @@ def build(name: str) -> Path:
         if stale != binary and not stale.name.endswith(".tmp"):
             stale.unlink(missing_ok=True)
     return binary
+
+
+def build_for(chosen: list[str]) -> Path:
+    """Build the load generator (and the C floor server if ``chosen`` has it);
+    return the load generator.  Exits with the build error's message."""
+    try:
+        binary = build("loadgen")
+        if "c-epoll" in chosen:
+            build("c_echo")
+    except BuildError as exc:
+        raise SystemExit(str(exc)) from None
+    return binary

@@ -218,12 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = cli.choose_servers(args.servers, servers.server_kinds())
     if args.check and "weft-reactor" not in chosen:
         parser.error("--check needs weft-reactor among --servers")
-    try:
-        binary = native.build("loadgen")
-        if "c-epoll" in chosen:
-            native.build("c_echo")
-    except native.BuildError as exc:
-        raise SystemExit(str(exc)) from None
+    binary = native.build_for(chosen)
 
     rows, failed = [], False
     for kind in chosen:
