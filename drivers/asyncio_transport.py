@@ -45,8 +45,8 @@ from typing import Any, Literal
 
 from weft.drivers.asyncio_clock import LoopTimers
 from weft.drivers.connection_clock import ConnectionClock
-from weft.drivers.flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
 from weft.protocols.errors import WriteAfterEofError
+from weft.protocols.flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
 
 __all__ = ["AsyncioTransport", "Role"]
 

@@ -36,8 +36,8 @@ from typing import Any, Literal, Protocol
 
 from weft.drivers.connection_clock import ConnectionClock
 from weft.drivers.fake_clock import FakeClock
-from weft.drivers.flow_control import WriteFlowControl
 from weft.protocols.errors import ClosedResourceError, NotSettledError, WriteAfterEofError
+from weft.protocols.flow_control import WriteFlowControl
 
 __all__ = ["End", "MemoryConnection", "MemoryTransport", "Pump", "connect", "connect_pair"]
 

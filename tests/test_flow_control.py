@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from weft.drivers.flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
 from weft.protocols import ArgumentError
+from weft.protocols.flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
 
 
 def test_pause_only_strictly_over_high_and_once() -> None:

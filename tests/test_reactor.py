@@ -129,9 +129,11 @@ def test_call_soon_threadsafe_wakes_a_sleeping_loop(reactor: Reactor) -> None:
 
 def test_stop_from_another_thread(reactor: Reactor) -> None:
     """stop() from another thread makes run() return even when the loop is idle."""
-    reactor.call_later(0.05, lambda: threading.Thread(target=reactor.stop).start())
+    stopper = threading.Thread(target=reactor.stop)
+    reactor.call_later(0.05, stopper.start)
     reactor.run()
     assert not reactor.running
+    stopper.join(TIMEOUT)
 
 
 def test_run_until_gives_up_after_its_timeout(reactor: Reactor) -> None:

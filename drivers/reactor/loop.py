@@ -493,6 +493,11 @@ class Reactor:
             os.write(self._wake_write, _ONE)
         except (BlockingIOError, InterruptedError):
             pass  # already full of wake-ups: the loop will wake
+        except OSError:
+            # Another thread's stop() can race the loop's own exit and a
+            # close() that follows it: a wake-up for a closed reactor is moot.
+            if not self._closed:
+                raise
 
     def _drain_wakeup(self) -> None:
         with contextlib.suppress(BlockingIOError, InterruptedError):

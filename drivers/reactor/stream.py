@@ -27,8 +27,8 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers.connection_clock import ConnectionClock
-from weft.drivers.flow_control import WriteFlowControl
 from weft.protocols.errors import WriteAfterEofError
+from weft.protocols.flow_control import WriteFlowControl
 
 if TYPE_CHECKING:
     from weft.drivers.reactor.loop import Reactor

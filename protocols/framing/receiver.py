@@ -20,12 +20,16 @@ Frames stop being delivered once the transport is closing.
 
 from __future__ import annotations
 
+import ssl
+from typing import Any
+
 from weft.protocols.contract import Protocol, Transport
 from weft.protocols.errors import ProtocolError
 from weft.protocols.framing.length_prefixed import LengthPrefixedParser, encode_length_prefixed
 from weft.protocols.framing.lines import LineParser, encode_line
 from weft.protocols.framing.netstring import NetstringParser, encode_netstring
 from weft.protocols.framing.parser import DEFAULT_MAX_FRAME_LENGTH, FrameParser
+from weft.protocols.tls.upgrade import start_tls
 
 __all__ = ["FrameReceiver", "LengthPrefixedProtocol", "LineProtocol", "NetstringProtocol"]
 
@@ -109,6 +113,34 @@ class FrameReceiver(Protocol):
             self._parser.feed(extra)
             self._parser.feed(later)
         self._deliver()
+
+    def start_tls(
+        self,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None = None,
+        **options: Any,
+    ) -> Transport:
+        """Switch this connection to TLS after the current frame; return the new transport.
+
+        Call it from ``frame_received`` at the switch point (after a
+        STARTTLS command, say).  Bytes already read past the current frame
+        go to the TLS layer, not the parser, and frames go on being parsed
+        from the decrypted stream.  ``options`` are
+        :func:`~weft.protocols.tls.upgrade.start_tls`'s.
+        """
+        leftover = self._parser.take_buffer()
+        self.transport = start_tls(
+            self.transport,
+            self,
+            context,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            leftover=leftover,
+            **options,
+        )
+        return self.transport
 
     # ------------------------------------------------ the Protocol contract
 

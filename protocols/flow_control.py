@@ -1,6 +1,6 @@
 """Write flow control: when to tell a protocol to pause and resume writing.
 
-Shared by every weft transport so that they all agree, and agree with
+Shared by every weft transport (the drivers' and the TLS layer's) so that they all agree, and agree with
 asyncio: ``pause_writing`` once the buffer goes strictly over the high-water
 mark, ``resume_writing`` once it is back at or under the low-water mark, each
 exactly once per crossing.  Every path that adds to a buffer (``write``,
