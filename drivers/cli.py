@@ -3,8 +3,10 @@
 ::
 
     weft serve {echo,pubsub,http} [--host H] [--port P | --unix PATH | --stdio]
-               [--driver D] [--grace SECONDS]
-    weft connect HOST PORT | --unix PATH  [--driver D] [--timeout SECONDS]
+               [--root DIR] [--tls --cert FILE [--key FILE]] [--driver D] [--grace SECONDS]
+    weft connect HOST PORT | --unix PATH | --via COMMAND
+                 [--tls [--cafile FILE] [--server-name NAME] [--insecure]]
+                 [--driver D] [--timeout SECONDS]
     weft drivers
 
 Exit status: 0 for a clean end (a server stopped by SIGINT or SIGTERM
@@ -20,6 +22,7 @@ import argparse
 import logging
 import math
 import signal
+import subprocess
 import sys
 import threading
 import traceback
@@ -28,12 +31,17 @@ from importlib import metadata
 from typing import NoReturn
 
 from weft.drivers.bridge import StdioBridge
+from weft.drivers.futures import Future
+from weft.drivers.http_files import FileServer
 from weft.drivers.registry import DRIVERS, open_runtime
-from weft.drivers.runtime import ProtocolFactory
+from weft.drivers.runtime import ProtocolFactory, Runtime
 from weft.drivers.serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, format_address, serve
+from weft.protocols.contract import Transport
 from weft.protocols.echo import EchoProtocol
 from weft.protocols.errors import ArgumentError, WeftError
+from weft.protocols.http import HTTPServerProtocol
 from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
+from weft.protocols.tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSProtocol, client_context, server_context
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "describe", "main"]
 
@@ -103,6 +111,13 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     where.add_argument(
         "--stdio", action="store_true", help="serve one connection over stdin/stdout, then exit"
     )
+    parser.add_argument(
+        "--root", metavar="DIR", help="serve http: the directory whose files are served (default: .)"
+    )
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true", help="serve over TLS (needs --cert)")
+    tls.add_argument("--cert", metavar="FILE", help="the server's certificate chain, PEM (may hold the key)")
+    tls.add_argument("--key", metavar="FILE", help="the private key, PEM, when not in --cert")
     _add_driver(parser)
     parser.add_argument(
         "--grace",
@@ -122,6 +137,20 @@ def _add_connect(commands: argparse._SubParsersAction[_Parser]) -> None:
     parser.add_argument("host", nargs="?", metavar="HOST")
     parser.add_argument("port", nargs="?", type=_port, metavar="PORT")
     parser.add_argument("--unix", metavar="PATH", help="connect to a UNIX-domain socket instead")
+    parser.add_argument(
+        "--via",
+        metavar="COMMAND",
+        help="run COMMAND (through the shell) and talk over its stdin/stdout instead of a socket",
+    )
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument("--tls", action="store_true", help="speak TLS, verifying the server's certificate")
+    tls.add_argument("--cafile", metavar="FILE", help="trust the CAs in FILE instead of the system's")
+    tls.add_argument(
+        "--server-name", metavar="NAME", help="the name the certificate must carry (default HOST); also SNI"
+    )
+    tls.add_argument(
+        "--insecure", action="store_true", help="do not verify the certificate or name (tests only!)"
+    )
     _add_driver(parser)
     parser.add_argument(
         "--timeout",
@@ -181,28 +210,39 @@ def _version() -> str:
 # ----------------------------------------------------------------- commands
 
 
-def _echo() -> ProtocolFactory:
+def _echo(_args: argparse.Namespace) -> ProtocolFactory:
     return EchoProtocol
 
 
-def _pubsub() -> ProtocolFactory:
+def _pubsub(_args: argparse.Namespace) -> ProtocolFactory:
     hub = PubSubHub()  # one hub: every connection publishes to every other
     return lambda: PubSubServerProtocol(hub)
 
 
-def _http() -> ProtocolFactory:
-    raise ArgumentError(
-        "serve http is not available yet (HTTP/1.1 support has not landed); try echo or pubsub"
-    )
+def _http(args: argparse.Namespace) -> ProtocolFactory:
+    files = FileServer(args.root if args.root is not None else ".")
+    return lambda: HTTPServerProtocol(files)
 
 
-_SERVERS: dict[str, Callable[[], ProtocolFactory]] = {"echo": _echo, "pubsub": _pubsub, "http": _http}
+_SERVERS: dict[str, Callable[[argparse.Namespace], ProtocolFactory]] = {
+    "echo": _echo,
+    "pubsub": _pubsub,
+    "http": _http,
+}
 
 
 def _serve(args: argparse.Namespace) -> int:
     if args.host is not None and (args.unix is not None or args.stdio):
         args.parser.error("--host goes with --port, not with --unix or --stdio")
-    factory = _SERVERS[args.protocol]()
+    if args.tls and args.cert is None:
+        args.parser.error("--tls needs --cert FILE (and --key FILE unless the key is in it)")
+    if not args.tls and (args.cert is not None or args.key is not None):
+        args.parser.error("--cert and --key go with --tls")
+    if args.root is not None and args.protocol != "http":
+        args.parser.error("--root goes with serve http")
+    factory = _SERVERS[args.protocol](args)
+    if args.tls:
+        factory = _tls_server(factory, args.cert, args.key)
     serve(
         factory,
         host=DEFAULT_HOST if args.host is None else args.host,
@@ -215,23 +255,43 @@ def _serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tls_server(factory: ProtocolFactory, cert: str, key: str | None) -> ProtocolFactory:
+    """Each connection's protocol behind a TLS layer (the files are read now, once)."""
+    context = server_context(cert, key)
+    return lambda: TLSProtocol(factory(), context, server_side=True)
+
+
 def _connect(args: argparse.Namespace) -> int:
+    where = [given for given in (args.host is not None, args.unix is not None, args.via is not None) if given]
+    if len(where) != 1:
+        args.parser.error("give one of HOST PORT, --unix PATH or --via COMMAND")
+    if args.host is not None and args.port is None:
+        args.parser.error("give HOST PORT, or --unix PATH, or --via COMMAND")
+    if not args.tls and (args.cafile or args.server_name or args.insecure):
+        args.parser.error("--cafile, --server-name and --insecure go with --tls")
+    if args.tls and not args.insecure and args.server_name is None and args.host is None:
+        args.parser.error("--tls over --unix or --via needs --server-name NAME (or --insecure)")
     if args.unix is not None:
-        if args.host is not None:
-            args.parser.error("give HOST PORT or --unix PATH, not both")
         target = args.unix
-    elif args.host is None or args.port is None:
-        args.parser.error("give HOST PORT, or --unix PATH")
+    elif args.via is not None:
+        target = f"'{args.via}'"
     else:
         target = format_address((args.host, args.port))
+    wrap = _tls_client(args) if args.tls else None
     runtime = open_runtime(args.driver)
+    child: subprocess.Popen[bytes] | None = None
     try:
         bridge = StdioBridge(runtime, target, idle_timeout=args.timeout)
+        network: ProtocolFactory = bridge.network_protocol
+        if wrap is not None:
+            network = _wrapped(network, wrap)
         limit = {} if args.timeout is None else {"timeout": args.timeout}
-        if args.unix is not None:
-            connecting = runtime.connect_unix(bridge.network_protocol, args.unix, **limit)
+        if args.via is not None:
+            child, connecting = _via(runtime, network, args.via)
+        elif args.unix is not None:
+            connecting = runtime.connect_unix(network, args.unix, **limit)
         else:
-            connecting = runtime.connect_tcp(bridge.network_protocol, args.host, args.port, **limit)
+            connecting = runtime.connect_tcp(network, args.host, args.port, **limit)
         if threading.current_thread() is threading.main_thread():
             # Handled, not fatal: the terminal's stdin must get its mode back.
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -239,7 +299,55 @@ def _connect(args: argparse.Namespace) -> int:
         bridge.run(connecting)
     finally:
         runtime.close()
+        if child is not None:
+            _end_child(child)
     return EXIT_OK if bridge.interrupted is None else 128 + bridge.interrupted
+
+
+def _tls_client(args: argparse.Namespace) -> Callable[[object], TLSProtocol]:
+    """What puts the connection's protocol behind a client TLS layer, per the options."""
+    context = client_context(cafile=args.cafile, insecure=args.insecure)
+    name = args.server_name if args.server_name is not None else args.host
+    timeout = DEFAULT_HANDSHAKE_TIMEOUT if args.timeout is None else args.timeout
+    return lambda app: TLSProtocol(
+        app, context, server_side=False, server_hostname=name, handshake_timeout=timeout
+    )
+
+
+def _wrapped(factory: ProtocolFactory, wrap: Callable[[object], TLSProtocol]) -> ProtocolFactory:
+    return lambda: wrap(factory())
+
+
+def _via(
+    runtime: Runtime, factory: ProtocolFactory, command: str
+) -> tuple[subprocess.Popen[bytes], Future[Transport]]:
+    """Start ``command`` through the shell (as ssh runs a ProxyCommand) and run
+    the connection over its stdin and stdout."""
+    if not command.strip():
+        raise ArgumentError("--via needs a command")
+    child = subprocess.Popen(command, shell=True, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    if child.stdin is None or child.stdout is None:
+        raise RuntimeError("subprocess.Popen gave no pipes")
+    transport = runtime.connect_pipes(factory, child.stdout.fileno(), child.stdin.fileno(), close_fds=False)
+    connected: Future[Transport] = Future(runtime.call_soon)
+    connected.set_result(transport)
+    return child, connected
+
+
+def _end_child(child: subprocess.Popen[bytes]) -> None:
+    """Close our ends of the child's pipes; give it a moment to exit, then end it."""
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            pipe.close()
+    try:
+        child.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        child.terminate()
+        try:
+            child.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def _drivers(_args: argparse.Namespace) -> int:

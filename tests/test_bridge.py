@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.processes import AVAILABLE_DRIVERS
 from weft.drivers import open_runtime
 from weft.drivers.bridge import StdioBridge
 from weft.drivers.futures import Future
-from weft.drivers.registry import DRIVERS
 from weft.drivers.runtime import Runtime
 from weft.protocols import Protocol, Transport
 
@@ -27,7 +27,6 @@ PAYLOAD = bytes(range(256)) * (32 * MIB // 256)
 #: would be tens of megabytes.
 BOUND = 1 * MIB
 
-AVAILABLE_DRIVERS = [name for name, info in DRIVERS.items() if info.available()]
 
 
 @pytest.fixture(params=AVAILABLE_DRIVERS)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import (
+    AVAILABLE_DRIVERS,
     ROOT,
     TIMEOUT,
     WEFT,
@@ -24,19 +25,10 @@ from tests.processes import (
     connect,
     receive_exactly,
     receive_to_eof,
-    started_children,
     stop,
 )
 from weft.drivers import cli
 from weft.drivers.registry import DRIVERS, DriverInfo
-
-AVAILABLE_DRIVERS = [name for name, info in DRIVERS.items() if info.available()]
-
-
-@pytest.fixture
-def children() -> Iterator[Children]:
-    with started_children() as made:
-        yield made
 
 
 @pytest.fixture
@@ -163,13 +155,6 @@ def test_serve_stdio_leaves_stdin_blocking(children: Children) -> None:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
-
-
-def test_serve_http_is_not_there_yet() -> None:
-    """`serve http` says so in one line and exits 2."""
-    result = run("serve", "http", "--port", "0")
-    assert result.returncode == 2
-    assert "http is not available yet" in one_line(result.stderr)
 
 
 # ------------------------------------------------------------ graceful stop

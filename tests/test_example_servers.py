@@ -4,38 +4,33 @@ and stopped with SIGTERM; and their size, counted."""
 from __future__ import annotations
 
 import ast
+import http.client
 import io
 import re
 import signal
 import socket
 import sys
 import tokenize
-from collections.abc import Iterator
 
 import pytest
 
 from tests.processes import (
+    AVAILABLE_DRIVERS,
     TIMEOUT,
     Children,
     connect,
     receive_exactly,
     receive_to_eof,
-    started_children,
     stop,
 )
 from tests.test_examples import EXAMPLES, SERVERS
-from weft.drivers.registry import DRIVERS
+from tests.tls_support import HOSTNAME, certificates
+from tests.tls_support import client_context as tls_client_context
 
 #: The most lines holding code each server may have.
-LIMITS = {"echo_server.py": 9, "pubsub_server.py": 19}
-
-AVAILABLE_DRIVERS = [name for name, info in DRIVERS.items() if info.available()]
+LIMITS = {"echo_server.py": 9, "http_hello.py": 10, "pubsub_server.py": 19, "tls_echo_server.py": 9}
 
 
-@pytest.fixture
-def children() -> Iterator[Children]:
-    with started_children() as made:
-        yield made
 
 
 def code_lines(source: str) -> int:
@@ -81,9 +76,26 @@ def test_size(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(LIMITS))
 def test_docstring_shows_how_to_run_it(name: str) -> None:
-    """The docstring's Run: line is the command these tests use, driver and port optional."""
+    """The docstring's Run: line is the command these tests use, driver and port optional
+    (after the arguments a server needs, such as a certificate)."""
     docstring = ast.get_docstring(ast.parse((EXAMPLES / name).read_text())) or ""
-    assert re.search(rf"^Run: python examples/{re.escape(name)} \[DRIVER \[PORT\]\]$", docstring, re.M)
+    command = rf"^Run: python examples/{re.escape(name)} ([A-Z]+ )*\[DRIVER \[PORT\]\]$"
+    assert re.search(command, docstring, re.M)
+
+
+@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+def test_tls_echo_server(children: Children, driver: str) -> None:
+    """A client that verifies the certificate gets every byte back over TLS."""
+    certs = certificates()
+    server = children.start(
+        sys.executable, "examples/tls_echo_server.py", certs.cert_file, certs.key_file, driver, "0"
+    )
+    raw = socket.create_connection(("127.0.0.1", server.port()), timeout=TIMEOUT)
+    with tls_client_context().wrap_socket(raw, server_hostname=HOSTNAME) as client:
+        data = bytes(range(256)) * 256
+        client.sendall(data)
+        assert receive_exactly(client, data) == data
+    assert stop(server) == 0
 
 
 @pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
@@ -94,6 +106,26 @@ def test_echo_server(children: Children, driver: str) -> None:
         data = bytes(range(256)) * 4096
         client.sendall(data)
         assert receive_exactly(client, data) == data
+    assert stop(server) == 0
+
+
+@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+def test_http_hello_server(children: Children, driver: str) -> None:
+    """Two requests on one kept-alive connection get their greetings; SIGTERM stops it with status 0."""
+    server = children.start(sys.executable, "examples/http_hello.py", driver, "0")
+    client = http.client.HTTPConnection("127.0.0.1", server.port(), timeout=TIMEOUT)
+    try:
+        answers = []
+        for path in ("/weft", "/"):
+            client.request("GET", path)
+            reply = client.getresponse()
+            answers.append((reply.status, reply.getheader("content-type"), reply.read()))
+        assert answers == [
+            (200, "text/plain; charset=utf-8", b"hello, weft\n"),
+            (200, "text/plain; charset=utf-8", b"hello, world\n"),
+        ]
+    finally:
+        client.close()
     assert stop(server) == 0
 
 

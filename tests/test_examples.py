@@ -21,7 +21,7 @@ EXPECTED = {
 
 
 #: Servers run until stopped: tests/test_example_servers.py talks to them.
-SERVERS = {"echo_server.py", "pubsub_server.py"}
+SERVERS = {"echo_server.py", "http_hello.py", "pubsub_server.py", "tls_echo_server.py"}
 
 
 def test_every_example_is_checked() -> None:

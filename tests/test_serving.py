@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.processes import AVAILABLE_DRIVERS
 from weft.drivers import Server, open_runtime, serve
-from weft.drivers.registry import DRIVERS
 from weft.drivers.runtime import Runtime
 from weft.drivers.serving import announce, format_address
 from weft.drivers.testing import RecordingProtocol
@@ -22,7 +22,6 @@ from weft.protocols import ArgumentError, EchoProtocol
 #: Bounds every wait; a passing test never comes near it.
 TIMEOUT = 20.0
 
-AVAILABLE_DRIVERS = [name for name, info in DRIVERS.items() if info.available()]
 
 
 @pytest.fixture(params=AVAILABLE_DRIVERS)

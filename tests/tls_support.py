@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import functools
+import shutil
 import ssl
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +43,21 @@ class Certificates:
         return str(self.directory / "server.key")
 
 
-@functools.cache
+_made_once = threading.Lock()
+
+
 def certificates() -> Certificates:
+    """The run's certificates; the same for every caller, whatever the thread."""
+    with _made_once:  # functools.cache alone could run twice in two threads
+        return _certificates()
+
+
+@functools.cache
+def _certificates() -> Certificates:
     ca = trustme.CA()
     now = datetime.datetime.now(datetime.UTC)
     directory = Path(tempfile.mkdtemp(prefix="weft-tls-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
     server = ca.issue_cert(HOSTNAME, "127.0.0.1")
     ca.cert_pem.write_to_path(str(directory / "ca.pem"))
     server.cert_chain_pems[0].write_to_path(str(directory / "server.pem"))

@@ -24,6 +24,7 @@ are known.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,8 @@ from weft.protocols.tls.errors import TLSError, TLSHandshakeError, TLSHandshakeT
 from weft.protocols.tls.transport import TLSTransport
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_HANDSHAKE_TIMEOUT", "TLSProtocol"]
+
+logger = logging.getLogger("weft.protocols.tls")
 
 #: asyncio's default (``ssl_handshake_timeout``).
 DEFAULT_HANDSHAKE_TIMEOUT = 60.0
@@ -127,6 +130,11 @@ class TLSProtocol(Protocol):
     def handshake_complete(self) -> bool:
         """Whether the handshake has completed (and not failed)."""
         return self._handshake_done
+
+    @property
+    def transport(self) -> Transport | None:
+        """The transport below, once connected (a protocol's usual attribute)."""
+        return self._transport
 
     @property
     def lower_transport(self) -> Transport:
@@ -298,7 +306,7 @@ class TLSProtocol(Protocol):
 
     def is_reading(self) -> bool:
         """Whether plaintext is being delivered."""
-        return not self._app_reading_paused and self._state != _CLOSED
+        return not self._app_reading_paused and self._state not in (_CLOSING, _CLOSED)
 
     def get_write_buffer_size(self) -> int:
         """Plaintext held for the handshake plus ciphertext the transport below holds."""
@@ -451,6 +459,7 @@ class TLSProtocol(Protocol):
         (sending any alert OpenSSL queued)."""
         if self._lost_exc is None:
             self._lost_exc = exc
+            self._log_failure(exc)
         self._cancel_timer()
         self._state = _CLOSED
         self._held.clear()
@@ -465,6 +474,7 @@ class TLSProtocol(Protocol):
         self._lost_exc = TLSHandshakeTimeoutError(
             f"the TLS handshake did not complete within {self._handshake_timeout:g} s"
         )
+        self._log_failure(self._lost_exc)
         self.abort()
 
     def _close_timed_out(self) -> None:
@@ -473,6 +483,18 @@ class TLSProtocol(Protocol):
         self._timer = None
         if self._transport is not None:
             self._transport.close()
+
+    def _log_failure(self, exc: BaseException) -> None:
+        # One line for whoever runs a server: why did that client fail?  A
+        # client's application hears the error itself, so only in debug.
+        level = logging.INFO if self._server_side else logging.DEBUG
+        logger.log(level, "TLS with %s: %s", self._peer(), exc)
+
+    def _peer(self) -> str:
+        peer = self._transport.get_extra_info("peername") if self._transport is not None else None
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            return f"{peer[0]}:{peer[1]}"
+        return str(peer) if peer else "the peer"
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
