@@ -280,6 +280,7 @@ def _connect(args: argparse.Namespace) -> int:
     wrap = _tls_client(args) if args.tls else None
     runtime = open_runtime(args.driver)
     child: subprocess.Popen[bytes] | None = None
+    child_status: int | None = None
     try:
         bridge = StdioBridge(runtime, target, idle_timeout=args.timeout)
         network: ProtocolFactory = bridge.network_protocol
@@ -300,8 +301,12 @@ def _connect(args: argparse.Namespace) -> int:
     finally:
         runtime.close()
         if child is not None:
-            _end_child(child)
-    return EXIT_OK if bridge.interrupted is None else 128 + bridge.interrupted
+            child_status = _end_child(child)
+    if bridge.interrupted is not None:
+        return 128 + bridge.interrupted
+    if child_status:  # the session ended cleanly, but the command failed
+        raise ChildProcessError(f"{args.via!r} exited with status {child_status}")
+    return EXIT_OK
 
 
 def _tls_client(args: argparse.Namespace) -> Callable[[object], TLSProtocol]:
@@ -334,13 +339,14 @@ def _via(
     return child, connected
 
 
-def _end_child(child: subprocess.Popen[bytes]) -> None:
-    """Close our ends of the child's pipes; give it a moment to exit, then end it."""
+def _end_child(child: subprocess.Popen[bytes]) -> int | None:
+    """Close our ends of the child's pipes and give it a moment to exit; end it
+    if it does not.  Its exit status, or None if it had to be ended."""
     for pipe in (child.stdin, child.stdout):
         if pipe is not None:
             pipe.close()
     try:
-        child.wait(timeout=2)
+        return child.wait(timeout=2)
     except subprocess.TimeoutExpired:
         child.terminate()
         try:
@@ -348,6 +354,7 @@ def _end_child(child: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+        return None
 
 
 def _drivers(_args: argparse.Namespace) -> int:

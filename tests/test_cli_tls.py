@@ -183,3 +183,13 @@ def test_a_missing_certificate_file_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in text
     assert len(text.splitlines()) == 1
     assert "No such file" in text
+
+
+def test_connect_via_a_command_that_fails_says_so() -> None:
+    """--via with a command that cannot run: the shell's complaint, then one line
+    with its exit status, and status 1."""
+    result = run("connect", "--via", "exec nonexistent-command-for-weft", stdin=b"hi\n")
+    assert result.returncode == 1
+    assert result.stderr.decode().splitlines()[-1] == (
+        "weft: 'exec nonexistent-command-for-weft' exited with status 127"
+    )

@@ -17,6 +17,7 @@ EXPECTED = {
     "pubsub_in_memory.py": "alice got b'news' b'weft 0.1 is out'",
     "echo_on_asyncio.py": "weft client got: and back",
     "process_lines.py": "answers [b'HELLO', b'WEFT'], exit status 0",
+    "http_fetch.py": "answers: 200 hello, weft; 200 hello, again",
 }
 
 

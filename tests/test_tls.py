@@ -558,3 +558,18 @@ def test_start_tls_switches_in_place_with_the_client_hello_in_the_same_read() ->
     assert session.read(100) == b"ECHO INSIDE\r\n"
     assert server.lines == [b"HELLO", b"STARTTLS", b"INSIDE"]
     assert server.transport is server.tls_transport
+
+
+def test_a_record_cut_short_by_a_reset() -> None:
+    """Half a record, then a reset: no partial plaintext is delivered, and the
+    application hears the ConnectionResetError."""
+    pump, client, server = pair()
+    pump.run()
+    client.transport.write(b"z" * 10_000)
+    ciphertext_size = pump.client_transport.get_write_buffer_size()
+    assert ciphertext_size > 10_000
+    pump.deliver("client", ciphertext_size // 2)
+    pump.reset()
+    assert server.received == b""
+    assert isinstance(lost(server), ConnectionResetError)
+    assert isinstance(lost(client), ConnectionResetError)
