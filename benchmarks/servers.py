@@ -267,19 +267,30 @@ class ServerProcess:
 
     ``wrapper`` goes before the Python command (``["strace", "-f", ...]``);
     the server's own PID (not the wrapper's) is :attr:`pid`, read from its
-    READY line.  Use as a context manager: the server is stopped, and the
-    wrapper waited for, whatever happens.
+    READY line.  ``script`` is the Python script that runs ``kind`` (this
+    one by default; ``http_servers.py`` for the HTTP servers), given
+    ``arguments`` after the kind; it takes ``--cpu`` and ``--fresh-malloc``
+    as this one does.  Use as a context manager: the server is stopped, and
+    the wrapper waited for, whatever happens.
     """
 
     def __init__(
-        self, kind: str, *, cpu: int | None, wrapper: Sequence[str] = (), fresh_malloc: bool = False
+        self,
+        kind: str,
+        *,
+        cpu: int | None,
+        wrapper: Sequence[str] = (),
+        fresh_malloc: bool = False,
+        script: Path | None = None,
+        arguments: Sequence[str] = (),
     ) -> None:
         self.kind = kind
         self._wrapped = bool(wrapper)
         if kind == "c-epoll":
             command = [*wrapper, str(native.build("c_echo"))]
         else:
-            command = [*wrapper, sys.executable, str(Path(__file__).resolve()), kind]
+            script = script or Path(__file__).resolve()
+            command = [*wrapper, sys.executable, str(script), kind, *arguments]
             if fresh_malloc:
                 command.append("--fresh-malloc")
         if cpu is not None:

@@ -1,0 +1,208 @@
+"""The HTTP servers ``http_load.py`` compares, each run as a script in its own process.
+
+Run as a script, it is one server::
+
+    python benchmarks/http_servers.py weft-reactor-files --root DIR --cpu 0
+
+It listens on a free loopback port, prints ``READY <port> <pid>`` on stdout
+and serves until it is sent SIGTERM (as ``servers.py`` does, whose
+:class:`~servers.ServerProcess` starts and stops it).  Every server answers
+``GET /hello.txt`` with 200 and the same 13 bytes, keep-alive, with the
+headers ``content-type: text/plain`` and ``content-length: 13`` (the file
+server adds ``last-modified``); none sends a ``Date``.  The kinds:
+
+* ``weft-<driver>-files`` for every driver the registry says can run here:
+  exactly what ``weft serve http --root DIR --driver <driver>`` runs,
+  ``HTTPServerProtocol(FileServer(DIR))`` through :func:`weft.drivers.serve`,
+  with ``DIR/hello.txt`` holding the 13 bytes;
+* ``weft-<driver>-hello``: ``HTTPServerProtocol`` with a handler that
+  answers from memory (the protocol's cost without the file server's);
+* ``h11-asyncio``: a minimal h11 server, an ``asyncio.Protocol`` on asyncio's
+  default loop: the baseline every ratio is taken against;
+* ``h11-uvloop``: the same protocol on uvloop, when uvloop is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from collections.abc import Callable, Sequence
+from importlib.util import find_spec
+from typing import Any, cast
+
+import servers
+
+#: The body every server sends, and the file the file server serves.
+BODY = b"Hello, World!"
+FILE_NAME = "hello.txt"
+PATH = f"/{FILE_NAME}"
+
+
+def server_kinds() -> list[servers.ServerKind]:
+    """Every HTTP server kind that can run here: weft's (files, then hello, per driver), then h11's."""
+    from weft.drivers.registry import DRIVERS
+
+    kinds = []
+    for name, info in DRIVERS.items():
+        if not info.available():
+            continue
+        peer = f"h11-{name}" if name in ("asyncio", "uvloop") else None
+        kinds.append(
+            servers.ServerKind(
+                f"weft-{name}-files", f"weft serve http --root DIR --driver {name}", peer, True
+            )
+        )
+        kinds.append(
+            servers.ServerKind(
+                f"weft-{name}-hello",
+                f"weft HTTPServerProtocol, a handler answering from memory, {name}",
+                peer,
+                True,
+            )
+        )
+    kinds.append(
+        servers.ServerKind("h11-asyncio", "a minimal h11 asyncio.Protocol, default loop", None, True)
+    )
+    if find_spec("uvloop") is not None:
+        kinds.append(servers.ServerKind("h11-uvloop", "the same h11 asyncio.Protocol on uvloop", None, True))
+    return kinds
+
+
+# ------------------------------------------------------------------ servers
+
+
+def serve_weft(driver: str, handler_name: str, root: str, ready: Callable[[int], None]) -> None:
+    """weft's HTTP server through :func:`weft.drivers.serve`, as ``weft serve http`` runs it."""
+    from weft.drivers import serve
+    from weft.drivers.http_files import FileServer
+    from weft.protocols.http import HTTPServerProtocol, Request, ResponseWriter
+
+    if handler_name == "files":
+        handler: Any = FileServer(root)  # what the command line's `serve http` builds
+    else:
+
+        def handler(request: Request, response: ResponseWriter) -> None:
+            response.send(200, {"content-type": "text/plain"}, BODY)
+
+    serve(
+        lambda: HTTPServerProtocol(handler),
+        host=servers.HOST,
+        port=0,
+        driver=driver,
+        on_ready=lambda server: ready(int(server.port or 0)),
+    )
+
+
+def serve_h11(loop_factory: Callable[[], Any], ready: Callable[[int], None]) -> None:
+    """A minimal, correct h11 server on an asyncio loop: 200 and :data:`BODY` to every request.
+
+    Keep-alive and pipelining as h11 allows (each request's answer goes out
+    as one write, then the next cycle starts); a request body is read and
+    ignored; it closes when h11 says the connection must close, on the
+    client's EOF, and on bytes that are not HTTP.  No limits or timeouts:
+    the floor for an h11-based server, not a server to deploy.
+    """
+    import asyncio
+
+    import h11
+
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(BODY))]
+
+    class HelloH11(asyncio.Protocol):
+        transport: asyncio.Transport
+        connection: h11.Connection
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            # uvloop's transports are not asyncio.Transport subclasses.
+            self.transport = cast(asyncio.Transport, transport)
+            self.connection = h11.Connection(h11.SERVER)
+
+        def data_received(self, data: bytes) -> None:
+            self.connection.receive_data(data)
+            self.answer()
+
+        def eof_received(self) -> bool:
+            self.connection.receive_data(b"")
+            self.answer()
+            return False  # the transport closes itself, after what was written
+
+        def answer(self) -> None:
+            connection = self.connection
+            while True:
+                try:
+                    event = connection.next_event()
+                except h11.RemoteProtocolError:
+                    self.transport.close()
+                    return
+                if event is h11.NEED_DATA:
+                    return
+                if isinstance(event, h11.Request):
+                    self.transport.write(
+                        connection.send(h11.Response(status_code=200, headers=headers, reason=b"OK"))
+                        + connection.send(h11.Data(data=BODY))
+                        + connection.send(h11.EndOfMessage())
+                    )
+                elif isinstance(event, h11.EndOfMessage) or event is h11.PAUSED:
+                    if connection.our_state is h11.DONE and connection.their_state is h11.DONE:
+                        connection.start_next_cycle()  # keep-alive: on to the next request
+                    else:  # Connection: close, or HTTP/1.0
+                        self.transport.close()
+                        return
+                elif isinstance(event, h11.ConnectionClosed):
+                    self.transport.close()
+                    return
+                # h11.Data: a request body, ignored.
+
+    loop = loop_factory()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(loop.create_server(HelloH11, servers.HOST, 0))
+    ready(int(server.sockets[0].getsockname()[1]))
+    loop.run_forever()
+
+
+def serve(kind: str, root: str, ready: Callable[[int], None]) -> None:
+    """Run the server called ``kind`` (see :func:`server_kinds`)."""
+    if kind.startswith("weft-"):
+        driver, _, handler = kind.removeprefix("weft-").rpartition("-")
+        if handler not in ("files", "hello") or not driver:
+            raise SystemExit(f"unknown server kind {kind!r}")
+        serve_weft(driver, handler, root, ready)
+    elif kind == "h11-asyncio":
+        import asyncio
+
+        serve_h11(asyncio.new_event_loop, ready)
+    elif kind == "h11-uvloop":
+        import uvloop
+
+        serve_h11(uvloop.new_event_loop, ready)
+    else:
+        raise SystemExit(f"unknown server kind {kind!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run one server (the child side of :class:`servers.ServerProcess`)."""
+    parser = argparse.ArgumentParser(description="Run one benchmark HTTP server on loopback.")
+    parser.add_argument("kind")
+    parser.add_argument("--root", default=".", help=f"the directory the file servers serve ({FILE_NAME})")
+    parser.add_argument("--cpu", type=int, help="pin the server to this core")
+    parser.add_argument(
+        "--fresh-malloc", action="store_true", help="skip servers.settle_allocator(): keep a fresh malloc"
+    )
+    args = parser.parse_args(argv)
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    if not args.fresh_malloc:
+        servers.settle_allocator()
+    # SIGTERM ends the process (weft's serve() stops gracefully on it: the
+    # client has closed its connections by then); no traceback on Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    def ready(port: int) -> None:
+        print(f"READY {port} {os.getpid()}", flush=True)
+
+    serve(args.kind, args.root, ready)
+
+
+if __name__ == "__main__":
+    main()
