@@ -20,6 +20,7 @@ that is not there is a 404.
 
 from __future__ import annotations
 
+import functools
 import html
 import mimetypes
 import os
@@ -76,6 +77,9 @@ class FileServer:
         except PermissionError:
             _send_text(response, 403, "forbidden")
             return
+        except OSError:  # a loop of links, a name too long...
+            _send_text(response, 404, "not found")
+            return
         if stat.S_ISDIR(info.st_mode):
             self._directory(request, response, path)
         elif stat.S_ISREG(info.st_mode):
@@ -85,7 +89,8 @@ class FileServer:
 
     def resolve(self, raw_path: str) -> str:
         """The file a request path names, or :class:`_Refused` (403 or 400) if it
-        would leave the root or is malformed.  Does not check that it exists."""
+        would leave the root or is malformed; OSError (FileNotFoundError...) if
+        a step of it is not there."""
         if not raw_path.startswith("/"):
             raise _Refused(400, "bad request")
         lowered = raw_path.lower()
@@ -101,10 +106,22 @@ class FileServer:
         if any(segment in (".", "..") for segment in segments):
             raise _Refused(403, "forbidden")
         path = os.path.join(self.root, *segments)
-        real = os.path.realpath(path)
-        if real != self.root and not real.startswith(self.root + os.sep):
-            raise _Refused(403, "forbidden")  # a symbolic link out of the root
-        return real
+        if self._has_link(segments):
+            real = os.path.realpath(path)
+            if real != self.root and not real.startswith(self.root + os.sep):
+                raise _Refused(403, "forbidden")  # a symbolic link out of the root
+            return real
+        return path
+
+    def _has_link(self, segments: list[str]) -> bool:
+        """Whether any step below the root is a symbolic link (one lstat per step,
+        cheaper than realpath's walk from /; a missing step raises FileNotFoundError)."""
+        path = self.root
+        for segment in segments:
+            path = os.path.join(path, segment)
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return True
+        return False
 
     # ------------------------------------------------------------ answers
 
@@ -129,24 +146,36 @@ class FileServer:
         response.send(200, [("content-type", "text/html; charset=utf-8")], page)
 
     def _file(self, request: Request, response: ResponseWriter, path: str, info: os.stat_result) -> None:
-        modified = formatdate(int(info.st_mtime), usegmt=True)
+        modified = _http_date(int(info.st_mtime))
         if _not_modified_since(request.headers.get("if-modified-since"), int(info.st_mtime)):
             response.start(304, [("last-modified", modified)])
             response.end()
             return
-        content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-        response.start(
-            200,
-            [
-                ("content-type", content_type),
-                ("content-length", str(info.st_size)),
-                ("last-modified", modified),
-            ],
-        )
+        headers = [
+            ("content-type", _content_type(os.path.splitext(path)[1])),
+            ("content-length", str(info.st_size)),
+            ("last-modified", modified),
+        ]
         if request.method == "HEAD" or info.st_size == 0:
-            response.end()
+            response.send(200, headers)
             return
-        _FileSender(path, info, response, self.chunk_size).send()
+        sender = _FileSender(path, info, response, self.chunk_size)
+        if info.st_size <= self.chunk_size:
+            # A small file: one read, and the whole response in one write.
+            response.send(200, headers, sender.read())
+            return
+        response.start(200, headers)
+        sender.send()
+
+
+@functools.lru_cache(maxsize=256)
+def _content_type(extension: str) -> str:
+    return mimetypes.guess_type("x" + extension)[0] or "application/octet-stream"
+
+
+@functools.lru_cache(maxsize=256)
+def _http_date(timestamp: int) -> str:
+    return formatdate(timestamp, usegmt=True)
 
 
 class _FileSender:
@@ -168,6 +197,7 @@ class _FileSender:
         self.chunk_size = chunk_size
 
     def send(self) -> None:
+        """Write chunks while the client keeps up, then wait for it; end when done."""
         response = self.response
         while self.position < self.size:
             if response.abandoned:
@@ -175,16 +205,19 @@ class _FileSender:
             if not response.writable:
                 response.on_writable(self.send)
                 return
-            response.write(self._read())
+            response.write(self.read())
         response.end()
 
-    def _read(self) -> bytes:
-        with open(self.path, "rb") as file:
-            info = os.fstat(file.fileno())
+    def read(self) -> bytes:
+        """The next chunk (the file opened for it and closed again)."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            info = os.fstat(fd)
             if (info.st_dev, info.st_ino) != self.identity:
                 raise OSError(f"{self.path} was replaced while being sent")
-            file.seek(self.position)
-            data = file.read(min(self.chunk_size, self.size - self.position))
+            data = os.pread(fd, min(self.chunk_size, self.size - self.position), self.position)
+        finally:
+            os.close(fd)
         if not data:
             raise OSError(f"{self.path} became shorter while being sent")
         self.position += len(data)

@@ -220,3 +220,10 @@ def test_the_root_must_be_a_directory(tmp_path: Path) -> None:
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(ArgumentError):
         FileServer(tmp_path / "file")
+
+
+def test_a_loop_of_links_is_a_404(root: Path) -> None:
+    """Links that point at each other are not found, not a server error."""
+    (root / "one").symlink_to(root / "two")
+    (root / "two").symlink_to(root / "one")
+    assert get(serve(root), "/one").status == 404

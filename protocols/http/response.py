@@ -18,8 +18,8 @@ __all__ = ["ResponseWriter"]
 class _Owner(Protocol):
     """The server connection a response goes out on."""
 
-    def _send(self, event: h11.Event) -> None:
-        """Encode ``event`` and write it."""
+    def _send(self, *events: h11.Event) -> None:
+        """Encode ``events`` and write them, in one write."""
 
     def _response_starting(self, pairs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """The head is about to go: the headers to send (maybe ``Connection: close`` added)."""
@@ -91,14 +91,18 @@ class ResponseWriter:
         """
         if self._abandoned:
             return
+        self._owner._send(self._head(status, header_list(headers), reason))
+
+    def _head(self, status: int, pairs: list[tuple[bytes, bytes]], reason: str | None) -> h11.Response:
+        """The head event, once checked; the response counts as started."""
         if self._started:
             raise HTTPUsageError("the response was already started")
         if not 200 <= status <= 599:
             raise ArgumentError(f"status must be 200 to 599, not {status}")
-        pairs = self._owner._response_starting(header_list(headers))
+        pairs = self._owner._response_starting(pairs)
         phrase = reason.encode("latin-1") if reason is not None else reason_phrase(status)
         self._started = True
-        self._owner._send(h11.Response(status_code=status, headers=pairs, reason=phrase))
+        return h11.Response(status_code=status, headers=pairs, reason=phrase)
 
     def write(self, data: bytes) -> bool:
         """Send a chunk of the body; return :attr:`writable` (false: wait for :meth:`on_writable`)."""
@@ -116,20 +120,29 @@ class ResponseWriter:
             return
         if not self._started or self._finished:
             raise HTTPUsageError("end() before start() or after end()")
-        if data:
-            self.write(data)
         self._finished = True
-        self._owner._send(h11.EndOfMessage())
+        if data and not self._head_only:
+            self._owner._send(h11.Data(data=bytes(data)), h11.EndOfMessage())
+        else:
+            self._owner._send(h11.EndOfMessage())
         self._owner._response_finished()
 
     def send(self, status: int, headers: HeaderInput = (), body: bytes = b"") -> None:
         """The whole response at once: head, ``body``, end; Content-Length is
         added unless ``headers`` has one."""
+        if self._abandoned:
+            return
         pairs = header_list(headers)
         if not any(name.lower() == b"content-length" for name, _ in pairs):
             pairs.append((b"content-length", b"%d" % len(body)))
-        self.start(status, pairs)
-        self.end(body)
+        head = self._head(status, pairs, None)
+        # One write for the whole response: a small response is one packet.
+        if body and not self._head_only:
+            self._owner._send(head, h11.Data(data=bytes(body)), h11.EndOfMessage())
+        else:
+            self._owner._send(head, h11.EndOfMessage())
+        self._finished = True
+        self._owner._response_finished()
 
     def on_writable(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` once, when the client can take more: on the next

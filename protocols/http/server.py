@@ -93,8 +93,14 @@ class HTTPServerProtocol(Protocol):
         self._pumping = False
         self._closed = False
         self._writing_paused = False
-        self._head_timer: TimerHandle | None = None
-        self._idle_timer: TimerHandle | None = None
+        # The two deadlines (monotonic clock times; None: not running) share
+        # one timer, which is moved only when a deadline comes earlier than
+        # it: a keep-alive request then costs two assignments, not two timers
+        # scheduled and cancelled.
+        self._head_due: float | None = None
+        self._idle_due: float | None = None
+        self._timer: TimerHandle | None = None
+        self._timer_at = 0.0
         self._linger_timer: TimerHandle | None = None
         self._writable_waiters: list[tuple[ResponseWriter, Callable[[], object]]] = []
 
@@ -110,9 +116,7 @@ class HTTPServerProtocol(Protocol):
         """Hand the bytes to h11 and act on what they complete."""
         if self._closed:
             return
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._idle_due = None
         self._meter.fed(len(data))
         self._h11.receive_data(data)
         self._pump()
@@ -264,15 +268,19 @@ class HTTPServerProtocol(Protocol):
 
     # --------------------------------------------- the response's owner
 
-    def _send(self, event: h11.Event) -> None:
-        """(ResponseWriter) encode and write ``event``."""
-        try:
-            data = self._h11.send(event)
-        except h11.LocalProtocolError as exc:
-            self._abort()
-            raise HTTPUsageError(f"cannot send {type(event).__name__}: {exc}") from exc
-        if data and self._transport is not None:
-            self._transport.write(data)
+    def _send(self, *events: h11.Event) -> None:
+        """(ResponseWriter) encode ``events`` and write them, in one write."""
+        pieces = []
+        for event in events:
+            try:
+                data = self._h11.send(event)
+            except h11.LocalProtocolError as exc:
+                self._abort()
+                raise HTTPUsageError(f"cannot send {type(event).__name__}: {exc}") from exc
+            if data:
+                pieces.append(data)
+        if pieces and self._transport is not None:
+            self._transport.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
 
     def _response_starting(self, pairs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """(ResponseWriter) decide whether this connection can be reused."""
@@ -401,16 +409,48 @@ class HTTPServerProtocol(Protocol):
         clock = self._clock
         if clock is None or self._closed:
             return
-        self._cancel_timers()
-        self._head_timer = clock.call_later(self.limits.head_timeout, self._head_timed_out)
+        now = clock.now()
+        self._head_due = now + self.limits.head_timeout
         if after_response and not self._meter.pending():
-            self._idle_timer = clock.call_later(self.limits.keep_alive_timeout, self._idle_timed_out)
+            self._idle_due = now + self.limits.keep_alive_timeout
+        else:
+            self._idle_due = None
+        self._schedule(now)
 
     def _cancel_timers(self) -> None:
-        for timer in (self._head_timer, self._idle_timer):
-            if timer is not None:
-                timer.cancel()
-        self._head_timer = self._idle_timer = None
+        # Lazily: the timer, if it fires, finds nothing due.
+        self._head_due = self._idle_due = None
+
+    def _schedule(self, now: float) -> None:
+        """Have the timer fire by the earliest deadline."""
+        dues = [due for due in (self._head_due, self._idle_due) if due is not None]
+        clock = self._clock
+        if not dues or clock is None:
+            return
+        due = min(dues)
+        if self._timer is not None:
+            if self._timer_at <= due:
+                return  # it fires in time, and looks again then
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = clock.call_later(due - now, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        clock = self._clock
+        if self._closed or clock is None:
+            return
+        # A hair of slack: the clock's own float arithmetic may land a
+        # timer a rounding error before the deadline it was set for.
+        now = clock.now() + 1e-6
+        if self._idle_due is not None and self._idle_due <= now:
+            self._idle_due = None
+            self._idle_timed_out()
+        elif self._head_due is not None and self._head_due <= now:
+            self._head_due = None
+            self._head_timed_out()
+        else:
+            self._schedule(clock.now())
 
     def _head_timed_out(self) -> None:
         if self._closed or self._exchange is not None:
@@ -468,6 +508,9 @@ class HTTPServerProtocol(Protocol):
             return
         self._closed = True
         self._cancel_timers()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._writable_waiters.clear()
         exchange = self._exchange
         if exchange is not None:

@@ -3,6 +3,7 @@ h11's errors into weft's, and canned error responses."""
 
 from __future__ import annotations
 
+import functools
 from http import HTTPStatus
 
 import h11
@@ -60,6 +61,7 @@ def remote_error(exc: h11.RemoteProtocolError, max_head_size: int) -> HTTPError:
     return error
 
 
+@functools.lru_cache(maxsize=128)
 def reason_phrase(status: int) -> bytes:
     """The standard reason phrase of ``status`` (empty for unknown codes)."""
     try:
