@@ -56,3 +56,33 @@ def choose_servers(spec: str | None, kinds: list[servers.ServerKind]) -> list[st
             f"unknown or unavailable server(s): {', '.join(unknown)}; available: {', '.join(known)}"
         )
     return [name for name in known if name in wanted]
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, best: str, client: str, disturbed: str) -> None:
+    """The options every benchmark grid shares: which servers, how many runs,
+    which run a row reports (``best``: what "best" means), the cores, the
+    table format.  ``client`` names the load generator, ``disturbed`` the
+    runs that are run again."""
+    parser.add_argument(
+        "--servers",
+        help="servers to run, comma-separated (see --list); default: every default one available",
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="runs per server and cell, interleaved")
+    parser.add_argument(
+        "--stat",
+        choices=["best", "median"],
+        default="best",
+        help=f"which run a row reports: {best}, or the median",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=2, help=f"runs again, at most this many times, {disturbed}"
+    )
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table for docs")
+    parser.add_argument("--server-cpu", type=int, default=0, help="core the server is pinned to")
+    parser.add_argument("--client-cpu", type=int, default=1, help=f"core {client} is pinned to")
+    parser.add_argument(
+        "--fresh-malloc",
+        action="store_true",
+        help="do not settle glibc's mmap threshold in the servers (see servers.settle_allocator)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the servers that can run here, and exit")

@@ -121,32 +121,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--connections", type=cli.parse_counts, default=[1, 50], help="connection counts, comma-separated"
     )
-    parser.add_argument(
-        "--servers",
-        help="servers to run, comma-separated (see --list); default: every default one available",
+    cli.add_run_options(
+        parser,
+        best="the lowest CPU per message",
+        client="the load generator",
+        disturbed="a run disturbed by other tasks on the benchmark cores",
     )
-    parser.add_argument("--repeat", type=int, default=5, help="runs per cell")
-    parser.add_argument(
-        "--stat",
-        choices=["best", "median"],
-        default="best",
-        help="which run a cell reports: the lowest CPU per message, or the median",
-    )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="runs again, at most this many times, a run disturbed by other tasks on the benchmark cores",
-    )
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table for docs")
-    parser.add_argument("--server-cpu", type=int, default=0, help="core the server is pinned to")
-    parser.add_argument("--client-cpu", type=int, default=1, help="core the load generator is pinned to")
-    parser.add_argument(
-        "--fresh-malloc",
-        action="store_true",
-        help="do not settle glibc's mmap threshold in the servers (see servers.settle_allocator)",
-    )
-    parser.add_argument("--list", action="store_true", help="list the servers that can run here, and exit")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.warmup < 0 or args.repeat < 1 or args.retries < 0:
         parser.error("--duration and --repeat must be positive, --warmup and --retries not negative")

@@ -400,31 +400,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured wrk run before each run")
     parser.add_argument("--connections", type=int, default=50, help="wrk's keep-alive connections")
-    parser.add_argument(
-        "--servers", help="servers to run, comma-separated (see --list); default: every one available"
+    cli.add_run_options(
+        parser,
+        best="the most requests/s",
+        client="wrk",
+        disturbed="a run in which the server waited for its core",
     )
-    parser.add_argument("--repeat", type=int, default=5, help="runs per server, interleaved")
-    parser.add_argument(
-        "--stat",
-        choices=["best", "median"],
-        default="best",
-        help="which run a server reports: the most requests/s, or the median",
-    )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="runs again, at most this many times, a run in which the server waited for its core",
-    )
-    parser.add_argument("--markdown", action="store_true", help="print a Markdown table for docs")
-    parser.add_argument("--server-cpu", type=int, default=0, help="core the server is pinned to")
-    parser.add_argument("--client-cpu", type=int, default=1, help="core wrk is pinned to")
-    parser.add_argument(
-        "--fresh-malloc",
-        action="store_true",
-        help="do not settle glibc's mmap threshold in the servers (see servers.settle_allocator)",
-    )
-    parser.add_argument("--list", action="store_true", help="list the servers that can run here, and exit")
     args = parser.parse_args(argv)
     if args.duration < 1 or args.warmup < 0 or args.repeat < 1 or args.retries < 0 or args.connections < 1:
         parser.error(
