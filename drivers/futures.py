@@ -1,15 +1,16 @@
 """A result that is not there yet: the one sentinel callback code and coroutine code share.
 
 Drivers return a :class:`Future` for operations that finish later (a TCP
-connect, a process exit).  Callback code adds callbacks to it; the coroutine
-scheduler (a later layer) awaits it.  Callbacks never run from inside
+connect, a process exit).  Callback code adds callbacks to it and resolves
+it; coroutine code (:mod:`weft.drivers.coroutines`) awaits it: ``await
+future`` gives the result or raises the exception.  Callbacks never run from inside
 ``set_result``: they are scheduled through the driver's ``call_soon``, as in
 asyncio, so resolving a future never re-enters the code that resolved it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Generic, TypeVar
 
 from weft.protocols.errors import InvalidStateError
@@ -76,6 +77,16 @@ class Future(Generic[_T]):
         removed = len(self._callbacks) - len(kept)
         self._callbacks = kept
         return removed
+
+    def __await__(self) -> Generator[Future[_T], None, _T]:
+        """``await future``: the result, or the exception raised, once done.
+
+        Only a :class:`weft.drivers.coroutines.Task` can wait: it is handed
+        the future, adds a done callback, and resumes when it runs.
+        """
+        if self._state != _DONE:
+            yield self
+        return self.result()
 
     def __repr__(self) -> str:
         if self._state != _DONE:

@@ -70,6 +70,12 @@ def _uvloop() -> Runtime:
     return AsyncioRuntime.with_uvloop()
 
 
+def _blocking() -> Runtime:
+    from weft.drivers.blocking import BlockingRuntime
+
+    return BlockingRuntime()
+
+
 #: Every driver, in the order ``weft drivers`` lists them.
 DRIVERS: dict[str, DriverInfo] = {
     "reactor": DriverInfo(
@@ -92,6 +98,13 @@ DRIVERS: dict[str, DriverInfo] = {
         ("uvloop",),
         "uvloop",
         _uvloop,
+    ),
+    "blocking": DriverInfo(
+        "blocking",
+        "threads and blocking sockets: a reader and a writer thread per connection",
+        (),
+        None,
+        _blocking,
     ),
 }
 

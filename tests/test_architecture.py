@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
 import inspect
 import pkgutil
@@ -15,7 +16,11 @@ import pytest
 
 import weft.drivers
 import weft.protocols
+from weft.drivers.coroutines import Cancelled
 from weft.protocols import errors
+
+#: Exceptions that are not errors, and so sit outside WeftError (see docs/coroutines.md).
+CANCELLATION_SIGNALS: frozenset[type[BaseException]] = frozenset({Cancelled})
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -146,7 +151,8 @@ def test_every_public_name_has_a_docstring() -> None:
 
 def test_every_weft_error_descends_from_weft_error() -> None:
     """errors.py is one hierarchy under WeftError, and every exception class defined
-    anywhere in weft joins it."""
+    anywhere in weft joins it, but for the cancellation signal (Cancelled, a
+    BaseException like asyncio.CancelledError, which it derives from)."""
     defined = []
     for package in (weft.protocols, weft.drivers):
         for module in all_modules(package):
@@ -158,7 +164,13 @@ def test_every_weft_error_descends_from_weft_error() -> None:
                 ):
                     defined.append(value)
     assert errors.WeftError in defined
-    assert all(issubclass(cls, errors.WeftError) for cls in defined), defined
+    # The one documented exception: a cancellation is a request to stop, not an
+    # error, and must get past `except Exception`, so it derives from
+    # BaseException (through asyncio.CancelledError) and cannot be a WeftError.
+    signals = [cls for cls in defined if cls in CANCELLATION_SIGNALS]
+    assert all(issubclass(cls, asyncio.CancelledError) and not issubclass(cls, Exception) for cls in signals)
+    errors_proper = [cls for cls in defined if cls not in CANCELLATION_SIGNALS]
+    assert all(issubclass(cls, errors.WeftError) for cls in errors_proper), errors_proper
     assert set(errors.__all__) == {cls.__name__ for cls in defined if cls.__module__ == errors.__name__}
 
 

@@ -18,6 +18,9 @@ EXPECTED = {
     "echo_on_asyncio.py": "weft client got: and back",
     "process_lines.py": "answers [b'HELLO', b'WEFT'], exit status 0",
     "http_fetch.py": "answers: 200 hello, weft; 200 hello, again",
+    "blocking_pubsub_client.py": "got b'news' b'weft on threads'",
+    "blocking_http_client.py": "answers: 200 hello, threads; 200 hello, again",
+    "coroutines_on_the_fake_clock.py": "greeted alice, bob; said bye at 42 fake seconds",
 }
 
 

@@ -1,0 +1,29 @@
+"""The blocking driver: weft protocols on blocking sockets and pipes, with threads.
+
+:class:`BlockingRuntime` is a :class:`~weft.drivers.runtime.Runtime`
+(``weft serve echo --driver blocking``).  :func:`connect_tcp` and
+:func:`connect_unix` are for scripts and REPLs: a connection with no event
+loop to run, where callbacks happen while you wait::
+
+    with connect_tcp("127.0.0.1", 8000, PubSubClientProtocol(), timeout=5) as conn:
+        conn.protocol.subscribe(b"news")
+        conn.wait_for(lambda: replies, timeout=5)
+
+See ``docs/drivers-blocking.md``.
+"""
+
+from weft.drivers.blocking.client import Connection, connect_pipes, connect_tcp, connect_unix
+from weft.drivers.blocking.runtime import BlockingRuntime
+from weft.drivers.blocking.sockets import DEFAULT_MAX_CONNECTIONS, Listener
+from weft.drivers.blocking.transport import ThreadedTransport
+
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "BlockingRuntime",
+    "Connection",
+    "Listener",
+    "ThreadedTransport",
+    "connect_pipes",
+    "connect_tcp",
+    "connect_unix",
+]

@@ -1,0 +1,244 @@
+"""The blocking driver's runtime: weft's Runtime interface over threads and blocking calls.
+
+::
+
+    runtime = BlockingRuntime()
+    listener = runtime.listen_tcp(EchoProtocol, "127.0.0.1", 8000)
+    runtime.run()                      # the calling thread runs the callbacks
+
+One thread, the one inside :meth:`BlockingRuntime.run` (the *scheduler
+thread*), runs every protocol callback and timer.  Each connection adds a
+reader thread and a writer thread (:mod:`weft.drivers.blocking.transport`),
+each listener an accept thread (:mod:`weft.drivers.blocking.sockets`), each
+connect a short-lived thread.  See ``docs/drivers-blocking.md``.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from weft.drivers.blocking.channels import Channel, PipeChannel, channel_names
+from weft.drivers.blocking.scheduler import Scheduler
+from weft.drivers.blocking.sockets import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    Listener,
+    connect,
+)
+from weft.drivers.blocking.transport import ThreadedTransport
+from weft.drivers.futures import Future
+from weft.drivers.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
+from weft.drivers.timers import Timer
+from weft.protocols.contract import Transport
+from weft.protocols.errors import ClosedResourceError
+
+__all__ = ["BlockingRuntime"]
+
+# How long close() lets aborted connections reach connection_lost.
+_CLOSE_WAIT = 5.0
+
+
+class BlockingRuntime:
+    """A :class:`~weft.drivers.runtime.Runtime` on threads and blocking calls.
+
+    ``max_connections`` bounds each listener's pool (see
+    :class:`~weft.drivers.blocking.sockets.Listener`).  Its ``now`` and
+    ``call_later`` make it a :class:`weft.protocols.contract.Clock` too.
+    """
+
+    name = "blocking"
+
+    def __init__(self, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
+        self.max_connections = max_connections
+        self._scheduler = Scheduler()
+        self._listeners: set[Listener] = set()
+        self._connections: set[ThreadedTransport] = set()
+        self._signals: dict[int, Any] = {}
+
+    # -------------------------------------------------------------- clock
+
+    def now(self) -> float:
+        """Monotonic seconds."""
+        return self._scheduler.now()
+
+    def call_soon(self, callback: Callable[..., object], *args: Any) -> Timer:
+        """Run ``callback(*args)`` on the next turn (safe from any thread)."""
+        return self._scheduler.call_soon(callback, *args)
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
+        """Run ``callback(*args)`` after ``delay`` seconds (call it from the scheduler thread)."""
+        return self._scheduler.call_later(delay, callback, *args)
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> Timer:
+        """:meth:`call_soon` from any thread or a signal handler; wakes the scheduler."""
+        return self._scheduler.call_soon_threadsafe(callback, *args)
+
+    # ---------------------------------------------------------- endpoints
+
+    def listen_tcp(
+        self,
+        factory: Callable[[], Any],
+        host: str | None = "127.0.0.1",
+        port: int = 0,
+        *,
+        backlog: int = DEFAULT_BACKLOG,
+        max_connections: int | None = None,
+    ) -> Listener:
+        """Accept TCP connections on every address ``host`` resolves to; port 0 picks a free one.
+
+        A port in use or an unknown host raises ``OSError`` now.  At most
+        ``max_connections`` (the runtime's, by default) are served at once;
+        more wait in the backlog.
+        """
+        self._check_open()
+        return self._listen(factory, bind_tcp(host, port, backlog=backlog), max_connections)
+
+    def listen_unix(
+        self,
+        factory: Callable[[], Any],
+        path: str,
+        *,
+        backlog: int = DEFAULT_BACKLOG,
+        max_connections: int | None = None,
+    ) -> Listener:
+        """Accept connections on a UNIX-domain socket at ``path`` (a stale socket file is replaced)."""
+        self._check_open()
+        return self._listen(factory, [bind_unix(path, backlog=backlog)], max_connections)
+
+    def _listen(
+        self, factory: Callable[[], Any], sockets: list[socket.socket], bound: int | None
+    ) -> Listener:
+        try:
+            listener = Listener(
+                self, factory, sockets, max_connections=self.max_connections if bound is None else bound
+            )
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            raise
+        self._listeners.add(listener)
+        return listener
+
+    def connect_tcp(
+        self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+    ) -> Future[Transport]:
+        """Connect to ``host:port`` in a thread.  The future (resolved on the
+        scheduler thread) gets the transport once ``connection_made`` has run,
+        or the error: ``ConnectionRefusedError`` and others with the address in
+        the message, ``TimeoutError`` after ``timeout`` seconds,
+        ``socket.gaierror``, or what the factory raised."""
+        self._check_open()
+        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return connect(self, factory, socket.AF_INET, (host, port), target, timeout)
+
+    def connect_unix(
+        self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+    ) -> Future[Transport]:
+        """Connect to the UNIX-domain socket at ``path`` (errors as :meth:`connect_tcp`)."""
+        self._check_open()
+        return connect(self, factory, socket.AF_UNIX, path, path, timeout)
+
+    def connect_pipes(
+        self, factory: Callable[[], Any], read_fd: int, write_fd: int, *, close_fds: bool = True
+    ) -> ThreadedTransport:
+        """Run a protocol over two descriptors (stdio, pipes, a socket as both).
+
+        ``connection_made`` runs now when called from the scheduler thread,
+        else on its next turn.  The descriptors keep their blocking mode;
+        with ``close_fds`` they are closed when the connection ends.
+        """
+        self._check_open()
+        protocol = factory()
+        transport = self._transport(protocol, PipeChannel(read_fd, write_fd, close_fds=close_fds))
+        if self._scheduler.on_scheduler_thread():
+            transport.start()
+        else:
+            self.call_soon_threadsafe(transport.start)
+        return transport
+
+    def _transport(self, protocol: Any, channel: Channel) -> ThreadedTransport:
+        """A transport this runtime keeps track of while it is open."""
+        transport = ThreadedTransport(self._scheduler, protocol, channel, channel_names(channel))
+        self._connections.add(transport)
+        transport.on_lost.append(self._connections.discard)
+        return transport
+
+    # ------------------------------------------------------------ signals
+
+    def add_signal_handler(self, signum: int, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback(*args)`` on the scheduler thread when ``signum`` arrives (main thread only)."""
+        self._check_open()
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("signal handlers can only be set from the main thread")
+
+        def handler(_signum: int, _frame: FrameType | None) -> None:
+            self._scheduler.call_soon_threadsafe(callback, *args)
+
+        previous = signal.signal(signum, handler)
+        self._signals.setdefault(signum, previous)
+
+    def remove_signal_handler(self, signum: int) -> bool:
+        """Restore the handler that was there before; whether there was one of ours."""
+        if signum not in self._signals:
+            return False
+        signal.signal(signum, self._signals.pop(signum))
+        return True
+
+    # ------------------------------------------------------------ running
+
+    def run(self) -> None:
+        """Run callbacks and timers on the calling thread until :meth:`stop`."""
+        self._check_open()
+        self._scheduler.run()
+
+    def run_until(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Run until ``condition()`` holds after a turn or ``timeout`` seconds pass; whether it held."""
+        self._check_open()
+        return self._scheduler.run_until(condition, timeout)
+
+    def stop(self) -> None:
+        """Make :meth:`run` return after the current turn (any thread may call it)."""
+        self._scheduler.stop()
+
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`run` is running."""
+        return self._scheduler.running
+
+    @property
+    def connections(self) -> set[ThreadedTransport]:
+        """Every connection this runtime made that is still open."""
+        return self._connections
+
+    def close(self) -> None:
+        """Close the listeners, abort the connections and let them end, restore signal handlers.
+
+        Not while :meth:`run` is running.
+        """
+        if self._scheduler.running:
+            raise RuntimeError("cannot close a running runtime")
+        if self._scheduler.closed:
+            return
+        for listener in list(self._listeners):
+            listener.close()
+        for signum in list(self._signals):
+            self.remove_signal_handler(signum)
+        for transport in list(self._connections):
+            transport.abort()
+        self._scheduler.run_until(lambda: not self._connections, _CLOSE_WAIT)
+        self._scheduler.close()
+
+    def __enter__(self) -> BlockingRuntime:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._scheduler.closed:
+            raise ClosedResourceError("the runtime is closed")

@@ -1,0 +1,44 @@
+"""Coroutines on top of the callback layer: tasks, sleep, timeouts, gather, race, task groups.
+
+A :class:`Task` runs an ``async def`` coroutine on a *host*: anything with
+``now()``, ``call_soon()`` and ``call_later()`` (the reactor, weft's asyncio
+runtime, a :class:`~weft.drivers.fake_clock.FakeClock`).  The task is stepped
+by callbacks it schedules there, so coroutine code and callback code share one
+loop and one kind of future (:class:`weft.drivers.futures.Future`): callback
+code resolves it and adds callbacks; coroutine code awaits it.  Nothing in
+the callback layer depends on this package.  See ``docs/coroutines.md``.
+"""
+
+from weft.drivers.coroutines.combinators import gather, race
+from weft.drivers.coroutines.errors import Cancelled, NotInTaskError, StalledError, TimedOutError
+from weft.drivers.coroutines.host import Host, RunnableHost, SteppableHost
+from weft.drivers.coroutines.runner import run
+from weft.drivers.coroutines.sleep import sleep
+from weft.drivers.coroutines.task import Task, checkpoint, current_task, spawn
+from weft.drivers.coroutines.taskgroup import TaskGroup
+from weft.drivers.coroutines.timeouts import TimeoutScope, fail_after, move_on_after, wait_for
+from weft.drivers.futures import Future
+
+__all__ = [
+    "Cancelled",
+    "Future",
+    "Host",
+    "NotInTaskError",
+    "RunnableHost",
+    "StalledError",
+    "SteppableHost",
+    "Task",
+    "TaskGroup",
+    "TimedOutError",
+    "TimeoutScope",
+    "checkpoint",
+    "current_task",
+    "fail_after",
+    "gather",
+    "move_on_after",
+    "race",
+    "run",
+    "sleep",
+    "spawn",
+    "wait_for",
+]

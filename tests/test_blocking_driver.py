@@ -1,0 +1,179 @@
+"""The blocking driver: its script API with timeouts, the bounded pool, write
+ordering under writes from several threads, and ``weft serve --driver blocking``.
+
+Every wait is bounded and waits on an event, never on time.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from tests.processes import TIMEOUT, Children, connect, receive_exactly, stop
+from weft.drivers.blocking import BlockingRuntime, Listener, connect_tcp, connect_unix
+from weft.drivers.registry import DRIVERS, open_runtime
+from weft.drivers.testing import RecordingProtocol
+from weft.protocols import ArgumentError, ClosedResourceError, EchoProtocol
+
+
+@contextmanager
+def background_server(
+    factory: Callable[[], Any], *, unix: str | None = None, max_connections: int = 256
+) -> Iterator[tuple[BlockingRuntime, Listener]]:
+    """A blocking runtime serving ``factory`` on its own thread."""
+    runtime = BlockingRuntime(max_connections=max_connections)
+    if unix is None:
+        listener = runtime.listen_tcp(factory, "127.0.0.1", 0)
+    else:
+        listener = runtime.listen_unix(factory, unix)
+    thread = threading.Thread(target=runtime.run, daemon=True)
+    thread.start()
+    try:
+        yield runtime, listener
+    finally:
+        runtime.call_soon_threadsafe(runtime.stop)
+        thread.join(TIMEOUT)
+        assert not thread.is_alive()
+        runtime.close()
+
+
+def test_it_is_registered_and_available() -> None:
+    """``--driver blocking`` and ``weft drivers`` know it; it needs nothing extra."""
+    assert DRIVERS["blocking"].available()
+    runtime = open_runtime("blocking")
+    try:
+        assert runtime.name == "blocking"
+    finally:
+        runtime.close()
+
+
+def test_a_script_talks_to_a_server_with_no_event_loop() -> None:
+    """connect_tcp returns after connection_made; wait_for runs the callbacks
+    until the condition holds and returns its value; leaving the block closes."""
+    with background_server(EchoProtocol) as (_runtime, listener):
+        client = RecordingProtocol()
+        with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
+            assert client.names == ["connection_made"]
+            client.transport.write(b"hello")
+            assert conn.wait_for(lambda: client.received == b"hello", TIMEOUT) is True
+        assert conn.closed
+        assert client.lost
+        assert client.lost_exc is None
+
+
+def test_unix_sockets_too(tmp_path: Any) -> None:
+    """connect_unix works as connect_tcp does."""
+    path = str(tmp_path / "echo.sock")
+    with background_server(EchoProtocol, unix=path):
+        client = RecordingProtocol()
+        with connect_unix(path, client, timeout=TIMEOUT) as conn:
+            client.transport.write(b"over unix")
+            conn.wait_for(lambda: client.received == b"over unix", TIMEOUT)
+
+
+def test_waits_time_out_with_timeout_error() -> None:
+    """A condition that does not come true raises TimeoutError after the timeout;
+    the connection is still usable afterwards."""
+    with background_server(EchoProtocol) as (_runtime, listener):
+        client = RecordingProtocol()
+        with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
+            with pytest.raises(TimeoutError):
+                conn.wait_for(lambda: client.received == b"never sent", 0.1)
+            with pytest.raises(TimeoutError):
+                conn.wait_until_closed(0.1)
+            client.transport.write(b"still fine")
+            conn.wait_for(lambda: client.received == b"still fine", TIMEOUT)
+
+
+def test_a_wait_the_end_makes_impossible_fails_at_once() -> None:
+    """When the server closes, a wait for more data raises ClosedResourceError
+    at once, rather than waiting for its timeout."""
+    with background_server(RecordingProtocol) as (runtime, listener):
+        client = RecordingProtocol(keep_open_on_eof=False)
+        with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
+
+            def close_all() -> None:
+                for transport in list(listener.connections):
+                    transport.close()
+
+            runtime.call_soon_threadsafe(close_all)
+            with pytest.raises(ClosedResourceError):
+                conn.wait_for(lambda: client.received == b"more", TIMEOUT)
+            assert conn.wait_until_closed(TIMEOUT) is None
+
+
+def test_connect_errors_are_clear() -> None:
+    """A refused connection raises ConnectionRefusedError naming the address;
+    bad timeouts are ArgumentErrors."""
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(ConnectionRefusedError, match=f"127.0.0.1:{port}"):
+        connect_tcp("127.0.0.1", port, RecordingProtocol(), timeout=TIMEOUT)
+    with pytest.raises(ArgumentError):
+        connect_tcp("127.0.0.1", port, RecordingProtocol(), timeout=-1)
+
+
+def test_the_pool_is_bounded_and_a_client_over_it_waits() -> None:
+    """With max_connections=1 a second client is accepted by the kernel but
+    not served until the first one leaves; then it is served."""
+    with background_server(EchoProtocol, max_connections=1) as (_runtime, listener):
+        first, second = RecordingProtocol(), RecordingProtocol()
+        with connect_tcp("127.0.0.1", listener.port, first, timeout=TIMEOUT) as first_conn:
+            first.transport.write(b"one")
+            first_conn.wait_for(lambda: first.received == b"one", TIMEOUT)
+            with connect_tcp("127.0.0.1", listener.port, second, timeout=TIMEOUT) as second_conn:
+                second.transport.write(b"two")
+                with pytest.raises(TimeoutError):
+                    second_conn.wait_for(lambda: second.received, 0.3)
+                first_conn.close()
+                second_conn.wait_for(lambda: second.received == b"two", TIMEOUT)
+
+
+def test_writes_from_several_threads_never_interleave() -> None:
+    """Eight threads write 200 frames each through one transport at once; the
+    peer (an echo, read back) gets every frame whole, each thread's frames in its own order."""
+    frame_size, per_thread, threads = 1000, 200, 8
+    with background_server(EchoProtocol) as (_runtime, listener):
+        client = RecordingProtocol()
+        with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
+            start = threading.Barrier(threads)
+
+            def writer(tag: int) -> None:
+                start.wait(TIMEOUT)
+                for index in range(per_thread):
+                    head = f"{tag}:{index}:".encode()
+                    client.transport.write(head + bytes([65 + tag]) * (frame_size - len(head)))
+
+            workers = [threading.Thread(target=writer, args=(tag,)) for tag in range(threads)]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join(TIMEOUT)
+            total = frame_size * per_thread * threads
+            # The echo: wait_for wakes on this connection's own events, not on another thread's.
+            conn.wait_for(lambda: len(client.received) >= total, TIMEOUT)
+        received = client.received
+        assert len(received) == total
+        seen: dict[int, list[int]] = {tag: [] for tag in range(threads)}
+        for offset in range(0, total, frame_size):
+            frame = received[offset : offset + frame_size]
+            tag, index, body = frame.split(b":", 2)
+            assert body == bytes([65 + int(tag)]) * len(body)
+            seen[int(tag)].append(int(index))
+        assert all(indexes == list(range(per_thread)) for indexes in seen.values())
+
+
+def test_weft_serve_echo_on_the_blocking_driver(children: Children) -> None:
+    """``weft serve echo --driver blocking`` echoes every byte and stops on SIGTERM with status 0."""
+    server = children.weft("serve", "echo", "--port", "0", "--driver", "blocking")
+    with connect(server.port()) as client:
+        data = bytes(range(256)) * 1024
+        client.sendall(data)
+        assert receive_exactly(client, data) == data
+    assert stop(server) == 0

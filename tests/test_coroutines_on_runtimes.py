@@ -1,0 +1,156 @@
+"""The same coroutine code on real runtimes (the reactor, asyncio): real time, real sockets, bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from weft.drivers.asyncio_driver import AsyncioRuntime
+from weft.drivers.coroutines import (
+    Cancelled,
+    Host,
+    TaskGroup,
+    TimedOutError,
+    fail_after,
+    gather,
+    race,
+    run,
+    sleep,
+)
+from weft.drivers.futures import Future
+from weft.drivers.reactor import Reactor
+from weft.protocols.contract import Transport
+from weft.protocols.echo import EchoProtocol
+
+#: Every run below is bounded: a hang fails the test instead of blocking the suite.
+LIMIT = 10.0
+
+
+@pytest.fixture(params=["reactor", "asyncio"])
+def host(request: pytest.FixtureRequest) -> Iterator[Reactor | AsyncioRuntime]:
+    """A real runtime, closed after the test."""
+    runtime: Reactor | AsyncioRuntime = Reactor() if request.param == "reactor" else AsyncioRuntime()
+    try:
+        yield runtime
+    finally:
+        runtime.close()
+
+
+def test_sleep_and_gather_take_real_time_concurrently(host: Reactor | AsyncioRuntime) -> None:
+    """Two 50 ms sleeps gathered take about 50 ms, not 100: they run side by side on the real loop."""
+
+    async def nap(value: int) -> int:
+        await sleep(0.05)
+        return value
+
+    async def main() -> tuple[list[int], float]:
+        start = host.now()
+        results = await gather(nap(1), nap(2))
+        return results, host.now() - start
+
+    results, elapsed = run(host, main(), timeout=LIMIT)
+    assert results == [1, 2]
+    assert 0.04 <= elapsed < 0.095
+
+
+def test_race_and_timeouts_on_the_real_loop(host: Reactor | AsyncioRuntime) -> None:
+    """race cancels the loser and fail_after fires, on real time, with cleanup run."""
+    cleaned: list[str] = []
+
+    async def slow() -> str:
+        try:
+            await sleep(5)
+        except Cancelled:
+            cleaned.append("slow")
+            raise
+        return "slow"
+
+    async def fast() -> str:
+        await sleep(0.01)
+        return "fast"
+
+    async def main() -> str:
+        winner = await race(slow(), fast())
+        try:
+            with fail_after(0.02):
+                await sleep(5)
+        except TimedOutError:
+            return winner + " then timeout"
+        return winner
+
+    assert run(host, main(), timeout=LIMIT) == "fast then timeout"
+    assert cleaned == ["slow"]
+
+
+class Collector(EchoProtocol):
+    """A client protocol (callback style) that resolves a Future with the first bytes it receives."""
+
+    def __init__(self, answer: Future[bytes], lost: Future[None]) -> None:
+        super().__init__()
+        self.answer = answer
+        self.lost = lost
+
+    def data_received(self, data: bytes) -> None:
+        """Hand the echoed bytes to whoever awaits the future."""
+        if not self.answer.done():
+            self.answer.set_result(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Tell the coroutine that the connection is gone."""
+        self.lost.set_result(None)
+
+
+def test_a_coroutine_awaits_the_drivers_futures_over_tcp(host: Reactor | AsyncioRuntime) -> None:
+    """connect_tcp's Future is awaited by a coroutine, and a callback protocol
+    hands the echoed bytes to a coroutine through a Future: both styles in one program."""
+    listener = host.listen_tcp(EchoProtocol, "127.0.0.1", 0)
+    port = listener.addresses[0][1]
+
+    async def main() -> bytes:
+        answer: Future[bytes] = Future(host.call_soon)
+        lost: Future[None] = Future(host.call_soon)
+        transport: Transport = await host.connect_tcp(lambda: Collector(answer, lost), "127.0.0.1", port)
+        transport.write(b"hello, coroutines")
+        with fail_after(5):
+            echoed = await answer
+            transport.close()
+            await lost
+            while listener.connections:  # the server's side of the connection, closing too
+                await sleep(0.001)
+        return echoed
+
+    try:
+        assert run(host, main(), timeout=LIMIT) == b"hello, coroutines"
+    finally:
+        listener.close()
+
+
+def test_a_task_group_on_the_real_loop(host: Reactor | AsyncioRuntime) -> None:
+    """A failing child cancels its sibling and surfaces in an ExceptionGroup on a real loop."""
+    cleaned: list[str] = []
+
+    async def sibling() -> None:
+        try:
+            await sleep(5)
+        finally:
+            cleaned.append("sibling")
+
+    async def failing() -> None:
+        await sleep(0.01)
+        raise ValueError("real failure")
+
+    async def main() -> None:
+        async with TaskGroup() as group:
+            group.spawn(sibling())
+            group.spawn(failing())
+
+    with pytest.raises(ExceptionGroup) as caught:
+        run(host, main(), timeout=LIMIT)
+    assert [str(error) for error in caught.value.exceptions] == ["real failure"]
+    assert cleaned == ["sibling"]
+
+
+def test_the_runtimes_are_hosts(host: Reactor | AsyncioRuntime) -> None:
+    """The reactor and the asyncio runtime conform to the Host protocol the scheduler needs."""
+    assert isinstance(host, Host)
