@@ -83,8 +83,9 @@ def test_serve_echo_on_a_free_port(children: Children, driver: str) -> None:
 
 def test_serve_pubsub_session(children: Children) -> None:
     """Every connection shares one hub: the exact bytes of a subscribe, publish
-    and error, across two clients.  SIGINT stops it with 0."""
-    server = children.weft("serve", "pubsub", "--port", "0")
+    and error, across two clients.  SIGINT stops it with 0 (after a short grace:
+    alice, a subscriber, stays half-open at the server after her EOF)."""
+    server = children.weft("serve", "pubsub", "--port", "0", "--grace", "0.5")
     port = server.port()
     with connect(port) as alice, connect(port) as bob:
         alice.sendall(b"SUB news\n")
@@ -229,7 +230,7 @@ def test_connect_to_a_weft_server_ends_cleanly(children: Children) -> None:
 
 def test_connect_keeps_receiving_after_stdin_ends(children: Children) -> None:
     """stdin's EOF half-closes: a subscriber's messages keep coming until it is interrupted."""
-    server = children.weft("serve", "pubsub", "--port", "0")
+    server = children.weft("serve", "pubsub", "--port", "0", "--grace", "0.5")
     port = server.port()
     subscriber = children.weft("connect", "127.0.0.1", str(port))
     subscriber.write(b"SUB news\n")
