@@ -130,18 +130,27 @@ class _ErrorLog(logging.Handler):
             self.errors.append(record.exc_info[1])
 
 
-class ReactorPair:
-    """Two protocols over real connections on one reactor."""
+class _Runs(Protocol):
+    """What a pair needs of a runtime: the reactor's, asyncio's or the blocking driver's run_until."""
 
-    def __init__(self, reactor: Reactor, client: Any, server: Any, errors: list[BaseException]) -> None:
-        self.reactor = reactor
+    def run_until(self, condition: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Run until ``condition()`` holds or ``timeout`` passes; whether it holds."""
+        ...
+
+
+class RuntimePair:
+    """Two protocols over real connections on one runtime (any OS driver's)."""
+
+    def __init__(self, runtime: Any, client: Any, server: Any, errors: list[BaseException]) -> None:
+        self.runtime = runtime
         self.client = client
         self.server = server
         self.callback_errors = errors
 
     def run_until(self, condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
-        """Run the reactor until the condition holds, or fail after ``timeout`` seconds."""
-        if not self.reactor.run_until(condition, timeout):
+        """Run the runtime until the condition holds, or fail after ``timeout`` seconds."""
+        runs: _Runs = self.runtime
+        if not runs.run_until(condition, timeout):
             raise StuckError(f"the condition was still false after {timeout} s")
 
     def reset_from(self, end: End) -> None:
@@ -156,13 +165,13 @@ class ReactorHarness:
     def __init__(self, family: str) -> None:
         self.name = f"reactor-{family}"
         self.family = family
-        self.pairs: list[ReactorPair] = []
+        self.pairs: list[RuntimePair] = []
         self.errors: list[BaseException] = []
         self.log = _ErrorLog(self.errors)
         logging.getLogger("weft").addHandler(self.log)
         self.directory = tempfile.TemporaryDirectory(prefix="weft-conformance-")
 
-    def connect(self, client: Any, server: Any) -> ReactorPair:
+    def connect(self, client: Any, server: Any) -> RuntimePair:
         """Listen, connect, and run until both sides have connection_made."""
         reactor = Reactor()
         if self.family == "tcp":
@@ -172,7 +181,7 @@ class ReactorHarness:
             path = os.path.join(self.directory.name, f"s{len(self.pairs)}")
             listener = reactor.listen_unix(lambda: server, path)
             connecting = reactor.connect_unix(lambda: client, path)
-        pair = ReactorPair(reactor, client, server, self.errors)
+        pair = RuntimePair(reactor, client, server, self.errors)
         self.pairs.append(pair)
         pair.run_until(lambda: connecting.done() and _made(server))
         connecting.result()
@@ -191,9 +200,9 @@ def _made(protocol: Any) -> bool:
     return not isinstance(protocol, RecordingProtocol) or protocol.made
 
 
-def _abort_and_close(pair: ReactorPair) -> None:
+def _abort_and_close(pair: RuntimePair) -> None:
     """Abort both ends, run until their connection_lost has run, close the reactor."""
-    reactor = pair.reactor
+    reactor: Reactor = pair.runtime
     transports = [
         protocol.transport for protocol in (pair.client, pair.server) if hasattr(protocol, "transport")
     ]

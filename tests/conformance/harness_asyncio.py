@@ -19,31 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.harness import DriverHarness, End, StuckError, _ErrorLog, _made
+from tests.conformance.harness import DriverHarness, RuntimePair, _ErrorLog, _made
 from weft.drivers.asyncio_driver import AsyncioRuntime
 from weft.drivers.asyncio_transport import AsyncioTransport
-
-
-class AsyncioPair:
-    """Two protocols over real connections on one asyncio runtime."""
-
-    def __init__(
-        self, runtime: AsyncioRuntime, client: Any, server: Any, errors: list[BaseException]
-    ) -> None:
-        self.runtime = runtime
-        self.client = client
-        self.server = server
-        self.callback_errors = errors
-
-    def run_until(self, condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
-        """Run the loop until the condition holds, or fail after ``timeout`` seconds."""
-        if not self.runtime.run_until(condition, timeout):
-            raise StuckError(f"the condition was still false after {timeout} s")
-
-    def reset_from(self, end: End) -> None:
-        """Abort: a TCP peer gets a reset, a UNIX-socket peer EPIPE when it writes."""
-        protocol = self.client if end == "client" else self.server
-        protocol.transport.abort()
 
 
 class AsyncioHarness:
@@ -55,13 +33,13 @@ class AsyncioHarness:
         self.name = f"{loop}-{family}"
         self.loop = loop
         self.family = family
-        self.pairs: list[AsyncioPair] = []
+        self.pairs: list[RuntimePair] = []
         self.errors: list[BaseException] = []
         self.log = _ErrorLog(self.errors)
         logging.getLogger("weft").addHandler(self.log)
         self.directory = tempfile.TemporaryDirectory(prefix="weft-conformance-")
 
-    def connect(self, client: Any, server: Any) -> AsyncioPair:
+    def connect(self, client: Any, server: Any) -> RuntimePair:
         """Listen, connect, and run until both sides have connection_made."""
         runtime = AsyncioRuntime.with_uvloop() if self.loop == "uvloop" else AsyncioRuntime()
         if self.family.startswith("pipes"):
@@ -73,14 +51,14 @@ class AsyncioHarness:
             path = os.path.join(self.directory.name, f"s{len(self.pairs)}")
             listener = runtime.listen_unix(lambda: server, path)
             connecting = runtime.connect_unix(lambda: client, path)
-        pair = AsyncioPair(runtime, client, server, self.errors)
+        pair = RuntimePair(runtime, client, server, self.errors)
         self.pairs.append(pair)
         pair.run_until(lambda: connecting.done() and _made(server))
         connecting.result()
         listener.close()
         return pair
 
-    def _connect_pipes(self, runtime: AsyncioRuntime, client: Any, server: Any) -> AsyncioPair:
+    def _connect_pipes(self, runtime: AsyncioRuntime, client: Any, server: Any) -> RuntimePair:
         if self.family == "pipes":
             to_server_read, to_server_write = os.pipe()
             to_client_read, to_client_write = os.pipe()
@@ -92,7 +70,7 @@ class AsyncioHarness:
             client_fds, server_fds = (client_fd, client_fd), (server_fd, server_fd)
         runtime.connect_pipes(lambda: server, *server_fds)
         runtime.connect_pipes(lambda: client, *client_fds)
-        pair = AsyncioPair(runtime, client, server, self.errors)
+        pair = RuntimePair(runtime, client, server, self.errors)
         self.pairs.append(pair)
         pair.run_until(lambda: _made(client) and _made(server))
         return pair

@@ -17,30 +17,8 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from tests.conformance.harness import DriverHarness, End, StuckError, _ErrorLog, _made
+from tests.conformance.harness import DriverHarness, RuntimePair, _ErrorLog, _made
 from weft.drivers.blocking import BlockingRuntime, ThreadedTransport
-
-
-class BlockingPair:
-    """Two protocols over real connections on one blocking runtime."""
-
-    def __init__(
-        self, runtime: BlockingRuntime, client: Any, server: Any, errors: list[BaseException]
-    ) -> None:
-        self.runtime = runtime
-        self.client = client
-        self.server = server
-        self.callback_errors = errors
-
-    def run_until(self, condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
-        """Run the scheduler until the condition holds, or fail after ``timeout`` seconds."""
-        if not self.runtime.run_until(condition, timeout):
-            raise StuckError(f"the condition was still false after {timeout} s")
-
-    def reset_from(self, end: End) -> None:
-        """Abort: a TCP peer gets a reset, a pipe or UNIX-socket peer EPIPE when it writes."""
-        protocol = self.client if end == "client" else self.server
-        protocol.transport.abort()
 
 
 class BlockingHarness:
@@ -49,16 +27,16 @@ class BlockingHarness:
     def __init__(self, family: str) -> None:
         self.name = f"blocking-{family}"
         self.family = family
-        self.pairs: list[BlockingPair] = []
+        self.pairs: list[RuntimePair] = []
         self.errors: list[BaseException] = []
         self.log = _ErrorLog(self.errors)
         logging.getLogger("weft").addHandler(self.log)
         self.directory = tempfile.TemporaryDirectory(prefix="weft-conformance-")
 
-    def connect(self, client: Any, server: Any) -> BlockingPair:
+    def connect(self, client: Any, server: Any) -> RuntimePair:
         """Listen (or make descriptors), connect, run until both have connection_made."""
         runtime = BlockingRuntime()
-        pair = BlockingPair(runtime, client, server, self.errors)
+        pair = RuntimePair(runtime, client, server, self.errors)
         self.pairs.append(pair)
         if self.family.startswith("pipes"):
             if self.family == "pipes":

@@ -20,7 +20,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from tests.conformance.harness import DriverHarness, ReactorPair, _abort_and_close, _ErrorLog, _made
+from tests.conformance.harness import DriverHarness, RuntimePair, _abort_and_close, _ErrorLog, _made
 from weft.drivers.reactor import Reactor
 
 
@@ -30,12 +30,12 @@ class PipesHarness:
     def __init__(self, kind: str) -> None:
         self.name = f"reactor-{kind}"
         self.kind = kind
-        self.pairs: list[ReactorPair] = []
+        self.pairs: list[RuntimePair] = []
         self.errors: list[BaseException] = []
         self.log = _ErrorLog(self.errors)
         logging.getLogger("weft").addHandler(self.log)
 
-    def connect(self, client: Any, server: Any) -> ReactorPair:
+    def connect(self, client: Any, server: Any) -> RuntimePair:
         """Make the fds, hand each side its two, run until both have connection_made."""
         reactor = Reactor()
         if self.kind == "pipes":
@@ -49,7 +49,7 @@ class PipesHarness:
             client_fds, server_fds = (client_fd, client_fd), (server_fd, server_fd)
         reactor.connect_pipes(lambda: server, *server_fds)
         reactor.connect_pipes(lambda: client, *client_fds)
-        pair = ReactorPair(reactor, client, server, self.errors)
+        pair = RuntimePair(reactor, client, server, self.errors)
         self.pairs.append(pair)
         pair.run_until(lambda: _made(client) and _made(server))
         return pair
