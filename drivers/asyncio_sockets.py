@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers.asyncio_transport import AsyncioTransport
 from weft.drivers.futures import Future
-from weft.drivers.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix, remove_socket_file
+from weft.drivers.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix, remove_socket_file, tcp_port
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
 
@@ -62,10 +62,7 @@ class AsyncioListener:
     @property
     def port(self) -> int:
         """The TCP port (the real one when 0 was asked for)."""
-        for address in self._addresses:
-            if isinstance(address, tuple):
-                return int(address[1])
-        raise ArgumentError("not a TCP listener")
+        return tcp_port(self.addresses)
 
     @property
     def closed(self) -> bool:

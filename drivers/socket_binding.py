@@ -15,7 +15,16 @@ import socket
 import stat
 from typing import Any
 
-__all__ = ["DEFAULT_BACKLOG", "bind_tcp", "bind_unix", "remove_socket_file", "unique_addresses"]
+from weft.protocols.errors import ArgumentError
+
+__all__ = [
+    "DEFAULT_BACKLOG",
+    "bind_tcp",
+    "bind_unix",
+    "remove_socket_file",
+    "tcp_port",
+    "unique_addresses",
+]
 
 #: Connections the kernel holds for a listener that has not accepted them yet.
 DEFAULT_BACKLOG = 1024
@@ -108,3 +117,12 @@ def unique_addresses(infos: list[Any]) -> list[Any]:
             seen.add(key)
             unique.append(info)
     return unique
+
+
+def tcp_port(addresses: list[Any]) -> int:
+    """The port of a listener bound to ``addresses`` (what ``getsockname()``
+    gave for each socket); ArgumentError for a UNIX-socket listener."""
+    for address in addresses:
+        if isinstance(address, tuple):
+            return int(address[1])
+    raise ArgumentError("not a TCP listener")

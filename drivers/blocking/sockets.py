@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from weft.drivers.blocking.channels import SocketChannel
 from weft.drivers.blocking.transport import ThreadedTransport
 from weft.drivers.futures import Future
-from weft.drivers.socket_binding import remove_socket_file
+from weft.drivers.socket_binding import remove_socket_file, tcp_port
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError
 
@@ -87,10 +87,7 @@ class Listener:
     @property
     def port(self) -> int:
         """The TCP port (the real one when 0 was asked for)."""
-        for sock in self.sockets:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                return int(sock.getsockname()[1])
-        raise ArgumentError("not a TCP listener")
+        return tcp_port(self.addresses)
 
     @property
     def closed(self) -> bool:

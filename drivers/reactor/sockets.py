@@ -26,11 +26,11 @@ from weft.drivers.socket_binding import (
     bind_tcp,
     bind_unix,
     remove_socket_file,
+    tcp_port,
     unique_addresses,
 )
 from weft.drivers.timers import Timer
 from weft.protocols.contract import Transport
-from weft.protocols.errors import ArgumentError
 
 if TYPE_CHECKING:
     from weft.drivers.reactor.loop import Reactor
@@ -76,10 +76,7 @@ class Listener:
     @property
     def port(self) -> int:
         """The TCP port (the real one when 0 was asked for)."""
-        for sock in self.sockets:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                return int(sock.getsockname()[1])
-        raise ArgumentError("not a TCP listener")
+        return tcp_port(self.addresses)
 
     @property
     def closed(self) -> bool:
