@@ -579,3 +579,21 @@ def test_accepting_pauses_when_out_of_descriptors(reactor: Reactor, monkeypatch:
     client.transport.write(b"served after the pause")
     assert reactor.run_until(lambda: client.received == b"served after the pause", TIMEOUT)
     finish(reactor, listener, client)
+
+
+def test_closing_a_reactor_ends_what_is_still_open() -> None:
+    """close() closes listeners and aborts open transports: their protocols hear
+    connection_lost before close() returns, and no descriptor is left open."""
+    reactor = Reactor()
+    server = RecordingProtocol()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0)
+    client = RecordingProtocol()
+    reactor.connect_tcp(lambda: client, "127.0.0.1", listener.addresses[0][1])
+    assert reactor.run_until(lambda: client.made and server.made, TIMEOUT)
+    sockets = [client.transport.get_extra_info("socket"), server.transport.get_extra_info("socket")]
+    listening = listener.sockets[0]
+    reactor.close()
+    assert client.events[-1] == ("connection_lost", None)
+    assert server.events[-1] == ("connection_lost", None)
+    assert all(sock.fileno() == -1 for sock in [*sockets, listening])
+    assert listener.closed

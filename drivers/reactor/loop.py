@@ -74,6 +74,9 @@ class Reactor:
         self._readers: dict[int, Callable[[], object]] = {}
         # The readers that are stream transports, read inline by the loop.
         self._streams: dict[int, StreamTransport] = {}
+        #: Listeners and transports still open, with what ends each: close()
+        #: ends them, so closing a reactor never leaks a descriptor.
+        self._open: dict[object, Callable[[], object]] = {}
         self._writers: dict[int, Callable[[], object]] = {}
         self._owners: dict[int, FdOwner] = {}
         self._masks: dict[int, int] = {}
@@ -462,11 +465,26 @@ class Reactor:
     # ------------------------------------------------------------ closing
 
     def close(self) -> None:
-        """Release the poller, the wake-up fd and signal handlers (not while running)."""
+        """Release the poller, the wake-up fd and signal handlers (not while running).
+
+        Listeners still open are closed, and transports still open are
+        aborted: their protocols hear ``connection_lost`` before this returns.
+        """
         if self._running:
             raise RuntimeError("cannot close a running reactor")
         if self._closed:
             return
+        # What is still open ends now: listeners close, transports are aborted
+        # and their protocols hear connection_lost before this returns.
+        for end in list(self._open.values()):
+            end()
+        for _ in range(3):  # connection_lost, and what it schedules in turn
+            for _ in range(len(self._ready)):
+                timer = self._ready.popleft()
+                try:
+                    timer.run()
+                except Exception as exc:
+                    logger.error("exception in callback %r", timer, exc_info=exc)
         for child in list(self._processes):
             child._detach()
         for signum in list(self._signals):

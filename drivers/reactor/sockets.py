@@ -60,6 +60,7 @@ class Listener:
     def __init__(self, reactor: Reactor, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
         self._reactor = reactor
         self._factory = factory
+        reactor._open[self] = self.close
         self.sockets = sockets
         #: The transports of the connections accepted and still open.
         self.connections: set[StreamTransport] = set()
@@ -88,6 +89,7 @@ class Listener:
         if self._closed:
             return
         self._closed = True
+        self._reactor._open.pop(self, None)
         if self._resume_timer is not None:
             self._resume_timer.cancel()
         for sock in self.sockets:

@@ -128,6 +128,7 @@ class StreamTransport:
 
     def start(self) -> None:
         """Call ``connection_made``, then start reading (unless it paused)."""
+        self._reactor._open[self] = self.abort
         try:
             self._protocol.connection_made(self)
         except Exception as exc:
@@ -381,6 +382,7 @@ class StreamTransport:
         try:
             self._protocol.connection_lost(exc)
         finally:
+            self._reactor._open.pop(self, None)
             if self._reset_on_close and self._reset is not None:
                 self._reset()
             self._close_files()
