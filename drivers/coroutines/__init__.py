@@ -1,4 +1,4 @@
-"""Coroutines on top of the callback layer: tasks, sleep, timeouts, gather, race, task groups.
+"""Coroutines on top of the callback layer: tasks, sleep, timeouts, gather, race, task groups, streams.
 
 A :class:`Task` runs an ``async def`` coroutine on a *host*: anything with
 ``now()``, ``call_soon()`` and ``call_later()`` (the reactor, weft's asyncio
@@ -14,6 +14,14 @@ from weft.drivers.coroutines.errors import Cancelled, NotInTaskError, StalledErr
 from weft.drivers.coroutines.host import Host, RunnableHost, SteppableHost
 from weft.drivers.coroutines.runner import run
 from weft.drivers.coroutines.sleep import sleep
+from weft.drivers.coroutines.streams import (
+    Stream,
+    StreamProtocol,
+    open_pipes,
+    open_tcp,
+    open_unix,
+    serve_tcp,
+)
 from weft.drivers.coroutines.task import Task, checkpoint, current_task, spawn
 from weft.drivers.coroutines.taskgroup import TaskGroup
 from weft.drivers.coroutines.timeouts import TimeoutScope, fail_after, move_on_after, wait_for
@@ -27,6 +35,8 @@ __all__ = [
     "RunnableHost",
     "StalledError",
     "SteppableHost",
+    "Stream",
+    "StreamProtocol",
     "Task",
     "TaskGroup",
     "TimedOutError",
@@ -36,8 +46,12 @@ __all__ = [
     "fail_after",
     "gather",
     "move_on_after",
+    "open_pipes",
+    "open_tcp",
+    "open_unix",
     "race",
     "run",
+    "serve_tcp",
     "sleep",
     "spawn",
     "wait_for",
