@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from types import FrameType
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from weft.drivers import asyncio_pipes, asyncio_sockets
@@ -33,6 +31,7 @@ from weft.drivers.asyncio_clock import LoopTimers
 from weft.drivers.asyncio_sockets import AsyncioListener
 from weft.drivers.asyncio_transport import AsyncioTransport, Role
 from weft.drivers.futures import Future
+from weft.drivers.signal_handlers import SignalHandlers
 from weft.drivers.timers import Timer
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
@@ -83,7 +82,7 @@ class AsyncioRuntime:
         self._listeners: set[AsyncioListener] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         # Our signal handlers, with the ones they replaced.
-        self._signals: dict[int, Any] = {}
+        self._signals = SignalHandlers(self._loop.call_soon_threadsafe)
         self._running = False
         self._thread_id: int | None = None
         self._closed = False
@@ -193,24 +192,14 @@ class AsyncioRuntime:
         it.  Replaces a handler this runtime set earlier for the signal.
         """
         self._check_open()
-        if threading.current_thread() is not threading.main_thread():
-            raise RuntimeError("signal handlers can only be set from the main thread")
-
-        def handler(_signum: int, _frame: FrameType | None) -> None:
-            # Python runs this between bytecodes; the loop's own wake-up
-            # (asyncio's select retrying after EINTR, uvloop's wake-up fd)
-            # gets it to run while the loop sleeps.
-            self._loop.call_soon_threadsafe(callback, *args)
-
-        previous = signal.signal(signum, handler)
-        self._signals.setdefault(signum, previous)
+        # Python runs the handler between bytecodes; the loop's own wake-up
+        # (asyncio's select retrying after EINTR, uvloop's wake-up fd) gets
+        # the callback to run while the loop sleeps.
+        self._signals.add(signum, callback, *args)
 
     def remove_signal_handler(self, signum: int) -> bool:
         """Restore the handler that was there before; return whether there was one of ours."""
-        if signum not in self._signals:
-            return False
-        signal.signal(signum, self._signals.pop(signum))
-        return True
+        return self._signals.remove(signum)
 
     # ------------------------------------------------------------ running
 
@@ -318,8 +307,7 @@ class AsyncioRuntime:
         self._closed = True
         for listener in list(self._listeners):
             listener.close()
-        for signum in list(self._signals):
-            self.remove_signal_handler(signum)
+        self._signals.remove_all()
         for transport in list(self._connections):
             transport.abort()
         for task in list(self._tasks):

@@ -15,11 +15,8 @@ connect a short-lived thread.  See ``docs/drivers-blocking.md``.
 
 from __future__ import annotations
 
-import signal
 import socket
-import threading
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 from weft.drivers.blocking.channels import Channel, PipeChannel, channel_names
@@ -32,6 +29,7 @@ from weft.drivers.blocking.sockets import (
 )
 from weft.drivers.blocking.transport import ThreadedTransport
 from weft.drivers.futures import Future
+from weft.drivers.signal_handlers import SignalHandlers
 from weft.drivers.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
 from weft.drivers.timers import Timer
 from weft.protocols.contract import Transport
@@ -58,7 +56,7 @@ class BlockingRuntime:
         self._scheduler = Scheduler()
         self._listeners: set[Listener] = set()
         self._connections: set[ThreadedTransport] = set()
-        self._signals: dict[int, Any] = {}
+        self._signals = SignalHandlers(self._scheduler.call_soon_threadsafe)
 
     # -------------------------------------------------------------- clock
 
@@ -173,21 +171,11 @@ class BlockingRuntime:
     def add_signal_handler(self, signum: int, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` on the scheduler thread when ``signum`` arrives (main thread only)."""
         self._check_open()
-        if threading.current_thread() is not threading.main_thread():
-            raise RuntimeError("signal handlers can only be set from the main thread")
-
-        def handler(_signum: int, _frame: FrameType | None) -> None:
-            self._scheduler.call_soon_threadsafe(callback, *args)
-
-        previous = signal.signal(signum, handler)
-        self._signals.setdefault(signum, previous)
+        self._signals.add(signum, callback, *args)
 
     def remove_signal_handler(self, signum: int) -> bool:
         """Restore the handler that was there before; whether there was one of ours."""
-        if signum not in self._signals:
-            return False
-        signal.signal(signum, self._signals.pop(signum))
-        return True
+        return self._signals.remove(signum)
 
     # ------------------------------------------------------------ running
 
@@ -226,8 +214,7 @@ class BlockingRuntime:
             return
         for listener in list(self._listeners):
             listener.close()
-        for signum in list(self._signals):
-            self.remove_signal_handler(signum)
+        self._signals.remove_all()
         for transport in list(self._connections):
             transport.abort()
         self._scheduler.run_until(lambda: not self._connections, _CLOSE_WAIT)

@@ -23,14 +23,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from types import FrameType
 from typing import Any, Protocol, TypeVarTuple, Unpack
 
 from weft.drivers.futures import Future
@@ -39,6 +37,7 @@ from weft.drivers.reactor.pollers import ERROR, HANGUP, READABLE, WRITABLE, Poll
 from weft.drivers.reactor.process import Process, Stderr
 from weft.drivers.reactor.sockets import Listener
 from weft.drivers.reactor.stream import READ_SIZE, StreamTransport
+from weft.drivers.signal_handlers import SignalHandlers
 from weft.drivers.timers import Timer, TimerQueue
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError
@@ -90,7 +89,7 @@ class Reactor:
         self._stopping = False
         self._closed = False
         self._thread_id: int | None = None
-        self._signals: dict[int, Any] = {}
+        self._signals = SignalHandlers(self.call_soon_threadsafe)
         # Asked after every turn whether to stop (run_until's condition).
         self._after_turn: Callable[[], bool] | None = None
         self._wake_read, self._wake_write = _wakeup_pair()
@@ -446,21 +445,11 @@ class Reactor:
         Only from the main thread (Python delivers signals there).  Replaces a
         handler this reactor set earlier for the same signal.
         """
-        if threading.current_thread() is not threading.main_thread():
-            raise RuntimeError("signal handlers can only be set from the main thread")
-
-        def handler(_signum: int, _frame: FrameType | None) -> None:
-            self.call_soon_threadsafe(callback, *args)
-
-        previous = signal.signal(signum, handler)
-        self._signals.setdefault(signum, previous)
+        self._signals.add(signum, callback, *args)
 
     def remove_signal_handler(self, signum: int) -> bool:
         """Restore the handler that was there before; return whether there was one of ours."""
-        if signum not in self._signals:
-            return False
-        signal.signal(signum, self._signals.pop(signum))
-        return True
+        return self._signals.remove(signum)
 
     # ------------------------------------------------------------ closing
 
@@ -487,8 +476,7 @@ class Reactor:
                     logger.error("exception in callback %r", timer, exc_info=exc)
         for child in list(self._processes):
             child._detach()
-        for signum in list(self._signals):
-            self.remove_signal_handler(signum)
+        self._signals.remove_all()
         self._set_reader(self._wake_read, None, None)
         self._closed = True
         self._poller.close()
