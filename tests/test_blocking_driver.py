@@ -93,15 +93,19 @@ def test_waits_time_out_with_timeout_error() -> None:
 def test_a_wait_the_end_makes_impossible_fails_at_once() -> None:
     """When the server closes, a wait for more data raises ClosedResourceError
     at once, rather than waiting for its timeout."""
-    with background_server(RecordingProtocol) as (runtime, listener):
+
+    class CloseOnFirstData(RecordingProtocol):
+        # The server closes from its own callback: connect_tcp returning does
+        # not mean the server has accepted yet, so closing "every connection
+        # the listener has" from outside could find none.
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self.transport.close()
+
+    with background_server(CloseOnFirstData) as (_runtime, listener):
         client = RecordingProtocol(keep_open_on_eof=False)
         with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
-
-            def close_all() -> None:
-                for transport in list(listener.connections):
-                    transport.close()
-
-            runtime.call_soon_threadsafe(close_all)
+            client.transport.write(b"close, please")
             with pytest.raises(ClosedResourceError):
                 conn.wait_for(lambda: client.received == b"more", TIMEOUT)
             assert conn.wait_until_closed(TIMEOUT) is None
