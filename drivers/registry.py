@@ -70,6 +70,12 @@ def _uvloop() -> Runtime:
     return AsyncioRuntime.with_uvloop()
 
 
+def _coroutine() -> Runtime:
+    from weft.drivers.coroutines.runtime import CoroutineRuntime
+
+    return CoroutineRuntime()
+
+
 def _blocking() -> Runtime:
     from weft.drivers.blocking import BlockingRuntime
 
@@ -98,6 +104,13 @@ DRIVERS: dict[str, DriverInfo] = {
         ("uvloop",),
         "uvloop",
         _uvloop,
+    ),
+    "coroutine": DriverInfo(
+        "coroutine",
+        "the reactor with one coroutine task per connection moving its bytes",
+        (),
+        None,
+        _coroutine,
     ),
     "blocking": DriverInfo(
         "blocking",

@@ -3,7 +3,8 @@
 The conformance suite runs the pipe transport between two protocols
 (``tests/conformance/harness_pipes.py``); this file covers descriptors the
 suite has no peer for (regular files, /dev/null, this process's stdio) and
-what becomes of descriptors the transport does not own.
+what becomes of descriptors the transport does not own.  Each test runs on
+the reactor and on the coroutine driver.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.descriptors import no_new_fds
+from weft.drivers.coroutines.runtime import CoroutineRuntime
 from weft.drivers.reactor import Reactor
 from weft.drivers.reactor.pollers import EpollPoller, Poller, PollPoller, SelectorPoller
 from weft.drivers.testing import RecordingProtocol
@@ -26,10 +28,10 @@ from weft.drivers.testing import RecordingProtocol
 TIMEOUT = 10.0
 
 
-@pytest.fixture
-def reactor() -> Iterator[Reactor]:
+@pytest.fixture(params=[Reactor, CoroutineRuntime], ids=lambda cls: cls.name)
+def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
     with no_new_fds():
-        made = Reactor()
+        made: Reactor = request.param()
         yield made
         made.close()
 

@@ -2,7 +2,8 @@
 
 Every child is ``sys.executable -c ...``; every wait is ``run_until`` with a
 bound; every test checks that it left no descriptor open (the fixture) and
-that each child it started was reaped.
+that each child it started was reaped.  Each test runs on the reactor and on
+the coroutine driver (whose process transports are task-driven).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.descriptors import assert_reaped, no_new_fds
+from weft.drivers.coroutines.runtime import CoroutineRuntime
 from weft.drivers.reactor import Process, Reactor, Stderr
 from weft.drivers.reactor import process as reactor_process
 from weft.drivers.testing import RecordingProtocol
@@ -25,10 +27,10 @@ from weft.protocols import ArgumentError, LineProtocol, Transport
 TIMEOUT = 10.0
 
 
-@pytest.fixture
-def reactor() -> Iterator[Reactor]:
+@pytest.fixture(params=[Reactor, CoroutineRuntime], ids=lambda cls: cls.name)
+def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
     with no_new_fds():
-        made = Reactor()
+        made: Reactor = request.param()
         yield made
         # A failed test may leave children: end them (ours, by PID) and reap them.
         for child in list(made._processes):

@@ -68,6 +68,13 @@ class Reactor:
 
     name = "reactor"
 
+    #: The class of the byte-stream transports this reactor makes (sockets,
+    #: pipes, processes).  A runtime that moves the bytes another way (the
+    #: coroutine driver) subclasses the reactor and names its own.
+    stream_transport_class: type[StreamTransport] = StreamTransport
+    #: The class of read-only transports (a child's stderr).
+    read_only_transport_class: type[StreamTransport] = pipes.ReadPipeTransport
+
     def __init__(self, poller: Poller | None = None) -> None:
         self._poller: Poller = poller if poller is not None else best_poller()
         self._readers: dict[int, Callable[[], object]] = {}

@@ -63,9 +63,11 @@ STDIN, STDOUT = 0, 1
 FdsAtEnd = Literal["close", "keep", "release"]
 
 
-class ReadPipeTransport(StreamTransport):
-    """A transport that only reads (a child's stderr): it can be paused,
-    resumed and closed, and refuses to write."""
+class ReadOnly:
+    """Mixed into a stream transport that only reads (a child's stderr): it
+    can be paused, resumed and closed, and refuses to write."""
+
+    __slots__ = ()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Refused: there is nobody to write to."""
@@ -82,6 +84,12 @@ class ReadPipeTransport(StreamTransport):
     def can_write_eof(self) -> bool:
         """False: it has no output."""
         return False
+
+
+class ReadPipeTransport(ReadOnly, StreamTransport):
+    """The reactor's transport for a descriptor it only reads (a child's stderr)."""
+
+    __slots__ = ()
 
 
 def connect_pipes(
@@ -124,7 +132,7 @@ def pipe_transport(
     at_end: FdsAtEnd,
     extra: dict[str, Any] | None = None,
     pty: bool = False,
-    transport_class: type[StreamTransport] = StreamTransport,
+    transport_class: type[StreamTransport] | None = None,
 ) -> StreamTransport:
     """A transport reading ``read_fd`` and writing ``write_fd`` (the same fd for a PTY).
 
@@ -139,6 +147,8 @@ def pipe_transport(
     }
     # Last, after everything that can fail: a refused fd keeps its mode.
     ends.make_non_blocking()
+    if transport_class is None:
+        transport_class = reactor.stream_transport_class
     return transport_class(
         reactor,
         protocol,

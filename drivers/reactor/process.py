@@ -38,7 +38,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers.futures import Future
-from weft.drivers.reactor.pipes import ReadPipeTransport, pipe_transport
+from weft.drivers.reactor.pipes import pipe_transport
 from weft.drivers.reactor.stream import StreamTransport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
 
@@ -254,7 +254,7 @@ def spawn_process(
             plumbing.stderr_fd,
             at_end="close",
             extra={"process": process, "peername": ("process", process.pid)},
-            transport_class=ReadPipeTransport,
+            transport_class=reactor.read_only_transport_class,
         )
     process.transport.start()
     if process.stderr_transport is not None:

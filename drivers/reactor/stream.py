@@ -412,7 +412,7 @@ def socket_transport(
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
 
-    return StreamTransport(
+    return reactor.stream_transport_class(
         reactor,
         protocol,
         read_fd=fd,

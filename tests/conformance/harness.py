@@ -160,11 +160,12 @@ class RuntimePair:
 
 
 class ReactorHarness:
-    """The reactor, over TCP or UNIX-domain sockets."""
+    """The reactor (or a runtime built on it), over TCP or UNIX-domain sockets."""
 
-    def __init__(self, family: str) -> None:
-        self.name = f"reactor-{family}"
+    def __init__(self, family: str, runtime_class: type[Reactor] = Reactor) -> None:
+        self.name = f"{runtime_class.name}-{family}"
         self.family = family
+        self.runtime_class = runtime_class
         self.pairs: list[RuntimePair] = []
         self.errors: list[BaseException] = []
         self.log = _ErrorLog(self.errors)
@@ -173,7 +174,7 @@ class ReactorHarness:
 
     def connect(self, client: Any, server: Any) -> RuntimePair:
         """Listen, connect, and run until both sides have connection_made."""
-        reactor = Reactor()
+        reactor = self.runtime_class()
         if self.family == "tcp":
             listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0)
             connecting = reactor.connect_tcp(lambda: client, "127.0.0.1", listener.addresses[0][1])

@@ -27,9 +27,10 @@ from weft.drivers.reactor import Reactor
 class PipesHarness:
     """Pairs connected by ``connect_pipes`` over pipes or a socketpair."""
 
-    def __init__(self, kind: str) -> None:
-        self.name = f"reactor-{kind}"
+    def __init__(self, kind: str, runtime_class: type[Reactor] = Reactor) -> None:
+        self.name = f"{runtime_class.name}-{kind}"
         self.kind = kind
+        self.runtime_class = runtime_class
         self.pairs: list[RuntimePair] = []
         self.errors: list[BaseException] = []
         self.log = _ErrorLog(self.errors)
@@ -37,7 +38,7 @@ class PipesHarness:
 
     def connect(self, client: Any, server: Any) -> RuntimePair:
         """Make the fds, hand each side its two, run until both have connection_made."""
-        reactor = Reactor()
+        reactor = self.runtime_class()
         if self.kind == "pipes":
             to_server_read, to_server_write = os.pipe()
             to_client_read, to_client_write = os.pipe()

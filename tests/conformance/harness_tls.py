@@ -25,6 +25,7 @@ CARRIERS = (
     "reactor-pipes-socketpair",
     "asyncio-tcp",
     "asyncio-pipes",
+    "coroutine-tcp",
 )
 
 
