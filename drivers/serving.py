@@ -10,6 +10,11 @@ stops gracefully:
 2. it lets the open connections finish, for up to ``grace`` seconds;
 3. it aborts whatever is still open, and returns.
 
+The factory may also be an ``async def`` handler taking a
+:class:`~weft.drivers.coroutines.Stream`: ``serve(echo)`` with ``async def
+echo(stream)`` runs one task per connection (see
+:func:`weft.drivers.coroutines.stream_handler`).
+
 A second SIGINT or SIGTERM cuts the grace period short.  :func:`serve` works
 through the :class:`~weft.drivers.runtime.Runtime` interface only, so it runs
 on every driver; :class:`Server` is the same machinery on a runtime the caller
@@ -18,19 +23,23 @@ owns.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from weft.drivers.registry import open_runtime
 from weft.drivers.runtime import ListenerLike, ProtocolFactory, Runtime
 from weft.drivers.stdio import STDIN, STDOUT, blocking_modes_restored
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from weft.drivers.coroutines.streams import StreamHandler
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -72,7 +81,7 @@ def format_address(address: Any) -> str:
 
 
 class Server:
-    """Serves one protocol factory on a runtime, and stops it gracefully.
+    """Serves one protocol factory (or ``async def`` stream handler) on a runtime, and stops it gracefully.
 
     Open endpoints with :meth:`listen_tcp`, :meth:`listen_unix` or
     :meth:`serve_pipes`, then :meth:`run`.  :meth:`stop` (from the runtime's
@@ -80,9 +89,17 @@ class Server:
     ``add_signal_handler``) makes :meth:`run` stop gracefully and return.
     """
 
-    def __init__(self, runtime: Runtime, factory: ProtocolFactory, *, grace: float = DEFAULT_GRACE) -> None:
+    def __init__(
+        self, runtime: Runtime, factory: ProtocolFactory | StreamHandler, *, grace: float = DEFAULT_GRACE
+    ) -> None:
         self.runtime = runtime
-        self.factory = factory
+        if inspect.iscoroutinefunction(factory):
+            # Imported here: a server of callback protocols needs no coroutines.
+            from weft.drivers.coroutines.streams import stream_handler
+
+            self.factory: ProtocolFactory = stream_handler(runtime, factory)
+        else:
+            self.factory = cast("ProtocolFactory", factory)
         self.grace = _checked_grace(grace)
         #: The listening endpoints, in the order they were opened.
         self.listeners: list[ListenerLike] = []
@@ -249,7 +266,7 @@ def announce(server: Server) -> None:
 
 
 def serve(
-    factory: ProtocolFactory,
+    factory: ProtocolFactory | StreamHandler,
     *,
     host: str | None = DEFAULT_HOST,
     port: int | None = None,
@@ -260,6 +277,10 @@ def serve(
     on_ready: Callable[[Server], object] | None = announce,
 ) -> None:
     """Serve ``factory`` until SIGINT or SIGTERM, then stop gracefully and return.
+
+    ``factory`` makes a protocol per connection, or is an ``async def``
+    handler awaited with a :class:`~weft.drivers.coroutines.Stream` per
+    connection.
 
     Listens on ``host:port`` (port 8000 unless ``port``, ``unix`` or
     ``stdio`` says otherwise; port 0 picks a free one), on the UNIX socket

@@ -184,6 +184,26 @@ def test_cancel_reaches_the_await_and_cleanup_can_itself_await() -> None:
     assert task.cancel() is False
 
 
+def test_a_cancel_withdrawn_before_it_is_delivered_leaves_the_wait_alone() -> None:
+    """cancel() then uncancel() before the task's next step: no Cancelled is
+    thrown, and the task goes on waiting for the very future it awaited."""
+    clock = FakeClock()
+    reply: Future[str] = Future(clock.call_soon)
+
+    async def work() -> str:
+        return await reply
+
+    task = spawn(clock, work())
+    clock.advance(0)
+    assert task.cancel() is True
+    assert task.uncancel() == 0
+    clock.advance(0)
+    assert not task.done()
+    reply.set_result("answer")
+    clock.advance(0)
+    assert task.result() == "answer"
+
+
 def test_cancelled_is_a_base_exception_that_asyncio_code_recognises() -> None:
     """Cancelled gets past `except Exception` and is an asyncio.CancelledError, but not a WeftError."""
     import asyncio

@@ -28,9 +28,18 @@ from tests.tls_support import HOSTNAME, certificates
 from tests.tls_support import client_context as tls_client_context
 
 #: The most lines holding code each server may have.
-LIMITS = {"echo_server.py": 9, "http_hello.py": 10, "pubsub_server.py": 19, "tls_echo_server.py": 9}
+LIMITS = {
+    "echo_server.py": 9,
+    "echo_streams.py": 12,
+    "http_hello.py": 10,
+    "pubsub_server.py": 19,
+    "pubsub_streams.py": 19,
+    "tls_echo_server.py": 9,
+}
 
-
+#: The same servers written as callback protocols and as coroutines.
+ECHO_SERVERS = ["echo_server.py", "echo_streams.py"]
+PUBSUB_SERVERS = ["pubsub_server.py", "pubsub_streams.py"]
 
 
 def code_lines(source: str) -> int:
@@ -99,9 +108,10 @@ def test_tls_echo_server(children: Children, driver: str) -> None:
 
 
 @pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
-def test_echo_server(children: Children, driver: str) -> None:
+@pytest.mark.parametrize("example", ECHO_SERVERS)
+def test_echo_server(children: Children, example: str, driver: str) -> None:
     """Every byte comes back; SIGTERM stops it with status 0."""
-    server = children.start(sys.executable, "examples/echo_server.py", driver, "0")
+    server = children.start(sys.executable, f"examples/{example}", driver, "0")
     with connect(server.port()) as client:
         data = bytes(range(256)) * 4096
         client.sendall(data)
@@ -130,10 +140,11 @@ def test_http_hello_server(children: Children, driver: str) -> None:
 
 
 @pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
-def test_pubsub_server_broadcasts_every_line(children: Children, driver: str) -> None:
+@pytest.mark.parametrize("example", PUBSUB_SERVERS)
+def test_pubsub_server_broadcasts_every_line(children: Children, example: str, driver: str) -> None:
     """A line from any client goes to every connected client, the sender too;
     one leaving does not disturb the rest; SIGTERM stops it with status 0."""
-    server = children.start(sys.executable, "examples/pubsub_server.py", driver, "0")
+    server = children.start(sys.executable, f"examples/{example}", driver, "0")
     port = server.port()
     with connect(port) as alice, connect(port) as bob:
         with connect(port) as carol:
@@ -147,10 +158,13 @@ def test_pubsub_server_broadcasts_every_line(children: Children, driver: str) ->
 
 
 @pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
-def test_pubsub_server_drops_a_client_that_does_not_read(children: Children, driver: str) -> None:
+@pytest.mark.parametrize("example", PUBSUB_SERVERS)
+def test_pubsub_server_drops_a_client_that_does_not_read(
+    children: Children, example: str, driver: str
+) -> None:
     """A client that never reads is cut off once about a megabyte waits for
     it, and everyone else carries on."""
-    server = children.start(sys.executable, "examples/pubsub_server.py", driver, "0")
+    server = children.start(sys.executable, f"examples/{example}", driver, "0")
     port = server.port()
     slow = socket.socket()
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

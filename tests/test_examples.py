@@ -21,11 +21,21 @@ EXPECTED = {
     "blocking_pubsub_client.py": "got b'news' b'weft on threads'",
     "blocking_http_client.py": "answers: 200 hello, threads; 200 hello, again",
     "coroutines_on_the_fake_clock.py": "greeted alice, bob; said bye at 42 fake seconds",
+    "coroutines_with_asyncio.py": (
+        "heard: HELLO FROM WEFT\nasyncio.wait_for cancelled the weft task: True\na weft callback got: later"
+    ),
 }
 
 
 #: Servers run until stopped: tests/test_example_servers.py talks to them.
-SERVERS = {"echo_server.py", "http_hello.py", "pubsub_server.py", "tls_echo_server.py"}
+SERVERS = {
+    "echo_server.py",
+    "echo_streams.py",
+    "http_hello.py",
+    "pubsub_server.py",
+    "pubsub_streams.py",
+    "tls_echo_server.py",
+}
 
 
 def test_every_example_is_checked() -> None:

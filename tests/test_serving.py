@@ -23,7 +23,6 @@ from weft.protocols import ArgumentError, EchoProtocol
 TIMEOUT = 20.0
 
 
-
 @pytest.fixture(params=AVAILABLE_DRIVERS)
 def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
     made = open_runtime(request.param)
@@ -87,6 +86,29 @@ def test_stop_lets_an_open_connection_finish(runtime: Runtime) -> None:
     assert (client.received, client.lost_exc) == (b"last words", None)
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), TIMEOUT):
         pass
+
+
+def test_an_async_handler_serves_a_stream_per_connection(runtime: Runtime) -> None:
+    """Server takes an ``async def`` handler as well as a protocol factory: each
+    connection is a stream in a task of its own; when the handler returns the
+    stream is closed, and a graceful stop waits for it."""
+    from weft.drivers.coroutines import Stream
+
+    async def shout_once(stream: Stream) -> None:
+        line = await stream.readline()
+        await stream.send(line.upper())
+
+    server = Server(runtime, shout_once, grace=600)
+    server.listen_tcp("127.0.0.1", 0)
+    client = connected_client(runtime, server)
+    rescued = rescue_after_timeout(runtime, server)
+    client.transport.write(b"hello\n")
+    assert runtime.run_until(lambda: client.lost, TIMEOUT)
+    assert (client.received, client.lost_exc) == (b"HELLO\n", None)
+    runtime.call_soon(server.stop)
+    server.run()
+    assert rescued == []
+    assert server.open_connections() == []
 
 
 def test_stop_cuts_off_what_is_open_after_the_grace_period(runtime: Runtime) -> None:

@@ -6,12 +6,16 @@ runtime, a :class:`~weft.drivers.fake_clock.FakeClock`).  The task is stepped
 by callbacks it schedules there, so coroutine code and callback code share one
 loop and one kind of future (:class:`weft.drivers.futures.Future`): callback
 code resolves it and adds callbacks; coroutine code awaits it.  Nothing in
-the callback layer depends on this package.  See ``docs/coroutines.md``.
+the callback layer depends on this package.  See ``docs/coroutines.md``;
+on weft's asyncio driver, :mod:`~weft.drivers.coroutines.asyncio_interop`
+bridges weft tasks and asyncio both ways (``docs/asyncio.md``).
 """
 
+from weft.drivers.coroutines.asyncio_interop import AsyncioHost, from_asyncio, to_asyncio
 from weft.drivers.coroutines.combinators import gather, race
 from weft.drivers.coroutines.errors import Cancelled, NotInTaskError, StalledError, TimedOutError
 from weft.drivers.coroutines.host import Host, RunnableHost, SteppableHost
+from weft.drivers.coroutines.process_streams import ProcessStream, open_process
 from weft.drivers.coroutines.runner import run
 from weft.drivers.coroutines.sleep import sleep
 from weft.drivers.coroutines.streams import (
@@ -21,6 +25,7 @@ from weft.drivers.coroutines.streams import (
     open_tcp,
     open_unix,
     serve_tcp,
+    stream_handler,
 )
 from weft.drivers.coroutines.task import Task, checkpoint, current_task, spawn
 from weft.drivers.coroutines.taskgroup import TaskGroup
@@ -28,10 +33,12 @@ from weft.drivers.coroutines.timeouts import TimeoutScope, fail_after, move_on_a
 from weft.drivers.futures import Future
 
 __all__ = [
+    "AsyncioHost",
     "Cancelled",
     "Future",
     "Host",
     "NotInTaskError",
+    "ProcessStream",
     "RunnableHost",
     "StalledError",
     "SteppableHost",
@@ -44,9 +51,11 @@ __all__ = [
     "checkpoint",
     "current_task",
     "fail_after",
+    "from_asyncio",
     "gather",
     "move_on_after",
     "open_pipes",
+    "open_process",
     "open_tcp",
     "open_unix",
     "race",
@@ -54,5 +63,7 @@ __all__ = [
     "serve_tcp",
     "sleep",
     "spawn",
+    "stream_handler",
+    "to_asyncio",
     "wait_for",
 ]

@@ -16,20 +16,34 @@ Flow control is automatic both ways:
 
 Waiting happens on the host of the task that waits (``current_task().host``),
 so the protocol needs no clock or loop of its own.
+
+:meth:`Stream.start_tls` upgrades a plaintext stream in place (STARTTLS): the
+TLS layer of :mod:`weft.protocols.tls` slides in between the transport and
+the protocol, and what the protocol had buffered past the switch point goes
+to it first.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Self
 
 from weft.drivers.coroutines.errors import Cancelled
+from weft.drivers.coroutines.host import Host
 from weft.drivers.coroutines.task import Task, current_task, spawn
 from weft.drivers.futures import Future
 from weft.drivers.runtime import ListenerLike, Runtime
 from weft.protocols.contract import Transport
-from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError, LineTooLongError
+from weft.protocols.errors import (
+    ArgumentError,
+    BusyResourceError,
+    ClosedResourceError,
+    InvalidStateError,
+    LineTooLongError,
+)
+from weft.protocols.tls import DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, TLSProtocol, start_tls
 
 __all__ = [
     "DEFAULT_READ_LIMIT",
@@ -40,6 +54,7 @@ __all__ = [
     "open_tcp",
     "open_unix",
     "serve_tcp",
+    "stream_handler",
 ]
 
 logger = logging.getLogger("weft.drivers.coroutines")
@@ -167,17 +182,20 @@ class StreamProtocol:
 
 
 class Stream:
-    """A byte stream for coroutines: receive, readline, send, send_eof, close.
+    """A byte stream for coroutines: receive, readline, send, send_eof, close, start_tls.
 
     Made by :func:`open_tcp`, :func:`open_unix`, :func:`open_pipes` and
-    :func:`serve_tcp`, or as the :attr:`StreamProtocol.stream` of a protocol
-    you hand to a driver yourself.  One task may read and one or more may send
-    at a time.  ``async with stream:`` closes it at the end of the block.
+    :func:`serve_tcp` (and, for a child process,
+    :func:`~weft.drivers.coroutines.open_process`), or as the
+    :attr:`StreamProtocol.stream` of a protocol you hand to a driver yourself.
+    One task may read and one or more may send at a time.  ``async with
+    stream:`` closes it at the end of the block.
     """
 
     def __init__(self, protocol: StreamProtocol) -> None:
         self._protocol = protocol
         self._closed = False
+        self._tls = False  # start_tls was called (and got past its arguments)
 
     @property
     def protocol(self) -> StreamProtocol:
@@ -193,7 +211,12 @@ class Stream:
         return transport
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """The transport's extra info (``"peername"``, ``"sockname"``, ...)."""
+        """The transport's extra info (``"peername"``, ``"sockname"``, ...).
+
+        After :meth:`start_tls`, the TLS values too (``"peercert"``,
+        ``"cipher"``, ``"version"``, ``"ssl_object"``...), and every other
+        name from the transport below.
+        """
         return self.transport.get_extra_info(name, default)
 
     # -------------------------------------------------------------- reading
@@ -321,7 +344,7 @@ class Stream:
             protocol.transport.abort()
             raise
 
-    async def __aenter__(self) -> Stream:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -329,7 +352,118 @@ class Stream:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "lost" if self._protocol._lost else "open"
-        return f"<Stream {state} buffered={len(self._protocol._buffer)}>"
+        tls = " tls" if self._tls else ""
+        return f"<{type(self).__name__} {state}{tls} buffered={len(self._protocol._buffer)}>"
+
+    # ------------------------------------------------------------------ TLS
+
+    async def start_tls(
+        self,
+        context: ssl.SSLContext,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        truncation_is_eof: bool = False,
+    ) -> None:
+        """Switch this plaintext stream to TLS, in place, and wait for the handshake.
+
+        Call it at the switch point (after reading or sending a STARTTLS
+        command).  Bytes already received past that point (a ClientHello
+        that came in the same packet as the command) go to the TLS layer,
+        not to the next ``receive``.  From then on ``receive``, ``readline``
+        and ``send`` carry plaintext inside TLS, ``send_eof`` sends
+        ``close_notify``, and :meth:`get_extra_info` answers the TLS names.
+
+        A failed handshake raises the TLS layer's error
+        (:class:`~weft.protocols.tls.TLSHandshakeError`, with the ssl error as
+        its cause; :class:`~weft.protocols.tls.TLSHandshakeTimeoutError`
+        after ``handshake_timeout``), and the connection is gone.  If the
+        waiting task is cancelled, the connection is aborted.  The options
+        are :class:`~weft.protocols.tls.TLSProtocol`'s; ``server_hostname``
+        is required on a client whose context checks hostnames.
+
+        Raises :class:`ClosedResourceError` on a closed or lost stream,
+        :class:`InvalidStateError` on one already upgraded, and
+        :class:`BusyResourceError` while another task is reading from it
+        (the switch point would be undefined).
+        """
+        protocol = self._protocol
+        below = self._check_writable()  # closed, or lost (a failed handshake): its error
+        if self._tls:
+            raise InvalidStateError("the stream already runs TLS (start_tls was called before)")
+        if protocol._read_waiter is not None and not protocol._read_waiter.done():
+            raise BusyResourceError("another task is reading from this stream: start TLS from the reader")
+        handshake = _waiter()
+        # What was read past the switch point is the peer's first TLS bytes.
+        leftover = bytes(protocol._buffer)
+        protocol._buffer.clear()
+        # EOF on the plaintext stream is no EOF of the TLS session to come.
+        had_eof, protocol._eof = protocol._eof, False
+        try:
+            transport = start_tls(
+                below,
+                protocol,
+                context,
+                server_side=server_side,
+                server_hostname=server_hostname,
+                leftover=leftover,
+                handshake_timeout=handshake_timeout,
+                close_timeout=close_timeout,
+                truncation_is_eof=truncation_is_eof,
+                on_handshake=lambda _transport: _wake(handshake),
+            )
+        except BaseException:
+            # The layer refused its arguments before taking the transport
+            # over: the stream is the plaintext stream it was.
+            protocol._buffer[:0] = leftover
+            protocol._eof = had_eof
+            raise
+        self._tls = True
+        protocol.transport = transport
+        layer = below.get_protocol()  # start_tls made the layer the transport's protocol
+        if not isinstance(layer, TLSProtocol):
+            raise TypeError(f"{below!r} did not take the TLS layer as its protocol")
+        _hand_over_flow_control(protocol, below, layer)
+        if had_eof and not layer.eof_received():
+            below.close()  # the layer failed the handshake: the peer hung up first
+        await self._await_handshake(handshake, layer)
+
+    async def _await_handshake(self, handshake: Future[None], layer: TLSProtocol) -> None:
+        protocol = self._protocol
+        if not layer.handshake_complete and not protocol._lost:
+            # A failed handshake ends the connection: connection_lost wakes us.
+            protocol._lost_waiters.append(handshake)
+            try:
+                await handshake
+            except Cancelled:
+                self.abort()  # half-way into TLS, the stream is of no use
+                raise
+            finally:
+                if handshake in protocol._lost_waiters:
+                    protocol._lost_waiters.remove(handshake)
+        if layer.handshake_complete:
+            return
+        if protocol._exception is not None:
+            raise protocol._exception
+        raise ClosedResourceError("the connection closed during the TLS handshake")
+
+
+def _hand_over_flow_control(protocol: StreamProtocol, below: Transport, layer: TLSProtocol) -> None:
+    """Make the TLS layer's flow-control state match what the stream had below.
+
+    The transport below told the stream protocol, not the layer, that it
+    paused: without this a sender waiting on that pause would never hear
+    ``resume_writing`` (it now goes to the layer), and a transport paused
+    for reading would never be resumed (the layer only resumes what it paused).
+    """
+    if protocol._writing_paused:
+        layer.pause_writing()
+    if protocol._reading_paused:
+        # The buffer went to the layer; the layer pauses by itself from now on.
+        protocol._reading_paused = False
+        below.resume_reading()
 
 
 # ----------------------------------------------------------- opening
@@ -368,6 +502,38 @@ def open_pipes(
     return protocol.stream
 
 
+def stream_handler(
+    host: Host, handler: StreamHandler, *, read_limit: int = DEFAULT_READ_LIMIT
+) -> Callable[[], StreamProtocol]:
+    """A protocol factory that runs ``await handler(stream)`` as one task per connection.
+
+    Give it to anything that takes a protocol factory (a runtime's
+    ``listen_tcp``, ``listen_unix`` or ``connect_pipes``, a
+    :class:`~weft.drivers.serving.Server`); the tasks run on ``host``.  When
+    a handler returns, its stream is closed.  An exception in a handler is
+    logged (``weft.drivers.coroutines`` logger) and aborts that connection
+    only.  :func:`weft.drivers.serve` does this itself when it is given an
+    ``async def`` handler.
+    """
+    tasks: set[Task[None]] = set()  # running handlers: a task nobody holds could be collected
+
+    async def handle(stream: Stream) -> None:
+        try:
+            await handler(stream)
+        except Exception:
+            logger.exception("stream handler %r failed; closing its connection", handler)
+            stream.abort()
+            return
+        await stream.close()
+
+    def start(stream: Stream) -> None:
+        task = spawn(host, handle(stream), name=f"stream handler {stream.get_extra_info('peername')!r}")
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return lambda: StreamProtocol(read_limit=read_limit, on_connection=start)
+
+
 def serve_tcp(
     runtime: Runtime,
     handler: StreamHandler,
@@ -381,22 +547,6 @@ def serve_tcp(
     When the handler returns, its stream is closed.  An exception in a
     handler is logged (``weft.drivers.coroutines`` logger) and aborts that
     connection only.  Closing the listener stops accepting; running
-    handlers go on.
+    handlers go on.  (See :func:`stream_handler` for other listeners.)
     """
-    tasks: set[Task[None]] = set()
-
-    async def handle(stream: Stream) -> None:
-        try:
-            await handler(stream)
-        except Exception:
-            logger.exception("stream handler %r failed; closing its connection", handler)
-            stream.abort()
-            return
-        await stream.close()
-
-    def start(stream: Stream) -> None:
-        task = spawn(runtime, handle(stream), name=f"serve_tcp handler {stream.get_extra_info('peername')!r}")
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    return runtime.listen_tcp(lambda: StreamProtocol(read_limit=read_limit, on_connection=start), host, port)
+    return runtime.listen_tcp(stream_handler(runtime, handler, read_limit=read_limit), host, port)

@@ -66,6 +66,11 @@ class Task(Future[_T]):
     :func:`gather`, :func:`race` and :func:`wait_for`, do cancel what they
     were given).
 
+    On a host that runs an asyncio loop, a task can also await that loop's
+    asyncio futures and tasks; cancelling the task cancels the asyncio
+    future it waits on, by asyncio's rule (see
+    :mod:`weft.drivers.coroutines.asyncio_interop`).
+
     An exception that nobody retrieved (by awaiting the task, or calling
     :meth:`result` or :meth:`exception`) is logged, with its traceback, to
     the ``weft.drivers.coroutines`` logger when the task is garbage-collected.
@@ -75,6 +80,7 @@ class Task(Future[_T]):
         "_cancel_message",
         "_cancel_requests",
         "_coro",
+        "_detached",
         "_host",
         "_must_cancel",
         "_pending_throw",
@@ -91,7 +97,10 @@ class Task(Future[_T]):
         self._coro: Coroutine[Any, Any, _T] | None = coro
         #: A name for repr() and logs.
         self.name = name if name is not None else getattr(coro, "__qualname__", "task")
-        self._waiting_on: Future[Any] | None = None
+        # A weft future, or an asyncio one (on a host that runs an asyncio loop).
+        self._waiting_on: Future[Any] | asyncio.Future[Any] | None = None
+        # The weft future a cancel() stopped the wait on, until the next step.
+        self._detached: Future[Any] | None = None
         self._must_cancel = False
         self._pending_throw: BaseException | None = None
         self._cancel_requests = 0
@@ -140,10 +149,7 @@ class Task(Future[_T]):
         self._cancel_requests += 1
         self._must_cancel = True
         self._cancel_message = message
-        waiting_on, self._waiting_on = self._waiting_on, None
-        if waiting_on is not None:
-            waiting_on.remove_done_callback(self._wakeup)
-            self._host.call_soon(self._step)
+        self._stop_waiting()
         return True
 
     def cancelling(self) -> int:
@@ -165,20 +171,40 @@ class Task(Future[_T]):
 
     # -------------------------------------------------------------- steps
 
-    def _wakeup(self, future: Future[Any]) -> None:
+    def _wakeup(self, future: object) -> None:
         if future is not self._waiting_on:
             return  # stale: the task stopped waiting for it (cancelled)
         self._waiting_on = None
         self._step()
+
+    def _stop_waiting(self) -> None:
+        """If waiting, stop (the task was cancelled): its next step, at once, throws ``Cancelled``."""
+        waiting_on, self._waiting_on = self._waiting_on, None
+        if waiting_on is None:
+            return
+        waiting_on.remove_done_callback(self._wakeup)
+        if not isinstance(waiting_on, Future):
+            # An asyncio future is cancelled, as asyncio's Task does: asyncio
+            # code made it for this wait and cleans up when it is done.
+            waiting_on.cancel(msg=self._cancel_message)
+        else:
+            self._detached = waiting_on  # uncancel() before the step: wait on it again
+        self._host.call_soon(self._step)
 
     def _step(self) -> None:
         coro = self._coro
         if coro is None or self._waiting_on is not None:
             return  # finished, or a stale call
         throw, self._pending_throw = self._pending_throw, None
+        detached, self._detached = self._detached, None
         if throw is None and self._must_cancel:
             self._must_cancel = False
             throw = Cancelled() if self._cancel_message is None else Cancelled(self._cancel_message)
+        if throw is None and detached is not None:
+            # Cancelled, then uncancelled before Cancelled was thrown: the
+            # coroutine still waits for that future, so wait on.
+            self._wait_for(detached)
+            return
         previous = getattr(_running, "task", None)
         _running.task = self
         try:
@@ -197,21 +223,35 @@ class Task(Future[_T]):
     def _wait_for(self, yielded: object) -> None:
         if yielded is None:  # checkpoint(): another turn
             self._host.call_soon(self._step)
-        elif isinstance(yielded, Future) and yielded is not self:
+            return
+        if isinstance(yielded, Future) and yielded is not self:
             self._waiting_on = yielded
             yielded.add_done_callback(self._wakeup)
             if self._must_cancel:  # cancelled itself during this step
-                self._waiting_on = None
-                yielded.remove_done_callback(self._wakeup)
-                self._host.call_soon(self._step)
+                self._stop_waiting()
+            return
+        refusal: BaseException
+        if asyncio.isfuture(yielded):  # an asyncio future, or a duck-typed one
+            # Imported here: asyncio_interop imports this module.
+            from weft.drivers.coroutines.asyncio_interop import check_asyncio_wait
+
+            problem = check_asyncio_wait(self._host, yielded)
+            if problem is None:
+                self._waiting_on = yielded
+                yielded.add_done_callback(self._wakeup)
+                if self._must_cancel:
+                    self._stop_waiting()
+                return
+            refusal = problem
+        elif yielded is self:
+            refusal = InvalidStateError("a task cannot await itself")
         else:
-            if yielded is self:
-                self._pending_throw = InvalidStateError("a task cannot await itself")
-            else:
-                self._pending_throw = TypeError(
-                    f"a weft task can only await weft futures and coroutines, not {yielded!r}"
-                )
-            self._host.call_soon(self._step)
+            refusal = TypeError(
+                "a weft task can only await weft futures, coroutines, and (on a host that runs "
+                f"an asyncio loop) that loop's asyncio futures, not {yielded!r}"
+            )
+        self._pending_throw = refusal
+        self._host.call_soon(self._step)
 
     def _finish_with(self, value: Any, exc: BaseException | None) -> None:
         self._coro = None
