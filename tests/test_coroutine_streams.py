@@ -10,10 +10,11 @@ import pytest
 
 from weft.drivers.asyncio_driver import AsyncioRuntime
 from weft.drivers.coroutines import Stream, StreamProtocol, open_tcp, run, serve_tcp, spawn
+from weft.drivers.coroutines.streams import DEFAULT_WRITE_LOW_WATER
 from weft.drivers.fake_clock import FakeClock
 from weft.drivers.memory import Pump, connect_pair
 from weft.drivers.reactor import Reactor
-from weft.protocols.errors import BusyResourceError, ClosedResourceError, LineTooLongError
+from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError, LineTooLongError
 
 _T = TypeVar("_T")
 
@@ -135,30 +136,69 @@ def test_close_waits_for_the_end_and_the_peer_sees_eof() -> None:
         go(pump, client.send(b"x"))
 
 
-def test_send_waits_while_the_peer_does_not_read() -> None:
-    """send over the high-water mark waits until the peer reads the buffer down to the low-water mark."""
+def test_send_returns_only_once_no_more_than_the_low_water_mark_waits() -> None:
+    """A send that leaves more than the low-water mark (16 KiB) queued waits,
+    even under asyncio's high-water mark (64 KiB), until the peer has taken
+    the buffer back down; the peer gets every byte."""
+    pump, client, server = pair()
+    pump.stall("server")
+    sending = spawn(pump.clock, client.send(b"z" * 40_000))
+    settle(pump)
+    assert not sending.done()
+    assert pump.client_transport.get_write_buffer_size() == 40_000
+    pump.unstall("server")
+    settle(pump)
+    assert sending.done()
+    assert sending.result() is None
+    assert pump.client_transport.get_write_buffer_size() <= DEFAULT_WRITE_LOW_WATER
+    assert go(pump, server.receive()) == b"z" * 40_000
+
+
+def test_send_up_to_the_low_water_mark_returns_at_once() -> None:
+    """A send that leaves no more than the low-water mark queued does not wait for the peer."""
+    pump, client, _server = pair()
+    pump.stall("server")
+    task = spawn(pump.clock, client.send(b"s" * DEFAULT_WRITE_LOW_WATER))
+    settle(pump)
+    assert task.done()
+    assert task.result() is None
+    late = spawn(pump.clock, client.send(b"one more"))
+    settle(pump)
+    assert not late.done()
+    pump.unstall("server")
+    settle(pump)
+    assert late.done()
+
+
+def test_the_low_water_mark_is_the_streams_to_choose() -> None:
+    """write_low_water sets the mark; a negative one is refused."""
+    client, server = StreamProtocol(write_low_water=10), StreamProtocol()
+    pump = connect_pair(client, server, clock=FakeClock())
+    assert pump.client_transport.get_write_buffer_limits() == (10, 10)
+    pump.stall("server")
+    sending = spawn(pump.clock, client.stream.send(b"x" * 11))
+    settle(pump)
+    assert not sending.done()
+    pump.unstall("server")
+    settle(pump)
+    assert sending.done()
+    with pytest.raises(ArgumentError):
+        StreamProtocol(write_low_water=-1)
+
+
+def test_marks_set_on_the_transport_afterwards_are_honoured() -> None:
+    """Water marks set later on the transport itself replace the stream's:
+    a send over the high-water mark waits until the low-water mark."""
     pump, client, server = pair()
     pump.client_transport.set_write_buffer_limits(high=1000, low=100)
     pump.stall("server")
     sending = spawn(pump.clock, client.send(b"z" * 5000))
     settle(pump)
     assert not sending.done()
-    assert pump.client_transport.get_write_buffer_size() == 5000
     pump.unstall("server")
     settle(pump)
     assert sending.done()
-    assert sending.result() is None
     assert go(pump, server.receive()) == b"z" * 5000
-
-
-def test_send_under_the_high_water_mark_returns_at_once() -> None:
-    """A send that leaves the buffer under the high-water mark does not wait for the peer."""
-    pump, client, _server = pair()
-    pump.stall("server")
-    task = spawn(pump.clock, client.send(b"small"))
-    settle(pump)
-    assert task.done()
-    assert task.result() is None
 
 
 def test_reading_pauses_when_too_much_is_unread_and_resumes_when_drained() -> None:

@@ -47,6 +47,7 @@ from weft.protocols.tls import DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT,
 
 __all__ = [
     "DEFAULT_READ_LIMIT",
+    "DEFAULT_WRITE_LOW_WATER",
     "Stream",
     "StreamHandler",
     "StreamProtocol",
@@ -61,6 +62,10 @@ logger = logging.getLogger("weft.drivers.coroutines")
 
 #: Unread bytes a stream buffers before it pauses the transport's reading.
 DEFAULT_READ_LIMIT = 256 * 1024
+
+#: :meth:`Stream.send` returns once at most this many bytes wait to be sent
+#: (asyncio's default low-water mark).
+DEFAULT_WRITE_LOW_WATER = 16 * 1024
 
 #: What :func:`serve_tcp` runs for each connection.
 StreamHandler = Callable[["Stream"], Awaitable[object]]
@@ -88,11 +93,15 @@ class StreamProtocol:
         self,
         *,
         read_limit: int = DEFAULT_READ_LIMIT,
+        write_low_water: int = DEFAULT_WRITE_LOW_WATER,
         on_connection: Callable[[Stream], object] | None = None,
     ) -> None:
         if read_limit < 1:
             raise ArgumentError(f"read_limit must be at least 1, not {read_limit!r}")
+        if write_low_water < 0:
+            raise ArgumentError(f"write_low_water must be at least 0, not {write_low_water!r}")
         self.read_limit = read_limit
+        self.write_low_water = write_low_water
         self._on_connection = on_connection
         self.transport: Transport | None = None
         self.stream = Stream(self)
@@ -111,8 +120,9 @@ class StreamProtocol:
     # ------------------------------------------------------------ callbacks
 
     def connection_made(self, transport: Any) -> None:
-        """Keep the transport; call ``on_connection``."""
+        """Keep the transport, set its water marks; call ``on_connection``."""
         self.transport = transport
+        self._set_water_marks(transport)
         if self._on_connection is not None:
             self._on_connection(self.stream)
 
@@ -152,6 +162,15 @@ class StreamProtocol:
             _wake(waiter)
 
     # ------------------------------------------------------------ internals
+
+    def _set_water_marks(self, transport: Transport) -> None:
+        # Both marks at the low-water mark: the transport pauses as soon as
+        # more than that waits, and resumes once no more than that does.  So
+        # a send() that leaves more than the low-water mark queued waits
+        # until it is back under, as the stream promises; a transport only
+        # reports crossings of its marks, and with the usual two (64 KiB and
+        # 16 KiB) a buffer between them would never be reported.
+        transport.set_write_buffer_limits(high=self.write_low_water, low=self.write_low_water)
 
     def _update_reading(self) -> None:
         transport = self.transport
@@ -293,8 +312,11 @@ class Stream:
         return self.transport
 
     async def send(self, data: bytes | bytearray | memoryview) -> None:
-        """Write ``data``; if that put the write buffer over its high-water
-        mark, return only once it has drained to its low-water mark.
+        """Write ``data``; return once no more than the low-water mark
+        (``write_low_water``, 16 KiB by default) waits to be sent.
+
+        So a sender never runs ahead of a slow peer by more than that:
+        backpressure needs no ``drain()``.
 
         Raises :class:`ClosedResourceError` after :meth:`close` or the end of
         the connection (or the connection's error, if it was lost with one).
@@ -422,6 +444,7 @@ class Stream:
             raise
         self._tls = True
         protocol.transport = transport
+        protocol._set_water_marks(transport)
         layer = below.get_protocol()  # start_tls made the layer the transport's protocol
         if not isinstance(layer, TLSProtocol):
             raise TypeError(f"{below!r} did not take the TLS layer as its protocol")
