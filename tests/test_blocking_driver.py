@@ -7,6 +7,7 @@ Every wait is bounded and waits on an event, never on time.
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,10 +16,10 @@ from typing import Any
 import pytest
 
 from tests.processes import TIMEOUT, Children, connect, receive_exactly, stop
-from weft.drivers.blocking import BlockingRuntime, Listener, connect_tcp, connect_unix
+from weft.drivers.blocking import BlockingRuntime, Listener, connect_tcp, connect_unix, spawn_process
 from weft.drivers.registry import DRIVERS, open_runtime
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols import ArgumentError, ClosedResourceError, EchoProtocol
+from weft.protocols import ArgumentError, ClosedResourceError, EchoProtocol, LineProtocol
 
 
 @contextmanager
@@ -111,6 +112,47 @@ def test_a_wait_the_end_makes_impossible_fails_at_once() -> None:
             assert conn.wait_until_closed(TIMEOUT) is None
 
 
+class Lines(LineProtocol):
+    """Keeps the lines it receives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[bytes] = []
+
+    def line_received(self, line: bytes) -> None:
+        self.lines.append(line)
+
+
+def test_a_script_talks_to_a_child_process() -> None:
+    """spawn_process gives a Connection to a child's stdin and stdout: lines go
+    both ways, write_eof closes its stdin, and wait_for_exit gives the status."""
+    upper = "import sys\nfor line in sys.stdin: print(line.strip().upper(), flush=True)\nsys.exit(3)"
+    client = Lines()
+    with spawn_process([sys.executable, "-c", upper], client, timeout=TIMEOUT) as conn:
+        assert conn.process is not None
+        client.send_line(b"hello")
+        client.send_line(b"weft")
+        assert conn.wait_for(lambda: client.lines == [b"HELLO", b"WEFT"], TIMEOUT)
+        client.transport.write_eof()
+        assert conn.wait_for_exit(TIMEOUT) == 3
+        assert conn.process.returncode == 3
+    assert conn.closed
+
+
+def test_spawning_what_cannot_run_fails_at_once_and_sockets_have_no_exit() -> None:
+    """A missing program raises FileNotFoundError; wait_for_exit on a socket
+    connection is an ArgumentError."""
+    with pytest.raises(FileNotFoundError):
+        spawn_process(["/nonexistent/weft-test-program"], RecordingProtocol())
+    with (
+        background_server(EchoProtocol) as (_runtime, listener),
+        connect_tcp("127.0.0.1", listener.port, RecordingProtocol(), timeout=TIMEOUT) as conn,
+    ):
+        assert conn.process is None
+        with pytest.raises(ArgumentError):
+            conn.wait_for_exit(TIMEOUT)
+
+
 def test_connect_errors_are_clear() -> None:
     """A refused connection raises ConnectionRefusedError naming the address;
     bad timeouts are ArgumentErrors."""
@@ -181,3 +223,16 @@ def test_weft_serve_echo_on_the_blocking_driver(children: Children) -> None:
         client.sendall(data)
         assert receive_exactly(client, data) == data
     assert stop(server) == 0
+
+
+def test_the_docs_child_process_example_runs_as_written() -> None:
+    """docs/drivers-blocking.md's spawn_process example runs and gets its answer."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "drivers-blocking.md").read_text()
+    (block,) = [code for code in re.findall(r"```python\n(.*?)```", page, re.S) if "spawn_process" in code]
+    scope: dict[str, Any] = {}
+    exec(compile(block, "docs/drivers-blocking.md", "exec"), scope)
+    assert scope["child"].lines == [b"HELLO"]
+    assert scope["status"] == 0

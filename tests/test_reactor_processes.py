@@ -2,8 +2,9 @@
 
 Every child is ``sys.executable -c ...``; every wait is ``run_until`` with a
 bound; every test checks that it left no descriptor open (the fixture) and
-that each child it started was reaped.  Each test runs on the reactor and on
-the coroutine driver (whose process transports are task-driven).
+that each child it started was reaped.  Each test runs on the reactor, on
+the coroutine driver (whose process transports are task-driven) and on the
+blocking driver (threads and blocking pipes; a thread waits for the exit).
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from pathlib import Path
 import pytest
 
 from tests.descriptors import assert_reaped, no_new_fds
+from weft.drivers import child_processes
+from weft.drivers.blocking import BlockingRuntime
 from weft.drivers.coroutines.runtime import CoroutineRuntime
 from weft.drivers.reactor import Process, Reactor, Stderr
-from weft.drivers.reactor import process as reactor_process
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import ArgumentError, LineProtocol, Transport
 
 TIMEOUT = 10.0
 
 
-@pytest.fixture(params=[Reactor, CoroutineRuntime], ids=lambda cls: cls.name)
+@pytest.fixture(params=[Reactor, CoroutineRuntime, BlockingRuntime], ids=lambda cls: cls.name)
 def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
     with no_new_fds():
         made: Reactor = request.param()
@@ -37,6 +39,13 @@ def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
             child.kill()
         made.run_until(lambda: not made._processes, TIMEOUT)
         made.close()
+
+
+def idle(runtime: Reactor | BlockingRuntime) -> bool:
+    """Nothing left to run: no callback ready (the reactors), no connection open (the blocking driver)."""
+    if isinstance(runtime, BlockingRuntime):
+        return not runtime.connections
+    return not runtime._ready
 
 
 def python(code: str, *args: str) -> list[str]:
@@ -247,7 +256,7 @@ def test_no_sigchld_handler_is_installed(reactor: Reactor) -> None:
 def test_without_a_pidfd_a_thread_waits(reactor: Reactor, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where pidfd_open is missing, the exit still arrives (from a waiting thread,
     through call_soon_threadsafe) and signals still work."""
-    monkeypatch.setattr(reactor_process, "_pidfd_open", None)
+    monkeypatch.setattr(child_processes, "_pidfd_open", None)
     protocol = RecordingProtocol()
     child = reactor.spawn_process(lambda: protocol, python("raise SystemExit(5)"))
     run_to_the_end(reactor, protocol, child)
@@ -466,4 +475,4 @@ def test_many_children_of_every_kind_leave_nothing_behind(reactor: Reactor) -> N
         assert child.returncode == 0
         assert b"on stdout" in protocol.received
         assert_reaped(child.pid)
-    assert reactor.run_until(lambda: not reactor._ready, TIMEOUT)
+    assert reactor.run_until(lambda: idle(reactor), TIMEOUT)

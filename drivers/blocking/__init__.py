@@ -1,9 +1,10 @@
-"""The blocking driver: weft protocols on blocking sockets and pipes, with threads.
+"""The blocking driver: weft protocols on blocking sockets, pipes and processes, with threads.
 
 :class:`BlockingRuntime` is a :class:`~weft.drivers.runtime.Runtime`
-(``weft serve echo --driver blocking``).  :func:`connect_tcp` and
-:func:`connect_unix` are for scripts and REPLs: a connection with no event
-loop to run, where callbacks happen while you wait::
+(``weft serve echo --driver blocking``).  :func:`connect_tcp`,
+:func:`connect_unix`, :func:`connect_pipes` and :func:`spawn_process` are for
+scripts and REPLs: a connection with no event loop to run, where callbacks
+happen while you wait::
 
     with connect_tcp("127.0.0.1", 8000, PubSubClientProtocol(), timeout=5) as conn:
         conn.protocol.subscribe(b"news")
@@ -12,7 +13,7 @@ loop to run, where callbacks happen while you wait::
 See ``docs/drivers-blocking.md``.
 """
 
-from weft.drivers.blocking.client import Connection, connect_pipes, connect_tcp, connect_unix
+from weft.drivers.blocking.client import Connection, connect_pipes, connect_tcp, connect_unix, spawn_process
 from weft.drivers.blocking.runtime import BlockingRuntime
 from weft.drivers.blocking.sockets import DEFAULT_MAX_CONNECTIONS, Listener
 from weft.drivers.blocking.transport import ThreadedTransport
@@ -26,4 +27,5 @@ __all__ = [
     "connect_pipes",
     "connect_tcp",
     "connect_unix",
+    "spawn_process",
 ]

@@ -119,10 +119,12 @@ class PipeChannel:
     write end (points it at ``/dev/null`` when the caller keeps it).
     """
 
-    def __init__(self, read_fd: int, write_fd: int, *, close_fds: bool) -> None:
+    def __init__(self, read_fd: int, write_fd: int, *, close_fds: bool, eio_is_eof: bool = False) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self.close_fds = close_fds
+        # A PTY's master reads EIO once the other side is gone: that is EOF.
+        self.eio_is_eof = eio_is_eof
         self.write_is_socket = stat.S_ISSOCK(os.fstat(write_fd).st_mode)
         # One wake-up pipe per thread: closing stops the reader at once
         # while the writer flushes on.
@@ -147,7 +149,12 @@ class PipeChannel:
         """Wait for readability, then ``os.read``."""
         if not self._wait(self.read_fd, select.POLLIN, self._reader_wake[0]):
             return b""
-        return os.read(self.read_fd, size)
+        try:
+            return os.read(self.read_fd, size)
+        except OSError as exc:
+            if self.eio_is_eof and exc.errno == errno.EIO:
+                return b""
+            raise
 
     def send_all(self, data: bytes) -> None:
         """Write ``PIPE_BUF`` bytes at a time, each once the descriptor is writable."""

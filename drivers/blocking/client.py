@@ -30,15 +30,17 @@ the connection makes impossible raises
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 from weft.drivers.blocking.runtime import BlockingRuntime
+from weft.drivers.child_processes import Process, StderrOption
 from weft.drivers.futures import Future
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
 
-__all__ = ["DEFAULT_TIMEOUT", "Connection", "connect_pipes", "connect_tcp", "connect_unix"]
+__all__ = ["DEFAULT_TIMEOUT", "Connection", "connect_pipes", "connect_tcp", "connect_unix", "spawn_process"]
 
 #: Seconds any call here waits unless told otherwise.
 DEFAULT_TIMEOUT = 30.0
@@ -64,6 +66,8 @@ class Connection(Generic[_P]):
         self.runtime = runtime
         #: The default timeout of :meth:`close` and of leaving the ``with`` block.
         self.timeout = timeout
+        #: The child process, for a connection made by :func:`spawn_process` (else None).
+        self.process: Process | None = None
         self._lost = False
         self._error: BaseException | None = None
         on_lost: list[Callable[[Any], object]] = getattr(transport, "on_lost", [])
@@ -107,6 +111,21 @@ class Connection(Generic[_P]):
         if not self.runtime.run_until(lambda: self._lost, timeout):
             raise TimeoutError(f"the connection was still open after {timeout:g} s")
         return self._error
+
+    def wait_for_exit(self, timeout: float = DEFAULT_TIMEOUT) -> int:
+        """Run the callbacks until the child process has exited; return its status.
+
+        Only for a connection made by :func:`spawn_process`.  The status is
+        the exit code, or ``-signum`` for a child a signal ended.  Raises
+        ``TimeoutError`` after ``timeout`` seconds.
+        """
+        _check_timeout(timeout)
+        process = self.process
+        if process is None:
+            raise ArgumentError("this connection is not to a child process")
+        if not self.runtime.run_until(process.exited.done, timeout):
+            raise TimeoutError(f"the child {process.pid} was still running after {timeout:g} s")
+        return process.exited.result()
 
     def run_for(self, seconds: float) -> None:
         """Run the callbacks (data, timers) for ``seconds``, then return."""
@@ -183,6 +202,37 @@ def connect_pipes(
         runtime.close()
         raise
     return Connection(runtime, protocol, transport, timeout)
+
+
+def spawn_process(
+    args: Sequence[str | os.PathLike[str]],
+    protocol: _P,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    stderr: StderrOption = None,
+    pty: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Connection[_P]:
+    """Start ``args`` (no shell) with ``protocol`` on its stdin and stdout (or a PTY).
+
+    The connection's :attr:`Connection.process` is the child (``pid``,
+    ``returncode``, ``send_signal``, ``terminate``, ``kill``), and
+    :meth:`Connection.wait_for_exit` waits for its status.  Leaving the
+    ``with`` block closes the child's stdin (after what was written) and
+    releases the threads; a child still running then is reaped by a thread
+    whenever it exits.  Options as the reactor's ``spawn_process``.
+    """
+    _check_timeout(timeout)
+    runtime = BlockingRuntime()
+    try:
+        process = runtime.spawn_process(lambda: protocol, args, env=env, cwd=cwd, stderr=stderr, pty=pty)
+    except BaseException:
+        runtime.close()
+        raise
+    connection = Connection(runtime, protocol, process.transport, timeout)
+    connection.process = process
+    return connection
 
 
 def _finish(

@@ -10,13 +10,15 @@ One thread, the one inside :meth:`BlockingRuntime.run` (the *scheduler
 thread*), runs every protocol callback and timer.  Each connection adds a
 reader thread and a writer thread (:mod:`weft.drivers.blocking.transport`),
 each listener an accept thread (:mod:`weft.drivers.blocking.sockets`), each
-connect a short-lived thread.  See ``docs/drivers-blocking.md``.
+connect a short-lived thread, each child process a thread that waits for its
+exit.  See ``docs/drivers-blocking.md``.
 """
 
 from __future__ import annotations
 
+import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from weft.drivers.blocking.channels import Channel, PipeChannel, channel_names
@@ -27,7 +29,8 @@ from weft.drivers.blocking.sockets import (
     Listener,
     connect,
 )
-from weft.drivers.blocking.transport import ThreadedTransport
+from weft.drivers.blocking.transport import ReadOnlyThreadedTransport, ThreadedTransport
+from weft.drivers.child_processes import Process, StderrOption, checked_argv, split_stderr, start_child
 from weft.drivers.futures import Future
 from weft.drivers.signal_handlers import SignalHandlers
 from weft.drivers.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
@@ -56,6 +59,8 @@ class BlockingRuntime:
         self._scheduler = Scheduler()
         self._listeners: set[Listener] = set()
         self._connections: set[ThreadedTransport] = set()
+        # Children still running (see spawn_process).
+        self._processes: set[Process] = set()
         self._signals = SignalHandlers(self._scheduler.call_soon_threadsafe)
 
     # -------------------------------------------------------------- clock
@@ -159,9 +164,73 @@ class BlockingRuntime:
             self.call_soon_threadsafe(transport.start)
         return transport
 
-    def _transport(self, protocol: Any, channel: Channel) -> ThreadedTransport:
-        """A transport this runtime keeps track of while it is open."""
-        transport = ThreadedTransport(self._scheduler, protocol, channel, channel_names(channel))
+    def spawn_process(
+        self,
+        factory: Callable[[], Any],
+        args: Sequence[str | os.PathLike[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        stderr: StderrOption = None,
+        pty: bool = False,
+    ) -> Process:
+        """Start ``args`` (no shell) with a protocol on its stdin and stdout, or on a PTY.
+
+        As the reactor's ``spawn_process`` (:mod:`weft.drivers.child_processes`):
+        ``stderr`` is a :class:`~weft.drivers.child_processes.Stderr` choice or
+        a protocol factory for a read-only transport; the :class:`Process`
+        gives the exit status (``returncode``, ``exited``) and sends signals.
+        A thread waits for the child's exit.  ``connection_made`` runs now when
+        called from the scheduler thread, else on its next turn.
+        """
+        self._check_open()
+        argv = checked_argv(args)
+        choice, stderr_factory = split_stderr(stderr, pty=pty)
+        protocol = factory()
+        stderr_protocol = None if stderr_factory is None else stderr_factory()
+        process, plumbing = start_child(
+            self._scheduler,
+            self._processes,
+            argv,
+            env=env,
+            cwd=cwd,
+            stderr=choice,
+            capture_stderr=stderr_protocol is not None,
+            pty=pty,
+            set_reader=None,
+        )
+        names: dict[str, Any] = {"process": process, "peername": ("process", process.pid)}
+        channel = PipeChannel(plumbing.read_fd, plumbing.write_fd, close_fds=True, eio_is_eof=pty)
+        started = [
+            self._transport(
+                protocol, channel, {**names, "sockname": ("pty", plumbing.read_fd)} if pty else names
+            )
+        ]
+        process.transport = started[0]
+        if stderr_protocol is not None and plumbing.stderr_fd is not None:
+            channel = PipeChannel(plumbing.stderr_fd, plumbing.stderr_fd, close_fds=True)
+            process.stderr_transport = self._transport(
+                stderr_protocol, channel, names, transport_class=ReadOnlyThreadedTransport
+            )
+            started.append(process.stderr_transport)
+        for transport in started:
+            if self._scheduler.on_scheduler_thread():
+                transport.start()
+            else:
+                self.call_soon_threadsafe(transport.start)
+        return process
+
+    def _transport(
+        self,
+        protocol: Any,
+        channel: Channel,
+        extra: dict[str, Any] | None = None,
+        *,
+        transport_class: type[ThreadedTransport] | None = None,
+    ) -> ThreadedTransport:
+        """A transport this runtime keeps track of while it is open (``extra`` adds to its names)."""
+        make = ThreadedTransport if transport_class is None else transport_class
+        transport = make(self._scheduler, protocol, channel, {**channel_names(channel), **(extra or {})})
         self._connections.add(transport)
         transport.on_lost.append(self._connections.discard)
         return transport
@@ -218,6 +287,8 @@ class BlockingRuntime:
         for transport in list(self._connections):
             transport.abort()
         self._scheduler.run_until(lambda: not self._connections, _CLOSE_WAIT)
+        for child in list(self._processes):
+            child._detach()  # a thread already waits for it: it is reaped whenever it exits
         self._scheduler.close()
 
     def __enter__(self) -> BlockingRuntime:

@@ -35,11 +35,12 @@ from typing import Any
 
 from weft.drivers.blocking.channels import Channel
 from weft.drivers.blocking.scheduler import Scheduler
+from weft.drivers.child_processes import ReadOnly
 from weft.drivers.connection_clock import ConnectionClock
 from weft.protocols.errors import WriteAfterEofError
 from weft.protocols.flow_control import WriteFlowControl
 
-__all__ = ["READ_SIZE", "ThreadedTransport"]
+__all__ = ["READ_SIZE", "ReadOnlyThreadedTransport", "ThreadedTransport"]
 
 logger = logging.getLogger("weft.blocking")
 
@@ -445,3 +446,7 @@ class ThreadedTransport:
             last = self._threads_left == 0
         if last:
             self._scheduler.call_soon_threadsafe(self._release)
+
+
+class ReadOnlyThreadedTransport(ReadOnly, ThreadedTransport):
+    """The blocking driver's transport for a descriptor it only reads (a child's stderr)."""

@@ -19,9 +19,9 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from weft.drivers.child_processes import Process, Stderr
 from weft.drivers.coroutines.errors import Cancelled
 from weft.drivers.coroutines.streams import DEFAULT_READ_LIMIT, Stream, StreamProtocol
-from weft.drivers.reactor.process import Process, Stderr
 from weft.drivers.runtime import Runtime
 from weft.protocols.errors import ArgumentError
 
@@ -171,13 +171,14 @@ def open_process(
     * ``"stream"``: a read-only stream of its own, :attr:`ProcessStream.stderr`.
 
     Needs a runtime with ``spawn_process`` (the reactor, the coroutine
-    runtime); others raise :class:`NotImplementedError`.
+    runtime, the blocking runtime); others (asyncio) raise
+    :class:`NotImplementedError`.
     """
     if not isinstance(runtime, _SpawnsProcesses):
         name = getattr(runtime, "name", type(runtime).__name__)
         raise NotImplementedError(
             f"the {name!r} runtime cannot start processes (it has no spawn_process); "
-            "use the 'reactor' or 'coroutine' runtime"
+            "use the 'reactor', 'coroutine' or 'blocking' runtime"
         )
     errors: _StderrProtocol | None = None
     spawn_stderr: Stderr | Callable[[], Any] | None

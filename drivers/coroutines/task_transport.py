@@ -30,9 +30,9 @@ import logging
 from itertools import islice
 from typing import Any
 
+from weft.drivers.child_processes import ReadOnly
 from weft.drivers.coroutines.task import Task
 from weft.drivers.futures import Future
-from weft.drivers.reactor.pipes import ReadOnly
 from weft.drivers.reactor.stream import READ_SIZE, StreamTransport
 from weft.protocols.errors import WriteAfterEofError
 

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
+from weft.drivers.child_processes import ReadOnly
 from weft.drivers.reactor.stream import StreamTransport
 
 if TYPE_CHECKING:
@@ -61,29 +62,6 @@ STDIN, STDOUT = 0, 1
 
 #: What a pipe transport does with its descriptors when the connection ends.
 FdsAtEnd = Literal["close", "keep", "release"]
-
-
-class ReadOnly:
-    """Mixed into a stream transport that only reads (a child's stderr): it
-    can be paused, resumed and closed, and refuses to write."""
-
-    __slots__ = ()
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Refused: there is nobody to write to."""
-        raise NotImplementedError("this transport only reads")
-
-    def writelines(self, list_of_data: Any) -> None:
-        """Refused, as :meth:`write`."""
-        raise NotImplementedError("this transport only reads")
-
-    def write_eof(self) -> None:
-        """Refused, as :meth:`write`."""
-        raise NotImplementedError("this transport only reads")
-
-    def can_write_eof(self) -> bool:
-        """False: it has no output."""
-        return False
 
 
 class ReadPipeTransport(ReadOnly, StreamTransport):
