@@ -560,6 +560,40 @@ def test_start_tls_switches_in_place_with_the_client_hello_in_the_same_read() ->
     assert server.transport is server.tls_transport
 
 
+class PausingStartTLSServer(StartTLSServer):
+    """Pauses reading at STARTTLS, before switching: the pause must carry over."""
+
+    def line_received(self, line: bytes) -> None:
+        if line == b"STARTTLS":
+            self.pause_reading()
+        super().line_received(line)
+
+
+def test_a_pause_made_before_start_tls_is_lifted_on_the_new_transport() -> None:
+    """A protocol that paused reading, then switched: nothing happens (the
+    ClientHello that came along waits) until it resumes reading on its new
+    transport, and then the handshake and the lines go on."""
+    server = PausingStartTLSServer()
+    conn = connect(server)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    session = client_context().wrap_bio(incoming, outgoing, server_hostname=HOSTNAME)
+    with pytest.raises(ssl.SSLWantReadError):
+        session.do_handshake()
+    conn.deliver(b"STARTTLS\r\n" + outgoing.read())
+    assert conn.take_written() == b"GO AHEAD\r\n"  # no ServerHello: still paused
+    assert not server.transport.is_reading()
+    server.resume_reading()
+    conn.clock.advance(0)
+    assert server.transport.is_reading()
+    incoming.write(conn.take_written())
+    session.do_handshake()
+    session.write(b"INSIDE\r\n")
+    conn.deliver(outgoing.read())
+    incoming.write(conn.take_written())
+    assert session.read(100) == b"ECHO INSIDE\r\n"
+    assert server.lines == [b"STARTTLS", b"INSIDE"]
+
+
 def test_a_record_cut_short_by_a_reset() -> None:
     """Half a record, then a reset: no partial plaintext is delivered, and the
     application hears the ConnectionResetError."""

@@ -479,14 +479,15 @@ def _hand_over_flow_control(protocol: StreamProtocol, below: Transport, layer: T
     The transport below told the stream protocol, not the layer, that it
     paused: without this a sender waiting on that pause would never hear
     ``resume_writing`` (it now goes to the layer), and a transport paused
-    for reading would never be resumed (the layer only resumes what it paused).
+    for reading is resumed through the TLS transport, which now holds that pause.
     """
     if protocol._writing_paused:
         layer.pause_writing()
-    if protocol._reading_paused:
-        # The buffer went to the layer; the layer pauses by itself from now on.
+    if protocol._reading_paused and protocol.transport is not None:
+        # The stream's pause came across as a pause of the TLS transport (see
+        # weft.protocols.tls.start_tls); the buffer went to the layer, so lift it.
         protocol._reading_paused = False
-        below.resume_reading()
+        protocol.transport.resume_reading()
 
 
 # ----------------------------------------------------------- opening

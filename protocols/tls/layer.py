@@ -150,9 +150,17 @@ class TLSProtocol(Protocol):
         self.attach(transport)
         self._app.connection_made(self.app_transport)
 
-    def attach(self, transport: Transport) -> None:
-        """Start on ``transport`` without announcing the connection (start_tls does this)."""
+    def attach(self, transport: Transport, *, reading_paused: bool = False) -> None:
+        """Start on ``transport`` without announcing the connection (start_tls does this).
+
+        ``reading_paused``: the application had paused the transport's
+        reading before the switch.  That pause becomes the application's
+        pause of the TLS transport, so its ``resume_reading`` there resumes
+        the transport below; until then the layer processes nothing (the
+        handshake included).
+        """
         self._transport = transport
+        self._app_reading_paused = reading_paused
         self._clock = clock_of(transport)
         self._timer = self._clock.call_later(self._handshake_timeout, self._handshake_timed_out)
         self._process()

@@ -35,15 +35,20 @@ def start_tls(
     """Run TLS over ``transport`` from now on, for ``protocol``; return its new transport.
 
     ``protocol`` keeps its connection: it does not hear ``connection_made``
-    again, and should use the returned transport from now on.  ``options``
+    again, and should use the returned transport from now on.  If it had
+    paused the transport's reading, the returned transport starts paused:
+    nothing (the handshake included) happens until it resumes reading there.  ``options``
     are :class:`~weft.protocols.tls.layer.TLSProtocol`'s (timeouts,
     ``truncation_is_eof``, ``on_handshake``).
     """
     layer = TLSProtocol(
         protocol, context, server_side=server_side, server_hostname=server_hostname, **options
     )
+    # A pause the protocol made on the transport stays the protocol's: it
+    # lifts it with resume_reading on the transport it gets back.
+    reading_paused = not transport.is_reading() and not transport.is_closing()
     transport.set_protocol(layer)
-    layer.attach(transport)
+    layer.attach(transport, reading_paused=reading_paused)
     if leftover:
         layer.data_received(leftover)
     return layer.app_transport
