@@ -95,7 +95,7 @@ class Server:
         self.runtime = runtime
         if inspect.iscoroutinefunction(factory):
             # Imported here: a server of callback protocols needs no coroutines.
-            from weft.drivers.coroutines.streams import stream_handler
+            from weft.drivers.coroutines.endpoints import stream_handler
 
             self.factory: ProtocolFactory = stream_handler(runtime, factory)
         else:

@@ -226,11 +226,13 @@ def test_readline_may_buffer_past_the_read_limit() -> None:
 
 def test_a_second_concurrent_reader_is_refused() -> None:
     """Two tasks receiving from one stream at once: the second gets BusyResourceError."""
-    pump, _client, server = pair()
-    spawn(pump.clock, server.receive())
+    pump, client, server = pair()
+    first = spawn(pump.clock, server.receive())
     settle(pump)
     with pytest.raises(BusyResourceError):
         go(pump, server.receive())
+    go(pump, client.send(b"for the first"))  # the first reader is still served
+    assert first.result() == b"for the first"
 
 
 # ------------------------------------------------------------------ reactor

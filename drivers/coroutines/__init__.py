@@ -13,20 +13,13 @@ bridges weft tasks and asyncio both ways (``docs/asyncio.md``).
 
 from weft.drivers.coroutines.asyncio_interop import AsyncioHost, from_asyncio, to_asyncio
 from weft.drivers.coroutines.combinators import gather, race
+from weft.drivers.coroutines.endpoints import open_pipes, open_tcp, open_unix, serve_tcp, stream_handler
 from weft.drivers.coroutines.errors import Cancelled, NotInTaskError, StalledError, TimedOutError
 from weft.drivers.coroutines.host import Host, RunnableHost, SteppableHost
 from weft.drivers.coroutines.process_streams import ProcessStream, open_process
 from weft.drivers.coroutines.runner import run
 from weft.drivers.coroutines.sleep import sleep
-from weft.drivers.coroutines.streams import (
-    Stream,
-    StreamProtocol,
-    open_pipes,
-    open_tcp,
-    open_unix,
-    serve_tcp,
-    stream_handler,
-)
+from weft.drivers.coroutines.streams import Stream, StreamProtocol
 from weft.drivers.coroutines.task import Task, checkpoint, current_task, spawn
 from weft.drivers.coroutines.taskgroup import TaskGroup
 from weft.drivers.coroutines.timeouts import TimeoutScope, fail_after, move_on_after, wait_for

@@ -31,10 +31,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 from weft.drivers.coroutines.errors import Cancelled
-from weft.drivers.coroutines.host import Host
-from weft.drivers.coroutines.task import Task, current_task, spawn
+from weft.drivers.coroutines.task import current_task
 from weft.drivers.futures import Future
-from weft.drivers.runtime import ListenerLike, Runtime
 from weft.protocols.contract import Transport
 from weft.protocols.errors import (
     ArgumentError,
@@ -51,11 +49,6 @@ __all__ = [
     "Stream",
     "StreamHandler",
     "StreamProtocol",
-    "open_pipes",
-    "open_tcp",
-    "open_unix",
-    "serve_tcp",
-    "stream_handler",
 ]
 
 logger = logging.getLogger("weft.drivers.coroutines")
@@ -67,7 +60,7 @@ DEFAULT_READ_LIMIT = 256 * 1024
 #: (asyncio's default low-water mark).
 DEFAULT_WRITE_LOW_WATER = 16 * 1024
 
-#: What :func:`serve_tcp` runs for each connection.
+#: What :func:`~weft.drivers.coroutines.serve_tcp` runs for each connection.
 StreamHandler = Callable[["Stream"], Awaitable[object]]
 
 
@@ -488,89 +481,3 @@ def _hand_over_flow_control(protocol: StreamProtocol, below: Transport, layer: T
         # weft.protocols.tls.start_tls); the buffer went to the layer, so lift it.
         protocol._reading_paused = False
         protocol.transport.resume_reading()
-
-
-# ----------------------------------------------------------- opening
-
-
-async def open_tcp(
-    runtime: Runtime, host: str, port: int, *, timeout: float = 30.0, read_limit: int = DEFAULT_READ_LIMIT
-) -> Stream:
-    """Connect to ``host:port`` on ``runtime``; the stream once connected (or the error)."""
-    protocol = StreamProtocol(read_limit=read_limit)
-    await runtime.connect_tcp(lambda: protocol, host, port, timeout=timeout)
-    return protocol.stream
-
-
-async def open_unix(
-    runtime: Runtime, path: str, *, timeout: float = 30.0, read_limit: int = DEFAULT_READ_LIMIT
-) -> Stream:
-    """Connect to the UNIX-domain socket at ``path``; the stream once connected."""
-    protocol = StreamProtocol(read_limit=read_limit)
-    await runtime.connect_unix(lambda: protocol, path, timeout=timeout)
-    return protocol.stream
-
-
-def open_pipes(
-    runtime: Runtime,
-    read_fd: int,
-    write_fd: int,
-    *,
-    close_fds: bool = True,
-    read_limit: int = DEFAULT_READ_LIMIT,
-) -> Stream:
-    """A stream over two file descriptors (pipes, stdio); synchronous, as the
-    runtime's ``connect_pipes`` is."""
-    protocol = StreamProtocol(read_limit=read_limit)
-    runtime.connect_pipes(lambda: protocol, read_fd, write_fd, close_fds=close_fds)
-    return protocol.stream
-
-
-def stream_handler(
-    host: Host, handler: StreamHandler, *, read_limit: int = DEFAULT_READ_LIMIT
-) -> Callable[[], StreamProtocol]:
-    """A protocol factory that runs ``await handler(stream)`` as one task per connection.
-
-    Give it to anything that takes a protocol factory (a runtime's
-    ``listen_tcp``, ``listen_unix`` or ``connect_pipes``, a
-    :class:`~weft.drivers.serving.Server`); the tasks run on ``host``.  When
-    a handler returns, its stream is closed.  An exception in a handler is
-    logged (``weft.drivers.coroutines`` logger) and aborts that connection
-    only.  :func:`weft.drivers.serve` does this itself when it is given an
-    ``async def`` handler.
-    """
-    tasks: set[Task[None]] = set()  # running handlers: a task nobody holds could be collected
-
-    async def handle(stream: Stream) -> None:
-        try:
-            await handler(stream)
-        except Exception:
-            logger.exception("stream handler %r failed; closing its connection", handler)
-            stream.abort()
-            return
-        await stream.close()
-
-    def start(stream: Stream) -> None:
-        task = spawn(host, handle(stream), name=f"stream handler {stream.get_extra_info('peername')!r}")
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    return lambda: StreamProtocol(read_limit=read_limit, on_connection=start)
-
-
-def serve_tcp(
-    runtime: Runtime,
-    handler: StreamHandler,
-    host: str | None = "127.0.0.1",
-    port: int = 0,
-    *,
-    read_limit: int = DEFAULT_READ_LIMIT,
-) -> ListenerLike:
-    """Accept TCP connections and run ``await handler(stream)`` as one task each.
-
-    When the handler returns, its stream is closed.  An exception in a
-    handler is logged (``weft.drivers.coroutines`` logger) and aborts that
-    connection only.  Closing the listener stops accepting; running
-    handlers go on.  (See :func:`stream_handler` for other listeners.)
-    """
-    return runtime.listen_tcp(stream_handler(runtime, handler, read_limit=read_limit), host, port)
