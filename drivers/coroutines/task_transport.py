@@ -27,7 +27,6 @@ follow) before the kernel was even asked: the contract allows it.
 from __future__ import annotations
 
 import logging
-from itertools import islice
 from typing import Any
 
 from weft.drivers.child_processes import ReadOnly
@@ -39,9 +38,6 @@ from weft.protocols.errors import WriteAfterEofError
 __all__ = ["TaskReadPipeTransport", "TaskTransport"]
 
 logger = logging.getLogger("weft.coroutine")
-
-# sendmsg and writev take at most this many buffers (Linux's IOV_MAX).
-_MAX_BUFFERS = 1024
 
 
 class TaskTransport(StreamTransport):
@@ -205,28 +201,13 @@ class TaskTransport(StreamTransport):
         """Send what the kernel takes; wait for writability for the rest."""
         buffer = self._buffer
         while buffer:
-            try:
-                if len(buffer) == 1:
-                    sent = self._send(buffer[0])
-                else:
-                    sent = self._sendv(list(islice(buffer, _MAX_BUFFERS)))
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as exc:
-                self._force_close(exc)
+            # Until the kernel takes nothing (then it is full): a send it only
+            # partly took costs one EAGAIN more, on a path that waits anyway.
+            sent = self._send_buffered()
+            if sent is None:
                 return
-            self._buffer_size -= sent
-            while sent:
-                head = buffer[0]
-                if len(head) <= sent:
-                    buffer.popleft()
-                    sent -= len(head)
-                else:
-                    buffer[0] = memoryview(head)[sent:]
-                    break
-            else:
-                continue
-            break  # the kernel took part: it is full
+            if not sent:
+                break
         if self._flow.should_resume(self._buffer_size):
             try:
                 self._protocol.resume_writing()

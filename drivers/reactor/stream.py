@@ -304,26 +304,9 @@ class StreamTransport:
             self._force_close(exc)
 
     def _write_ready(self) -> None:
+        if self._send_buffered() is None:
+            return
         buffer = self._buffer
-        try:
-            if len(buffer) == 1:
-                sent = self._send(buffer[0])
-            else:
-                sent = self._sendv(list(islice(buffer, _MAX_BUFFERS)))
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            self._force_close(exc)
-            return
-        self._buffer_size -= sent
-        while sent:
-            head = buffer[0]
-            if len(head) <= sent:
-                buffer.popleft()
-                sent -= len(head)
-            else:
-                buffer[0] = memoryview(head)[sent:]
-                sent = 0
         if self._flow.should_resume(self._buffer_size):
             self._protocol.resume_writing()
         if buffer or self._lost:
@@ -336,6 +319,36 @@ class StreamTransport:
                 self._half_close()
         else:
             self._idle_writer = True
+
+    def _send_buffered(self) -> int | None:
+        """One ``send`` (``sendmsg``/``writev`` for several pieces) of the queue.
+
+        Drops what the kernel took from the queue and returns how much that
+        was (0: it took nothing, try when writable); None after an error,
+        with the connection ending.
+        """
+        buffer = self._buffer
+        try:
+            if len(buffer) == 1:
+                sent = self._send(buffer[0])
+            else:
+                sent = self._sendv(list(islice(buffer, _MAX_BUFFERS)))
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:
+            self._force_close(exc)
+            return None
+        self._buffer_size -= sent
+        left = sent
+        while left:
+            head = buffer[0]
+            if len(head) <= left:
+                buffer.popleft()
+                left -= len(head)
+            else:
+                buffer[0] = memoryview(head)[left:]
+                left = 0
+        return sent
 
     def _eof(self) -> None:
         self._eof_received = True
