@@ -40,11 +40,12 @@ import logging
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Literal
 
 from weft.drivers.asyncio_clock import LoopTimers
 from weft.drivers.connection_clock import ConnectionClock
+from weft.drivers.transport_base import TransportBookkeeping
 from weft.protocols.errors import WriteAfterEofError
 from weft.protocols.flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
 
@@ -112,7 +113,7 @@ class _Side(asyncio.Protocol):
         self._owner._side_lost(self, exc)
 
 
-class AsyncioTransport:
+class AsyncioTransport(TransportBookkeeping):
     """A :class:`weft.protocols.contract.Transport` over asyncio transports.
 
     Made by :class:`~weft.drivers.asyncio_driver.AsyncioRuntime` (listening,
@@ -244,10 +245,6 @@ class AsyncioTransport:
         except OSError:  # uvloop asks the socket, which may not be one (a pipe)
             return default
 
-    def is_closing(self) -> bool:
-        """True once ``close()`` or ``abort()`` was called or the connection was lost."""
-        return self._closing
-
     def close(self) -> None:
         """Flush, then close; ``connection_lost(None)`` follows on a later turn."""
         if self._closing:
@@ -258,19 +255,7 @@ class AsyncioTransport:
         if self._started:
             self._close_sides()
 
-    def set_protocol(self, protocol: Any) -> None:
-        """Hand the connection to ``protocol``."""
-        self._protocol = protocol
-
-    def get_protocol(self) -> Any:
-        """The protocol attached (None until the connection is made)."""
-        return self._protocol
-
     # ------------------------------------------------------- ReadTransport
-
-    def is_reading(self) -> bool:
-        """Whether data is delivered (not paused, not closing)."""
-        return not self._reading_paused and not self._closing
 
     def pause_reading(self) -> None:
         """Stop delivering data; the peer is slowed by the kernel's flow control."""
@@ -299,10 +284,6 @@ class AsyncioTransport:
             self._writer.write(data)
         else:
             self._write_slowly(data)
-
-    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Write the pieces in order, as one write."""
-        self.write(b"".join(list_of_data))
 
     def write_eof(self) -> None:
         """Half-close once what was written is sent; reading goes on."""
@@ -338,10 +319,6 @@ class AsyncioTransport:
         if self._writer is not None:
             low, high = self._flow.limits()
             self._writer.set_write_buffer_limits(high=high, low=low)
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """``(low, high)``."""
-        return self._flow.limits()
 
     def get_write_buffer_size(self) -> int:
         """Bytes written and not yet taken by the kernel."""

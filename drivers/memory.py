@@ -31,11 +31,12 @@ that connection (the protocol gets ``connection_lost(exc)``) as on any driver,
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from weft.drivers.connection_clock import ConnectionClock
 from weft.drivers.fake_clock import FakeClock
+from weft.drivers.transport_base import TransportBookkeeping
 from weft.protocols.errors import ClosedResourceError, NotSettledError, WriteAfterEofError
 from weft.protocols.flow_control import WriteFlowControl
 
@@ -52,7 +53,7 @@ class _Link(Protocol):
         """``transport`` has something new to send (data, EOF, or a close)."""
 
 
-class MemoryTransport:
+class MemoryTransport(TransportBookkeeping):
     """A :class:`weft.protocols.contract.Transport` whose peer is in memory.
 
     Made by :func:`connect` and :func:`connect_pair`, never by hand.
@@ -81,14 +82,6 @@ class MemoryTransport:
 
     # ------------------------------------------------------- BaseTransport
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``"peername"``, ``"sockname"``, ``"clock"``, and what the test added."""
-        return self._extra.get(name, default)
-
-    def is_closing(self) -> bool:
-        """True once ``close()`` or ``abort()`` was called or the connection was lost."""
-        return self._closing
-
     def close(self) -> None:
         """Flush, then send EOF and end the connection."""
         if self._closing:
@@ -99,19 +92,7 @@ class MemoryTransport:
             self._finish_close()
         self._link.output_ready(self)
 
-    def set_protocol(self, protocol: Any) -> None:
-        """Hand the connection to ``protocol``."""
-        self._protocol = protocol
-
-    def get_protocol(self) -> Any:
-        """The protocol attached."""
-        return self._protocol
-
     # ------------------------------------------------------- ReadTransport
-
-    def is_reading(self) -> bool:
-        """Whether data is delivered (not paused, not closing)."""
-        return not self._reading_paused and not self._closing
 
     def pause_reading(self) -> None:
         """Hold incoming data until :meth:`resume_reading`."""
@@ -143,10 +124,6 @@ class MemoryTransport:
         if self._flow.should_pause(self._output_size):
             self._protocol.pause_writing()
 
-    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Write the pieces in order, as one write."""
-        self.write(b"".join(list_of_data))
-
     def write_eof(self) -> None:
         """Send EOF once the buffer is flushed."""
         if self._closing or self._eof_written:
@@ -174,10 +151,6 @@ class MemoryTransport:
         self._flow.set_limits(high, low)
         if self._flow.should_pause(self._output_size):
             self._protocol.pause_writing()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """``(low, high)``."""
-        return self._flow.limits()
 
     def get_write_buffer_size(self) -> int:
         """Bytes written and not yet taken by the peer."""

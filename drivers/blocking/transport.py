@@ -30,13 +30,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from weft.drivers.blocking.channels import Channel
 from weft.drivers.blocking.scheduler import Scheduler
 from weft.drivers.child_processes import ReadOnly
 from weft.drivers.connection_clock import ConnectionClock
+from weft.drivers.transport_base import TransportBookkeeping
 from weft.protocols.errors import WriteAfterEofError
 from weft.protocols.flow_control import WriteFlowControl
 
@@ -54,7 +55,7 @@ _MAX_UNDELIVERED = 4
 _MAX_BATCH = 256 * 1024
 
 
-class ThreadedTransport:
+class ThreadedTransport(TransportBookkeeping):
     """A :class:`weft.protocols.contract.Transport` over a blocking :class:`Channel`.
 
     Made by :class:`~weft.drivers.blocking.BlockingRuntime`, never by
@@ -106,14 +107,6 @@ class ThreadedTransport:
 
     # ------------------------------------------------------- BaseTransport
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``"peername"``, ``"sockname"``, ``"socket"``, ``"pipe"``, ``"clock"``..."""
-        return self._extra.get(name, default)
-
-    def is_closing(self) -> bool:
-        """True once ``close()`` or ``abort()`` was called or the connection was lost."""
-        return self._closing
-
     def close(self) -> None:
         """Stop reading, flush, then close; ``connection_lost(None)`` follows on a later turn."""
         if self._closing:
@@ -125,19 +118,7 @@ class ThreadedTransport:
             self._changed.notify_all()
         self._channel.wake_reader()
 
-    def set_protocol(self, protocol: Any) -> None:
-        """Hand the connection to ``protocol``."""
-        self._protocol = protocol
-
-    def get_protocol(self) -> Any:
-        """The protocol attached."""
-        return self._protocol
-
     # ------------------------------------------------------- ReadTransport
-
-    def is_reading(self) -> bool:
-        """Whether data is delivered (not paused, not closing)."""
-        return not self._reading_paused and not self._closing
 
     def pause_reading(self) -> None:
         """Deliver nothing more, and let the reader stop reading until resumed."""
@@ -181,10 +162,6 @@ class ThreadedTransport:
         else:
             self._scheduler.call_soon_threadsafe(self._check_pause)
 
-    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Write the pieces in order, as one write."""
-        self.write(b"".join(list_of_data))
-
     def write_eof(self) -> None:
         """Half-close once the queue is sent."""
         if self._closing or self._eof_written:
@@ -211,10 +188,6 @@ class ThreadedTransport:
         """Set the water marks (asyncio's defaults and rules)."""
         self._flow.set_limits(high, low)
         self._check_pause()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """``(low, high)``."""
-        return self._flow.limits()
 
     def get_write_buffer_size(self) -> int:
         """Bytes written and not yet reported sent by the writer thread."""

@@ -22,11 +22,12 @@ import logging
 import socket
 import struct
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers.connection_clock import ConnectionClock
+from weft.drivers.transport_base import TransportBookkeeping
 from weft.protocols.errors import WriteAfterEofError
 from weft.protocols.flow_control import WriteFlowControl
 
@@ -46,7 +47,7 @@ _MAX_BUFFERS = 1024
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
-class StreamTransport:
+class StreamTransport(TransportBookkeeping):
     """A :class:`weft.protocols.contract.Transport` driven by a :class:`Reactor`.
 
     Made by the reactor (``listen_tcp``, ``connect_tcp``, ``connect_pipes``,
@@ -139,14 +140,6 @@ class StreamTransport:
 
     # ------------------------------------------------------- BaseTransport
 
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``"socket"``, ``"peername"``, ``"sockname"``, ``"clock"``, ``"pipe"``..."""
-        return self._extra.get(name, default)
-
-    def is_closing(self) -> bool:
-        """True once ``close()`` or ``abort()`` was called or the connection was lost."""
-        return self._closing
-
     def close(self) -> None:
         """Flush, then close; ``connection_lost(None)`` follows on a later turn."""
         if self._closing:
@@ -157,19 +150,7 @@ class StreamTransport:
         if not self._buffer:
             self._finish(None)
 
-    def set_protocol(self, protocol: Any) -> None:
-        """Hand the connection to ``protocol``."""
-        self._protocol = protocol
-
-    def get_protocol(self) -> Any:
-        """The protocol attached."""
-        return self._protocol
-
     # ------------------------------------------------------- ReadTransport
-
-    def is_reading(self) -> bool:
-        """Whether data is delivered (not paused, not closing)."""
-        return not self._reading_paused and not self._closing
 
     def pause_reading(self) -> None:
         """Stop reading; the kernel's buffers and flow control slow the peer."""
@@ -235,10 +216,6 @@ class StreamTransport:
         if self._flow.should_pause(self._buffer_size):
             self._protocol.pause_writing()
 
-    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
-        """Write the pieces in order, as one write."""
-        self.write(b"".join(list_of_data))
-
     def write_eof(self) -> None:
         """Half-close once the queue is sent."""
         if self._closing or self._eof_written:
@@ -266,10 +243,6 @@ class StreamTransport:
         self._flow.set_limits(high, low)
         if self._flow.should_pause(self._buffer_size):
             self._protocol.pause_writing()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """``(low, high)``."""
-        return self._flow.limits()
 
     def get_write_buffer_size(self) -> int:
         """Bytes queued and not yet taken by the kernel."""
