@@ -37,6 +37,7 @@ from typing import Any, Literal, Protocol
 from weft.drivers.connection_clock import ConnectionClock
 from weft.drivers.fake_clock import FakeClock
 from weft.drivers.transport_base import TransportBookkeeping
+from weft.protocols.contract import FileRegion
 from weft.protocols.errors import ClosedResourceError, NotSettledError, WriteAfterEofError
 from weft.protocols.flow_control import WriteFlowControl
 
@@ -66,8 +67,10 @@ class MemoryTransport(TransportBookkeeping):
         self._extra = {**extra, "clock": ConnectionClock(clock, self._run_callback)}
         self._flow = WriteFlowControl()
         # Written and not yet taken by the peer; the head may be a memoryview
-        # into a partly taken write.
-        self._output: deque[bytes | memoryview] = deque()
+        # into a partly taken write.  A file region stays a region (counted
+        # by its length, read only as the peer takes it) so that tests see
+        # the same flow control as over sendfile.
+        self._output: deque[bytes | memoryview | FileRegion] = deque()
         self._output_size = 0
         self._reading_paused = False
         # Received while reading was paused: data, or None for EOF.
@@ -120,6 +123,21 @@ class MemoryTransport(TransportBookkeeping):
         chunk = bytes(data)
         self._output.append(chunk)
         self._output_size += len(chunk)
+        self._link.output_ready(self)
+        if self._flow.should_pause(self._output_size):
+            self._protocol.pause_writing()
+
+    def write_file(self, region: FileRegion) -> None:
+        """Queue ``region`` for the peer (see the contract's ``write_file``); it
+        is read only as the peer takes it, so it holds no memory meanwhile."""
+        if self._eof_written:
+            region.close()
+            raise WriteAfterEofError("write_file() after write_eof()")
+        if not len(region) or self._closing:
+            region.close()
+            return
+        self._output.append(region)
+        self._output_size += len(region)
         self._link.output_ready(self)
         if self._flow.should_pause(self._output_size):
             self._protocol.pause_writing()
@@ -177,27 +195,36 @@ class MemoryTransport(TransportBookkeeping):
         """Remove and return up to ``max_bytes`` of what was written (all by default).
 
         This is the peer reading: flow control and a pending close follow.
+        A file that cannot be read ends the connection with its ``OSError``.
         """
         output = self._output
         if not output:
             return b""
-        if max_bytes is None or max_bytes >= self._output_size:
-            data = b"".join(output)
-            output.clear()
-        else:
-            pieces: list[bytes | memoryview] = []
-            wanted = max_bytes
-            while wanted:
+        pieces: list[bytes | memoryview] = []
+        wanted = self._output_size if max_bytes is None else max_bytes
+        taken = 0
+        try:
+            while wanted and output:
                 head = output[0]
-                if len(head) <= wanted:
-                    pieces.append(output.popleft())
-                    wanted -= len(head)
+                if isinstance(head, bytes | memoryview):
+                    if len(head) <= wanted:
+                        piece: bytes | memoryview = output.popleft()  # type: ignore[assignment]
+                    else:
+                        view = memoryview(head)
+                        piece, output[0] = view[:wanted], view[wanted:]
                 else:
-                    view = memoryview(head)
-                    pieces.append(view[:wanted])
-                    output[0] = view[wanted:]
-                    wanted = 0
-            data = b"".join(pieces)
+                    piece = head.read(wanted)
+                    if not len(head):
+                        output.popleft()
+                        head.close()
+                pieces.append(piece)
+                wanted -= len(piece)
+                taken += len(piece)
+        except OSError as exc:
+            self._output_size -= taken
+            self._fail_output(exc)
+            return b"".join(pieces)
+        data = b"".join(pieces)
         self._output_size -= len(data)
         if self._flow.should_resume(self._output_size):
             self._run_callback(self._protocol.resume_writing, ())
@@ -207,6 +234,15 @@ class MemoryTransport(TransportBookkeeping):
             elif self._eof_written:
                 self._fin_sent = True
         return data
+
+    def _fail_output(self, exc: OSError) -> None:
+        """A file region could not be read: the connection ends with ``exc``, as after a failed send."""
+        if self._lost:
+            return
+        self._drop_output()
+        self._reset_sent = True
+        self._lose_later(exc)
+        self._link.output_ready(self)
 
     def _start(self) -> None:
         """Call ``connection_made``."""
@@ -285,6 +321,9 @@ class MemoryTransport(TransportBookkeeping):
         self._protocol.connection_lost(exc)
 
     def _drop_output(self) -> None:
+        for piece in self._output:
+            if not isinstance(piece, bytes | memoryview):
+                piece.close()
         self._output.clear()
         self._output_size = 0
 

@@ -43,12 +43,15 @@ __all__ = [
     "BaseProtocol",
     "BaseTransport",
     "Clock",
+    "FileRegion",
+    "FileWriteTransport",
     "Protocol",
     "ReadTransport",
     "TimerHandle",
     "Transport",
     "WriteTransport",
     "clock_of",
+    "file_writer_of",
 ]
 
 _Ts = TypeVarTuple("_Ts")
@@ -241,6 +244,94 @@ class WriteTransport(BaseTransport, _TypingProtocol):
 
 class Transport(ReadTransport, WriteTransport, _TypingProtocol):
     """A bidirectional byte stream: what a stream protocol is handed."""
+
+
+# ------------------------------------------------------------ sending files
+
+
+@runtime_checkable
+class FileRegion(_TypingProtocol):
+    """A stretch of an open file, to be sent as it is: what ``write_file`` takes.
+
+    Protocols never open files.  Code that may (a driver, or a handler such
+    as :class:`weft.drivers.http_files.FileServer`) opens one with
+    :class:`weft.drivers.file_region.FileSlice`, and a protocol only passes
+    the region on.  ``len(region)`` is the number of bytes still to send.
+
+    A transport that can send straight from the file (``os.sendfile``: no
+    copy through Python, nothing held in memory) uses :meth:`fileno`,
+    :attr:`offset` and :meth:`consumed`; anything else takes the bytes with
+    :meth:`read`, a small piece at a time.
+    """
+
+    @property
+    def offset(self) -> int:
+        """Where in the file the next byte to send is."""
+        ...
+
+    def __len__(self) -> int:
+        """Bytes still to send."""
+        ...
+
+    def fileno(self) -> int:
+        """The open file's descriptor."""
+        ...
+
+    def read(self, size: int) -> bytes:
+        """The next bytes, at most ``size`` of them, and past them.
+
+        Raises ``OSError`` when the file ends before the region does (it was
+        truncated while being sent) or cannot be read.
+        """
+        ...
+
+    def consumed(self, count: int) -> None:
+        """``count`` bytes were sent straight from the file: move past them.
+
+        ``count`` 0 on a region not yet empty means the file ended early (a
+        ``sendfile`` that sends nothing has reached the end of the file): it
+        raises ``OSError``, which the transport treats as a failed send.
+        """
+
+    def close(self) -> None:
+        """Release the file.  Harmless if called again."""
+
+
+class FileWriteTransport(Transport, _TypingProtocol):
+    """A transport that can also send a :class:`FileRegion`.
+
+    Every weft driver's socket and pipe transports can (with ``os.sendfile``
+    where the kernel allows it); a TLS layer, the memory driver's
+    transports... may or may not: ask with :func:`file_writer_of`.
+    """
+
+    def write_file(self, region: FileRegion) -> None:
+        """Queue ``region``'s bytes after everything written so far.
+
+        The transport owns the region from now on: it sends the bytes in
+        order with whatever is written before and after, and closes the
+        region once it is sent, or at once when the connection is closing or
+        lost (the bytes are then dropped, as ``write`` drops data).  The
+        bytes not yet sent count in ``get_write_buffer_size()`` and drive
+        ``pause_writing``/``resume_writing`` as written bytes do, but cost
+        no memory: a 2 GiB file to a peer that never reads holds nothing in
+        Python.  If the file cannot be read, or ends before the region does,
+        the connection ends with that ``OSError``, as after a failed send.
+        After ``write_eof()`` it raises
+        :class:`~weft.protocols.errors.WriteAfterEofError` (and closes the
+        region).
+        """
+
+
+def file_writer_of(transport: object) -> Callable[[FileRegion], None] | None:
+    """``transport.write_file`` if the transport can send a :class:`FileRegion`, else ``None``.
+
+    A protocol that sends files asks once, in ``connection_made``, and reads
+    the region itself (in small pieces, as flow control allows) when the
+    answer is ``None``: a TLS layer, or a plain asyncio transport.
+    """
+    writer = getattr(transport, "write_file", None)
+    return writer if callable(writer) else None
 
 
 # ------------------------------------------------------------------ helpers
