@@ -235,15 +235,21 @@ class ThreadedTransport(TransportBookkeeping):
             self._call(self._protocol.resume_writing)
 
     def _deliver(self, data: bytes) -> None:
-        with self._changed:
-            self._undelivered -= 1
-            self._changed.notify_all()
         if self._closing:
             return
         if self._reading_paused or self._pending:
+            # Still undelivered: the reader stays held back until the
+            # protocol has taken it (see _read_loop).
             self._pending.append(data)
             return
+        self._delivered()
         self._call(self._protocol.data_received, data)
+
+    def _delivered(self) -> None:
+        """A chunk read went to the protocol: the reader may read one more."""
+        with self._changed:
+            self._undelivered -= 1
+            self._changed.notify_all()
 
     def _reader_ended(self) -> None:
         if self._closing:
@@ -255,6 +261,7 @@ class ThreadedTransport(TransportBookkeeping):
 
     def _deliver_pending(self) -> None:
         while self._pending and not self._reading_paused and not self._closing:
+            self._delivered()
             if not self._call(self._protocol.data_received, self._pending.popleft()):
                 return
         if self._eof_pending and not self._pending and not self._reading_paused and not self._closing:
