@@ -1,5 +1,6 @@
-"""The blocking driver: its script API with timeouts, the bounded pool, write
-ordering under writes from several threads, and ``weft serve --driver blocking``.
+"""The blocking driver: its script API with timeouts, bounded read-ahead, write
+ordering under writes from several threads, and ``weft serve --driver blocking``
+(the pool and the idle timeout: tests/test_blocking_limits.py).
 
 Every wait is bounded and waits on an event, never on time.
 """
@@ -18,7 +19,7 @@ import pytest
 
 from tests.processes import TIMEOUT, Children, connect, receive_exactly, stop
 from weft.drivers.blocking import BlockingRuntime, Listener, connect_tcp, connect_unix, spawn_process
-from weft.drivers.blocking.transport import _MAX_UNDELIVERED, READ_SIZE
+from weft.drivers.blocking.transport import _MAX_UNDELIVERED, READ_SIZE, ThreadedTransport
 from weft.drivers.registry import DRIVERS, open_runtime
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import ArgumentError, ClosedResourceError, EchoProtocol, LineProtocol
@@ -167,22 +168,6 @@ def test_connect_errors_are_clear() -> None:
         connect_tcp("127.0.0.1", port, RecordingProtocol(), timeout=-1)
 
 
-def test_the_pool_is_bounded_and_a_client_over_it_waits() -> None:
-    """With max_connections=1 a second client is accepted by the kernel but
-    not served until the first one leaves; then it is served."""
-    with background_server(EchoProtocol, max_connections=1) as (_runtime, listener):
-        first, second = RecordingProtocol(), RecordingProtocol()
-        with connect_tcp("127.0.0.1", listener.port, first, timeout=TIMEOUT) as first_conn:
-            first.transport.write(b"one")
-            first_conn.wait_for(lambda: first.received == b"one", TIMEOUT)
-            with connect_tcp("127.0.0.1", listener.port, second, timeout=TIMEOUT) as second_conn:
-                second.transport.write(b"two")
-                with pytest.raises(TimeoutError):
-                    second_conn.wait_for(lambda: second.received, 0.3)
-                first_conn.close()
-                second_conn.wait_for(lambda: second.received == b"two", TIMEOUT)
-
-
 class PausesAfterEachChunk(RecordingProtocol):
     """Pauses reading after every chunk and resumes on the next turn, as an
     echo behind TLS does when each chunk fills its write buffer; records the
@@ -197,7 +182,9 @@ class PausesAfterEachChunk(RecordingProtocol):
     def data_received(self, data: bytes) -> None:
         self.total += len(data)
         # White-box: the read-ahead the transport holds is what is bounded here.
-        held = sum(map(len, self.transport._pending))
+        transport = self.transport
+        assert isinstance(transport, ThreadedTransport)
+        held = sum(len(chunk) for chunk in transport._pending)
         self.most_held = max(self.most_held, held)
         # Work that lets the reader thread run meanwhile, as decrypting does
         # (hashlib releases the GIL on large inputs).
