@@ -509,3 +509,15 @@ def test_console_script_runs() -> None:
     assert script is not None, "no `weft` script next to python: reinstall with pip install -e '.[dev]'"
     result = subprocess.run([script, "drivers"], capture_output=True, timeout=TIMEOUT, check=False)
     assert (result.returncode, result.stdout) == (0, run("drivers").stdout)
+
+
+def test_the_docs_busy_reply_example_runs() -> None:
+    """docs/cli.md's serve(..., max_connections=, busy_reply=) example imports
+    and defines what it says (it serves only when run as a script)."""
+    import re
+
+    page = (ROOT / "docs" / "cli.md").read_text()
+    (block,) = [code for code in re.findall(r"```python\n(.*?)```", page, re.S) if "busy_reply=" in code]
+    scope: dict[str, object] = {"__name__": "docs"}
+    exec(compile(block, "docs/cli.md", "exec"), scope)
+    assert scope["busy_response"]().startswith(b"HTTP/1.1 503 Service Unavailable\r\n")  # type: ignore[operator]
