@@ -111,7 +111,9 @@ class Server:
     ``max_connections`` (default: no limit, but see the blocking driver's
     pool in the module docstring) bounds the connections served at once
     across the listeners; one over it gets ``busy_reply`` at once and is
-    closed.
+    closed.  The reply goes out as it is, before any protocol runs: behind
+    TLS (a factory of ``TLSProtocol``), give ``None``, and the connection is
+    closed with no reply.
     """
 
     def __init__(

@@ -203,7 +203,8 @@ class ThreadedTransport(TransportBookkeeping):
             region.close()
             return
         with self._changed:
-            if self._aborting:  # lost meanwhile (from another thread): nobody would close it
+            # Ending meanwhile (seen from another thread): nobody would take it from the queue.
+            if self._aborting or self._lost:
                 region.close()
                 return
             self._queue.append(region)
@@ -466,20 +467,21 @@ class ThreadedTransport(TransportBookkeeping):
         goes: flow control sees the buffer drain, and the idle timeout sees
         bytes move, while a slow peer takes it.
         """
-        if len(data) <= _MAX_BATCH:
-            pieces: list[bytes | memoryview] = [data]
-        else:
-            view = memoryview(data)
-            pieces = [view[start : start + _MAX_BATCH] for start in range(0, len(data), _MAX_BATCH)]
-        for index, piece in enumerate(pieces):
+        view = memoryview(data) if len(data) > _MAX_BATCH else None
+        start = 0
+        while True:
+            piece = data if view is None else view[start : start + _MAX_BATCH]
             try:
                 self._channel.send_all(piece)
             except OSError as exc:
                 self._send_failed(exc)
                 return False
-            if not self._sent(len(piece), more=index < len(pieces) - 1):
+            start += len(piece)
+            more = start < len(data)
+            if not self._sent(len(piece), more=more):
                 return False
-        return True
+            if not more:
+                return True
 
     def _send_file(self, region: FileRegion) -> bool:
         """Send the whole region, reporting as it goes (writer thread); False
@@ -560,3 +562,8 @@ def _take_regions(queue: deque[_Piece]) -> list[FileRegion]:
 
 class ReadOnlyThreadedTransport(ReadOnly, ThreadedTransport):
     """The blocking driver's transport for a descriptor it only reads (a child's stderr)."""
+
+    def write_file(self, region: FileRegion) -> None:
+        """Refused, as ``write`` (the region is closed: the transport was handed it)."""
+        region.close()
+        raise NotImplementedError("this transport only reads")
