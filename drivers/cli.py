@@ -4,6 +4,7 @@
 
     weft serve {echo,pubsub,http} [--host H] [--port P | --unix PATH | --stdio]
                [--root DIR] [--tls --cert FILE [--key FILE]] [--driver D] [--grace SECONDS]
+               [--max-connections N] [--idle-timeout SECONDS]
     weft connect HOST PORT | --unix PATH | --via COMMAND
                  [--tls [--cafile FILE] [--server-name NAME] [--insecure]]
                  [--driver D] [--timeout SECONDS]
@@ -30,6 +31,7 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import NoReturn
 
+from weft.drivers.blocking.sockets import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from weft.drivers.bridge import StdioBridge
 from weft.drivers.futures import Future
 from weft.drivers.http_files import FileServer
@@ -40,10 +42,12 @@ from weft.protocols.contract import Transport
 from weft.protocols.echo import EchoProtocol
 from weft.protocols.errors import ArgumentError, WeftError
 from weft.protocols.http import HTTPServerProtocol
+from weft.protocols.http.busy import busy_response
 from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
+from weft.protocols.pubsub.wire import encode_error
 from weft.protocols.tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSProtocol, client_context, server_context
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "describe", "main"]
+__all__ = ["BUSY_REPLIES", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "describe", "main"]
 
 EXIT_OK = 0
 #: Something failed at run time: a port in use, a refused connection...
@@ -126,6 +130,20 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="SECONDS",
         help=f"on SIGINT/SIGTERM, how long open connections may finish (default {DEFAULT_GRACE:g})",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=_count,
+        metavar="N",
+        help="serve at most N connections at once; more get the protocol's busy reply at once "
+        f"(default: no limit; {DEFAULT_MAX_CONNECTIONS} on the blocking driver)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=_seconds(allow_zero=True),
+        metavar="SECONDS",
+        help="--driver blocking only: close a connection with no bytes either way for this long "
+        f"(default {DEFAULT_IDLE_TIMEOUT:g}; 0: never)",
+    )
     _add_verbose(parser)
     parser.set_defaults(run=_serve, parser=parser)
 
@@ -186,6 +204,16 @@ def _port(text: str) -> int:
     return port
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _seconds(*, allow_zero: bool) -> Callable[[str], float]:
     def seconds(text: str) -> float:
         try:
@@ -230,6 +258,15 @@ _SERVERS: dict[str, Callable[[argparse.Namespace], ProtocolFactory]] = {
     "http": _http,
 }
 
+#: What each protocol answers a connection over --max-connections: HTTP a
+#: 503 with Retry-After, the line protocols one ERR line (pub/sub's wire
+#: format has them; echo has no format of its own, so it says the same).
+BUSY_REPLIES: dict[str, bytes] = {
+    "echo": b"ERR server busy\r\n",
+    "pubsub": encode_error(b"server busy"),
+    "http": busy_response(),
+}
+
 
 def _serve(args: argparse.Namespace) -> int:
     if args.host is not None and (args.unix is not None or args.stdio):
@@ -240,7 +277,17 @@ def _serve(args: argparse.Namespace) -> int:
         args.parser.error("--cert and --key go with --tls")
     if args.root is not None and args.protocol != "http":
         args.parser.error("--root goes with serve http")
+    if args.stdio and (args.max_connections is not None or args.idle_timeout is not None):
+        args.parser.error("--max-connections and --idle-timeout go with --port or --unix, not --stdio")
+    if args.idle_timeout is not None and args.driver != "blocking":
+        args.parser.error(
+            "--idle-timeout goes with --driver blocking (elsewhere an idle connection holds no "
+            "thread, and each protocol has its own timeouts)"
+        )
     factory = _SERVERS[args.protocol](args)
+    # Over TLS a reply would need a handshake first, the very work a server
+    # at its limit must not take on: the connection is closed at once instead.
+    busy_reply = None if args.tls else BUSY_REPLIES[args.protocol]
     if args.tls:
         factory = _tls_server(factory, args.cert, args.key)
     serve(
@@ -251,6 +298,9 @@ def _serve(args: argparse.Namespace) -> int:
         stdio=args.stdio,
         driver=args.driver,
         grace=args.grace,
+        max_connections=args.max_connections,
+        busy_reply=busy_reply,
+        idle_timeout=None if args.idle_timeout is None else args.idle_timeout or math.inf,
     )
     return EXIT_OK
 

@@ -19,6 +19,18 @@ A second SIGINT or SIGTERM cuts the grace period short.  :func:`serve` works
 through the :class:`~weft.drivers.runtime.Runtime` interface only, so it runs
 on every driver; :class:`Server` is the same machinery on a runtime the caller
 owns.
+
+**A connection limit.**  With ``max_connections=N`` the server serves at most
+N connections at once (across its listeners; a ``stdio`` connection is not
+counted).  A connection over the limit is not left waiting unaccepted: it is
+accepted and answered at once with ``busy_reply`` (the protocol's "busy"
+answer: ``busy_response()`` from :mod:`weft.protocols.http.busy` for HTTP,
+``ERR server busy`` for the line protocols; ``None``: no reply), then closed
+without losing that reply (see :mod:`weft.drivers.connection_limit`).  The
+limit is logged when reached and when service is back under it, never per
+connection.  The default is no limit, except on the blocking driver, whose
+pool of threads is bounded anyway (``BlockingRuntime.max_connections``, 256
+per listener): there the busy reply goes out from the accept thread.
 """
 
 from __future__ import annotations
@@ -32,6 +44,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from weft.drivers.connection_limit import (
+    BUSY_LINGER,
+    MAX_LINGERING,
+    BusyProtocol,
+    LimitReport,
+    checked_max_connections,
+)
 from weft.drivers.registry import open_runtime
 from weft.drivers.runtime import ListenerLike, ProtocolFactory, Runtime
 from weft.drivers.stdio import STDIN, STDOUT, blocking_modes_restored
@@ -39,6 +58,7 @@ from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError
 
 if TYPE_CHECKING:
+    from weft.drivers.blocking import BlockingRuntime
     from weft.drivers.coroutines.streams import StreamHandler
 
 __all__ = [
@@ -87,10 +107,23 @@ class Server:
     :meth:`serve_pipes`, then :meth:`run`.  :meth:`stop` (from the runtime's
     thread: a callback, a timer, or a signal handler set with the runtime's
     ``add_signal_handler``) makes :meth:`run` stop gracefully and return.
+
+    ``max_connections`` (default: no limit, but see the blocking driver's
+    pool in the module docstring) bounds the connections served at once
+    across the listeners; one over it gets ``busy_reply`` at once and is
+    closed.  The reply goes out as it is, before any protocol runs: behind
+    TLS (a factory of ``TLSProtocol``), give ``None``, and the connection is
+    closed with no reply.
     """
 
     def __init__(
-        self, runtime: Runtime, factory: ProtocolFactory | StreamHandler, *, grace: float = DEFAULT_GRACE
+        self,
+        runtime: Runtime,
+        factory: ProtocolFactory | StreamHandler,
+        *,
+        grace: float = DEFAULT_GRACE,
+        max_connections: int | None = None,
+        busy_reply: bytes | None = None,
     ) -> None:
         self.runtime = runtime
         if inspect.iscoroutinefunction(factory):
@@ -101,6 +134,16 @@ class Server:
         else:
             self.factory = cast("ProtocolFactory", factory)
         self.grace = _checked_grace(grace)
+        #: The most connections served at once (None: no limit of the server's own).
+        self.max_connections = None if max_connections is None else checked_max_connections(max_connections)
+        if busy_reply is not None and not isinstance(busy_reply, bytes):
+            raise TypeError(f"busy_reply must be bytes or None, not {type(busy_reply).__name__}")
+        #: What a connection over the limit is answered (None: nothing, it is closed).
+        self.busy_reply = busy_reply
+        # Refused connections still open: they are in their listener's
+        # connections too, but do not count against the limit.
+        self._busy_open = 0
+        self._limit_report: LimitReport | None = None
         #: The listening endpoints, in the order they were opened.
         self.listeners: list[ListenerLike] = []
         self._pipes: list[_PipeConnection] = []
@@ -118,11 +161,19 @@ class Server:
         address in the message.
         """
         where = format_address((host or "*", port))
-        return self._listen(where, lambda: self.runtime.listen_tcp(self.factory, host, port))
+        factory = self._listener_factory()
+        if (pool := _blocking(self.runtime)) is not None:
+            options = self._pool_options()
+            return self._listen(where, lambda: pool.listen_tcp(factory, host, port, **options))
+        return self._listen(where, lambda: self.runtime.listen_tcp(factory, host, port))
 
     def listen_unix(self, path: str) -> ListenerLike:
         """Accept connections on a UNIX-domain socket at ``path``."""
-        return self._listen(path, lambda: self.runtime.listen_unix(self.factory, path))
+        factory = self._listener_factory()
+        if (pool := _blocking(self.runtime)) is not None:
+            options = self._pool_options()
+            return self._listen(path, lambda: pool.listen_unix(factory, path, **options))
+        return self._listen(path, lambda: self.runtime.listen_unix(factory, path))
 
     def serve_pipes(self, read_fd: int = STDIN, write_fd: int = STDOUT) -> Transport:
         """Serve one connection over two file descriptors, stdin and stdout by default (inetd style).
@@ -136,6 +187,49 @@ class Server:
         connection.transport = transport
         self._pipes.append(connection)
         return transport
+
+    def _listener_factory(self) -> ProtocolFactory:
+        """What the listeners call per connection: the factory itself, or,
+        with a limit, :meth:`_admit` (a call per connection, none per read)."""
+        return self.factory if self.max_connections is None else self._admit
+
+    def _pool_options(self) -> dict[str, Any]:
+        """The blocking driver's listener options: its pool is the limit, and
+        its accept thread sends the busy reply without starting a thread."""
+        options: dict[str, Any] = {}
+        if self.max_connections is not None:
+            options["max_connections"] = self.max_connections
+        if self.busy_reply is not None:
+            options["busy_reply"] = self.busy_reply
+        return options
+
+    def _admit(self) -> Any:
+        """The protocol for a new connection: the factory's, or a busy reply over the limit."""
+        limit = self.max_connections
+        # The new connection is not among its listener's yet, on every driver.
+        served = sum(len(listener.connections) for listener in self.listeners) - self._busy_open
+        report = self._limit_report
+        if limit is None or served < limit:
+            if report is not None:
+                report.admitted()
+            return self.factory()
+        if report is None:
+            where = "the server on " + (", ".join(self.addresses) or "its pipes")
+            report = self._limit_report = LimitReport(where, limit, self.runtime.now, logger)
+        report.refused()
+        # A flood of refusals lingers no more than MAX_LINGERING at once.
+        linger = BUSY_LINGER if self._busy_open < MAX_LINGERING else 0.0
+        self._busy_open += 1
+        return BusyProtocol(self.busy_reply, linger=linger, on_lost=self._busy_ended)
+
+    def _busy_ended(self) -> None:
+        self._busy_open -= 1
+
+    @property
+    def refused(self) -> int:
+        """How many connections this server answered with its busy reply
+        (on the blocking driver, its listeners count their own: ``listener.refused``)."""
+        return 0 if self._limit_report is None else self._limit_report.refused_total
 
     def _listen(self, where: str, listen: Callable[[], ListenerLike]) -> ListenerLike:
         try:
@@ -275,6 +369,9 @@ def serve(
     driver: str = "reactor",
     grace: float = DEFAULT_GRACE,
     on_ready: Callable[[Server], object] | None = announce,
+    max_connections: int | None = None,
+    busy_reply: bytes | None = None,
+    idle_timeout: float | None = None,
 ) -> None:
     """Serve ``factory`` until SIGINT or SIGTERM, then stop gracefully and return.
 
@@ -290,6 +387,16 @@ def serve(
     runs: by default :func:`announce`, which prints ``listening on
     127.0.0.1:8000`` on stderr; ``server.port`` is the real port.
 
+    ``max_connections`` bounds the connections served at once; one over it
+    is answered ``busy_reply`` at once and closed (see the module
+    docstring).  Default: no limit, except the blocking driver's pool of 256.
+
+    ``idle_timeout`` is the blocking driver's alone (ArgumentError on any
+    other): seconds without a byte either way after which a connection is
+    closed (default 300; ``math.inf``: never).  On the event-loop drivers an
+    idle connection holds no thread and no pool slot, and each protocol keeps
+    its own deadlines (HTTP's keep-alive and request timeouts).
+
     Raises ``OSError`` when it cannot listen (with the address in the
     message) and :class:`~weft.protocols.errors.ArgumentError` for a bad
     argument or a driver that cannot run here.  Signal handlers are set only
@@ -298,10 +405,23 @@ def serve(
     if (port is not None) + (unix is not None) + stdio > 1:
         raise ArgumentError("serve on one of port, unix or stdio, not several")
     _checked_grace(grace)
+    if max_connections is not None:
+        checked_max_connections(max_connections)
+    idle: float | None = None
+    if idle_timeout is not None:
+        if driver != "blocking":
+            raise ArgumentError(f"idle_timeout is an option of the blocking driver, not of {driver!r}")
+        from weft.drivers.blocking.sockets import checked_idle_timeout
+
+        idle = checked_idle_timeout(idle_timeout)
     runtime = open_runtime(driver)
     try:
+        if idle_timeout is not None and (pool := _blocking(runtime)) is not None:
+            pool.idle_timeout = idle
         with blocking_modes_restored(*((STDIN, STDOUT) if stdio else ())):
-            server = Server(runtime, factory, grace=grace)
+            server = Server(
+                runtime, factory, grace=grace, max_connections=max_connections, busy_reply=busy_reply
+            )
             if unix is not None:
                 server.listen_unix(unix)
             elif stdio:
@@ -317,6 +437,15 @@ def serve(
             server.run()
     finally:
         runtime.close()
+
+
+def _blocking(runtime: Runtime) -> BlockingRuntime | None:
+    """``runtime`` if it is the blocking driver's (imported only then)."""
+    if runtime.name != "blocking":
+        return None
+    from weft.drivers.blocking import BlockingRuntime
+
+    return runtime if isinstance(runtime, BlockingRuntime) else None
 
 
 def _checked_grace(grace: float) -> float:

@@ -1,11 +1,13 @@
-"""The blocking driver: its script API with timeouts, the bounded pool, write
-ordering under writes from several threads, and ``weft serve --driver blocking``.
+"""The blocking driver: its script API with timeouts, bounded read-ahead, write
+ordering under writes from several threads, and ``weft serve --driver blocking``
+(the pool and the idle timeout: tests/test_blocking_limits.py).
 
 Every wait is bounded and waits on an event, never on time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import sys
 import threading
@@ -17,6 +19,7 @@ import pytest
 
 from tests.processes import TIMEOUT, Children, connect, receive_exactly, stop
 from weft.drivers.blocking import BlockingRuntime, Listener, connect_tcp, connect_unix, spawn_process
+from weft.drivers.blocking.transport import _MAX_UNDELIVERED, READ_SIZE, ThreadedTransport
 from weft.drivers.registry import DRIVERS, open_runtime
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import ArgumentError, ClosedResourceError, EchoProtocol, LineProtocol
@@ -165,20 +168,52 @@ def test_connect_errors_are_clear() -> None:
         connect_tcp("127.0.0.1", port, RecordingProtocol(), timeout=-1)
 
 
-def test_the_pool_is_bounded_and_a_client_over_it_waits() -> None:
-    """With max_connections=1 a second client is accepted by the kernel but
-    not served until the first one leaves; then it is served."""
-    with background_server(EchoProtocol, max_connections=1) as (_runtime, listener):
-        first, second = RecordingProtocol(), RecordingProtocol()
-        with connect_tcp("127.0.0.1", listener.port, first, timeout=TIMEOUT) as first_conn:
-            first.transport.write(b"one")
-            first_conn.wait_for(lambda: first.received == b"one", TIMEOUT)
-            with connect_tcp("127.0.0.1", listener.port, second, timeout=TIMEOUT) as second_conn:
-                second.transport.write(b"two")
-                with pytest.raises(TimeoutError):
-                    second_conn.wait_for(lambda: second.received, 0.3)
-                first_conn.close()
-                second_conn.wait_for(lambda: second.received == b"two", TIMEOUT)
+class PausesAfterEachChunk(RecordingProtocol):
+    """Pauses reading after every chunk and resumes on the next turn, as an
+    echo behind TLS does when each chunk fills its write buffer; records the
+    most bytes its transport ever held read and not yet delivered."""
+
+    def __init__(self, runtime: BlockingRuntime) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.most_held = 0
+        self.total = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.total += len(data)
+        # White-box: the read-ahead the transport holds is what is bounded here.
+        transport = self.transport
+        assert isinstance(transport, ThreadedTransport)
+        held = sum(len(chunk) for chunk in transport._pending)
+        self.most_held = max(self.most_held, held)
+        # Work that lets the reader thread run meanwhile, as decrypting does
+        # (hashlib releases the GIL on large inputs).
+        hashlib.sha256(data * 8).digest()
+        self.transport.pause_reading()
+        self.runtime.call_soon(self.transport.resume_reading)
+
+
+def test_read_ahead_stays_bounded_when_reading_pauses_after_every_chunk() -> None:
+    """A protocol that pauses after each chunk and resumes on the next turn
+    takes one chunk per pause; the reader must not run further ahead than
+    its few chunks meanwhile (it once counted chunks held for a paused
+    protocol as delivered, and a TLS echo held hundreds of MiB)."""
+    total = 16 * 1024 * 1024
+    made: list[PausesAfterEachChunk] = []
+    runtime_box: list[BlockingRuntime] = []
+
+    def factory() -> PausesAfterEachChunk:
+        made.append(PausesAfterEachChunk(runtime_box[0]))
+        return made[-1]
+
+    with background_server(factory) as (runtime, listener):
+        runtime_box.append(runtime)
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT) as client:
+            client.sendall(bytes(total))
+            client.shutdown(socket.SHUT_WR)
+            assert client.recv(1) == b""  # the server closes at EOF, after taking every byte
+        assert made[0].total == total
+        assert made[0].most_held <= _MAX_UNDELIVERED * READ_SIZE
 
 
 def test_writes_from_several_threads_never_interleave() -> None:

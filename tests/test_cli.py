@@ -349,6 +349,43 @@ def test_connect_on_each_driver(children: Children, driver: str) -> None:
     assert stop(server) == 0
 
 
+# -------------------------------------------------- connection limit, idle
+
+
+@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.parametrize(
+    ("protocol", "busy"), [("echo", b"ERR server busy\r\n"), ("pubsub", b"ERR server busy\r\n")]
+)
+def test_max_connections_answers_busy(children: Children, driver: str, protocol: str, busy: bytes) -> None:
+    """--max-connections 1: a second client gets the protocol's busy line and
+    an EOF at once; stderr says the limit was reached, once."""
+    server = children.weft("serve", protocol, "--port", "0", "--driver", driver, "--max-connections", "1")
+    port = server.port()
+    with connect(port) as first:
+        probe = b"x\n" if protocol == "echo" else b"SUB news\n"
+        first.sendall(probe)
+        assert receive_exactly(first, b"x\n" if protocol == "echo" else b"OK\r\n")
+        for _ in range(2):
+            with connect(port) as refused:
+                assert receive_to_eof(refused) == busy
+        server.wait_for_stderr("at its limit of 1 connection")
+    assert stop(server) == 0
+    assert server.stderr.count("at its limit") == 1
+
+
+def test_idle_timeout_on_the_blocking_driver(children: Children) -> None:
+    """--idle-timeout closes a client that sends nothing (it reads an EOF); 0 (never) is accepted."""
+    server = children.weft("serve", "echo", "--port", "0", "--driver", "blocking", "--idle-timeout", "0.2")
+    with connect(server.port()) as idle:
+        assert receive_to_eof(idle) == b""
+    assert stop(server) == 0
+    never = children.weft("serve", "echo", "--port", "0", "--driver", "blocking", "--idle-timeout", "0")
+    with connect(never.port()) as client:
+        client.sendall(b"fine")
+        assert receive_exactly(client, b"fine") == b"fine"
+    assert stop(never) == 0
+
+
 # -------------------------------------------------------- errors and usage
 
 
@@ -366,6 +403,16 @@ def test_connect_on_each_driver(children: Children, driver: str) -> None:
         ["serve", "echo", "--driver", "no-such-driver"],
         ["serve", "echo", "--grace", "nan"],
         ["serve", "echo", "--grace", "-1"],
+        ["serve", "echo", "--max-connections", "0"],
+        ["serve", "echo", "--max-connections", "-2"],
+        ["serve", "echo", "--max-connections", "many"],
+        ["serve", "echo", "--max-connections", "2.5"],
+        ["serve", "echo", "--idle-timeout", "5"],
+        ["serve", "echo", "--driver", "asyncio", "--idle-timeout", "5"],
+        ["serve", "echo", "--driver", "blocking", "--idle-timeout", "-1"],
+        ["serve", "echo", "--driver", "blocking", "--idle-timeout", "nan"],
+        ["serve", "echo", "--driver", "blocking", "--idle-timeout", "soon"],
+        ["serve", "echo", "--stdio", "--max-connections", "3"],
         ["connect"],
         ["connect", "127.0.0.1"],
         ["connect", "127.0.0.1", "8000", "--unix", "/tmp/x.sock"],
@@ -462,3 +509,15 @@ def test_console_script_runs() -> None:
     assert script is not None, "no `weft` script next to python: reinstall with pip install -e '.[dev]'"
     result = subprocess.run([script, "drivers"], capture_output=True, timeout=TIMEOUT, check=False)
     assert (result.returncode, result.stdout) == (0, run("drivers").stdout)
+
+
+def test_the_docs_busy_reply_example_runs() -> None:
+    """docs/cli.md's serve(..., max_connections=, busy_reply=) example imports
+    and defines what it says (it serves only when run as a script)."""
+    import re
+
+    page = (ROOT / "docs" / "cli.md").read_text()
+    (block,) = [code for code in re.findall(r"```python\n(.*?)```", page, re.S) if "busy_reply=" in code]
+    scope: dict[str, object] = {"__name__": "docs"}
+    exec(compile(block, "docs/cli.md", "exec"), scope)
+    assert scope["busy_response"]().startswith(b"HTTP/1.1 503 Service Unavailable\r\n")  # type: ignore[operator]

@@ -196,3 +196,24 @@ def test_an_upload_over_the_limit_gets_its_413(children: Children, site: Path) -
     assert conn.getresponse().status == 413
     conn.close()
     assert stop(server) == 0
+
+
+@pytest.mark.parametrize("driver", ["reactor", "blocking"])
+def test_over_max_connections_curl_gets_a_503_at_once(children: Children, site: Path, driver: str) -> None:
+    """--max-connections 1 with one idle client in: curl is answered 503 with
+    Retry-After (not left waiting), and is served once the idle client leaves."""
+    import socket
+
+    server, port = serve_http(children, site, "--driver", driver, "--max-connections", "1")
+    # Accepted first (the kernel's queue is first come, first served): it holds the slot.
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
+        refused = curl("--include", f"http://127.0.0.1:{port}/hello.txt")
+    assert refused.returncode == 0, refused.stderr
+    head = refused.stdout.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 503 service unavailable")
+    assert b"\r\nretry-after: 1" in head
+    assert b"\r\nconnection: close" in head
+    # The server may not have seen the idle client leave yet: retry as told (Retry-After).
+    served = curl("--fail", "--retry", "5", f"http://127.0.0.1:{port}/hello.txt")
+    assert (served.returncode, served.stdout) == (0, b"hello, http\n")
+    assert stop(server) == 0

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import errno
 import inspect
+import logging
 import os
 import signal
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from tests.processes import AVAILABLE_DRIVERS
 from weft.drivers import Server, open_runtime, serve
+from weft.drivers.connection_limit import BUSY_LINGER, REPORT_INTERVAL, BusyProtocol, LimitReport
+from weft.drivers.fake_clock import FakeClock
+from weft.drivers.memory import connect as memory_connect
 from weft.drivers.runtime import Runtime
 from weft.drivers.serving import announce, format_address
 from weft.drivers.testing import RecordingProtocol
@@ -30,6 +35,28 @@ def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
         yield made
     finally:
         made.close()
+
+
+@contextmanager
+def log_records(logger: logging.Logger) -> Iterator[list[str]]:
+    """The messages logged on ``logger`` meanwhile, INFO and up."""
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Keep(logging.INFO)
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def connected_client(runtime: Runtime, server: Server) -> RecordingProtocol:
@@ -233,3 +260,143 @@ def test_serve_refuses_bad_arguments(options: dict[str, object]) -> None:
     """Several endpoints, a bad grace or an unknown driver: ArgumentError, before anything opens."""
     with pytest.raises(ArgumentError):
         serve(EchoProtocol, **options)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------- connection limit
+
+
+def test_max_connections_answers_busy_and_serves_again_once_one_leaves(runtime: Runtime) -> None:
+    """On every driver: with two connections served, a third is accepted and
+    gets the busy reply and an EOF at once; once one of the two ends, the
+    next client is served."""
+    server = Server(runtime, EchoProtocol, max_connections=2, busy_reply=b"BUSY\r\n")
+    server.listen_tcp("127.0.0.1", 0)
+    port = server.port or 0
+    first = connected_client(runtime, server)
+    second = RecordingProtocol()
+    runtime.connect_tcp(lambda: second, "127.0.0.1", port)
+    assert runtime.run_until(lambda: len(server.open_connections()) == 2, TIMEOUT)
+
+    third = RecordingProtocol()
+    runtime.connect_tcp(lambda: third, "127.0.0.1", port)
+    assert runtime.run_until(lambda: third.lost, TIMEOUT)
+    assert third.received == b"BUSY\r\n"
+    assert ("eof_received",) in third.events
+
+    first.transport.close()
+    assert runtime.run_until(lambda: len(server.open_connections()) == 1, TIMEOUT)
+    fourth = RecordingProtocol()
+    runtime.connect_tcp(lambda: fourth, "127.0.0.1", port)
+    assert runtime.run_until(lambda: hasattr(fourth, "transport"), TIMEOUT)
+    fourth.transport.write(b"served")
+    assert runtime.run_until(lambda: fourth.received == b"served", TIMEOUT)
+    second.transport.write(b"still")
+    assert runtime.run_until(lambda: second.received == b"still", TIMEOUT)
+
+
+def test_max_connections_is_checked() -> None:
+    """A limit must be a whole number >= 1; busy_reply bytes or None."""
+    runtime = open_runtime("reactor")
+    try:
+        for bad in (0, -3, 2.5, True):
+            with pytest.raises(ArgumentError):
+                Server(runtime, EchoProtocol, max_connections=bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError):
+            Server(runtime, EchoProtocol, busy_reply="busy")  # type: ignore[arg-type]
+    finally:
+        runtime.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"port": 0, "max_connections": 0},
+        {"port": 0, "idle_timeout": 5.0},  # the reactor: a blocking-driver option
+        {"port": 0, "idle_timeout": -1.0, "driver": "blocking"},
+        {"port": 0, "idle_timeout": float("nan"), "driver": "blocking"},
+    ],
+)
+def test_serve_refuses_bad_limits(options: dict[str, object]) -> None:
+    """A limit below 1, an idle timeout off the blocking driver or not > 0: ArgumentError."""
+    with pytest.raises(ArgumentError):
+        serve(EchoProtocol, **options)  # type: ignore[arg-type]
+
+
+def test_serve_sets_the_blocking_drivers_idle_timeout() -> None:
+    """serve(idle_timeout=...) on the blocking driver reaches its listeners."""
+    seen: list[object] = []
+
+    def on_ready(server: Server) -> None:
+        seen.extend(getattr(listener, "idle_timeout", None) for listener in server.listeners)
+        server.stop()
+
+    serve(EchoProtocol, port=0, driver="blocking", idle_timeout=7.5, on_ready=on_ready)
+    assert seen == [7.5]
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.time = 0.0
+
+    def __call__(self) -> float:
+        return self.time
+
+
+def test_the_limit_report_logs_a_line_each_way_and_at_most_once_a_second() -> None:
+    """Reached, then back: one line each.  A refusal within REPORT_INTERVAL of
+    the "back" line is counted but not logged; past it, logged again."""
+    clock = SteppedClock()
+    logger = logging.getLogger("weft.test.limit")
+    with log_records(logger) as lines:
+        report = LimitReport("the server", 4, clock, logger)
+        report.admitted()
+        for _ in range(5):
+            report.refused()
+        assert report.refusing
+        report.admitted()
+        report.admitted()
+        clock.time = REPORT_INTERVAL / 2
+        report.refused()  # too soon after "back": counted only
+        assert not report.refusing
+        clock.time = REPORT_INTERVAL
+        report.refused()
+        report.admitted()
+    assert lines == [
+        "the server is at its limit of 4 connections: new ones get a busy reply until one ends",
+        "the server is serving again under its limit of 4 connections (5 refused meanwhile)",
+        "the server is at its limit of 4 connections: new ones get a busy reply until one ends",
+        "the server is serving again under its limit of 4 connections (2 refused meanwhile)",
+    ]
+    assert report.refused_total == 7
+
+
+def test_the_busy_protocol_replies_half_closes_and_lingers() -> None:
+    """Memory driver, fake clock: the reply then EOF at once; what the client
+    still sends is dropped; the connection closes at the client's EOF, or
+    once BUSY_LINGER has passed."""
+    ended: list[str] = []
+    clock = FakeClock()
+    busy = BusyProtocol(b"BUSY\r\n", on_lost=lambda: ended.append("early"))
+    peer = memory_connect(busy, clock=clock)
+    assert peer.written == b"BUSY\r\n"
+    assert peer.eof_written
+    peer.deliver(b"GET / HTTP/1.1\r\n")
+    peer.deliver_eof()
+    clock.advance(0)
+    assert peer.closed
+    assert ended == ["early"]
+
+    late = BusyProtocol(b"BUSY\r\n", on_lost=lambda: ended.append("late"))
+    peer = memory_connect(late, clock=clock)
+    clock.advance(BUSY_LINGER - 0.01)
+    assert not peer.closed
+    clock.advance(0.01)
+    assert peer.closed
+    assert ended == ["early", "late"]
+
+
+def test_the_busy_protocol_without_a_reply_closes_at_once() -> None:
+    """No reply to protect: close straight away."""
+    peer = memory_connect(BusyProtocol(None), clock=FakeClock())
+    assert peer.written == b""
+    assert peer.closed

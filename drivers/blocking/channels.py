@@ -14,6 +14,13 @@ the connection:
   go ``PIPE_BUF`` bytes at a time, which a writable pipe always takes whole:
   the descriptors keep the blocking mode they had.
 
+A channel also sends a :class:`~weft.protocols.contract.FileRegion`
+(:meth:`Channel.send_file`): a socket straight from the file with
+``os.sendfile``, a pipe by reading the file a piece at a time (pipe writes
+go through ``poll`` so that they can be interrupted, which a ``sendfile``
+blocked on a pipe could not be).  And it records when bytes last moved
+either way (:attr:`last_io`), for the idle timeout.
+
 Descriptors are closed only once both threads have left them (the transport
 sees to it), so a number is never reused under a thread still using it.
 """
@@ -27,22 +34,42 @@ import select
 import socket
 import stat
 import struct
+import time
 from typing import Any, Protocol
+
+from weft.protocols.contract import FileRegion
 
 __all__ = ["Channel", "PipeChannel", "SocketChannel"]
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 
+# What os.sendfile raises when it cannot send from this file to this
+# socket (a file system without the support, an odd descriptor): the
+# region is then read and sent instead, and sendfile is not tried again.
+_SENDFILE_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSOCK}
+
+_monotonic = time.monotonic
+
 
 class Channel(Protocol):
     """The blocking calls of one connection."""
+
+    #: When bytes last moved either way (``time.monotonic``), written by the
+    #: I/O threads after each call that moved some.
+    last_io: float
 
     def recv(self, size: int) -> bytes:
         """Up to ``size`` bytes, ``b""`` at EOF (or once woken); raises OSError."""
         ...
 
-    def send_all(self, data: bytes) -> None:
+    def send_all(self, data: bytes | memoryview) -> None:
         """Send every byte, blocking as long as it takes; raises OSError."""
+
+    def send_file(self, region: FileRegion, size: int) -> int:
+        """Send up to ``size`` of ``region``'s next bytes (at least one), move
+        the region past them, and return how many; raises OSError (a file that
+        ended early included)."""
+        ...
 
     def can_half_close(self) -> bool:
         """Whether :meth:`half_close` is possible."""
@@ -67,14 +94,37 @@ class SocketChannel:
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(True)
         self.sock = sock
+        self.last_io = _monotonic()
+        self._sendfile = True  # until the kernel says it cannot
 
     def recv(self, size: int) -> bytes:
         """``sock.recv``."""
-        return self.sock.recv(size)
+        data = self.sock.recv(size)
+        self.last_io = _monotonic()
+        return data
 
-    def send_all(self, data: bytes) -> None:
+    def send_all(self, data: bytes | memoryview) -> None:
         """``sock.sendall``."""
         self.sock.sendall(data)
+        self.last_io = _monotonic()
+
+    def send_file(self, region: FileRegion, size: int) -> int:
+        """``os.sendfile`` from the region's file (or, where the kernel cannot, ``pread`` and send)."""
+        size = min(size, len(region))
+        if self._sendfile:
+            try:
+                sent = os.sendfile(self.sock.fileno(), region.fileno(), region.offset, size)
+            except OSError as exc:
+                if exc.errno not in _SENDFILE_UNSUPPORTED:
+                    raise
+                self._sendfile = False
+            else:
+                region.consumed(sent)  # 0 with bytes left: the file ended early (OSError)
+                self.last_io = _monotonic()
+                return sent
+        data = region.read(size)
+        self.send_all(data)
+        return len(data)
 
     def can_half_close(self) -> bool:
         """A socket always can."""
@@ -131,6 +181,7 @@ class PipeChannel:
         self._reader_wake = os.pipe()
         self._writer_wake = os.pipe()
         self._write_gone = False
+        self.last_io = _monotonic()
 
     @staticmethod
     def _wait(fd: int, events: int, wake: int) -> bool:
@@ -150,13 +201,15 @@ class PipeChannel:
         if not self._wait(self.read_fd, select.POLLIN, self._reader_wake[0]):
             return b""
         try:
-            return os.read(self.read_fd, size)
+            data = os.read(self.read_fd, size)
         except OSError as exc:
             if self.eio_is_eof and exc.errno == errno.EIO:
                 return b""
             raise
+        self.last_io = _monotonic()
+        return data
 
-    def send_all(self, data: bytes) -> None:
+    def send_all(self, data: bytes | memoryview) -> None:
         """Write ``PIPE_BUF`` bytes at a time, each once the descriptor is writable."""
         view = memoryview(data)
         while view:
@@ -164,6 +217,13 @@ class PipeChannel:
                 raise OSError(errno.ECANCELED, "the connection was aborted")
             sent = os.write(self.write_fd, view[: select.PIPE_BUF])
             view = view[sent:]
+            self.last_io = _monotonic()
+
+    def send_file(self, region: FileRegion, size: int) -> int:
+        """Read up to ``size`` bytes of the region (``pread``) and send them as :meth:`send_all` does."""
+        data = region.read(size)
+        self.send_all(data)
+        return len(data)
 
     def can_half_close(self) -> bool:
         """A socket can; a pipe can when its write end is a descriptor of its own."""

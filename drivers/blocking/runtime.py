@@ -25,12 +25,15 @@ from weft.drivers.blocking.channels import Channel, PipeChannel, channel_names
 from weft.drivers.blocking.scheduler import Scheduler
 from weft.drivers.blocking.sockets import (
     DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     Listener,
+    checked_idle_timeout,
     connect,
 )
 from weft.drivers.blocking.transport import ReadOnlyThreadedTransport, ThreadedTransport
 from weft.drivers.child_processes import Process, StderrOption, checked_argv, split_stderr, start_child
+from weft.drivers.connection_limit import checked_max_connections
 from weft.drivers.futures import Future
 from weft.drivers.signal_handlers import SignalHandlers
 from weft.drivers.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
@@ -47,15 +50,32 @@ _CLOSE_WAIT = 5.0
 class BlockingRuntime:
     """A :class:`~weft.drivers.runtime.Runtime` on threads and blocking calls.
 
-    ``max_connections`` bounds each listener's pool (see
-    :class:`~weft.drivers.blocking.sockets.Listener`).  Its ``now`` and
-    ``call_later`` make it a :class:`weft.protocols.contract.Clock` too.
+    Defaults for its listeners (each ``listen_*`` call may say otherwise):
+    ``max_connections`` bounds each listener's pool, 256 by default; a
+    connection over it gets ``busy_reply`` at once (``None``, the default:
+    it is closed with no reply); ``idle_timeout`` closes a served connection
+    on which no byte moved either way for that long, 300 s by default
+    (``math.inf``: never).  See :class:`~weft.drivers.blocking.sockets.Listener`.
+    Connections it makes itself (``connect_*``, ``spawn_process``) have no
+    idle timeout.  Its ``now`` and ``call_later`` make it a
+    :class:`weft.protocols.contract.Clock` too.
     """
 
     name = "blocking"
 
-    def __init__(self, *, max_connections: int = DEFAULT_MAX_CONNECTIONS) -> None:
-        self.max_connections = max_connections
+    def __init__(
+        self,
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        busy_reply: bytes | None = None,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        #: Each listener's pool size, unless its ``listen_*`` call says otherwise.
+        self.max_connections = checked_max_connections(max_connections)
+        #: What a connection over a listener's pool is answered (None: nothing).
+        self.busy_reply = busy_reply
+        #: Seconds without a byte either way before a served connection closes (None: never).
+        self.idle_timeout = checked_idle_timeout(idle_timeout)
         self._scheduler = Scheduler()
         self._listeners: set[Listener] = set()
         self._connections: set[ThreadedTransport] = set()
@@ -91,15 +111,20 @@ class BlockingRuntime:
         *,
         backlog: int = DEFAULT_BACKLOG,
         max_connections: int | None = None,
+        busy_reply: bytes | None = None,
+        idle_timeout: float | None = None,
     ) -> Listener:
         """Accept TCP connections on every address ``host`` resolves to; port 0 picks a free one.
 
         A port in use or an unknown host raises ``OSError`` now.  At most
-        ``max_connections`` (the runtime's, by default) are served at once;
-        more wait in the backlog.
+        ``max_connections`` are served at once; a connection over that gets
+        ``busy_reply`` at once and is closed.  A served connection with no
+        byte either way for ``idle_timeout`` seconds is closed.  ``None``
+        means the runtime's value for each of the three.
         """
         self._check_open()
-        return self._listen(factory, bind_tcp(host, port, backlog=backlog), max_connections)
+        sockets = bind_tcp(host, port, backlog=backlog)
+        return self._listen(factory, sockets, max_connections, busy_reply, idle_timeout)
 
     def listen_unix(
         self,
@@ -108,17 +133,31 @@ class BlockingRuntime:
         *,
         backlog: int = DEFAULT_BACKLOG,
         max_connections: int | None = None,
+        busy_reply: bytes | None = None,
+        idle_timeout: float | None = None,
     ) -> Listener:
-        """Accept connections on a UNIX-domain socket at ``path`` (a stale socket file is replaced)."""
+        """Accept connections on a UNIX-domain socket at ``path`` (a stale
+        socket file is replaced); the rest as :meth:`listen_tcp`."""
         self._check_open()
-        return self._listen(factory, [bind_unix(path, backlog=backlog)], max_connections)
+        sockets = [bind_unix(path, backlog=backlog)]
+        return self._listen(factory, sockets, max_connections, busy_reply, idle_timeout)
 
     def _listen(
-        self, factory: Callable[[], Any], sockets: list[socket.socket], bound: int | None
+        self,
+        factory: Callable[[], Any],
+        sockets: list[socket.socket],
+        max_connections: int | None,
+        busy_reply: bytes | None,
+        idle_timeout: float | None,
     ) -> Listener:
         try:
             listener = Listener(
-                self, factory, sockets, max_connections=self.max_connections if bound is None else bound
+                self,
+                factory,
+                sockets,
+                max_connections=self.max_connections if max_connections is None else max_connections,
+                busy_reply=self.busy_reply if busy_reply is None else busy_reply,
+                idle_timeout=self.idle_timeout if idle_timeout is None else idle_timeout,
             )
         except BaseException:
             for sock in sockets:
@@ -227,10 +266,12 @@ class BlockingRuntime:
         extra: dict[str, Any] | None = None,
         *,
         transport_class: type[ThreadedTransport] | None = None,
+        idle_timeout: float | None = None,
     ) -> ThreadedTransport:
         """A transport this runtime keeps track of while it is open (``extra`` adds to its names)."""
         make = ThreadedTransport if transport_class is None else transport_class
-        transport = make(self._scheduler, protocol, channel, {**channel_names(channel), **(extra or {})})
+        names = {**channel_names(channel), **(extra or {})}
+        transport = make(self._scheduler, protocol, channel, names, idle_timeout=idle_timeout)
         self._connections.add(transport)
         transport.on_lost.append(self._connections.discard)
         return transport

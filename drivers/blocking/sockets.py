@@ -5,12 +5,17 @@ listening sockets (and on a wake-up pipe, so that :meth:`Listener.close`
 stops it at once) and hands each accepted socket to the scheduler thread,
 where the protocol is made and the connection started.
 
-The pool is bounded: with ``max_connections`` connections open, the accept
-thread stops accepting until one ends.  A client over the bound **waits**:
-its connection sits in the kernel's listen backlog (TCP's handshake is done
-by the kernel, so its ``connect`` succeeds) and is served, in order, as
-soon as a slot frees.  Nothing is refused; a client that cannot wait uses
-its own timeout.
+The pool is bounded: at most ``max_connections`` connections are served at
+once, each with its reader and writer threads.  A client over the bound is
+not left waiting unaccepted (where it cannot tell a full server from a dead
+one): the accept thread goes on accepting, and answers it at once with the
+listener's ``busy_reply`` on a cheap path that starts no thread
+(:mod:`weft.drivers.blocking.refusals`).  The limit is logged when reached
+and when service is back under it (:class:`~weft.drivers.connection_limit.LimitReport`).
+
+Each accepted connection gets the listener's ``idle_timeout``: one on which
+no byte moves either way for that long is closed, so idle clients cannot
+hold the pool for ever.
 
 Connecting runs in a thread (``socket.create_connection``: name resolution,
 each address in turn, the timeout) and resolves a
@@ -21,16 +26,21 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers.blocking.channels import SocketChannel
+from weft.drivers.blocking.refusals import Refusals
 from weft.drivers.blocking.transport import ThreadedTransport
+from weft.drivers.connection_limit import LimitReport, checked_max_connections
 from weft.drivers.futures import Future
+from weft.drivers.serving import format_address
 from weft.drivers.socket_binding import remove_socket_file, tcp_port
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError
@@ -38,12 +48,26 @@ from weft.protocols.errors import ArgumentError
 if TYPE_CHECKING:
     from weft.drivers.blocking.runtime import BlockingRuntime
 
-__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_MAX_CONNECTIONS", "Listener", "connect"]
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "Listener",
+    "checked_idle_timeout",
+    "connect",
+]
 
 logger = logging.getLogger("weft.blocking")
 
-#: Connections a listener serves at once; more wait in the kernel's backlog.
+#: Connections a listener serves at once; more get its busy reply.
 DEFAULT_MAX_CONNECTIONS = 256
+
+#: Seconds with no byte either way after which a served connection closes.
+#: Apache's ``Timeout`` was 300 s for years (60 s since 2.4); nginx's
+#: per-phase timeouts are 60 s; Twisted has none by default.  Five minutes
+#: frees a pool slot held by a client that went silent, yet leaves a quiet
+#: but live client (a pub/sub subscriber on a slow topic) alone for long.
+DEFAULT_IDLE_TIMEOUT = 300.0
 
 #: Seconds a connect may take before it fails with TimeoutError.
 DEFAULT_CONNECT_TIMEOUT = 30.0
@@ -52,8 +76,21 @@ _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _RESOURCE_PAUSE = 1.0
 
 
+def checked_idle_timeout(value: object) -> float | None:
+    """Seconds > 0 (``math.inf``: never, given back as None); else ArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ArgumentError(f"idle_timeout must be a number of seconds > 0 (inf: never), not {value!r}")
+    return None if math.isinf(value) else float(value)
+
+
 class Listener:
-    """Listening sockets, an accept thread, and the connections it started."""
+    """Listening sockets, an accept thread, and the connections it started.
+
+    ``max_connections`` bounds the pool; a connection over it gets
+    ``busy_reply`` (``None``: it is closed at once, with no reply) and a
+    lingering close, from the accept thread.  ``idle_timeout`` (seconds, or
+    ``None``) closes a connection on which nothing moved for that long.
+    """
 
     def __init__(
         self,
@@ -62,19 +99,31 @@ class Listener:
         sockets: list[socket.socket],
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        busy_reply: bytes | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
-        if max_connections < 1:
-            raise ArgumentError(f"max_connections must be >= 1, not {max_connections!r}")
+        checked_max_connections(max_connections)
+        if busy_reply is not None and not isinstance(busy_reply, bytes):
+            raise TypeError(f"busy_reply must be bytes or None, not {type(busy_reply).__name__}")
+        self._idle_timeout = None if idle_timeout is None else checked_idle_timeout(idle_timeout)
         self._runtime = runtime
         self._factory = factory
         self.sockets = sockets
         #: The most connections served at once.
         self.max_connections = max_connections
+        #: What a connection over the bound is answered.
+        self.busy_reply = busy_reply
         #: The transports of the connections accepted and still open.
         self.connections: set[ThreadedTransport] = set()
-        self._slots = threading.Condition()
+        self._slots = threading.Lock()
         self._open = 0  # accepted and not yet lost: guarded by _slots
         self._closed = False
+        self.limit_report = LimitReport(
+            "the listener on " + ", ".join(format_address(address) for address in self.addresses),
+            max_connections,
+            time.monotonic,
+            logger,
+        )
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._accept_loop, name="weft-accept", daemon=True)
         self._thread.start()
@@ -94,14 +143,22 @@ class Listener:
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds with no byte either way before a connection closes (None: never)."""
+        return self._idle_timeout
+
+    @property
+    def refused(self) -> int:
+        """How many connections were refused with the busy reply so far."""
+        return self.limit_report.refused_total
+
     def close(self) -> None:
         """Stop accepting now (new clients are refused); open connections are left alone."""
         if self._closed:
             return
         addresses = self.addresses
-        with self._slots:
-            self._closed = True
-            self._slots.notify_all()
+        self._closed = True
         os.write(self._wake_write, b"\0")
         self._thread.join(5.0)
         for sock, address in zip(self.sockets, addresses, strict=True):
@@ -117,38 +174,67 @@ class Listener:
     def _accept_loop(self) -> None:
         poller = select.poll()
         by_fd = {sock.fileno(): sock for sock in self.sockets}
-        for fd in by_fd:
-            poller.register(fd, select.POLLIN)
-        poller.register(self._wake_read, select.POLLIN)
-        while True:
-            with self._slots:
-                # The bound: accept nothing more until a connection ends.
-                while not self._closed and self._open >= self.max_connections:
-                    self._slots.wait()
-                if self._closed:
-                    return
-            ready = [fd for fd, _event in poller.poll()]
-            if self._wake_read in ready:
-                return
-            for fd in ready:
-                self._accept(by_fd[fd])
+        refusals = Refusals(poller, self.busy_reply)
+        paused_until: float | None = None  # out of descriptors: not accepting until then
 
-    def _accept(self, listening: socket.socket) -> None:
+        def listen(on: bool) -> None:
+            for fd in by_fd:
+                if on:
+                    poller.register(fd, select.POLLIN)
+                else:
+                    poller.unregister(fd)
+
+        listen(True)
+        poller.register(self._wake_read, select.POLLIN)
+        try:
+            while not self._closed:
+                timeout = refusals.poll_timeout()
+                if paused_until is not None:
+                    resume_in = max(0, math.ceil((paused_until - time.monotonic()) * 1000))
+                    timeout = resume_in if timeout is None else min(timeout, resume_in)
+                ready = poller.poll(timeout)
+                for fd, _event in ready:
+                    if fd == self._wake_read:
+                        return
+                    listening = by_fd.get(fd)
+                    if listening is None:
+                        refusals.readable(fd)
+                    elif paused_until is None and not self._accept(listening, refusals):
+                        # Out of descriptors: free the lingering ones and
+                        # let the backlog hold new clients for a while.
+                        refusals.close()
+                        listen(False)
+                        paused_until = time.monotonic() + _RESOURCE_PAUSE
+                refusals.expire()
+                if paused_until is not None and time.monotonic() >= paused_until:
+                    paused_until = None
+                    listen(True)
+        finally:
+            refusals.close()
+
+    def _accept(self, listening: socket.socket, refusals: Refusals) -> bool:
+        """Accept one connection, and serve it or refuse it; False when out of resources."""
         try:
             sock, _address = listening.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
+            return True
         except OSError as exc:
             if exc.errno not in _RESOURCE_ERRORS:
                 logger.exception("accept failed on %s", listening.getsockname())
-            else:
-                logger.error("cannot accept (%s); pausing for %.0f s", exc, _RESOURCE_PAUSE)
-            with self._slots:
-                self._slots.wait(_RESOURCE_PAUSE)
-            return
+                return True
+            logger.error("cannot accept (%s); pausing for %.0f s", exc, _RESOURCE_PAUSE)
+            return False
         with self._slots:
-            self._open += 1
+            admitted = self._open < self.max_connections
+            if admitted:
+                self._open += 1
+        if not admitted:
+            self.limit_report.refused()
+            refusals.refuse(sock)
+            return True
+        self.limit_report.admitted()
         self._runtime.call_soon_threadsafe(self._start, sock)
+        return True
 
     # ------------------------------------------------------ scheduler thread
 
@@ -162,7 +248,7 @@ class Listener:
             sock.close()
             self._slot_freed()
             return
-        transport = self._runtime._transport(protocol, SocketChannel(sock))
+        transport = self._runtime._transport(protocol, SocketChannel(sock), idle_timeout=self._idle_timeout)
         self.connections.add(transport)
         transport.on_lost.append(self._lost)
         transport.start()
@@ -174,7 +260,6 @@ class Listener:
     def _slot_freed(self) -> None:
         with self._slots:
             self._open -= 1
-            self._slots.notify_all()
 
 
 # -------------------------------------------------------------- connecting
