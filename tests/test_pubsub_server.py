@@ -266,6 +266,21 @@ def test_line_too_long_then_closed_and_unsubscribed() -> None:
     assert say(other, b"PUB t later\n") == b"OK 0\r\n"
 
 
+def test_nothing_after_an_over_long_command_is_kept() -> None:
+    """A command one byte over the limit with no "\\r" (which the parser lets
+    through, since it might have been the "\\r") is refused by the server; the
+    rest of its chunk is dropped at once, not kept until the connection goes
+    (found by tests/test_fuzz_pubsub.py)."""
+    hub = PubSubHub()
+    protocol = PubSubServerProtocol(hub, max_command_length=10)
+    conn = connect(protocol, peer_reads=False)
+    conn.deliver(b"PUB t 12345\n" + b"x" * 5000)
+    assert conn.transport.is_closing()
+    assert protocol.parser.take_buffer() == b""
+    assert conn.read() == TOO_LONG
+    assert conn.closed
+
+
 def test_line_too_long_split_into_chunks() -> None:
     """An over-long line is caught while it is still arriving, before its "\\n",
     so the server does not buffer it; the reply is the same."""

@@ -164,6 +164,11 @@ class PubSubServerProtocol(LineProtocol):
     def frame_error(self, exc: ProtocolError) -> None:
         """A line over the limit: say so, then close."""
         self.hub.unsubscribe_all(self)
+        # Nothing after an over-long line is run, so nothing after it is
+        # kept: a line judged too long here (a command one byte over, which
+        # the parser let through in case its last byte was the "\r") may
+        # have come with the rest of its chunk.
+        self.parser.take_buffer()
         self.transport.write(encode_error(b"line too long"))
         self.transport.close()
 
