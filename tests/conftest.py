@@ -1,5 +1,6 @@
 """Shared test settings, and the fixtures every process-level test uses."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +13,11 @@ from tests.processes import Children, started_children
 settings.register_profile(
     "weft", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
 )
-settings.load_profile("weft")
+# The same properties, a hundred times longer: for the attack script and for
+# fuzzing by hand (docs/testing.md, "Fuzzing"):
+#     HYPOTHESIS_PROFILE=long python -m pytest tests/test_fuzz_*.py
+settings.register_profile("long", parent=settings.get_profile("weft"), max_examples=20_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "weft"))
 
 
 @pytest.fixture

@@ -266,6 +266,21 @@ def test_line_too_long_then_closed_and_unsubscribed() -> None:
     assert say(other, b"PUB t later\n") == b"OK 0\r\n"
 
 
+def test_nothing_after_an_over_long_command_is_kept() -> None:
+    """A command one byte over the limit with no "\\r" (which the parser lets
+    through, since it might have been the "\\r") is refused by the server; the
+    rest of its chunk is dropped at once, not kept until the connection goes
+    (found by tests/test_fuzz_pubsub.py)."""
+    hub = PubSubHub()
+    protocol = PubSubServerProtocol(hub, max_command_length=10)
+    conn = connect(protocol, peer_reads=False)
+    conn.deliver(b"PUB t 12345\n" + b"x" * 5000)
+    assert conn.transport.is_closing()
+    assert protocol.parser.take_buffer() == b""
+    assert conn.read() == TOO_LONG
+    assert conn.closed
+
+
 def test_line_too_long_split_into_chunks() -> None:
     """An over-long line is caught while it is still arriving, before its "\\n",
     so the server does not buffer it; the reply is the same."""
@@ -596,12 +611,6 @@ def test_any_chunking_gives_the_same_output(script: tuple[bytes, list[bytes]], e
     assert whole[0].count(b"\r\n") >= data.count(b"\n")
 
 
-class SmallLineServer(PubSubServerProtocol):
-    """The server with a 20-byte line limit, so over-long lines are cheap to try."""
-
-    max_line_length = 20
-
-
 @given(
     st.lists(st.sampled_from([*LINES[:12], b"PUB a " + b"x" * 20 + b"\n"]), min_size=1, max_size=10).flatmap(
         lambda lines: chunkings(b"".join(lines))
@@ -612,7 +621,10 @@ def test_any_chunking_with_an_over_long_line(chunks: list[bytes]) -> None:
     does not depend on how the bytes were split."""
 
     def run(pieces: list[bytes]) -> tuple[bytes, bool]:
-        conn = connect(SmallLineServer(PubSubHub()))
+        # A 20-byte command limit, so over-long lines are cheap to try.  (A
+        # subclass setting max_line_length would not do: the constructor sets
+        # it from max_command_length.)
+        conn = connect(PubSubServerProtocol(PubSubHub(), max_command_length=20))
         for piece in pieces:
             if conn.transport.is_closing():
                 break
@@ -624,3 +636,4 @@ def test_any_chunking_with_an_over_long_line(chunks: list[bytes]) -> None:
     assert run(chunks) == whole
     assert whole[1] == (TOO_LONG in whole[0])
     assert whole[0].endswith(TOO_LONG) or not whole[1]
+    assert whole[1] == (b"x" * 20 in data)

@@ -4,13 +4,26 @@ The wire format is in :mod:`weft.protocols.pubsub.wire`.
 """
 
 from weft.protocols.pubsub.client import PubSubClientProtocol
-from weft.protocols.pubsub.hub import PubSubHub, Subscriber
+from weft.protocols.pubsub.hub import (
+    DEFAULT_MAX_SUBSCRIPTIONS,
+    DEFAULT_MAX_TOPICS,
+    PubSubHub,
+    Subscriber,
+    SubscriptionLimitError,
+    TooManySubscriptionsError,
+    TooManyTopicsError,
+)
 from weft.protocols.pubsub.server import DEFAULT_MAX_BACKLOG, PubSubServerProtocol
 
 __all__ = [
     "DEFAULT_MAX_BACKLOG",
+    "DEFAULT_MAX_SUBSCRIPTIONS",
+    "DEFAULT_MAX_TOPICS",
     "PubSubClientProtocol",
     "PubSubHub",
     "PubSubServerProtocol",
     "Subscriber",
+    "SubscriptionLimitError",
+    "TooManySubscriptionsError",
+    "TooManyTopicsError",
 ]

@@ -12,7 +12,9 @@ Server to client, every line ending with ``\\r\\n``::
     OK | OK <n> | ERR <reason> | MSG <topic> <message>
 
 A topic is 1 to 200 bytes with no space; a message is the rest of the line
-and may be empty.  Anything else is answered ``ERR <reason>``.
+and may be empty.  Anything else is answered ``ERR <reason>``, as is a
+``SUB`` past the server's limits (``ERR too many subscriptions``,
+``ERR too many topics``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ MAX_TOPIC_LENGTH = 200
 
 #: The default limit on a line, its line end (``\n`` or ``\r\n``) excluded.
 MAX_LINE_LENGTH = 64 * 1024
+
+# The longest count an ``OK <n>`` may carry: 20 digits hold any 64-bit count.
+_MAX_COUNT_DIGITS = 20
 
 
 # ----------------------------------------------------------------- commands
@@ -198,7 +203,10 @@ def parse_server_line(line: bytes) -> ServerLine:
     elif verb == b"OK":
         if line == b"OK":
             return Ok()
-        if rest.isdigit():
+        # A count has at most _MAX_COUNT_DIGITS digits: int() of a longer
+        # string is slow, and past 4300 digits Python refuses it with a
+        # ValueError, which a server must not be able to provoke.
+        if rest.isdigit() and len(rest) <= _MAX_COUNT_DIGITS:
             return Ok(int(rest))
     elif verb == b"ERR" and rest:
         return Error(rest)
