@@ -351,6 +351,9 @@ class MemoryConnection:
         self.transport = MemoryTransport(self.clock, protocol, self, info)
         self._written = bytearray()
         self._peer_reads = peer_reads
+        # Inside a read: what the protocol writes meanwhile (from
+        # resume_writing, say) waits until the bytes being read are recorded.
+        self._taking = False
         self._peer_sent_eof = False
         self.transport._start()
         self.clock.advance(0)
@@ -406,8 +409,9 @@ class MemoryConnection:
 
     def read(self, max_bytes: int | None = None) -> bytes:
         """The peer reads up to ``max_bytes`` (all by default) from the buffer."""
-        data = self.transport._take_output(max_bytes)
-        self._written += data
+        data = self._take(max_bytes)
+        if self._peer_reads:
+            self._drain()
         self.clock.advance(0)
         return data
 
@@ -425,8 +429,24 @@ class MemoryConnection:
 
     def output_ready(self, transport: MemoryTransport) -> None:
         """Read at once when the peer is reading."""
-        if self._peer_reads:
-            self._written += transport._take_output()
+        if self._peer_reads and not self._taking:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Take everything, including what the protocol writes while it is taken."""
+        while self._peer_reads and self.transport._output:
+            self._take(None)
+
+    def _take(self, max_bytes: int | None) -> bytes:
+        """The peer reads, keeping order: bytes written while these are being
+        taken (by a callback flow control runs) are taken after them."""
+        self._taking = True
+        try:
+            data = self.transport._take_output(max_bytes)
+        finally:
+            self._taking = False
+        self._written += data
+        return data
 
     def _check_can_send(self) -> None:
         if self._peer_sent_eof:

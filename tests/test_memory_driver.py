@@ -397,3 +397,28 @@ def test_an_asyncio_protocol_runs_on_a_memory_transport() -> None:
     conn.deliver_eof()
     assert conn.written == b"SHOUT"
     assert conn.closed
+
+
+def test_bytes_written_from_resume_writing_during_a_read_come_after_the_bytes_read() -> None:
+    """A write made by resume_writing while the peer reads reaches the peer after
+    what it was reading, never before (found by fuzzing)."""
+
+    class WritesOnResume(RecordingProtocol):
+        def connection_made(self, transport: Transport) -> None:
+            super().connection_made(transport)
+            transport.set_write_buffer_limits(high=4)
+            transport.write(b"12345")
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            assert self.transport is not None
+            self.transport.write(b"X")
+
+    conn = connect(WritesOnResume(), peer_reads=False)
+    conn.peer_reads = True
+    assert conn.written == b"12345X"
+
+    conn = connect(WritesOnResume(), peer_reads=False)
+    assert conn.read(5) == b"12345"
+    assert conn.read() == b"X"
+    assert conn.written == b"12345X"
