@@ -292,7 +292,9 @@ class MemoryTLS:
         return bytes(plain)
 
 
-def tls_echo_round_trip(port: int, context: ssl.SSLContext, server_name: str, *, timeout: float = 5.0) -> bool:
+def tls_echo_round_trip(
+    port: int, context: ssl.SSLContext, server_name: str, *, timeout: float = 5.0
+) -> bool:
     """A new TLS connection whose line comes back: whether it did."""
     line = b"still serving?\n"
     with connect(port, timeout=timeout) as sock:
@@ -333,12 +335,10 @@ def closed_by_server(sockets: list[socket.socket], timeout: float) -> int:
     with selectors.DefaultSelector() as selector:
         for sock in sockets:
             sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
+            selector.register(sock, selectors.EVENT_READ, sock)
         while selector.get_map() and (left := deadline - time.monotonic()) > 0:
             for key, _mask in selector.select(left):
-                sock = key.fileobj
-                if not isinstance(sock, socket.socket):
-                    continue
+                sock = key.data  # registered with the socket as its data
                 try:
                     if sock.recv(262144):
                         continue

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .results import Figure
-from .server import Servers, ServerProcess
+from .server import ServerProcess, Servers
 from .settings import DEFAULT_HANDSHAKE_TIMEOUT, Scale
 from .workspace import Workspace
 

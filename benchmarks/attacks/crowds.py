@@ -269,7 +269,7 @@ def descriptor_exhaustion(attack: Attack) -> list[Figure]:
     server = attack.echo(nofile=scale.nofile)
     clients: list[socket.socket] = []
     try:
-        for number in range(scale.descriptor_clients):
+        for _ in range(scale.descriptor_clients):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             clients.append(sock)
             sock.setblocking(False)

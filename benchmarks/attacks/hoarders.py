@@ -35,9 +35,9 @@ from .settings import (
     PUBSUB_MAX_BACKLOG,
     PUBSUB_MAX_SUBSCRIPTIONS,
     PUBSUB_MAX_TOPICS,
-    MiB,
     RSS_BUDGET,
     RSS_BUDGET_PER_1000_DOWNLOADERS,
+    MiB,
 )
 
 #: The receive buffer of a never-reading client: small, so that a thousand
@@ -95,12 +95,10 @@ class Flood:
         with selectors.DefaultSelector() as selector:
             for sock in self.sockets:
                 sock.setblocking(False)
-                selector.register(sock, selectors.EVENT_WRITE)
+                selector.register(sock, selectors.EVENT_WRITE, sock)
             while not self._stop.is_set() and selector.get_map():
                 for key, _mask in selector.select(0.05):
-                    sock = key.fileobj
-                    if not isinstance(sock, socket.socket):
-                        continue
+                    sock = key.data  # registered with the socket as its data
                     try:
                         self.sent += sock.send(self.payload)
                     except BlockingIOError:
@@ -375,7 +373,9 @@ def subscription_flood(attack: Attack) -> list[Figure]:
         spread_ok = spread_refused = 0
         for number in range(connections):
             socks.append(connect(server.port))
-            ok, refused = _subscribe_many(socks[-1], [b"%d-%d" % (number, n) for n in range(per_connection)], 30.0)
+            ok, refused = _subscribe_many(
+                socks[-1], [b"%d-%d" % (number, n) for n in range(per_connection)], 30.0
+            )
             spread_ok, spread_refused = spread_ok + ok, spread_refused + refused
     growth = max(samples, default=baseline) - baseline
     return [

@@ -69,7 +69,9 @@ def _bad(name: str, raw: bytes, group: str, statuses: tuple[int, ...] = BAD) -> 
     return Malformed(name, raw, statuses, True, group)
 
 
-def _framed(name: str, headers: bytes, body: bytes, statuses: tuple[int, ...] = BAD, line: bytes = b"") -> Malformed:
+def _framed(
+    name: str, headers: bytes, body: bytes, statuses: tuple[int, ...] = BAD, line: bytes = b""
+) -> Malformed:
     """A request whose body framing is ambiguous or broken, a smuggled request after it."""
     start = line or b"GET /small.txt HTTP/1.1"
     return Malformed(name, _get(start, HOST + headers, body + SMUGGLED_REQUEST), statuses, True, "framing")
@@ -105,11 +107,18 @@ ROWS: tuple[Malformed, ...] = (
     _bad("leading-nul", b"\x00" + _get(), "request line"),
     Malformed("lowercase-method", _get(b"get /small.txt HTTP/1.1"), (400, 405, 501), None, "request line"),
     Malformed("unknown-method", _get(b"FOO /small.txt HTTP/1.1"), (405, 501), None, "request line"),
-    Malformed("very-long-method", _get(b"A" * 9000 + b" /small.txt HTTP/1.1"), (414, 400, 405, 431, 501), None,
-              "request line"),  # fmt: skip
+    Malformed(
+        "very-long-method",
+        _get(b"A" * 9000 + b" /small.txt HTTP/1.1"),
+        (414, 400, 405, 431, 501),
+        None,
+        "request line",
+    ),
     # RFC 9112 2.2: a server SHOULD ignore an empty line before the request line.
     Malformed("leading-empty-line", b"\r\n" + _get(), (200, 400), None, "request line"),
-    Malformed("bare-lf-line-ends", b"GET /small.txt HTTP/1.1\nHost: attack.test\n\n", (200,), False, "request line"),
+    Malformed(
+        "bare-lf-line-ends", b"GET /small.txt HTTP/1.1\nHost: attack.test\n\n", (200,), False, "request line"
+    ),
     _bad("bare-cr-in-head", _get(headers=HOST + b"X-A: b\rX-B: c\r\n"), "request line"),
     # ---------------------------------------------------------------- version
     _bad("version-lowercase", _get(b"GET /small.txt http/1.1"), "version"),
@@ -141,18 +150,38 @@ ROWS: tuple[Malformed, ...] = (
     _bad("too-many-headers", _get(headers=HOST + b"X-A: b\r\n" * 10000), "size", (431, 400)),
     _bad("header-too-long", _get(headers=HOST + b"X-A: " + b"b" * _BIG + b"\r\n"), "size", (431, 400)),
     _bad("target-too-long", _get(b"GET /" + b"a" * _BIG + b" HTTP/1.1"), "size", (414, 431, 400)),
-    _bad("unterminated-huge-head", b"GET /small.txt HTTP/1.1\r\n" + HOST + b"X-A: " + b"b" * _BIG, "size", (431, 400)),
+    _bad(
+        "unterminated-huge-head",
+        b"GET /small.txt HTTP/1.1\r\n" + HOST + b"X-A: " + b"b" * _BIG,
+        "size",
+        (431, 400),
+    ),
     # ------------------------------------------------- framing and smuggling
     _framed("cl-and-te", b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"),
     _framed("te-and-cl", b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n"),
-    _framed("cl-and-te-http10", b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n",
-            line=b"GET /small.txt HTTP/1.0"),  # fmt: skip
+    _framed(
+        "cl-and-te-http10",
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        b"0\r\n\r\n",
+        line=b"GET /small.txt HTTP/1.0",
+    ),
     _framed("te-on-http10", b"Transfer-Encoding: chunked\r\n", b"0\r\n\r\n", line=b"GET /small.txt HTTP/1.0"),
     _framed("cl-twice-differing", b"Content-Length: 0\r\nContent-Length: 5\r\n", b"hello"),
     # Identical values are not ambiguous (RFC 9110 8.6 lets a server take them): no smuggled request.
-    Malformed("cl-twice-same", _get(headers=HOST + b"Content-Length: 5\r\nContent-Length: 5\r\n", body=b"hello"),
-              (400, 200), None, "framing"),  # fmt: skip
-    Malformed("cl-list", _get(headers=HOST + b"Content-Length: 5, 5\r\n", body=b"hello"), (400, 200), None, "framing"),
+    Malformed(
+        "cl-twice-same",
+        _get(headers=HOST + b"Content-Length: 5\r\nContent-Length: 5\r\n", body=b"hello"),
+        (400, 200),
+        None,
+        "framing",
+    ),
+    Malformed(
+        "cl-list",
+        _get(headers=HOST + b"Content-Length: 5, 5\r\n", body=b"hello"),
+        (400, 200),
+        None,
+        "framing",
+    ),
     _framed("cl-negative", b"Content-Length: -1\r\n", b""),
     _framed("cl-plus-sign", b"Content-Length: +5\r\n", b"hello"),
     _framed("cl-hex", b"Content-Length: 0x5\r\n", b"hello"),
@@ -163,10 +192,16 @@ ROWS: tuple[Malformed, ...] = (
     _framed("te-unknown", b"Transfer-Encoding: gzip\r\n", b"", (501, 400)),
     _framed("te-chunked-not-last", b"Transfer-Encoding: chunked, gzip\r\n", b"0\r\n\r\n", (400, 501)),
     _framed("te-gzip-then-chunked", b"Transfer-Encoding: gzip, chunked\r\n", b"0\r\n\r\n", (501, 400)),
-    _framed("te-chunked-twice", b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n",
-            (400, 501)),  # fmt: skip
+    _framed(
+        "te-chunked-twice",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"0\r\n\r\n",
+        (400, 501),
+    ),
     _framed("te-obs-fold", b"Transfer-Encoding:\r\n chunked\r\n", b"0\r\n\r\n"),
-    _framed("te-obs-fold-after-cl", b"Content-Length: 5\r\nTransfer-Encoding: x\r\n chunked\r\n", b"0\r\n\r\n"),
+    _framed(
+        "te-obs-fold-after-cl", b"Content-Length: 5\r\nTransfer-Encoding: x\r\n chunked\r\n", b"0\r\n\r\n"
+    ),
     _framed("te-space-before-colon", b"Transfer-Encoding : chunked\r\nContent-Length: 5\r\n", b"0\r\n\r\n"),
     _framed("te-vertical-tab", b"Transfer-Encoding:\x0bchunked\r\n", b"0\r\n\r\n", (400, 501)),
     _framed("te-quoted", b'Transfer-Encoding: "chunked"\r\n', b"0\r\n\r\n", (501, 400)),
@@ -180,7 +215,9 @@ ROWS: tuple[Malformed, ...] = (
     _chunked("chunk-extension-nul", b"5;\x00x\r\nhello\r\n0\r\n\r\n"),
     _chunked("chunk-without-crlf", b"5\r\nhelloXX0\r\n\r\n"),
     _chunked("chunk-trailer-nul", b"5\r\nhello\r\n0\r\nX-T\x00: a\r\n\r\n"),
-    _chunked("chunked-body-over-limit", (b"10000\r\n" + b"a" * 0x10000 + b"\r\n") * 17 + b"0\r\n\r\n", TOO_BIG),
+    _chunked(
+        "chunked-body-over-limit", (b"10000\r\n" + b"a" * 0x10000 + b"\r\n") * 17 + b"0\r\n\r\n", TOO_BIG
+    ),
     # -------------------------------------------------------------- traversal
     _traversal("dot-dot", b"/../secret.txt"),
     _traversal("dot-dot-encoded", b"/%2e%2e/secret.txt"),

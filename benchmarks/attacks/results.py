@@ -64,7 +64,9 @@ def at_least(name: str, value: float | None, floor: float, unit: str = "") -> Fi
 
 def equals(name: str, value: object, expected: object, unit: str = "") -> Figure:
     """A figure that must equal ``expected``."""
-    shown: float | int | str | None = value if isinstance(value, int | float | str) or value is None else str(value)
+    shown: float | int | str | None = (
+        value if isinstance(value, int | float | str) or value is None else str(value)
+    )
     return Figure(name, shown, unit, f"= {expected}", value == expected)
 
 

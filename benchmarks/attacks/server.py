@@ -215,7 +215,9 @@ class Servers:
 
     def weft(self, protocol: str, driver: str, *options: str, nofile: int | None = None) -> ServerProcess:
         """``weft serve PROTOCOL --port 0 --driver DRIVER OPTIONS``, listening."""
-        return self.start([*WEFT, "serve", protocol, "--port", "0", "--driver", driver, *options], nofile=nofile)
+        return self.start(
+            [*WEFT, "serve", protocol, "--port", "0", "--driver", driver, *options], nofile=nofile
+        )
 
     def launched(self, protocol: str, driver: str, *options: str) -> ServerProcess:
         """The launcher (weft's Python API, short timeouts), listening."""

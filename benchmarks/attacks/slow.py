@@ -62,7 +62,7 @@ def watch(socks: list[socket.socket], started: float, *, trickle: bool, until: f
     with selectors.DefaultSelector() as selector:
         for sock in socks:
             sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
+            selector.register(sock, selectors.EVENT_READ, sock)
         while selector.get_map() and (now := time.monotonic()) < until:
             if trickle and now >= next_byte:
                 next_byte = now + 1.0
@@ -74,9 +74,7 @@ def watch(socks: list[socket.socket], started: float, *, trickle: bool, until: f
                             pass  # the server is ending it: the read side will tell
             wait = (min(until, next_byte) if trickle else until) - now
             for key, _mask in selector.select(max(wait, 0.0)):
-                sock = key.fileobj
-                if not isinstance(sock, socket.socket):
-                    continue
+                sock = key.data  # registered with the socket as its data
                 try:
                     data = sock.recv(65536)
                 except BlockingIOError:
@@ -140,5 +138,7 @@ def held_bodies(attack: Attack) -> list[Figure]:
                 sock.close()
     figures: list[Figure] = []
     for number, name in enumerate(groups):
-        figures += _figures(f"{name}: ", endings[number * count : (number + 1) * count], timeout + TIMEOUT_SLACK)
+        figures += _figures(
+            f"{name}: ", endings[number * count : (number + 1) * count], timeout + TIMEOUT_SLACK
+        )
     return figures

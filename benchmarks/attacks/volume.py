@@ -81,7 +81,9 @@ def _volume(attack: Attack, *, tls: bool) -> list[Figure]:
     timeout = 60.0 + total / (2 * 1024 * 1024)  # 2 MB/s at the very least
     if tls:
         server = attack.echo(*attack.tls_options())
-        session: MemoryTLS | None = MemoryTLS(client_context(attack.workspace.certificates.ca_file), SERVER_NAME)
+        session: MemoryTLS | None = MemoryTLS(
+            client_context(attack.workspace.certificates.ca_file), SERVER_NAME
+        )
     else:
         server = attack.echo()
         session = None
