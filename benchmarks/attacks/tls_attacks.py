@@ -54,7 +54,9 @@ def tls_garbage(attack: Attack) -> list[Figure]:
             sock.sendall(os.urandom(512))
         for sock in stalled:
             sock.sendall(MemoryTLS(context, SERVER_NAME).client_hello())
-        endings = watch(garbage + stalled, started, trickle=False, until=started + timeout + TIMEOUT_SLACK + 3)
+        endings = watch(
+            garbage + stalled, started, trickle=False, until=started + timeout + TIMEOUT_SLACK + 3
+        )
     finally:
         for sock in garbage + stalled:
             sock.close()
