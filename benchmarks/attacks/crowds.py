@@ -116,7 +116,12 @@ def crowd(port: int, count: int, *, deadline: float) -> CrowdOutcome:
                             outcome.dropped += 1
                             continue
                         client.connected = True
-                        client.sock.send(client.expected)  # a few bytes: the buffer takes them
+                        try:
+                            client.sock.send(client.expected)  # a few bytes: the buffer takes them
+                        except OSError:  # reset between the handshake and the send
+                            _finish(selector, active, client)
+                            outcome.dropped += 1
+                            continue
                         selector.modify(client.sock, selectors.EVENT_READ, client)
                         continue
                     try:
@@ -160,6 +165,7 @@ def connections(attack: Attack) -> list[Figure]:
         figures += [
             equals(f"{count}: served+busy", outcome.served + outcome.busy, count),
             report(f"{count}: busy", outcome.busy),
+            report(f"{count}: dropped/hung", f"{outcome.dropped}/{outcome.hung}"),
             at_most(f"{count}: slowest answer", outcome.slowest, within, "s"),
         ]
     figures.append(holds("server alive", server.alive()))
