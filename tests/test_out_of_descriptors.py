@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import re
 import resource
-import socket
 
 import pytest
 
@@ -25,7 +24,10 @@ LIMIT = 48
 #: More connections than the child can hold.
 CONNECTIONS = 80
 
-PAUSED = re.compile(r"^weft: cannot accept on \('127\.0\.0\.1', \d+\) \(Too many open files\); pausing for 1 s$")
+#: The one line a pause logs.
+PAUSED = re.compile(
+    r"^weft: cannot accept on \('127\.0\.0\.1', \d+\) \(Too many open files\); pausing for 1 s$"
+)
 
 
 def low_descriptor_limit() -> None:
@@ -44,7 +46,9 @@ def test_out_of_descriptors_pauses_accepting_quietly_and_recovers(children: Chil
     second after the first) with no flood of lines before it, each line is the
     one-line pause message, and once the connections close the listener
     serves an echo again."""
-    server = children.weft("serve", "echo", "--port", "0", "--driver", driver, preexec_fn=low_descriptor_limit)
+    server = children.weft(
+        "serve", "echo", "--port", "0", "--driver", driver, preexec_fn=low_descriptor_limit
+    )
     port = server.port()
     with contextlib.ExitStack() as opened:
         for _ in range(CONNECTIONS):
@@ -63,4 +67,3 @@ def test_out_of_descriptors_pauses_accepting_quietly_and_recovers(children: Chil
         assert receive_exactly(client, b"served again") == b"served again"
     assert "Traceback" not in server.stderr
     assert all(PAUSED.match(line) for line in resource_lines(server.stderr))
-
