@@ -24,6 +24,7 @@ import errno
 import logging
 import socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers.accepting import Acceptor
@@ -105,32 +106,39 @@ class AsyncioListener:
             self._runtime.loop.add_reader(sock.fileno(), reader)
 
     def _start(self, sock: socket.socket) -> None:
-        """A connection came in: its weft transport, then asyncio's transport (on the loop)."""
+        """A connection came in: its weft transport, then asyncio's transport (in a task)."""
         transport = self._runtime._new_transport(self._factory)
         transport.on_made.append(self.connections.add)
         transport.on_lost.append(self.connections.discard)
-        loop = self._runtime.loop
-        # Once asyncio has the socket, closing it is asyncio's business
-        # (uvloop's libuv closes the descriptor itself, unknown to ``sock``).
-        handed_over = False
+        # Whether asyncio was given the socket: closing it is then asyncio's
+        # business (uvloop's libuv closes the descriptor itself, unknown to
+        # ``sock``, whose number a later socket may then have).
+        handed_over = [False]
+        # A plain task and one callback: the runtime's _spawn bookkeeping
+        # costs a few microseconds more per connection.
+        task = self._runtime.loop.create_task(self._set_up(transport, sock, handed_over))
+        task.add_done_callback(partial(_set_up_done, transport, sock, handed_over))
 
-        async def set_up() -> None:
-            nonlocal handed_over
-            handed_over = True
-            try:
-                await loop.connect_accepted_socket(lambda: transport.side("both"), sock)
-            except Exception as exc:
-                logger.error("cannot set up an accepted connection", exc_info=exc)
-                transport._abandon()
+    async def _set_up(
+        self, transport: AsyncioTransport, sock: socket.socket, handed_over: list[bool]
+    ) -> None:
+        handed_over[0] = True
+        await self._runtime.loop.connect_accepted_socket(lambda: transport.side("both"), sock)
 
-        def settled(task: asyncio.Task[None]) -> None:
-            # Cancelled by the runtime's close(), perhaps before it started.
-            if task.cancelled() and not transport.started:
-                transport._abandon()
-                if not handed_over:
-                    sock.close()
 
-        self._runtime._spawn(set_up()).add_done_callback(settled)
+def _set_up_done(
+    transport: AsyncioTransport, sock: socket.socket, handed_over: list[bool], task: asyncio.Task[None]
+) -> None:
+    """An accepted socket's set-up ended: nothing to do, unless it failed or was cancelled."""
+    if task.cancelled():
+        # The runtime's close() cancelled it, perhaps before it started.
+        if not transport.started:
+            transport._abandon()
+            if not handed_over[0]:
+                sock.close()
+    elif (exc := task.exception()) is not None:
+        logger.error("cannot set up an accepted connection", exc_info=exc)
+        transport._abandon()
 
 
 # --------------------------------------------------------------- listening
