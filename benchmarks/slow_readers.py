@@ -162,7 +162,9 @@ def wait_for_first_bytes(clients: list[socket.socket], timeout: float = 60.0) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--drivers", default="reactor,coroutine,asyncio,uvloop")
     parser.add_argument("--connections", default="200,1000", help="comma-separated client counts")
     parser.add_argument("--size", type=int, default=2048, help="the file's size in MiB (sparse)")
@@ -181,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(path, "wb") as file:
             file.truncate(args.size * MIB)
         print(f"{args.size} MiB file, mode {args.mode}, clients that never read")
-        print(f"{'driver':<10} {'clients':>7} {'RSS before':>11} {'RSS after':>10} {'growth':>9} {'per client':>11}")
+        header = ("driver", "clients", "RSS before", "RSS after", "growth", "per client")
+        print("{:<10} {:>7} {:>11} {:>10} {:>9} {:>11}".format(*header))
         for driver in args.drivers.split(","):
             for count in counts:
                 before, after = measure(driver, count, path, args.mode)
