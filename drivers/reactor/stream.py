@@ -10,11 +10,11 @@ The write path tries to send at once when nothing is queued, and only when
 the kernel takes less than everything does it queue the rest and ask the
 poller for write readiness.  ``write_file`` queues a file region, sent with
 ``os.sendfile`` once the bytes ahead of it are out (see
-:mod:`weft.drivers.file_sending`); the queue behind a region is kept apart,
-so the byte paths never look at regions.  Reads are 64 KiB: big enough for bulk transfer,
-and under glibc's mmap threshold (128 KiB), so reading never costs an
-mmap/munmap pair (asyncio's 256 KiB reads do, until the first such buffer
-is freed whole).
+:mod:`weft.drivers.file_sending`); the queue from a region on is kept
+apart, so the byte paths never look at regions.  Reads are 64 KiB: big
+enough for bulk transfer, and under glibc's mmap threshold (128 KiB), so
+reading never costs an mmap/munmap pair (asyncio's 256 KiB reads do, until
+the first such buffer is freed whole).
 """
 
 from __future__ import annotations
