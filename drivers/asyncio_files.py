@@ -53,8 +53,9 @@ class _FileSide:
         return self._closing
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """Nothing to tell: always ``default``."""
-        return default
+        """``"pipe"``: the file object, as asyncio's pipe transports say (a
+        file region is sent to its descriptor); nothing else."""
+        return self._file if name == "pipe" else default
 
     def close(self) -> None:
         """Close; ``connection_lost(None)`` follows on a later turn."""

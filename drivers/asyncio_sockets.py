@@ -1,25 +1,36 @@
 """TCP and UNIX-domain sockets on asyncio: listening and connecting.
 
 Listening binds at once, in :mod:`weft.drivers.socket_binding`, so errors
-raise from the call; asyncio's ``create_server`` then takes the bound
-sockets over on the loop (connections that arrive before it runs wait in
-the kernel's backlog).  Connecting runs asyncio's ``create_connection`` in
-a task and reports through a weft :class:`~weft.drivers.futures.Future`,
-with the reactor's errors: ``ConnectionRefusedError`` and the rest with the
-address in the message, ``TimeoutError`` when ``timeout`` passes.
+raise from the call.  Accepting is weft's own, not asyncio's
+``create_server``: the loop watches the listening sockets
+(``loop.add_reader``), :class:`~weft.drivers.accepting.Acceptor` accepts in
+batches and pauses for a second, with one line logged, when descriptors run
+out (asyncio's server then logs a traceback and schedules a retry once per
+backlog slot, a thousand times per readiness event; uvloop's, libuv's,
+accepts the waiting connections and closes them at once, silently),
+and each accepted socket becomes asyncio's transport with
+``loop.connect_accepted_socket``.
+
+Connecting runs asyncio's ``create_connection`` in a task and reports
+through a weft :class:`~weft.drivers.futures.Future`, with the reactor's
+errors: ``ConnectionRefusedError`` and the rest with the address in the
+message, ``TimeoutError`` when ``timeout`` passes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from weft.drivers.accepting import Acceptor
 from weft.drivers.asyncio_transport import AsyncioTransport
 from weft.drivers.futures import Future
-from weft.drivers.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix, remove_socket_file, tcp_port
+from weft.drivers.socket_binding import bind_tcp, bind_unix, remove_socket_file, tcp_port
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
 
@@ -28,13 +39,15 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncioListener", "connect_tcp", "connect_unix", "listen_tcp", "listen_unix"]
 
+logger = logging.getLogger("weft.asyncio")
+
 ProtocolFactory = Callable[[], Any]
 #: Opens a connection for the asyncio protocol factory it is given.
 _Opener = Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]]
 
 
 class AsyncioListener:
-    """Sockets accepting connections for one protocol factory, served by asyncio.
+    """Sockets accepting connections for one protocol factory, on asyncio's loop.
 
     Conforms to :class:`weft.drivers.runtime.ListenerLike`.
     """
@@ -44,15 +57,19 @@ class AsyncioListener:
     ) -> None:
         self._runtime = runtime
         self._factory = factory
-        #: The listening sockets (asyncio's servers take them over).
+        #: The listening sockets.
         self.sockets = sockets
         # Kept: a closed socket no longer knows its name.
         self._addresses = [sock.getsockname() for sock in sockets]
         #: The transports of the connections accepted and still open.
         self.connections: set[AsyncioTransport] = set()
-        self._servers: list[asyncio.AbstractServer] = []
         self._closed = False
-        self._task = runtime._spawn(self._serve())
+        for sock in sockets:
+            sock.setblocking(False)
+        loop = runtime.loop
+        self._acceptor = Acceptor(
+            sockets, self._start, watch=self._watch, call_later=loop.call_later, logger=logger
+        )
 
     @property
     def addresses(self) -> list[Any]:
@@ -74,31 +91,54 @@ class AsyncioListener:
         if self._closed:
             return
         self._closed = True
-        self._task.cancel()
-        for server in self._servers:
-            server.close()
+        if not self._runtime.loop.is_closed():
+            self._acceptor.close()
         for sock, address in zip(self.sockets, self._addresses, strict=True):
             if sock.family == socket.AF_UNIX and isinstance(address, str) and address:
                 remove_socket_file(address)
             sock.close()
         self._runtime._listeners.discard(self)
 
-    async def _serve(self) -> None:
-        loop = self._runtime.loop
-        for sock in self.sockets:
-            server: asyncio.AbstractServer
-            if sock.family == socket.AF_UNIX:
-                server = await loop.create_unix_server(self._accepted, sock=sock, backlog=DEFAULT_BACKLOG)
-            else:
-                server = await loop.create_server(self._accepted, sock=sock, backlog=DEFAULT_BACKLOG)
-            self._servers.append(server)
+    def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
+        if reader is None:
+            self._runtime.loop.remove_reader(sock.fileno())
+        else:
+            self._runtime.loop.add_reader(sock.fileno(), reader)
 
-    def _accepted(self) -> asyncio.Protocol:
-        """A connection came in: its weft transport, and the asyncio side of it."""
+    def _start(self, sock: socket.socket) -> None:
+        """A connection came in: its weft transport, then asyncio's transport (in a task)."""
         transport = self._runtime._new_transport(self._factory)
         transport.on_made.append(self.connections.add)
         transport.on_lost.append(self.connections.discard)
-        return transport.side("both")
+        # Whether asyncio was given the socket: closing it is then asyncio's
+        # business (uvloop's libuv closes the descriptor itself, unknown to
+        # ``sock``, whose number a later socket may then have).
+        handed_over = [False]
+        # A plain task and one callback: the runtime's _spawn bookkeeping
+        # costs a few microseconds more per connection.
+        task = self._runtime.loop.create_task(self._set_up(transport, sock, handed_over))
+        task.add_done_callback(partial(_set_up_done, transport, sock, handed_over))
+
+    async def _set_up(
+        self, transport: AsyncioTransport, sock: socket.socket, handed_over: list[bool]
+    ) -> None:
+        handed_over[0] = True
+        await self._runtime.loop.connect_accepted_socket(lambda: transport.side("both"), sock)
+
+
+def _set_up_done(
+    transport: AsyncioTransport, sock: socket.socket, handed_over: list[bool], task: asyncio.Task[None]
+) -> None:
+    """An accepted socket's set-up ended: nothing to do, unless it failed or was cancelled."""
+    if task.cancelled():
+        # The runtime's close() cancelled it, perhaps before it started.
+        if not transport.started:
+            transport._abandon()
+            if not handed_over[0]:
+                sock.close()
+    elif (exc := task.exception()) is not None:
+        logger.error("cannot set up an accepted connection", exc_info=exc)
+        transport._abandon()
 
 
 # --------------------------------------------------------------- listening

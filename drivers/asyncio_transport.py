@@ -26,6 +26,12 @@ changes, and why:
   ``resume_reading()``.
 * ``set_write_buffer_limits`` raises weft's ``ArgumentError``; peer and
   socket names are kept after the end (uvloop forgets them).
+* ``write_file`` sends a file region with ``os.sendfile`` (asyncio's
+  ``loop.sendfile`` works on selector-loop sockets only, and uvloop has
+  none): see :mod:`weft.drivers.asyncio_file_sender`.  Flow control then
+  counts what waits there too, so ``pause_writing``/``resume_writing``
+  come from the adapter's own water marks, fed by asyncio's events and by
+  the sender.
 
 One :class:`AsyncioTransport` may sit over one asyncio transport (a socket)
 or two (a read pipe and a write pipe, see :mod:`weft.drivers.asyncio_pipes`):
@@ -44,8 +50,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from weft.drivers.asyncio_clock import LoopTimers
+from weft.drivers.asyncio_file_sender import FileSender
 from weft.drivers.connection_clock import ConnectionClock
 from weft.drivers.transport_base import TransportBookkeeping
+from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
 from weft.protocols.flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
 
@@ -133,6 +141,7 @@ class AsyncioTransport(TransportBookkeeping):
         "_expected_sides",
         "_extra",
         "_factory",
+        "_files",
         "_flow",
         "_held",
         "_log_factory_errors",
@@ -210,6 +219,9 @@ class AsyncioTransport(TransportBookkeeping):
         self._pause_pending = False
         # The first error: a protocol callback's exception, or an I/O error.
         self._error: BaseException | None = None
+        # From the first file region queued until all is sent: the output's
+        # detour past asyncio's transport (None otherwise).
+        self._files: FileSender | None = None
         #: Called with this transport once its protocol has had connection_made.
         self.on_made: list[Callable[[AsyncioTransport], object]] = []
         #: Called with this transport once the connection has ended.
@@ -252,7 +264,7 @@ class AsyncioTransport(TransportBookkeeping):
         self._closing = True
         self._writable = False
         self._stop_delivering()
-        if self._started:
+        if self._started and self._files is None:  # else once the files are sent
             self._close_sides()
 
     # ------------------------------------------------------- ReadTransport
@@ -293,7 +305,7 @@ class AsyncioTransport(TransportBookkeeping):
             raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
         self._eof_written = True
         self._writable = False
-        if self._started:
+        if self._started and self._files is None:  # else once the files are sent
             self._send_eof()
 
     def can_write_eof(self) -> bool:
@@ -319,14 +331,44 @@ class AsyncioTransport(TransportBookkeeping):
         if self._writer is not None:
             low, high = self._flow.limits()
             self._writer.set_write_buffer_limits(high=high, low=low)
+        if self._files is not None:  # asyncio does not know what waits there
+            self._check_pause()
 
     def get_write_buffer_size(self) -> int:
-        """Bytes written and not yet taken by the kernel."""
+        """Bytes written and not yet taken by the kernel (what is left of file regions included)."""
         if self._dropped:
             return 0
         if self._writer is None:
-            return sum(map(len, self._early))
-        return int(self._writer.get_write_buffer_size())
+            size = sum(map(len, self._early))
+        else:
+            size = int(self._writer.get_write_buffer_size())
+        if self._files is not None:
+            size += self._files.size
+        return size
+
+    def write_file(self, region: FileRegion) -> None:
+        """Queue ``region`` after what was written (see the contract); it is sent
+        with ``os.sendfile`` once asyncio's buffer is empty (see
+        :mod:`weft.drivers.asyncio_file_sender`)."""
+        if self._eof_written:
+            region.close()
+            raise WriteAfterEofError("write_file() after write_eof()")
+        if self._closing or not len(region):
+            region.close()
+            return
+        if self._output_gone:
+            region.close()
+            self._fail(BrokenPipeError(errno.EPIPE, "the reader of the write pipe is gone"))
+            return
+        files = self._files
+        if files is None:
+            # The detour starts: writes queue behind the region from now on.
+            files = self._files = FileSender(self._loop, self)
+            self._writable = False
+        files.add(region)
+        self._check_pause()
+        if self._started and self._files is files and not files.started:
+            files.start(self._writer, at_once=not self._flow.paused)
 
     def __repr__(self) -> str:
         state = "lost" if self._lost else "closing" if self._closing else "open"
@@ -345,7 +387,10 @@ class AsyncioTransport(TransportBookkeeping):
             self._fail(BrokenPipeError(errno.EPIPE, "the reader of the write pipe is gone"))
             return
         data = bytes(data)  # the caller may change a bytearray later
-        if self._started:
+        if self._files is not None:  # behind a file region
+            self._files.add(data)
+            self._check_pause()
+        elif self._started:
             self._writer.write(data)
         else:
             self._early.append(data)
@@ -396,7 +441,7 @@ class AsyncioTransport(TransportBookkeeping):
         asked = (
             "abort" if self._dropped else "close" if self._closing else "eof" if self._eof_written else None
         )
-        self._writable = asked is None
+        self._writable = asked is None and self._files is None
         self._made = True
         for hook in self.on_made:
             hook(self)
@@ -407,9 +452,17 @@ class AsyncioTransport(TransportBookkeeping):
             return
         if self._pause_pending and not self._lost:
             self._pause_pending = False
-            self._pause_writing()
+            try:
+                self._protocol.pause_writing()
+            except Exception as exc:
+                self._callback_failed(exc)
         if asked == "abort":
             self._abort_sides()
+        elif self._files is not None:
+            # A region written before: it goes now (a close or EOF asked
+            # for follows it).  One written in connection_made has started.
+            if not self._files.started:
+                self._files.start(self._writer, at_once=not self._flow.paused)
         elif asked == "close":
             self._close_sides()
         elif asked == "eof":
@@ -467,6 +520,21 @@ class AsyncioTransport(TransportBookkeeping):
             self._reader.resume_reading()
 
     def _pause_writing(self) -> None:
+        """asyncio's buffer went over the high-water mark."""
+        self._check_pause()
+
+    def _resume_writing(self) -> None:
+        """asyncio's buffer drained to the low-water mark."""
+        self._check_resume()
+
+    # Flow control is the adapter's own water marks over everything that
+    # waits (asyncio's buffer and the file sender's queue); asyncio's events
+    # and the sender's progress are when to look.  Without file regions it
+    # agrees with asyncio's own events exactly: the marks are the same.
+
+    def _check_pause(self) -> None:
+        if not self._flow.should_pause(self.get_write_buffer_size()):
+            return
         if not self._made:
             self._pause_pending = True
             return
@@ -475,7 +543,9 @@ class AsyncioTransport(TransportBookkeeping):
         except Exception as exc:
             self._callback_failed(exc)
 
-    def _resume_writing(self) -> None:
+    def _check_resume(self) -> None:
+        if not self._flow.should_resume(self.get_write_buffer_size()):
+            return
         if not self._made:
             self._pause_pending = False
             return
@@ -483,6 +553,25 @@ class AsyncioTransport(TransportBookkeeping):
             self._protocol.resume_writing()
         except Exception as exc:
             self._callback_failed(exc)
+
+    # ------------------------------------------------- the file sender's events
+
+    def _file_progress(self) -> None:
+        self._check_resume()
+
+    def _file_failed(self, exc: OSError) -> None:
+        self._fail(exc)
+
+    def _files_sent(self) -> None:
+        """The detour is over: writes go to asyncio again, and what was asked
+        meanwhile (a close, an EOF) is done now."""
+        self._files = None
+        self._writable = self._started and not (self._closing or self._eof_written or self._output_gone)
+        if self._closing:
+            self._close_sides()
+        elif self._eof_written:
+            self._send_eof()
+        self._check_resume()
 
     def _side_lost(self, side: _Side, exc: BaseException | None) -> None:
         if side.role != "write":
@@ -545,6 +634,9 @@ class AsyncioTransport(TransportBookkeeping):
         self._dropped = True
         self._writable = False
         self._early.clear()
+        files, self._files = self._files, None
+        if files is not None:
+            files.drop()
         self._stop_delivering()
 
     def _stop_delivering(self) -> None:

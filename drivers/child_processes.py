@@ -100,6 +100,11 @@ class ReadOnly:
         """Refused, as :meth:`write`."""
         raise NotImplementedError("this transport only reads")
 
+    def write_file(self, region: Any) -> None:
+        """Refused, as :meth:`write` (the region is closed: the transport was given it)."""
+        region.close()
+        raise NotImplementedError("this transport only reads")
+
     def can_write_eof(self) -> bool:
         """False: it has no output."""
         return False

@@ -42,7 +42,13 @@ LISTENING = r"^listening on (?P<address>.+)$"
 class Child:
     """A child process whose output is collected as it comes."""
 
-    def __init__(self, args: Sequence[str], *, stdin: int | IO[bytes] | None = subprocess.PIPE) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        stdin: int | IO[bytes] | None = subprocess.PIPE,
+        preexec_fn: Callable[[], object] | None = None,
+    ) -> None:
         self.args = list(args)
         self.process = subprocess.Popen(
             self.args,
@@ -51,6 +57,7 @@ class Child:
             stderr=subprocess.PIPE,
             start_new_session=True,
             cwd=ROOT,
+            preexec_fn=preexec_fn,
         )
         self._changed = threading.Condition()
         self._stdout = bytearray()
@@ -175,15 +182,26 @@ class Children:
     def __init__(self) -> None:
         self.started: list[Child] = []
 
-    def start(self, *args: str, stdin: int | IO[bytes] | None = subprocess.PIPE) -> Child:
-        """Start ``args`` as a child."""
-        child = Child(args, stdin=stdin)
+    def start(
+        self,
+        *args: str,
+        stdin: int | IO[bytes] | None = subprocess.PIPE,
+        preexec_fn: Callable[[], object] | None = None,
+    ) -> Child:
+        """Start ``args`` as a child (``preexec_fn`` runs in the child before it
+        starts: to set a resource limit, say)."""
+        child = Child(args, stdin=stdin, preexec_fn=preexec_fn)
         self.started.append(child)
         return child
 
-    def weft(self, *args: str, stdin: int | IO[bytes] | None = subprocess.PIPE) -> Child:
+    def weft(
+        self,
+        *args: str,
+        stdin: int | IO[bytes] | None = subprocess.PIPE,
+        preexec_fn: Callable[[], object] | None = None,
+    ) -> Child:
         """Start ``python -m weft.drivers ARGS``."""
-        return self.start(*WEFT, *args, stdin=stdin)
+        return self.start(*WEFT, *args, stdin=stdin, preexec_fn=preexec_fn)
 
     def kill_all(self) -> None:
         """Kill and reap every child still running."""

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from weft.drivers import accepting
 from weft.drivers.coroutines.runtime import CoroutineRuntime
 from weft.drivers.reactor import Reactor
 from weft.drivers.reactor import sockets as reactor_sockets
@@ -553,10 +554,12 @@ def test_unix_socket_files_are_replaced_only_when_stale(reactor: Reactor, tmp_pa
         assert kept.read() == "not a socket"
 
 
-def test_accepting_pauses_when_out_of_descriptors(reactor: Reactor, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_accepting_pauses_when_out_of_descriptors(
+    reactor: Reactor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """EMFILE on accept stops accepting for a while (instead of spinning on the
-    error) and then resumes; waiting connections are then served."""
-    monkeypatch.setattr(reactor_sockets, "_ACCEPT_PAUSE", 0.05)
+    error), with one line logged, and then resumes; waiting connections are then served."""
+    monkeypatch.setattr(accepting, "ACCEPT_PAUSE", 0.05)
     listener = reactor.listen_tcp(EchoProtocol, "127.0.0.1", 0)
     listening = listener.sockets[0]
     real_accept = listening.accept
@@ -572,17 +575,19 @@ def test_accepting_pauses_when_out_of_descriptors(reactor: Reactor, monkeypatch:
             return real_accept()
 
     flaky = Flaky()
-    reactor._set_reader(listening.fileno(), lambda: listener._accept(flaky), None)  # type: ignore[arg-type]
+    acceptor = listener._acceptor
+    reactor._set_reader(listening.fileno(), lambda: acceptor.accept(flaky), None)  # type: ignore[arg-type]
     client = RecordingProtocol()
     connecting = reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
     assert reactor.run_until(connecting.done, TIMEOUT)
-    assert reactor.run_until(
-        lambda: listener._resume_timer is not None or bool(listener.connections), TIMEOUT
-    )
+    assert reactor.run_until(lambda: acceptor.paused or bool(listener.connections), TIMEOUT)
     assert listening.fileno() not in reactor._readers or listener.connections
     assert reactor.run_until(lambda: bool(listener.connections), TIMEOUT)
     client.transport.write(b"served after the pause")
     assert reactor.run_until(lambda: client.received == b"served after the pause", TIMEOUT)
+    pauses = [record for record in caplog.records if "cannot accept" in record.getMessage()]
+    assert len(pauses) == 1
+    assert "(Too many open files); pausing for 0.05 s" in pauses[0].getMessage()
     finish(reactor, listener, client)
 
 

@@ -22,6 +22,11 @@ the step ends, so an echo costs one ``recv`` and one ``send``, as on the
 reactor.  Because the queue is checked against the high-water mark at once,
 a large write can make ``pause_writing`` come (and ``resume_writing``
 follow) before the kernel was even asked: the contract allows it.
+
+``write_file`` queues a file region as the reactor's transport does, and the
+pump sends it with ``os.sendfile`` once the bytes ahead of it are out: one
+``sendfile`` (at most 2 MiB) per step, so a fast reader of a big file
+cannot keep the pump from the other tasks.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from weft.drivers.child_processes import ReadOnly
 from weft.drivers.coroutines.task import Task
 from weft.drivers.futures import Future
 from weft.drivers.reactor.stream import READ_SIZE, StreamTransport
+from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["TaskReadPipeTransport", "TaskTransport"]
@@ -103,11 +109,16 @@ class TaskTransport(StreamTransport):
             raise WriteAfterEofError("write() after write_eof()")
         if not data or self._closing:
             return
-        self._buffer.append(data)
+        self._write_to.append(data)  # _buffer, or behind a queued file region
         self._buffer_size += len(data)
         if self._flow.should_pause(self._buffer_size):
             self._protocol.pause_writing()
         self._wake()
+
+    def write_file(self, region: FileRegion) -> None:
+        """Queue ``region`` (see the contract); the connection's task sends it with ``os.sendfile``."""
+        if self._queue_file(region):
+            self._wake()
 
     def write_eof(self) -> None:
         """Half-close once the queue is sent."""
@@ -208,6 +219,10 @@ class TaskTransport(StreamTransport):
                 return
             if not sent:
                 break
+        # A file region at the head: one sendfile a step (the writable
+        # event brings the next), so a fast reader cannot hog the pump.
+        if self._file_queue and not buffer and self._send_file() is None:
+            return
         if self._flow.should_resume(self._buffer_size):
             try:
                 self._protocol.resume_writing()
@@ -215,7 +230,7 @@ class TaskTransport(StreamTransport):
                 self._callback_failed(exc)
         if self._lost:
             return
-        if buffer:
+        if buffer or self._file_queue:
             if not self._writer_on:
                 self._writer_on = True
                 self._reactor._set_writer(self._write_fd, self._on_writable, self)

@@ -2,7 +2,9 @@
 
 Applications never touch a socket: they give a protocol factory and get
 transports.  A :class:`Listener` accepts until closed and keeps the set of
-live connections, which a graceful stop waits on.  Connecting returns a
+live connections, which a graceful stop waits on; its accepting (batches,
+and a pause when out of descriptors) is :mod:`weft.drivers.accepting`'s,
+shared with the asyncio driver.  Connecting returns a
 :class:`~weft.drivers.futures.Future` of the transport; a refused connection
 fails it with ``ConnectionRefusedError``, an expired timeout with
 ``TimeoutError``, each with the address in the message.
@@ -19,6 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from weft.drivers.accepting import Acceptor
 from weft.drivers.futures import Future
 from weft.drivers.reactor.stream import StreamTransport, socket_transport
 from weft.drivers.socket_binding import (
@@ -29,7 +32,6 @@ from weft.drivers.socket_binding import (
     tcp_port,
     unique_addresses,
 )
-from weft.drivers.timers import Timer
 from weft.protocols.contract import Transport
 
 if TYPE_CHECKING:
@@ -44,15 +46,6 @@ ProtocolFactory = Callable[[], Any]
 #: Seconds a connect may take before it fails with TimeoutError.
 DEFAULT_CONNECT_TIMEOUT = 30.0
 
-# Accept at most this many connections per readiness event, so a flood of
-# connects cannot starve the connections already open.
-_ACCEPT_BATCH = 64
-
-# Out of descriptors or memory: stop accepting for a while (the backlog
-# holds the waiting connections) rather than spin on the error.
-_ACCEPT_PAUSE = 1.0
-_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-
 
 class Listener:
     """Sockets accepting connections for one protocol factory."""
@@ -65,9 +58,9 @@ class Listener:
         #: The transports of the connections accepted and still open.
         self.connections: set[StreamTransport] = set()
         self._closed = False
-        self._resume_timer: Timer | None = None
-        for sock in sockets:
-            reactor._set_reader(sock.fileno(), partial_accept(self, sock), None)
+        self._acceptor = Acceptor(
+            sockets, self._start, watch=self._watch, call_later=reactor.call_later, logger=logger
+        )
 
     @property
     def addresses(self) -> list[Any]:
@@ -90,34 +83,14 @@ class Listener:
             return
         self._closed = True
         self._reactor._open.pop(self, None)
-        if self._resume_timer is not None:
-            self._resume_timer.cancel()
+        self._acceptor.close()
         for sock in self.sockets:
-            self._reactor._set_reader(sock.fileno(), None, None)
             if sock.family == socket.AF_UNIX:
                 remove_socket_file(sock.getsockname())
             sock.close()
 
-    def _accept(self, listening: socket.socket) -> None:
-        for _ in range(_ACCEPT_BATCH):
-            if self._closed:  # a protocol factory may close the listener
-                return
-            try:
-                sock, _address = listening.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
-            except OSError as exc:
-                if exc.errno not in _RESOURCE_ERRORS:
-                    raise
-                logger.error(
-                    "cannot accept on %s (%s); pausing for %.0f s",
-                    listening.getsockname(),
-                    exc,
-                    _ACCEPT_PAUSE,
-                )
-                self._pause_accepting()
-                return
-            self._start(sock)
+    def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
+        self._reactor._set_reader(sock.fileno(), reader, None)
 
     def _start(self, sock: socket.socket) -> None:
         sock.setblocking(False)
@@ -133,23 +106,6 @@ class Listener:
         self.connections.add(transport)
         transport.on_lost.append(self.connections.discard)
         transport.start()
-
-    def _pause_accepting(self) -> None:
-        for sock in self.sockets:
-            self._reactor._set_reader(sock.fileno(), None, None)
-        self._resume_timer = self._reactor.call_later(_ACCEPT_PAUSE, self._resume_accepting)
-
-    def _resume_accepting(self) -> None:
-        self._resume_timer = None
-        if self._closed:
-            return
-        for sock in self.sockets:
-            self._reactor._set_reader(sock.fileno(), partial_accept(self, sock), None)
-
-
-def partial_accept(listener: Listener, sock: socket.socket) -> Callable[[], None]:
-    """The reader that accepts on ``sock``."""
-    return lambda: listener._accept(sock)
 
 
 # --------------------------------------------------------------- listening

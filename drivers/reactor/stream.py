@@ -8,10 +8,13 @@ never asks what kind of file it is on.
 
 The write path tries to send at once when nothing is queued, and only when
 the kernel takes less than everything does it queue the rest and ask the
-poller for write readiness.  Reads are 64 KiB: big enough for bulk transfer,
-and under glibc's mmap threshold (128 KiB), so reading never costs an
-mmap/munmap pair (asyncio's 256 KiB reads do, until the first such buffer
-is freed whole).
+poller for write readiness.  ``write_file`` queues a file region, sent with
+``os.sendfile`` once the bytes ahead of it are out (see
+:mod:`weft.drivers.file_sending`); the queue from a region on is kept
+apart, so the byte paths never look at regions.  Reads are 64 KiB: big
+enough for bulk transfer, and under glibc's mmap threshold (128 KiB), so
+reading never costs an mmap/munmap pair (asyncio's 256 KiB reads do, until
+the first such buffer is freed whole).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers.connection_clock import ConnectionClock
+from weft.drivers.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
 from weft.drivers.transport_base import TransportBookkeeping
+from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
 from weft.protocols.flow_control import WriteFlowControl
 
@@ -65,6 +70,7 @@ class StreamTransport(TransportBookkeeping):
         "_eof_received",
         "_eof_written",
         "_extra",
+        "_file_queue",
         "_flow",
         "_half_close",
         "_idle_writer",
@@ -77,8 +83,10 @@ class StreamTransport(TransportBookkeeping):
         "_reset",
         "_reset_on_close",
         "_send",
+        "_sendfile_refused",
         "_sendv",
         "_write_fd",
+        "_write_to",
         "on_lost",
     )
 
@@ -112,8 +120,21 @@ class StreamTransport(TransportBookkeeping):
         self._eio_is_eof = eio_is_eof
         self._extra = {**extra, "clock": ConnectionClock(reactor, self._run_callback)}
         self._flow = WriteFlowControl()
+        # Bytes to send, in order, ahead of any file region.
         self._buffer: deque[bytes | memoryview] = deque()
+        # From the first file region on: that region (sent once _buffer is
+        # empty), then what was written after it, bytes and regions.  Kept
+        # apart so that _buffer only ever holds bytes.
+        self._file_queue: deque[FileRegion | bytes] = deque()
+        # Where a write that cannot be sent at once goes: _buffer, or
+        # _file_queue while a region waits (one attribute either way, so
+        # queueing costs the same with or without regions).
+        self._write_to: deque[Any] = self._buffer
+        # Everything queued: bytes, and what is left of each region.
         self._buffer_size = 0
+        # The kernel refused sendfile for a region here: regions are read
+        # in pieces from now on.
+        self._sendfile_refused = False
         self._reading_paused = False
         self._closing = False  # close() or abort() called, or connection lost
         self._eof_written = False  # write_eof() called
@@ -147,7 +168,7 @@ class StreamTransport(TransportBookkeeping):
         self._closing = True
         self._idle_writer = False
         self._stop_reading()
-        if not self._buffer:
+        if not self._buffer and not self._file_queue:
             self._finish(None)
 
     # ------------------------------------------------------- ReadTransport
@@ -202,7 +223,7 @@ class StreamTransport(TransportBookkeeping):
         if self._idle_writer:
             self.write(data)
             return
-        self._buffer.append(data)
+        self._write_to.append(data)
         self._buffer_size += len(data)
         if self._flow.should_pause(self._buffer_size):
             self._protocol.pause_writing()
@@ -216,6 +237,50 @@ class StreamTransport(TransportBookkeeping):
         if self._flow.should_pause(self._buffer_size):
             self._protocol.pause_writing()
 
+    def write_file(self, region: FileRegion) -> None:
+        """Queue ``region`` after what was written (see the contract); it is sent
+        with ``os.sendfile``, straight from the file.
+
+        A region over the high-water mark makes ``pause_writing`` come at
+        once.  Otherwise, with nothing queued, the kernel is asked at once,
+        as by ``write()``.
+        """
+        was_idle = self._idle_writer
+        if not self._queue_file(region):
+            return
+        if not was_idle or self._lost:
+            return  # already waiting for writability (or gone)
+        if not self._flow.paused:
+            if self._send_file() is None:
+                return
+            if not self._buffer and not self._file_queue:
+                # All sent.  (Not paused, so no callback ran: the state is
+                # still what made this transport idle.)
+                self._idle_writer = True
+                return
+        self._reactor._set_writer(self._write_fd, self._write_ready, self)
+
+    def _queue_file(self, region: FileRegion) -> bool:
+        """Add ``region`` to the queue, with flow control; whether it was queued.
+
+        What ``write_file`` does on every runtime built on this transport;
+        sending it is each one's own business.
+        """
+        if self._eof_written:
+            region.close()
+            raise WriteAfterEofError("write_file() after write_eof()")
+        if self._closing or not len(region):
+            region.close()
+            return False
+        self._file_queue.append(region)
+        self._write_to = self._file_queue
+        # Before pause_writing: a write() it makes must queue behind the region.
+        self._idle_writer = False
+        self._buffer_size += len(region)
+        if self._flow.should_pause(self._buffer_size):
+            self._protocol.pause_writing()
+        return True
+
     def write_eof(self) -> None:
         """Half-close once the queue is sent."""
         if self._closing or self._eof_written:
@@ -224,7 +289,7 @@ class StreamTransport(TransportBookkeeping):
             raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
         self._eof_written = True
         self._idle_writer = False
-        if not self._buffer:
+        if not self._buffer and not self._file_queue:
             self._half_close()
 
     def can_write_eof(self) -> bool:
@@ -277,12 +342,15 @@ class StreamTransport(TransportBookkeeping):
             self._force_close(exc)
 
     def _write_ready(self) -> None:
-        if self._send_buffered() is None:
-            return
         buffer = self._buffer
+        if buffer:
+            if self._send_buffered() is None:
+                return
+        elif self._file_queue and self._send_file() is None:  # a region heads the queue
+            return
         if self._flow.should_resume(self._buffer_size):
             self._protocol.resume_writing()
-        if buffer or self._lost:
+        if buffer or self._file_queue or self._lost:
             return
         self._reactor._set_writer(self._write_fd, None, self)
         if self._closing:
@@ -323,6 +391,62 @@ class StreamTransport(TransportBookkeeping):
                 left = 0
         return sent
 
+    def _send_file(self) -> int | None:
+        """Send from the region at the head of ``_file_queue`` (``_buffer`` is empty).
+
+        One ``sendfile``; or, once the kernel refused it here, one piece read
+        into ``_buffer`` and sent as bytes.  Returns how much left the region
+        (0: the kernel is full, try when writable); None after an error,
+        with the connection ending.
+        """
+        region: FileRegion = self._file_queue[0]  # type: ignore[assignment]
+        if not self._sendfile_refused:
+            try:
+                sent = send_from_file(self._write_fd, region)
+            except (BlockingIOError, InterruptedError):
+                return 0
+            except OSError as exc:
+                if not sendfile_refused(exc):
+                    self._force_close(exc)
+                    return None
+                self._sendfile_refused = True
+                return self._send_file()
+            self._buffer_size -= sent
+        else:
+            try:
+                piece = region.read(PIECE_SIZE)
+            except OSError as exc:
+                self._force_close(exc)
+                return None
+            sent = len(piece)
+            self._buffer.append(piece)  # still counted in _buffer_size
+            if self._send_buffered() is None:
+                return None
+        if not len(region):
+            self._file_sent()
+        return sent
+
+    def _file_sent(self) -> None:
+        """The head region is all out: close it, and move the bytes written
+        after it (up to the next region) into ``_buffer``."""
+        queue = self._file_queue
+        region: FileRegion = queue.popleft()  # type: ignore[assignment]
+        region.close()
+        buffer = self._buffer
+        while queue and isinstance(queue[0], bytes):
+            buffer.append(queue.popleft())  # type: ignore[arg-type]
+        if not queue:
+            self._write_to = buffer
+
+    def _drop_files(self) -> None:
+        """Close every queued region (the connection is ending)."""
+        queue = self._file_queue
+        while queue:
+            item = queue.popleft()
+            if not isinstance(item, bytes):
+                item.close()
+        self._write_to = self._buffer
+
     def _eof(self) -> None:
         self._eof_received = True
         self._stop_reading()
@@ -353,6 +477,8 @@ class StreamTransport(TransportBookkeeping):
         if self._lost:
             return
         self._buffer.clear()
+        if self._file_queue:
+            self._drop_files()
         self._buffer_size = 0
         self._closing = True
         self._idle_writer = False
