@@ -393,7 +393,7 @@ class HTTPServerProtocol(Protocol):
         if exchange is None:
             if self._next_turn is not None:
                 return False
-            if self._begun_this_turn >= self.limits.max_requests_per_turn:
+            if self._begun_this_turn >= self.limits.max_requests_per_turn and self._meter.pending():
                 self._defer_to_next_turn()
                 return False
             return True
