@@ -79,10 +79,10 @@ def test_an_illegal_transition_raises() -> None:
     protocol = conn.protocol
     assert state(conn) is S.FRESH
     with pytest.raises(HTTPStateError, match="FRESH to RESPONDING"):
-        protocol._enter(S.RESPONDING, None)  # type: ignore[attr-defined]
+        protocol._enter(S.RESPONDING, None)
     conn.lose_connection()
     with pytest.raises(HTTPStateError):
-        protocol._enter(S.HEAD, None)  # type: ignore[attr-defined]
+        protocol._enter(S.HEAD, None)
 
 
 def test_a_request_walks_through_its_states() -> None:
@@ -107,7 +107,7 @@ def test_a_request_walks_through_its_states() -> None:
     assert seen == [S.FRESH, S.HEAD, S.HANDLING, S.RECEIVING, S.HANDLING, S.RESPONDING, S.IDLE]
 
 
-def test_one_timer_serves_every_request() -> None:
+def test_one_timer_serves_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
     """The deadlines share one lazily moved timer: a hundred keep-alive
     requests schedule a handful of timers, not one or two per request."""
     conn = serve(lambda request, response: response.send(200))
@@ -118,7 +118,7 @@ def test_one_timer_serves_every_request() -> None:
         scheduled[0] += 1
         return real(delay, callback, *args)  # type: ignore[arg-type]
 
-    conn.clock.call_later = counting  # type: ignore[method-assign]
+    monkeypatch.setattr(conn.clock, "call_later", counting)
     for _ in range(100):
         conn.deliver(request("GET", "/"))
         conn.clock.advance(0.01)
@@ -152,7 +152,9 @@ def test_a_first_byte_leaves_fresh_but_the_head_deadline_stays() -> None:
 # -------------------------------------------------------------- HANDLING
 
 
-def test_a_handler_that_never_answers_gets_503_at_the_handler_timeout(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_handler_that_never_answers_gets_503_at_the_handler_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """HANDLING: 503 with Connection: close at handler_timeout; the handler's
     writer is abandoned (a late answer does nothing), and the close lingers."""
     held = Held()

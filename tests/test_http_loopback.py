@@ -233,7 +233,8 @@ SMUGGLING = {
         400,
     ),
     "a chunk of 2**72 bytes": (
-        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n" + SMUGGLED,
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"
+        + SMUGGLED,
         413,
     ),
 }
@@ -264,7 +265,7 @@ def test_smuggling_is_refused_on_the_wire(served: Served, name: str) -> None:
     assert closed
     assert [reply.status for reply in read_replies(received, eof=True)] == [status]
     assert b"connection: close" in received
-    assert SEEN == (["/echo"] if status == 413 else [])
+    assert (["/echo"] if status == 413 else []) == SEEN
 
 
 def raw_server(responses: bytes) -> tuple[socket.socket, Callable[[], bytes]]:

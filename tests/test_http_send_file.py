@@ -64,7 +64,7 @@ def serve(handler: Handler, path: str, *, peer_reads: bool = True) -> MemoryConn
     transport takes regions) or "fallback" (it does not)."""
     server = HTTPServerProtocol(handler)
     conn = connect(server if path == "sendfile" else OverPlainTransport(server), peer_reads=peer_reads)
-    assert (file_writer_of(server._transport) is None) == (path == "fallback")  # type: ignore[attr-defined]
+    assert (file_writer_of(server._transport) is None) == (path == "fallback")
     return conn
 
 
@@ -191,7 +191,8 @@ def test_a_region_given_to_an_abandoned_response_is_closed(data_file: Path, path
     first, second = FileSlice.open(data_file), FileSlice.open(data_file)
     responses[0].send_file(200, {}, first)
     assert responses[0].write_file(second) is False
-    assert first.closed and second.closed
+    assert first.closed
+    assert second.closed
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -257,7 +258,12 @@ def test_on_writable_waits_for_the_region_in_the_fallback(data_file: Path) -> No
     def handler(request: Request, response: ResponseWriter) -> None:
         response.start(200, {"content-length": str(len(CONTENT) + 3)})
         calls.append(response.write_file(FileSlice.open(data_file)))
-        response.on_writable(lambda: (calls.append(response.writable), response.end(b"end")))
+
+        def finish() -> None:
+            calls.append(response.writable)
+            response.end(b"end")
+
+        response.on_writable(finish)
 
     conn = serve(handler, "fallback", peer_reads=False)
     conn.deliver(request("GET", "/"))

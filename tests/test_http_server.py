@@ -28,7 +28,6 @@ from weft.protocols.http.server import LINGER_TIMEOUT
 Handler = Callable[[Request, ResponseWriter], object]
 
 
-
 def assert_lingering_close(conn: MemoryConnection) -> None:
     """After an error response the server half-closes and discards what the client
     still sends (so a reset cannot destroy the response); the client's EOF ends it."""
@@ -38,6 +37,7 @@ def assert_lingering_close(conn: MemoryConnection) -> None:
     assert not conn.closed
     conn.deliver_eof()
     assert conn.closed
+
 
 def echo(request: Request, response: ResponseWriter) -> None:
     """Answers ``METHOD PATH BODY`` once the whole body is in."""

@@ -385,6 +385,9 @@ class HTTPClientProtocol(Protocol):
     def _handle(self, event: object) -> None:
         current = self._current
         if isinstance(event, h11.InformationalResponse | h11.Response):
+            if current is None:
+                self._break(MalformedHTTPError("the server sent a response to no request: cannot reuse"))
+                return
             self._check_head()
             if self._closed is not None:
                 return
@@ -465,7 +468,15 @@ class HTTPClientProtocol(Protocol):
         if current is None or not current._done or not current._body_sent:
             return
         our_state, their_state = self._h11.our_state, self._h11.their_state
-        if our_state is h11.DONE and their_state is h11.DONE:
+        if our_state is h11.DONE and their_state is h11.DONE and self._meter.pending():
+            # Bytes beyond the response, before the next request is even
+            # sent: no answer to anything, and taking them for the next
+            # request's response would be a desync.  Go's client closes too.
+            self._current = None
+            self._break(
+                MalformedHTTPError("the server sent bytes after its response, to no request: cannot reuse")
+            )
+        elif our_state is h11.DONE and their_state is h11.DONE:
             self._h11.start_next_cycle()
             self._current = None
             self._send_next()
