@@ -16,6 +16,7 @@ from weft.drivers.memory import MemoryConnection, connect
 from weft.protocols.http import (
     BodyTooLargeError,
     ClientResponse,
+    HeadersTooLargeError,
     HTTPClientProtocol,
     HTTPConnectionClosedError,
     HTTPLimits,
@@ -235,6 +236,9 @@ AMBIGUOUS_RESPONSES = {
     "transfer-encoding in http/1.0": response_then_smuggled(
         b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
     ),
+    "a folded response after an interim one": response_then_smuggled(
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Note: a\r\n b\r\n\r\n", b""
+    ),
     "a folded interim response": response_then_smuggled(
         b"HTTP/1.1 100 Continue\r\nX-Note: a\r\n b\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", b""
     ),
@@ -270,3 +274,28 @@ def test_the_client_refuses_a_chunk_announced_over_its_limit() -> None:
     conn.deliver(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n")
     assert [type(error) for error in errors] == [BodyTooLargeError]
     assert conn.closed
+
+
+def test_the_client_measures_a_head_after_an_interim_response_exactly() -> None:
+    """After a 100 Continue, the final response's head is measured on its own:
+    at the limit it passes, one byte over it fails, whatever the chunking."""
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"
+    base = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Pad: \r\n\r\n"
+    for extra, expected in ((100 - len(base), [200]), (101 - len(base), [HeadersTooLargeError])):
+        head = base.replace(b"X-Pad: ", b"X-Pad: " + b"p" * extra)
+        for cut in (None, len(interim), len(interim) + 5):
+            client = HTTPClientProtocol(host="t", limits=HTTPLimits(max_head_size=100))
+            conn = connect(client)
+            outcomes: list[object] = []
+
+            def complete(response: ClientResponse, body: bytes, outcomes: list[object] = outcomes) -> None:
+                outcomes.append(response.status)
+
+            def failed(exc: Exception, outcomes: list[object] = outcomes) -> None:
+                outcomes.append(type(exc))
+
+            client.fetch("GET", "/", on_complete=complete, on_error=failed)
+            data = interim + head
+            for piece in [data] if cut is None else [data[:cut], data[cut:]]:
+                conn.deliver(piece)
+            assert outcomes == expected, (extra, cut)

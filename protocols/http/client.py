@@ -388,7 +388,7 @@ class HTTPClientProtocol(Protocol):
             if current is None:
                 self._break(MalformedHTTPError("the server sent a response to no request: cannot reuse"))
                 return
-            self._check_head()
+            self._check_head(interim=type(event) is h11.InformationalResponse)
             if self._closed is not None:
                 return
         if isinstance(event, h11.Response) and current is not None:
@@ -404,9 +404,9 @@ class HTTPClientProtocol(Protocol):
         elif isinstance(event, h11.ConnectionClosed):
             self._break(HTTPConnectionClosedError("the server closed the connection"))
 
-    def _check_head(self) -> None:
+    def _check_head(self, *, interim: bool) -> None:
         limit = self.limits.max_head_size
-        size, folded = self._meter.head()
+        size, folded = self._meter.head(body_follows=not interim)
         if size > limit:
             self._break(
                 HeadersTooLargeError(

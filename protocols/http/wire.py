@@ -65,11 +65,16 @@ class HeadMeter:
         self._fed = 0
         self._chunks = []
 
-    def head(self) -> tuple[int, bool]:
+    def head(self, *, body_follows: bool = True) -> tuple[int, bool]:
         """``(size, folded)`` of the head h11 has just parsed (call it then, and
-        once): its size in bytes, and whether a field in it was folded."""
+        once): its size in bytes, and whether a field in it was folded.
+
+        ``body_follows``: false after an interim (1xx) response, whose end is
+        its head: the next head is then measured from here.
+        """
         start, chunks = self._start, self._chunks or []
-        size = len(start) + self._fed - len(self._connection.trailing_data[0])
+        rest = self._connection.trailing_data[0]
+        size = len(start) + self._fed - len(rest)
         if len(start) >= size:
             data = start
         elif not start and len(chunks) == 1:
@@ -79,10 +84,14 @@ class HeadMeter:
         # Inside a head every LF ends a line (h11 splits lines at LF), so an
         # LF followed by SP or HTAB is exactly a folded line.
         folded = data.find(b"\n ", 0, size) >= 0 or data.find(b"\n\t", 0, size) >= 0
-        # Until the message ends (mark), the bytes fed are its body: not kept.
-        self._start = b""
         self._fed = 0
-        self._chunks = None
+        if body_follows:
+            # Until the message ends (mark), the bytes fed are its body: not kept.
+            self._start = b""
+            self._chunks = None
+        else:
+            self._start = rest
+            self._chunks = []
         return size, folded
 
     def pending(self) -> int:
