@@ -13,6 +13,7 @@ import pytest
 
 from tests.http_support import read_replies, request
 from weft.drivers.memory import MemoryConnection, connect
+from weft.protocols import ArgumentError
 from weft.protocols.http import (
     HTTPLimits,
     HTTPServerProtocol,
@@ -71,6 +72,24 @@ def test_the_docs_table_lists_every_state() -> None:
     text = (Path(__file__).parent.parent / "docs" / "http.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z]+)` \|", text, re.MULTILINE))
     assert documented == {state.name for state in ServerState}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"handler_timeout": 0},
+        {"body_timeout": -1},
+        {"send_timeout": float("inf")},
+        {"linger_timeout": float("nan")},
+        {"max_discard_size": -1},
+        {"max_requests_per_turn": 0},
+    ],
+)
+def test_the_limits_of_each_state_are_checked(bad: dict[str, float]) -> None:
+    """Nonsense deadlines and sizes raise ArgumentError (handler_timeout=None is allowed: no limit)."""
+    with pytest.raises(ArgumentError):
+        HTTPLimits(**bad)  # type: ignore[arg-type]
+    assert HTTPLimits(handler_timeout=None).handler_timeout is None
 
 
 def test_an_illegal_transition_raises() -> None:
@@ -401,3 +420,32 @@ def test_a_handler_writing_to_a_client_that_reads_nothing_is_aborted_too() -> No
     conn.clock.advance(20)
     assert conn.closed
     assert response.abandoned
+
+
+# ------------------------------------------------------------- LINGERING
+
+
+def test_lingering_ends_at_the_linger_timeout_however_much_still_comes() -> None:
+    """LINGERING: after an error response, what the client sends is dropped;
+    linger_timeout after the response the connection closes, its bytes notwithstanding."""
+    conn = serve(Held(), HTTPLimits(max_body_size=10, linger_timeout=5))
+    conn.deliver(request("POST", "/", [("Content-Length", "11")]))
+    assert state(conn) is S.LINGERING
+    for _ in range(4):
+        conn.clock.advance(1)
+        conn.deliver(b"x" * 1000)  # activity does not move this deadline
+    conn.clock.advance(0.9)
+    assert not conn.closed
+    conn.clock.advance(0.1)
+    assert conn.closed
+    assert statuses(conn) == [413]
+
+
+def test_a_refusal_after_the_client_s_eof_closes_at_once() -> None:
+    """A body cut short by the client's EOF: 400, and nothing to linger for."""
+    held = Held(read_body=True)
+    conn = serve(held)
+    conn.deliver(request("POST", "/", [("Content-Length", "10")]) + b"half")
+    conn.deliver_eof()
+    assert statuses(conn) == [400]
+    assert conn.closed

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import enum
 
+from weft.protocols.http.limits import DEFAULT_LINGER_TIMEOUT
+
 __all__ = ["DEADLINES", "LINGER_TIMEOUT", "TRANSITIONS", "ServerState"]
 
 #: How long a refused client may go on sending (its bytes discarded) before
-#: the connection closes: the lingering close after an error response.
-LINGER_TIMEOUT = 2.0
+#: the connection closes, by default (``HTTPLimits.linger_timeout``).
+LINGER_TIMEOUT = DEFAULT_LINGER_TIMEOUT
 
 
 class ServerState(enum.Enum):
@@ -117,6 +119,6 @@ DEADLINES: dict[ServerState, tuple[str | None, str, str]] = {
         "lingering close",
     ),
     _S.DRAINING: ("send_timeout", "the last progress of the client's reading", "abort"),
-    _S.LINGERING: ("LINGER_TIMEOUT", "the error response", "close"),
+    _S.LINGERING: ("linger_timeout", "the error response", "close"),
     _S.CLOSED: (None, "", ""),
 }

@@ -44,6 +44,12 @@ one connection may cost.  The defaults follow mature servers:
   A body with more left than that when the response starts gets
   ``Connection: close`` instead (nginx discards unread bodies too, bounded
   by time; Go discards up to 256 KiB, then closes).
+* ``linger_timeout`` 2 s: after an error response the server half-closes
+  and reads (and drops) what the client still sends, for up to this long or
+  until the client's EOF, before closing: closing with unread bytes would
+  make the kernel reset the connection, which can destroy the response
+  before the client reads it (Apache lingers 2 s per read, up to 30 s;
+  nginx's ``lingering_timeout`` is 5 s, ``lingering_time`` 30 s).
 * ``max_requests_per_turn`` 16: how many requests of one connection the
   server answers in one go (a client that pipelines); the rest wait for the
   next turn of the event loop, so one connection cannot hog it.
@@ -61,6 +67,7 @@ __all__ = [
     "DEFAULT_HANDLER_TIMEOUT",
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_KEEP_ALIVE_TIMEOUT",
+    "DEFAULT_LINGER_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
     "DEFAULT_MAX_DISCARD_SIZE",
     "DEFAULT_MAX_HEAD_SIZE",
@@ -83,6 +90,8 @@ DEFAULT_HANDLER_TIMEOUT = 60.0
 DEFAULT_BODY_TIMEOUT = 60.0
 #: Seconds a client may take nothing of a response while the buffer is full.
 DEFAULT_SEND_TIMEOUT = 60.0
+#: Seconds of lingering close after an error response.
+DEFAULT_LINGER_TIMEOUT = 2.0
 #: Bytes of an unread body the server drops to keep the connection.
 DEFAULT_MAX_DISCARD_SIZE = 64 * 1024
 #: Requests of one connection answered per turn of the event loop.
@@ -115,6 +124,7 @@ class HTTPLimits:
     handler_timeout: float | None = DEFAULT_HANDLER_TIMEOUT
     body_timeout: float = DEFAULT_BODY_TIMEOUT
     send_timeout: float = DEFAULT_SEND_TIMEOUT
+    linger_timeout: float = DEFAULT_LINGER_TIMEOUT
     max_discard_size: int = DEFAULT_MAX_DISCARD_SIZE
     max_requests_per_turn: int = DEFAULT_MAX_REQUESTS_PER_TURN
 
@@ -127,6 +137,6 @@ class HTTPLimits:
             raise ArgumentError(f"max_discard_size must be at least 0, not {self.max_discard_size}")
         if self.max_requests_per_turn < 1:
             raise ArgumentError(f"max_requests_per_turn must be at least 1, not {self.max_requests_per_turn}")
-        for name in ("head_timeout", "keep_alive_timeout", "body_timeout", "send_timeout"):
+        for name in ("head_timeout", "keep_alive_timeout", "body_timeout", "send_timeout", "linger_timeout"):
             _check_seconds(name, getattr(self, name))
         _check_seconds("handler_timeout", self.handler_timeout, optional=True)

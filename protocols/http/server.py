@@ -123,6 +123,7 @@ class HTTPServerProtocol(Protocol):
         self._output: Output | None = None
         self._state = _FRESH
         self._closed = False  # LINGERING or CLOSED: no more HTTP on this connection
+        self._eof_received = False
         self._exchange: _Exchange | None = None
         self._pumping = False
         self._writable_waiters: list[tuple[ResponseWriter, Callable[[], object]]] = []
@@ -175,6 +176,7 @@ class HTTPServerProtocol(Protocol):
 
     def eof_received(self) -> bool:
         """The client will send no more: finish the request in hand, then close."""
+        self._eof_received = True
         if self._state is _LINGERING:  # the lingering close is over
             self._become_closed()
             return False
@@ -813,21 +815,22 @@ class HTTPServerProtocol(Protocol):
         closing a socket with unread bytes makes the kernel send a reset,
         which can destroy the response before the client has read it.  So,
         as Apache and nginx do: half-close, discard whatever still comes for
-        up to :data:`LINGER_TIMEOUT` seconds or until the client's EOF, then
-        close.
+        up to ``limits.linger_timeout`` seconds or until the client's EOF,
+        then close.
         """
         transport = self._transport
         self._shut(HTTPConnectionClosedError("the server closed the connection"))
         if transport is None or self._state is _CLOSED:
             return
-        if self._clock is None or not transport.can_write_eof():
+        if self._clock is None or self._eof_received or not transport.can_write_eof():
+            # (After the client's EOF there is nothing left to wait for.)
             self._become_closed()
             transport.close()
             return
         transport.write_eof()
         transport.resume_reading()  # to see the client's EOF
         self._send_due = None
-        self._enter(_LINGERING, self._now() + LINGER_TIMEOUT)
+        self._enter(_LINGERING, self._now() + self.limits.linger_timeout)
 
     def _abort(self) -> None:
         """Close at once, dropping what was written."""
