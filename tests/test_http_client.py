@@ -412,38 +412,51 @@ def test_client_and_server_talk_through_a_byte_at_a_time() -> None:
 # ------------------------------------------------------- any chunking at all
 
 
+#: Each is what a server answers to two requests, one answer per request:
+#: the second is delivered only once the client has sent the second request
+#: (bytes before that answer nothing, and are refused).
 RESPONSE_STREAMS = [
-    response(b"first") + response(b"second"),
-    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n" + response(b"2"),
-    b"HTTP/1.1 100 Continue\r\n\r\n" + response(b"after 100") + response(b"2"),
-    response(b"ok") + response(b"", "X-Pad: " + "p" * 120),
-    response(b"ok")
-    + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n3\r\nabc\r\n0\r\n\r\n",
-    response(b"ok") + b"HTTP/1.1 OK\r\n\r\n",
-    response(b"bye", "Connection: close") + response(b"never"),
+    [response(b"first"), response(b"second")],
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+        response(b"2"),
+    ],
+    [b"HTTP/1.1 100 Continue\r\n\r\n" + response(b"after 100"), response(b"2")],
+    [response(b"ok"), response(b"", "X-Pad: " + "p" * 120)],
+    [
+        response(b"ok"),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n3\r\nabc\r\n0\r\n\r\n",
+    ],
+    [response(b"ok"), b"HTTP/1.1 OK\r\n\r\n"],
+    [response(b"bye", "Connection: close"), response(b"never")],
 ]
 
 
-def fetched(chunks: list[bytes]) -> list[Outcome]:
+def fetched(answers: list[list[bytes]]) -> list[Outcome]:
+    """Two requests; the server's answer to each (in chunks) is delivered once
+    that request has gone out, as a real server's would be."""
     client, conn = client_on(SMALL)
     results = Results()
     fetch(client, results, "/1")
     fetch(client, results, "/2")
-    for chunk in chunks:
-        if not conn.closed:
-            conn.deliver(chunk)
+    for number, chunks in enumerate(answers, start=1):
+        if conn.closed or len(requests_in(conn.written)) < number:
+            break  # the client is done, or never sent this request
+        for chunk in chunks:
+            if not conn.closed:
+                conn.deliver(chunk)
     return results.outcomes
 
 
-@given(st.sampled_from(RESPONSE_STREAMS).flatmap(chunkings))
-def test_any_chunking_gives_the_same_results(chunks: list[bytes]) -> None:
+@given(st.sampled_from(RESPONSE_STREAMS).flatmap(lambda answers: st.tuples(*map(chunkings, answers))))
+def test_any_chunking_gives_the_same_results(chunked_answers: tuple[list[bytes], ...]) -> None:
     """Split anywhere, every response stream (chunked, 1xx, oversized, malformed) gives the same outcomes."""
-    assert fetched(chunks) == fetched([b"".join(chunks)])
+    assert fetched(list(chunked_answers)) == fetched([[b"".join(chunks)] for chunks in chunked_answers])
 
 
 def test_the_chunking_streams_give_the_results_they_should() -> None:
     """The streams of the property above, whole, give the outcomes that are right for them."""
-    assert [fetched([stream]) for stream in RESPONSE_STREAMS] == [
+    assert [fetched([[answer] for answer in answers]) for answers in RESPONSE_STREAMS] == [
         [(200, b"first"), (200, b"second")],
         [(200, b"abcde"), (200, b"2")],
         [(200, b"after 100"), (200, b"2")],
@@ -452,6 +465,34 @@ def test_the_chunking_streams_give_the_results_they_should() -> None:
         [(200, b"ok"), MalformedHTTPError],
         [(200, b"bye"), HTTPConnectionClosedError],
     ]
+
+
+def test_bytes_before_the_next_request_are_refused() -> None:
+    """A second response that comes before the second request was sent answers
+    nothing: taking it for that request's would be a desync, so the first
+    completes, the connection closes, and the queued request fails."""
+    client, conn = client_on()
+    results = Results()
+    fetch(client, results, "/1")
+    fetch(client, results, "/2")
+    conn.deliver(response(b"first") + response(b"not yours"))
+    assert results.outcomes == [(200, b"first"), HTTPConnectionClosedError]
+    assert isinstance(results.errors[0].__cause__, MalformedHTTPError)
+    assert conn.closed
+
+
+def test_a_response_on_an_idle_connection_ends_it() -> None:
+    """An unsolicited response while no request is in flight: the connection
+    closes (as Go's client does) rather than wait with the bytes unread."""
+    client, conn = client_on()
+    results = Results()
+    fetch(client, results, "/1")
+    conn.deliver(response(b"first"))
+    assert not conn.closed
+    conn.deliver(response(b"nobody asked"))
+    assert conn.closed
+    with pytest.raises(HTTPConnectionClosedError):
+        fetch(client, results, "/2")
 
 
 def test_a_chunked_request_helper_is_what_the_server_reads() -> None:

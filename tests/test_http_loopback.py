@@ -1,12 +1,14 @@
 """weft's HTTP server and client on real loopback sockets, on every driver
 that runs here, with Python's http.client (and curl, which is installed
-where these tests run) as the other end.  The driver runs in the test's
-thread; the foreign client in a worker thread; every wait is bounded."""
+where these tests run) as the other end, and raw sockets for the request
+smuggling attempts.  The driver runs in the test's thread; the foreign
+client (or server) in a worker thread; every wait is bounded."""
 
 from __future__ import annotations
 
 import http.client
 import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -14,14 +16,18 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.http_support import read_replies
 from tests.processes import AVAILABLE_DRIVERS
 from weft.drivers.registry import open_runtime
 from weft.drivers.runtime import Runtime
 from weft.protocols.http import (
+    BodyTooLargeError,
     ClientResponse,
     HTTPClientProtocol,
+    HTTPConnectionClosedError,
     HTTPLimits,
     HTTPServerProtocol,
+    MalformedHTTPError,
     Request,
     ResponseWriter,
 )
@@ -34,9 +40,14 @@ CURL = shutil.which("curl")
 T = TypeVar("T")
 
 
+#: Every request path the handler saw, in every test (each test clears it).
+SEEN: list[str] = []
+
+
 def handler(request: Request, response: ResponseWriter) -> None:
     """/echo answers the body; /big streams a MiB with flow control; /count
     counts an upload as it streams; /boom raises."""
+    SEEN.append(request.path)
     if request.path == "/boom":
         raise RuntimeError("handler failure, on purpose")
     if request.path == "/big":
@@ -75,7 +86,7 @@ class Served:
 
     def make(self) -> HTTPServerProtocol:
         self.connections += 1
-        return HTTPServerProtocol(handler, limits=HTTPLimits(max_body_size=None))
+        return HTTPServerProtocol(handler, limits=HTTPLimits(max_body_size=1 << 30))
 
     def run(self, work: Callable[[], T]) -> T:
         """Run ``work`` in a worker thread while the runtime serves; its result."""
@@ -100,6 +111,7 @@ class Served:
 
 @pytest.fixture(params=AVAILABLE_DRIVERS)
 def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+    SEEN.clear()
     runtime = open_runtime(request.param)
     try:
         made = Served(runtime)
@@ -198,3 +210,123 @@ def test_curl_keep_alive_expect_and_http_10(served: Served) -> None:
 
     assert served.run(talk) == [b"", b"2000000", b"old"]
     assert served.connections == 3
+
+
+# ------------------------------------------------------ smuggling, on the wire
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+
+#: name -> (bytes a client sends, the status it must get)
+SMUGGLING = {
+    "content-length and transfer-encoding": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\n" + SMUGGLED,
+        400,
+    ),
+    "transfer-encoding folded": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"
+        b"0\r\n\r\n" + SMUGGLED,
+        400,
+    ),
+    "transfer-encoding in http/1.0": (
+        b"POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+        400,
+    ),
+    "a coding before chunked": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n" + SMUGGLED,
+        400,
+    ),
+    "a chunk of 2**72 bytes": (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"
+        + SMUGGLED,
+        413,
+    ),
+}
+
+
+def send_raw(port: int, data: bytes) -> tuple[bytes, bool]:
+    """Send ``data`` on a fresh connection and read until the server closes its
+    side: what came back, and whether the server did close (rather than time out)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(data)
+        received = bytearray()
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except TimeoutError:
+            return bytes(received), False
+        return bytes(received), True
+
+
+@pytest.mark.parametrize("name", list(SMUGGLING))
+def test_smuggling_is_refused_on_the_wire(served: Served, name: str) -> None:
+    """A raw socket sends an ambiguous request with a second one hidden after
+    it: one error response, the server closes the connection, and the hidden
+    request never reaches the handler (nor does an ambiguous one; the huge
+    chunk's request is well framed, and its handler hears the refusal)."""
+    data, status = SMUGGLING[name]
+    received, closed = served.run(lambda: send_raw(served.port, data))
+    assert closed
+    assert [reply.status for reply in read_replies(received, eof=True)] == [status]
+    assert b"connection: close" in received
+    assert (["/echo"] if status == 413 else []) == SEEN
+
+
+def raw_server(responses: bytes) -> tuple[socket.socket, Callable[[], bytes]]:
+    """A one-connection server that answers whatever comes with ``responses``,
+    then reads until the client closes; the result is what the client sent."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(TIMEOUT)
+
+    def serve_one() -> bytes:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(TIMEOUT)
+            got = conn.recv(65536)
+            conn.sendall(responses)
+            while chunk := conn.recv(65536):
+                got += chunk
+            return got
+
+    return listener, serve_one
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    ],
+    ids=["content-length and transfer-encoding", "transfer-encoding folded", "transfer-encoding in http/1.0"],
+)
+def test_the_client_refuses_smuggled_responses_on_the_wire(served: Served, response: bytes) -> None:
+    """weft's client against a raw server whose response is ambiguous and hides
+    a second one: the request fails with MalformedHTTPError, the queued one with
+    HTTPConnectionClosedError, and the client closes the connection (the
+    server sees its EOF) instead of reading the hidden response."""
+    listener, serve_one = raw_server(response + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+    with listener:
+        port = listener.getsockname()[1]
+        client = HTTPClientProtocol(host="t")
+        errors: list[Exception] = []
+        for target in ("/1", "/2"):
+            client.fetch("GET", target, on_complete=lambda got, body: None, on_error=errors.append)
+        served.runtime.connect_tcp(lambda: client, "127.0.0.1", port)
+        sent = served.run(serve_one)
+    assert [type(error) for error in errors] == [MalformedHTTPError, HTTPConnectionClosedError]
+    assert sent.count(b"GET ") == 1  # the second request never went out
+
+
+def test_the_client_refuses_a_huge_chunk_on_the_wire(served: Served) -> None:
+    """A response announcing a 2**72-byte chunk fails at once (BodyTooLargeError) and the client closes."""
+    listener, serve_one = raw_server(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"
+    )
+    with listener:
+        client = HTTPClientProtocol(host="t")
+        errors: list[Exception] = []
+        client.fetch("GET", "/", on_complete=lambda got, body: None, on_error=errors.append)
+        served.runtime.connect_tcp(lambda: client, "127.0.0.1", listener.getsockname()[1])
+        served.run(serve_one)
+    assert [type(error) for error in errors] == [BodyTooLargeError]

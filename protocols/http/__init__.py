@@ -1,6 +1,9 @@
 """HTTP/1.1 as weft protocols, on h11: a server that calls a handler per
 request, and a client with keep-alive reuse; both stream bodies both ways,
-enforce limits whatever the chunking, and take time only from the clock.
+enforce limits whatever the chunking, refuse ambiguous framing, and take time
+only from the clock.  The server bounds every state a connection can wait in,
+answers a client only as fast as it reads, and sends files without holding
+them in memory.
 
 See ``docs/http.md`` for the model, then the API.
 """
@@ -12,10 +15,13 @@ from weft.protocols.http.errors import (
     HeadersTooLargeError,
     HTTPConnectionClosedError,
     HTTPError,
+    HTTPStateError,
+    HTTPTimeoutError,
     HTTPUsageError,
     MalformedHTTPError,
 )
 from weft.protocols.http.headers import HeaderInput, Headers
+from weft.protocols.http.lifecycle import ServerState
 from weft.protocols.http.limits import HTTPLimits
 from weft.protocols.http.messages import ClientResponse, Request
 from weft.protocols.http.response import ResponseWriter
@@ -31,6 +37,8 @@ __all__ = [
     "HTTPError",
     "HTTPLimits",
     "HTTPServerProtocol",
+    "HTTPStateError",
+    "HTTPTimeoutError",
     "HTTPUsageError",
     "Handler",
     "HeaderInput",
@@ -41,4 +49,5 @@ __all__ = [
     "OnResponse",
     "Request",
     "ResponseWriter",
+    "ServerState",
 ]

@@ -31,6 +31,9 @@ class _Source(Protocol):
     def _body_demanded(self, stream: BodyStream) -> None:
         """The reader wants data now (it installed a receiver or resumed)."""
 
+    def _body_paused(self, stream: BodyStream) -> None:
+        """The reader paused the flow (the connection stops waiting on the peer)."""
+
     def _body_too_large(self, stream: BodyStream, exc: BodyTooLargeError) -> None:
         """The body went over its limit: act on it, then fail the stream with ``exc``."""
 
@@ -96,7 +99,9 @@ class BodyStream:
 
     def pause(self) -> None:
         """Deliver nothing until :meth:`resume`; the connection stops reading."""
-        self._paused = True
+        if not self._paused:
+            self._paused = True
+            self._source._body_paused(self)
 
     def resume(self) -> None:
         """Deliver again after :meth:`pause`."""
@@ -136,12 +141,28 @@ class BodyStream:
             raise HTTPUsageError("the body was already asked for")
         self._asked = True
 
-    def _start_discarding(self) -> None:
-        """The reader no longer cares: drop what is left (the connection's call)."""
+    def _start_discarding(self, limit: int | None) -> None:
+        """Nobody will read the body: drop the rest, up to ``limit`` bytes in
+        all (the connection's call, after its response)."""
         self._asked = True
         self._discarding = True
         self._paused = False
+        if limit is not None and (self._limit is None or limit < self._limit):
+            self._limit = limit
         self._on_data = self._on_end = self._on_error = None
+
+    def _announce(self, remaining: int) -> None:
+        """``remaining`` more bytes are announced (a chunk's size): refuse the
+        body now if they would take it over its limit."""
+        limit = self._limit
+        if limit is not None and self._received + remaining > limit and not self.done:
+            exc = BodyTooLargeError(
+                f"a chunk announced that takes the body to {self._received + remaining} bytes, "
+                f"over its limit of {limit}",
+                limit=limit,
+                size=self._received + remaining,
+            )
+            self._source._body_too_large(self, exc)
 
     def _deliver(self, data: bytes) -> None:
         """A chunk of the body arrived."""

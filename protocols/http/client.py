@@ -7,6 +7,12 @@ body streamed from ``response.body``; or, with :meth:`HTTPClientProtocol.fetch`,
 ``on_complete(response, body)`` once it is all in.  Every failure (a limit,
 a malformed response, the connection ending) reaches the request's
 ``on_error`` as an :class:`~weft.protocols.http.errors.HTTPError`, once.
+
+A response whose framing is ambiguous (Content-Length with
+Transfer-Encoding, Transfer-Encoding in HTTP/1.0, a header folded over
+lines) fails its request with
+:class:`~weft.protocols.http.errors.MalformedHTTPError` and ends the
+connection: the bytes after it cannot be trusted to be the next response.
 """
 
 from __future__ import annotations
@@ -26,11 +32,12 @@ from weft.protocols.http.errors import (
     HTTPConnectionClosedError,
     HTTPError,
     HTTPUsageError,
+    MalformedHTTPError,
 )
 from weft.protocols.http.headers import HeaderInput, Headers, header_list
 from weft.protocols.http.limits import HTTPLimits
 from weft.protocols.http.messages import ClientResponse
-from weft.protocols.http.wire import HeadMeter, remote_error
+from weft.protocols.http.wire import HeadMeter, chunk_bytes_announced, framing_fault, remote_error
 
 __all__ = ["ClientRequest", "HTTPClientProtocol", "OnComplete", "OnResponse"]
 
@@ -242,7 +249,7 @@ class HTTPClientProtocol(Protocol):
         """Hand the bytes to h11 and act on what they complete."""
         if self._closed is not None:
             return
-        self._meter.fed(len(data))
+        self._meter.fed(data)
         self._h11.receive_data(data)
         self._pump()
 
@@ -354,6 +361,7 @@ class HTTPClientProtocol(Protocol):
                     self._break(remote_error(exc, self.limits.max_head_size))
                     break
                 if event is h11.NEED_DATA:
+                    self._check_chunk()
                     need_data = True
                     break
                 if event is h11.PAUSED:
@@ -377,13 +385,17 @@ class HTTPClientProtocol(Protocol):
     def _handle(self, event: object) -> None:
         current = self._current
         if isinstance(event, h11.InformationalResponse | h11.Response):
-            self._check_head()
+            if current is None:
+                self._break(MalformedHTTPError("the server sent a response to no request: cannot reuse"))
+                return
+            self._check_head(interim=type(event) is h11.InformationalResponse)
             if self._closed is not None:
                 return
         if isinstance(event, h11.Response) and current is not None:
             self._begin(current, event)
         elif isinstance(event, h11.Data) and current is not None and current.response is not None:
             current.response.body._deliver(bytes(event.data))
+            self._check_chunk()
         elif isinstance(event, h11.EndOfMessage) and current is not None and current.response is not None:
             self._meter.mark()
             current._done = True
@@ -392,19 +404,40 @@ class HTTPClientProtocol(Protocol):
         elif isinstance(event, h11.ConnectionClosed):
             self._break(HTTPConnectionClosedError("the server closed the connection"))
 
-    def _check_head(self) -> None:
+    def _check_head(self, *, interim: bool) -> None:
         limit = self.limits.max_head_size
-        size = self._meter.head_size()
+        size, folded = self._meter.head(body_follows=not interim)
         if size > limit:
             self._break(
                 HeadersTooLargeError(
                     f"response head of {size} bytes, over the limit of {limit}", limit=limit, size=size
                 )
             )
+        elif folded:
+            self._break(MalformedHTTPError("a header field of the response is folded over lines (obs-fold)"))
+
+    def _check_chunk(self) -> None:
+        """A chunk's size is known before its bytes: fail the body now if it
+        takes it over its limit, rather than wait for it."""
+        current = self._current
+        response = current.response if current is not None else None
+        if response is None or response.body.done or self._h11.their_state is not h11.SEND_BODY:
+            return
+        announced = chunk_bytes_announced(self._h11)
+        if announced:
+            response.body._announce(announced)
 
     def _begin(self, current: ClientRequest, event: h11.Response) -> None:
         limit = self.limits.max_body_size
-        length = next((value for name, value in event.headers if name == b"content-length"), None)
+        headers = Headers(event.headers.raw_items())
+        declared = headers._lookup("content-length")
+        length = declared[0] if declared is not None else None
+        fault = framing_fault(
+            event.http_version, declared is not None, headers._lookup("transfer-encoding") is not None
+        )
+        if fault is not None:
+            self._break(MalformedHTTPError(f"response with ambiguous framing: {fault}"))
+            return
         if (
             limit is not None
             and length is not None
@@ -422,7 +455,7 @@ class HTTPClientProtocol(Protocol):
         response = ClientResponse(
             event.status_code,
             event.reason.decode("latin-1"),
-            Headers(event.headers.raw_items()),
+            headers,
             event.http_version.decode("ascii"),
             BodyStream(self, limit=limit),
         )
@@ -435,7 +468,15 @@ class HTTPClientProtocol(Protocol):
         if current is None or not current._done or not current._body_sent:
             return
         our_state, their_state = self._h11.our_state, self._h11.their_state
-        if our_state is h11.DONE and their_state is h11.DONE:
+        if our_state is h11.DONE and their_state is h11.DONE and self._meter.pending():
+            # Bytes beyond the response, before the next request is even
+            # sent: no answer to anything, and taking them for the next
+            # request's response would be a desync.  Go's client closes too.
+            self._current = None
+            self._break(
+                MalformedHTTPError("the server sent bytes after its response, to no request: cannot reuse")
+            )
+        elif our_state is h11.DONE and their_state is h11.DONE:
             self._h11.start_next_cycle()
             self._current = None
             self._send_next()
@@ -449,6 +490,9 @@ class HTTPClientProtocol(Protocol):
     def _body_demanded(self, stream: BodyStream) -> None:
         """(BodyStream) the caller wants the body now."""
         self._pump()
+
+    def _body_paused(self, stream: BodyStream) -> None:
+        """(BodyStream) the caller paused the body: the pump stops by itself."""
 
     def _body_too_large(self, stream: BodyStream, exc: BodyTooLargeError) -> None:
         """(BodyStream) the response body is over its limit: the connection ends."""

@@ -7,9 +7,11 @@
         ├── MalformedHTTPError             bytes that are not HTTP/1.1 (400)
         ├── HeadersTooLargeError           a head over its limit (431)
         ├── BodyTooLargeError              a body over its limit (413)
+        ├── HTTPTimeoutError (also TimeoutError)  a deadline passed (408, 503)
         └── HTTPConnectionClosedError (also ConnectionError)
     WeftError
-    └── HTTPUsageError (also RuntimeError)  a response or request used out of order
+    ├── HTTPUsageError (also RuntimeError)  a response or request used out of order
+    └── HTTPStateError (also RuntimeError)  a connection moved between states it may not (a bug)
 
 When h11 found the fault, its exception is the ``__cause__``.
 """
@@ -22,6 +24,8 @@ __all__ = [
     "BodyTooLargeError",
     "HTTPConnectionClosedError",
     "HTTPError",
+    "HTTPStateError",
+    "HTTPTimeoutError",
     "HTTPUsageError",
     "HeadersTooLargeError",
     "MalformedHTTPError",
@@ -63,6 +67,19 @@ class BodyTooLargeError(HTTPError):
         self.size = size
 
 
+class HTTPTimeoutError(HTTPError, TimeoutError):
+    """A deadline of the connection passed: the peer was too slow sending a
+    body (a server answers 408), or the handler too slow answering (503).
+
+    ``timeout`` is the limit that passed, in seconds.  A body reader hears it
+    through its ``on_error``.
+    """
+
+    def __init__(self, message: str, *, timeout: float) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
 class HTTPConnectionClosedError(HTTPError, ConnectionError):
     """The connection ended, or can no longer be used, before the exchange completed."""
 
@@ -71,3 +88,9 @@ class HTTPUsageError(WeftError, RuntimeError):
     """A response or request was used out of order: a body written before its
     head, a second head, a write after the end, more bytes than the declared
     Content-Length."""
+
+
+class HTTPStateError(WeftError, RuntimeError):
+    """A connection was asked to move from one state to another it cannot
+    reach from there.  This is a bug in weft (or in code that reaches into a
+    connection's internals): please report it with the traceback."""

@@ -65,6 +65,11 @@ class Headers:
         """``(name, value)`` pairs in order, names lower-cased."""
         return [(name.decode("latin-1").lower(), value.decode("latin-1")) for name, value in self._raw]
 
+    def _lookup(self, lower_name: str) -> list[str] | None:
+        """(weft's HTTP protocols) the values of ``lower_name``, already lower
+        case, or ``None``; no copy, for the per-request checks."""
+        return self._index.get(lower_name)
+
     def __getitem__(self, name: str) -> str:
         value = self.get(name)
         if value is None:

@@ -1,4 +1,5 @@
-"""The server's side of one response: a head, a streamed body, an end."""
+"""The server's side of one response: a head, a body (bytes, streamed, or
+file regions sent without being held in memory), an end."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Protocol
 
 import h11
 
+from weft.protocols.contract import FileRegion
 from weft.protocols.errors import ArgumentError
 from weft.protocols.http.errors import HTTPUsageError
 from weft.protocols.http.headers import HeaderInput, header_list
@@ -21,8 +23,15 @@ class _Owner(Protocol):
     def _send(self, *events: h11.Event) -> None:
         """Encode ``events`` and write them, in one write."""
 
-    def _response_starting(self, pairs: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        """The head is about to go: the headers to send (maybe ``Connection: close`` added)."""
+    def _send_file(self, region: FileRegion, *, head: h11.Response | None = None, end: bool = False) -> None:
+        """Encode ``head`` (if any), ``region`` as body data, and the end (if
+        ``end``), and write them in order; the region is closed whatever happens."""
+
+    def _response_starting(
+        self, pairs: list[tuple[bytes, bytes]], *, complete: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """The head is about to go (with the whole response if ``complete``):
+        the headers to send (maybe ``Connection: close`` added)."""
         ...
 
     def _response_finished(self) -> None:
@@ -48,7 +57,10 @@ class ResponseWriter:
 
     For a large body, respect flow control: :meth:`write` returns false once
     the client is not keeping up, and :meth:`on_writable` calls back when it
-    has.  Once the connection is gone (or the server answered for the
+    has.  A file is best sent as a region of it (:meth:`send_file`,
+    :meth:`write_file`): the bytes go from the file to the socket as the
+    client takes them (``os.sendfile`` where the driver can), never through
+    memory.  Once the connection is gone (or the server answered for the
     handler: a 413, a timeout) every call here does nothing, and
     :attr:`abandoned` is true.
     """
@@ -93,13 +105,15 @@ class ResponseWriter:
             return
         self._owner._send(self._head(status, header_list(headers), reason))
 
-    def _head(self, status: int, pairs: list[tuple[bytes, bytes]], reason: str | None) -> h11.Response:
+    def _head(
+        self, status: int, pairs: list[tuple[bytes, bytes]], reason: str | None, *, complete: bool = False
+    ) -> h11.Response:
         """The head event, once checked; the response counts as started."""
         if self._started:
             raise HTTPUsageError("the response was already started")
         if not 200 <= status <= 599:
             raise ArgumentError(f"status must be 200 to 599, not {status}")
-        pairs = self._owner._response_starting(pairs)
+        pairs = self._owner._response_starting(pairs, complete=complete)
         phrase = reason.encode("latin-1") if reason is not None else reason_phrase(status)
         self._started = True
         return h11.Response(status_code=status, headers=pairs, reason=phrase)
@@ -135,12 +149,62 @@ class ResponseWriter:
         pairs = header_list(headers)
         if not any(name.lower() == b"content-length" for name, _ in pairs):
             pairs.append((b"content-length", b"%d" % len(body)))
-        head = self._head(status, pairs, None)
+        head = self._head(status, pairs, None, complete=True)
         # One write for the whole response: a small response is one packet.
         if body and not self._head_only:
             self._owner._send(head, h11.Data(data=bytes(body)), h11.EndOfMessage())
         else:
             self._owner._send(head, h11.EndOfMessage())
+        self._finished = True
+        self._owner._response_finished()
+
+    def write_file(self, region: FileRegion) -> bool:
+        """Send ``region``, a stretch of an open file, as the next part of the
+        body; return :attr:`writable` (false: wait for :meth:`on_writable`).
+
+        The response owns the region from now on: it is closed once sent, or
+        at once for a HEAD response (no body), an empty region, or a
+        response that can no longer be sent (:attr:`abandoned`).  It goes
+        out in order with what is written before and after it.  Raises
+        :class:`~weft.protocols.http.errors.HTTPUsageError` (having closed
+        the region) before :meth:`start`, after :meth:`end`, or past the
+        declared Content-Length.
+        """
+        if self._abandoned:
+            region.close()
+            return False
+        if not self._started or self._finished:
+            region.close()
+            raise HTTPUsageError("write_file() before start() or after end()")
+        if self._head_only or not len(region):
+            region.close()
+        else:
+            self._owner._send_file(region)
+        return self.writable
+
+    def send_file(self, status: int, headers: HeaderInput, region: FileRegion) -> None:
+        """The whole response at once, its body the file ``region``:
+        Content-Length is ``len(region)`` unless ``headers`` has one.
+
+        A HEAD response gets the headers only (the region is closed at once).
+        The region is closed in every case, as :meth:`write_file` says.
+        """
+        if self._abandoned:
+            region.close()
+            return
+        try:
+            pairs = header_list(headers)
+            if not any(name.lower() == b"content-length" for name, _ in pairs):
+                pairs.append((b"content-length", b"%d" % len(region)))
+            head = self._head(status, pairs, None, complete=True)
+        except BaseException:
+            region.close()
+            raise
+        if self._head_only or not len(region):
+            region.close()
+            self._owner._send(head, h11.EndOfMessage())
+        else:
+            self._owner._send_file(region, head=head, end=True)
         self._finished = True
         self._owner._response_finished()
 
