@@ -56,7 +56,9 @@ class FileSlice:
         Raises ``OSError`` (``FileNotFoundError``, ``PermissionError``...) as
         ``open`` does.
         """
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO (one swapped in for a file, say) must not
+        # block the driver's thread; reads of a regular file ignore the flag.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         try:
             return cls(fd, offset=offset, count=count, name=os.fspath(path))
         except BaseException:

@@ -4,12 +4,15 @@
 that serves the files under one directory, as ``python -m http.server``
 does: a content type guessed from the name, ``HEAD``, ``Last-Modified`` and
 ``If-Modified-Since`` (a 304), ``index.html`` or a plain HTML listing for a
-directory, and large files streamed a chunk at a time as the client takes
-them, never read whole into memory.
+directory.  A file over :data:`SMALL_FILE_SIZE` is handed to the response
+as a file region (:class:`~weft.drivers.file_region.FileSlice`): on a plain
+socket it goes out with ``sendfile`` as the client takes it, never through
+Python's memory; over TLS it is read a small piece at a time, as flow
+control allows.  A client that never reads costs a descriptor, not memory.
 
 It reads the disk, so it lives beside the drivers, not in ``protocols/``.
-The reads are ordinary blocking reads of at most ``chunk_size`` bytes, made
-on the driver's thread: fast for local disks, which is what it is for.
+The reads are ordinary blocking reads on the driver's thread: fast for
+local disks, which is what it is for.
 
 Path traversal is refused in every spelling: a ``..`` or ``.`` segment,
 plain or percent-encoded (403); an encoded slash or backslash (``%2f``,
@@ -28,13 +31,17 @@ import stat
 from email.utils import formatdate, parsedate_to_datetime
 from urllib.parse import quote, unquote
 
+from weft.drivers.file_region import FileSlice
 from weft.protocols.errors import ArgumentError, WeftError
 from weft.protocols.http import Request, ResponseWriter
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "FileServer"]
+__all__ = ["SMALL_FILE_SIZE", "FileServer"]
 
-#: How much of a file is read and written at a time.
-DEFAULT_CHUNK_SIZE = 256 * 1024
+#: Files up to this size are read whole and sent with their head in one
+#: write; larger ones go out from the file (``write_file``: sendfile on a
+#: plain socket).  The transport's default high-water mark: a small file
+#: never costs more memory than flow control lets a connection buffer.
+SMALL_FILE_SIZE = 64 * 1024
 
 _TEXT = "text/plain; charset=utf-8"
 
@@ -50,15 +57,12 @@ class _Refused(WeftError):
 class FileServer:
     """Serves the files under ``root`` (a directory) to GET and HEAD requests."""
 
-    def __init__(self, root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
         real = os.path.realpath(root)
         if not os.path.isdir(real):
             raise ArgumentError(f"not a directory: {os.fspath(root)}")
-        if chunk_size <= 0:
-            raise ArgumentError(f"chunk_size must be > 0, not {chunk_size}")
         #: The directory served, with every symbolic link resolved.
         self.root = real
-        self.chunk_size = chunk_size
 
     def __call__(self, request: Request, response: ResponseWriter) -> None:
         """Answer one request."""
@@ -83,7 +87,7 @@ class FileServer:
         if stat.S_ISDIR(info.st_mode):
             self._directory(request, response, path)
         elif stat.S_ISREG(info.st_mode):
-            self._file(request, response, path, info)
+            self._file(request, response, path)
         else:  # a FIFO or a device: reading it could block the server
             _send_text(response, 403, "forbidden")
 
@@ -136,7 +140,7 @@ class FileServer:
         except OSError:
             info = None
         if info is not None and stat.S_ISREG(info.st_mode):
-            self._file(request, response, index, info)
+            self._file(request, response, index)
             return
         try:
             page = _listing(request.path, path)
@@ -145,9 +149,25 @@ class FileServer:
             return
         response.send(200, [("content-type", "text/html; charset=utf-8")], page)
 
-    def _file(self, request: Request, response: ResponseWriter, path: str, info: os.stat_result) -> None:
+    def _file(self, request: Request, response: ResponseWriter, path: str) -> None:
+        try:
+            # Opened once: the headers describe the file that is sent, even if
+            # the name is given to another file meanwhile.
+            region = FileSlice.open(path)
+        except PermissionError:
+            _send_text(response, 403, "forbidden")
+            return
+        except OSError:  # gone since it was looked up
+            _send_text(response, 404, "not found")
+            return
+        info = region.stat
+        if not stat.S_ISREG(info.st_mode):  # swapped for a FIFO or a device since
+            region.close()
+            _send_text(response, 403, "forbidden")
+            return
         modified = _http_date(int(info.st_mtime))
         if _not_modified_since(request.headers.get("if-modified-since"), int(info.st_mtime)):
+            region.close()
             response.start(304, [("last-modified", modified)])
             response.end()
             return
@@ -156,16 +176,18 @@ class FileServer:
             ("content-length", str(info.st_size)),
             ("last-modified", modified),
         ]
-        if request.method == "HEAD" or info.st_size == 0:
-            response.send(200, headers)
+        if request.method == "GET" and 0 < info.st_size <= SMALL_FILE_SIZE:
+            # One read, and the whole response in one write: cheaper than a
+            # sendfile after the head, and no more than flow control allows.
+            try:
+                body = region.read(info.st_size)
+            finally:
+                region.close()
+            response.send(200, headers, body)
             return
-        sender = _FileSender(path, info, response, self.chunk_size)
-        if info.st_size <= self.chunk_size:
-            # A small file: one read, and the whole response in one write.
-            response.send(200, headers, sender.read())
-            return
-        response.start(200, headers)
-        sender.send()
+        # Sent from the file as the client takes it (sendfile on a plain
+        # socket), never read whole; HEAD and empty files close it at once.
+        response.send_file(200, headers, region)
 
 
 @functools.lru_cache(maxsize=256)
@@ -176,52 +198,6 @@ def _content_type(extension: str) -> str:
 @functools.lru_cache(maxsize=256)
 def _http_date(timestamp: int) -> str:
     return formatdate(timestamp, usegmt=True)
-
-
-class _FileSender:
-    """Streams one file into a response a chunk at a time, as fast as the client takes it.
-
-    The file is opened for each chunk and closed at once, so a client that
-    goes away mid-file leaves nothing open.  A file that changes while it is
-    sent (replaced, or shorter than announced) ends the connection with an
-    error, rather than send a mix of two files or a body shorter than its
-    Content-Length.
-    """
-
-    def __init__(self, path: str, info: os.stat_result, response: ResponseWriter, chunk_size: int) -> None:
-        self.path = path
-        self.identity = (info.st_dev, info.st_ino)
-        self.size = info.st_size
-        self.position = 0
-        self.response = response
-        self.chunk_size = chunk_size
-
-    def send(self) -> None:
-        """Write chunks while the client keeps up, then wait for it; end when done."""
-        response = self.response
-        while self.position < self.size:
-            if response.abandoned:
-                return
-            if not response.writable:
-                response.on_writable(self.send)
-                return
-            response.write(self.read())
-        response.end()
-
-    def read(self) -> bytes:
-        """The next chunk (the file opened for it and closed again)."""
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            info = os.fstat(fd)
-            if (info.st_dev, info.st_ino) != self.identity:
-                raise OSError(f"{self.path} was replaced while being sent")
-            data = os.pread(fd, min(self.chunk_size, self.size - self.position), self.position)
-        finally:
-            os.close(fd)
-        if not data:
-            raise OSError(f"{self.path} became shorter while being sent")
-        self.position += len(data)
-        return data
 
 
 def _send_text(

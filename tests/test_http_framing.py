@@ -299,3 +299,31 @@ def test_the_client_measures_a_head_after_an_interim_response_exactly() -> None:
             for piece in [data] if cut is None else [data[:cut], data[cut:]]:
                 conn.deliver(piece)
             assert outcomes == expected, (extra, cut)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["attack test", "attack.test/x", "user@host", "host?q", "host#f", "h\tost", "ex\u00e4mple.org", "[::1"],
+)
+def test_an_invalid_host_is_refused_with_400_and_a_close(host: str) -> None:
+    """RFC 9112 section 3.2: a Host that cannot be uri-host[:port] gets 400 and the
+    connection closes; the handler never sees the request."""
+    seen: list[Request] = []
+    conn = connect(HTTPServerProtocol(lambda request, response: seen.append(request)))
+    conn.deliver(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode("latin-1"))
+    (reply,) = read_replies(conn.written)
+    assert reply.status == 400
+    assert not seen
+    conn.deliver_eof()
+    assert conn.closed
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["example.org", "example.org:8080", "127.0.0.1:80", "[::1]:8000", "[fe80::1%25eth0]", "", "a-b_c~d"],
+)
+def test_a_valid_host_is_served(host: str) -> None:
+    conn = connect(HTTPServerProtocol(lambda request, response: response.send(200, body=b"ok")))
+    conn.deliver(f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode("latin-1"))
+    (reply,) = read_replies(conn.written)
+    assert reply.status == 200

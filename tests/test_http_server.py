@@ -740,3 +740,23 @@ def test_a_lingering_close_ends_after_its_timeout() -> None:
     assert not conn.closed
     conn.clock.advance(0.1)
     assert conn.closed
+
+
+def test_a_response_is_not_writable_once_the_transport_is_closing() -> None:
+    """A reset is known to the transport a turn before connection_lost reaches the
+    protocol: `writable` must already say no, so a handler that writes "while
+    writable" stops instead of producing into a connection that drops it."""
+    writers: list[ResponseWriter] = []
+
+    def handler(request: Request, response: ResponseWriter) -> None:
+        response.start(200, [("content-type", "text/plain")])
+        writers.append(response)
+
+    conn = connect(HTTPServerProtocol(handler))
+    conn.deliver(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    (response,) = writers
+    assert response.writable
+    conn.transport.abort()  # what a driver does on a reset; connection_lost comes next turn
+    assert not response.writable
+    conn.clock.advance(0)
+    assert response.abandoned

@@ -53,6 +53,11 @@ class Output:
         self.written = 0
 
     @property
+    def closing(self) -> bool:
+        """Whether the transport is closing or lost (what is written now is dropped)."""
+        return self._transport.is_closing()
+
+    @property
     def busy(self) -> bool:
         """Whether a file region is still being read into the transport (what
         is written meanwhile waits behind it)."""

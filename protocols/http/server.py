@@ -56,6 +56,7 @@ from weft.protocols.http.wire import (
     canned_response,
     chunk_bytes_announced,
     framing_fault,
+    host_fault,
     remote_error,
 )
 
@@ -462,6 +463,10 @@ class HTTPServerProtocol(Protocol):
             )
             return
         headers = Headers(event.headers.raw_items())
+        host = headers._lookup("host")
+        if host is not None and (fault := host_fault(host[0])) is not None:
+            self._refuse(MalformedHTTPError(fault))
+            return
         declared = headers._lookup("content-length")
         chunked = headers._lookup("transfer-encoding") is not None
         if chunked:
@@ -665,7 +670,16 @@ class HTTPServerProtocol(Protocol):
     def _is_writable(self) -> bool:
         """(ResponseWriter) whether the transport takes more."""
         output = self._output
-        return output is not None and not output.paused and not output.busy and not self._closed
+        return (
+            output is not None
+            and not output.paused
+            and not output.busy
+            and not self._closed
+            # A reset is known to the transport a turn before connection_lost
+            # reaches us: a handler writing "while writable" must stop now,
+            # not read a whole file into a connection that drops it.
+            and not output.closing
+        )
 
     def _when_writable(self, writer: ResponseWriter, callback: Callable[[], object]) -> None:
         """(ResponseWriter) call back once the transport takes more."""

@@ -9,6 +9,7 @@ nothing else in weft does.
 from __future__ import annotations
 
 import functools
+import re
 from http import HTTPStatus
 
 import h11
@@ -20,6 +21,7 @@ __all__ = [
     "canned_response",
     "chunk_bytes_announced",
     "framing_fault",
+    "host_fault",
     "reason_phrase",
     "remote_error",
     "target_parts",
@@ -115,6 +117,28 @@ def framing_fault(http_version: bytes, content_length: bool, chunked: bool) -> s
         return "Transfer-Encoding in an HTTP/1.0 message"
     if content_length:
         return "both Content-Length and Transfer-Encoding"
+    return None
+
+
+# RFC 9112 section 3.2 / RFC 3986 section 3.2.2: Host is uri-host [":" port],
+# uri-host an IP literal in brackets or a reg-name (unreserved characters,
+# percent-escapes and sub-delims; empty is allowed).  Anything else (a space,
+# a slash, an "@", a control character) cannot name this server.
+_VALID_HOST = re.compile(
+    r"(?:\[[0-9A-Za-z:._~!$&'()*+,;=%-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?"
+).fullmatch
+
+
+def host_fault(value: str) -> str | None:
+    """Why ``value`` cannot be a Host header's value, or ``None`` if it can.
+
+    RFC 9112 section 3.2: a server "MUST respond with a 400 (Bad Request)
+    status code to any HTTP/1.1 request message that ... contains ... a
+    Host header field with an invalid field value".  (h11 already refuses a
+    missing Host in HTTP/1.1 and more than one Host line.)
+    """
+    if _VALID_HOST(value) is None:
+        return f"an invalid Host header ({value[:64]!r})"
     return None
 
 
