@@ -43,6 +43,7 @@ from itertools import islice
 from typing import Any, Protocol
 
 from weft.drivers.file_sending import PIECE_SIZE, SENDFILE_CHUNK, send_from_file, sendfile_refused
+from weft.drivers.transport_base import drop_sent
 from weft.protocols.contract import FileRegion
 
 __all__ = ["FileSender"]
@@ -198,15 +199,7 @@ class FileSender:
                 break
             pieces.append(item)
         sent = os.writev(self._fd, pieces)
-        left = sent
-        while left:
-            head: bytes | memoryview = queue[0]  # type: ignore[assignment]
-            if len(head) <= left:
-                queue.popleft()
-                left -= len(head)
-            else:
-                queue[0] = memoryview(head)[left:]
-                left = 0
+        drop_sent(queue, sent)
         return sent
 
     def _write_piece(self, region: FileRegion) -> int:

@@ -11,12 +11,13 @@ inherits the methods.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from weft.protocols.flow_control import WriteFlowControl
 
-__all__ = ["TransportBookkeeping"]
+__all__ = ["TransportBookkeeping", "drop_sent"]
 
 
 class TransportBookkeeping:
@@ -63,3 +64,17 @@ class TransportBookkeeping:
     def get_write_buffer_limits(self) -> tuple[int, int]:
         """``(low, high)``."""
         return self._flow.limits()
+
+
+def drop_sent(queue: deque[Any], count: int) -> None:
+    """Drop the first ``count`` bytes from a queue of bytes-like pieces (what
+    one ``send``/``sendmsg``/``writev`` took); a piece taken in part stays at
+    the head as a view of its rest."""
+    while count:
+        head = queue[0]
+        if len(head) <= count:
+            queue.popleft()
+            count -= len(head)
+        else:
+            queue[0] = memoryview(head)[count:]
+            return

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conformance.harness import HARNESSES, ConnectedPair, DriverHarness
+from tests.conformance.harness import HARNESSES, ConnectedPair, DriverHarness, FlowRecorder
 from weft.drivers.file_region import FileSlice
 from weft.drivers.registry import DRIVERS
 from weft.drivers.testing import RecordingProtocol
@@ -58,23 +58,6 @@ def data_file(tmp_path: Path, size: int, seed: int = 9) -> tuple[Path, bytes]:
     path = tmp_path / f"data-{size}.bin"
     path.write_bytes(content)
     return path, content
-
-
-class FlowRecorder(RecordingProtocol):
-    """Records, besides every call, the write buffer size at each flow-control call."""
-
-    def __init__(self, *, keep_open_on_eof: bool = False) -> None:
-        super().__init__(keep_open_on_eof=keep_open_on_eof)
-        self.buffer_at_pause: list[int] = []
-        self.buffer_at_resume: list[int] = []
-
-    def pause_writing(self) -> None:
-        self.buffer_at_pause.append(self.transport.get_write_buffer_size())
-        super().pause_writing()
-
-    def resume_writing(self) -> None:
-        self.buffer_at_resume.append(self.transport.get_write_buffer_size())
-        super().resume_writing()
 
 
 def connect(

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers.connection_clock import ConnectionClock
 from weft.drivers.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
-from weft.drivers.transport_base import TransportBookkeeping
+from weft.drivers.transport_base import TransportBookkeeping, drop_sent
 from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
 from weft.protocols.flow_control import WriteFlowControl
@@ -380,15 +380,7 @@ class StreamTransport(TransportBookkeeping):
             self._force_close(exc)
             return None
         self._buffer_size -= sent
-        left = sent
-        while left:
-            head = buffer[0]
-            if len(head) <= left:
-                buffer.popleft()
-                left -= len(head)
-            else:
-                buffer[0] = memoryview(head)[left:]
-                left = 0
+        drop_sent(buffer, sent)
         return sent
 
     def _send_file(self) -> int | None:

@@ -233,3 +233,20 @@ def _discover() -> None:
 
 
 _discover()
+
+
+class FlowRecorder(RecordingProtocol):
+    """Records, besides every call, the write buffer size at each flow-control call."""
+
+    def __init__(self, *, keep_open_on_eof: bool = False) -> None:
+        super().__init__(keep_open_on_eof=keep_open_on_eof)
+        self.buffer_at_pause: list[int] = []
+        self.buffer_at_resume: list[int] = []
+
+    def pause_writing(self) -> None:
+        self.buffer_at_pause.append(self.transport.get_write_buffer_size())
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        self.buffer_at_resume.append(self.transport.get_write_buffer_size())
+        super().resume_writing()

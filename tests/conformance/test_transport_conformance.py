@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.conformance.harness import HARNESSES, ConnectedPair, DriverHarness, StuckError
+from tests.conformance.harness import HARNESSES, ConnectedPair, DriverHarness, FlowRecorder, StuckError
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import ArgumentError, Clock, WeftError, WriteAfterEofError
 
@@ -33,23 +33,6 @@ def connect(
 ) -> tuple[ConnectedPair, FlowRecorder, FlowRecorder]:
     client, server = FlowRecorder(), FlowRecorder(**server_options)
     return harness.connect(client, server), client, server
-
-
-class FlowRecorder(RecordingProtocol):
-    """Records, besides every call, the write buffer size at each flow-control call."""
-
-    def __init__(self, *, keep_open_on_eof: bool = False) -> None:
-        super().__init__(keep_open_on_eof=keep_open_on_eof)
-        self.buffer_at_pause: list[int] = []
-        self.buffer_at_resume: list[int] = []
-
-    def pause_writing(self) -> None:
-        self.buffer_at_pause.append(self.transport.get_write_buffer_size())
-        super().pause_writing()
-
-    def resume_writing(self) -> None:
-        self.buffer_at_resume.append(self.transport.get_write_buffer_size())
-        super().resume_writing()
 
 
 class Explodes(RecordingProtocol):
