@@ -266,7 +266,7 @@ def never_reading_http(attack: Attack) -> list[Figure]:
     server = attack.http()
     get(server.port, "/small.txt")
     count = attack.scale.downloaders
-    budget = RSS_BUDGET_PER_1000_DOWNLOADERS * count // 1000
+    budget = RSS_BUDGET_PER_1000_DOWNLOADERS
     with opened([]) as socks:
 
         def start() -> None:
