@@ -37,6 +37,7 @@ from .settings import (
     PUBSUB_MAX_TOPICS,
     RSS_BUDGET,
     RSS_BUDGET_PER_1000_DOWNLOADERS,
+    RSS_PER_ECHO_HOARDER,
     MiB,
 )
 
@@ -106,6 +107,20 @@ class Flood:
                     except OSError:  # the server closed it: fine, it stops costing
                         selector.unregister(sock)
 
+    def wait_stalled(self, quiet: float = 0.5, timeout: float = 30.0) -> bool:
+        """Wait until no byte has gone out for ``quiet`` seconds (every socket
+        is blocked: the server stopped reading them), at most ``timeout``;
+        whether it stalled."""
+        deadline = time.monotonic() + timeout
+        last, since = self.sent, time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            if self.sent != last:
+                last, since = self.sent, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return True
+        return False
+
     def stop(self) -> None:
         """Stop writing, and wait for the thread."""
         self._stop.set()
@@ -160,10 +175,15 @@ def never_reading_echo(attack: Attack) -> list[Figure]:
     line_exchange(server.port, b"warm up\n")
     with opened([]) as socks:
         flood: list[Flood] = []
+        stalled: list[bool] = []
 
         def start() -> None:
             socks.extend(connect(server.port, rcvbuf=SMALL_BUFFER) for _ in range(attack.scale.echo_hoarders))
             flood.append(Flood(socks, b"x" * 65536))
+            # Probe once the echoes are held, not during the bulk transfer
+            # that fills every buffer on the way (throughput, not fairness:
+            # the flood's thread also competes with the probes for the GIL).
+            stalled.append(flood[-1].wait_stalled())
 
         try:
             figures = _memory_and_probes(
@@ -171,14 +191,18 @@ def never_reading_echo(attack: Attack) -> list[Figure]:
                 start,
                 lambda: _echo_probe(server.port),
                 attack,
-                budget=RSS_BUDGET,
+                budget=RSS_PER_ECHO_HOARDER * attack.scale.echo_hoarders,
                 p99_target=PROBE_P99,
                 seconds=attack.scale.hold_seconds,
             )
         finally:
             for running in flood:
                 running.stop()
-    return [report("never-reading clients", attack.scale.echo_hoarders), *figures]
+    return [
+        report("never-reading clients", attack.scale.echo_hoarders),
+        holds("flood held back by the server", all(stalled)),
+        *figures,
+    ]
 
 
 def _echo_probe(port: int) -> str:

@@ -158,6 +158,12 @@ SCALES = {scale.name: scale for scale in (FAST, LONG)}
 RSS_BUDGET_PER_1000_DOWNLOADERS = 32 * MiB
 #: Server memory growth allowed for the other never-reading attacks and the floods.
 RSS_BUDGET = 32 * MiB
+#: What one echo client that sends without end and never reads may cost the
+#: server: the promise is the write buffer's high-water mark (64 KiB) plus
+#: one read, and asyncio and uvloop read up to 256 KiB at a time (weft's own
+#: drivers 64 KiB), plus the connection's own objects (and, on the blocking
+#: driver, its two threads).
+RSS_PER_ECHO_HOARDER = 384 * 1024
 #: A probe's answer under never-reading peers, and under a pipelining flood (99th percentile).
 PROBE_P99 = 0.050
 PIPELINE_PROBE_P99 = 0.100
