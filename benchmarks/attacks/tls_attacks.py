@@ -33,13 +33,14 @@ GARBAGE_CUT_WITHIN = 1.0
 def _garbage() -> bytes:
     """512 bytes that cannot begin a TLS record.
 
-    Plain random bytes start with a TLS content type (20 to 23) about once
-    in 64 tries, and then they *are* a plausible record header announcing up
-    to 64 KiB: the server rightly waits for the rest, until the handshake
-    timeout.  That is the silent hello's case, not garbage's: the first byte
-    here is printable ASCII, no content type and no SSLv2 header.
+    Plain random bytes begin a plausible record header now and then (a
+    content type from 20 to 23, or a version byte of 3 in second place:
+    OpenSSL then reads the announced length, up to 64 KiB, before judging
+    the record), and the server rightly waits for the rest, until the
+    handshake timeout: the silent hello's case, not garbage's.  A fixed
+    prefix that no TLS or SSLv2 header can start with avoids it.
     """
-    return bytes([0x24 + os.urandom(1)[0] % (0x7F - 0x24)]) + os.urandom(511)
+    return b"NOT TLS\r\n" + os.urandom(503)
 
 
 def tls_garbage(attack: Attack) -> list[Figure]:
