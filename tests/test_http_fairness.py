@@ -109,3 +109,45 @@ def test_requests_that_are_not_pipelined_never_wait_a_turn() -> None:
         protocol.data_received(request("GET", "/"))  # as a driver would, with no turn of the loop between
         assert len(read_replies(conn.written)) == count
     assert len(conn.clock.pending()) == 1  # the connection's one deadline timer; no turn was waited for
+
+
+def test_a_large_read_of_pipelined_requests_is_answered_whole_and_in_order() -> None:
+    """One 300 KiB read holding 8,000 pipelined requests (what asyncio's 256 KiB
+    reads bring) and the client's EOF right behind it: every request is answered,
+    in order, and only then does the connection close (the server hands h11 the
+    read a piece at a time, so the EOF must wait for the last piece)."""
+    answered: list[str] = []
+
+    def handler(request: Request, response: ResponseWriter) -> None:
+        answered.append(request.path)
+        response.send(200, body=b"ok")
+
+    conn = connect(HTTPServerProtocol(handler))
+    requests = b"".join(request("GET", f"/{n}") for n in range(8000))
+    assert len(requests) > 256 * 1024
+    conn.deliver(requests)
+    conn.deliver_eof()
+    for _ in range(1000):
+        if conn.closed:
+            break
+        conn.clock.advance(0)
+    assert answered == [f"/{n}" for n in range(8000)]
+    assert len(read_replies(conn.written)) == 8000
+    assert conn.closed
+
+
+def test_a_large_read_holds_reading_until_it_is_handed_on() -> None:
+    """While part of a large read still waits to be handed to h11, the
+    transport does not read more: the server holds at most one read."""
+    waiting: list[ResponseWriter] = []
+    conn = connect(HTTPServerProtocol(lambda request, response: waiting.append(response)))
+    conn.deliver(b"".join(request("GET", f"/{n}") for n in range(2000)))
+    answered = 0
+    while waiting:
+        assert not conn.transport.is_reading()
+        waiting.pop().send(200, body=b"ok")
+        answered += 1
+        conn.clock.advance(0)
+    assert answered == 2000
+    assert len(read_replies(conn.written)) == 2000
+    assert conn.transport.is_reading()

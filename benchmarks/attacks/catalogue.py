@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable
 
-from . import crowds, hoarders, lifecycle, malformed, slow, tls_attacks, volume
+from . import crowds, fuzzing, hoarders, lifecycle, malformed, slow, tls_attacks, volume
 from .context import Case
 
 CASES: tuple[Case, ...] = (
@@ -60,6 +60,12 @@ CASES: tuple[Case, ...] = (
         "idle-timeout", "idle connections cut at --idle-timeout", crowds.idle_timeout, drivers=("blocking",)
     ),
     Case("subscription-flood", "pub/sub subscriptions past the limits: ERR", hoarders.subscription_flood),
+    Case(
+        "fuzz",
+        "every parser and the HTTP protocols fed hostile bytes (long: 20,000 examples a property)",
+        fuzzing.fuzz,
+        once=True,
+    ),
 )
 
 BY_NAME = {case.name: case for case in CASES}

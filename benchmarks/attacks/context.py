@@ -73,6 +73,8 @@ class Case:
     run: Callable[[Attack], list[Figure]]
     #: The drivers it applies to (None: every driver).
     drivers: tuple[str, ...] | None = None
+    #: It does not depend on the driver: run it once, under the first one.
+    once: bool = False
 
     def applies_to(self, driver: str) -> bool:
         """Whether it runs on ``driver``."""

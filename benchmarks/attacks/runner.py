@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     try:
         for case in cases:
-            for driver in drivers:
+            for driver in drivers[:1] if case.once else drivers:
                 if case.applies_to(driver):
                     result = run_case(case, driver, scale, workspace)
                     results.append(result)

@@ -94,6 +94,9 @@ class Scale:
     descriptor_seconds: float
     #: Pool exhaustion: the server's --max-connections.
     pool_size: int
+    #: The hypothesis profile the fuzz case runs the test suite's fuzzers
+    #: with (tests/conftest.py: "weft" 200 examples a property, "long" 20,000).
+    fuzz_profile: str
 
     def timeout(self, default: float) -> float:
         """The timeout the server runs with: the short one, or weft's ``default``."""
@@ -121,6 +124,7 @@ FAST = Scale(
     descriptor_clients=200,
     descriptor_seconds=3.0,
     pool_size=8,
+    fuzz_profile="weft",
 )
 
 LONG = Scale(
@@ -144,6 +148,7 @@ LONG = Scale(
     descriptor_clients=200,
     descriptor_seconds=10.0,
     pool_size=64,
+    fuzz_profile="long",
 )
 
 SCALES = {scale.name: scale for scale in (FAST, LONG)}
