@@ -297,6 +297,7 @@ def never_reading_http(attack: Attack) -> list[Figure]:
     get(server.port, "/small.txt")
     count = attack.scale.downloaders
     budget = RSS_BUDGET_PER_1000_DOWNLOADERS
+    under_way: list[int] = []
     with opened([]) as socks:
 
         def start() -> None:
@@ -304,6 +305,10 @@ def never_reading_http(attack: Attack) -> list[Figure]:
                 sock = connect(server.port, rcvbuf=SMALL_BUFFER)
                 socks.append(sock)
                 sock.sendall(request("/big.bin"))
+            # Probe once every download is under way (its first bytes wait in
+            # the client's buffer), not while the server is still answering
+            # the GETs: "meanwhile" is while they hold their connections.
+            under_way.append(_all_readable(socks, timeout=30.0))
 
         figures = _memory_and_probes(
             server,
@@ -314,7 +319,26 @@ def never_reading_http(attack: Attack) -> list[Figure]:
             p99_target=PROBE_P99,
             seconds=attack.scale.hold_seconds,
         )
-    return [report("never-reading downloaders", count), *figures]
+    return [
+        report("never-reading downloaders", count),
+        equals("downloads under way", under_way[0], count),
+        *figures,
+    ]
+
+
+def _all_readable(socks: list[socket.socket], timeout: float) -> int:
+    """How many of ``socks`` have something to read, waiting for all of them
+    up to ``timeout`` seconds (nothing is read)."""
+    waiting = set(socks)
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for sock in socks:
+            selector.register(sock, selectors.EVENT_READ)
+        while waiting and time.monotonic() < deadline:
+            for key, _mask in selector.select(0.1):
+                selector.unregister(key.fileobj)
+                waiting.discard(key.fileobj)
+    return len(socks) - len(waiting)
 
 
 def _http_probe(port: int) -> str:

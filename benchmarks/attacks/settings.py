@@ -73,7 +73,8 @@ class Scale:
     slow_subscribers: int
     #: Seconds a never-reading attack is held while RSS is sampled and probes run.
     hold_seconds: float
-    #: Probes (another client's small request) per never-reading attack.
+    #: Probes (another client's small request) per never-reading attack, at
+    #: most: a 99th percentile of fewer than 100 is the worst probe alone.
     probes: int
     #: Clients pipelining requests without reading, and for how long.
     pipeliners: int
@@ -111,10 +112,10 @@ FAST = Scale(
     downloaders=200,
     echo_hoarders=50,
     slow_subscribers=10,
-    hold_seconds=2.0,
-    probes=100,
+    hold_seconds=4.0,
+    probes=200,
     pipeliners=10,
-    pipeline_seconds=2.0,
+    pipeline_seconds=6.0,
     slow_connections=20,
     tls_connections=20,
     short_timeout=2.0,
