@@ -37,6 +37,7 @@ from .settings import (
     PUBSUB_MAX_TOPICS,
     RSS_BUDGET,
     RSS_BUDGET_PER_1000_DOWNLOADERS,
+    RSS_ECHO_FIXED,
     RSS_PER_ECHO_HOARDER,
     MiB,
 )
@@ -197,7 +198,7 @@ def never_reading_echo(attack: Attack) -> list[Figure]:
                 start,
                 lambda: _echo_probe(server.port),
                 attack,
-                budget=RSS_PER_ECHO_HOARDER * attack.scale.echo_hoarders,
+                budget=RSS_ECHO_FIXED + RSS_PER_ECHO_HOARDER * attack.scale.echo_hoarders,
                 p99_target=PROBE_P99,
                 seconds=attack.scale.hold_seconds,
             )

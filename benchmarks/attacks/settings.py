@@ -170,6 +170,12 @@ RSS_BUDGET = 32 * MiB
 #: drivers 64 KiB), plus the connection's own objects (and, on the blocking
 #: driver, its two threads).
 RSS_PER_ECHO_HOARDER = 384 * 1024
+#: What any never-reading echo attack may cost besides, whatever its size:
+#: the allocator's arenas and the event loop's own growth once 50 or more
+#: connections are busy at once (uvloop grew 13 to 19 MiB for 50 clients
+#: and 30 MiB for 200, so the per-client figure alone is too tight at the
+#: fast scale and loose at the long one).
+RSS_ECHO_FIXED = 8 * MiB
 #: A probe's answer under never-reading peers, and under a pipelining flood (99th percentile).
 PROBE_P99 = 0.050
 PIPELINE_PROBE_P99 = 0.100
