@@ -41,7 +41,7 @@ PATH = f"/{FILE_NAME}"
 
 def server_kinds() -> list[servers.ServerKind]:
     """Every HTTP server kind that can run here: weft's (files, then hello, per driver), then h11's."""
-    from weft.drivers.registry import DRIVERS
+    from weft.drivers import DRIVERS
 
     kinds = []
     for name, info in DRIVERS.items():
@@ -74,8 +74,8 @@ def server_kinds() -> list[servers.ServerKind]:
 
 def serve_weft(driver: str, handler_name: str, root: str, ready: Callable[[int], None]) -> None:
     """weft's HTTP server through :func:`weft.drivers.serve`, as ``weft serve http`` runs it."""
+    from weft._cli.file_server import FileServer
     from weft.drivers import serve
-    from weft.drivers.http_files import FileServer
     from weft.protocols.http import HTTPServerProtocol, Request, ResponseWriter
 
     if handler_name == "files":

@@ -8,7 +8,7 @@ It listens on a free loopback port, prints ``READY <port> <pid>`` on stdout
 and echoes until it is sent SIGTERM (the default action: the process just
 ends, which works alike for every kind).  The kinds:
 
-* ``weft-<driver>`` for every driver in :data:`weft.drivers.registry.DRIVERS`
+* ``weft-<driver>`` for every driver in :data:`weft.drivers._registry.DRIVERS`
   that can run here (``weft-reactor`` today; ``weft-asyncio`` and
   ``weft-uvloop`` once those drivers exist), serving
   :class:`weft.protocols.EchoProtocol` through ``open_runtime(name)``;
@@ -68,7 +68,7 @@ class ServerKind:
 
 def server_kinds() -> list[ServerKind]:
     """Every kind that can run here, weft's drivers first."""
-    from weft.drivers.registry import DRIVERS
+    from weft.drivers import DRIVERS
 
     kinds = [
         ServerKind(
@@ -122,8 +122,8 @@ def settle_allocator() -> None:
 
 def serve_weft(driver: str, ready: Callable[[int], None]) -> None:
     """weft's EchoProtocol on the named driver, through the registry."""
-    from weft.drivers.registry import open_runtime
-    from weft.protocols.echo import EchoProtocol
+    from weft.drivers import open_runtime
+    from weft.protocols import EchoProtocol
 
     runtime = open_runtime(driver)
     listener = runtime.listen_tcp(EchoProtocol, HOST, 0)

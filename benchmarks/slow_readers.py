@@ -51,8 +51,7 @@ MIB = 1024 * 1024
 
 def serve(driver: str, path: str, mode: str) -> None:
     """The server process: send ``path`` whole to every connection, print READY."""
-    from weft.drivers.file_region import FileSlice
-    from weft.drivers.registry import open_runtime
+    from weft.drivers import FileSlice, open_runtime
     from weft.protocols.contract import Protocol
 
     class SendFile(Protocol):

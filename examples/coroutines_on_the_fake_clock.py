@@ -10,10 +10,9 @@ Run: python examples/coroutines_on_the_fake_clock.py
 
 from __future__ import annotations
 
+from weft.drivers import Future
 from weft.drivers.coroutines import TimedOutError, fail_after, run
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.futures import Future
-from weft.drivers.memory import connect
+from weft.drivers.testing import FakeClock, connect
 from weft.protocols import LineProtocol
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 
-from weft.drivers.asyncio_driver import AsyncioRuntime
+from weft.drivers import Future
+from weft.drivers.asyncio import AsyncioRuntime
 from weft.drivers.coroutines import fail_after, from_asyncio, open_tcp, sleep, spawn, to_asyncio
-from weft.drivers.futures import Future
 
 
 async def shout(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

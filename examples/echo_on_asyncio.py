@@ -11,7 +11,7 @@ Run: python examples/echo_on_asyncio.py
 import asyncio
 import importlib.util
 
-from weft.drivers.asyncio_driver import AsyncioRuntime
+from weft.drivers.asyncio import AsyncioRuntime
 from weft.protocols import EchoProtocol, Protocol
 
 

@@ -8,7 +8,7 @@ Run: python examples/http_fetch.py [DRIVER]
 
 import sys
 
-from weft.drivers.registry import open_runtime
+from weft.drivers import open_runtime
 from weft.protocols.http import (
     ClientResponse,
     HTTPClientProtocol,

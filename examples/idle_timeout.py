@@ -7,7 +7,7 @@ memory driver and move a fake clock instead of sleeping.
 Run: python examples/idle_timeout.py
 """
 
-from weft.drivers.memory import connect
+from weft.drivers.testing import connect
 from weft.protocols import LineProtocol, TimerHandle, Transport, clock_of
 
 

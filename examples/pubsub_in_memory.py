@@ -7,7 +7,7 @@ what the script says.
 Run: python examples/pubsub_in_memory.py
 """
 
-from weft.drivers.memory import connect_pair
+from weft.drivers.testing import connect_pair
 from weft.protocols.pubsub import PubSubClientProtocol, PubSubHub, PubSubServerProtocol
 
 hub = PubSubHub()

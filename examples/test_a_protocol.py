@@ -3,7 +3,7 @@
 Run: python -m pytest examples/test_a_protocol.py
 """
 
-from weft.drivers.memory import connect, connect_pair
+from weft.drivers.testing import connect, connect_pair
 from weft.protocols import LineProtocol
 
 

@@ -5,6 +5,7 @@ randomness are handed in by a driver (see ``weft.drivers``).  Start with
 :mod:`weft.protocols.contract`.
 """
 
+from weft.protocols._echo import EchoProtocol
 from weft.protocols.contract import (
     BaseProtocol,
     BaseTransport,
@@ -16,7 +17,6 @@ from weft.protocols.contract import (
     WriteTransport,
     clock_of,
 )
-from weft.protocols.echo import EchoProtocol
 from weft.protocols.errors import (
     ArgumentError,
     BusyResourceError,

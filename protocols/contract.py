@@ -254,8 +254,8 @@ class FileRegion(_TypingProtocol):
     """A stretch of an open file, to be sent as it is: what ``write_file`` takes.
 
     Protocols never open files.  Code that may (a driver, or a handler such
-    as :class:`weft.drivers.http_files.FileServer`) opens one with
-    :class:`weft.drivers.file_region.FileSlice`, and a protocol only passes
+    as :class:`weft._cli.file_server.FileServer`) opens one with
+    :class:`weft.drivers._core.file_region.FileSlice`, and a protocol only passes
     the region on.  ``len(region)`` is the number of bytes still to send.
 
     A transport that can send straight from the file (``os.sendfile``: no

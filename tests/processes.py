@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from weft.drivers.registry import DRIVERS
+from weft.drivers import DRIVERS
 
 #: How long any wait may take before the test fails.  Generous: CI machines
 #: are slow and shared; a passing test never waits this long.
@@ -29,8 +29,8 @@ TIMEOUT = 20.0
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Runs the command line as ``python -m weft.drivers`` does.
-WEFT = (sys.executable, "-m", "weft.drivers")
+#: Runs the command line as ``python -m weft`` does.
+WEFT = (sys.executable, "-m", "weft")
 
 #: The drivers that can run on this machine (uvloop only when installed).
 AVAILABLE_DRIVERS = [name for name, info in DRIVERS.items() if info.available()]
@@ -200,7 +200,7 @@ class Children:
         stdin: int | IO[bytes] | None = subprocess.PIPE,
         preexec_fn: Callable[[], object] | None = None,
     ) -> Child:
-        """Start ``python -m weft.drivers ARGS``."""
+        """Start ``python -m weft ARGS``."""
         return self.start(*WEFT, *args, stdin=stdin, preexec_fn=preexec_fn)
 
     def kill_all(self) -> None:

@@ -7,8 +7,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from weft.drivers.coroutines import Stream, StreamProtocol, spawn
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.memory import Pump, connect_pair
+from weft.drivers.testing import FakeClock, Pump, connect_pair
 
 _T = TypeVar("_T")
 

@@ -69,8 +69,8 @@ def test_the_import_checker_catches_every_spelling() -> None:
         "from select import epoll",
         "import asyncio as aio",
         "from weft.drivers import memory",
-        "from weft.drivers.memory import connect",
-        "import weft.drivers.memory",
+        "from weft.drivers.testing._memory import connect",
+        "import weft.drivers.testing._memory",
         "from weft import drivers",
         "__import__('threading')",
         "importlib.import_module('subprocess')",
@@ -89,7 +89,7 @@ def test_protocols_do_no_io(path: Path) -> None:
 def test_protocols_are_checked_at_all() -> None:
     """The parametrized check above sees the real tree (not an empty list)."""
     names = {path.name for path in protocol_sources()}
-    assert {"contract.py", "errors.py", "echo.py", "lines.py", "server.py"} <= names
+    assert {"contract.py", "errors.py", "_echo.py", "_lines.py", "_server.py"} <= names
 
 
 def all_modules(package: ModuleType) -> list[ModuleType]:
@@ -105,7 +105,7 @@ def test_every_package_directory_is_shipped() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
     found = set()
-    for top, package in (("protocols", "weft.protocols"), ("drivers", "weft.drivers")):
+    for top, package in (("weft", "weft"), ("protocols", "weft.protocols"), ("drivers", "weft.drivers")):
         assert config["package-dir"][package] == top
         assert (ROOT / top / "py.typed").exists()
         for init in (ROOT / top).rglob("__init__.py"):

@@ -24,13 +24,9 @@ from typing import Any
 
 import pytest
 
-from weft.drivers.asyncio_clock import LoopTimers
-from weft.drivers.asyncio_driver import AsyncioRuntime
-from weft.drivers.asyncio_sockets import AsyncioListener
-from weft.drivers.asyncio_transport import AsyncioTransport
-from weft.drivers.futures import Future
-from weft.drivers.registry import DRIVERS, UnavailableDriverError, open_runtime
-from weft.drivers.runtime import ListenerLike, Runtime
+from weft.drivers import DRIVERS, Future, Listener, Runtime, UnavailableDriverError, open_runtime
+from weft.drivers.asyncio import AsyncioListener, AsyncioRuntime, AsyncioTransport
+from weft.drivers.asyncio._clock import LoopTimers
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import (
     ArgumentError,
@@ -121,8 +117,8 @@ def weft_log() -> Iterator[Collecting]:
 
 def runtime_static_check(runtime: AsyncioRuntime, listener: AsyncioListener) -> Runtime:
     """Never run: mypy --strict checks that the asyncio runtime is a Runtime (and a
-    Clock), its listener a ListenerLike and its transports weft Transports."""
-    _listener: ListenerLike = listener
+    Clock), its listener a Listener and its transports weft Transports."""
+    _listener: Listener = listener
     _transport: Transport = runtime.connect_pipes(EchoProtocol, 0, 1)
     _clock: Clock = runtime
     return runtime

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from tests.processes import TIMEOUT, Children, connect, receive_exactly, stop
-from weft.drivers.blocking import BlockingRuntime, Listener, connect_tcp, connect_unix, spawn_process
-from weft.drivers.blocking.transport import _MAX_UNDELIVERED, READ_SIZE, ThreadedTransport
-from weft.drivers.registry import DRIVERS, open_runtime
+from weft.drivers import DRIVERS, open_runtime
+from weft.drivers.blocking import BlockingListener, BlockingRuntime, connect_tcp, connect_unix, spawn_process
+from weft.drivers.blocking._transport import _MAX_UNDELIVERED, READ_SIZE, ThreadedTransport
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import ArgumentError, ClosedResourceError, EchoProtocol, LineProtocol
 
@@ -28,7 +28,7 @@ from weft.protocols import ArgumentError, ClosedResourceError, EchoProtocol, Lin
 @contextmanager
 def background_server(
     factory: Callable[[], Any], *, unix: str | None = None, max_connections: int = 256
-) -> Iterator[tuple[BlockingRuntime, Listener]]:
+) -> Iterator[tuple[BlockingRuntime, BlockingListener]]:
     """A blocking runtime serving ``factory`` on its own thread."""
     runtime = BlockingRuntime(max_connections=max_connections)
     if unix is None:

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from tests.processes import TIMEOUT, connect, receive_exactly, receive_to_eof
-from weft.drivers.blocking import BlockingRuntime, Listener, ThreadedTransport
-from weft.drivers.blocking.refusals import Refusals
+from weft.drivers.blocking import BlockingListener, BlockingRuntime, ThreadedTransport
+from weft.drivers.blocking._refusals import Refusals
 from weft.protocols import ArgumentError, EchoProtocol
 from weft.protocols.contract import Transport
 from weft.protocols.http import HTTPServerProtocol, Request, ResponseWriter
-from weft.protocols.http.busy import busy_response
+from weft.protocols.http._busy import busy_response
 
 BUSY = b"ERR server busy\r\n"
 
@@ -67,7 +67,7 @@ class WatchedEcho(EchoProtocol):
 @contextmanager
 def serving(
     factory: Callable[[], Any], runtime: BlockingRuntime, **listen: Any
-) -> Iterator[Listener]:
+) -> Iterator[BlockingListener]:
     """``runtime`` serving ``factory`` on a thread of its own."""
     listener = runtime.listen_tcp(factory, "127.0.0.1", 0, **listen)
     thread = threading.Thread(target=runtime.run, daemon=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.processes import TIMEOUT, connect, receive_to_eof
+from weft.drivers import FileSlice
 from weft.drivers.blocking import BlockingRuntime, ThreadedTransport
-from weft.drivers.file_region import FileSlice
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import WriteAfterEofError
 from weft.protocols.contract import file_writer_of

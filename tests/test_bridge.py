@@ -11,10 +11,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.processes import AVAILABLE_DRIVERS
-from weft.drivers import open_runtime
-from weft.drivers.bridge import StdioBridge
-from weft.drivers.futures import Future
-from weft.drivers.runtime import Runtime
+from weft._cli.bridge import StdioBridge
+from weft.drivers import Future, Runtime, open_runtime
 from weft.protocols import Protocol, Transport
 
 TIMEOUT = 20.0

@@ -1,4 +1,4 @@
-"""The ``weft`` command line, run for real: ``python -m weft.drivers`` (and the
+"""The ``weft`` command line, run for real: ``python -m weft`` (and the
 console script) as child processes, talked to over loopback sockets and pipes."""
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from tests.processes import (
     receive_to_eof,
     stop,
 )
-from weft.drivers import cli
-from weft.drivers.registry import DRIVERS, DriverInfo
+from weft._cli import commands as cli
+from weft.drivers import DRIVERS, DriverInfo
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def accept(listener: socket.socket) -> socket.socket:
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    """Run ``python -m weft.drivers ARGS`` to completion."""
+    """Run ``python -m weft ARGS`` to completion."""
     return subprocess.run([*WEFT, *args], input=stdin, capture_output=True, timeout=TIMEOUT, check=False)
 
 
@@ -500,7 +500,7 @@ def test_drivers_says_which_extra_installs_a_missing_dependency(
 def test_console_script_is_declared() -> None:
     """pyproject declares `weft` as the command line's main()."""
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"weft": "weft.drivers.cli:main"}
+    assert scripts == {"weft": "weft._cli:main"}
 
 
 def test_console_script_runs() -> None:

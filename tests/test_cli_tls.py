@@ -18,7 +18,7 @@ OPENSSL = shutil.which("openssl") or "openssl"
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    """Run ``python -m weft.drivers ARGS`` to completion."""
+    """Run ``python -m weft ARGS`` to completion."""
     return subprocess.run([*WEFT, *args], input=stdin, capture_output=True, timeout=TIMEOUT, check=False)
 
 

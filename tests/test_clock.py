@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.timers import TimerQueue
+from weft.drivers._core.timers import TimerQueue
+from weft.drivers.testing import FakeClock
 from weft.protocols import ArgumentError, Clock, TimerHandle
 
 

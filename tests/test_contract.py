@@ -7,10 +7,9 @@ import socket
 
 import pytest
 
-from weft.drivers.memory import MemoryTransport, connect
+from weft.drivers import Runtime
 from weft.drivers.reactor import Reactor
-from weft.drivers.runtime import Runtime
-from weft.drivers.testing import RecordingProtocol
+from weft.drivers.testing import MemoryTransport, RecordingProtocol, connect
 from weft.protocols import (
     EchoProtocol,
     LineProtocol,

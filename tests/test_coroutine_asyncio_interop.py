@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from weft.drivers.asyncio_driver import AsyncioRuntime
+from weft.drivers import Future
+from weft.drivers.asyncio import AsyncioRuntime
 from weft.drivers.coroutines import (
     AsyncioHost,
     Cancelled,
@@ -40,12 +41,10 @@ from weft.drivers.coroutines import (
     to_asyncio,
     wait_for,
 )
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.futures import Future
 from weft.drivers.reactor import Reactor
-from weft.protocols import Protocol
+from weft.drivers.testing import FakeClock
+from weft.protocols import EchoProtocol, Protocol
 from weft.protocols.contract import Transport
-from weft.protocols.echo import EchoProtocol
 
 #: Every run below is bounded: a hang fails the test instead of blocking the suite.
 LIMIT = 10.0

@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
+from weft.drivers import open_runtime
+from weft.drivers.coroutine import CoroutineRuntime, TaskReadPipeTransport, TaskTransport
 from weft.drivers.coroutines import Task, current_task, open_tcp, run, serve_tcp
-from weft.drivers.coroutines.runtime import CoroutineRuntime
-from weft.drivers.coroutines.task_transport import TaskReadPipeTransport, TaskTransport
 from weft.drivers.reactor import Reactor
-from weft.drivers.registry import open_runtime
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import EchoProtocol
 

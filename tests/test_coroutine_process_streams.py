@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.descriptors import assert_reaped, no_new_fds
-from weft.drivers.asyncio_driver import AsyncioRuntime
+from weft.drivers import Stderr
+from weft.drivers.asyncio import AsyncioRuntime
 from weft.drivers.blocking import BlockingRuntime
+from weft.drivers.coroutine import CoroutineRuntime
 from weft.drivers.coroutines import ProcessStream, Stream, gather, open_process, run, spawn
-from weft.drivers.coroutines.runtime import CoroutineRuntime
-from weft.drivers.reactor import Reactor, Stderr
+from weft.drivers.reactor import Reactor
 from weft.protocols.errors import ArgumentError, ClosedResourceError
 
 TIMEOUT = 10.0

@@ -7,12 +7,11 @@ import logging
 import pytest
 
 from tests.stream_support import go, pair, settle
-from weft.drivers.asyncio_driver import AsyncioRuntime
+from weft.drivers.asyncio import AsyncioRuntime
 from weft.drivers.coroutines import Stream, StreamProtocol, open_tcp, run, serve_tcp, spawn
-from weft.drivers.coroutines.streams import DEFAULT_WRITE_LOW_WATER
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.memory import connect_pair
+from weft.drivers.coroutines._streams import DEFAULT_WRITE_LOW_WATER
 from weft.drivers.reactor import Reactor
+from weft.drivers.testing import FakeClock, connect_pair
 from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError, LineTooLongError
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from tests.stream_support import go, pair, settle
 from tests.tls_support import HOSTNAME, certificates, client_context, server_context
-from weft.drivers.asyncio_driver import AsyncioRuntime
+from weft.drivers.asyncio import AsyncioRuntime
+from weft.drivers.coroutine import CoroutineRuntime
 from weft.drivers.coroutines import (
     Future,
     Stream,
@@ -22,9 +23,8 @@ from weft.drivers.coroutines import (
     serve_tcp,
     spawn,
 )
-from weft.drivers.coroutines.runtime import CoroutineRuntime
-from weft.drivers.memory import Pump
 from weft.drivers.reactor import Reactor
+from weft.drivers.testing import Pump
 from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError, InvalidStateError
 from weft.protocols.tls import TLSHandshakeError, TLSHandshakeTimeoutError, TLSTransport
 

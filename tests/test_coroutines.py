@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from weft.drivers import Future
 from weft.drivers.coroutines import (
     Cancelled,
     NotInTaskError,
@@ -20,8 +21,7 @@ from weft.drivers.coroutines import (
     sleep,
     spawn,
 )
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.futures import Future
+from weft.drivers.testing import FakeClock
 from weft.protocols.errors import ArgumentError, InvalidStateError, WeftError
 
 

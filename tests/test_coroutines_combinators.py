@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from weft.drivers import Future
 from weft.drivers.coroutines import (
     Cancelled,
     TimedOutError,
@@ -17,8 +18,7 @@ from weft.drivers.coroutines import (
     spawn,
     wait_for,
 )
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.futures import Future
+from weft.drivers.testing import FakeClock
 
 
 async def value_after(clock: FakeClock, seconds: float, value: str, log: list[str]) -> str:

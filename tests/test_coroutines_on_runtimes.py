@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from weft.drivers.asyncio_driver import AsyncioRuntime
+from weft.drivers import Future
+from weft.drivers.asyncio import AsyncioRuntime
 from weft.drivers.coroutines import (
     Cancelled,
     Host,
@@ -18,10 +19,9 @@ from weft.drivers.coroutines import (
     run,
     sleep,
 )
-from weft.drivers.futures import Future
 from weft.drivers.reactor import Reactor
+from weft.protocols import EchoProtocol
 from weft.protocols.contract import Transport
-from weft.protocols.echo import EchoProtocol
 
 #: Every run below is bounded: a hang fails the test instead of blocking the suite.
 LIMIT = 10.0

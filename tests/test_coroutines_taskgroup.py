@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from weft.drivers.coroutines import Cancelled, TaskGroup, run, sleep, spawn
-from weft.drivers.fake_clock import FakeClock
+from weft.drivers.testing import FakeClock
 from weft.protocols.errors import InvalidStateError
 
 

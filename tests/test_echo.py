@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from weft.drivers.memory import connect
-from weft.protocols.echo import EchoProtocol
+from weft.drivers.testing import connect
+from weft.protocols import EchoProtocol
 
 
 def test_echoes_every_byte_in_order() -> None:

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from weft.drivers.file_region import FileSlice
-from weft.drivers.memory import connect
-from weft.drivers.testing import RecordingProtocol
+from weft.drivers import FileSlice
+from weft.drivers.testing import RecordingProtocol, connect
 from weft.protocols import ArgumentError, WriteAfterEofError
 from weft.protocols.contract import FileRegion, file_writer_of
 

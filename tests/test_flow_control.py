@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from weft.protocols import ArgumentError
-from weft.protocols.flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
+from weft.protocols._flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
 
 
 def test_pause_only_strictly_over_high_and_once() -> None:

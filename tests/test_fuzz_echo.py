@@ -8,7 +8,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from weft.drivers.memory import connect
+from weft.drivers.testing import connect
 from weft.protocols import EchoProtocol
 
 HIGH = 64

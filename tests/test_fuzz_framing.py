@@ -21,8 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzzing import mutated, noise
-from weft.drivers.memory import connect
-from weft.drivers.strategies import chunkings
+from weft.drivers.testing import chunkings, connect
 from weft.protocols.errors import ProtocolError
 from weft.protocols.framing import (
     FrameParser,

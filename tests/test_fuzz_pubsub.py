@@ -15,8 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fuzzing import mutated, noise
-from weft.drivers.memory import MemoryConnection, connect
-from weft.drivers.strategies import chunkings
+from weft.drivers.testing import MemoryConnection, chunkings, connect
 from weft.protocols.errors import ProtocolError
 from weft.protocols.framing import LineParser
 from weft.protocols.pubsub import (

@@ -9,8 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.http_support import chunked_request
-from weft.drivers.memory import MemoryConnection, connect, connect_pair
-from weft.drivers.strategies import chunkings
+from weft.drivers.testing import MemoryConnection, chunkings, connect, connect_pair
 from weft.protocols.http import (
     BodyTooLargeError,
     ClientResponse,

@@ -8,10 +8,8 @@ from __future__ import annotations
 import itertools
 
 from tests.http_support import read_replies, request
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.memory import MemoryConnection, connect
-from weft.protocols.http import HTTPLimits, HTTPServerProtocol, Request, ResponseWriter
-from weft.protocols.http.lifecycle import ServerState
+from weft.drivers.testing import FakeClock, MemoryConnection, connect
+from weft.protocols.http import HTTPLimits, HTTPServerProtocol, Request, ResponseWriter, ServerState
 
 HIGH_WATER = 64 * 1024
 BODY = b"b" * 8000

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.http_support import Reply, read_replies
-from weft.drivers.http_files import FileServer
-from weft.drivers.memory import MemoryConnection, connect
+from weft._cli.file_server import FileServer
+from weft.drivers.testing import MemoryConnection, connect
 from weft.protocols.errors import ArgumentError
 from weft.protocols.http import HTTPServerProtocol
 

@@ -12,7 +12,7 @@ import h11
 import pytest
 
 from tests.http_support import read_replies
-from weft.drivers.memory import MemoryConnection, connect
+from weft.drivers.testing import MemoryConnection, connect
 from weft.protocols.http import (
     BodyTooLargeError,
     ClientResponse,
@@ -24,9 +24,9 @@ from weft.protocols.http import (
     MalformedHTTPError,
     Request,
     ResponseWriter,
+    ServerState,
 )
-from weft.protocols.http.lifecycle import ServerState
-from weft.protocols.http.wire import chunk_bytes_announced
+from weft.protocols.http._wire import chunk_bytes_announced
 
 #: What follows the ambiguous request in every smuggling attempt: a request
 #: the server must never parse.
@@ -208,7 +208,7 @@ def test_h11_still_tells_the_announced_chunk_size() -> None:
 def test_without_h11_s_counter_the_limit_still_holds(monkeypatch: pytest.MonkeyPatch) -> None:
     """If h11 stops exposing the chunk size (chunk_bytes_announced gives None),
     the body is still refused once the bytes received pass the limit."""
-    monkeypatch.setattr("weft.protocols.http.server.chunk_bytes_announced", lambda connection: None)
+    monkeypatch.setattr("weft.protocols.http._server.chunk_bytes_announced", lambda connection: None)
     conn = connect(HTTPServerProtocol(Recorder(), limits=HTTPLimits(max_body_size=10)))
     conn.deliver(chunked_head() + b"ff\r\n" + b"x" * 10)
     assert conn.written == b""  # the size is not known: 10 bytes are within the limit

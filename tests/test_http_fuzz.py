@@ -18,8 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.http_support import read_replies
-from weft.drivers.memory import MemoryConnection, connect
-from weft.drivers.strategies import chunkings
+from weft.drivers.testing import MemoryConnection, chunkings, connect
 from weft.protocols.http import (
     ClientResponse,
     HTTPClientProtocol,
@@ -28,8 +27,8 @@ from weft.protocols.http import (
     HTTPServerProtocol,
     Request,
     ResponseWriter,
+    ServerState,
 )
-from weft.protocols.http.lifecycle import ServerState
 
 #: Small enough that the fuzzer reaches every limit.
 LIMITS = HTTPLimits(max_head_size=300, max_body_size=40, max_discard_size=20, max_requests_per_turn=3)

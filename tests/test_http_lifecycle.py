@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.http_support import read_replies, request
-from weft.drivers.memory import MemoryConnection, connect
+from weft.drivers.testing import MemoryConnection, connect
 from weft.protocols import ArgumentError
 from weft.protocols.http import (
     HTTPLimits,
@@ -22,7 +22,7 @@ from weft.protocols.http import (
     Request,
     ResponseWriter,
 )
-from weft.protocols.http.lifecycle import DEADLINES, LINGER_TIMEOUT, TRANSITIONS, ServerState
+from weft.protocols.http._lifecycle import DEADLINES, LINGER_TIMEOUT, TRANSITIONS, ServerState
 
 S = ServerState
 

@@ -18,8 +18,7 @@ import pytest
 
 from tests.http_support import read_replies
 from tests.processes import AVAILABLE_DRIVERS
-from weft.drivers.registry import open_runtime
-from weft.drivers.runtime import Runtime
+from weft.drivers import Runtime, open_runtime
 from weft.protocols.http import (
     BodyTooLargeError,
     ClientResponse,

@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 
 from tests.http_support import read_replies, request
-from weft.drivers.file_region import FileSlice
-from weft.drivers.memory import MemoryConnection, connect
+from weft.drivers import FileSlice
+from weft.drivers.testing import MemoryConnection, connect
 from weft.protocols.contract import file_writer_of
-from weft.protocols.http import HTTPServerProtocol, HTTPUsageError, Request, ResponseWriter
-from weft.protocols.http.lifecycle import ServerState
-from weft.protocols.http.output import PIECE_SIZE
+from weft.protocols.http import HTTPServerProtocol, HTTPUsageError, Request, ResponseWriter, ServerState
+from weft.protocols.http._output import PIECE_SIZE
 
 HIGH_WATER = 64 * 1024
 CONTENT = bytes(range(256)) * 4096  # 1 MiB

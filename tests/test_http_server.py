@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.http_support import Reply, chunked_request, read_replies, request
-from weft.drivers.memory import MemoryConnection, connect
-from weft.drivers.strategies import chunkings
+from weft.drivers.testing import MemoryConnection, chunkings, connect
 from weft.protocols import ArgumentError, ProtocolError
 from weft.protocols.http import (
     BodyTooLargeError,
@@ -23,7 +22,7 @@ from weft.protocols.http import (
     Request,
     ResponseWriter,
 )
-from weft.protocols.http.server import LINGER_TIMEOUT
+from weft.protocols.http._server import LINGER_TIMEOUT
 
 Handler = Callable[[Request, ResponseWriter], object]
 

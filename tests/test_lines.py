@@ -1,4 +1,4 @@
-"""Tests for :class:`weft.protocols.framing.lines.LineParser` and :func:`encode_line`."""
+"""Tests for :class:`weft.protocols.framing._lines.LineParser` and :func:`encode_line`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.frame_events import Event, drain, run
-from weft.drivers.strategies import chunked, chunkings
+from weft.drivers.testing import chunked, chunkings
 from weft.protocols.errors import (
     ArgumentError,
     FrameTooLongError,

@@ -6,9 +6,7 @@ import asyncio
 
 import pytest
 
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.memory import MemoryTransport, connect, connect_pair
-from weft.drivers.testing import RecordingProtocol
+from weft.drivers.testing import FakeClock, MemoryTransport, RecordingProtocol, connect, connect_pair
 from weft.protocols import ClosedResourceError, EchoProtocol, NotSettledError, Transport, clock_of
 
 # ------------------------------------------------------ MemoryConnection

@@ -1,4 +1,4 @@
-"""Tests for :class:`weft.protocols.framing.netstring.NetstringParser` and :func:`encode_netstring`."""
+"""Tests for :class:`weft.protocols.framing._netstring.NetstringParser` and :func:`encode_netstring`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.frame_events import Event, run
-from weft.drivers.strategies import chunkings
+from weft.drivers.testing import chunkings
 from weft.protocols.errors import (
     ArgumentError,
     FrameTooLongError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from weft.drivers.memory import Pump, connect, connect_pair
+from weft.drivers.testing import Pump, connect, connect_pair
 from weft.protocols.contract import Protocol, Transport
 from weft.protocols.errors import ArgumentError, LineTooLongError, ProtocolError, UnencodableFrameError
 from weft.protocols.pubsub import PubSubClientProtocol, PubSubHub, PubSubServerProtocol

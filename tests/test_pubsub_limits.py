@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from weft.drivers.memory import MemoryConnection, connect, connect_pair
+from weft.drivers.testing import MemoryConnection, connect, connect_pair
 from weft.protocols.errors import ArgumentError
 from weft.protocols.pubsub import (
     DEFAULT_MAX_SUBSCRIPTIONS,

@@ -5,8 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from weft.drivers.memory import MemoryConnection, connect
-from weft.drivers.strategies import chunkings
+from weft.drivers.testing import MemoryConnection, chunkings, connect
 from weft.protocols.pubsub import DEFAULT_MAX_BACKLOG, PubSubHub, PubSubServerProtocol
 
 LIMIT = 64 * 1024

@@ -18,11 +18,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from weft.drivers import accepting
-from weft.drivers.coroutines.runtime import CoroutineRuntime
-from weft.drivers.reactor import Reactor
-from weft.drivers.reactor import sockets as reactor_sockets
-from weft.drivers.reactor.pollers import EpollPoller, PollPoller, SelectorPoller
+from weft.drivers._core import accepting
+from weft.drivers.coroutine import CoroutineRuntime
+from weft.drivers.reactor import Reactor, ReactorListener
+from weft.drivers.reactor._pollers import EpollPoller, PollPoller, SelectorPoller
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import (
     ArgumentError,
@@ -44,7 +43,7 @@ def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
     made.close()
 
 
-def echo_pair(reactor: Reactor) -> tuple[RecordingProtocol, reactor_sockets.Listener]:
+def echo_pair(reactor: Reactor) -> tuple[RecordingProtocol, ReactorListener]:
     """A recording client connected to an echo server on ``reactor``."""
     listener = reactor.listen_tcp(EchoProtocol, "127.0.0.1", 0)
     client = RecordingProtocol()
@@ -59,7 +58,7 @@ def received(protocol: RecordingProtocol, size: int) -> Callable[[], bool]:
     return lambda: len(protocol.received) == size
 
 
-def finish(reactor: Reactor, listener: reactor_sockets.Listener, *protocols: RecordingProtocol) -> None:
+def finish(reactor: Reactor, listener: ReactorListener, *protocols: RecordingProtocol) -> None:
     """Close the listener, abort every connection (both ends) and run until all have ended."""
     listener.close()
     for protocol in protocols:
@@ -449,7 +448,7 @@ def test_a_factory_may_close_its_listener(reactor: Reactor, caplog: pytest.LogCa
     """A protocol factory that closes the listener (serve one client, then stop)
     ends the accept loop cleanly, with nothing logged, even with more clients
     waiting in the backlog."""
-    listeners: list[reactor_sockets.Listener] = []
+    listeners: list[ReactorListener] = []
 
     def once() -> RecordingProtocol:
         listeners[0].close()

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from tests.descriptors import no_new_fds
-from weft.drivers.coroutines.runtime import CoroutineRuntime
+from weft.drivers.coroutine import CoroutineRuntime
 from weft.drivers.reactor import Reactor
-from weft.drivers.reactor.pollers import EpollPoller, Poller, PollPoller, SelectorPoller
+from weft.drivers.reactor._pollers import EpollPoller, Poller, PollPoller, SelectorPoller
 from weft.drivers.testing import RecordingProtocol
 
 TIMEOUT = 10.0

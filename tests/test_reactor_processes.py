@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from tests.descriptors import assert_reaped, no_new_fds
-from weft.drivers import child_processes
+from weft.drivers import Process, Stderr
+from weft.drivers._core import child_processes
 from weft.drivers.blocking import BlockingRuntime
-from weft.drivers.coroutines.runtime import CoroutineRuntime
-from weft.drivers.reactor import Process, Reactor, Stderr
+from weft.drivers.coroutine import CoroutineRuntime
+from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import ArgumentError, LineProtocol, Transport
 

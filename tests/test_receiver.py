@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from weft.drivers.memory import MemoryConnection, connect
-from weft.drivers.strategies import chunkings
+from weft.drivers.testing import MemoryConnection, chunkings, connect
 from weft.protocols.errors import (
     FrameTooLongError,
     LineTooLongError,

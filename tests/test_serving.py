@@ -15,13 +15,11 @@ from contextlib import contextmanager
 import pytest
 
 from tests.processes import AVAILABLE_DRIVERS
-from weft.drivers import Server, open_runtime, serve
-from weft.drivers.connection_limit import BUSY_LINGER, REPORT_INTERVAL, BusyProtocol, LimitReport
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.memory import connect as memory_connect
-from weft.drivers.runtime import Runtime
-from weft.drivers.serving import announce, format_address
-from weft.drivers.testing import RecordingProtocol
+from weft.drivers import Runtime, Server, open_runtime, serve
+from weft.drivers._core.connection_limit import BUSY_LINGER, REPORT_INTERVAL, BusyProtocol, LimitReport
+from weft.drivers._serving import announce, format_address
+from weft.drivers.testing import FakeClock, RecordingProtocol
+from weft.drivers.testing import connect as memory_connect
 from weft.protocols import ArgumentError, EchoProtocol
 
 #: Bounds every wait; a passing test never comes near it.

@@ -11,9 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.tls_support import HOSTNAME, certificates, client_context, server_context, tls_client, tls_server
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.memory import Pump, connect, connect_pair
-from weft.drivers.testing import RecordingProtocol
+from weft.drivers.testing import FakeClock, Pump, RecordingProtocol, connect, connect_pair
 from weft.protocols import LineProtocol, WeftError, WriteAfterEofError
 from weft.protocols.tls import (
     TLSError,

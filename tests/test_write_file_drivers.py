@@ -21,8 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conformance.harness import HARNESSES, ConnectedPair, DriverHarness, FlowRecorder
-from weft.drivers.file_region import FileSlice
-from weft.drivers.registry import DRIVERS
+from weft.drivers import DRIVERS, FileSlice
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import WriteAfterEofError
 from weft.protocols.contract import FileRegion, Transport, clock_of, file_writer_of

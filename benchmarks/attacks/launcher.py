@@ -21,9 +21,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from weft.drivers import serve
-from weft.drivers.http_files import FileServer
-from weft.drivers.runtime import ProtocolFactory
+from weft._cli.file_server import FileServer
+from weft.drivers import ProtocolFactory, serve
 from weft.protocols import EchoProtocol
 from weft.protocols.http import HTTPLimits, HTTPServerProtocol
 from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from weft.drivers.registry import DRIVERS
+from weft.drivers import DRIVERS
 
 from .catalogue import CASES, select
 from .clients import raise_descriptor_limit

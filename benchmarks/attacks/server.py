@@ -25,7 +25,7 @@ from types import TracebackType
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 #: ``weft`` as the command line runs it.
-WEFT = (sys.executable, "-m", "weft.drivers")
+WEFT = (sys.executable, "-m", "weft")
 LAUNCHER = (sys.executable, "-m", "benchmarks.attacks.launcher")
 
 _LISTENING = re.compile(r"^listening on 127\.0\.0\.1:(\d+)$")

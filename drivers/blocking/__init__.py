@@ -1,6 +1,6 @@
 """The blocking driver: weft protocols on blocking sockets, pipes and processes, with threads.
 
-:class:`BlockingRuntime` is a :class:`~weft.drivers.runtime.Runtime`
+:class:`BlockingRuntime` is a :class:`~weft.drivers._runtime.Runtime`
 (``weft serve echo --driver blocking``).  :func:`connect_tcp`,
 :func:`connect_unix`, :func:`connect_pipes` and :func:`spawn_process` are for
 scripts and REPLs: a connection with no event loop to run, where callbacks
@@ -13,16 +13,16 @@ happen while you wait::
 See ``docs/drivers-blocking.md``.
 """
 
-from weft.drivers.blocking.client import Connection, connect_pipes, connect_tcp, connect_unix, spawn_process
-from weft.drivers.blocking.runtime import BlockingRuntime
-from weft.drivers.blocking.sockets import DEFAULT_MAX_CONNECTIONS, Listener
-from weft.drivers.blocking.transport import ThreadedTransport
+from weft.drivers.blocking._client import Connection, connect_pipes, connect_tcp, connect_unix, spawn_process
+from weft.drivers.blocking._runtime import BlockingRuntime
+from weft.drivers.blocking._sockets import DEFAULT_MAX_CONNECTIONS, BlockingListener
+from weft.drivers.blocking._transport import ThreadedTransport
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
+    "BlockingListener",
     "BlockingRuntime",
     "Connection",
-    "Listener",
     "ThreadedTransport",
     "connect_pipes",
     "connect_tcp",

@@ -2,28 +2,28 @@
 
 A :class:`Task` runs an ``async def`` coroutine on a *host*: anything with
 ``now()``, ``call_soon()`` and ``call_later()`` (the reactor, weft's asyncio
-runtime, a :class:`~weft.drivers.fake_clock.FakeClock`).  The task is stepped
+runtime, a :class:`~weft.drivers.testing._fake_clock.FakeClock`).  The task is stepped
 by callbacks it schedules there, so coroutine code and callback code share one
-loop and one kind of future (:class:`weft.drivers.futures.Future`): callback
+loop and one kind of future (:class:`weft.drivers._core.futures.Future`): callback
 code resolves it and adds callbacks; coroutine code awaits it.  Nothing in
 the callback layer depends on this package.  See ``docs/coroutines.md``;
-on weft's asyncio driver, :mod:`~weft.drivers.coroutines.asyncio_interop`
+on weft's asyncio driver, :mod:`~weft.drivers.coroutines._asyncio_interop`
 bridges weft tasks and asyncio both ways (``docs/asyncio.md``).
 """
 
-from weft.drivers.coroutines.asyncio_interop import AsyncioHost, from_asyncio, to_asyncio
-from weft.drivers.coroutines.combinators import gather, race
-from weft.drivers.coroutines.endpoints import open_pipes, open_tcp, open_unix, serve_tcp, stream_handler
-from weft.drivers.coroutines.errors import Cancelled, NotInTaskError, StalledError, TimedOutError
-from weft.drivers.coroutines.host import Host, RunnableHost, SteppableHost
-from weft.drivers.coroutines.process_streams import ProcessStream, open_process
-from weft.drivers.coroutines.runner import run
-from weft.drivers.coroutines.sleep import sleep
-from weft.drivers.coroutines.streams import Stream, StreamProtocol
-from weft.drivers.coroutines.task import Task, checkpoint, current_task, spawn
-from weft.drivers.coroutines.taskgroup import TaskGroup
-from weft.drivers.coroutines.timeouts import TimeoutScope, fail_after, move_on_after, wait_for
-from weft.drivers.futures import Future
+from weft.drivers._core.futures import Future
+from weft.drivers.coroutines._asyncio_interop import AsyncioHost, from_asyncio, to_asyncio
+from weft.drivers.coroutines._combinators import gather, race
+from weft.drivers.coroutines._endpoints import open_pipes, open_tcp, open_unix, serve_tcp, stream_handler
+from weft.drivers.coroutines._errors import Cancelled, NotInTaskError, StalledError, TimedOutError
+from weft.drivers.coroutines._host import Host, RunnableHost, SteppableHost
+from weft.drivers.coroutines._process_streams import ProcessStream, open_process
+from weft.drivers.coroutines._runner import run
+from weft.drivers.coroutines._sleep import sleep
+from weft.drivers.coroutines._streams import Stream, StreamProtocol
+from weft.drivers.coroutines._task import Task, checkpoint, current_task, spawn
+from weft.drivers.coroutines._taskgroup import TaskGroup
+from weft.drivers.coroutines._timeouts import TimeoutScope, fail_after, move_on_after, wait_for
 
 __all__ = [
     "AsyncioHost",

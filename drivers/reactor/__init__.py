@@ -2,12 +2,12 @@
 
 A single-threaded event loop over the operating system's best readiness API
 (epoll on Linux), with transports for TCP and UNIX sockets, pipes, stdio,
-subprocesses and PTYs.  See ``docs/reactor.md`` and ``docs/processes.md``.
+subprocesses and PTYs.  :class:`Reactor` is a :class:`~weft.drivers.Runtime`
+(``weft serve echo``).  See ``docs/reactor.md`` and ``docs/processes.md``.
 """
 
-from weft.drivers.reactor.loop import Reactor
-from weft.drivers.reactor.process import Process, Stderr
-from weft.drivers.reactor.sockets import Listener
-from weft.drivers.reactor.stream import StreamTransport
+from weft.drivers.reactor._descriptor_transport import DescriptorTransport
+from weft.drivers.reactor._loop import Reactor
+from weft.drivers.reactor._sockets import ReactorListener
 
-__all__ = ["Listener", "Process", "Reactor", "Stderr", "StreamTransport"]
+__all__ = ["DescriptorTransport", "Reactor", "ReactorListener"]

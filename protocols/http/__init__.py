@@ -8,9 +8,10 @@ them in memory.
 See ``docs/http.md`` for the model, then the API.
 """
 
-from weft.protocols.http.body import BodyStream
-from weft.protocols.http.client import ClientRequest, HTTPClientProtocol, OnComplete, OnResponse
-from weft.protocols.http.errors import (
+from weft.protocols.http._body import BodyStream
+from weft.protocols.http._busy import busy_response
+from weft.protocols.http._client import ClientRequest, HTTPClientProtocol, OnComplete, OnResponse
+from weft.protocols.http._errors import (
     BodyTooLargeError,
     HeadersTooLargeError,
     HTTPConnectionClosedError,
@@ -20,12 +21,12 @@ from weft.protocols.http.errors import (
     HTTPUsageError,
     MalformedHTTPError,
 )
-from weft.protocols.http.headers import HeaderInput, Headers
-from weft.protocols.http.lifecycle import ServerState
-from weft.protocols.http.limits import HTTPLimits
-from weft.protocols.http.messages import ClientResponse, Request
-from weft.protocols.http.response import ResponseWriter
-from weft.protocols.http.server import Handler, HTTPServerProtocol
+from weft.protocols.http._headers import HeaderInput, Headers
+from weft.protocols.http._lifecycle import ServerState
+from weft.protocols.http._limits import HTTPLimits
+from weft.protocols.http._messages import ClientResponse, Request
+from weft.protocols.http._response import ResponseWriter
+from weft.protocols.http._server import Handler, HTTPServerProtocol
 
 __all__ = [
     "BodyStream",
@@ -50,4 +51,5 @@ __all__ = [
     "Request",
     "ResponseWriter",
     "ServerState",
+    "busy_response",
 ]

@@ -3,8 +3,8 @@
 The wire format is in :mod:`weft.protocols.pubsub.wire`.
 """
 
-from weft.protocols.pubsub.client import PubSubClientProtocol
-from weft.protocols.pubsub.hub import (
+from weft.protocols.pubsub._client import PubSubClientProtocol
+from weft.protocols.pubsub._hub import (
     DEFAULT_MAX_SUBSCRIPTIONS,
     DEFAULT_MAX_TOPICS,
     PubSubHub,
@@ -13,7 +13,7 @@ from weft.protocols.pubsub.hub import (
     TooManySubscriptionsError,
     TooManyTopicsError,
 )
-from weft.protocols.pubsub.server import DEFAULT_MAX_BACKLOG, PubSubServerProtocol
+from weft.protocols.pubsub._server import DEFAULT_MAX_BACKLOG, PubSubServerProtocol
 
 __all__ = [
     "DEFAULT_MAX_BACKLOG",

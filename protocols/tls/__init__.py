@@ -11,11 +11,16 @@
 See docs/tls.md.
 """
 
-from weft.protocols.tls.contexts import client_context, server_context
-from weft.protocols.tls.errors import TLSError, TLSHandshakeError, TLSHandshakeTimeoutError, TLSTruncatedError
-from weft.protocols.tls.layer import DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, TLSProtocol
-from weft.protocols.tls.transport import TLSTransport
-from weft.protocols.tls.upgrade import start_tls
+from weft.protocols.tls._contexts import client_context, server_context
+from weft.protocols.tls._errors import (
+    TLSError,
+    TLSHandshakeError,
+    TLSHandshakeTimeoutError,
+    TLSTruncatedError,
+)
+from weft.protocols.tls._layer import DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, TLSProtocol
+from weft.protocols.tls._transport import TLSTransport
+from weft.protocols.tls._upgrade import start_tls
 
 __all__ = [
     "DEFAULT_CLOSE_TIMEOUT",

@@ -17,10 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from weft.drivers.fake_clock import FakeClock
-from weft.drivers.memory import Pump, connect_pair
 from weft.drivers.reactor import Reactor
-from weft.drivers.testing import RecordingProtocol
+from weft.drivers.testing import FakeClock, Pump, RecordingProtocol, connect_pair
 
 End = Literal["client", "server"]
 

@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conformance.harness import DriverHarness, RuntimePair, _ErrorLog, _made
-from weft.drivers.asyncio_driver import AsyncioRuntime
-from weft.drivers.asyncio_transport import AsyncioTransport
+from weft.drivers.asyncio import AsyncioRuntime, AsyncioTransport
 
 
 class AsyncioHarness:

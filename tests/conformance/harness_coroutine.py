@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from tests.conformance.harness import DriverHarness, ReactorHarness
 from tests.conformance.harness_pipes import PipesHarness
-from weft.drivers.coroutines.runtime import CoroutineRuntime
+from weft.drivers.coroutine import CoroutineRuntime
 
 HARNESSES: dict[str, Callable[[], DriverHarness]] = {
     "coroutine-tcp": lambda: ReactorHarness("tcp", CoroutineRuntime),

@@ -1,0 +1,80 @@
+"""What every driver's byte-stream transport does the same way.
+
+The reactor's, the asyncio adapter's, the memory driver's and the blocking
+driver's transports differ in how they move bytes, not in how they answer
+the contract's bookkeeping questions: which protocol is attached, whether
+the connection is closing, whether data is being delivered, the water
+marks.  Those answers live here, once; each transport keeps the state
+(``_protocol``, ``_closing``, ``_reading_paused``, ``_extra``, ``_flow``) and
+inherits the methods.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from weft.protocols._flow_control import WriteFlowControl
+
+__all__ = ["TransportBookkeeping", "drop_sent"]
+
+
+class TransportBookkeeping:
+    """The contract's bookkeeping methods, over state the transport keeps."""
+
+    # No instance state of its own: the reactor's transport has __slots__.
+    __slots__ = ()
+
+    _protocol: Any
+    _closing: bool
+    _reading_paused: bool
+    _extra: dict[str, Any]
+    _flow: WriteFlowControl
+
+    if TYPE_CHECKING:
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            """Each transport's own."""
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``"peername"``, ``"sockname"``, ``"clock"``, and whatever else the driver offers."""
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        """True once ``close()`` or ``abort()`` was called or the connection was lost."""
+        return self._closing
+
+    def set_protocol(self, protocol: Any) -> None:
+        """Hand the connection to ``protocol``."""
+        self._protocol = protocol
+
+    def get_protocol(self) -> Any:
+        """The protocol attached."""
+        return self._protocol
+
+    def is_reading(self) -> bool:
+        """Whether data is delivered (not paused, not closing)."""
+        return not self._reading_paused and not self._closing
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write the pieces in order, as one write."""
+        self.write(b"".join(list_of_data))
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``."""
+        return self._flow.limits()
+
+
+def drop_sent(queue: deque[Any], count: int) -> None:
+    """Drop the first ``count`` bytes from a queue of bytes-like pieces (what
+    one ``send``/``sendmsg``/``writev`` took); a piece taken in part stays at
+    the head as a view of its rest."""
+    while count:
+        head = queue[0]
+        if len(head) <= count:
+            queue.popleft()
+            count -= len(head)
+        else:
+            queue[0] = memoryview(head)[count:]
+            return

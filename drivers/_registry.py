@@ -1,0 +1,135 @@
+"""The drivers weft knows, by name, and whether each can run here.
+
+``open_runtime("reactor")`` gives a running driver (a
+:class:`~weft.drivers._runtime.Runtime`); the command line's ``--driver`` and
+:func:`weft.drivers.serve` go through here.  A driver whose optional
+dependency is missing says which extra installs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from weft.drivers._runtime import Runtime
+from weft.protocols.errors import ArgumentError
+
+__all__ = ["DRIVERS", "DriverInfo", "UnavailableDriverError", "open_runtime"]
+
+
+class UnavailableDriverError(ArgumentError):
+    """A driver was asked for that cannot run here (a missing optional dependency)."""
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """One driver: its name, what it is, and how to make one."""
+
+    name: str
+    description: str
+    #: Modules it needs beyond the standard library and weft.
+    requires: tuple[str, ...]
+    #: The pip extra that installs them (``pip install 'weft[uvloop]'``).
+    extra: str | None
+    opener: Callable[[], Runtime]
+
+    def missing(self) -> list[str]:
+        """The required modules that cannot be imported here."""
+        return [module for module in self.requires if importlib.util.find_spec(module) is None]
+
+    def available(self) -> bool:
+        """Whether it can run here."""
+        return not self.missing()
+
+    def open(self) -> Runtime:
+        """A new runtime of this driver; UnavailableDriverError if it cannot run here."""
+        if missing := self.missing():
+            hint = f": pip install 'weft[{self.extra}]'" if self.extra else ""
+            raise UnavailableDriverError(
+                f"the {self.name} driver needs {', '.join(missing)}, which is not installed{hint}"
+            )
+        return self.opener()
+
+
+def _reactor() -> Runtime:
+    from weft.drivers.reactor import Reactor
+
+    return Reactor()
+
+
+def _asyncio() -> Runtime:
+    from weft.drivers.asyncio._runtime import AsyncioRuntime
+
+    return AsyncioRuntime()
+
+
+def _uvloop() -> Runtime:
+    from weft.drivers.asyncio._runtime import AsyncioRuntime
+
+    return AsyncioRuntime.with_uvloop()
+
+
+def _coroutine() -> Runtime:
+    from weft.drivers.coroutine._runtime import CoroutineRuntime
+
+    return CoroutineRuntime()
+
+
+def _blocking() -> Runtime:
+    from weft.drivers.blocking import BlockingRuntime
+
+    return BlockingRuntime()
+
+
+#: Every driver, in the order ``weft drivers`` lists them.
+DRIVERS: dict[str, DriverInfo] = {
+    "reactor": DriverInfo(
+        "reactor",
+        "weft's callback reactor on epoll/poll (the default)",
+        (),
+        None,
+        _reactor,
+    ),
+    "asyncio": DriverInfo(
+        "asyncio",
+        "asyncio's default event loop, through weft's adapter",
+        (),
+        None,
+        _asyncio,
+    ),
+    "uvloop": DriverInfo(
+        "uvloop",
+        "uvloop (libuv) through weft's asyncio adapter",
+        ("uvloop",),
+        "uvloop",
+        _uvloop,
+    ),
+    "coroutine": DriverInfo(
+        "coroutine",
+        "the reactor with one coroutine task per connection moving its bytes",
+        (),
+        None,
+        _coroutine,
+    ),
+    "blocking": DriverInfo(
+        "blocking",
+        "threads and blocking sockets: a reader and a writer thread per connection",
+        (),
+        None,
+        _blocking,
+    ),
+}
+
+
+def open_runtime(name: str = "reactor") -> Runtime:
+    """A new runtime of the driver called ``name``.
+
+    Raises :class:`UnavailableDriverError` (an ArgumentError) for a driver
+    that cannot run here, and ArgumentError for a name nobody knows.
+    """
+    try:
+        info = DRIVERS[name]
+    except KeyError:
+        raise ArgumentError(f"no driver called {name!r}; choose from {', '.join(DRIVERS)}") from None
+    return info.open()

@@ -1,0 +1,244 @@
+"""TCP and UNIX-domain sockets on asyncio: listening and connecting.
+
+Listening binds at once, in :mod:`weft.drivers._core.socket_binding`, so errors
+raise from the call.  Accepting is weft's own, not asyncio's
+``create_server``: the loop watches the listening sockets
+(``loop.add_reader``), :class:`~weft.drivers._core.accepting.Acceptor` accepts in
+batches and pauses for a second, with one line logged, when descriptors run
+out (asyncio's server then logs a traceback and schedules a retry once per
+backlog slot, a thousand times per readiness event; uvloop's, libuv's,
+accepts the waiting connections and closes them at once, silently),
+and each accepted socket becomes asyncio's transport with
+``loop.connect_accepted_socket``.
+
+Connecting runs asyncio's ``create_connection`` in a task and reports
+through a weft :class:`~weft.drivers._core.futures.Future`, with the reactor's
+errors: ``ConnectionRefusedError`` and the rest with the address in the
+message, ``TimeoutError`` when ``timeout`` passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from weft.drivers._core.accepting import Acceptor
+from weft.drivers._core.futures import Future
+from weft.drivers._core.socket_binding import bind_tcp, bind_unix, remove_socket_file, tcp_port
+from weft.drivers.asyncio._transport import AsyncioTransport
+from weft.protocols.contract import Transport
+from weft.protocols.errors import ArgumentError, ClosedResourceError
+
+if TYPE_CHECKING:
+    from weft.drivers.asyncio._runtime import AsyncioRuntime
+
+__all__ = ["AsyncioListener", "connect_tcp", "connect_unix", "listen_tcp", "listen_unix"]
+
+logger = logging.getLogger("weft.asyncio")
+
+ProtocolFactory = Callable[[], Any]
+#: Opens a connection for the asyncio protocol factory it is given.
+_Opener = Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]]
+
+
+class AsyncioListener:
+    """Sockets accepting connections for one protocol factory, on asyncio's loop.
+
+    Conforms to :class:`weft.drivers._runtime.Listener`.
+    """
+
+    def __init__(
+        self, runtime: AsyncioRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
+    ) -> None:
+        self._runtime = runtime
+        self._factory = factory
+        #: The listening sockets.
+        self.sockets = sockets
+        # Kept: a closed socket no longer knows its name.
+        self._addresses = [sock.getsockname() for sock in sockets]
+        #: The transports of the connections accepted and still open.
+        self.connections: set[AsyncioTransport] = set()
+        self._closed = False
+        for sock in sockets:
+            sock.setblocking(False)
+        loop = runtime.loop
+        self._acceptor = Acceptor(
+            sockets, self._start, watch=self._watch, call_later=loop.call_later, logger=logger
+        )
+
+    @property
+    def addresses(self) -> list[Any]:
+        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
+        return list(self._addresses)
+
+    @property
+    def port(self) -> int:
+        """The TCP port (the real one when 0 was asked for)."""
+        return tcp_port(self.addresses)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop accepting; open connections are left alone."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self._runtime.loop.is_closed():
+            self._acceptor.close()
+        for sock, address in zip(self.sockets, self._addresses, strict=True):
+            if sock.family == socket.AF_UNIX and isinstance(address, str) and address:
+                remove_socket_file(address)
+            sock.close()
+        self._runtime._listeners.discard(self)
+
+    def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
+        if reader is None:
+            self._runtime.loop.remove_reader(sock.fileno())
+        else:
+            self._runtime.loop.add_reader(sock.fileno(), reader)
+
+    def _start(self, sock: socket.socket) -> None:
+        """A connection came in: its weft transport, then asyncio's transport (in a task)."""
+        transport = self._runtime._new_transport(self._factory)
+        transport.on_made.append(self.connections.add)
+        transport.on_lost.append(self.connections.discard)
+        # Whether asyncio was given the socket: closing it is then asyncio's
+        # business (uvloop's libuv closes the descriptor itself, unknown to
+        # ``sock``, whose number a later socket may then have).
+        handed_over = [False]
+        # A plain task and one callback: the runtime's _spawn bookkeeping
+        # costs a few microseconds more per connection.
+        task = self._runtime.loop.create_task(self._set_up(transport, sock, handed_over))
+        task.add_done_callback(partial(_set_up_done, transport, sock, handed_over))
+
+    async def _set_up(
+        self, transport: AsyncioTransport, sock: socket.socket, handed_over: list[bool]
+    ) -> None:
+        handed_over[0] = True
+        await self._runtime.loop.connect_accepted_socket(lambda: transport.side("both"), sock)
+
+
+def _set_up_done(
+    transport: AsyncioTransport, sock: socket.socket, handed_over: list[bool], task: asyncio.Task[None]
+) -> None:
+    """An accepted socket's set-up ended: nothing to do, unless it failed or was cancelled."""
+    if task.cancelled():
+        # The runtime's close() cancelled it, perhaps before it started.
+        if not transport.started:
+            transport._abandon()
+            if not handed_over[0]:
+                sock.close()
+    elif (exc := task.exception()) is not None:
+        logger.error("cannot set up an accepted connection", exc_info=exc)
+        transport._abandon()
+
+
+# --------------------------------------------------------------- listening
+
+
+def listen_tcp(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, host: str | None = "127.0.0.1", port: int = 0
+) -> AsyncioListener:
+    """Listen on every address ``host`` resolves to; see ``bind_tcp``."""
+    return _listen(runtime, factory, bind_tcp(host, port))
+
+
+def listen_unix(runtime: AsyncioRuntime, factory: ProtocolFactory, path: str) -> AsyncioListener:
+    """Listen on a UNIX-domain socket at ``path``; see ``bind_unix``."""
+    return _listen(runtime, factory, [bind_unix(path)])
+
+
+def _listen(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
+) -> AsyncioListener:
+    try:
+        listener = AsyncioListener(runtime, factory, sockets)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    runtime._listeners.add(listener)
+    return listener
+
+
+# -------------------------------------------------------------- connecting
+
+
+def connect_tcp(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, host: str, port: int, *, timeout: float
+) -> Future[Transport]:
+    """Connect to ``host:port`` (asyncio tries each address it resolves to)."""
+    loop = runtime.loop
+    return _connect(
+        runtime, factory, f"{host}:{port}", timeout, lambda side: loop.create_connection(side, host, port)
+    )
+
+
+def connect_unix(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, path: str, *, timeout: float
+) -> Future[Transport]:
+    """Connect to the UNIX-domain socket at ``path``."""
+    loop = runtime.loop
+    return _connect(runtime, factory, path, timeout, lambda side: loop.create_unix_connection(side, path))
+
+
+def _connect(
+    runtime: AsyncioRuntime, factory: ProtocolFactory, target: str, timeout: float, open_: _Opener
+) -> Future[Transport]:
+    if timeout != timeout:
+        raise ArgumentError("timeout is NaN")
+    result: Future[Transport] = Future(runtime.call_soon)
+    # The factory runs once connected, as on the reactor; if it raises, the
+    # future says so (nobody else would see it: no log).
+    transport = runtime._new_transport(factory, log_factory_errors=False)
+
+    async def attempt() -> None:
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                await open_(lambda: transport.side("both"))
+        except TimeoutError as exc:
+            if scope.expired():
+                result.set_exception(
+                    TimeoutError(errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s")
+                )
+            else:
+                result.set_exception(_in_context(exc, target))
+        except OSError as exc:
+            result.set_exception(_in_context(exc, target))
+        except Exception as exc:
+            result.set_exception(exc)
+        else:
+            if transport._made:
+                result.set_result(transport)
+            else:  # the protocol factory raised
+                result.set_exception(transport._error or ConnectionError(f"cannot connect to {target}"))
+
+    def settled(_task: asyncio.Task[None]) -> None:
+        # Cancelled by the runtime's close(), perhaps before it ever started.
+        if not result.done():
+            result.set_exception(ClosedResourceError(f"cannot connect to {target}: the runtime was closed"))
+
+    runtime._spawn(attempt()).add_done_callback(settled)
+    return result
+
+
+def _in_context(exc: OSError, target: str) -> OSError:
+    """``exc`` with the address in its message, and the same class (ConnectionRefusedError...).
+
+    A name that does not resolve stays the ``socket.gaierror`` it is.
+    """
+    if isinstance(exc, socket.gaierror):
+        return exc
+    if exc.errno is None:  # asyncio's "Multiple exceptions: ..." for several addresses
+        return OSError(f"cannot connect to {target}: {exc}")
+    # OSError(errno, ...) builds the matching subclass.
+    return OSError(exc.errno, f"cannot connect to {target}: {exc.strerror}")

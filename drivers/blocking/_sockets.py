@@ -1,0 +1,319 @@
+"""TCP and UNIX-domain sockets on the blocking driver: listening with a bounded pool, and connecting.
+
+A :class:`BlockingListener` has one **accept thread**, which waits in ``poll`` on its
+listening sockets (and on a wake-up pipe, so that :meth:`BlockingListener.close`
+stops it at once) and hands each accepted socket to the scheduler thread,
+where the protocol is made and the connection started.
+
+The pool is bounded: at most ``max_connections`` connections are served at
+once, each with its reader and writer threads.  A client over the bound is
+not left waiting unaccepted (where it cannot tell a full server from a dead
+one): the accept thread goes on accepting, and answers it at once with the
+listener's ``busy_reply`` on a cheap path that starts no thread
+(:mod:`weft.drivers.blocking._refusals`).  The limit is logged when reached
+and when service is back under it (:class:`~weft.drivers._core.connection_limit.LimitReport`).
+
+Each accepted connection gets the listener's ``idle_timeout``: one on which
+no byte moves either way for that long is closed, so idle clients cannot
+hold the pool for ever.
+
+Connecting runs in a thread (``socket.create_connection``: name resolution,
+each address in turn, the timeout) and resolves a
+:class:`~weft.drivers._core.futures.Future` from the scheduler thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from weft.drivers._core.connection_limit import LimitReport, checked_max_connections
+from weft.drivers._core.futures import Future
+from weft.drivers._core.socket_binding import remove_socket_file, tcp_port
+from weft.drivers._serving import format_address
+from weft.drivers.blocking._channels import SocketChannel
+from weft.drivers.blocking._refusals import Refusals
+from weft.drivers.blocking._transport import ThreadedTransport
+from weft.protocols.contract import Transport
+from weft.protocols.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from weft.drivers.blocking._runtime import BlockingRuntime
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "BlockingListener",
+    "checked_idle_timeout",
+    "connect",
+]
+
+logger = logging.getLogger("weft.blocking")
+
+#: Connections a listener serves at once; more get its busy reply.
+DEFAULT_MAX_CONNECTIONS = 256
+
+#: Seconds with no byte either way after which a served connection closes.
+#: Apache's ``Timeout`` was 300 s for years (60 s since 2.4); nginx's
+#: per-phase timeouts are 60 s; Twisted has none by default.  Five minutes
+#: frees a pool slot held by a client that went silent, yet leaves a quiet
+#: but live client (a pub/sub subscriber on a slow topic) alone for long.
+DEFAULT_IDLE_TIMEOUT = 300.0
+
+#: Seconds a connect may take before it fails with TimeoutError.
+DEFAULT_CONNECT_TIMEOUT = 30.0
+
+_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_RESOURCE_PAUSE = 1.0
+
+
+def checked_idle_timeout(value: object) -> float | None:
+    """Seconds > 0 (``math.inf``: never, given back as None); else ArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ArgumentError(f"idle_timeout must be a number of seconds > 0 (inf: never), not {value!r}")
+    return None if math.isinf(value) else float(value)
+
+
+class BlockingListener:
+    """Listening sockets, an accept thread, and the connections it started.
+
+    ``max_connections`` bounds the pool; a connection over it gets
+    ``busy_reply`` (``None``: it is closed at once, with no reply) and a
+    lingering close, from the accept thread.  ``idle_timeout`` (seconds, or
+    ``None``) closes a connection on which nothing moved for that long.
+    """
+
+    def __init__(
+        self,
+        runtime: BlockingRuntime,
+        factory: Callable[[], Any],
+        sockets: list[socket.socket],
+        *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        busy_reply: bytes | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+    ) -> None:
+        checked_max_connections(max_connections)
+        if busy_reply is not None and not isinstance(busy_reply, bytes):
+            raise TypeError(f"busy_reply must be bytes or None, not {type(busy_reply).__name__}")
+        self._idle_timeout = None if idle_timeout is None else checked_idle_timeout(idle_timeout)
+        self._runtime = runtime
+        self._factory = factory
+        self.sockets = sockets
+        #: The most connections served at once.
+        self.max_connections = max_connections
+        #: What a connection over the bound is answered.
+        self.busy_reply = busy_reply
+        #: The transports of the connections accepted and still open.
+        self.connections: set[ThreadedTransport] = set()
+        self._slots = threading.Lock()
+        self._open = 0  # accepted and not yet lost: guarded by _slots
+        self._closed = False
+        self.limit_report = LimitReport(
+            "the listener on " + ", ".join(format_address(address) for address in self.addresses),
+            max_connections,
+            time.monotonic,
+            logger,
+        )
+        self._wake_read, self._wake_write = os.pipe()
+        self._thread = threading.Thread(target=self._accept_loop, name="weft-accept", daemon=True)
+        self._thread.start()
+
+    @property
+    def addresses(self) -> list[Any]:
+        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
+        return [sock.getsockname() for sock in self.sockets]
+
+    @property
+    def port(self) -> int:
+        """The TCP port (the real one when 0 was asked for)."""
+        return tcp_port(self.addresses)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds with no byte either way before a connection closes (None: never)."""
+        return self._idle_timeout
+
+    @property
+    def refused(self) -> int:
+        """How many connections were refused with the busy reply so far."""
+        return self.limit_report.refused_total
+
+    def close(self) -> None:
+        """Stop accepting now (new clients are refused); open connections are left alone."""
+        if self._closed:
+            return
+        addresses = self.addresses
+        self._closed = True
+        os.write(self._wake_write, b"\0")
+        self._thread.join(5.0)
+        for sock, address in zip(self.sockets, addresses, strict=True):
+            if sock.family == socket.AF_UNIX:
+                remove_socket_file(address)
+            sock.close()
+        for fd in (self._wake_read, self._wake_write):
+            os.close(fd)
+        self._runtime._listeners.discard(self)
+
+    # ------------------------------------------------------- accept thread
+
+    def _accept_loop(self) -> None:
+        poller = select.poll()
+        by_fd = {sock.fileno(): sock for sock in self.sockets}
+        refusals = Refusals(poller, self.busy_reply)
+        paused_until: float | None = None  # out of descriptors: not accepting until then
+
+        def listen(on: bool) -> None:
+            for fd in by_fd:
+                if on:
+                    poller.register(fd, select.POLLIN)
+                else:
+                    poller.unregister(fd)
+
+        listen(True)
+        poller.register(self._wake_read, select.POLLIN)
+        try:
+            while not self._closed:
+                timeout = refusals.poll_timeout()
+                if paused_until is not None:
+                    resume_in = max(0, math.ceil((paused_until - time.monotonic()) * 1000))
+                    timeout = resume_in if timeout is None else min(timeout, resume_in)
+                ready = poller.poll(timeout)
+                for fd, _event in ready:
+                    if fd == self._wake_read:
+                        return
+                    listening = by_fd.get(fd)
+                    if listening is None:
+                        refusals.readable(fd)
+                    elif paused_until is None and not self._accept(listening, refusals):
+                        # Out of descriptors: free the lingering ones and
+                        # let the backlog hold new clients for a while.
+                        refusals.close()
+                        listen(False)
+                        paused_until = time.monotonic() + _RESOURCE_PAUSE
+                refusals.expire()
+                if paused_until is not None and time.monotonic() >= paused_until:
+                    paused_until = None
+                    listen(True)
+        finally:
+            refusals.close()
+
+    def _accept(self, listening: socket.socket, refusals: Refusals) -> bool:
+        """Accept one connection, and serve it or refuse it; False when out of resources."""
+        try:
+            sock, _address = listening.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return True
+        except OSError as exc:
+            if exc.errno not in _RESOURCE_ERRORS:
+                logger.exception("accept failed on %s", listening.getsockname())
+                return True
+            logger.error("cannot accept (%s); pausing for %.0f s", exc, _RESOURCE_PAUSE)
+            return False
+        with self._slots:
+            admitted = self._open < self.max_connections
+            if admitted:
+                self._open += 1
+        if not admitted:
+            self.limit_report.refused()
+            refusals.refuse(sock)
+            return True
+        self.limit_report.admitted()
+        self._runtime.call_soon_threadsafe(self._start, sock)
+        return True
+
+    # ------------------------------------------------------ scheduler thread
+
+    def _start(self, sock: socket.socket) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            protocol = self._factory()
+        except Exception as exc:
+            logger.error("the protocol factory raised; closing the connection", exc_info=exc)
+            sock.close()
+            self._slot_freed()
+            return
+        transport = self._runtime._transport(protocol, SocketChannel(sock), idle_timeout=self._idle_timeout)
+        self.connections.add(transport)
+        transport.on_lost.append(self._lost)
+        transport.start()
+
+    def _lost(self, transport: ThreadedTransport) -> None:
+        self.connections.discard(transport)
+        self._slot_freed()
+
+    def _slot_freed(self) -> None:
+        with self._slots:
+            self._open -= 1
+
+
+# -------------------------------------------------------------- connecting
+
+
+def connect(
+    runtime: BlockingRuntime,
+    factory: Callable[[], Any],
+    family: int,
+    address: Any,
+    target: str,
+    timeout: float,
+) -> Future[Transport]:
+    """Connect in a thread; the future gets the transport once ``connection_made`` ran, or the error."""
+    result: Future[Transport] = Future(runtime.call_soon)
+
+    def attempt() -> None:
+        try:
+            if family == socket.AF_UNIX:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.settimeout(timeout)
+                    sock.connect(address)
+                except BaseException:
+                    sock.close()
+                    raise
+            else:
+                sock = socket.create_connection(address, timeout=timeout)
+        except TimeoutError:
+            error: BaseException = TimeoutError(
+                errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s"
+            )
+        except socket.gaierror as exc:
+            error = exc
+        except OSError as exc:
+            error = OSError(exc.errno, f"cannot connect to {target}: {exc.strerror}") if exc.errno else exc
+        else:
+            runtime.call_soon_threadsafe(connected, sock)
+            return
+        runtime.call_soon_threadsafe(result.set_exception, error)
+
+    def connected(sock: socket.socket) -> None:
+        sock.settimeout(None)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            protocol = factory()
+        except Exception as exc:
+            sock.close()
+            result.set_exception(exc)
+            return
+        transport = runtime._transport(protocol, SocketChannel(sock))
+        transport.start()
+        result.set_result(transport)
+
+    threading.Thread(target=attempt, name=f"weft-connect {target}", daemon=True).start()
+    return result

@@ -1,0 +1,233 @@
+"""Pipes and stdio on the reactor: a protocol over file descriptors that read() and write().
+
+:func:`connect_pipes` runs a protocol over any two descriptors (pipe ends, a
+terminal, a regular file, ``/dev/null``, a socket inherited as stdin);
+:func:`connect_stdio` over this process's stdin and stdout.  The transport is
+the reactor's :class:`~weft.drivers.reactor._descriptor_transport.DescriptorTransport` with
+``read``/``write``/``writev`` as its system calls, since a pipe cannot
+``recv``.  A regular file or ``/dev/null``, which epoll refuses, is served by
+the reactor's always-ready path (see ``docs/processes.md``).
+
+What becomes of the descriptors when the connection ends is decided once,
+by whoever asks for the transport (:data:`FdsAtEnd`):
+
+``"close"``
+    the transport owns them and closes them;
+``"keep"``
+    the caller owns them: they stay open, back in the blocking mode they had
+    (``O_NONBLOCK`` belongs to the open file, which a terminal shares with
+    the shell: left set, it makes the next program to read it fail);
+``"release"``
+    (stdio) each is pointed at ``/dev/null``: the stream is closed, so the
+    peer sees EOF, yet the number stays taken, so a later ``open()`` cannot
+    land on fd 0 or 1 and a stray ``print()`` cannot write into some
+    unrelated file or socket.
+
+``write_eof`` ends the output: a socket is shut down for writing; a pipe is
+closed if the transport owns it, otherwise pointed at ``/dev/null`` (for a
+pipe, the last reference going away is the only EOF there is).  A single
+descriptor that is not a socket (a terminal, a PTY's master) cannot
+half-close.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+import sys
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal
+
+from weft.drivers._core.child_processes import ReadOnly
+from weft.drivers.reactor._descriptor_transport import DescriptorTransport
+
+if TYPE_CHECKING:
+    from weft.drivers.reactor._loop import Reactor
+
+__all__ = [
+    "STDIN",
+    "STDOUT",
+    "FdsAtEnd",
+    "ReadPipeTransport",
+    "connect_pipes",
+    "connect_stdio",
+    "pipe_transport",
+]
+
+#: This process's standard input and output.
+STDIN, STDOUT = 0, 1
+
+#: What a pipe transport does with its descriptors when the connection ends.
+FdsAtEnd = Literal["close", "keep", "release"]
+
+
+class ReadPipeTransport(ReadOnly, DescriptorTransport):
+    """The reactor's transport for a descriptor it only reads (a child's stderr)."""
+
+    __slots__ = ()
+
+
+def connect_pipes(
+    reactor: Reactor, factory: Callable[[], Any], read_fd: int, write_fd: int, *, close_fds: bool = True
+) -> DescriptorTransport:
+    """Run a protocol from ``factory`` over ``read_fd`` and ``write_fd``; ``connection_made`` runs now.
+
+    With ``close_fds`` the transport closes them when the connection ends;
+    without, they are left open, in the blocking mode they had.
+    """
+    protocol = factory()
+    transport = pipe_transport(reactor, protocol, read_fd, write_fd, at_end="close" if close_fds else "keep")
+    transport.start()
+    return transport
+
+
+def connect_stdio(reactor: Reactor, factory: Callable[[], Any]) -> DescriptorTransport:
+    """Run a protocol from ``factory`` over this process's stdin and stdout (inetd style).
+
+    When the connection ends, stdin and stdout are released (pointed at
+    ``/dev/null``): the peer sees EOF, and fds 0 and 1 stay valid.
+    ``write_eof`` releases stdout alone.
+    """
+    # Whatever print() left in Python's buffer belongs before the protocol's bytes.
+    if sys.stdout is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+    protocol = factory()
+    transport = pipe_transport(reactor, protocol, STDIN, STDOUT, at_end="release")
+    transport.start()
+    return transport
+
+
+def pipe_transport(
+    reactor: Reactor,
+    protocol: Any,
+    read_fd: int,
+    write_fd: int,
+    *,
+    at_end: FdsAtEnd,
+    extra: dict[str, Any] | None = None,
+    pty: bool = False,
+    transport_class: type[DescriptorTransport] | None = None,
+) -> DescriptorTransport:
+    """A transport reading ``read_fd`` and writing ``write_fd`` (the same fd for a PTY).
+
+    The descriptors are made non-blocking now; ``at_end`` says what becomes
+    of them (see the module docstring).  On a PTY's master, ``EIO`` from
+    ``read`` is the EOF it means, and there is no half-close.
+    """
+    ends = _PipeEnds(read_fd, write_fd, at_end)
+    names = _socket_names(read_fd, write_fd) or {
+        "sockname": ("pipe", read_fd, write_fd),
+        "peername": ("pipe", "peer"),
+    }
+    # Last, after everything that can fail: a refused fd keeps its mode.
+    ends.make_non_blocking()
+    if transport_class is None:
+        transport_class = reactor.stream_transport_class
+    return transport_class(
+        reactor,
+        protocol,
+        read_fd=read_fd,
+        write_fd=write_fd,
+        recv=partial(os.read, read_fd),
+        send=partial(os.write, write_fd),
+        sendv=partial(os.writev, write_fd),
+        extra={"pipe": (read_fd, write_fd), **names, **(extra or {})},
+        close=ends.close,
+        half_close=ends.end_output if ends.can_end_output and not pty else None,
+        eio_is_eof=pty,
+    )
+
+
+class _PipeEnds:
+    """The descriptors of one pipe transport, and what becomes of them."""
+
+    def __init__(self, read_fd: int, write_fd: int, at_end: FdsAtEnd) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.at_end = at_end
+        self.fds = [read_fd] if read_fd == write_fd else [read_fd, write_fd]
+        self.was_blocking = {fd: os.get_blocking(fd) for fd in self.fds}
+        self.write_is_socket = _is_socket(write_fd)
+        # A socket half-closes with shutdown() whatever else holds it; a pipe
+        # only by dropping its write end, which needs an fd of its own.
+        self.can_end_output = self.write_is_socket or read_fd != write_fd
+        self.output_ended = False
+        # write_fd was closed, or replaced by /dev/null, by end_output.
+        self.write_fd_gone = False
+
+    def make_non_blocking(self) -> None:
+        for fd in self.fds:
+            os.set_blocking(fd, False)
+
+    def end_output(self) -> None:
+        """Send EOF: the queue is empty and ``write_eof`` was called."""
+        if self.output_ended:
+            return
+        self.output_ended = True
+        if self.write_is_socket:
+            _shut_down_output(self.write_fd)
+            return
+        self.write_fd_gone = True
+        with contextlib.suppress(OSError):  # closed under us: nothing left to end
+            if self.at_end == "close":
+                os.close(self.write_fd)
+            else:
+                # The caller keeps the number; only the pipe is let go.
+                os.set_blocking(self.write_fd, self.was_blocking[self.write_fd])
+                _point_at_devnull(self.write_fd)
+
+    def close(self) -> None:
+        """The connection ended: close, restore or release each descriptor."""
+        for fd in self.fds:
+            if fd == self.write_fd and self.write_fd_gone:
+                continue
+            with contextlib.suppress(OSError):  # closed under us: nothing left to do
+                if self.at_end == "close":
+                    os.close(fd)
+                    continue
+                os.set_blocking(fd, self.was_blocking[fd])
+                if self.at_end == "release":
+                    if fd == self.write_fd and self.write_is_socket and not self.output_ended:
+                        # Other descriptors may hold the socket (inetd gives
+                        # it as stderr too): only a shutdown tells the peer.
+                        _shut_down_output(fd)
+                    _point_at_devnull(fd)
+
+
+def _is_socket(fd: int) -> bool:
+    return stat.S_ISSOCK(os.fstat(fd).st_mode)
+
+
+def _socket_names(read_fd: int, write_fd: int) -> dict[str, Any] | None:
+    """The real names when a descriptor is a socket (inetd hands one over as stdin)."""
+    for fd in (read_fd, write_fd):
+        if _is_socket(fd):
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                return {"sockname": _name(sock.getsockname), "peername": _name(sock.getpeername)}
+    return None
+
+
+def _name(getter: Callable[[], Any]) -> Any:
+    try:
+        return getter()
+    except OSError:
+        return None
+
+
+def _shut_down_output(fd: int) -> None:
+    # A duplicate to build the socket object on: closing it leaves ``fd`` alone.
+    with socket.socket(fileno=os.dup(fd)) as sock, contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_WR)  # OSError: the peer is gone already
+
+
+def _point_at_devnull(fd: int) -> None:
+    """Close the file behind ``fd`` but keep the number taken, by /dev/null."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(null, fd, inheritable=os.get_inheritable(fd))
+    finally:
+        os.close(null)

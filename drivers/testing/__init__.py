@@ -1,0 +1,51 @@
+"""weft's testing kit: the in-memory driver, its pump and fake clock, and helpers.
+
+* :func:`connect` and :func:`connect_pair` join protocols in memory, through
+  real transports, on a :class:`FakeClock`; a :class:`Pump` moves the bytes
+  when you step it (``docs/testing.md``).
+* :class:`RecordingProtocol` records every call it receives.
+* :func:`chunkings` and :func:`chunked` are hypothesis strategies that split
+  bytes every way; they need the ``test`` extra (hypothesis), and say so
+  when it is missing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from weft.drivers.testing._fake_clock import FakeClock
+from weft.drivers.testing._memory import End, MemoryConnection, MemoryTransport, Pump, connect, connect_pair
+from weft.drivers.testing._recording import RecordingProtocol
+
+if TYPE_CHECKING:
+    from weft.drivers.testing._strategies import chunked, chunkings
+
+__all__ = [
+    "End",
+    "FakeClock",
+    "MemoryConnection",
+    "MemoryTransport",
+    "Pump",
+    "RecordingProtocol",
+    "chunked",
+    "chunkings",
+    "connect",
+    "connect_pair",
+]
+
+#: The names that need hypothesis, imported on first use.
+_NEEDS_HYPOTHESIS = frozenset({"chunked", "chunkings"})
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NEEDS_HYPOTHESIS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    try:
+        from weft.drivers.testing import _strategies
+    except ModuleNotFoundError as error:
+        if error.name != "hypothesis":
+            raise
+        raise ModuleNotFoundError(
+            f"weft.drivers.testing.{name} needs hypothesis: pip install 'weft[test]'", name="hypothesis"
+        ) from None
+    return getattr(_strategies, name)

@@ -1,0 +1,928 @@
+"""The HTTP/1.1 server protocol: one per connection, calling a handler per request.
+
+A connection serves one request at a time.  The handler gets the
+:class:`~weft.protocols.http._messages.Request` and a
+:class:`~weft.protocols.http._response.ResponseWriter`, and answers whenever it
+likes; the next request (pipelined or not) is parsed only once that response
+is complete, so responses always go out in order.  h11 does the parsing and
+the framing; this module adds what h11 leaves to its user:
+
+* framing that cannot be desynchronised: Content-Length with
+  Transfer-Encoding, Transfer-Encoding in HTTP/1.0, and obsolete line
+  folding are refused with 400, and a chunk announced over the body's limit
+  with 413 before any of it is awaited (nginx's rules, RFC 9112 section 6);
+* the limits, whatever the chunking of the input;
+* a deadline on every state the connection can wait in (the states are
+  :class:`~weft.protocols.http._lifecycle.ServerState`; one lazily moved
+  timer serves them all);
+* fairness: a client that pipelines and never reads is answered only as
+  fast as it reads, and at most ``max_requests_per_turn`` requests per turn;
+* ``100 Continue`` on demand, file regions sent without being held in
+  memory, and what to do when a handler fails.
+
+See ``docs/http.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable
+from http import HTTPStatus
+from typing import Any, cast
+
+import h11
+
+from weft.protocols.contract import Clock, FileRegion, Protocol, TimerHandle, Transport, clock_of
+from weft.protocols.http._body import BodyStream
+from weft.protocols.http._errors import (
+    BodyTooLargeError,
+    HeadersTooLargeError,
+    HTTPConnectionClosedError,
+    HTTPError,
+    HTTPStateError,
+    HTTPTimeoutError,
+    HTTPUsageError,
+    MalformedHTTPError,
+)
+from weft.protocols.http._headers import Headers
+from weft.protocols.http._lifecycle import LINGER_TIMEOUT, TRANSITIONS, ServerState
+from weft.protocols.http._limits import HTTPLimits
+from weft.protocols.http._messages import Request
+from weft.protocols.http._output import Output
+from weft.protocols.http._response import ResponseWriter
+from weft.protocols.http._wire import (
+    HeadMeter,
+    canned_response,
+    chunk_bytes_announced,
+    framing_fault,
+    host_fault,
+    remote_error,
+)
+
+__all__ = ["LINGER_TIMEOUT", "HTTPServerProtocol", "Handler"]
+
+logger = logging.getLogger("weft.protocols.http")
+
+#: What a server calls for each request: ``handler(request, response)``.
+Handler = Callable[[Request, ResponseWriter], object]
+
+#: The most handed to h11 at once.  h11 moves what it still holds each time
+#: it takes an event out of its buffer (a ``del`` at the front of a
+#: bytearray), and the head meter copies it once per message: one 256 KiB
+#: read of pipelined requests (asyncio's and uvloop's read size) would cost
+#: each of its thousands of requests two 256 KiB copies.  Fed a piece at a
+#: time, a request costs what its own bytes cost; a read smaller than this,
+#: the usual case, goes to h11 as it is.
+FEED_SIZE = 16 * 1024
+
+_S = ServerState
+_FRESH, _IDLE, _HEAD, _HANDLING = _S.FRESH, _S.IDLE, _S.HEAD, _S.HANDLING
+_RECEIVING, _RESPONDING, _DISCARDING = _S.RECEIVING, _S.RESPONDING, _S.DISCARDING
+_DRAINING, _LINGERING, _CLOSED = _S.DRAINING, _S.LINGERING, _S.CLOSED
+
+
+def _status_for(error: HTTPError) -> int:
+    """The status that refuses a request for ``error``."""
+    if isinstance(error, HeadersTooLargeError):
+        return HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+    if isinstance(error, BodyTooLargeError):
+        return HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    return HTTPStatus.BAD_REQUEST
+
+
+class _Exchange:
+    """One request and its response."""
+
+    __slots__ = ("body", "chunked", "length", "must_close", "request", "response")
+
+    def __init__(self, request: Request, response: ResponseWriter, length: int | None, chunked: bool) -> None:
+        self.request = request
+        self.response = response
+        self.body = request.body
+        #: The declared Content-Length (0 when the request has no body), or
+        #: None for a chunked body.
+        self.length = length
+        self.chunked = chunked
+        self.must_close = False
+
+
+class HTTPServerProtocol(Protocol):
+    """Serves HTTP/1.1 on one connection, calling ``handler(request, response)``
+    for each request.
+
+    ``limits`` (an :class:`~weft.protocols.http._limits.HTTPLimits`) bounds
+    heads, bodies and every wait; out-of-limit, malformed or ambiguous
+    requests are answered by the server itself (400, 408, 413, 431, 505, and
+    503 for a handler that does not answer in time) and the connection
+    closes.  A handler that raises is logged (logger
+    ``"weft.protocols.http"``) and answered 500, or, if its response had
+    started, the connection is aborted.  :attr:`state` says where the
+    connection is (a :class:`~weft.protocols.http._lifecycle.ServerState`).
+
+    Needs a transport with a clock (every weft driver's).
+    """
+
+    def __init__(self, handler: Handler, *, limits: HTTPLimits | None = None) -> None:
+        self.handler = handler
+        self.limits = limits if limits is not None else HTTPLimits()
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head_size)
+        self._meter = HeadMeter(self._h11)
+        self._transport: Transport | None = None
+        self._clock: Clock | None = None
+        self._output: Output | None = None
+        self._state = _FRESH
+        self._closed = False  # LINGERING or CLOSED: no more HTTP on this connection
+        self._eof_received = False
+        # Received and not yet handed to h11 (see FEED_SIZE); reading stays
+        # paused while anything waits here.
+        self._inbox: deque[memoryview] = deque()
+        self._inbox_size = 0
+        self._exchange: _Exchange | None = None
+        self._pumping = False
+        self._writable_waiters: list[tuple[ResponseWriter, Callable[[], object]]] = []
+        # Fairness: requests begun in this turn of the loop, and the call
+        # that goes on in the next one once there were too many.
+        self._begun_this_turn = 0
+        self._next_turn: TimerHandle | None = None
+        # Deadlines (monotonic clock times; None: none).  ``_due`` is the
+        # current state's; ``_send_due`` runs while writing is paused, with
+        # ``_send_mark`` = (buffer size, bytes written) when it was last set.
+        # One timer serves both, and is moved only when a deadline comes
+        # earlier than it: when it fires it acts on what is due and goes back
+        # to sleep until the next deadline.  A keep-alive request costs a few
+        # assignments, never a timer scheduled and cancelled.
+        self._due: float | None = None
+        self._head_due = 0.0  # when the head now awaited must be in
+        self._send_due: float | None = None
+        self._send_mark = (0, 0)
+        self._timer: TimerHandle | None = None
+        self._timer_at = math.inf
+
+    @property
+    def state(self) -> ServerState:
+        """Where the connection is in its life (see :mod:`weft.protocols.http._lifecycle`)."""
+        return self._state
+
+    # ------------------------------------------------------------ the contract
+
+    def connection_made(self, transport: Any) -> None:
+        """Start the clock on the first request's head."""
+        self._transport = transport
+        self._clock = clock_of(transport)
+        self._output = Output(transport, self._file_failed)
+        self._head_due = self._clock.now() + self.limits.head_timeout
+        self._set_due(self._head_due)
+
+    def data_received(self, data: bytes) -> None:
+        """Hand the bytes to h11 and act on what they complete."""
+        if self._closed:
+            return  # lingering: dropped
+        state = self._state
+        if state is _IDLE or state is _FRESH:
+            self._enter(_HEAD, self._head_due)
+        elif state is _RECEIVING or state is _DISCARDING:
+            # Later than before: the timer need not move.
+            self._due = self._now() + self.limits.body_timeout
+        if self._inbox_size or len(data) > FEED_SIZE:
+            self._inbox.append(memoryview(data))
+            self._inbox_size += len(data)
+            self._feed_piece()
+        else:
+            self._meter.fed(data)
+            self._h11.receive_data(data)
+        self._pump()
+
+    def eof_received(self) -> bool:
+        """The client will send no more: finish the request in hand, then close."""
+        self._eof_received = True
+        if self._state is _LINGERING:  # the lingering close is over
+            self._become_closed()
+            return False
+        if not self._closed:
+            if not self._inbox_size:  # else h11 hears of it once the inbox is fed
+                self._h11.receive_data(b"")
+            self._pump()
+        return True
+
+    def _feed_piece(self) -> None:
+        """Hand h11 the next piece of the inbox (then its EOF, if that came)."""
+        inbox = self._inbox
+        head = inbox[0]
+        if len(head) <= FEED_SIZE:
+            inbox.popleft()
+            piece = head.tobytes()
+        else:
+            piece, inbox[0] = head[:FEED_SIZE].tobytes(), head[FEED_SIZE:]
+        self._inbox_size -= len(piece)
+        self._meter.fed(piece)
+        self._h11.receive_data(piece)
+        if not self._inbox_size and self._eof_received:
+            self._h11.receive_data(b"")
+
+    def _pending(self) -> int:
+        """Bytes of the next request received so far (0: the client is silent)."""
+        return self._meter.pending() + self._inbox_size
+
+    def pause_writing(self) -> None:
+        """The client is not keeping up: responses report not writable, and
+        the send deadline starts."""
+        output = self._output
+        if output is None:
+            return
+        output.paused = True
+        transport = self._transport
+        if not self._closed and transport is not None:
+            self._send_due = self._now() + self.limits.send_timeout
+            self._send_mark = (transport.get_write_buffer_size(), output.written)
+            self._schedule(self._send_due)
+
+    def resume_writing(self) -> None:
+        """The client caught up: go on sending, call what waits in
+        ``on_writable``, and start the next request if it waited."""
+        output = self._output
+        if output is None:
+            return
+        self._send_due = None
+        output.resume()
+        if output.paused or output.busy or self._closed:
+            return
+        self._run_writable_waiters()
+        exchange = self._exchange
+        if self._state is _DRAINING and exchange is not None:
+            self._after_response(exchange)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The connection is gone: stop timers, tell a body reader."""
+        self._shut(HTTPConnectionClosedError("the connection was lost"), cause=exc)
+        self._become_closed()
+
+    # ------------------------------------------------------- states and time
+
+    def _enter(self, state: ServerState, due: float | None) -> None:
+        """Move to ``state``, whose deadline is ``due``."""
+        if state not in TRANSITIONS[self._state]:
+            raise HTTPStateError(
+                f"an HTTP server connection cannot go from {self._state.name} to {state.name}"
+            )
+        self._state = state
+        self._due = due
+        if due is not None and due < self._timer_at:
+            self._move_timer(due)
+
+    def _set_due(self, due: float | None) -> None:
+        """Give the current state a new deadline."""
+        self._due = due
+        if due is not None and due < self._timer_at:
+            self._move_timer(due)
+
+    def _schedule(self, due: float) -> None:
+        if due < self._timer_at:
+            self._move_timer(due)
+
+    def _move_timer(self, due: float) -> None:
+        clock = self._clock
+        if clock is None or self._state is _CLOSED:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = clock.call_later(due - clock.now(), self._timer_fired)
+
+    def _now(self) -> float:
+        clock = self._clock
+        return clock.now() if clock is not None else 0.0
+
+    def _handler_due(self) -> float | None:
+        timeout = self.limits.handler_timeout
+        return None if timeout is None else self._now() + timeout
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        if self._state is _CLOSED:
+            return
+        # A hair of slack: the clock's own float arithmetic may land a
+        # timer a rounding error before the deadline it was set for.
+        now = self._now() + 1e-6
+        send_due = self._send_due
+        if send_due is not None and send_due <= now and not self._send_progressed():
+            self._send_timed_out()
+            return
+        due = self._due
+        if due is not None and due <= now:
+            self._due = None
+            self._deadline_passed()
+        for later in (self._due, self._send_due):
+            if later is not None:
+                self._schedule(later)
+
+    def _deadline_passed(self) -> None:
+        """The current state's deadline passed: act as the state says."""
+        state = self._state
+        if state is _FRESH or state is _IDLE:
+            self._close()
+        elif state is _HEAD:
+            self._head_timed_out()
+        elif state is _HANDLING:
+            self._handler_timed_out()
+        elif state is _RECEIVING:
+            self._body_timed_out()
+        elif state is _DISCARDING:
+            logger.info(
+                "closing an HTTP connection: no byte of the unread body for %s s", self.limits.body_timeout
+            )
+            self._close_lingering()
+        elif state is _LINGERING:
+            self._become_closed()
+            if self._transport is not None:
+                self._transport.close()
+
+    def _head_timed_out(self) -> None:
+        if self._pending() and self._transport is not None:
+            logger.info("refusing an HTTP request: its head took over %s s", self.limits.head_timeout)
+            self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT))
+            self._close_lingering()
+            return
+        self._close()
+
+    def _handler_timed_out(self) -> None:
+        exchange = self._exchange
+        timeout = self.limits.handler_timeout
+        if exchange is None or timeout is None:
+            return
+        error = HTTPTimeoutError(
+            f"the handler did not start its response to {exchange.request!r} within {timeout} s",
+            timeout=timeout,
+        )
+        logger.warning("HTTP handler timed out: %s; answering 503", error)
+        exchange.response._abandon()
+        self._call(exchange.body._fail, error)
+        self._refuse(error, status=HTTPStatus.SERVICE_UNAVAILABLE, quiet=True)
+
+    def _body_timed_out(self) -> None:
+        exchange = self._exchange
+        timeout = self.limits.body_timeout
+        if exchange is None:
+            return
+        error = HTTPTimeoutError(f"no byte of the request body for {timeout} s", timeout=timeout)
+        if not exchange.response.started:
+            exchange.response._abandon()
+        self._call(exchange.body._fail, error)
+        self._refuse(error, status=HTTPStatus.REQUEST_TIMEOUT)
+
+    def _send_progressed(self) -> bool:
+        """The send deadline passed: did the client take anything since it was set?
+        If so, it starts again from now."""
+        transport, output = self._transport, self._output
+        if transport is None or output is None:
+            return False
+        size, written = transport.get_write_buffer_size(), output.written
+        mark_size, mark_written = self._send_mark
+        if mark_size + (written - mark_written) - size <= 0:
+            return False
+        self._send_mark = (size, written)
+        self._send_due = self._now() + self.limits.send_timeout
+        return True
+
+    def _send_timed_out(self) -> None:
+        logger.info(
+            "aborting an HTTP connection: the client took nothing of the response for %s s",
+            self.limits.send_timeout,
+        )
+        self._abort()
+
+    # --------------------------------------------------------------- the pump
+
+    def _pump(self) -> None:
+        """Take events from h11 while someone wants them."""
+        if self._pumping or self._closed:
+            return
+        self._pumping = True
+        if self._next_turn is None:
+            self._begun_this_turn = 0
+        need_data = False
+        h11_connection = self._h11
+        try:
+            while not self._closed and self._wants_event():
+                try:
+                    event = h11_connection.next_event()
+                except h11.RemoteProtocolError as exc:
+                    self._peer_error(remote_error(exc, self.limits.max_head_size))
+                    break
+                if event is h11.NEED_DATA:
+                    exchange = self._exchange
+                    if exchange is not None and exchange.chunked:
+                        self._check_chunk(exchange)
+                    if self._inbox_size:
+                        self._feed_piece()
+                        continue
+                    need_data = True
+                    break
+                if event is h11.PAUSED:
+                    break
+                self._handle(event)
+        finally:
+            self._pumping = False
+        transport = self._transport
+        if transport is not None and not self._closed:
+            # Read only while h11's buffer is being drained, so it stays bounded.
+            if need_data:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _wants_event(self) -> bool:
+        exchange = self._exchange
+        if exchange is None:
+            if self._next_turn is not None:
+                return False
+            if self._begun_this_turn >= self.limits.max_requests_per_turn and self._pending():
+                self._defer_to_next_turn()
+                return False
+            return True
+        return self._h11.their_state is h11.SEND_BODY and exchange.body.wants_data
+
+    def _defer_to_next_turn(self) -> None:
+        """Enough requests of this connection for one turn: the rest wait
+        for the next, so other connections get theirs."""
+        if self._next_turn is None and self._clock is not None:
+            self._next_turn = self._clock.call_later(0, self._next_turn_came)
+
+    def _next_turn_came(self) -> None:
+        self._next_turn = None
+        self._pump()
+
+    def _handle(self, event: object) -> None:
+        exchange = self._exchange
+        kind = type(event)
+        if kind is h11.Request:
+            self._begin(cast(h11.Request, event))
+        elif exchange is None:
+            if kind is h11.ConnectionClosed:
+                self._close()
+        elif kind is h11.Data:
+            self._call(exchange.body._deliver, bytes(cast(h11.Data, event).data))
+            if exchange.chunked and not self._closed:
+                self._check_chunk(exchange)
+        elif kind is h11.EndOfMessage:
+            self._meter.mark()
+            self._call(exchange.body._end)
+            if exchange is self._exchange and not self._closed:
+                if exchange.response.finished:
+                    self._after_response(exchange)
+                else:
+                    self._settle(exchange)
+
+    def _check_chunk(self, exchange: _Exchange) -> None:
+        """A chunk's size is known before its bytes: refuse it now if it takes
+        the body over its limit, rather than wait for it."""
+        announced = chunk_bytes_announced(self._h11)
+        if announced and not exchange.body.done:
+            self._call(exchange.body._announce, announced)
+
+    def _begin(self, event: h11.Request) -> None:
+        limits = self.limits
+        size, folded = self._meter.head()
+        if size > limits.max_head_size:
+            self._refuse(
+                HeadersTooLargeError(
+                    f"request head of {size} bytes, over the limit of {limits.max_head_size}",
+                    limit=limits.max_head_size,
+                    size=size,
+                )
+            )
+            return
+        if folded:
+            self._refuse(MalformedHTTPError("a header field is folded over lines (obs-fold)"))
+            return
+        version = event.http_version
+        if version != b"1.1" and version != b"1.0":
+            self._refuse(
+                MalformedHTTPError(f"HTTP/{version.decode('ascii', 'replace')} is not supported"),
+                status=HTTPStatus.HTTP_VERSION_NOT_SUPPORTED,
+            )
+            return
+        headers = Headers(event.headers.raw_items())
+        host = headers._lookup("host")
+        if host is not None and (fault := host_fault(host[0])) is not None:
+            self._refuse(MalformedHTTPError(fault))
+            return
+        declared = headers._lookup("content-length")
+        chunked = headers._lookup("transfer-encoding") is not None
+        if chunked:
+            fault = framing_fault(version, declared is not None, chunked)
+            if fault is not None:
+                self._refuse(MalformedHTTPError(f"ambiguous framing: {fault}"))
+                return
+        length = None if chunked else int(declared[0]) if declared is not None else 0
+        if limits.max_body_size is not None and length is not None and length > limits.max_body_size:
+            self._refuse(
+                BodyTooLargeError(
+                    f"declared body of {length} bytes, over the limit of {limits.max_body_size}",
+                    limit=limits.max_body_size,
+                    size=length,
+                )
+            )
+            return
+        body = BodyStream(self, limit=limits.max_body_size)
+        request = Request(
+            event.method.decode("ascii"),
+            event.target.decode("latin-1"),
+            headers,
+            version.decode("ascii"),
+            body,
+        )
+        response = ResponseWriter(self, head_only=event.method == b"HEAD")
+        self._exchange = _Exchange(request, response, length, chunked)
+        self._begun_this_turn += 1
+        self._enter(_HANDLING, self._handler_due())
+        self._call(self.handler, request, response)
+
+    def _settle(self, exchange: _Exchange) -> None:
+        """Something changed in an exchange whose response is not complete
+        (its body was asked for, paused or ended; its response started): be
+        in the state that says what the connection now waits for."""
+        if self._closed or exchange is not self._exchange or exchange.response.finished:
+            return
+        state = self._state
+        if exchange.body.wants_data:
+            if state is not _RECEIVING:
+                self._enter(_RECEIVING, self._now() + self.limits.body_timeout)
+        elif exchange.response.started:
+            if state is not _RESPONDING:
+                self._enter(_RESPONDING, None)
+        elif state is not _HANDLING:
+            self._enter(_HANDLING, self._handler_due())
+
+    # ------------------------------------------------- after a response
+
+    def _response_finished(self) -> None:
+        """(ResponseWriter) the response is complete."""
+        exchange = self._exchange
+        if exchange is None or self._closed:
+            return
+        self._after_response(exchange)
+
+    def _after_response(self, exchange: _Exchange) -> None:
+        """The response is complete: go on to the next request, drop or read
+        the rest of the body first, wait for the client to take the
+        response, or close."""
+        connection = self._h11
+        output = self._output
+        closing = exchange.must_close or connection.our_state is not h11.DONE
+        body = exchange.body
+        their_state = connection.their_state
+        if not closing and exchange.length == 0 and not body.asked and their_state is h11.SEND_BODY:
+            # A request without a body (most are): its end is already known,
+            # so take it here rather than through a round of discarding.
+            connection.next_event()
+            self._meter.mark()
+            body._end()
+        their_state = connection.their_state
+        if output is not None and (
+            (closing and output.busy)
+            or (not closing and their_state is h11.DONE and (output.busy or output.paused))
+        ):
+            # Fairness: the next request (or the close) waits until the
+            # client has taken this response; resume_writing comes back here.
+            # (A body still to read or drop is read first.)
+            if self._state is not _DRAINING:
+                self._enter(_DRAINING, None)
+            if self._transport is not None:
+                self._transport.pause_reading()
+            return
+        if closing:
+            self._close()
+        elif their_state is h11.DONE:
+            self._next_cycle()
+        elif their_state is h11.SEND_BODY:
+            if not body.asked or body._discarding:
+                body._start_discarding(self.limits.max_discard_size)
+                if self._state is not _DISCARDING:
+                    self._enter(_DISCARDING, self._now() + self.limits.body_timeout)
+            elif self._state is not _RECEIVING:
+                # The handler answered and still reads (or holds) its body.
+                self._enter(_RECEIVING, self._now() + self.limits.body_timeout)
+            self._pump()
+        else:
+            self._close()
+
+    def _next_cycle(self) -> None:
+        self._h11.start_next_cycle()
+        self._exchange = None
+        now = self._now()
+        self._head_due = now + self.limits.head_timeout
+        if self._pending():
+            self._enter(_HEAD, self._head_due)
+        else:
+            self._enter(_IDLE, now + self.limits.keep_alive_timeout)
+        self._pump()
+
+    # --------------------------------------------- the response's owner
+
+    def _send(self, *events: h11.Event) -> None:
+        """(ResponseWriter) encode ``events`` and write them, in one write."""
+        pieces = []
+        for event in events:
+            try:
+                data = self._h11.send(event)
+            except h11.LocalProtocolError as exc:
+                self._abort()
+                raise HTTPUsageError(f"cannot send {type(event).__name__}: {exc}") from exc
+            if data:
+                pieces.append(data)
+        output = self._output
+        if pieces and output is not None:
+            output.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+
+    def _send_file(self, region: FileRegion, *, head: h11.Response | None = None, end: bool = False) -> None:
+        """(ResponseWriter) frame ``region`` as body data between ``head`` and
+        the end, and send it all in order; ``region`` is closed whatever happens."""
+        connection = self._h11
+        pieces: list[bytes | FileRegion] = []
+        try:
+            if head is not None:
+                pieces.append(connection.send(head) or b"")
+            # h11 only takes len() of what it passes through (for sendfile).
+            framed = connection.send_with_data_passthrough(h11.Data(data=cast(bytes, region)))
+            pieces.extend(framed or ())
+            if end:
+                pieces.append(connection.send(h11.EndOfMessage()) or b"")
+        except h11.LocalProtocolError as exc:
+            region.close()
+            self._abort()
+            raise HTTPUsageError(f"cannot send a file region: {exc}") from exc
+        output = self._output
+        if output is None or self._closed:
+            region.close()
+            return
+        handed = False
+        waiting: list[bytes] = []
+        for piece in pieces:
+            if piece is region:
+                if waiting:
+                    output.write(b"".join(waiting))
+                    waiting.clear()
+                output.write_region(region)
+                handed = True
+            elif piece:
+                waiting.append(cast(bytes, piece))
+        if waiting:
+            output.write(b"".join(waiting))
+        if not handed:
+            region.close()
+
+    def _response_starting(
+        self, pairs: list[tuple[bytes, bytes]], *, complete: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """(ResponseWriter) decide whether this connection can be reused."""
+        exchange = self._exchange
+        if exchange is None:
+            return pairs
+        body = exchange.body
+        connection = self._h11
+        if connection.they_are_waiting_for_100_continue and (not body.wants_data or body._discarding):
+            # The client holds its body back until told to send it: it may
+            # send it anyway, later, so nothing after it can be trusted.
+            exchange.must_close = True
+        elif (
+            not exchange.must_close
+            and (not body.asked or body._discarding)
+            and exchange.length != 0
+            and not body.done
+            and connection.their_state is h11.SEND_BODY
+        ):
+            # The unread body will be dropped after the response, if it is
+            # small enough; too big already, and the connection closes instead.
+            left = exchange.length - body.received if exchange.length is not None else None
+            if left is None and exchange.chunked:
+                left = chunk_bytes_announced(connection)
+            if left is not None and left > self.limits.max_discard_size:
+                exchange.must_close = True
+        if exchange.must_close and not any(
+            name.lower() == b"connection" and b"close" in value.lower() for name, value in pairs
+        ):
+            pairs = [*pairs, (b"connection", b"close")]
+        if not complete and self._state is _HANDLING:
+            self._enter(_RESPONDING, None)
+        return pairs
+
+    def _is_writable(self) -> bool:
+        """(ResponseWriter) whether the transport takes more."""
+        output = self._output
+        return (
+            output is not None
+            and not output.paused
+            and not output.busy
+            and not self._closed
+            # A reset is known to the transport a turn before connection_lost
+            # reaches us: a handler writing "while writable" must stop now,
+            # not read a whole file into a connection that drops it.
+            and not output.closing
+        )
+
+    def _when_writable(self, writer: ResponseWriter, callback: Callable[[], object]) -> None:
+        """(ResponseWriter) call back once the transport takes more."""
+        if self._closed:
+            return
+        self._writable_waiters.append((writer, callback))
+        if self._is_writable() and self._clock is not None:
+            self._clock.call_later(0, self._run_writable_waiters)
+
+    def _run_writable_waiters(self) -> None:
+        while self._writable_waiters and self._is_writable():
+            writer, callback = self._writable_waiters.pop(0)
+            if not writer.finished and not writer.abandoned:
+                self._call(callback)
+
+    def _file_failed(self, exc: OSError) -> None:
+        """(Output) a file region could not be read: the body cannot be completed."""
+        logger.error("HTTP response aborted: a file could not be sent: %s", exc)
+        exchange = self._exchange
+        if exchange is not None:
+            exchange.response._abandon()
+        self._abort()
+
+    # --------------------------------------------------- the body's source
+
+    def _body_demanded(self, stream: BodyStream) -> None:
+        """(BodyStream) the handler wants its body now."""
+        exchange = self._exchange
+        if exchange is None or exchange.body is not stream or self._closed:
+            return
+        if self._h11.they_are_waiting_for_100_continue:
+            if stream._discarding or exchange.response.started:
+                exchange.must_close = True
+                return
+            self._send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
+        self._settle(exchange)
+        self._pump()
+
+    def _body_paused(self, stream: BodyStream) -> None:
+        """(BodyStream) the handler paused its body: the wait is on it now, not the client."""
+        exchange = self._exchange
+        if exchange is not None and exchange.body is stream:
+            self._settle(exchange)
+
+    def _body_too_large(self, stream: BodyStream, exc: BodyTooLargeError) -> None:
+        """(BodyStream) the body went over its limit: 413, or a close."""
+        exchange = self._exchange
+        if exchange is None or exchange.body is not stream or self._closed:
+            stream._fail(exc)
+            return
+        if exchange.response.finished:
+            # Read after the response: a body being discarded grew past
+            # max_discard_size (or a handler read on past its limit).
+            logger.info("closing an HTTP connection instead of reading on: %s", exc)
+            self._call(stream._fail, exc)
+            self._close_lingering()
+            return
+        exchange.must_close = True
+        exchange.response._abandon()  # the server answers this one
+        self._call(stream._fail, exc)
+        self._refuse(exc)
+
+    # ---------------------------------------------------------- failures
+
+    def _call(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run a handler's code; if it raises, log it and answer 500 (or abort)."""
+        try:
+            callback(*args)
+        except Exception as exc:
+            self._handler_failed(exc)
+
+    def _handler_failed(self, exc: Exception) -> None:
+        exchange = self._exchange
+        request = exchange.request if exchange is not None else None
+        logger.error("HTTP handler failed on %r", request, exc_info=exc)
+        if exchange is None or self._closed:
+            return
+        response = exchange.response
+        if response.abandoned:
+            return  # the server is answering already (a 413, a 400) or the connection is gone
+        response._abandon()
+        if response.started:
+            self._abort()
+            return
+        if not exchange.body.done:
+            # The handler is gone: nothing more of its body goes to it.
+            exchange.body._start_discarding(self.limits.max_discard_size)
+        body = b"Internal Server Error\n"
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body))]
+        writer = ResponseWriter(self, head_only=response._head_only)
+        exchange.response = writer
+        try:
+            writer.send(500, headers, body)
+        except HTTPUsageError:
+            pass  # h11 refused: the connection is already aborted
+        writer._abandon()
+
+    def _peer_error(self, error: HTTPError) -> None:
+        """h11 refused the peer's bytes: tell a body reader, answer, close."""
+        exchange = self._exchange
+        if exchange is not None:
+            exchange.must_close = True
+            if not exchange.response.started:
+                exchange.response._abandon()  # the server answers this one
+            self._call(exchange.body._fail, error)
+        self._refuse(error)
+
+    def _refuse(self, error: HTTPError, *, status: int | None = None, quiet: bool = False) -> None:
+        """Answer with ``error``'s status (or ``status``) unless a response began, then close."""
+        if not quiet:
+            logger.info("refusing an HTTP request: %s", error)
+        exchange = self._exchange
+        head_only = False
+        if exchange is not None:
+            exchange.must_close = True
+            response = exchange.response
+            head_only = response._head_only
+            response._abandon()
+            if response.started and not response.finished:
+                self._abort()
+                return
+            if response.started:
+                self._close()
+                return
+        if self._closed:
+            return
+        if status is None:
+            status = _status_for(error)
+        if self._output is not None:
+            self._output.write(canned_response(status, head_only=head_only))
+        self._close_lingering()
+
+    # ---------------------------------------------------------- the end
+
+    def _close(self) -> None:
+        """Close after flushing what was written."""
+        transport = self._transport
+        self._shut(HTTPConnectionClosedError("the server closed the connection"))
+        self._become_closed()
+        if transport is not None:
+            transport.close()
+
+    def _close_lingering(self) -> None:
+        """Close after an error response without losing the response.
+
+        The client may still be sending (the body of a refused request), and
+        closing a socket with unread bytes makes the kernel send a reset,
+        which can destroy the response before the client has read it.  So,
+        as Apache and nginx do: half-close, discard whatever still comes for
+        up to ``limits.linger_timeout`` seconds or until the client's EOF,
+        then close.
+        """
+        transport = self._transport
+        self._shut(HTTPConnectionClosedError("the server closed the connection"))
+        if transport is None or self._state is _CLOSED:
+            return
+        if self._clock is None or self._eof_received or not transport.can_write_eof():
+            # (After the client's EOF there is nothing left to wait for.)
+            self._become_closed()
+            transport.close()
+            return
+        transport.write_eof()
+        transport.resume_reading()  # to see the client's EOF
+        self._send_due = None
+        self._enter(_LINGERING, self._now() + self.limits.linger_timeout)
+
+    def _abort(self) -> None:
+        """Close at once, dropping what was written."""
+        transport = self._transport
+        self._shut(HTTPConnectionClosedError("the server aborted the connection"))
+        self._become_closed()
+        if transport is not None:
+            transport.abort()
+
+    def _become_closed(self) -> None:
+        """The end of the road: no state, no deadline, no timer."""
+        if self._state is not _CLOSED:
+            self._enter(_CLOSED, None)
+        self._due = self._send_due = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = math.inf
+
+    def _shut(self, error: HTTPConnectionClosedError, cause: BaseException | None = None) -> None:
+        """No more HTTP on this connection: drop what waits, abandon the
+        response, fail an unfinished body (its reader hears ``error``)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._next_turn is not None:
+            self._next_turn.cancel()
+            self._next_turn = None
+        self._inbox.clear()
+        self._inbox_size = 0
+        self._writable_waiters.clear()
+        if self._output is not None:
+            self._output.close()
+        exchange = self._exchange
+        if exchange is not None:
+            exchange.response._abandon()
+            if not exchange.body.done:
+                error.__cause__ = cause
+                self._call(exchange.body._fail, error)

@@ -1,0 +1,245 @@
+"""Static files over HTTP: the handler behind ``weft serve http [--root DIR]``.
+
+:class:`FileServer` is a handler for :class:`~weft.protocols.http.HTTPServerProtocol`
+that serves the files under one directory, as ``python -m http.server``
+does: a content type guessed from the name, ``HEAD``, ``Last-Modified`` and
+``If-Modified-Since`` (a 304), ``index.html`` or a plain HTML listing for a
+directory.  A file over :data:`SMALL_FILE_SIZE` is handed to the response
+as a file region (:class:`~weft.drivers._core.file_region.FileSlice`): on a plain
+socket it goes out with ``sendfile`` as the client takes it, never through
+Python's memory; over TLS it is read a small piece at a time, as flow
+control allows.  A client that never reads costs a descriptor, not memory.
+
+It reads the disk, so it lives beside the drivers, not in ``protocols/``.
+The reads are ordinary blocking reads on the driver's thread: fast for
+local disks, which is what it is for.
+
+Path traversal is refused in every spelling: a ``..`` or ``.`` segment,
+plain or percent-encoded (403); an encoded slash or backslash (``%2f``,
+``%5c``), a backslash, a NUL (403); bytes that are not UTF-8 once decoded
+(400); and a symbolic link that leads out of the root (403).  A name
+that is not there is a 404.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import mimetypes
+import os
+import stat
+from email.utils import formatdate, parsedate_to_datetime
+from urllib.parse import quote, unquote
+
+from weft.drivers._core.file_region import FileSlice
+from weft.protocols.errors import ArgumentError, WeftError
+from weft.protocols.http import Request, ResponseWriter
+
+__all__ = ["SMALL_FILE_SIZE", "FileServer"]
+
+#: Files up to this size are read whole and sent with their head in one
+#: write; larger ones go out from the file (``write_file``: sendfile on a
+#: plain socket).  The transport's default high-water mark: a small file
+#: never costs more memory than flow control lets a connection buffer.
+SMALL_FILE_SIZE = 64 * 1024
+
+_TEXT = "text/plain; charset=utf-8"
+
+
+class _Refused(WeftError):
+    """A request answered with an error status instead of a file."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class FileServer:
+    """Serves the files under ``root`` (a directory) to GET and HEAD requests."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        real = os.path.realpath(root)
+        if not os.path.isdir(real):
+            raise ArgumentError(f"not a directory: {os.fspath(root)}")
+        #: The directory served, with every symbolic link resolved.
+        self.root = real
+
+    def __call__(self, request: Request, response: ResponseWriter) -> None:
+        """Answer one request."""
+        if request.method not in ("GET", "HEAD"):
+            _send_text(response, 405, "method not allowed", [("allow", "GET, HEAD")])
+            return
+        try:
+            path = self.resolve(request.path)
+            info = os.stat(path)
+        except _Refused as refused:
+            _send_text(response, refused.status, str(refused))
+            return
+        except FileNotFoundError:
+            _send_text(response, 404, "not found")
+            return
+        except PermissionError:
+            _send_text(response, 403, "forbidden")
+            return
+        except OSError:  # a loop of links, a name too long...
+            _send_text(response, 404, "not found")
+            return
+        if stat.S_ISDIR(info.st_mode):
+            self._directory(request, response, path)
+        elif stat.S_ISREG(info.st_mode):
+            self._file(request, response, path)
+        else:  # a FIFO or a device: reading it could block the server
+            _send_text(response, 403, "forbidden")
+
+    def resolve(self, raw_path: str) -> str:
+        """The file a request path names, or :class:`_Refused` (403 or 400) if it
+        would leave the root or is malformed; OSError (FileNotFoundError...) if
+        a step of it is not there."""
+        if not raw_path.startswith("/"):
+            raise _Refused(400, "bad request")
+        lowered = raw_path.lower()
+        if "\\" in raw_path or any(code in lowered for code in ("%2f", "%5c", "%00")):
+            raise _Refused(403, "forbidden")
+        try:
+            decoded = unquote(raw_path, errors="strict")
+        except UnicodeDecodeError:
+            raise _Refused(400, "bad request") from None
+        if "\x00" in decoded or "\\" in decoded:
+            raise _Refused(403, "forbidden")
+        segments = [segment for segment in decoded.split("/") if segment]
+        if any(segment in (".", "..") for segment in segments):
+            raise _Refused(403, "forbidden")
+        path = os.path.join(self.root, *segments)
+        if self._has_link(segments):
+            real = os.path.realpath(path)
+            if real != self.root and not real.startswith(self.root + os.sep):
+                raise _Refused(403, "forbidden")  # a symbolic link out of the root
+            return real
+        return path
+
+    def _has_link(self, segments: list[str]) -> bool:
+        """Whether any step below the root is a symbolic link (one lstat per step,
+        cheaper than realpath's walk from /; a missing step raises FileNotFoundError)."""
+        path = self.root
+        for segment in segments:
+            path = os.path.join(path, segment)
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return True
+        return False
+
+    # ------------------------------------------------------------ answers
+
+    def _directory(self, request: Request, response: ResponseWriter, path: str) -> None:
+        if not request.path.endswith("/"):
+            location = request.path + "/" + (f"?{request.query}" if request.query else "")
+            _send_text(response, 301, "moved permanently", [("location", location)])
+            return
+        index = os.path.join(path, "index.html")
+        try:
+            info = os.stat(index)
+        except OSError:
+            info = None
+        if info is not None and stat.S_ISREG(info.st_mode):
+            self._file(request, response, index)
+            return
+        try:
+            page = _listing(request.path, path)
+        except PermissionError:
+            _send_text(response, 403, "forbidden")
+            return
+        response.send(200, [("content-type", "text/html; charset=utf-8")], page)
+
+    def _file(self, request: Request, response: ResponseWriter, path: str) -> None:
+        try:
+            # Opened once: the headers describe the file that is sent, even if
+            # the name is given to another file meanwhile.
+            region = FileSlice.open(path)
+        except PermissionError:
+            _send_text(response, 403, "forbidden")
+            return
+        except OSError:  # gone since it was looked up
+            _send_text(response, 404, "not found")
+            return
+        info = region.stat
+        if not stat.S_ISREG(info.st_mode):  # swapped for a FIFO or a device since
+            region.close()
+            _send_text(response, 403, "forbidden")
+            return
+        modified = _http_date(int(info.st_mtime))
+        if _not_modified_since(request.headers.get("if-modified-since"), int(info.st_mtime)):
+            region.close()
+            response.start(304, [("last-modified", modified)])
+            response.end()
+            return
+        headers = [
+            ("content-type", _content_type(os.path.splitext(path)[1])),
+            ("content-length", str(info.st_size)),
+            ("last-modified", modified),
+        ]
+        if request.method == "GET" and 0 < info.st_size <= SMALL_FILE_SIZE:
+            # One read, and the whole response in one write: cheaper than a
+            # sendfile after the head, and no more than flow control allows.
+            try:
+                body = region.read(info.st_size)
+            finally:
+                region.close()
+            response.send(200, headers, body)
+            return
+        # Sent from the file as the client takes it (sendfile on a plain
+        # socket), never read whole; HEAD and empty files close it at once.
+        response.send_file(200, headers, region)
+
+
+@functools.lru_cache(maxsize=256)
+def _content_type(extension: str) -> str:
+    return mimetypes.guess_type("x" + extension)[0] or "application/octet-stream"
+
+
+@functools.lru_cache(maxsize=256)
+def _http_date(timestamp: int) -> str:
+    return formatdate(timestamp, usegmt=True)
+
+
+def _send_text(
+    response: ResponseWriter, status: int, message: str, headers: list[tuple[str, str]] | None = None
+) -> None:
+    response.send(status, [("content-type", _TEXT), *(headers or [])], f"{status} {message}\n".encode())
+
+
+def _not_modified_since(header: str | None, mtime: int) -> bool:
+    if header is None:
+        return False
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return False  # a malformed date is ignored, as RFC 9110 says
+    if since.tzinfo is None:
+        return False
+    return mtime <= since.timestamp()
+
+
+def _listing(url_path: str, directory: str) -> bytes:
+    """A plain HTML page listing ``directory``, links relative to ``url_path``."""
+    entries = []
+    with os.scandir(directory) as scan:
+        for entry in scan:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            entries.append((entry.name, "/" if is_dir else ""))
+    entries.sort(key=lambda entry: entry[0].lower())
+    title = html.escape(unquote(url_path))
+    items = [] if url_path == "/" else ['<li><a href="../">../</a></li>']
+    # fsencode: a name that is not UTF-8 is linked by its real bytes.
+    items += [
+        f'<li><a href="{quote(os.fsencode(name))}{slash}">{html.escape(name)}{slash}</a></li>'
+        for name, slash in entries
+    ]
+    page = (
+        "<!DOCTYPE html>\n<html>\n<head><meta charset=\"utf-8\">"
+        f"<title>Index of {title}</title></head>\n<body>\n<h1>Index of {title}</h1>\n<ul>\n"
+        + "\n".join(items)
+        + "\n</ul>\n</body>\n</html>\n"
+    )
+    return page.encode("utf-8", "surrogateescape")
