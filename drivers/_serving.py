@@ -42,15 +42,17 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from weft.drivers._core.connection_limit import (
     BUSY_LINGER,
     MAX_LINGERING,
     BusyProtocol,
     LimitReport,
+    checked_idle_timeout,
     checked_max_connections,
 )
+from weft.drivers._core.socket_binding import format_address
 from weft.drivers._core.stdio import STDIN, STDOUT, blocking_modes_restored
 from weft.drivers._registry import open_runtime
 from weft.drivers._runtime import Listener, ProtocolFactory, Runtime
@@ -58,7 +60,6 @@ from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError
 
 if TYPE_CHECKING:
-    from weft.drivers.blocking import BlockingRuntime
     from weft.drivers.coroutines._streams import StreamHandler
 
 __all__ = [
@@ -67,7 +68,6 @@ __all__ = [
     "DEFAULT_PORT",
     "Server",
     "announce",
-    "format_address",
     "in_context",
     "serve",
 ]
@@ -86,18 +86,6 @@ DEFAULT_GRACE = 5.0
 
 # Once aborted, connections need only a turn or two to report their end.
 _ABORT_WAIT = 1.0
-
-
-def format_address(address: Any) -> str:
-    """``127.0.0.1:8000``, ``[::1]:8000``, or a UNIX socket's path."""
-    if isinstance(address, tuple):
-        host, port = str(address[0]), address[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    if isinstance(address, bytes):
-        return repr(address)
-    text = str(address)
-    # An abstract UNIX address starts with a NUL byte, which no terminal shows.
-    return repr(text) if text.startswith("\0") else text
 
 
 class Server:
@@ -411,8 +399,6 @@ def serve(
     if idle_timeout is not None:
         if driver != "blocking":
             raise ArgumentError(f"idle_timeout is an option of the blocking driver, not of {driver!r}")
-        from weft.drivers.blocking._sockets import checked_idle_timeout
-
         idle = checked_idle_timeout(idle_timeout)
     runtime = open_runtime(driver)
     try:
@@ -439,13 +425,38 @@ def serve(
         runtime.close()
 
 
-def _blocking(runtime: Runtime) -> BlockingRuntime | None:
-    """``runtime`` if it is the blocking driver's (imported only then)."""
-    if runtime.name != "blocking":
-        return None
-    from weft.drivers.blocking import BlockingRuntime
+@runtime_checkable
+class _PooledRuntime(Protocol):
+    """A runtime whose listeners hold a bounded pool of connections (the
+    blocking driver's): they take the limit, the busy reply and the idle
+    timeout themselves, and the server leaves the counting to them."""
 
-    return runtime if isinstance(runtime, BlockingRuntime) else None
+    max_connections: int
+    idle_timeout: float | None
+
+    def listen_tcp(
+        self,
+        factory: ProtocolFactory,
+        host: str | None = ...,
+        port: int = ...,
+        *,
+        max_connections: int | None = None,
+        busy_reply: bytes | None = None,
+    ) -> Listener: ...
+
+    def listen_unix(
+        self,
+        factory: ProtocolFactory,
+        path: str,
+        *,
+        max_connections: int | None = None,
+        busy_reply: bytes | None = None,
+    ) -> Listener: ...
+
+
+def _blocking(runtime: Runtime) -> _PooledRuntime | None:
+    """``runtime`` if its listeners keep a pool of their own (the blocking driver's)."""
+    return runtime if isinstance(runtime, _PooledRuntime) else None
 
 
 def _checked_grace(grace: float) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from weft.drivers import Future
 from weft.drivers.coroutines import TimedOutError, fail_after, run
 from weft.drivers.testing import FakeClock, connect
-from weft.protocols import LineProtocol
+from weft.protocols.framing import LineProtocol
 
 
 class Lines(LineProtocol):

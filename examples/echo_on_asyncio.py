@@ -12,7 +12,8 @@ import asyncio
 import importlib.util
 
 from weft.drivers.asyncio import AsyncioRuntime
-from weft.protocols import EchoProtocol, Protocol
+from weft.protocols import EchoProtocol
+from weft.protocols.contract import Protocol
 
 
 class FirstReply(Protocol):

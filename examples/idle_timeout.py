@@ -8,7 +8,8 @@ Run: python examples/idle_timeout.py
 """
 
 from weft.drivers.testing import connect
-from weft.protocols import LineProtocol, TimerHandle, Transport, clock_of
+from weft.protocols.contract import TimerHandle, Transport, clock_of
+from weft.protocols.framing import LineProtocol
 
 
 class IdleTimeoutEcho(LineProtocol):

@@ -11,7 +11,8 @@ Run: python examples/process_lines.py
 import sys
 
 from weft.drivers.reactor import Reactor
-from weft.protocols import LineProtocol, Transport
+from weft.protocols.contract import Transport
+from weft.protocols.framing import LineProtocol
 
 CHILD = "import sys\nfor line in sys.stdin:\n    print(line.strip().upper(), flush=True)\n"
 

@@ -14,7 +14,8 @@ Try, in two or more terminals: weft connect 127.0.0.1 8000
 import sys
 
 from weft.drivers import serve
-from weft.protocols import LineProtocol, Transport
+from weft.protocols.contract import Transport
+from weft.protocols.framing import LineProtocol
 
 MAX_BACKLOG = 1024 * 1024
 

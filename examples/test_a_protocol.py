@@ -4,7 +4,7 @@ Run: python -m pytest examples/test_a_protocol.py
 """
 
 from weft.drivers.testing import connect, connect_pair
-from weft.protocols import LineProtocol
+from weft.protocols.framing import LineProtocol
 
 
 class Greeter(LineProtocol):

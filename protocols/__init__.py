@@ -1,80 +1,21 @@
 """weft's protocols: pure state machines that turn bytes into events and back.
 
 Nothing here does I/O, reads a clock or draws entropy: bytes, time and
-randomness are handed in by a driver (see ``weft.drivers``).  Start with
-:mod:`weft.protocols.contract`.
+randomness are handed in by a driver (see ``weft.drivers``).  Each piece has
+one home:
+
+* :mod:`weft.protocols.contract`: what protocols and transports promise each
+  other (asyncio's names), and the clock a transport offers.
+* :mod:`weft.protocols.errors`: weft's one hierarchy of errors, under
+  ``WeftError``.
+* :mod:`weft.protocols.framing`: line, length-prefixed and netstring framing.
+* :mod:`weft.protocols.pubsub`: publish/subscribe (its wire format in
+  :mod:`weft.protocols.pubsub.wire`).
+* :mod:`weft.protocols.http`: HTTP/1.1 server and client, on h11.
+* :mod:`weft.protocols.tls`: TLS over any transport, on ``ssl.MemoryBIO``.
+* :class:`EchoProtocol`, here: sends back what it receives.
 """
 
 from weft.protocols._echo import EchoProtocol
-from weft.protocols.contract import (
-    BaseProtocol,
-    BaseTransport,
-    Clock,
-    Protocol,
-    ReadTransport,
-    TimerHandle,
-    Transport,
-    WriteTransport,
-    clock_of,
-)
-from weft.protocols.errors import (
-    ArgumentError,
-    BusyResourceError,
-    ClosedResourceError,
-    FrameTooLongError,
-    InvalidStateError,
-    LineTooLongError,
-    MalformedFrameError,
-    NoClockError,
-    NotSettledError,
-    ProtocolError,
-    UnencodableFrameError,
-    WeftError,
-    WriteAfterEofError,
-)
-from weft.protocols.framing import (
-    FrameReceiver,
-    LengthPrefixedParser,
-    LengthPrefixedProtocol,
-    LineParser,
-    LineProtocol,
-    NetstringParser,
-    NetstringProtocol,
-)
-from weft.protocols.pubsub import PubSubClientProtocol, PubSubHub, PubSubServerProtocol
 
-__all__ = [
-    "ArgumentError",
-    "BaseProtocol",
-    "BaseTransport",
-    "BusyResourceError",
-    "Clock",
-    "ClosedResourceError",
-    "EchoProtocol",
-    "FrameReceiver",
-    "FrameTooLongError",
-    "InvalidStateError",
-    "LengthPrefixedParser",
-    "LengthPrefixedProtocol",
-    "LineParser",
-    "LineProtocol",
-    "LineTooLongError",
-    "MalformedFrameError",
-    "NetstringParser",
-    "NetstringProtocol",
-    "NoClockError",
-    "NotSettledError",
-    "Protocol",
-    "ProtocolError",
-    "PubSubClientProtocol",
-    "PubSubHub",
-    "PubSubServerProtocol",
-    "ReadTransport",
-    "TimerHandle",
-    "Transport",
-    "UnencodableFrameError",
-    "WeftError",
-    "WriteAfterEofError",
-    "WriteTransport",
-    "clock_of",
-]
+__all__ = ["EchoProtocol"]

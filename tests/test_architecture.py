@@ -8,7 +8,6 @@ import importlib
 import inspect
 import pkgutil
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -112,41 +111,6 @@ def test_every_package_directory_is_shipped() -> None:
             relative = init.parent.relative_to(ROOT / top).parts
             found.add(".".join((package, *relative)))
     assert found == listed
-
-
-def public_names(module: ModuleType) -> list[tuple[str, object]]:
-    names = getattr(module, "__all__", None)
-    if names is None:
-        names = [name for name in vars(module) if not name.startswith("_")]
-    return [(name, getattr(module, name)) for name in names]
-
-
-def undocumented(module: ModuleType) -> Iterator[str]:
-    """The public names defined in ``module`` that lack a docstring."""
-    if not inspect.getdoc(module):
-        yield module.__name__
-    for name, value in public_names(module):
-        if getattr(value, "__module__", module.__name__) != module.__name__:
-            continue  # re-exported: checked where it is defined
-        if (inspect.isclass(value) or inspect.isfunction(value)) and not value.__doc__:
-            yield f"{module.__name__}.{name}"
-        if not inspect.isclass(value):
-            continue
-        for attribute, member in vars(value).items():
-            is_api = callable(member) or isinstance(member, property)
-            if is_api and not attribute.startswith("_") and not inspect.getdoc(member):
-                yield f"{module.__name__}.{name}.{attribute}"
-
-
-def test_every_public_name_has_a_docstring() -> None:
-    """Every module, public class, function and method of weft has a docstring."""
-    missing = [
-        name
-        for package in (weft.protocols, weft.drivers)
-        for module in all_modules(package)
-        for name in undocumented(module)
-    ]
-    assert missing == []
 
 
 def test_every_weft_error_descends_from_weft_error() -> None:

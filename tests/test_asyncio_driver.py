@@ -28,14 +28,9 @@ from weft.drivers import DRIVERS, Future, Listener, Runtime, UnavailableDriverEr
 from weft.drivers.asyncio import AsyncioListener, AsyncioRuntime, AsyncioTransport
 from weft.drivers.asyncio._clock import LoopTimers
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols import (
-    ArgumentError,
-    ClosedResourceError,
-    EchoProtocol,
-    Transport,
-    clock_of,
-)
-from weft.protocols.contract import Clock
+from weft.protocols import EchoProtocol
+from weft.protocols.contract import Clock, Transport, clock_of
+from weft.protocols.errors import ArgumentError, ClosedResourceError
 from weft.protocols.pubsub import PubSubClientProtocol, PubSubHub, PubSubServerProtocol
 
 LOOPS = ["asyncio", "uvloop"]

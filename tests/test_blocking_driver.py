@@ -22,7 +22,9 @@ from weft.drivers import DRIVERS, open_runtime
 from weft.drivers.blocking import BlockingListener, BlockingRuntime, connect_tcp, connect_unix, spawn_process
 from weft.drivers.blocking._transport import _MAX_UNDELIVERED, READ_SIZE, ThreadedTransport
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols import ArgumentError, ClosedResourceError, EchoProtocol, LineProtocol
+from weft.protocols import EchoProtocol
+from weft.protocols.errors import ArgumentError, ClosedResourceError
+from weft.protocols.framing import LineProtocol
 
 
 @contextmanager

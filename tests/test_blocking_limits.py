@@ -21,8 +21,9 @@ import pytest
 from tests.processes import TIMEOUT, connect, receive_exactly, receive_to_eof
 from weft.drivers.blocking import BlockingListener, BlockingRuntime, ThreadedTransport
 from weft.drivers.blocking._refusals import Refusals
-from weft.protocols import ArgumentError, EchoProtocol
+from weft.protocols import EchoProtocol
 from weft.protocols.contract import Transport
+from weft.protocols.errors import ArgumentError
 from weft.protocols.http import HTTPServerProtocol, Request, ResponseWriter
 from weft.protocols.http._busy import busy_response
 

@@ -21,8 +21,8 @@ from tests.processes import TIMEOUT, connect, receive_to_eof
 from weft.drivers import FileSlice
 from weft.drivers.blocking import BlockingRuntime, ThreadedTransport
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols import WriteAfterEofError
 from weft.protocols.contract import file_writer_of
+from weft.protocols.errors import WriteAfterEofError
 
 
 class Sender(RecordingProtocol):

@@ -13,7 +13,7 @@ import pytest
 from tests.processes import AVAILABLE_DRIVERS
 from weft._cli.bridge import StdioBridge
 from weft.drivers import Future, Runtime, open_runtime
-from weft.protocols import Protocol, Transport
+from weft.protocols.contract import Protocol, Transport
 
 TIMEOUT = 20.0
 MIB = 1024 * 1024

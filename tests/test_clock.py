@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from weft.drivers._core.timers import TimerQueue
 from weft.drivers.testing import FakeClock
-from weft.protocols import ArgumentError, Clock, TimerHandle
+from weft.protocols.contract import Clock, TimerHandle
+from weft.protocols.errors import ArgumentError
 
 
 def test_a_fake_clock_is_a_clock() -> None:

@@ -10,16 +10,10 @@ import pytest
 from weft.drivers import Runtime
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import MemoryTransport, RecordingProtocol, connect
-from weft.protocols import (
-    EchoProtocol,
-    LineProtocol,
-    NoClockError,
-    Protocol,
-    Transport,
-    WeftError,
-    clock_of,
-    contract,
-)
+from weft.protocols import EchoProtocol, contract
+from weft.protocols.contract import Protocol, Transport, clock_of
+from weft.protocols.errors import NoClockError, WeftError
+from weft.protocols.framing import LineProtocol
 
 
 def static_checks(memory: MemoryTransport, aio: asyncio.Transport) -> None:

@@ -43,8 +43,8 @@ from weft.drivers.coroutines import (
 )
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import FakeClock
-from weft.protocols import EchoProtocol, Protocol
-from weft.protocols.contract import Transport
+from weft.protocols import EchoProtocol
+from weft.protocols.contract import Protocol, Transport
 
 #: Every run below is bounded: a hang fails the test instead of blocking the suite.
 LIMIT = 10.0

@@ -10,10 +10,10 @@ import pytest
 
 from tests.stream_support import go, pair, settle
 from tests.tls_support import HOSTNAME, certificates, client_context, server_context
+from weft.drivers import Future
 from weft.drivers.asyncio import AsyncioRuntime
 from weft.drivers.coroutine import CoroutineRuntime
 from weft.drivers.coroutines import (
-    Future,
     Stream,
     TimedOutError,
     checkpoint,

@@ -32,7 +32,7 @@ LIMITS = {
     "echo_server.py": 9,
     "echo_streams.py": 12,
     "http_hello.py": 10,
-    "pubsub_server.py": 19,
+    "pubsub_server.py": 20,  # the contract (Transport) and framing have one home each
     "pubsub_streams.py": 19,
     "tls_echo_server.py": 9,
 }

@@ -9,8 +9,8 @@ import pytest
 
 from weft.drivers import FileSlice
 from weft.drivers.testing import RecordingProtocol, connect
-from weft.protocols import ArgumentError, WriteAfterEofError
 from weft.protocols.contract import FileRegion, file_writer_of
+from weft.protocols.errors import ArgumentError, WriteAfterEofError
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from weft.protocols import ArgumentError
 from weft.protocols._flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
+from weft.protocols.errors import ArgumentError
 
 
 def test_pause_only_strictly_over_high_and_once() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.http_support import read_replies, request
 from weft.drivers.testing import MemoryConnection, connect
-from weft.protocols import ArgumentError
+from weft.protocols.errors import ArgumentError
 from weft.protocols.http import (
     HTTPLimits,
     HTTPServerProtocol,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.http_support import Reply, chunked_request, read_replies, request
 from weft.drivers.testing import MemoryConnection, chunkings, connect
-from weft.protocols import ArgumentError, ProtocolError
+from weft.protocols.errors import ArgumentError, ProtocolError
 from weft.protocols.http import (
     BodyTooLargeError,
     HTTPConnectionClosedError,

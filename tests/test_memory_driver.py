@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from weft.drivers.testing import FakeClock, MemoryTransport, RecordingProtocol, connect, connect_pair
-from weft.protocols import ClosedResourceError, EchoProtocol, NotSettledError, Transport, clock_of
+from weft.protocols import EchoProtocol
+from weft.protocols.contract import Transport, clock_of
+from weft.protocols.errors import ClosedResourceError, NotSettledError
 
 # ------------------------------------------------------ MemoryConnection
 

@@ -23,15 +23,9 @@ from weft.drivers.coroutine import CoroutineRuntime
 from weft.drivers.reactor import Reactor, ReactorListener
 from weft.drivers.reactor._pollers import EpollPoller, PollPoller, SelectorPoller
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols import (
-    ArgumentError,
-    BusyResourceError,
-    ClosedResourceError,
-    EchoProtocol,
-    Protocol,
-    Transport,
-    clock_of,
-)
+from weft.protocols import EchoProtocol
+from weft.protocols.contract import Protocol, Transport, clock_of
+from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError
 
 TIMEOUT = 10.0
 

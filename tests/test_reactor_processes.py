@@ -25,7 +25,9 @@ from weft.drivers.blocking import BlockingRuntime
 from weft.drivers.coroutine import CoroutineRuntime
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols import ArgumentError, LineProtocol, Transport
+from weft.protocols.contract import Transport
+from weft.protocols.errors import ArgumentError
+from weft.protocols.framing import LineProtocol
 
 TIMEOUT = 10.0
 

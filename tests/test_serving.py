@@ -17,10 +17,12 @@ import pytest
 from tests.processes import AVAILABLE_DRIVERS
 from weft.drivers import Runtime, Server, open_runtime, serve
 from weft.drivers._core.connection_limit import BUSY_LINGER, REPORT_INTERVAL, BusyProtocol, LimitReport
-from weft.drivers._serving import announce, format_address
+from weft.drivers._core.socket_binding import format_address
+from weft.drivers._serving import announce
 from weft.drivers.testing import FakeClock, RecordingProtocol
 from weft.drivers.testing import connect as memory_connect
-from weft.protocols import ArgumentError, EchoProtocol
+from weft.protocols import EchoProtocol
+from weft.protocols.errors import ArgumentError
 
 #: Bounds every wait; a passing test never comes near it.
 TIMEOUT = 20.0

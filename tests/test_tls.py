@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from tests.tls_support import HOSTNAME, certificates, client_context, server_context, tls_client, tls_server
 from weft.drivers.testing import FakeClock, Pump, RecordingProtocol, connect, connect_pair
-from weft.protocols import LineProtocol, WeftError, WriteAfterEofError
+from weft.protocols.errors import WeftError, WriteAfterEofError
+from weft.protocols.framing import LineProtocol
 from weft.protocols.tls import (
     TLSError,
     TLSHandshakeError,

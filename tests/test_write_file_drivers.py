@@ -23,8 +23,8 @@ import pytest
 from tests.conformance.harness import HARNESSES, ConnectedPair, DriverHarness, FlowRecorder
 from weft.drivers import DRIVERS, FileSlice
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols import WriteAfterEofError
 from weft.protocols.contract import FileRegion, Transport, clock_of, file_writer_of
+from weft.protocols.errors import WriteAfterEofError
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -40,6 +40,7 @@ __all__ = [
     "REPORT_INTERVAL",
     "BusyProtocol",
     "LimitReport",
+    "checked_idle_timeout",
     "checked_max_connections",
 ]
 
@@ -188,3 +189,10 @@ class BusyProtocol:
 
 def _close(transport: Transport) -> None:
     transport.close()
+
+
+def checked_idle_timeout(value: object) -> float | None:
+    """Seconds > 0 (``math.inf``: never, given back as None); else ArgumentError."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ArgumentError(f"idle_timeout must be a number of seconds > 0 (inf: never), not {value!r}")
+    return None if math.isinf(value) else float(value)

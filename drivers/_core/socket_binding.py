@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_BACKLOG",
     "bind_tcp",
     "bind_unix",
+    "format_address",
     "remove_socket_file",
     "tcp_port",
     "unique_addresses",
@@ -126,3 +127,15 @@ def tcp_port(addresses: list[Any]) -> int:
         if isinstance(address, tuple):
             return int(address[1])
     raise ArgumentError("not a TCP listener")
+
+
+def format_address(address: Any) -> str:
+    """``127.0.0.1:8000``, ``[::1]:8000``, or a UNIX socket's path."""
+    if isinstance(address, tuple):
+        host, port = str(address[0]), address[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if isinstance(address, bytes):
+        return repr(address)
+    text = str(address)
+    # An abstract UNIX address starts with a NUL byte, which no terminal shows.
+    return repr(text) if text.startswith("\0") else text

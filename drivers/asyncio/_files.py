@@ -21,10 +21,9 @@ import asyncio
 import os
 from typing import Any, Protocol
 
-__all__ = ["READ_SIZE", "FileReader", "FileWriter"]
+from weft.drivers._core.socket_defaults import READ_SIZE
 
-#: Bytes read per turn of the loop (as much as the reactor reads).
-READ_SIZE = 64 * 1024
+__all__ = ["READ_SIZE", "FileReader", "FileWriter"]
 
 
 class _File(Protocol):

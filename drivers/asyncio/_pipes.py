@@ -42,7 +42,7 @@ from weft.drivers.asyncio._transport import AsyncioTransport
 from weft.protocols.errors import ArgumentError
 
 if TYPE_CHECKING:
-    from weft.drivers.asyncio._runtime import AsyncioRuntime
+    from weft.drivers.asyncio._plumbing import AdapterRuntime
 
 __all__ = ["connect_pipes"]
 
@@ -50,7 +50,7 @@ logger = logging.getLogger("weft.asyncio")
 
 
 def connect_pipes(
-    runtime: AsyncioRuntime,
+    runtime: AdapterRuntime,
     factory: Callable[[], Any],
     read_fd: int,
     write_fd: int,
@@ -79,7 +79,7 @@ def connect_pipes(
 
 
 def _connect_pipe_pair(
-    runtime: AsyncioRuntime,
+    runtime: AdapterRuntime,
     factory: Callable[[], Any],
     read: tuple[int, bool],
     write: tuple[int, bool],
@@ -140,7 +140,7 @@ def _connect_pipe_pair(
 
 
 def _connect_socket(
-    runtime: AsyncioRuntime,
+    runtime: AdapterRuntime,
     factory: Callable[[], Any],
     read_fd: int,
     write_fd: int,
@@ -172,7 +172,7 @@ def _connect_socket(
 
 
 def _spawn_set_up(
-    runtime: AsyncioRuntime, set_up: Coroutine[Any, Any, None], give_up: Callable[[], None]
+    runtime: AdapterRuntime, set_up: Coroutine[Any, Any, None], give_up: Callable[[], None]
 ) -> None:
     """Run ``set_up``; if the runtime's close() cancels it (perhaps before it
     started), ``give_up``, as ``set_up`` does itself when it fails."""

@@ -28,6 +28,7 @@ from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
+from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers._core.timers import Timer
 from weft.drivers.asyncio import _pipes as asyncio_pipes
 from weft.drivers.asyncio import _sockets as asyncio_sockets
@@ -43,9 +44,6 @@ logger = logging.getLogger("weft.asyncio")
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
-
-#: Seconds a connect may take before it fails with TimeoutError.
-DEFAULT_CONNECT_TIMEOUT = 30.0
 
 # run_until asks its condition after every callback the loop runs at
 # first, then less and less often (asyncio has no after-each-turn hook, and

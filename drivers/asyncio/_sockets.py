@@ -35,7 +35,7 @@ from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
 
 if TYPE_CHECKING:
-    from weft.drivers.asyncio._runtime import AsyncioRuntime
+    from weft.drivers.asyncio._plumbing import AdapterRuntime
 
 __all__ = ["AsyncioListener", "connect_tcp", "connect_unix", "listen_tcp", "listen_unix"]
 
@@ -53,7 +53,7 @@ class AsyncioListener:
     """
 
     def __init__(
-        self, runtime: AsyncioRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
+        self, runtime: AdapterRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
     ) -> None:
         self._runtime = runtime
         self._factory = factory
@@ -145,19 +145,19 @@ def _set_up_done(
 
 
 def listen_tcp(
-    runtime: AsyncioRuntime, factory: ProtocolFactory, host: str | None = "127.0.0.1", port: int = 0
+    runtime: AdapterRuntime, factory: ProtocolFactory, host: str | None = "127.0.0.1", port: int = 0
 ) -> AsyncioListener:
     """Listen on every address ``host`` resolves to; see ``bind_tcp``."""
     return _listen(runtime, factory, bind_tcp(host, port))
 
 
-def listen_unix(runtime: AsyncioRuntime, factory: ProtocolFactory, path: str) -> AsyncioListener:
+def listen_unix(runtime: AdapterRuntime, factory: ProtocolFactory, path: str) -> AsyncioListener:
     """Listen on a UNIX-domain socket at ``path``; see ``bind_unix``."""
     return _listen(runtime, factory, [bind_unix(path)])
 
 
 def _listen(
-    runtime: AsyncioRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
+    runtime: AdapterRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
 ) -> AsyncioListener:
     try:
         listener = AsyncioListener(runtime, factory, sockets)
@@ -173,7 +173,7 @@ def _listen(
 
 
 def connect_tcp(
-    runtime: AsyncioRuntime, factory: ProtocolFactory, host: str, port: int, *, timeout: float
+    runtime: AdapterRuntime, factory: ProtocolFactory, host: str, port: int, *, timeout: float
 ) -> Future[Transport]:
     """Connect to ``host:port`` (asyncio tries each address it resolves to)."""
     loop = runtime.loop
@@ -183,7 +183,7 @@ def connect_tcp(
 
 
 def connect_unix(
-    runtime: AsyncioRuntime, factory: ProtocolFactory, path: str, *, timeout: float
+    runtime: AdapterRuntime, factory: ProtocolFactory, path: str, *, timeout: float
 ) -> Future[Transport]:
     """Connect to the UNIX-domain socket at ``path``."""
     loop = runtime.loop
@@ -191,7 +191,7 @@ def connect_unix(
 
 
 def _connect(
-    runtime: AsyncioRuntime, factory: ProtocolFactory, target: str, timeout: float, open_: _Opener
+    runtime: AdapterRuntime, factory: ProtocolFactory, target: str, timeout: float, open_: _Opener
 ) -> Future[Transport]:
     if timeout != timeout:
         raise ArgumentError("timeout is NaN")

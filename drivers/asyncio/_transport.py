@@ -44,12 +44,12 @@ import asyncio
 import errno
 import logging
 import socket
-import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
 from weft.drivers._core.connection_clock import ConnectionClock
+from weft.drivers._core.socket_defaults import LINGER_ZERO
 from weft.drivers._core.transport_base import TransportBookkeeping
 from weft.drivers.asyncio._clock import LoopTimers
 from weft.drivers.asyncio._file_sender import FileSender
@@ -64,7 +64,6 @@ logger = logging.getLogger("weft.asyncio")
 #: What an asyncio transport does for a weft connection.
 Role = Literal["both", "read", "write"]
 
-_LINGER_ZERO = struct.pack("ii", 1, 0)
 _DEFAULT_LIMITS = (DEFAULT_HIGH_WATER // 4, DEFAULT_HIGH_WATER)
 
 
@@ -667,7 +666,7 @@ class AsyncioTransport(TransportBookkeeping):
         sock = self._extra.get("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
             except OSError:
                 pass  # already closed: nothing left to reset
 

@@ -33,15 +33,14 @@ import os
 import select
 import socket
 import stat
-import struct
 import time
 from typing import Any, Protocol
 
+from weft.drivers._core.socket_defaults import LINGER_ZERO, name_or_none
 from weft.protocols.contract import FileRegion
 
 __all__ = ["Channel", "PipeChannel", "SocketChannel"]
 
-_LINGER_ZERO = struct.pack("ii", 1, 0)
 
 # What os.sendfile raises when it cannot send from this file to this
 # socket (a file system without the support, an odd descriptor): the
@@ -157,7 +156,7 @@ class SocketChannel:
     def _linger_zero(self) -> None:
         if self.sock.family in (socket.AF_INET, socket.AF_INET6) and self.sock.fileno() >= 0:
             with contextlib.suppress(OSError):
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
 
 
 class PipeChannel:
@@ -277,15 +276,15 @@ def channel_names(channel: Any) -> dict[str, Any]:
     if isinstance(channel, SocketChannel):
         return {
             "socket": channel.sock,
-            "sockname": _name(channel.sock.getsockname),
-            "peername": _name(channel.sock.getpeername),
+            "sockname": name_or_none(channel.sock.getsockname),
+            "peername": name_or_none(channel.sock.getpeername),
         }
     for fd in (channel.read_fd, channel.write_fd):
         if stat.S_ISSOCK(os.fstat(fd).st_mode):
             with socket.socket(fileno=os.dup(fd)) as sock:
                 return {
-                    "sockname": _name(sock.getsockname),
-                    "peername": _name(sock.getpeername),
+                    "sockname": name_or_none(sock.getsockname),
+                    "peername": name_or_none(sock.getpeername),
                     "pipe": (channel.read_fd, channel.write_fd),
                 }
     return {
@@ -294,9 +293,3 @@ def channel_names(channel: Any) -> dict[str, Any]:
         "pipe": (channel.read_fd, channel.write_fd),
     }
 
-
-def _name(getter: Any) -> Any:
-    try:
-        return getter()
-    except OSError:
-        return None

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from weft.drivers._core.child_processes import Process, StderrOption, checked_argv, split_stderr, start_child
-from weft.drivers._core.connection_limit import checked_max_connections
+from weft.drivers._core.connection_limit import checked_idle_timeout, checked_max_connections
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
@@ -34,7 +34,6 @@ from weft.drivers.blocking._sockets import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     BlockingListener,
-    checked_idle_timeout,
     connect,
 )
 from weft.drivers.blocking._transport import ReadOnlyThreadedTransport, ThreadedTransport

@@ -35,25 +35,24 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from weft.drivers._core.connection_limit import LimitReport, checked_max_connections
+from weft.drivers._core.accepting import ACCEPT_PAUSE, RESOURCE_ERRORS
+from weft.drivers._core.connection_limit import LimitReport, checked_idle_timeout, checked_max_connections
 from weft.drivers._core.futures import Future
-from weft.drivers._core.socket_binding import remove_socket_file, tcp_port
-from weft.drivers._serving import format_address
+from weft.drivers._core.socket_binding import format_address, remove_socket_file, tcp_port
+from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers.blocking._channels import SocketChannel
 from weft.drivers.blocking._refusals import Refusals
 from weft.drivers.blocking._transport import ThreadedTransport
 from weft.protocols.contract import Transport
-from weft.protocols.errors import ArgumentError
 
 if TYPE_CHECKING:
-    from weft.drivers.blocking._runtime import BlockingRuntime
+    from weft.drivers.blocking._plumbing import PoolRuntime
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_CONNECTIONS",
     "BlockingListener",
-    "checked_idle_timeout",
     "connect",
 ]
 
@@ -69,18 +68,6 @@ DEFAULT_MAX_CONNECTIONS = 256
 #: but live client (a pub/sub subscriber on a slow topic) alone for long.
 DEFAULT_IDLE_TIMEOUT = 300.0
 
-#: Seconds a connect may take before it fails with TimeoutError.
-DEFAULT_CONNECT_TIMEOUT = 30.0
-
-_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-_RESOURCE_PAUSE = 1.0
-
-
-def checked_idle_timeout(value: object) -> float | None:
-    """Seconds > 0 (``math.inf``: never, given back as None); else ArgumentError."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise ArgumentError(f"idle_timeout must be a number of seconds > 0 (inf: never), not {value!r}")
-    return None if math.isinf(value) else float(value)
 
 
 class BlockingListener:
@@ -94,7 +81,7 @@ class BlockingListener:
 
     def __init__(
         self,
-        runtime: BlockingRuntime,
+        runtime: PoolRuntime,
         factory: Callable[[], Any],
         sockets: list[socket.socket],
         *,
@@ -204,7 +191,7 @@ class BlockingListener:
                         # let the backlog hold new clients for a while.
                         refusals.close()
                         listen(False)
-                        paused_until = time.monotonic() + _RESOURCE_PAUSE
+                        paused_until = time.monotonic() + ACCEPT_PAUSE
                 refusals.expire()
                 if paused_until is not None and time.monotonic() >= paused_until:
                     paused_until = None
@@ -219,10 +206,10 @@ class BlockingListener:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return True
         except OSError as exc:
-            if exc.errno not in _RESOURCE_ERRORS:
+            if exc.errno not in RESOURCE_ERRORS:
                 logger.exception("accept failed on %s", listening.getsockname())
                 return True
-            logger.error("cannot accept (%s); pausing for %.0f s", exc, _RESOURCE_PAUSE)
+            logger.error("cannot accept (%s); pausing for %.0f s", exc, ACCEPT_PAUSE)
             return False
         with self._slots:
             admitted = self._open < self.max_connections
@@ -266,7 +253,7 @@ class BlockingListener:
 
 
 def connect(
-    runtime: BlockingRuntime,
+    runtime: PoolRuntime,
     factory: Callable[[], Any],
     family: int,
     address: Any,

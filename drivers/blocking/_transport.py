@@ -45,6 +45,7 @@ from typing import Any
 
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.connection_clock import ConnectionClock
+from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers._core.timers import Timer
 from weft.drivers._core.transport_base import TransportBookkeeping
 from weft.drivers.blocking._channels import Channel
@@ -57,8 +58,6 @@ __all__ = ["READ_SIZE", "ReadOnlyThreadedTransport", "ThreadedTransport"]
 
 logger = logging.getLogger("weft.blocking")
 
-#: Bytes asked for per ``recv``.
-READ_SIZE = 64 * 1024
 
 # Chunks read and not yet delivered before the reader waits.  One is
 # enough to keep the reader's recv overlapping the protocol's work (a chunk

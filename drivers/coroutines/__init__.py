@@ -11,7 +11,6 @@ on weft's asyncio driver, :mod:`~weft.drivers.coroutines._asyncio_interop`
 bridges weft tasks and asyncio both ways (``docs/asyncio.md``).
 """
 
-from weft.drivers._core.futures import Future
 from weft.drivers.coroutines._asyncio_interop import AsyncioHost, from_asyncio, to_asyncio
 from weft.drivers.coroutines._combinators import gather, race
 from weft.drivers.coroutines._endpoints import open_pipes, open_tcp, open_unix, serve_tcp, stream_handler
@@ -28,7 +27,6 @@ from weft.drivers.coroutines._timeouts import TimeoutScope, fail_after, move_on_
 __all__ = [
     "AsyncioHost",
     "Cancelled",
-    "Future",
     "Host",
     "NotInTaskError",
     "ProcessStream",

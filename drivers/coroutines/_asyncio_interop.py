@@ -8,7 +8,7 @@ loop, and each side can wait for the other:
   :class:`AsyncioHost`, ``await`` an asyncio future, an asyncio task, or any
   asyncio coroutine (``asyncio.sleep``, ``asyncio.open_connection``, a
   stream's ``readline``) as they are.  :class:`Task` hands each asyncio
-  future it is given to :func:`check_asyncio_wait`, then waits on it with a
+  future it is given to ``check_asyncio_wait``, then waits on it with a
   done callback, as it waits on weft's own futures.
 * **asyncio awaits weft.**  ``await to_asyncio(weft_future_or_task)`` from an
   asyncio coroutine.
@@ -51,6 +51,7 @@ from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from weft.drivers._core.futures import Future
+from weft.drivers.coroutines._asyncio_wait import loop_of_future, loop_of_host
 from weft.drivers.coroutines._errors import Cancelled
 from weft.drivers.coroutines._host import Host
 from weft.drivers.coroutines._task import Task
@@ -78,60 +79,9 @@ class AsyncioHost(Host, Protocol):
         ...
 
 
-def _loop_of_host(host: object) -> asyncio.AbstractEventLoop | None:
-    """The asyncio loop ``host`` runs on, or None (the reactor, a fake clock)."""
-    loop = getattr(host, "loop", None)
-    return loop if isinstance(loop, asyncio.AbstractEventLoop) else None
-
-
-def _loop_of_future(future: asyncio.Future[Any]) -> object:
-    """The loop an asyncio (or duck-typed) future belongs to, as asyncio asks it."""
-    try:
-        return future.get_loop()
-    except AttributeError:  # a duck-typed future from before get_loop() (Python 3.7)
-        return getattr(future, "_loop", None)
-
-
 def _cancel_message(exc: BaseException) -> str | None:
     """The message a cancellation carries (``cancel(msg)``), if any."""
     return str(exc.args[0]) if exc.args else None
-
-
-def check_asyncio_wait(host: Host, future: asyncio.Future[Any]) -> TypeError | None:
-    """Why a weft task on ``host`` cannot wait on the asyncio ``future``, or None if it can.
-
-    For :class:`Task`, which calls it when its coroutine yields an asyncio
-    future (``asyncio.isfuture``: an ``asyncio.Future``, or any object that
-    sets ``_asyncio_future_blocking``).  The flag is taken down here, as
-    asyncio's own ``Task`` does: it is the future's way of telling that it
-    was yielded by ``await`` (which sets it) rather than by a bare
-    ``yield``, and it must read false again once someone waits.
-
-    The check is that the host's callbacks run on the future's loop, not
-    that some loop is running now: the task is woken by the future's done
-    callback, which runs on the future's loop, and its steps run from the
-    host's ``call_soon``.  Only when the two are one loop is the wake-up
-    delivered on the task's thread, while the host runs.  A fake clock
-    driven from inside an asyncio program has a running loop, yet never
-    turns it during ``run(clock, ...)``; the reactor has no asyncio loop.
-    """
-    blocking = future._asyncio_future_blocking
-    future._asyncio_future_blocking = False
-    if not blocking:
-        return TypeError(f"{future!r} was yielded, not awaited: a weft task waits on it only through `await`")
-    loop = _loop_of_host(host)
-    if loop is None:
-        return TypeError(
-            f"cannot await the asyncio future {future!r} in a weft task on {host!r}, which does not "
-            "run on an asyncio loop: run the task on an AsyncioRuntime, or await a weft Future"
-        )
-    future_loop = _loop_of_future(future)
-    if future_loop is not loop:
-        return TypeError(
-            f"the asyncio future {future!r} belongs to a different event loop ({future_loop!r}) "
-            f"than the one this task's host runs on ({loop!r})"
-        )
-    return None
 
 
 def _settle(source: Future[_T], target: asyncio.Future[_T]) -> None:
@@ -180,7 +130,7 @@ def to_asyncio(future: Future[_T], *, loop: asyncio.AbstractEventLoop | None = N
     if not isinstance(future, Future):
         raise TypeError(f"to_asyncio() takes a weft Future or Task, not {type(future).__name__}")
     if isinstance(future, Task):
-        host_loop = _loop_of_host(future.host)
+        host_loop = loop_of_host(future.host)
         if host_loop is None:
             raise TypeError(f"{future!r} runs on {future.host!r}, which does not run on an asyncio loop")
         if loop is not None and loop is not host_loop:
@@ -229,13 +179,13 @@ def from_asyncio(awaitable: Awaitable[_T], host: AsyncioHost) -> Future[_T]:
     Raises ``TypeError`` when ``host`` does not run on an asyncio loop, when
     the asyncio future belongs to another loop, or for a weft future.
     """
-    loop = _loop_of_host(host)
+    loop = loop_of_host(host)
     if loop is None:
         raise TypeError(f"from_asyncio() needs a host that runs on an asyncio loop, not {host!r}")
     if isinstance(awaitable, Future):
         raise TypeError(f"{awaitable!r} is a weft Future already")
     if asyncio.isfuture(awaitable):
-        if _loop_of_future(awaitable) is not loop:
+        if loop_of_future(awaitable) is not loop:
             raise TypeError(
                 f"the asyncio future {awaitable!r} belongs to a different event loop than {host!r} runs on"
             )

@@ -17,6 +17,7 @@ from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
 from weft.drivers._core.futures import Future
+from weft.drivers.coroutines._asyncio_wait import check_asyncio_wait
 from weft.drivers.coroutines._errors import Cancelled, NotInTaskError
 from weft.drivers.coroutines._host import Host
 from weft.protocols.errors import InvalidStateError
@@ -232,9 +233,6 @@ class Task(Future[_T]):
             return
         refusal: BaseException
         if asyncio.isfuture(yielded):  # an asyncio future, or a duck-typed one
-            # Imported here: asyncio_interop imports this module.
-            from weft.drivers.coroutines._asyncio_interop import check_asyncio_wait
-
             problem = check_asyncio_wait(self._host, yielded)
             if problem is None:
                 self._waiting_on = yielded

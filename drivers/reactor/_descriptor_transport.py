@@ -23,7 +23,6 @@ import contextlib
 import errno
 import logging
 import socket
-import struct
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
@@ -31,25 +30,23 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.connection_clock import ConnectionClock
 from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
+from weft.drivers._core.socket_defaults import LINGER_ZERO, READ_SIZE, name_or_none
 from weft.drivers._core.transport_base import TransportBookkeeping, drop_sent
 from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
 
 if TYPE_CHECKING:
-    from weft.drivers.reactor._loop import Reactor
+    from weft.drivers.reactor._plumbing import TransportLoop
 
 __all__ = ["READ_SIZE", "DescriptorTransport"]
 
 logger = logging.getLogger("weft.reactor")
 
-#: Bytes asked for per read.
-READ_SIZE = 64 * 1024
 
 # sendmsg and writev take at most this many buffers (Linux's IOV_MAX).
 _MAX_BUFFERS = 1024
 
-_LINGER_ZERO = struct.pack("ii", 1, 0)
 
 
 class DescriptorTransport(TransportBookkeeping):
@@ -92,7 +89,7 @@ class DescriptorTransport(TransportBookkeeping):
 
     def __init__(
         self,
-        reactor: Reactor,
+        reactor: TransportLoop,
         protocol: Any,
         *,
         read_fd: int,
@@ -500,11 +497,16 @@ class DescriptorTransport(TransportBookkeeping):
 
 
 def socket_transport(
-    reactor: Reactor, protocol: Any, sock: socket.socket, extra: dict[str, Any]
+    reactor: TransportLoop, protocol: Any, sock: socket.socket, extra: dict[str, Any]
 ) -> DescriptorTransport:
     """A transport over a connected, non-blocking stream socket."""
     fd = sock.fileno()
-    info = {"socket": sock, "sockname": _name(sock.getsockname), "peername": _name(sock.getpeername), **extra}
+    info = {
+        "socket": sock,
+        "sockname": name_or_none(sock.getsockname),
+        "peername": name_or_none(sock.getpeername),
+        **extra,
+    }
 
     def half_close() -> None:
         try:
@@ -515,9 +517,9 @@ def socket_transport(
     def reset() -> None:
         if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.fileno() >= 0:
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
 
-    return reactor.stream_transport_class(
+    transport: DescriptorTransport = reactor.stream_transport_class(
         reactor,
         protocol,
         read_fd=fd,
@@ -530,10 +532,5 @@ def socket_transport(
         half_close=half_close,
         reset=reset,
     )
+    return transport
 
-
-def _name(getter: Callable[[], Any]) -> Any:
-    try:
-        return getter()
-    except OSError:
-        return None

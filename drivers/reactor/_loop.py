@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, Protocol, TypeVarTuple, Unpack
+from typing import Any, TypeVarTuple, Unpack
 
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
@@ -38,13 +38,14 @@ from weft.drivers.reactor import _pipes as pipes
 from weft.drivers.reactor import _process as process
 from weft.drivers.reactor import _sockets as sockets
 from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
+from weft.drivers.reactor._plumbing import FdOwner, InlineReader
 from weft.drivers.reactor._pollers import ERROR, HANGUP, READABLE, WRITABLE, Poller, best_poller
 from weft.drivers.reactor._process import Process, Stderr
 from weft.drivers.reactor._sockets import ReactorListener
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError
 
-__all__ = ["FdOwner", "Reactor"]
+__all__ = ["Reactor"]
 
 logger = logging.getLogger("weft.reactor")
 
@@ -54,13 +55,6 @@ _Ts = TypeVarTuple("_Ts")
 # write meets the error and the connection ends.
 _READ_EVENTS = READABLE | ERROR | HANGUP
 _WRITE_EVENTS = WRITABLE | ERROR | HANGUP
-
-
-class FdOwner(Protocol):
-    """What owns a watched fd: told when one of its callbacks raised."""
-
-    def _callback_failed(self, exc: Exception) -> None:
-        """Log and end whatever the fd belongs to."""
 
 
 class Reactor:
@@ -81,7 +75,7 @@ class Reactor:
         self._poller: Poller = poller if poller is not None else best_poller()
         self._readers: dict[int, Callable[[], object]] = {}
         # The readers that are descriptor transports, read inline by the loop.
-        self._streams: dict[int, DescriptorTransport] = {}
+        self._streams: dict[int, InlineReader] = {}
         #: Listeners and transports still open, with what ends each: close()
         #: ends them, so closing a reactor never leaks a descriptor.
         self._open: dict[object, Callable[[], object]] = {}
@@ -182,7 +176,7 @@ class Reactor:
             self._readers[fd] = callback
         self._update(fd, owner)
 
-    def _set_stream_reader(self, fd: int, stream: DescriptorTransport | None) -> None:
+    def _set_stream_reader(self, fd: int, stream: InlineReader | None) -> None:
         """Install (or remove) a descriptor transport as the reader of ``fd``.
 
         The loop reads such an fd itself, inline, and hands the bytes

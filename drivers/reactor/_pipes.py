@@ -42,10 +42,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from weft.drivers._core.child_processes import ReadOnly
+from weft.drivers._core.socket_defaults import name_or_none
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 
 if TYPE_CHECKING:
-    from weft.drivers.reactor._loop import Reactor
+    from weft.drivers.reactor._plumbing import TransportLoop
 
 __all__ = [
     "STDIN",
@@ -71,7 +72,7 @@ class ReadPipeTransport(ReadOnly, DescriptorTransport):
 
 
 def connect_pipes(
-    reactor: Reactor, factory: Callable[[], Any], read_fd: int, write_fd: int, *, close_fds: bool = True
+    reactor: TransportLoop, factory: Callable[[], Any], read_fd: int, write_fd: int, *, close_fds: bool = True
 ) -> DescriptorTransport:
     """Run a protocol from ``factory`` over ``read_fd`` and ``write_fd``; ``connection_made`` runs now.
 
@@ -84,7 +85,7 @@ def connect_pipes(
     return transport
 
 
-def connect_stdio(reactor: Reactor, factory: Callable[[], Any]) -> DescriptorTransport:
+def connect_stdio(reactor: TransportLoop, factory: Callable[[], Any]) -> DescriptorTransport:
     """Run a protocol from ``factory`` over this process's stdin and stdout (inetd style).
 
     When the connection ends, stdin and stdout are released (pointed at
@@ -102,7 +103,7 @@ def connect_stdio(reactor: Reactor, factory: Callable[[], Any]) -> DescriptorTra
 
 
 def pipe_transport(
-    reactor: Reactor,
+    reactor: TransportLoop,
     protocol: Any,
     read_fd: int,
     write_fd: int,
@@ -110,7 +111,7 @@ def pipe_transport(
     at_end: FdsAtEnd,
     extra: dict[str, Any] | None = None,
     pty: bool = False,
-    transport_class: type[DescriptorTransport] | None = None,
+    transport_class: Callable[..., DescriptorTransport] | None = None,
 ) -> DescriptorTransport:
     """A transport reading ``read_fd`` and writing ``write_fd`` (the same fd for a PTY).
 
@@ -125,9 +126,10 @@ def pipe_transport(
     }
     # Last, after everything that can fail: a refused fd keeps its mode.
     ends.make_non_blocking()
-    if transport_class is None:
-        transport_class = reactor.stream_transport_class
-    return transport_class(
+    make: Callable[..., DescriptorTransport] = (
+        reactor.stream_transport_class if transport_class is None else transport_class
+    )
+    return make(
         reactor,
         protocol,
         read_fd=read_fd,
@@ -207,15 +209,12 @@ def _socket_names(read_fd: int, write_fd: int) -> dict[str, Any] | None:
     for fd in (read_fd, write_fd):
         if _is_socket(fd):
             with socket.socket(fileno=os.dup(fd)) as sock:
-                return {"sockname": _name(sock.getsockname), "peername": _name(sock.getpeername)}
+                return {
+                    "sockname": name_or_none(sock.getsockname),
+                    "peername": name_or_none(sock.getpeername),
+                }
     return None
 
-
-def _name(getter: Callable[[], Any]) -> Any:
-    try:
-        return getter()
-    except OSError:
-        return None
 
 
 def _shut_down_output(fd: int) -> None:

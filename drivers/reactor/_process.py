@@ -25,13 +25,13 @@ from weft.drivers.reactor._pipes import pipe_transport
 from weft.protocols.errors import ClosedResourceError
 
 if TYPE_CHECKING:
-    from weft.drivers.reactor._loop import Reactor
+    from weft.drivers.reactor._plumbing import TransportLoop
 
 __all__ = ["Process", "Stderr", "spawn_process"]
 
 
 def spawn_process(
-    reactor: Reactor,
+    reactor: TransportLoop,
     factory: Callable[[], Any],
     args: Sequence[str | os.PathLike[str]],
     *,

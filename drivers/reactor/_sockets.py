@@ -31,11 +31,12 @@ from weft.drivers._core.socket_binding import (
     tcp_port,
     unique_addresses,
 )
+from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport, socket_transport
 from weft.protocols.contract import Transport
 
 if TYPE_CHECKING:
-    from weft.drivers.reactor._loop import Reactor
+    from weft.drivers.reactor._plumbing import TransportLoop
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -50,14 +51,13 @@ logger = logging.getLogger("weft.reactor")
 
 ProtocolFactory = Callable[[], Any]
 
-#: Seconds a connect may take before it fails with TimeoutError.
-DEFAULT_CONNECT_TIMEOUT = 30.0
-
 
 class ReactorListener:
     """Sockets accepting connections for one protocol factory."""
 
-    def __init__(self, reactor: Reactor, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
+    def __init__(
+        self, reactor: TransportLoop, factory: ProtocolFactory, sockets: list[socket.socket]
+    ) -> None:
         self._reactor = reactor
         self._factory = factory
         reactor._open[self] = self.close
@@ -119,7 +119,7 @@ class ReactorListener:
 
 
 def listen_tcp(
-    reactor: Reactor,
+    reactor: TransportLoop,
     factory: ProtocolFactory,
     host: str | None = "127.0.0.1",
     port: int = 0,
@@ -135,7 +135,7 @@ def listen_tcp(
 
 
 def listen_unix(
-    reactor: Reactor, factory: ProtocolFactory, path: str, *, backlog: int = DEFAULT_BACKLOG
+    reactor: TransportLoop, factory: ProtocolFactory, path: str, *, backlog: int = DEFAULT_BACKLOG
 ) -> ReactorListener:
     """Listen on a UNIX-domain socket at ``path``.
 
@@ -150,7 +150,7 @@ def listen_unix(
 
 
 def connect_tcp(
-    reactor: Reactor,
+    reactor: TransportLoop,
     factory: ProtocolFactory,
     host: str,
     port: int,
@@ -175,7 +175,7 @@ def connect_tcp(
 
 
 def connect_unix(
-    reactor: Reactor, factory: ProtocolFactory, path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+    reactor: TransportLoop, factory: ProtocolFactory, path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
 ) -> Future[Transport]:
     """Connect to the UNIX-domain socket at ``path``."""
     result: Future[Transport] = Future(reactor.call_soon)
@@ -188,7 +188,7 @@ class _Connect:
 
     def __init__(
         self,
-        reactor: Reactor,
+        reactor: TransportLoop,
         factory: ProtocolFactory,
         result: Future[Transport],
         target: str,

@@ -14,7 +14,8 @@ import pytest
 
 from tests.conformance.harness import HARNESSES, ConnectedPair, DriverHarness, FlowRecorder, StuckError
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols import ArgumentError, Clock, WeftError, WriteAfterEofError
+from weft.protocols.contract import Clock
+from weft.protocols.errors import ArgumentError, WeftError, WriteAfterEofError
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -34,9 +34,10 @@ from typing import NoReturn
 from weft._cli.bridge import StdioBridge
 from weft._cli.file_server import FileServer
 from weft.drivers._core.futures import Future
+from weft.drivers._core.socket_binding import format_address
 from weft.drivers._registry import DRIVERS, open_runtime
 from weft.drivers._runtime import ProtocolFactory, Runtime
-from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, format_address, serve
+from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, serve
 from weft.drivers.blocking._sockets import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from weft.protocols._echo import EchoProtocol
 from weft.protocols.contract import Transport
