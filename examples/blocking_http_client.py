@@ -38,7 +38,7 @@ def failed(exc: Exception) -> None:
     answers.append(f"failed: {exc}")
 
 
-with connect_tcp("127.0.0.1", listener.port, HTTPClientProtocol(host="127.0.0.1"), timeout=5) as conn:
+with connect_tcp(HTTPClientProtocol(host="127.0.0.1"), "127.0.0.1", listener.port, timeout=5) as conn:
     for path in ("/threads", "/again"):
         conn.protocol.fetch("GET", path, on_complete=done, on_error=failed)
     conn.wait_for(lambda: len(answers) == 2, timeout=5)

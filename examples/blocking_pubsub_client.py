@@ -20,7 +20,7 @@ threading.Thread(target=server.run, daemon=True).start()
 
 messages: list[tuple[bytes, bytes]] = []
 client = PubSubClientProtocol(on_message=lambda topic, message: messages.append((topic, message)))
-with connect_tcp("127.0.0.1", listener.port, client, timeout=5) as conn:
+with connect_tcp(client, "127.0.0.1", listener.port, timeout=5) as conn:
     client.subscribe(b"news")
     client.publish(b"news", b"weft on threads")
     topic, message = conn.wait_for(lambda: messages and messages[0], timeout=5)

@@ -152,9 +152,36 @@ def test_errors_also_derive_from_the_builtins_python_code_catches() -> None:
     assert (error.limit, error.length, str(error)) == (10, 11, "too long")
 
 
-def test_mypy_sees_the_packages_through_the_link_tree() -> None:
-    """.mypy-path/weft/{protocols,drivers} point at the package directories."""
-    for name in ("protocols", "drivers"):
-        link = ROOT / ".mypy-path" / "weft" / name
-        assert link.is_symlink()
-        assert link.resolve() == (ROOT / name).resolve()
+def same_tree(left: Path, right: Path) -> bool:
+    """Whether two files, or two directories' ``.py`` files, hold the same bytes."""
+    if left.is_file() or right.is_file():
+        return left.is_file() and right.is_file() and left.read_bytes() == right.read_bytes()
+    names = {path.relative_to(left) for path in left.rglob("*.py")}
+    if names != {path.relative_to(right) for path in right.rglob("*.py")}:
+        return False
+    return all((left / name).read_bytes() == (right / name).read_bytes() for name in names)
+
+
+#: What .mypy-path/weft/ mirrors, and where each part lives in the tree.
+MYPY_OVERLAY = {
+    "protocols": "protocols",
+    "drivers": "drivers",
+    "__init__.py": "weft/__init__.py",
+    "__main__.py": "weft/__main__.py",
+    "_cli": "weft/_cli",
+    "py.typed": "weft/py.typed",
+}
+
+
+def test_mypy_sees_the_whole_package_through_the_overlay() -> None:
+    """.mypy-path/weft/ mirrors every part of the weft package: links to them in a
+    checkout (so new modules are seen at once), copies in an unpacked sdist
+    (whose archive cannot keep links)."""
+    overlay = ROOT / ".mypy-path" / "weft"
+    assert sorted(path.name for path in overlay.iterdir()) == sorted(MYPY_OVERLAY)
+    for name, source in MYPY_OVERLAY.items():
+        entry = overlay / name
+        if entry.is_symlink():
+            assert entry.resolve() == (ROOT / source).resolve(), name
+        else:
+            assert same_tree(entry, ROOT / source), name

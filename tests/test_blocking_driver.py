@@ -63,7 +63,7 @@ def test_a_script_talks_to_a_server_with_no_event_loop() -> None:
     until the condition holds and returns its value; leaving the block closes."""
     with background_server(EchoProtocol) as (_runtime, listener):
         client = RecordingProtocol()
-        with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
+        with connect_tcp(client, "127.0.0.1", listener.port, timeout=TIMEOUT) as conn:
             assert client.names == ["connection_made"]
             client.transport.write(b"hello")
             assert conn.wait_for(lambda: client.received == b"hello", TIMEOUT) is True
@@ -77,7 +77,7 @@ def test_unix_sockets_too(tmp_path: Any) -> None:
     path = str(tmp_path / "echo.sock")
     with background_server(EchoProtocol, unix=path):
         client = RecordingProtocol()
-        with connect_unix(path, client, timeout=TIMEOUT) as conn:
+        with connect_unix(client, path, timeout=TIMEOUT) as conn:
             client.transport.write(b"over unix")
             conn.wait_for(lambda: client.received == b"over unix", TIMEOUT)
 
@@ -87,7 +87,7 @@ def test_waits_time_out_with_timeout_error() -> None:
     the connection is still usable afterwards."""
     with background_server(EchoProtocol) as (_runtime, listener):
         client = RecordingProtocol()
-        with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
+        with connect_tcp(client, "127.0.0.1", listener.port, timeout=TIMEOUT) as conn:
             with pytest.raises(TimeoutError):
                 conn.wait_for(lambda: client.received == b"never sent", 0.1)
             with pytest.raises(TimeoutError):
@@ -110,7 +110,7 @@ def test_a_wait_the_end_makes_impossible_fails_at_once() -> None:
 
     with background_server(CloseOnFirstData) as (_runtime, listener):
         client = RecordingProtocol(keep_open_on_eof=False)
-        with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
+        with connect_tcp(client, "127.0.0.1", listener.port, timeout=TIMEOUT) as conn:
             client.transport.write(b"close, please")
             with pytest.raises(ClosedResourceError):
                 conn.wait_for(lambda: client.received == b"more", TIMEOUT)
@@ -133,7 +133,7 @@ def test_a_script_talks_to_a_child_process() -> None:
     both ways, write_eof closes its stdin, and wait_for_exit gives the status."""
     upper = "import sys\nfor line in sys.stdin: print(line.strip().upper(), flush=True)\nsys.exit(3)"
     client = Lines()
-    with spawn_process([sys.executable, "-c", upper], client, timeout=TIMEOUT) as conn:
+    with spawn_process(client, [sys.executable, "-c", upper], timeout=TIMEOUT) as conn:
         assert conn.process is not None
         client.send_line(b"hello")
         client.send_line(b"weft")
@@ -148,10 +148,10 @@ def test_spawning_what_cannot_run_fails_at_once_and_sockets_have_no_exit() -> No
     """A missing program raises FileNotFoundError; wait_for_exit on a socket
     connection is an ArgumentError."""
     with pytest.raises(FileNotFoundError):
-        spawn_process(["/nonexistent/weft-test-program"], RecordingProtocol())
+        spawn_process(RecordingProtocol(), ["/nonexistent/weft-test-program"])
     with (
         background_server(EchoProtocol) as (_runtime, listener),
-        connect_tcp("127.0.0.1", listener.port, RecordingProtocol(), timeout=TIMEOUT) as conn,
+        connect_tcp(RecordingProtocol(), "127.0.0.1", listener.port, timeout=TIMEOUT) as conn,
     ):
         assert conn.process is None
         with pytest.raises(ArgumentError):
@@ -165,9 +165,9 @@ def test_connect_errors_are_clear() -> None:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     with pytest.raises(ConnectionRefusedError, match=f"127.0.0.1:{port}"):
-        connect_tcp("127.0.0.1", port, RecordingProtocol(), timeout=TIMEOUT)
+        connect_tcp(RecordingProtocol(), "127.0.0.1", port, timeout=TIMEOUT)
     with pytest.raises(ArgumentError):
-        connect_tcp("127.0.0.1", port, RecordingProtocol(), timeout=-1)
+        connect_tcp(RecordingProtocol(), "127.0.0.1", port, timeout=-1)
 
 
 class PausesAfterEachChunk(RecordingProtocol):
@@ -224,7 +224,7 @@ def test_writes_from_several_threads_never_interleave() -> None:
     frame_size, per_thread, threads = 1000, 200, 8
     with background_server(EchoProtocol) as (_runtime, listener):
         client = RecordingProtocol()
-        with connect_tcp("127.0.0.1", listener.port, client, timeout=TIMEOUT) as conn:
+        with connect_tcp(client, "127.0.0.1", listener.port, timeout=TIMEOUT) as conn:
             start = threading.Barrier(threads)
 
             def writer(tag: int) -> None:

@@ -6,7 +6,7 @@
 scripts and REPLs: a connection with no event loop to run, where callbacks
 happen while you wait::
 
-    with connect_tcp("127.0.0.1", 8000, PubSubClientProtocol(), timeout=5) as conn:
+    with connect_tcp(PubSubClientProtocol(), "127.0.0.1", 8000, timeout=5) as conn:
         conn.protocol.subscribe(b"news")
         conn.wait_for(lambda: replies, timeout=5)
 

@@ -7,7 +7,7 @@
 
     messages = []
     client = PubSubClientProtocol(on_message=lambda topic, message: messages.append(message))
-    with connect_tcp("127.0.0.1", 8000, client, timeout=5) as conn:
+    with connect_tcp(client, "127.0.0.1", 8000, timeout=5) as conn:
         client.subscribe(b"news")
         client.publish(b"news", b"hello")
         conn.wait_for(lambda: messages, timeout=5)
@@ -168,7 +168,7 @@ class Connection(Generic[_P]):
 
 
 def connect_tcp(
-    host: str, port: int, protocol: _P, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 1
+    protocol: _P, host: str, port: int, *, timeout: float = DEFAULT_TIMEOUT, max_connections: int = 1
 ) -> Connection[_P]:
     """Connect ``protocol`` to ``host:port``; ``connection_made`` has run when this returns.
 
@@ -183,7 +183,7 @@ def connect_tcp(
     )
 
 
-def connect_unix(path: str, protocol: _P, *, timeout: float = DEFAULT_TIMEOUT) -> Connection[_P]:
+def connect_unix(protocol: _P, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> Connection[_P]:
     """Connect ``protocol`` to the UNIX-domain socket at ``path`` (as :func:`connect_tcp`)."""
     _check_timeout(timeout)
     runtime = BlockingRuntime()
@@ -191,7 +191,7 @@ def connect_unix(path: str, protocol: _P, *, timeout: float = DEFAULT_TIMEOUT) -
 
 
 def connect_pipes(
-    read_fd: int, write_fd: int, protocol: _P, *, close_fds: bool = True, timeout: float = DEFAULT_TIMEOUT
+    protocol: _P, read_fd: int, write_fd: int, *, close_fds: bool = True, timeout: float = DEFAULT_TIMEOUT
 ) -> Connection[_P]:
     """Run ``protocol`` over two descriptors (a child's stdout and stdin, say)."""
     _check_timeout(timeout)
@@ -205,8 +205,8 @@ def connect_pipes(
 
 
 def spawn_process(
-    args: Sequence[str | os.PathLike[str]],
     protocol: _P,
+    args: Sequence[str | os.PathLike[str]],
     *,
     env: Mapping[str, str] | None = None,
     cwd: str | os.PathLike[str] | None = None,
