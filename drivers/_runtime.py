@@ -132,9 +132,7 @@ class ThreadsRuntime(Protocol):
 class TCPRuntime(Protocol):
     """A runtime that listens and connects over TCP."""
 
-    def listen_tcp(
-        self, factory: ProtocolFactory, host: str | None = "127.0.0.1", port: int = 0
-    ) -> Listener:
+    def listen_tcp(self, factory: ProtocolFactory, host: str | None = "127.0.0.1", port: int = 0) -> Listener:
         """Accept TCP connections; errors (port in use) raise ``OSError`` at once."""
         ...
 
@@ -213,9 +211,7 @@ class ProcessRuntime(Protocol):
 
 
 @runtime_checkable
-class Runtime(
-    LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, SignalsRuntime, Protocol
-):
+class Runtime(LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, SignalsRuntime, Protocol):
     """What every operating-system driver offers: a loop, threads, TCP, UNIX
     sockets, pipes and signals (processes: :class:`ProcessRuntime`, on some)."""
 

@@ -25,7 +25,6 @@ PAYLOAD = bytes(range(256)) * (32 * MIB // 256)
 BOUND = 1 * MIB
 
 
-
 #: Every test runs on each driver with TCP and pipes (the ``runtime`` fixture).
 pytestmark = pytest.mark.drivers(requires={TCPRuntime, PipesRuntime})
 

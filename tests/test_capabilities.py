@@ -2,7 +2,8 @@
 
 mypy proves the static half (the block under ``TYPE_CHECKING`` below: each
 driver's runtime class is a ``Runtime`` and offers what it declares, and
-asyncio's is no ``ProcessRuntime``); the tests prove that what each
+asyncio's is no ``ProcessRuntime``; the testing kit's ``MemoryRuntime`` is a
+loop with TCP and UNIX sockets, and no whole ``Runtime``); the tests prove that what each
 registered driver declares in ``weft.drivers.DRIVERS`` is what the runtime
 it opens has, and that the registry's selections follow the declarations.
 """
@@ -36,15 +37,23 @@ if TYPE_CHECKING:
     from weft.drivers.blocking import BlockingRuntime
     from weft.drivers.coroutine import CoroutineRuntime
     from weft.drivers.reactor import Reactor
+    from weft.drivers.testing import MemoryRuntime
 
     def _each_runtime_class_offers_what_it_declares(
-        reactor: Reactor, coroutine: CoroutineRuntime, asyncio: AsyncioRuntime, blocking: BlockingRuntime
+        reactor: Reactor,
+        coroutine: CoroutineRuntime,
+        asyncio: AsyncioRuntime,
+        blocking: BlockingRuntime,
+        memory: MemoryRuntime,
     ) -> None:
-        """Never called: mypy checks each assignment (and that each ignore is still needed)."""
+        """Never called: mypy checks each assignment (and, strict, that each ignore is still needed)."""
         runtimes: list[Runtime] = [reactor, coroutine, asyncio, blocking]
         spawners: list[ProcessRuntime] = [reactor, coroutine, blocking]
         asyncio_spawns: ProcessRuntime = asyncio  # type: ignore[assignment]
-        del runtimes, spawners, asyncio_spawns
+        in_memory: tuple[LoopRuntime, TCPRuntime, UNIXRuntime] = (memory, memory, memory)
+        memory_is_whole: Runtime = memory  # type: ignore[assignment]
+        memory_pipes: PipesRuntime = memory  # type: ignore[assignment]
+        del runtimes, spawners, asyncio_spawns, in_memory, memory_is_whole, memory_pipes
 
 
 def test_runtime_is_every_capability_but_processes() -> None:

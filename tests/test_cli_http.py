@@ -20,7 +20,6 @@ from tests.tls_support import HOSTNAME, certificates
 CURL = shutil.which("curl") or "curl"
 
 
-
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     root = tmp_path / "site"

@@ -17,7 +17,6 @@ from tests.tls_support import HOSTNAME, certificates, client_context
 OPENSSL = shutil.which("openssl") or "openssl"
 
 
-
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m weft ARGS`` to completion."""
     return subprocess.run([*WEFT, *args], input=stdin, capture_output=True, timeout=TIMEOUT, check=False)
