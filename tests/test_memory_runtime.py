@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -37,6 +38,11 @@ def connected(runtime: MemoryRuntime, port: int) -> RecordingProtocol:
     assert runtime.run_until(connecting.done)
     assert connecting.result() is client.transport
     return client
+
+
+def factory_of(protocol: RecordingProtocol) -> Callable[[], RecordingProtocol]:
+    """A factory that gives ``protocol``."""
+    return lambda: protocol
 
 
 # ------------------------------------------------------------- capabilities
@@ -93,6 +99,27 @@ def test_a_protocol_served_and_connected_in_memory() -> None:
     assert client.lost_exc is None
     assert listener.connections == set()
     assert runtime.now() == 0.0
+
+
+def test_connections_are_made_in_the_order_asked_for() -> None:
+    """Three connects asked for in one step are made in that order (each pump
+    starting its ends steps the clock, which must not reorder them): their
+    pumps, and their server ends' connection_made, come in the same order."""
+    runtime = MemoryRuntime()
+    accepted: list[int] = []
+
+    class Numbered(RecordingProtocol):
+        def connection_made(self, transport: Transport) -> None:
+            super().connection_made(transport)
+            accepted.append(len(accepted))
+
+    listener = runtime.listen_tcp(Numbered)
+    clients = [RecordingProtocol() for _ in range(3)]
+    futures = [runtime.connect_tcp(factory_of(client), "127.0.0.1", listener.port) for client in clients]
+    assert runtime.run_until(lambda: all(future.done() for future in futures))
+    assert [pump.client for pump in runtime.pumps] == clients
+    assert [future.result() for future in futures] == [client.transport for client in clients]
+    assert accepted == [0, 1, 2]
 
 
 def test_unix_sockets_and_any_host() -> None:

@@ -49,7 +49,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import tcp_port
@@ -90,6 +90,16 @@ class _Outcome(enum.Enum):
     REFUSE = "refused"  # ConnectionRefusedError, as if nobody listened
     RESET = "reset"  # made, then reset under both ends
     DROP = "dropped"  # never answered: TimeoutError after the connect's timeout
+
+
+class _Connect(NamedTuple):
+    """A connect waiting for its answer."""
+
+    factory: ProtocolFactory
+    address: Address
+    target: str
+    timeout: float
+    result: Future[Transport]
 
 
 class _State(enum.Enum):
@@ -166,6 +176,11 @@ class MemoryRuntime:
         # Those whose ends are not both lost yet: the ones stepping visits.
         self._live: list[Pump] = []
         self._outcomes: dict[Address, deque[_Outcome]] = {}
+        # Connects asked for and not answered yet, answered in order by one
+        # clock call (a pump starting its ends steps the clock, which would
+        # run a later connect's answer inside an earlier one's).
+        self._connecting: deque[_Connect] = deque()
+        self._answering = False
         self._next_port = FIRST_FREE_PORT
         self._state = _State.IDLE
         self._stop_asked = False
@@ -260,18 +275,26 @@ class MemoryRuntime:
         if math.isnan(timeout) or timeout <= 0:
             raise ArgumentError(f"timeout must be a number of seconds > 0, not {timeout!r}")
         result: Future[Transport] = Future(self.clock.call_soon)
-        self.clock.call_soon(self._answer, factory, address, target, timeout, result)
+        self._connecting.append(_Connect(factory, address, target, timeout, result))
+        if not self._answering:
+            self._answering = True
+            self.clock.call_soon(self._answer_all)
         return result
 
-    def _answer(
-        self,
-        factory: ProtocolFactory,
-        address: Address,
-        target: str,
-        timeout: float,
-        result: Future[Transport],
-    ) -> None:
-        """The far end answers a connect (on the step after it was asked for)."""
+    def _answer_all(self) -> None:
+        """Answer the connects asked for, in order (on the step after)."""
+        try:
+            while self._connecting:
+                self._answer(self._connecting.popleft())
+        finally:
+            if self._connecting:  # one raised: the rest are answered next
+                self.clock.call_soon(self._answer_all)
+            else:
+                self._answering = False
+
+    def _answer(self, connect: _Connect) -> None:
+        """The far end answers one connect."""
+        factory, address, target, timeout, result = connect
         outcome = self._next_outcome(address)
         if outcome is _Outcome.DROP:
             error = TimeoutError(errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s")
