@@ -74,11 +74,12 @@ def test_each_driver_declares_what_its_runtime_has(runtime: Runtime, driver: str
     it hands out having write_file.  Every OS driver is a whole Runtime."""
     has = {capability for capability in CAPABILITIES if isinstance(runtime, capability)}
     read_end, write_end = os.pipe()
-    transport = runtime.connect_pipes(RecordingProtocol, read_end, write_end)
+    protocol = RecordingProtocol()
+    transport = runtime.connect_pipes(lambda: protocol, read_end, write_end)
     if file_writer_of(transport) is not None:
         has.add(FileWriteTransport)
     transport.abort()
-    runtime.run_until(lambda: False, 0.05)  # connection_lost, then the descriptors close
+    assert runtime.run_until(lambda: protocol.lost, 10)  # the transport closes both descriptors
     assert has == DRIVERS[driver].capabilities
     assert isinstance(runtime, Runtime)
 
