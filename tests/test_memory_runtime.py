@@ -384,6 +384,27 @@ def test_errors_are_loud_and_endless_talk_is_caught() -> None:
         runtime.run_until(connecting.done)
 
 
+def test_a_factory_that_raises() -> None:
+    """The client's factory raising fails its connect with that exception; the
+    listener's factory raising comes out of the step (loud) and the client's
+    connect fails with ConnectionResetError; no connection is left."""
+    runtime = MemoryRuntime()
+    listener = runtime.listen_tcp(EchoProtocol)
+
+    def broken() -> EchoProtocol:
+        raise LookupError("no protocol today")
+
+    connecting = runtime.connect_tcp(broken, "127.0.0.1", listener.port)
+    assert runtime.run_until(connecting.done)
+    assert isinstance(connecting.exception(), LookupError)
+    refusing = runtime.listen_tcp(broken)
+    connecting = runtime.connect_tcp(RecordingProtocol, "127.0.0.1", refusing.port)
+    with pytest.raises(LookupError):
+        runtime.run_until_idle()
+    assert isinstance(connecting.exception(), ConnectionResetError)
+    assert runtime.pumps == []
+
+
 def test_close_aborts_what_is_open_and_ends_the_runtime() -> None:
     """close() closes the listeners and aborts the connections (each protocol
     hears connection_lost before it returns); a closed runtime refuses work,

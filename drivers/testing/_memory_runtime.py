@@ -321,7 +321,11 @@ class MemoryRuntime:
                 )
             )
             raise
-        pump = Pump(client, server, clock=self.clock)
+        try:
+            pump = Pump(client, server, clock=self.clock)
+        except Exception as exc:  # a connection_made raised: loud, and the connect failed
+            result.set_exception(exc)
+            raise
         listener._accepted.append(pump.server_transport)
         self._pumps.append(pump)
         self._live.append(pump)
