@@ -6,9 +6,14 @@ never build one themselves.
 
 This package is the interface every driver shares:
 
-* :class:`Runtime`: what a running driver offers (listen, connect, pipes,
-  processes, timers); :func:`open_runtime` gives one by name, from
-  :data:`DRIVERS`, the registry of every driver.
+* :class:`Runtime`: what a running driver offers, made of capability
+  protocols (:class:`LoopRuntime`, :class:`ThreadsRuntime`,
+  :class:`TCPRuntime`, :class:`UNIXRuntime`, :class:`PipesRuntime`,
+  :class:`SignalsRuntime`; :class:`ProcessRuntime` on the drivers that start
+  processes), each listed in :data:`CAPABILITIES`; a runtime asked for one it
+  lacks raises :class:`CapabilityError`.  :func:`open_runtime` gives a
+  runtime by name, from :data:`DRIVERS`, the registry of every driver, which
+  also says what each offers (``docs/drivers.md`` has the table).
 * :func:`serve` serves a protocol on any driver until SIGINT or SIGTERM,
   then stops gracefully (:class:`Server` is the same, without the signals).
 * :class:`Future`, the one kind of future callbacks and coroutines share;
@@ -30,20 +35,42 @@ from weft.drivers._core.child_processes import Process, Stderr
 from weft.drivers._core.file_region import FileSlice
 from weft.drivers._core.futures import Future
 from weft.drivers._registry import DRIVERS, DriverInfo, UnavailableDriverError, open_runtime
-from weft.drivers._runtime import Listener, ProtocolFactory, Runtime
+from weft.drivers._runtime import (
+    CAPABILITIES,
+    CapabilityError,
+    Listener,
+    LoopRuntime,
+    PipesRuntime,
+    ProcessRuntime,
+    ProtocolFactory,
+    Runtime,
+    SignalsRuntime,
+    TCPRuntime,
+    ThreadsRuntime,
+    UNIXRuntime,
+)
 from weft.drivers._serving import Server, serve
 
 __all__ = [
+    "CAPABILITIES",
     "DRIVERS",
+    "CapabilityError",
     "DriverInfo",
     "FileSlice",
     "Future",
     "Listener",
+    "LoopRuntime",
+    "PipesRuntime",
     "Process",
+    "ProcessRuntime",
     "ProtocolFactory",
     "Runtime",
     "Server",
+    "SignalsRuntime",
     "Stderr",
+    "TCPRuntime",
+    "ThreadsRuntime",
+    "UNIXRuntime",
     "UnavailableDriverError",
     "open_runtime",
     "serve",

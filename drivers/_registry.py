@@ -12,7 +12,17 @@ import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from weft.drivers._runtime import Runtime
+from weft.drivers._runtime import (
+    LoopRuntime,
+    PipesRuntime,
+    ProcessRuntime,
+    Runtime,
+    SignalsRuntime,
+    TCPRuntime,
+    ThreadsRuntime,
+    UNIXRuntime,
+)
+from weft.protocols.contract import FileWriteTransport
 from weft.protocols.errors import ArgumentError
 
 __all__ = ["DRIVERS", "DriverInfo", "UnavailableDriverError", "open_runtime"]
@@ -24,7 +34,7 @@ class UnavailableDriverError(ArgumentError):
 
 @dataclass(frozen=True)
 class DriverInfo:
-    """One driver: its name, what it is, and how to make one."""
+    """One driver: its name, what it is, what it offers, and how to make one."""
 
     name: str
     description: str
@@ -33,6 +43,16 @@ class DriverInfo:
     #: The pip extra that installs them (``pip install 'weft[uvloop]'``).
     extra: str | None
     opener: Callable[[], Runtime]
+    #: What it offers: the capability protocols of :mod:`weft.drivers._runtime`
+    #: its runtime satisfies, and ``FileWriteTransport`` when every transport
+    #: it hands out has ``write_file``.  Declared, so that it can be read
+    #: without importing the driver (a missing extra); the test suite checks
+    #: each declaration against the runtime it opens.
+    capabilities: frozenset[type] = frozenset()
+
+    def offers(self, *capabilities: type) -> bool:
+        """Whether it offers every one of ``capabilities``."""
+        return self.capabilities.issuperset(capabilities)
 
     def missing(self) -> list[str]:
         """The required modules that cannot be imported here."""
@@ -42,13 +62,17 @@ class DriverInfo:
         """Whether it can run here."""
         return not self.missing()
 
+    def unavailable_reason(self) -> str | None:
+        """Why it cannot run here, naming the pip extra to install; None when it can."""
+        if not (missing := self.missing()):
+            return None
+        hint = f": pip install 'weft[{self.extra}]'" if self.extra else ""
+        return f"the {self.name} driver needs {', '.join(missing)}, which is not installed{hint}"
+
     def open(self) -> Runtime:
         """A new runtime of this driver; UnavailableDriverError if it cannot run here."""
-        if missing := self.missing():
-            hint = f": pip install 'weft[{self.extra}]'" if self.extra else ""
-            raise UnavailableDriverError(
-                f"the {self.name} driver needs {', '.join(missing)}, which is not installed{hint}"
-            )
+        if (reason := self.unavailable_reason()) is not None:
+            raise UnavailableDriverError(reason)
         return self.opener()
 
 
@@ -82,6 +106,9 @@ def _blocking() -> Runtime:
     return BlockingRuntime()
 
 
+#: What every operating-system driver offers (:class:`~weft.drivers._runtime.Runtime`).
+_OS_DRIVER = frozenset({LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, SignalsRuntime})
+
 #: Every driver, in the order ``weft drivers`` lists them.
 DRIVERS: dict[str, DriverInfo] = {
     "reactor": DriverInfo(
@@ -90,6 +117,7 @@ DRIVERS: dict[str, DriverInfo] = {
         (),
         None,
         _reactor,
+        _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
     ),
     "asyncio": DriverInfo(
         "asyncio",
@@ -97,6 +125,7 @@ DRIVERS: dict[str, DriverInfo] = {
         (),
         None,
         _asyncio,
+        _OS_DRIVER | {FileWriteTransport},
     ),
     "uvloop": DriverInfo(
         "uvloop",
@@ -104,6 +133,7 @@ DRIVERS: dict[str, DriverInfo] = {
         ("uvloop",),
         "uvloop",
         _uvloop,
+        _OS_DRIVER | {FileWriteTransport},
     ),
     "coroutine": DriverInfo(
         "coroutine",
@@ -111,6 +141,7 @@ DRIVERS: dict[str, DriverInfo] = {
         (),
         None,
         _coroutine,
+        _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
     ),
     "blocking": DriverInfo(
         "blocking",
@@ -118,6 +149,7 @@ DRIVERS: dict[str, DriverInfo] = {
         (),
         None,
         _blocking,
+        _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
     ),
 }
 

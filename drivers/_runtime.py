@@ -1,8 +1,32 @@
-"""What every network driver offers, so that programs pick one with one argument.
+"""What a driver offers, one capability at a time, so that programs pick a driver with one argument.
 
 A *runtime* is a running driver: the reactor, asyncio (or uvloop) through
-weft's adapter, and later drivers.  The command line, :func:`weft.drivers.serve`
-and the examples use only this interface, so each runs on any driver::
+weft's adapter, the blocking driver, and later drivers.  What a runtime can
+do is split into small *capability* protocols, as Twisted splits its reactor
+into ``IReactorTCP``, ``IReactorProcess`` and friends:
+
+* :class:`LoopRuntime`: running (``run``, ``run_until``, ``stop``,
+  ``close``) and its clock (``now``, ``call_soon``, ``call_later``); every
+  runtime offers it, the testing kit's ``MemoryRuntime`` too;
+* :class:`ThreadsRuntime`: ``call_soon_threadsafe``, from another thread or
+  a signal handler;
+* :class:`TCPRuntime`: ``listen_tcp``, ``connect_tcp``;
+* :class:`UNIXRuntime`: ``listen_unix``, ``connect_unix``;
+* :class:`PipesRuntime`: ``connect_pipes``, a protocol over two file descriptors;
+* :class:`SignalsRuntime`: ``add_signal_handler``, ``remove_signal_handler``;
+* :class:`ProcessRuntime`: ``spawn_process``, a child process with a protocol
+  on its stdio.
+
+:class:`Runtime` is what every operating-system driver offers: all of them
+but :class:`ProcessRuntime`, which the reactor, the coroutine driver and the
+blocking driver offer and asyncio's adapter does not (yet).  Code that needs
+one capability takes that protocol as its type (``open_tcp(runtime:
+TCPRuntime, ...)``), so that mypy says which runtimes it can run on; every
+capability protocol is ``runtime_checkable``, so code handed a runtime can
+also ask (``isinstance(runtime, ProcessRuntime)``) and raise
+:class:`CapabilityError` with a useful message.  :data:`CAPABILITIES` lists
+them all.  The command line, :func:`weft.drivers.serve` and the examples use
+only these protocols, so each runs on any driver::
 
     runtime = weft.drivers.open_runtime("reactor")   # or "asyncio", "uvloop"
     listener = runtime.listen_tcp(EchoProtocol, "127.0.0.1", 8000)
@@ -11,16 +35,38 @@ and the examples use only this interface, so each runs on any driver::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
+from weft.drivers._core.child_processes import Process, StderrOption
 from weft.drivers._core.futures import Future
 from weft.protocols.contract import TimerHandle, Transport
+from weft.protocols.errors import WeftError
 
-__all__ = ["Listener", "ProtocolFactory", "Runtime"]
+__all__ = [
+    "CAPABILITIES",
+    "CapabilityError",
+    "Listener",
+    "LoopRuntime",
+    "PipesRuntime",
+    "ProcessRuntime",
+    "ProtocolFactory",
+    "Runtime",
+    "SignalsRuntime",
+    "TCPRuntime",
+    "ThreadsRuntime",
+    "UNIXRuntime",
+    "lacks",
+]
 
 #: Makes one protocol per connection.
 ProtocolFactory = Callable[[], Any]
+
+
+class CapabilityError(WeftError, NotImplementedError):
+    """A runtime was asked for something it does not offer: a process on the
+    asyncio driver, a pipe on the memory runtime (see :data:`CAPABILITIES`)."""
 
 
 class Listener(Protocol):
@@ -40,8 +86,9 @@ class Listener(Protocol):
         """Stop accepting; open connections are left alone."""
 
 
-class Runtime(Protocol):
-    """A driver, ready to serve and connect."""
+@runtime_checkable
+class LoopRuntime(Protocol):
+    """A loop and its clock: what every runtime offers."""
 
     #: The driver's name ("reactor", "asyncio", ...).
     name: str
@@ -58,41 +105,6 @@ class Runtime(Protocol):
         """Run ``callback(*args)`` after ``delay`` seconds."""
         ...
 
-    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> TimerHandle:
-        """:meth:`call_soon` from another thread or a signal handler."""
-        ...
-
-    def listen_tcp(
-        self, factory: ProtocolFactory, host: str | None = "127.0.0.1", port: int = 0
-    ) -> Listener:
-        """Accept TCP connections; errors (port in use) raise ``OSError`` at once."""
-        ...
-
-    def listen_unix(self, factory: ProtocolFactory, path: str) -> Listener:
-        """Accept connections on a UNIX-domain socket."""
-        ...
-
-    def connect_tcp(
-        self, factory: ProtocolFactory, host: str, port: int, *, timeout: float = 30.0
-    ) -> Future[Transport]:
-        """Connect; the future gets the transport, or the error."""
-        ...
-
-    def connect_unix(
-        self, factory: ProtocolFactory, path: str, *, timeout: float = 30.0
-    ) -> Future[Transport]:
-        """Connect to a UNIX-domain socket."""
-        ...
-
-    def connect_pipes(
-        self, factory: ProtocolFactory, read_fd: int, write_fd: int, *, close_fds: bool = True
-    ) -> Transport:
-        """Run a protocol over two file descriptors (stdio, pipes)."""
-        ...
-
-    def add_signal_handler(self, signum: int, callback: Callable[..., object], *args: Any) -> None:
-        """Run ``callback(*args)`` in the loop when the signal arrives (main thread only)."""
-
     def run(self) -> None:
         """Run until :meth:`stop`."""
 
@@ -105,3 +117,122 @@ class Runtime(Protocol):
 
     def close(self) -> None:
         """Release everything (not while running)."""
+
+
+@runtime_checkable
+class ThreadsRuntime(Protocol):
+    """A runtime that other threads (and signal handlers) can hand work to."""
+
+    def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> TimerHandle:
+        """:meth:`LoopRuntime.call_soon` from another thread or a signal handler; wakes the loop."""
+        ...
+
+
+@runtime_checkable
+class TCPRuntime(Protocol):
+    """A runtime that listens and connects over TCP."""
+
+    def listen_tcp(self, factory: ProtocolFactory, host: str | None = "127.0.0.1", port: int = 0) -> Listener:
+        """Accept TCP connections; errors (port in use) raise ``OSError`` at once."""
+        ...
+
+    def connect_tcp(
+        self, factory: ProtocolFactory, host: str, port: int, *, timeout: float = 30.0
+    ) -> Future[Transport]:
+        """Connect; the future gets the transport, or the error (``ConnectionRefusedError``,
+        ``TimeoutError`` after ``timeout`` seconds)."""
+        ...
+
+
+@runtime_checkable
+class UNIXRuntime(Protocol):
+    """A runtime that listens and connects on UNIX-domain sockets."""
+
+    def listen_unix(self, factory: ProtocolFactory, path: str) -> Listener:
+        """Accept connections on a UNIX-domain socket."""
+        ...
+
+    def connect_unix(
+        self, factory: ProtocolFactory, path: str, *, timeout: float = 30.0
+    ) -> Future[Transport]:
+        """Connect to a UNIX-domain socket."""
+        ...
+
+
+@runtime_checkable
+class PipesRuntime(Protocol):
+    """A runtime that runs a protocol over file descriptors (pipes, stdio)."""
+
+    def connect_pipes(
+        self, factory: ProtocolFactory, read_fd: int, write_fd: int, *, close_fds: bool = True
+    ) -> Transport:
+        """Run a protocol over two file descriptors (stdio, pipes)."""
+        ...
+
+
+@runtime_checkable
+class SignalsRuntime(Protocol):
+    """A runtime that runs a callback in its loop when a signal arrives."""
+
+    def add_signal_handler(self, signum: int, callback: Callable[..., object], *args: Any) -> None:
+        """Run ``callback(*args)`` in the loop when the signal arrives (main thread only)."""
+
+    def remove_signal_handler(self, signum: int) -> bool:
+        """Restore the handler that was there before; whether there was one of ours."""
+        ...
+
+
+@runtime_checkable
+class ProcessRuntime(Protocol):
+    """A runtime that starts child processes, with a protocol on their stdio."""
+
+    def spawn_process(
+        self,
+        factory: ProtocolFactory,
+        args: Sequence[str | os.PathLike[str]],
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        stderr: StderrOption = None,
+        pty: bool = False,
+    ) -> Process:
+        """Start ``args`` (a program and its arguments; no shell) with a protocol on its
+        stdin and stdout, or on a PTY.
+
+        ``env`` replaces the environment (None: this one's); ``cwd`` is where
+        it starts.  ``stderr`` is a :class:`~weft.drivers.Stderr` choice, or
+        a protocol factory whose protocol reads it through a read-only
+        transport.  The :class:`~weft.drivers.Process` gives the exit status
+        and sends signals.  A program that cannot be started raises here
+        (``FileNotFoundError``, ``PermissionError``), with nothing left open.
+        See ``docs/processes.md``.
+        """
+        ...
+
+
+@runtime_checkable
+class Runtime(LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, SignalsRuntime, Protocol):
+    """What every operating-system driver offers: a loop, threads, TCP, UNIX
+    sockets, pipes and signals (processes: :class:`ProcessRuntime`, on some)."""
+
+
+#: Every capability protocol, in the order the docs' table lists them.
+CAPABILITIES: tuple[type, ...] = (
+    LoopRuntime,
+    ThreadsRuntime,
+    TCPRuntime,
+    UNIXRuntime,
+    PipesRuntime,
+    SignalsRuntime,
+    ProcessRuntime,
+)
+
+
+def lacks(runtime: object, capability: type, doing: str) -> CapabilityError:
+    """The error for ``runtime`` asked to do ``doing`` without ``capability``
+    (raise it): ``the 'memory' runtime cannot serve pipes (it is no PipesRuntime)``."""
+    name = getattr(runtime, "name", type(runtime).__name__)
+    return CapabilityError(
+        f"the {name!r} runtime cannot {doing} (it is no {capability.__name__}); "
+        "see the capability table in docs/drivers.md"
+    )

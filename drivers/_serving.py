@@ -55,7 +55,15 @@ from weft.drivers._core.connection_limit import (
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._core.stdio import STDIN, STDOUT, blocking_modes_restored
 from weft.drivers._registry import open_runtime
-from weft.drivers._runtime import Listener, ProtocolFactory, Runtime
+from weft.drivers._runtime import (
+    Listener,
+    LoopRuntime,
+    PipesRuntime,
+    ProtocolFactory,
+    TCPRuntime,
+    UNIXRuntime,
+    lacks,
+)
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError
 
@@ -92,7 +100,11 @@ class Server:
     """Serves one protocol factory (or ``async def`` stream handler) on a runtime, and stops it gracefully.
 
     Open endpoints with :meth:`listen_tcp`, :meth:`listen_unix` or
-    :meth:`serve_pipes`, then :meth:`run`.  :meth:`stop` (from the runtime's
+    :meth:`serve_pipes` (each needs its capability of the runtime:
+    :class:`~weft.drivers.TCPRuntime`, :class:`~weft.drivers.UNIXRuntime`,
+    :class:`~weft.drivers.PipesRuntime`; one it lacks raises
+    :class:`~weft.drivers.CapabilityError`), then :meth:`run`.  Any runtime
+    runs a server, the testing kit's ``MemoryRuntime`` too.  :meth:`stop` (from the runtime's
     thread: a callback, a timer, or a signal handler set with the runtime's
     ``add_signal_handler``) makes :meth:`run` stop gracefully and return.
 
@@ -106,7 +118,7 @@ class Server:
 
     def __init__(
         self,
-        runtime: Runtime,
+        runtime: LoopRuntime,
         factory: ProtocolFactory | StreamHandler,
         *,
         grace: float = DEFAULT_GRACE,
@@ -148,20 +160,26 @@ class Server:
         A port in use or an unknown host raises ``OSError`` at once, with the
         address in the message.
         """
+        runtime = self.runtime
+        if not isinstance(runtime, TCPRuntime):
+            raise lacks(runtime, TCPRuntime, "listen on TCP")
         where = format_address((host or "*", port))
         factory = self._listener_factory()
-        if (pool := _blocking(self.runtime)) is not None:
+        if (pool := _blocking(runtime)) is not None:
             options = self._pool_options()
             return self._listen(where, lambda: pool.listen_tcp(factory, host, port, **options))
-        return self._listen(where, lambda: self.runtime.listen_tcp(factory, host, port))
+        return self._listen(where, lambda: runtime.listen_tcp(factory, host, port))
 
     def listen_unix(self, path: str) -> Listener:
         """Accept connections on a UNIX-domain socket at ``path``."""
+        runtime = self.runtime
+        if not isinstance(runtime, UNIXRuntime):
+            raise lacks(runtime, UNIXRuntime, "listen on a UNIX socket")
         factory = self._listener_factory()
-        if (pool := _blocking(self.runtime)) is not None:
+        if (pool := _blocking(runtime)) is not None:
             options = self._pool_options()
             return self._listen(path, lambda: pool.listen_unix(factory, path, **options))
-        return self._listen(path, lambda: self.runtime.listen_unix(factory, path))
+        return self._listen(path, lambda: runtime.listen_unix(factory, path))
 
     def serve_pipes(self, read_fd: int = STDIN, write_fd: int = STDOUT) -> Transport:
         """Serve one connection over two file descriptors, stdin and stdout by default (inetd style).
@@ -169,8 +187,11 @@ class Server:
         The descriptors are left open.  Once this connection has ended and no
         listener is open, the server stops.
         """
+        runtime = self.runtime
+        if not isinstance(runtime, PipesRuntime):
+            raise lacks(runtime, PipesRuntime, "serve pipes")
         connection = _PipeConnection(self.factory(), self._pipe_ended)
-        transport = self.runtime.connect_pipes(lambda: connection, read_fd, write_fd, close_fds=False)
+        transport = runtime.connect_pipes(lambda: connection, read_fd, write_fd, close_fds=False)
         # Known at once, though a driver may call connection_made on a later turn.
         connection.transport = transport
         self._pipes.append(connection)
@@ -454,7 +475,7 @@ class _PooledRuntime(Protocol):
     ) -> Listener: ...
 
 
-def _blocking(runtime: Runtime) -> _PooledRuntime | None:
+def _blocking(runtime: LoopRuntime) -> _PooledRuntime | None:
     """``runtime`` if its listeners keep a pool of their own (the blocking driver's)."""
     return runtime if isinstance(runtime, _PooledRuntime) else None
 

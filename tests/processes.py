@@ -21,8 +21,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
-from weft.drivers import DRIVERS
-
 #: How long any wait may take before the test fails.  Generous: CI machines
 #: are slow and shared; a passing test never waits this long.
 TIMEOUT = 20.0
@@ -31,9 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Runs the command line as ``python -m weft`` does.
 WEFT = (sys.executable, "-m", "weft")
-
-#: The drivers that can run on this machine (uvloop only when installed).
-AVAILABLE_DRIVERS = [name for name, info in DRIVERS.items() if info.available()]
 
 #: The line a server prints on stderr once it is ready.
 LISTENING = r"^listening on (?P<address>.+)$"

@@ -33,21 +33,18 @@ from weft.protocols.contract import Clock, Transport, clock_of
 from weft.protocols.errors import ArgumentError, ClosedResourceError
 from weft.protocols.pubsub import PubSubClientProtocol, PubSubHub, PubSubServerProtocol
 
-LOOPS = ["asyncio", "uvloop"]
+#: This file tests the asyncio adapter, on its two loops: chosen by name.
+pytestmark = pytest.mark.drivers(only=("asyncio", "uvloop"))
 KIB = 1024
 
 
-def new_runtime(kind: str) -> AsyncioRuntime:
-    if kind == "uvloop":
-        pytest.importorskip("uvloop", reason="uvloop is not installed (pip install 'weft[uvloop]')")
-        return AsyncioRuntime.with_uvloop()
-    return AsyncioRuntime()
-
-
-@pytest.fixture(params=LOOPS)
-def runtime(request: pytest.FixtureRequest) -> Iterator[AsyncioRuntime]:
+@pytest.fixture
+def runtime(driver: str) -> Iterator[AsyncioRuntime]:
     """A runtime on asyncio's default loop, then one on uvloop."""
-    made = new_runtime(request.param)
+    made = open_runtime(driver)
+    if not isinstance(made, AsyncioRuntime):
+        made.close()
+        raise TypeError(f"the {driver} driver is no AsyncioRuntime: this file tests the adapter")
     yield made
     made.close()
 

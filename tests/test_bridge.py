@@ -10,9 +10,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.processes import AVAILABLE_DRIVERS
 from weft._cli.bridge import StdioBridge
-from weft.drivers import Future, Runtime, open_runtime
+from weft.drivers import Future, PipesRuntime, Runtime, TCPRuntime
 from weft.protocols.contract import Protocol, Transport
 
 TIMEOUT = 20.0
@@ -26,14 +25,8 @@ PAYLOAD = bytes(range(256)) * (32 * MIB // 256)
 BOUND = 1 * MIB
 
 
-
-@pytest.fixture(params=AVAILABLE_DRIVERS)
-def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
-    made = open_runtime(request.param)
-    try:
-        yield made
-    finally:
-        made.close()
+#: Every test runs on each driver with TCP and pipes (the ``runtime`` fixture).
+pytestmark = pytest.mark.drivers(requires={TCPRuntime, PipesRuntime})
 
 
 class Pipes:

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from tests.processes import (
-    AVAILABLE_DRIVERS,
     ROOT,
     TIMEOUT,
     WEFT,
@@ -27,6 +26,7 @@ from tests.processes import (
     receive_to_eof,
     stop,
 )
+from tests.support.drivers import CONNECTS, SERVES
 from weft._cli import commands as cli
 from weft.drivers import DRIVERS, DriverInfo
 
@@ -66,7 +66,7 @@ def one_line(stderr: bytes | str) -> str:
 # ------------------------------------------------------------------- serve
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 def test_serve_echo_on_a_free_port(children: Children, driver: str) -> None:
     """With --port 0 the first stderr line names the real port; bytes come back
     exactly; the client's EOF closes the connection; SIGTERM ends it with 0."""
@@ -340,7 +340,7 @@ def test_connect_leaves_stdin_blocking(children: Children, listener: socket.sock
         os.close(write_end)
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=CONNECTS)
 def test_connect_on_each_driver(children: Children, driver: str) -> None:
     """connect works on every driver that can run here."""
     server = children.weft("serve", "echo", "--port", "0")
@@ -352,7 +352,7 @@ def test_connect_on_each_driver(children: Children, driver: str) -> None:
 # -------------------------------------------------- connection limit, idle
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 @pytest.mark.parametrize(
     ("protocol", "busy"), [("echo", b"ERR server busy\r\n"), ("pubsub", b"ERR server busy\r\n")]
 )

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import AVAILABLE_DRIVERS, TIMEOUT, WEFT, Child, Children, stop
+from tests.processes import TIMEOUT, WEFT, Child, Children, stop
+from tests.support.drivers import SERVES
 from tests.tls_support import HOSTNAME, certificates
 
 # curl is on every CI image we use; if it is missing these tests fail, not skip.
 CURL = shutil.which("curl") or "curl"
-
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def serve_http(children: Children, root: Path, *extra: str) -> tuple[Child, int]
     return server, server.port()
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 def test_curl_fetches_files_over_one_connection(children: Children, site: Path, driver: str) -> None:
     """curl gets two files in one run, over one kept-alive connection, byte for byte."""
     server, port = serve_http(children, site, "--driver", driver)
@@ -198,7 +198,7 @@ def test_an_upload_over_the_limit_gets_its_413(children: Children, site: Path) -
     assert stop(server) == 0
 
 
-@pytest.mark.parametrize("driver", ["reactor", "blocking"])
+@pytest.mark.drivers(requires=SERVES)
 def test_over_max_connections_curl_gets_a_503_at_once(children: Children, site: Path, driver: str) -> None:
     """--max-connections 1 with one idle client in: curl is answered 503 with
     Retry-After (not left waiting), and is served once the idle client leaves."""

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import AVAILABLE_DRIVERS, TIMEOUT, WEFT, Children, stop
+from tests.processes import TIMEOUT, WEFT, Children, stop
+from tests.support.drivers import SERVES
 from tests.tls_support import HOSTNAME, certificates, client_context
 
 OPENSSL = shutil.which("openssl") or "openssl"
-
 
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
@@ -45,7 +45,7 @@ def ssl_round_trip(sock: socket.socket, message: bytes) -> bytes:
         return received
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 def test_serve_echo_over_tls(children: Children, driver: str) -> None:
     """serve echo --tls on each driver: an ssl-module client verifies the
     certificate and gets its bytes back; SIGTERM still stops it with 0."""

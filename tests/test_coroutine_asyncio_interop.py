@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import gc
-import importlib.util
 import logging
 import re
 import subprocess
@@ -23,7 +22,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from weft.drivers import Future
+from weft.drivers import Future, open_runtime
 from weft.drivers.asyncio import AsyncioRuntime
 from weft.drivers.coroutines import (
     AsyncioHost,
@@ -51,15 +50,19 @@ LIMIT = 10.0
 
 _T = TypeVar("_T")
 
-#: asyncio's default loop always; uvloop's too whenever it is installed (never skipped).
-LOOPS = ["asyncio", "uvloop"] if importlib.util.find_spec("uvloop") else ["asyncio"]
+#: The tests that take a ``runtime`` run on the asyncio adapter's two loops:
+#: asyncio's default one, and uvloop's (skipped, naming the extra, where it is missing).
+pytestmark = pytest.mark.drivers(only=("asyncio", "uvloop"))
 
 
-@pytest.fixture(params=LOOPS)
-def runtime(request: pytest.FixtureRequest) -> Iterator[AsyncioRuntime]:
+@pytest.fixture
+def runtime(driver: str) -> Iterator[AsyncioRuntime]:
     """A weft runtime on a new asyncio (or uvloop) loop, closed after the test."""
-    made = AsyncioRuntime.with_uvloop() if request.param == "uvloop" else AsyncioRuntime()
-    assert made.name == request.param
+    made = open_runtime(driver)
+    if not isinstance(made, AsyncioRuntime):
+        made.close()
+        raise TypeError(f"the {driver} driver is no AsyncioRuntime: this file tests the adapter")
+    assert made.name == driver
     try:
         yield made
     finally:

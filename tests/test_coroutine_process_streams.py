@@ -11,15 +11,12 @@ import shutil
 import signal
 import sys
 from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import pytest
 
 from tests.descriptors import assert_reaped, no_new_fds
-from weft.drivers import Stderr
-from weft.drivers.asyncio import AsyncioRuntime
-from weft.drivers.blocking import BlockingRuntime
-from weft.drivers.coroutine import CoroutineRuntime
+from weft.drivers import CapabilityError, ProcessRuntime, Runtime, Stderr, open_runtime
 from weft.drivers.coroutines import ProcessStream, Stream, gather, open_process, run, spawn
 from weft.drivers.reactor import Reactor
 from weft.protocols.errors import ArgumentError, ClosedResourceError
@@ -30,13 +27,19 @@ _T = TypeVar("_T")
 
 CAT = shutil.which("cat")
 
+#: The tests that take ``reactor`` run on each driver that starts processes.
+pytestmark = pytest.mark.drivers(requires={ProcessRuntime})
 
-@pytest.fixture(params=[Reactor, CoroutineRuntime, BlockingRuntime], ids=["reactor", "coroutine", "blocking"])
-def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
-    """A runtime with spawn_process: the reactor, the coroutine runtime built on
-    it, and the blocking runtime (tasks run on its scheduler thread: this one)."""
+
+@pytest.fixture
+def reactor(driver: str) -> Iterator[Reactor]:
+    """A runtime with spawn_process (the reactor, the coroutine runtime built on
+    it, the blocking runtime, whose tasks run on its scheduler thread: this one).
+
+    Typed as the reactor for its ``_processes``, which the blocking runtime
+    has too."""
     with no_new_fds():
-        made: Reactor = request.param()
+        made = cast(Reactor, open_runtime(driver))
         yield made
         # A failed test may leave children: end them (ours, by PID) and reap them.
         for child in list(made._processes):
@@ -347,11 +350,11 @@ def test_bad_arguments_are_refused(reactor: Reactor) -> None:
     assert not reactor._processes
 
 
-def test_runtimes_without_processes_refuse_clearly() -> None:
-    """A runtime that cannot start processes (asyncio's) raises NotImplementedError naming it."""
-    runtime = AsyncioRuntime()
-    try:
-        with pytest.raises(NotImplementedError, match=repr(runtime.name)):
-            open_process(runtime, python("pass"))
-    finally:
-        runtime.close()
+@pytest.mark.drivers(lacks={ProcessRuntime})
+def test_runtimes_without_processes_refuse_clearly(runtime: Runtime) -> None:
+    """A runtime that cannot start processes (asyncio's) raises CapabilityError (a
+    NotImplementedError) naming it and the capability; mypy refuses the call too."""
+    refusal = rf"{runtime.name!r} runtime cannot start processes.*ProcessRuntime"
+    with pytest.raises(CapabilityError, match=refusal):
+        open_process(runtime, python("pass"))  # type: ignore[arg-type]
+    assert issubclass(CapabilityError, NotImplementedError)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from tests.stream_support import go, pair, settle
-from weft.drivers.asyncio import AsyncioRuntime
+from weft.drivers import Runtime, TCPRuntime
 from weft.drivers.coroutines import Stream, StreamProtocol, open_tcp, run, serve_tcp, spawn
 from weft.drivers.coroutines._streams import DEFAULT_WRITE_LOW_WATER
 from weft.drivers.reactor import Reactor
@@ -204,20 +204,19 @@ def test_a_second_concurrent_reader_is_refused() -> None:
     assert first.result() == b"for the first"
 
 
-# ------------------------------------------------------------------ reactor
+# ---------------------------------------------------------- real runtimes
 
 
-@pytest.mark.parametrize("driver", ["reactor", "asyncio"])
-def test_serve_tcp_and_open_tcp_echo_on_real_sockets(driver: str) -> None:
+@pytest.mark.drivers(requires={TCPRuntime})
+def test_serve_tcp_and_open_tcp_echo_on_real_sockets(runtime: Runtime) -> None:
     """An echo handler under serve_tcp answers an open_tcp client line by line on real sockets."""
-    reactor: Reactor | AsyncioRuntime = Reactor() if driver == "reactor" else AsyncioRuntime()
 
     async def echo(stream: Stream) -> None:
         while line := await stream.readline():
             await stream.send(line)
 
     async def client(port: int) -> list[bytes]:
-        stream = await open_tcp(reactor, "127.0.0.1", port)
+        stream = await open_tcp(runtime, "127.0.0.1", port)
         replies = []
         for word in (b"alpha\n", b"beta\n" * 10_000):
             await stream.send(word)
@@ -230,13 +229,10 @@ def test_serve_tcp_and_open_tcp_echo_on_real_sockets(driver: str) -> None:
         await stream.close()
         return replies
 
-    try:
-        listener = serve_tcp(reactor, echo)
-        port = listener.addresses[0][1]
-        assert run(reactor, client(port), timeout=10) == [b"alpha\n", b"beta\n" * 10_000]
-        listener.close()
-    finally:
-        reactor.close()
+    listener = serve_tcp(runtime, echo)
+    port = listener.addresses[0][1]
+    assert run(runtime, client(port), timeout=10) == [b"alpha\n", b"beta\n" * 10_000]
+    listener.close()
 
 
 def test_a_failing_handler_is_logged_and_closes_only_its_connection(caplog: pytest.LogCaptureFixture) -> None:

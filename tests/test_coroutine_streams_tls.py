@@ -10,9 +10,7 @@ import pytest
 
 from tests.stream_support import go, pair, settle
 from tests.tls_support import HOSTNAME, certificates, client_context, server_context
-from weft.drivers import Future
-from weft.drivers.asyncio import AsyncioRuntime
-from weft.drivers.coroutine import CoroutineRuntime
+from weft.drivers import Future, TCPRuntime, open_runtime
 from weft.drivers.coroutines import (
     Stream,
     TimedOutError,
@@ -336,14 +334,12 @@ def test_cancelling_the_handshake_aborts_the_connection() -> None:
 # ------------------------------------------------------------------ loopback
 
 
-@pytest.mark.parametrize(
-    "make", [Reactor, CoroutineRuntime, AsyncioRuntime], ids=["reactor", "coroutine", "asyncio"]
-)
-def test_starttls_over_loopback(make: type[Reactor | AsyncioRuntime]) -> None:
+@pytest.mark.drivers(requires={TCPRuntime})
+def test_starttls_over_loopback(driver: str) -> None:
     """On real sockets: a serve_tcp handler upgrades on STARTTLS (server side),
     the open_tcp client sends its ClientHello right behind the command, and
     lines flow inside TLS; both sides see the session's facts."""
-    runtime = make()
+    runtime = open_runtime(driver)
     served: Future[tuple[list[bytes], Any]] = Future(runtime.call_soon)
 
     async def handler(stream: Stream) -> None:

@@ -1,4 +1,4 @@
-"""The same coroutine code on real runtimes (the reactor, asyncio): real time, real sockets, bounded."""
+"""The same coroutine code on every real runtime: real time, real sockets, bounded."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from weft.drivers import Future
-from weft.drivers.asyncio import AsyncioRuntime
+from weft.drivers import Future, LoopRuntime, Runtime, TCPRuntime, open_runtime
 from weft.drivers.coroutines import (
     Cancelled,
     Host,
@@ -19,7 +18,6 @@ from weft.drivers.coroutines import (
     run,
     sleep,
 )
-from weft.drivers.reactor import Reactor
 from weft.protocols import EchoProtocol
 from weft.protocols.contract import Transport
 
@@ -27,17 +25,21 @@ from weft.protocols.contract import Transport
 LIMIT = 10.0
 
 
-@pytest.fixture(params=["reactor", "asyncio"])
-def host(request: pytest.FixtureRequest) -> Iterator[Reactor | AsyncioRuntime]:
+#: Every test runs on each driver (the TCP one needs TCP, which every driver has).
+pytestmark = pytest.mark.drivers(requires={LoopRuntime, TCPRuntime})
+
+
+@pytest.fixture
+def host(driver: str) -> Iterator[Runtime]:
     """A real runtime, closed after the test."""
-    runtime: Reactor | AsyncioRuntime = Reactor() if request.param == "reactor" else AsyncioRuntime()
+    runtime = open_runtime(driver)
     try:
         yield runtime
     finally:
         runtime.close()
 
 
-def test_sleep_and_gather_run_side_by_side_on_the_real_loop(host: Reactor | AsyncioRuntime) -> None:
+def test_sleep_and_gather_run_side_by_side_on_the_real_loop(host: Runtime) -> None:
     """Two 50 ms sleeps gathered overlap: each starts before the other ends, so
     they run side by side on the real loop, and neither wakes early."""
     spans: dict[int, tuple[float, float]] = {}
@@ -58,7 +60,7 @@ def test_sleep_and_gather_run_side_by_side_on_the_real_loop(host: Reactor | Asyn
     assert end_2 - start_2 >= 0.04
 
 
-def test_race_and_timeouts_on_the_real_loop(host: Reactor | AsyncioRuntime) -> None:
+def test_race_and_timeouts_on_the_real_loop(host: Runtime) -> None:
     """race cancels the loser and fail_after fires, on real time, with cleanup run."""
     cleaned: list[str] = []
 
@@ -105,7 +107,7 @@ class Collector(EchoProtocol):
         self.lost.set_result(None)
 
 
-def test_a_coroutine_awaits_the_drivers_futures_over_tcp(host: Reactor | AsyncioRuntime) -> None:
+def test_a_coroutine_awaits_the_drivers_futures_over_tcp(host: Runtime) -> None:
     """connect_tcp's Future is awaited by a coroutine, and a callback protocol
     hands the echoed bytes to a coroutine through a Future: both styles in one program."""
     listener = host.listen_tcp(EchoProtocol, "127.0.0.1", 0)
@@ -130,7 +132,7 @@ def test_a_coroutine_awaits_the_drivers_futures_over_tcp(host: Reactor | Asyncio
         listener.close()
 
 
-def test_a_task_group_on_the_real_loop(host: Reactor | AsyncioRuntime) -> None:
+def test_a_task_group_on_the_real_loop(host: Runtime) -> None:
     """A failing child cancels its sibling and surfaces in an ExceptionGroup on a real loop."""
     cleaned: list[str] = []
 
@@ -155,6 +157,6 @@ def test_a_task_group_on_the_real_loop(host: Reactor | AsyncioRuntime) -> None:
     assert cleaned == ["sibling"]
 
 
-def test_the_runtimes_are_hosts(host: Reactor | AsyncioRuntime) -> None:
-    """The reactor and the asyncio runtime conform to the Host protocol the scheduler needs."""
+def test_the_runtimes_are_hosts(host: Runtime) -> None:
+    """Every runtime conforms to the Host protocol the scheduler needs."""
     assert isinstance(host, Host)

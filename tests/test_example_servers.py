@@ -15,7 +15,6 @@ import tokenize
 import pytest
 
 from tests.processes import (
-    AVAILABLE_DRIVERS,
     TIMEOUT,
     Children,
     connect,
@@ -23,6 +22,7 @@ from tests.processes import (
     receive_to_eof,
     stop,
 )
+from tests.support.drivers import SERVES
 from tests.test_examples import EXAMPLES, SERVERS
 from tests.tls_support import HOSTNAME, certificates
 from tests.tls_support import client_context as tls_client_context
@@ -92,7 +92,7 @@ def test_docstring_shows_how_to_run_it(name: str) -> None:
     assert re.search(command, docstring, re.M)
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 def test_tls_echo_server(children: Children, driver: str) -> None:
     """A client that verifies the certificate gets every byte back over TLS."""
     certs = certificates()
@@ -107,7 +107,7 @@ def test_tls_echo_server(children: Children, driver: str) -> None:
     assert stop(server) == 0
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 @pytest.mark.parametrize("example", ECHO_SERVERS)
 def test_echo_server(children: Children, example: str, driver: str) -> None:
     """Every byte comes back; SIGTERM stops it with status 0."""
@@ -119,7 +119,7 @@ def test_echo_server(children: Children, example: str, driver: str) -> None:
     assert stop(server) == 0
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 def test_http_hello_server(children: Children, driver: str) -> None:
     """Two requests on one kept-alive connection get their greetings; SIGTERM stops it with status 0."""
     server = children.start(sys.executable, "examples/http_hello.py", driver, "0")
@@ -139,7 +139,7 @@ def test_http_hello_server(children: Children, driver: str) -> None:
     assert stop(server) == 0
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 @pytest.mark.parametrize("example", PUBSUB_SERVERS)
 def test_pubsub_server_broadcasts_every_line(children: Children, example: str, driver: str) -> None:
     """A line from any client goes to every connected client, the sender too;
@@ -157,7 +157,7 @@ def test_pubsub_server_broadcasts_every_line(children: Children, example: str, d
     assert stop(server) == 0
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
+@pytest.mark.drivers(requires=SERVES)
 @pytest.mark.parametrize("example", PUBSUB_SERVERS)
 def test_pubsub_server_drops_a_client_that_does_not_read(
     children: Children, example: str, driver: str

@@ -17,8 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from tests.http_support import read_replies
-from tests.processes import AVAILABLE_DRIVERS
-from weft.drivers import Runtime, open_runtime
+from weft.drivers import Runtime, TCPRuntime, open_runtime
 from weft.protocols.http import (
     BodyTooLargeError,
     ClientResponse,
@@ -108,10 +107,14 @@ class Served:
         return value  # type: ignore[no-any-return]
 
 
-@pytest.fixture(params=AVAILABLE_DRIVERS)
-def served(request: pytest.FixtureRequest) -> Iterator[Served]:
+#: Every test runs on each driver with TCP (the ``served`` fixture takes ``driver``).
+pytestmark = pytest.mark.drivers(requires={TCPRuntime})
+
+
+@pytest.fixture
+def served(driver: str) -> Iterator[Served]:
     SEEN.clear()
-    runtime = open_runtime(request.param)
+    runtime = open_runtime(driver)
     try:
         made = Served(runtime)
         yield made

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from weft.drivers import open_runtime
 from weft.drivers._core import accepting
-from weft.drivers.coroutine import CoroutineRuntime
 from weft.drivers.reactor import Reactor, ReactorListener
 from weft.drivers.reactor._pollers import EpollPoller, PollPoller, SelectorPoller
 from weft.drivers.testing import RecordingProtocol
@@ -30,9 +30,17 @@ from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResour
 TIMEOUT = 10.0
 
 
-@pytest.fixture(params=[Reactor, CoroutineRuntime], ids=lambda cls: cls.name)
-def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
-    made: Reactor = request.param()
+#: This file tests the Reactor class itself (its internals too), on the
+#: drivers that are one: chosen by name, not by capability.
+pytestmark = pytest.mark.drivers(only=("reactor", "coroutine"))
+
+
+@pytest.fixture
+def reactor(driver: str) -> Iterator[Reactor]:
+    made = open_runtime(driver)
+    if not isinstance(made, Reactor):
+        made.close()
+        raise TypeError(f"the {driver} driver is no Reactor: this file tests the Reactor class")
     yield made
     made.close()
 

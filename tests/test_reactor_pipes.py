@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.descriptors import no_new_fds
-from weft.drivers.coroutine import CoroutineRuntime
+from weft.drivers import open_runtime
 from weft.drivers.reactor import Reactor
 from weft.drivers.reactor._pollers import EpollPoller, Poller, PollPoller, SelectorPoller
 from weft.drivers.testing import RecordingProtocol
@@ -28,10 +28,18 @@ from weft.drivers.testing import RecordingProtocol
 TIMEOUT = 10.0
 
 
-@pytest.fixture(params=[Reactor, CoroutineRuntime], ids=lambda cls: cls.name)
-def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
+#: This file tests the Reactor class's descriptors, on the drivers that are
+#: one: chosen by name, not by capability.
+pytestmark = pytest.mark.drivers(only=("reactor", "coroutine"))
+
+
+@pytest.fixture
+def reactor(driver: str) -> Iterator[Reactor]:
     with no_new_fds():
-        made: Reactor = request.param()
+        made = open_runtime(driver)
+        if not isinstance(made, Reactor):
+            made.close()
+            raise TypeError(f"the {driver} driver is no Reactor: this file tests the Reactor class")
         yield made
         made.close()
 

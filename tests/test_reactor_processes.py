@@ -15,14 +15,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from tests.descriptors import assert_reaped, no_new_fds
-from weft.drivers import Process, Stderr
+from weft.drivers import Process, ProcessRuntime, Stderr, open_runtime
 from weft.drivers._core import child_processes
 from weft.drivers.blocking import BlockingRuntime
-from weft.drivers.coroutine import CoroutineRuntime
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols.contract import Transport
@@ -32,10 +32,18 @@ from weft.protocols.framing import LineProtocol
 TIMEOUT = 10.0
 
 
-@pytest.fixture(params=[Reactor, CoroutineRuntime, BlockingRuntime], ids=lambda cls: cls.name)
-def reactor(request: pytest.FixtureRequest) -> Iterator[Reactor]:
+#: Every test runs on each driver that starts processes (the ``reactor`` fixture).
+pytestmark = pytest.mark.drivers(requires={ProcessRuntime})
+
+
+@pytest.fixture
+def reactor(driver: str) -> Iterator[Reactor]:
+    """A runtime of ``driver``, checked for descriptors left open and children left running.
+
+    Typed as the reactor for its ``_processes`` and ``_ready``, which the
+    blocking runtime has too (see :func:`idle`)."""
     with no_new_fds():
-        made: Reactor = request.param()
+        made = cast(Reactor, open_runtime(driver))
         yield made
         # A failed test may leave children: end them (ours, by PID) and reap them.
         for child in list(made._processes):

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.processes import AVAILABLE_DRIVERS
-from weft.drivers import Runtime, Server, open_runtime, serve
+from tests.support.drivers import SERVES
+from weft.drivers import PipesRuntime, Runtime, Server, open_runtime, serve
 from weft.drivers._core.connection_limit import BUSY_LINGER, REPORT_INTERVAL, BusyProtocol, LimitReport
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._serving import announce
@@ -28,13 +28,8 @@ from weft.protocols.errors import ArgumentError
 TIMEOUT = 20.0
 
 
-@pytest.fixture(params=AVAILABLE_DRIVERS)
-def runtime(request: pytest.FixtureRequest) -> Iterator[Runtime]:
-    made = open_runtime(request.param)
-    try:
-        yield made
-    finally:
-        made.close()
+#: The tests that take a ``runtime`` (or a ``driver``) run on each driver that can serve.
+pytestmark = pytest.mark.drivers(requires=SERVES)
 
 
 @contextmanager
@@ -179,6 +174,7 @@ def test_stop_before_run(runtime: Runtime) -> None:
         pass
 
 
+@pytest.mark.drivers(requires={PipesRuntime})
 def test_a_pipe_server_stops_when_its_connection_ends(runtime: Runtime) -> None:
     """serve_pipes: one connection over two descriptors, left open afterwards;
     with no listener, the end of that connection ends run()."""
@@ -214,7 +210,6 @@ def test_listen_errors_name_the_address(runtime: Runtime) -> None:
     assert server.listeners == []
 
 
-@pytest.mark.parametrize("driver", AVAILABLE_DRIVERS)
 def test_serve_announces_then_stops_on_sigterm(driver: str) -> None:
     """serve() calls on_ready once listening (server.port is the real port),
     and SIGTERM makes it stop gracefully and return."""

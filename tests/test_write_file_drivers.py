@@ -1,11 +1,12 @@
 """write_file on every driver that offers it, over real sockets and pipes.
 
-The conformance suite's harnesses connect the pairs (memory; the reactor,
-the coroutine driver, asyncio and uvloop over TCP, UNIX-domain sockets, two
-pipes and a socketpair given as stdio), and each test checks one promise of
-the contract's ``write_file`` the same way on each.  The OS drivers send
-regions with ``os.sendfile``; the last tests prove that they never read a
-region into memory, and that a region the kernel refuses is sent in pieces.
+The conformance suite's harnesses connect the pairs (memory, and each
+registered driver whose transports offer ``write_file``, over TCP,
+UNIX-domain sockets, two pipes and a socketpair given as stdio), and each
+test checks one promise of the contract's ``write_file`` the same way on
+each.  The event-loop drivers send regions with ``os.sendfile``; the last
+tests prove that they never read a region into memory, and that a region the
+kernel refuses is sent in pieces.
 """
 
 from __future__ import annotations
@@ -21,30 +22,47 @@ from typing import Any
 import pytest
 
 from tests.conformance.harness import HARNESSES, ConnectedPair, DriverHarness, FlowRecorder
-from weft.drivers import DRIVERS, FileSlice
+from tests.support.drivers import driver_names, param
+from weft.drivers import FileSlice, PipesRuntime, Runtime, open_runtime
 from weft.drivers.testing import RecordingProtocol
-from weft.protocols.contract import FileRegion, Transport, clock_of, file_writer_of
+from weft.protocols.contract import FileRegion, FileWriteTransport, Transport, clock_of, file_writer_of
 from weft.protocols.errors import WriteAfterEofError
 
 KIB = 1024
 MIB = 1024 * KIB
 
-#: The drivers whose transports offer write_file (the blocking driver joins
-#: when it does; a TLS layer does not: it must encrypt every byte).
-WRITE_FILE_DRIVERS = ("memory", "reactor", "coroutine", "asyncio", "uvloop")
-NAMES = sorted(name for name in HARNESSES if name.split("-")[0] in WRITE_FILE_DRIVERS)
-OS_NAMES = [name for name in NAMES if name != "memory"]
+#: The registered drivers whose transports offer write_file (a TLS layer's
+#: do not: it must encrypt every byte).
+WRITE_FILE_DRIVERS = driver_names(requires={FileWriteTransport})
+#: Those whose write_file goes through os.sendfile wherever the kernel allows.
+SENDFILE_DRIVERS = driver_names(
+    requires={FileWriteTransport},
+    exclude={
+        "blocking": "its writer thread reads a region into a pipe, or one sendfile refuses, in its "
+        "256 KiB write batches (tests/test_blocking_write_file.py)"
+    },
+)
 
 
-@pytest.fixture(params=NAMES)
+def harness_params(drivers: list[str]) -> list[Any]:
+    """The conformance harnesses (driver and carrier) of ``drivers``, each
+    skipped, naming the extra, where its driver cannot run."""
+    return [
+        param(name.split("-")[0], name, id=name)
+        for name in sorted(HARNESSES)
+        if name.split("-")[0] in drivers
+    ]
+
+
+@pytest.fixture(params=[pytest.param("memory", id="memory"), *harness_params(WRITE_FILE_DRIVERS)])
 def harness(request: pytest.FixtureRequest) -> Iterator[DriverHarness]:
-    """Each driver (and carrier) in turn."""
+    """The memory driver, then each driver (and carrier) in turn."""
     made = HARNESSES[request.param]()
     yield made
     made.close()
 
 
-@pytest.fixture(params=OS_NAMES)
+@pytest.fixture(params=harness_params(SENDFILE_DRIVERS))
 def os_harness(request: pytest.FixtureRequest) -> Iterator[DriverHarness]:
     """Each OS driver (and carrier) in turn: where sendfile does the sending."""
     made = HARNESSES[request.param]()
@@ -146,28 +164,22 @@ def test_a_write_from_inside_pause_writing_queues_behind_the_region(
     assert client.received == content + b"<paused>"
 
 
-@pytest.mark.parametrize("driver", ["reactor", "coroutine", "asyncio", "uvloop"])
-def test_a_region_written_before_the_pipes_are_up_goes_first(driver: str, tmp_path: Path) -> None:
+@pytest.mark.drivers(requires={FileWriteTransport, PipesRuntime})
+def test_a_region_written_before_the_pipes_are_up_goes_first(runtime: Runtime, tmp_path: Path) -> None:
     """connect_pipes hands out its transport at once (asyncio sets the pipes up
     on the loop, later): a region and bytes written then are sent in order,
     once the connection is up."""
-    if not DRIVERS[driver].available():
-        pytest.skip(f"{driver} is not installed here")
     path, content = data_file(tmp_path, 1 * MIB)
-    runtime: Any = DRIVERS[driver].open()
-    try:
-        to_server, from_client = os.pipe()
-        to_client, from_server = os.pipe()
-        client, server = RecordingProtocol(), RecordingProtocol()
-        server_transport = runtime.connect_pipes(lambda: server, to_server, from_server)
-        server_transport.write(b"<")
-        write_file(server_transport, FileSlice.open(path))
-        server_transport.write(b">")
-        runtime.connect_pipes(lambda: client, to_client, from_client)
-        assert runtime.run_until(lambda: len(client.received) >= len(content) + 2, 20)
-        assert client.received == b"<" + content + b">"
-    finally:
-        runtime.close()
+    to_server, from_client = os.pipe()
+    to_client, from_server = os.pipe()
+    client, server = RecordingProtocol(), RecordingProtocol()
+    server_transport = runtime.connect_pipes(lambda: server, to_server, from_server)
+    server_transport.write(b"<")
+    write_file(server_transport, FileSlice.open(path))
+    server_transport.write(b">")
+    runtime.connect_pipes(lambda: client, to_client, from_client)
+    assert runtime.run_until(lambda: len(client.received) >= len(content) + 2, 20)
+    assert client.received == b"<" + content + b">"
 
 
 class SlowReader(RecordingProtocol):
@@ -435,16 +447,14 @@ def test_a_64_mib_region_never_passes_through_python(os_harness: DriverHarness, 
 # ------------------------------------------------------ files as outputs
 
 
-@pytest.mark.parametrize("driver", [name for name in WRITE_FILE_DRIVERS if name != "memory"])
+@pytest.mark.drivers(requires={FileWriteTransport, PipesRuntime})
 def test_a_region_into_a_regular_file(driver: str, tmp_path: Path) -> None:
     """connect_pipes with a regular file as its output (the loop cannot watch
     one: it is always ready): regions and bytes land in it in order, and the
-    file is complete when the connection has closed."""
-    if not DRIVERS[driver].available():
-        pytest.skip(f"{driver} is not installed here")
+    file is complete when the connection has closed (and the runtime too)."""
     path, content = data_file(tmp_path, 3 * MIB)
     target = tmp_path / "copy.bin"
-    runtime: Any = DRIVERS[driver].open()
+    runtime = open_runtime(driver)
     try:
         protocol = RecordingProtocol(keep_open_on_eof=True)  # /dev/null reads EOF at once
         read_fd = os.open(os.devnull, os.O_RDONLY)

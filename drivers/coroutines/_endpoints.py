@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
-from weft.drivers._runtime import Listener, Runtime
+from weft.drivers._runtime import Listener, LoopRuntime, PipesRuntime, TCPRuntime, UNIXRuntime
 from weft.drivers.coroutines._host import Host
 from weft.drivers.coroutines._streams import (
     DEFAULT_READ_LIMIT,
@@ -24,8 +25,13 @@ __all__ = ["open_pipes", "open_tcp", "open_unix", "serve_tcp", "stream_handler"]
 logger = logging.getLogger("weft.drivers.coroutines")
 
 
+class TCPLoop(LoopRuntime, TCPRuntime, Protocol):
+    """A runtime with a loop and TCP: what :func:`serve_tcp` needs (every OS
+    driver, and the testing kit's ``MemoryRuntime``)."""
+
+
 async def open_tcp(
-    runtime: Runtime, host: str, port: int, *, timeout: float = 30.0, read_limit: int = DEFAULT_READ_LIMIT
+    runtime: TCPRuntime, host: str, port: int, *, timeout: float = 30.0, read_limit: int = DEFAULT_READ_LIMIT
 ) -> Stream:
     """Connect to ``host:port`` on ``runtime``; the stream once connected (or the error)."""
     protocol = StreamProtocol(read_limit=read_limit)
@@ -34,7 +40,7 @@ async def open_tcp(
 
 
 async def open_unix(
-    runtime: Runtime, path: str, *, timeout: float = 30.0, read_limit: int = DEFAULT_READ_LIMIT
+    runtime: UNIXRuntime, path: str, *, timeout: float = 30.0, read_limit: int = DEFAULT_READ_LIMIT
 ) -> Stream:
     """Connect to the UNIX-domain socket at ``path``; the stream once connected."""
     protocol = StreamProtocol(read_limit=read_limit)
@@ -43,7 +49,7 @@ async def open_unix(
 
 
 def open_pipes(
-    runtime: Runtime,
+    runtime: PipesRuntime,
     read_fd: int,
     write_fd: int,
     *,
@@ -90,7 +96,7 @@ def stream_handler(
 
 
 def serve_tcp(
-    runtime: Runtime,
+    runtime: TCPLoop,
     handler: StreamHandler,
     host: str | None = "127.0.0.1",
     port: int = 0,

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 from weft.drivers._core.child_processes import Process, Stderr
-from weft.drivers._runtime import Runtime
+from weft.drivers._runtime import ProcessRuntime, lacks
 from weft.drivers.coroutines._errors import Cancelled
 from weft.drivers.coroutines._streams import DEFAULT_READ_LIMIT, Stream, StreamProtocol
 from weft.protocols.errors import ArgumentError
@@ -31,22 +31,6 @@ __all__ = ["ProcessStream", "StderrChoice", "open_process"]
 #: choice (``INHERIT``, ``DEVNULL``, ``STDOUT``), ``"stream"`` for a stream of
 #: its own (:attr:`ProcessStream.stderr`), or None for the runtime's default.
 StderrChoice = Stderr | Literal["stream"] | None
-
-
-@runtime_checkable
-class _SpawnsProcesses(Protocol):
-    """A runtime that can start children: the reactor, and runtimes built on it."""
-
-    def spawn_process(
-        self,
-        factory: Callable[[], Any],
-        args: Sequence[str | os.PathLike[str]],
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: str | os.PathLike[str] | None = None,
-        stderr: Stderr | Callable[[], Any] | None = None,
-        pty: bool = False,
-    ) -> Process: ...
 
 
 class _StderrProtocol(StreamProtocol):
@@ -148,7 +132,7 @@ class ProcessStream(Stream):
 
 
 def open_process(
-    runtime: Runtime,
+    runtime: ProcessRuntime,
     args: Sequence[str | os.PathLike[str]],
     *,
     env: Mapping[str, str] | None = None,
@@ -170,16 +154,12 @@ def open_process(
     * ``Stderr.STDOUT``: into the stream, mixed with stdout;
     * ``"stream"``: a read-only stream of its own, :attr:`ProcessStream.stderr`.
 
-    Needs a runtime with ``spawn_process`` (the reactor, the coroutine
-    runtime, the blocking runtime); others (asyncio) raise
-    :class:`NotImplementedError`.
+    Needs a :class:`~weft.drivers.ProcessRuntime` (the reactor, the
+    coroutine runtime, the blocking runtime); others (asyncio) raise
+    :class:`~weft.drivers.CapabilityError`, a ``NotImplementedError``.
     """
-    if not isinstance(runtime, _SpawnsProcesses):
-        name = getattr(runtime, "name", type(runtime).__name__)
-        raise NotImplementedError(
-            f"the {name!r} runtime cannot start processes (it has no spawn_process); "
-            "use the 'reactor', 'coroutine' or 'blocking' runtime"
-        )
+    if not isinstance(runtime, ProcessRuntime):
+        raise lacks(runtime, ProcessRuntime, "start processes")
     errors: _StderrProtocol | None = None
     spawn_stderr: Stderr | Callable[[], Any] | None
     if isinstance(stderr, str):

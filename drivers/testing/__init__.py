@@ -3,6 +3,10 @@
 * :func:`connect` and :func:`connect_pair` join protocols in memory, through
   real transports, on a :class:`FakeClock`; a :class:`Pump` moves the bytes
   when you step it (``docs/testing.md``).
+* :class:`MemoryRuntime` is a whole runtime in memory, for code that calls
+  ``listen_tcp``, ``connect_tcp`` or runs a ``Server``: listeners and
+  connections joined by pumps, on a fake clock, with refused, reset and
+  unanswered connections on demand.
 * :class:`RecordingProtocol` records every call it receives.
 * :func:`chunkings` and :func:`chunked` are hypothesis strategies that split
   bytes every way; they need the ``test`` extra (hypothesis), and say so
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers.testing._fake_clock import FakeClock
 from weft.drivers.testing._memory import End, MemoryConnection, MemoryTransport, Pump, connect, connect_pair
+from weft.drivers.testing._memory_runtime import IdleForeverError, MemoryListener, MemoryRuntime
 from weft.drivers.testing._recording import RecordingProtocol
 
 if TYPE_CHECKING:
@@ -23,7 +28,10 @@ if TYPE_CHECKING:
 __all__ = [
     "End",
     "FakeClock",
+    "IdleForeverError",
     "MemoryConnection",
+    "MemoryListener",
+    "MemoryRuntime",
     "MemoryTransport",
     "Pump",
     "RecordingProtocol",
