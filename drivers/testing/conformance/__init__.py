@@ -34,7 +34,8 @@ transports, with no weft code in between).  Nothing here needs pytest;
 
 from weft.drivers.testing.conformance._asyncio_contract import ASYNCIO_CONTRACT, HARNESS_CHECKS
 from weft.drivers.testing.conformance._asyncio_harness import AsyncioLoopHarness, AsyncioLoopPair
-from weft.drivers.testing.conformance._checking import Check, CheckFailure, Group, NotApplicable
+from weft.drivers.testing.conformance._checking import Check, Group
+from weft.drivers.testing.conformance._expectations import CheckFailure, NotApplicable
 from weft.drivers.testing.conformance._file_promises import FILE_PROMISES
 from weft.drivers.testing.conformance._harness import ConnectedPair, TransportHarness
 from weft.drivers.testing.conformance._memory_harness import MemoryHarness, MemoryPair

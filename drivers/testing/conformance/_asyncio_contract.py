@@ -15,11 +15,10 @@ import random
 from typing import Any
 
 from weft.drivers.testing._recording import RecordingProtocol
-from weft.drivers.testing.conformance._checking import (
+from weft.drivers.testing.conformance._checking import Group, checks_of
+from weft.drivers.testing.conformance._expectations import (
     CheckFailure,
-    Group,
     NotApplicable,
-    checks_of,
     expect,
     expect_equal,
     expect_raises,

@@ -18,14 +18,8 @@ from pathlib import Path
 
 from weft.drivers._core.file_region import FileSlice
 from weft.drivers.testing.conformance._asyncio_contract import KIB, MIB, random_bytes
-from weft.drivers.testing.conformance._checking import (
-    Group,
-    NotApplicable,
-    checks_of,
-    expect,
-    expect_equal,
-    expect_raises,
-)
+from weft.drivers.testing.conformance._checking import Group, checks_of
+from weft.drivers.testing.conformance._expectations import NotApplicable, expect, expect_equal, expect_raises
 from weft.drivers.testing.conformance._session import FlowRecorder, Session
 from weft.protocols.contract import FileRegion, file_writer_of
 from weft.protocols.errors import WriteAfterEofError

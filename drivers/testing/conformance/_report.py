@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from weft.drivers.testing.conformance._asyncio_contract import ASYNCIO_CONTRACT, HARNESS_CHECKS
-from weft.drivers.testing.conformance._checking import Check, CheckFailure, NotApplicable
+from weft.drivers.testing.conformance._checking import Check
+from weft.drivers.testing.conformance._expectations import CheckFailure, NotApplicable
 from weft.drivers.testing.conformance._file_promises import FILE_PROMISES
 from weft.drivers.testing.conformance._harness import TransportHarness
 from weft.drivers.testing.conformance._weft_promises import TRANSPORT_PROMISES

@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from weft.drivers.testing._recording import RecordingProtocol
-from weft.drivers.testing.conformance._checking import CheckFailure, expect
+from weft.drivers.testing.conformance._expectations import CheckFailure, expect
 from weft.drivers.testing.conformance._harness import ConnectedPair, TransportHarness
 
 __all__ = ["TIMEOUT", "Connection", "FlowRecorder", "Session"]

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from weft.drivers.testing.conformance._asyncio_contract import MIB, needs_write_eof, random_bytes
-from weft.drivers.testing.conformance._checking import Group, checks_of, expect, expect_equal, expect_raises
+from weft.drivers.testing.conformance._checking import Group, checks_of
+from weft.drivers.testing.conformance._expectations import expect, expect_equal, expect_raises
 from weft.drivers.testing.conformance._session import Connection, FlowRecorder, Session
 from weft.protocols.contract import Clock
 from weft.protocols.errors import ArgumentError, WeftError, WriteAfterEofError
