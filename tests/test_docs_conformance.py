@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from weft.drivers.testing.conformance import WEFT_PROMISES, ConformanceError, MemoryHarness, check_transport
+from weft.drivers.testing.conformance import (
+    ALL_CHECKS,
+    WEFT_PROMISES,
+    ConformanceError,
+    MemoryHarness,
+    RuntimeHarness,
+    check_transport,
+)
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "conformance.md"
 
@@ -48,6 +55,15 @@ def test_the_test_function_runs_the_suite() -> None:
     """The example test, defined after the first example, passes when called."""
     scope = run(examples()[0].replace("print(report)", "pass") + examples()[1], "examples 1 and 2")
     scope["test_metered_transports_conform"]()
+
+
+def test_the_same_transport_conforms_on_real_sockets() -> None:
+    """As the page says, MeteredHarness over RuntimeHarness("reactor", "tcp") passes too."""
+    scope = run(examples()[0].replace("print(report)", "pass"), "example 1")
+    assert 'MeteredHarness(RuntimeHarness("reactor", "tcp"))' in DOC.read_text()
+    report = check_transport(scope["MeteredHarness"](RuntimeHarness("reactor", "tcp")))
+    assert report.harness == "metered over reactor-tcp"
+    assert len(report.passed) == len(ALL_CHECKS)
 
 
 def test_a_failure_names_the_check_and_says_what_went_wrong() -> None:

@@ -83,7 +83,7 @@ def make_harness(name: str) -> TransportHarness:
     _skip_unless_available(driver)
     if carrier.startswith("own-"):
         return AsyncioLoopHarness(_loop_factory(driver), carrier.removeprefix("own-"), name=name)
-    return RuntimeHarness(DRIVERS[driver].open, carrier, name=name)
+    return RuntimeHarness(driver, carrier)
 
 
 def _skip_unless_available(driver: str) -> None:
@@ -127,7 +127,14 @@ class TLSHarness:
         """
         layers = (tls_client(client), tls_server(server))
         pair = self.carrier.connect(*layers)
-        pair.run_until(lambda: all(map(_up, layers)) or any(map(_app_paused, layers)), TIMEOUT)
+        if not pair.run_until(lambda: all(map(_up, layers)) or any(map(_app_paused, layers)), TIMEOUT):
+            for layer in layers:
+                layer.app_transport.abort()
+            pair.run_until(lambda: all(layer.app_transport.is_closing() for layer in layers), TIMEOUT)
+            pair.close()
+            raise TimeoutError(
+                f"the TLS handshake over {self.carrier.name} did not complete in {TIMEOUT:g} s"
+            )
         return pair
 
 

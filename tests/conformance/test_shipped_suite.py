@@ -16,11 +16,15 @@ from weft.drivers.testing.conformance import (
     ALL_CHECKS,
     ASYNCIO_CONTRACT,
     HARNESS_CHECKS,
+    Check,
     ConformanceError,
+    Group,
     MemoryHarness,
     MemoryPair,
+    Session,
     Verdict,
     check_asyncio_contract,
+    expect_equal,
     run_checks,
 )
 
@@ -145,3 +149,26 @@ def test_a_harness_whose_run_until_cannot_be_trusted_stops_the_run() -> None:
     assert [outcome.check for outcome in report.outcomes] == list(HARNESS_CHECKS)
     assert report.outcomes[0].verdict is Verdict.FAILED
     assert "returned True, not False" in report.outcomes[0].detail
+
+
+def test_a_check_of_ones_own_runs_like_the_suites() -> None:
+    """A function of a Session wrapped in a Check runs through run_checks, after
+    the harness's own check, and its failure is reported like any other."""
+
+    def a_byte_arrives(session: Session) -> None:
+        """One byte written arrives."""
+        connection = session.connect()
+        connection.client.transport.write(b"x")
+        connection.wait(lambda: connection.server.received == b"x", "b'x' at the server")
+
+    def two_bytes_arrive_from_one(session: Session) -> None:
+        """Wrong on purpose."""
+        connection = session.connect()
+        connection.client.transport.write(b"x")
+        connection.wait(lambda: len(connection.server.received) == 1, "one byte")
+        expect_equal(connection.server.received, b"xx", "what arrived")
+
+    checks = [Check(f.__name__, Group.WEFT_PROMISE, f) for f in (a_byte_arrives, two_bytes_arrive_from_one)]
+    report = run_checks(MemoryHarness(), checks)
+    assert [outcome.check.name for outcome in report.passed] == [HARNESS_CHECKS[0].name, "a_byte_arrives"]
+    assert [outcome.detail for outcome in report.failed] == ["what arrived: expected b'xx', got b'x'"]

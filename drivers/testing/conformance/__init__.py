@@ -22,8 +22,10 @@ The checks come in two groups, each named for what it checks:
 
 A check is a function of a :class:`Session` (connect protocols, usually
 :class:`FlowRecorder` ones, through the harness; wait on a condition with a
-clear failure; everything ended afterwards) wrapped in a :class:`Check`:
-write your own the same way, and run them with :func:`run_checks`.
+clear failure; everything ended afterwards) that fails with
+:class:`CheckFailure` (:func:`expect` and friends raise it), wrapped in a
+:class:`Check`: write your own the same way, and run them with
+:func:`run_checks`.
 
 Ready-made harnesses: :class:`RuntimeHarness` (any weft runtime, over TCP,
 UNIX sockets, pipes or a socketpair), :class:`MemoryHarness` (the memory
@@ -35,7 +37,13 @@ transports, with no weft code in between).  Nothing here needs pytest;
 from weft.drivers.testing.conformance._asyncio_contract import ASYNCIO_CONTRACT, HARNESS_CHECKS
 from weft.drivers.testing.conformance._asyncio_harness import AsyncioLoopHarness, AsyncioLoopPair
 from weft.drivers.testing.conformance._checking import Check, Group
-from weft.drivers.testing.conformance._expectations import CheckFailure, NotApplicable
+from weft.drivers.testing.conformance._expectations import (
+    CheckFailure,
+    NotApplicable,
+    expect,
+    expect_equal,
+    expect_raises,
+)
 from weft.drivers.testing.conformance._file_promises import FILE_PROMISES
 from weft.drivers.testing.conformance._harness import ConnectedPair, TransportHarness
 from weft.drivers.testing.conformance._memory_harness import MemoryHarness, MemoryPair
@@ -84,6 +92,9 @@ __all__ = [
     "check_asyncio_contract",
     "check_transport",
     "check_weft_promises",
+    "expect",
+    "expect_equal",
+    "expect_raises",
     "run_check",
     "run_checks",
 ]

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
+from weft.drivers._registry import DRIVERS
 from weft.drivers._runtime import Listener, Runtime
 from weft.protocols.errors import ArgumentError
 
@@ -24,6 +25,9 @@ __all__ = ["CARRIERS", "RuntimeHarness", "RuntimePair"]
 
 #: What a :class:`RuntimeHarness` can connect its pairs over.
 CARRIERS = ("tcp", "unix", "pipes", "socketpair")
+
+#: How long connecting may take, in seconds.
+CONNECT_TIMEOUT = 10.0
 
 
 class _ErrorLog(logging.Handler):
@@ -66,9 +70,11 @@ class RuntimePair:
 
 
 class RuntimeHarness:
-    """Pairs connected through a new runtime each, made by ``open_runtime``.
+    """Pairs connected through a new runtime each.
 
-    ``carrier`` is one of :data:`CARRIERS`: ``"tcp"`` (loopback),
+    ``driver`` is a driver's name in the registry (``"reactor"``,
+    ``"asyncio"``, ... as :func:`weft.drivers.open_runtime` takes it), or a
+    function that makes a runtime.  ``carrier`` is one of :data:`CARRIERS`: ``"tcp"`` (loopback),
     ``"unix"`` (a UNIX-domain socket in a temporary directory), ``"pipes"``
     (``connect_pipes`` over two ``os.pipe()`` pairs, one each way), or
     ``"socketpair"`` (``connect_pipes`` with one end of a socketpair as both
@@ -78,13 +84,19 @@ class RuntimeHarness:
     """
 
     def __init__(
-        self, open_runtime: Callable[[], Runtime], carrier: str = "tcp", *, name: str | None = None
+        self, driver: str | Callable[[], Runtime], carrier: str = "tcp", *, name: str | None = None
     ) -> None:
         if carrier not in CARRIERS:
             raise ArgumentError(f"no carrier called {carrier!r}; choose from {', '.join(CARRIERS)}")
-        self.open_runtime = open_runtime
+        if isinstance(driver, str):
+            info = DRIVERS.get(driver)
+            if info is None:
+                raise ArgumentError(f"no driver called {driver!r}; choose from {', '.join(DRIVERS)}")
+            self.open_runtime: Callable[[], Runtime] = info.open
+        else:
+            self.open_runtime = driver
         self.carrier = carrier
-        self.name = name or f"runtime-{carrier}"
+        self.name = name or f"{driver if isinstance(driver, str) else 'runtime'}-{carrier}"
 
     def connect(self, client: Any, server: Any) -> RuntimePair:
         """A new runtime, and ``client`` connected to ``server`` through it."""
@@ -111,7 +123,8 @@ class RuntimeHarness:
             path = os.path.join(pair.directory, "socket")
             pair.listener = runtime.listen_unix(lambda: server, path)
             connecting = runtime.connect_unix(lambda: client, path)
-        runtime.run_until(connecting.done, 10.0)
+        if not runtime.run_until(connecting.done, CONNECT_TIMEOUT):
+            raise TimeoutError(f"connecting over {self.carrier} did not finish in {CONNECT_TIMEOUT:g} s")
         connecting.result()
 
 

@@ -117,19 +117,33 @@ class Session:
             # The check's own failure says more; the ending's is secondary.
 
     def end(self) -> None:
-        """Abort what is still open, run until every protocol has had connection_lost, close the pairs."""
-        problems: list[str] = []
+        """Abort what is still open, run until every protocol has had connection_lost, close the pairs.
+
+        Every pair is closed, whatever happens to the others; the first
+        problem (connection_lost never coming, abort() or close() raising)
+        is raised once all are.
+        """
+        problems: list[BaseException] = []
         for connection in self.connections:
-            protocols = connection.protocols()
-            for protocol in protocols:
-                transport = getattr(protocol, "transport", None)
-                if transport is not None and not protocol.lost:
-                    _abort(transport)
-            ended = connection.pair.run_until(lambda: all(p.lost for p in protocols), TIMEOUT)  # noqa: B023
-            if not ended:
-                problems.append(f"after abort(), connection_lost never came ({_states(protocols)})")
-            connection.pair.close()
-        expect(not problems, "; ".join(problems))
+            try:
+                _end(connection)
+            except Exception as exc:
+                problems.append(exc)
+        if problems:
+            raise problems[0]
+
+
+def _end(connection: Connection) -> None:
+    protocols = connection.protocols()
+    try:
+        for protocol in protocols:
+            transport = getattr(protocol, "transport", None)
+            if transport is not None and not protocol.lost:
+                _abort(transport)
+        ended = connection.pair.run_until(lambda: all(p.lost for p in protocols), TIMEOUT)
+        expect(ended, f"after abort(), connection_lost never came ({_states(protocols)})")
+    finally:
+        connection.pair.close()
 
 
 def _abort(transport: Any) -> None:

@@ -27,7 +27,7 @@ KIB = 1024
 
 #: How long the end of a connection may follow the report of the exception
 #: that ends it (a driver logs, then schedules connection_lost).
-AFTER_A_REPORT = 1.0
+AFTER_A_REPORT = 3.0
 
 
 def every_transport_offers_a_clock(session: Session) -> None:
