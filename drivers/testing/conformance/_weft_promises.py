@@ -263,8 +263,8 @@ def an_exception_from_pause_writing_ends_that_connection_with_it(session: Sessio
     connection.wait(
         lambda: connection.client.lost or bool(connection.callback_errors), "the exception reported"
     )
-    # Reading again: a driver that flushes before it ends an erring
-    # connection (the reactor does) can then end it.
+    # Reading again, so that the server sees the end (a paused reader hears
+    # of no EOF or reset).
     connection.server.transport.resume_reading()
     _expect_ended_by(connection, "no pausing here")
 
