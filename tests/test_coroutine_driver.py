@@ -1,7 +1,7 @@
 """The coroutine driver: what only it promises (one task per connection).
 
 The transport contract is checked by the conformance suite (``coroutine-*``
-harnesses), the loop, pipes and processes by the reactor's own tests, which
+in ``tests/conformance/``), the loop, pipes and processes by the reactor's own tests, which
 run on this driver too, and ``weft serve --driver coroutine`` by the command
 line's tests.  Every wait is ``run_until`` with a bound.
 """

@@ -46,6 +46,7 @@ PUBLIC_MODULES = frozenset(
         "weft.drivers.coroutines",
         "weft.drivers.reactor",
         "weft.drivers.testing",
+        "weft.drivers.testing.conformance",
     }
 )
 

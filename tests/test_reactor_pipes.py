@@ -1,8 +1,9 @@
 """Pipes, regular files and stdio on the reactor: what the conformance suite cannot show.
 
 The conformance suite runs the pipe transport between two protocols
-(``tests/conformance/harness_pipes.py``); this file covers descriptors the
-suite has no peer for (regular files, /dev/null, this process's stdio) and
+(``reactor-pipes`` and ``reactor-socketpair`` in ``tests/conformance/``);
+this file covers descriptors the suite has no peer for (regular files,
+/dev/null, this process's stdio) and
 what becomes of descriptors the transport does not own.  Each test runs on
 the reactor and on the coroutine driver.
 """

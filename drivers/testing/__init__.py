@@ -11,6 +11,8 @@
 * :func:`chunkings` and :func:`chunked` are hypothesis strategies that split
   bytes every way; they need the ``test`` extra (hypothesis), and say so
   when it is missing.
+* :mod:`weft.drivers.testing.conformance` is the transport conformance
+  suite: any transport checked against the contract (``docs/conformance.md``).
 """
 
 from __future__ import annotations
