@@ -5,8 +5,9 @@ driver's transports differ in how they move bytes, not in how they answer
 the contract's bookkeeping questions: which protocol is attached, whether
 the connection is closing, whether data is being delivered, the water
 marks.  Those answers live here, once; each transport keeps the state
-(``_protocol``, ``_closing``, ``_reading_paused``, ``_extra``, ``_flow``) and
-inherits the methods.
+(``_protocol``, ``_lifecycle``, ``_extra``, ``_flow``) and inherits the
+methods.  Its lifecycle (:mod:`weft.drivers._core.lifecycle`) is the one
+every transport shares.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from weft.drivers._core.lifecycle import TransportLifecycle
 from weft.protocols._flow_control import WriteFlowControl
 
 __all__ = ["TransportBookkeeping", "drop_sent"]
@@ -27,8 +29,7 @@ class TransportBookkeeping:
     __slots__ = ()
 
     _protocol: Any
-    _closing: bool
-    _reading_paused: bool
+    _lifecycle: TransportLifecycle
     _extra: dict[str, Any]
     _flow: WriteFlowControl
 
@@ -43,7 +44,7 @@ class TransportBookkeeping:
 
     def is_closing(self) -> bool:
         """True once ``close()`` or ``abort()`` was called or the connection was lost."""
-        return self._closing
+        return self._lifecycle.closing
 
     def set_protocol(self, protocol: Any) -> None:
         """Hand the connection to ``protocol``."""
@@ -55,7 +56,13 @@ class TransportBookkeeping:
 
     def is_reading(self) -> bool:
         """Whether data is delivered (not paused, not closing)."""
-        return not self._reading_paused and not self._closing
+        return self._lifecycle.reading
+
+    @property
+    def _lost(self) -> bool:
+        """Whether the connection has ended (``connection_lost`` is scheduled or
+        has run): what the runtimes' own code and the tests wait for."""
+        return self._lifecycle.lost
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         """Write the pieces in order, as one write."""

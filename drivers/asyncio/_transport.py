@@ -49,6 +49,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from weft.drivers._core.connection_clock import ConnectionClock
+from weft.drivers._core.lifecycle import Event, ReadState, TransportLifecycle
 from weft.drivers._core.socket_defaults import LINGER_ZERO
 from weft.drivers._core.transport_base import TransportBookkeeping
 from weft.drivers.asyncio._clock import LoopTimers
@@ -86,7 +87,7 @@ class _Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Hand ``data`` to the weft protocol (or hold it, while reading is paused)."""
         owner = self._owner
-        if owner._reading_paused:
+        if not owner._lifecycle.reading:  # paused, or closing
             owner._hold(data)
             return
         try:
@@ -130,12 +131,8 @@ class AsyncioTransport(TransportBookkeeping):
 
     __slots__ = (
         "_can_write_eof",
-        "_closing",
         "_delivery",
-        "_dropped",
         "_early",
-        "_eof_received",
-        "_eof_written",
         "_error",
         "_expected_sides",
         "_extra",
@@ -143,15 +140,14 @@ class AsyncioTransport(TransportBookkeeping):
         "_files",
         "_flow",
         "_held",
+        "_lifecycle",
         "_log_factory_errors",
         "_loop",
-        "_lost",
         "_output_gone",
         "_made",
         "_pause_pending",
         "_protocol",
         "_reader",
-        "_reading_paused",
         "_sides",
         "_sides_lost",
         "_sides_made",
@@ -198,16 +194,13 @@ class AsyncioTransport(TransportBookkeeping):
         self._log_factory_errors = log_factory_errors
         self._started = False  # every side is made (the factory was called)
         self._made = False  # the protocol's connection_made was called
-        # The fast path of write(): started, and no close, abort or write_eof.
+        self._lifecycle = TransportLifecycle()
+        # The fast path of write(): started, no file region waiting, and the
+        # lifecycle writable (no close, abort or write_eof).
         self._writable = False
-        self._closing = False  # close() or abort() called, or connection lost
-        self._dropped = False  # abort() or loss: nothing buffered any more
-        self._eof_written = False
-        # The reader of a write pipe went away: the next write fails.
+        # The reader of a write pipe went away: the next write fails.  (The
+        # asyncio driver's own: a reactor's write meets EPIPE itself.)
         self._output_gone = False
-        self._eof_received = False
-        self._lost = False
-        self._reading_paused = False
         # Received while reading was paused: data, or None for EOF.
         self._held: deque[bytes | None] = deque()
         self._delivery: asyncio.Handle | None = None
@@ -258,9 +251,9 @@ class AsyncioTransport(TransportBookkeeping):
 
     def close(self) -> None:
         """Flush, then close; ``connection_lost(None)`` follows on a later turn."""
-        if self._closing:
+        if self._lifecycle.closing:
             return
-        self._closing = True
+        self._lifecycle.apply(Event.CLOSE)
         self._writable = False
         self._stop_delivering()
         if self._started and self._files is None:  # else once the files are sent
@@ -270,17 +263,18 @@ class AsyncioTransport(TransportBookkeeping):
 
     def pause_reading(self) -> None:
         """Stop delivering data; the peer is slowed by the kernel's flow control."""
-        if self._closing or self._reading_paused:
+        lifecycle = self._lifecycle
+        if not lifecycle.reading:  # paused already, or closing
             return
-        self._reading_paused = True
-        if self._reader is not None and not self._eof_received:
+        lifecycle.apply(Event.PAUSE)
+        if self._reader is not None and lifecycle.read_state is ReadState.PAUSED:  # not at EOF
             self._reader.pause_reading()
 
     def resume_reading(self) -> None:
         """Deliver again: first, on a later turn, whatever was held meanwhile."""
-        if self._closing or not self._reading_paused:
+        if not self._lifecycle.paused:  # not paused, or closing
             return
-        self._reading_paused = False
+        self._lifecycle.apply(Event.RESUME)
         if self._held:
             if self._delivery is None:
                 self._delivery = self._loop.call_soon(self._deliver_held)
@@ -298,11 +292,11 @@ class AsyncioTransport(TransportBookkeeping):
 
     def write_eof(self) -> None:
         """Half-close once what was written is sent; reading goes on."""
-        if self._closing or self._eof_written:
+        if not self._lifecycle.writable:  # EOF asked already, or closing
             return
         if not self._can_write_eof:
             raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
-        self._eof_written = True
+        self._lifecycle.apply(Event.WRITE_EOF)
         self._writable = False
         if self._started and self._files is None:  # else once the files are sent
             self._send_eof()
@@ -313,11 +307,11 @@ class AsyncioTransport(TransportBookkeeping):
 
     def abort(self) -> None:
         """Drop what is buffered and close now; a TCP peer gets a reset."""
-        if self._lost:
+        if self._lifecycle.lost:
             return
         # A close() that has flushed everything is as good as done: resetting
         # now could destroy data the peer has not read yet.
-        flushed = self._closing and self.get_write_buffer_size() == 0
+        flushed = self._lifecycle.closing and self.get_write_buffer_size() == 0
         self._drop()
         if self._started:
             if not flushed:
@@ -335,7 +329,7 @@ class AsyncioTransport(TransportBookkeeping):
 
     def get_write_buffer_size(self) -> int:
         """Bytes written and not yet taken by the kernel (what is left of file regions included)."""
-        if self._dropped:
+        if self._lifecycle.dropped:
             return 0
         if self._writer is None:
             size = sum(map(len, self._early))
@@ -349,10 +343,10 @@ class AsyncioTransport(TransportBookkeeping):
         """Queue ``region`` after what was written (see the contract); it is sent
         with ``os.sendfile`` once asyncio's buffer is empty (see
         :mod:`weft.drivers.asyncio._file_sender`)."""
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             region.close()
             raise WriteAfterEofError("write_file() after write_eof()")
-        if self._closing or not len(region):
+        if self._lifecycle.closing or not len(region):
             region.close()
             return
         if self._output_gone:
@@ -370,7 +364,8 @@ class AsyncioTransport(TransportBookkeeping):
             files.start(self._writer, at_once=not self._flow.paused)
 
     def __repr__(self) -> str:
-        state = "lost" if self._lost else "closing" if self._closing else "open"
+        lifecycle = self._lifecycle
+        state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
         return f"<AsyncioTransport {self._extra.get('peername', self._extra.get('pipe'))!r} {state}>"
 
     # --------------------------------------------------------- writing
@@ -378,9 +373,9 @@ class AsyncioTransport(TransportBookkeeping):
     def _write_slowly(self, data: bytes | bytearray | memoryview) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             raise WriteAfterEofError("write() after write_eof()")
-        if self._closing or not data:
+        if self._lifecycle.closing or not data:
             return
         if self._output_gone:
             self._fail(BrokenPipeError(errno.EPIPE, "the reader of the write pipe is gone"))
@@ -397,6 +392,8 @@ class AsyncioTransport(TransportBookkeeping):
     def _send_eof(self) -> None:
         if self._writer is None:
             return
+        # Handed to asyncio, which sends it after what it holds.
+        self._lifecycle.apply(Event.EOF_SENT)
         if self._write_eof_closes:
             self._writer.close()  # a pipe says EOF by closing: asyncio flushes first
         else:
@@ -437,8 +434,15 @@ class AsyncioTransport(TransportBookkeeping):
             self._writer.write(data)
         # What was asked before the connection was up is done once the
         # protocol has had connection_made.
+        lifecycle = self._lifecycle
         asked = (
-            "abort" if self._dropped else "close" if self._closing else "eof" if self._eof_written else None
+            "abort"
+            if lifecycle.dropped
+            else "close"
+            if lifecycle.closing
+            else "eof"
+            if lifecycle.eof_written
+            else None
         )
         self._writable = asked is None and self._files is None
         self._made = True
@@ -449,7 +453,7 @@ class AsyncioTransport(TransportBookkeeping):
         except Exception as exc:
             self._callback_failed(exc)
             return
-        if self._pause_pending and not self._lost:
+        if self._pause_pending and not lifecycle.lost:
             self._pause_pending = False
             try:
                 self._protocol.pause_writing()
@@ -469,7 +473,7 @@ class AsyncioTransport(TransportBookkeeping):
 
     def _hold(self, data: bytes) -> None:
         """Data came while reading was paused: keep it for resume_reading."""
-        if self._closing:
+        if self._lifecycle.closing:
             return
         self._held.append(data)
         # Only a pause asyncio did not apply gets here: one made inside
@@ -481,10 +485,10 @@ class AsyncioTransport(TransportBookkeeping):
             reader.pause_reading()
 
     def _eof(self) -> None:
-        self._eof_received = True
-        if self._closing:
+        if self._lifecycle.closing:
             return
-        if self._reading_paused or self._held:
+        self._lifecycle.apply(Event.EOF_RECEIVED)
+        if self._lifecycle.paused or self._held:
             self._held.append(None)
         else:
             self._deliver_eof()
@@ -500,8 +504,8 @@ class AsyncioTransport(TransportBookkeeping):
 
     def _deliver_held(self) -> None:
         self._delivery = None
-        held = self._held
-        while held and not self._reading_paused and not self._closing:
+        held, lifecycle = self._held, self._lifecycle
+        while held and lifecycle.reading:
             data = held.popleft()
             if data is None:
                 self._deliver_eof()
@@ -511,11 +515,11 @@ class AsyncioTransport(TransportBookkeeping):
             except Exception as exc:
                 self._callback_failed(exc)
                 return
-        if not held and not self._reading_paused and not self._closing:
+        if not held and lifecycle.reading:
             self._resume_reader()
 
     def _resume_reader(self) -> None:
-        if self._reader is not None and not self._eof_received:
+        if self._reader is not None and self._lifecycle.wants_data:  # not at EOF
             self._reader.resume_reading()
 
     def _pause_writing(self) -> None:
@@ -565,10 +569,11 @@ class AsyncioTransport(TransportBookkeeping):
         """The detour is over: writes go to asyncio again, and what was asked
         meanwhile (a close, an EOF) is done now."""
         self._files = None
-        self._writable = self._started and not (self._closing or self._eof_written or self._output_gone)
-        if self._closing:
+        lifecycle = self._lifecycle
+        self._writable = self._started and lifecycle.writable and not self._output_gone
+        if lifecycle.closing:
             self._close_sides()
-        elif self._eof_written:
+        elif lifecycle.eof_written:
             self._send_eof()
         self._check_resume()
 
@@ -578,10 +583,10 @@ class AsyncioTransport(TransportBookkeeping):
         if side.role != "read":
             self._writer = None
         self._sides_lost += 1
-        if side.role == "write" and self._eof_written:
+        if side.role == "write" and self._lifecycle.eof_written:
             for hook in self.on_output_ended:
                 hook()
-        if exc is None and side.role == "write" and not (self._closing or self._eof_written):
+        if exc is None and side.role == "write" and self._lifecycle.writable:
             # A write pipe whose reader went away (asyncio watches for that).
             # Reading goes on, as on the reactor: what the peer sent before
             # it left is still to come.  The next write ends the connection.
@@ -605,7 +610,7 @@ class AsyncioTransport(TransportBookkeeping):
     def _callback_failed(self, exc: Exception) -> None:
         """A protocol callback raised: log it and end this connection with it."""
         logger.error("exception in a callback of %r; closing %r", self._protocol, self, exc_info=exc)
-        if self._lost:
+        if self._lifecycle.lost:
             return
         if self._error is None:
             self._error = exc
@@ -618,7 +623,7 @@ class AsyncioTransport(TransportBookkeeping):
         """An I/O error: end the connection with it (what is left is dropped)."""
         if self._error is None:
             self._error = exc
-        if not self._dropped:
+        if not self._lifecycle.dropped:
             self._drop()
             self._abort_sides()
 
@@ -629,8 +634,8 @@ class AsyncioTransport(TransportBookkeeping):
 
     def _drop(self) -> None:
         """Mark the connection as going away at once: nothing buffered, nothing delivered."""
-        self._closing = True
-        self._dropped = True
+        if not self._lifecycle.dropped:
+            self._lifecycle.apply(Event.ABORT)
         self._writable = False
         self._early.clear()
         files, self._files = self._files, None
@@ -639,9 +644,8 @@ class AsyncioTransport(TransportBookkeeping):
         self._stop_delivering()
 
     def _stop_delivering(self) -> None:
-        # Paused for good: anything asyncio still hands over goes to _hold,
-        # which drops it now that the transport is closing.
-        self._reading_paused = True
+        # Reading is STOPPED now (the lifecycle did it): anything asyncio
+        # still hands over goes to _hold, which drops it.
         self._held.clear()
         if self._delivery is not None:
             self._delivery.cancel()
@@ -671,9 +675,9 @@ class AsyncioTransport(TransportBookkeeping):
                 pass  # already closed: nothing left to reset
 
     def _finish(self) -> None:
-        if self._lost:
+        if self._lifecycle.lost:
             return
-        self._lost = True
+        self._lifecycle.apply(Event.LOST)
         self._drop()
         try:
             if self._made:

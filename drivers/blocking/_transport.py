@@ -45,6 +45,7 @@ from typing import Any
 
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.connection_clock import ConnectionClock
+from weft.drivers._core.lifecycle import Event, TransportLifecycle
 from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers._core.timers import Timer
 from weft.drivers._core.transport_base import TransportBookkeeping
@@ -101,25 +102,25 @@ class ThreadedTransport(TransportBookkeeping):
         # Shared with the I/O threads: under _lock (and _changed, its condition).
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        # Changed only on the scheduler thread, and only under the lock (see
+        # _apply), so that the I/O threads can read it under the lock: it is
+        # what tells the reader to wait or stop and the writer to half-close,
+        # flush and close, or drop everything.  Other threads' write() reads
+        # its flags without the lock, as a hint (the lock decides).
+        self._lifecycle = TransportLifecycle()
         self._queue: deque[_Piece] = deque()
         self._buffer_size = 0  # written and not yet reported sent
         self._sent_unreported = 0
         self._report_posted = False
         self._undelivered = 0
-        self._reader_paused = False
-        self._stop_reader = False
-        self._flush_then_close = False
-        self._eof_wanted = False
-        self._aborting = False
         self._sending = False
         self._threads_left = 2
         # The scheduler thread's own.
-        self._closing = False
-        self._eof_written = False
-        self._reading_paused = False
         self._pending: deque[bytes] = deque()  # read while paused
+        # The peer's EOF came while data was held: it follows that data.
+        # (Part of what is held, as the other drivers' None after their
+        # held data; the read side's state says the EOF came.)
         self._eof_pending = False
-        self._lost = False
         self._end_exc: BaseException | None = None
         self._reset_on_close = False
         self._idle_timeout = idle_timeout
@@ -138,37 +139,34 @@ class ThreadedTransport(TransportBookkeeping):
             self._idle_timer = self._scheduler.call_later(self._idle_timeout, self._check_idle)
         self._call(self._protocol.connection_made, self)
 
+    def _apply(self, event: Event) -> None:
+        """Move the lifecycle (scheduler thread), under the lock, and wake the I/O threads."""
+        with self._changed:
+            self._lifecycle.apply(event)
+            self._changed.notify_all()
+
     # ------------------------------------------------------- BaseTransport
 
     def close(self) -> None:
         """Stop reading, flush, then close; ``connection_lost(None)`` follows on a later turn."""
-        if self._closing:
+        if self._lifecycle.closing:
             return
-        self._closing = True
-        with self._changed:
-            self._stop_reader = True
-            self._flush_then_close = True
-            self._changed.notify_all()
+        self._apply(Event.CLOSE)
         self._channel.wake_reader()
 
     # ------------------------------------------------------- ReadTransport
 
     def pause_reading(self) -> None:
         """Deliver nothing more, and let the reader stop reading until resumed."""
-        if self._closing or self._reading_paused:
+        if not self._lifecycle.reading:  # paused already, or closing
             return
-        self._reading_paused = True
-        with self._changed:
-            self._reader_paused = True
+        self._apply(Event.PAUSE)
 
     def resume_reading(self) -> None:
         """Deliver what came meanwhile, on a later turn, and read again."""
-        if self._closing or not self._reading_paused:
+        if not self._lifecycle.paused:  # not paused, or closing
             return
-        self._reading_paused = False
-        with self._changed:
-            self._reader_paused = False
-            self._changed.notify_all()
+        self._apply(Event.RESUME)
         if self._pending or self._eof_pending:
             self._scheduler.call_soon(self._deliver_pending)
 
@@ -180,9 +178,9 @@ class ThreadedTransport(TransportBookkeeping):
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
             data = bytes(data)
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._closing:
+        if not data or self._lifecycle.closing:
             return
         with self._changed:
             self._queue.append(data)
@@ -199,16 +197,16 @@ class ThreadedTransport(TransportBookkeeping):
         """Queue ``region`` after what was written so far; the writer sends it
         straight from the file (see the contract's ``write_file``).  Any
         thread may call it."""
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             region.close()
             raise WriteAfterEofError("write_file() after write_eof()")
         size = len(region)
-        if not size or self._closing:
+        if not size or self._lifecycle.closing:
             region.close()
             return
         with self._changed:
             # Ending meanwhile (seen from another thread): nobody would take it from the queue.
-            if self._aborting or self._lost:
+            if self._lifecycle.dropped:
                 region.close()
                 return
             self._queue.append(region)
@@ -223,14 +221,11 @@ class ThreadedTransport(TransportBookkeeping):
 
     def write_eof(self) -> None:
         """Half-close once the queue is sent."""
-        if self._closing or self._eof_written:
+        if not self._lifecycle.writable:  # EOF asked already, or closing
             return
         if not self._channel.can_half_close():
             raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
-        self._eof_written = True
-        with self._changed:
-            self._eof_wanted = True
-            self._changed.notify_all()
+        self._apply(Event.WRITE_EOF)
 
     def can_write_eof(self) -> bool:
         """Sockets and pipe pairs can half-close; a single descriptor that is not a socket cannot."""
@@ -238,7 +233,7 @@ class ThreadedTransport(TransportBookkeeping):
 
     def abort(self) -> None:
         """Drop the queue and close now; a TCP peer gets a reset."""
-        if self._lost:
+        if self._lifecycle.lost:
             return
         self._reset_on_close = True
         self._force_close(None)
@@ -253,7 +248,8 @@ class ThreadedTransport(TransportBookkeeping):
         return self._buffer_size
 
     def __repr__(self) -> str:
-        state = "lost" if self._lost else "closing" if self._closing else "open"
+        lifecycle = self._lifecycle
+        state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
         return f"<ThreadedTransport {self._extra.get('peername')} {state} buffered={self._buffer_size}>"
 
     # ------------------------------------------- on the scheduler thread
@@ -281,7 +277,7 @@ class ThreadedTransport(TransportBookkeeping):
         self._force_close(exc)
 
     def _check_pause(self) -> None:
-        if not self._lost and self._flow.should_pause(self._buffer_size):
+        if not self._lifecycle.lost and self._flow.should_pause(self._buffer_size):
             self._call(self._protocol.pause_writing)
 
     def _report_sent(self) -> None:
@@ -290,13 +286,13 @@ class ThreadedTransport(TransportBookkeeping):
             self._buffer_size -= self._sent_unreported
             self._sent_unreported = 0
             size = self._buffer_size
-        if not self._lost and self._flow.should_resume(size):
+        if not self._lifecycle.lost and self._flow.should_resume(size):
             self._call(self._protocol.resume_writing)
 
     def _deliver(self, data: bytes) -> None:
-        if self._closing:
+        if self._lifecycle.closing:
             return
-        if self._reading_paused or self._pending:
+        if self._lifecycle.paused or self._pending:
             # Still undelivered: the reader stays held back until the
             # protocol has taken it (see _read_loop).
             self._pending.append(data)
@@ -311,19 +307,21 @@ class ThreadedTransport(TransportBookkeeping):
             self._changed.notify_all()
 
     def _reader_ended(self) -> None:
-        if self._closing:
+        if self._lifecycle.closing:
             return
-        if self._reading_paused or self._pending:
-            self._eof_pending = True
+        self._apply(Event.EOF_RECEIVED)
+        if self._lifecycle.paused or self._pending:
+            self._eof_pending = True  # after the data read before it
             return
         self._eof()
 
     def _deliver_pending(self) -> None:
-        while self._pending and not self._reading_paused and not self._closing:
+        pending, lifecycle = self._pending, self._lifecycle
+        while pending and lifecycle.reading:
             self._delivered()
-            if not self._call(self._protocol.data_received, self._pending.popleft()):
+            if not self._call(self._protocol.data_received, pending.popleft()):
                 return
-        if self._eof_pending and not self._pending and not self._reading_paused and not self._closing:
+        if self._eof_pending and not pending and lifecycle.reading:
             self._eof_pending = False
             self._eof()
 
@@ -343,7 +341,7 @@ class ThreadedTransport(TransportBookkeeping):
         """The idle timer fired: close if nothing moved for ``idle_timeout``, else re-arm."""
         self._idle_timer = None
         timeout = self._idle_timeout
-        if self._lost or timeout is None:
+        if self._lifecycle.lost or timeout is None:
             return
         quiet = self._scheduler.now() - self._channel.last_io
         if quiet < timeout:
@@ -351,7 +349,7 @@ class ThreadedTransport(TransportBookkeeping):
             return
         # Armed again: a close that cannot flush is bounded by it too.
         self._idle_timer = self._scheduler.call_later(timeout, self._check_idle)
-        if not self._closing and not self._buffer_size:
+        if not self._lifecycle.closing and not self._buffer_size:
             logger.debug("closing %r: no bytes either way for %g s", self, timeout)
             self.close()
             return
@@ -362,16 +360,15 @@ class ThreadedTransport(TransportBookkeeping):
 
     def _force_close(self, exc: BaseException | None) -> None:
         """End at once (an error, an abort): drop the queue, wake both threads."""
-        if self._lost:
+        lifecycle = self._lifecycle
+        if lifecycle.lost:
             return
-        self._closing = True
         self._pending.clear()
         self._eof_pending = False
         with self._changed:
-            if self._aborting:
+            if lifecycle.dropped:
                 return
-            self._aborting = True
-            self._stop_reader = True
+            lifecycle.apply(Event.ABORT)
             dropped = _take_regions(self._queue)
             self._buffer_size = 0
             self._sent_unreported = 0
@@ -384,12 +381,11 @@ class ThreadedTransport(TransportBookkeeping):
 
     def _release(self) -> None:
         """Both threads have left: close the descriptors, then tell the protocol."""
-        self._lost = True
-        self._closing = True
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
         with self._changed:  # a writer that failed left its queue
+            self._lifecycle.apply(Event.LOST)
             dropped = _take_regions(self._queue)
         for region in dropped:
             region.close()
@@ -410,20 +406,23 @@ class ThreadedTransport(TransportBookkeeping):
 
     def _read_loop(self) -> None:
         post = self._scheduler.call_soon_threadsafe
+        lifecycle = self._lifecycle  # read under the lock only
         try:
             while True:
                 with self._changed:
-                    while not self._stop_reader and (
-                        self._reader_paused or self._undelivered >= _MAX_UNDELIVERED
+                    # Wait while paused, or while a chunk waits undelivered;
+                    # stop once closing.
+                    while not lifecycle.closing and (
+                        lifecycle.paused or self._undelivered >= _MAX_UNDELIVERED
                     ):
                         self._changed.wait()
-                    if self._stop_reader:
+                    if lifecycle.closing:
                         return
                 try:
                     data = self._channel.recv(READ_SIZE)
                 except OSError as exc:
                     with self._changed:
-                        if not self._stop_reader:
+                        if not lifecycle.closing:
                             post(self._io_failed, exc)
                     return
                 if not self._count_read(data):
@@ -436,28 +435,27 @@ class ThreadedTransport(TransportBookkeeping):
             self._thread_left()
 
     def _write_loop(self) -> None:
+        lifecycle = self._lifecycle  # read under the lock only
         eof_sent = False
         try:
             while True:
                 with self._changed:
-                    while not (
-                        self._queue
-                        or self._aborting
-                        or self._flush_then_close
-                        or (self._eof_wanted and not eof_sent)
-                    ):
+                    # Wait for something to send, the EOF to send, a close
+                    # (flush, then close) or an abort (drop everything).
+                    while not (self._queue or lifecycle.closing or (lifecycle.eof_written and not eof_sent)):
                         self._changed.wait()
-                    if self._aborting:
+                    if lifecycle.dropped:
                         return
                     batch = self._take_batch()
                     self._sending = batch is not None
                     if batch is None:
-                        if self._eof_wanted and not eof_sent:
+                        if lifecycle.eof_written and not eof_sent:
                             eof_sent = True
                         else:
                             return  # flushed: close
                 if batch is None:
                     self._channel.half_close()
+                    self._scheduler.call_soon_threadsafe(self._apply, Event.EOF_SENT)
                     continue
                 if not (self._send(batch) if isinstance(batch, bytes) else self._send_file(batch)):
                     return
@@ -506,7 +504,7 @@ class ThreadedTransport(TransportBookkeeping):
     def _send_failed(self, exc: OSError) -> None:
         with self._changed:
             self._sending = False
-            if not self._aborting:
+            if not self._lifecycle.dropped:
                 self._scheduler.call_soon_threadsafe(self._io_failed, exc)
 
     def _sent(self, size: int, *, more: bool = False) -> bool:
@@ -514,7 +512,7 @@ class ThreadedTransport(TransportBookkeeping):
         False if aborted meanwhile (``more``: the writer goes on sending)."""
         with self._changed:
             self._sending = more
-            if self._aborting:
+            if self._lifecycle.dropped:
                 return False
             self._sent_unreported += size
             report = not self._report_posted
@@ -526,7 +524,7 @@ class ThreadedTransport(TransportBookkeeping):
     def _count_read(self, data: bytes) -> bool:
         """Count a chunk read as undelivered; False if the reader must stop instead."""
         with self._changed:
-            if self._stop_reader:
+            if self._lifecycle.closing:
                 return False
             if data:
                 self._undelivered += 1

@@ -36,6 +36,7 @@ from typing import Any
 
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.futures import Future
+from weft.drivers._core.lifecycle import Event, WriteState
 from weft.drivers.coroutines._task import Task
 from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
 from weft.protocols.contract import FileRegion
@@ -54,7 +55,7 @@ class TaskTransport(DescriptorTransport):
     never by applications.
     """
 
-    __slots__ = ("_eof_sent", "_pump_task", "_readable", "_reader_on", "_waiter", "_writer_on")
+    __slots__ = ("_pump_task", "_readable", "_reader_on", "_waiter", "_writer_on")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -63,7 +64,6 @@ class TaskTransport(DescriptorTransport):
         self._readable = False
         self._reader_on = False
         self._writer_on = False
-        self._eof_sent = False
         # The future the pump awaits; None while the pump is running.
         self._waiter: Future[None] | None = None
         self._pump_task: Task[None] | None = None
@@ -94,9 +94,9 @@ class TaskTransport(DescriptorTransport):
 
     def resume_reading(self) -> None:
         """Read again (the pump does, on its next step)."""
-        if self._closing or not self._reading_paused:
+        if not self._lifecycle.paused:  # not paused, or closing
             return
-        self._reading_paused = False
+        self._lifecycle.apply(Event.RESUME)
         self._wake()
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
@@ -105,9 +105,9 @@ class TaskTransport(DescriptorTransport):
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
             data = bytes(data)  # a copy: a bytearray may change after write() returns
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._closing:
+        if not data or self._lifecycle.closing:
             return
         self._write_to.append(data)  # _buffer, or behind a queued file region
         self._buffer_size += len(data)
@@ -122,15 +122,16 @@ class TaskTransport(DescriptorTransport):
 
     def write_eof(self) -> None:
         """Half-close once the queue is sent."""
-        if self._closing or self._eof_written:
+        if not self._lifecycle.writable:  # EOF asked already, or closing
             return
         if self._half_close is None:
             raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
-        self._eof_written = True
+        self._lifecycle.apply(Event.WRITE_EOF)
         self._wake()
 
     def __repr__(self) -> str:
-        state = "lost" if self._lost else "closing" if self._closing else "open"
+        lifecycle = self._lifecycle
+        state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
         return f"<TaskTransport fd={self._read_fd}/{self._write_fd} {state} buffered={self._buffer_size}>"
 
     # ----------------------------------------------- readiness: note, wake
@@ -165,14 +166,15 @@ class TaskTransport(DescriptorTransport):
 
     async def _pump(self) -> None:
         """Move the bytes until the connection is lost."""
+        lifecycle = self._lifecycle
         try:
             while True:
                 if self._readable:
                     self._readable = False
                     self._read_once()
-                if not self._lost:
+                if not lifecycle.lost:
                     self._send_queued()
-                if self._lost:
+                if lifecycle.lost:
                     return
                 self._want_reading()
                 waiter = self._waiter = Future(self._reactor.call_soon)
@@ -185,7 +187,7 @@ class TaskTransport(DescriptorTransport):
 
     def _want_reading(self) -> None:
         """Be registered for reading exactly while the protocol wants data."""
-        if self._reader_on or self._reading_paused or self._closing or self._eof_received:
+        if self._reader_on or not self._lifecycle.wants_data:  # paused, closing or at EOF
             return
         self._reader_on = True
         self._reactor._set_reader(self._read_fd, self._on_readable, self)
@@ -228,7 +230,8 @@ class TaskTransport(DescriptorTransport):
                 self._protocol.resume_writing()
             except Exception as exc:
                 self._callback_failed(exc)
-        if self._lost:
+        lifecycle = self._lifecycle
+        if lifecycle.lost:
             return
         if buffer or self._file_queue:
             if not self._writer_on:
@@ -238,10 +241,10 @@ class TaskTransport(DescriptorTransport):
         if self._writer_on:
             self._writer_on = False
             self._reactor._set_writer(self._write_fd, None, self)
-        if self._closing:
+        if lifecycle.closing:
             self._finish(None)
-        elif self._eof_written and not self._eof_sent and self._half_close is not None:
-            self._eof_sent = True
+        elif lifecycle.write_state is WriteState.EOF_PENDING and self._half_close is not None:
+            lifecycle.apply(Event.EOF_SENT)
             self._half_close()
 
 

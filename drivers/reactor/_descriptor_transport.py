@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.connection_clock import ConnectionClock
 from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
+from weft.drivers._core.lifecycle import Event, TransportLifecycle, WriteState
 from weft.drivers._core.socket_defaults import LINGER_ZERO, READ_SIZE, name_or_none
 from weft.drivers._core.transport_base import TransportBookkeeping, drop_sent
 from weft.protocols._flow_control import WriteFlowControl
@@ -62,20 +63,16 @@ class DescriptorTransport(TransportBookkeeping):
         "_buffer",
         "_buffer_size",
         "_close_files",
-        "_closing",
         "_eio_is_eof",
-        "_eof_received",
-        "_eof_written",
         "_extra",
         "_file_queue",
         "_flow",
         "_half_close",
         "_idle_writer",
-        "_lost",
+        "_lifecycle",
         "_protocol",
         "_reactor",
         "_read_fd",
-        "_reading_paused",
         "_recv",
         "_reset",
         "_reset_on_close",
@@ -132,13 +129,11 @@ class DescriptorTransport(TransportBookkeeping):
         # The kernel refused sendfile for a region here: regions are read
         # in pieces from now on.
         self._sendfile_refused = False
-        self._reading_paused = False
-        self._closing = False  # close() or abort() called, or connection lost
-        self._eof_written = False  # write_eof() called
-        # Nothing queued, not closing, no EOF written: write() may send at once.
+        self._lifecycle = TransportLifecycle()
+        # The write path's own flag: nothing queued, and the lifecycle
+        # writable (set false on every transition that ends that, true again
+        # when the queue drains while still writable): write() may send at once.
         self._idle_writer = True
-        self._eof_received = False
-        self._lost = False
         self._reset_on_close = False
         #: Called with this transport once the connection is lost.
         self.on_lost: list[Callable[[DescriptorTransport], object]] = []
@@ -153,16 +148,16 @@ class DescriptorTransport(TransportBookkeeping):
         except Exception as exc:
             self._callback_failed(exc)
             return
-        if not self._closing and not self._reading_paused:
+        if self._lifecycle.wants_data:
             self._reactor._set_stream_reader(self._read_fd, self)
 
     # ------------------------------------------------------- BaseTransport
 
     def close(self) -> None:
         """Flush, then close; ``connection_lost(None)`` follows on a later turn."""
-        if self._closing:
+        if self._lifecycle.closing:
             return
-        self._closing = True
+        self._lifecycle.apply(Event.CLOSE)
         self._idle_writer = False
         self._stop_reading()
         if not self._buffer and not self._file_queue:
@@ -172,17 +167,18 @@ class DescriptorTransport(TransportBookkeeping):
 
     def pause_reading(self) -> None:
         """Stop reading; the kernel's buffers and flow control slow the peer."""
-        if self._closing or self._reading_paused:
+        if not self._lifecycle.reading:  # paused already, or closing
             return
-        self._reading_paused = True
+        self._lifecycle.apply(Event.PAUSE)
         self._stop_reading()
 
     def resume_reading(self) -> None:
         """Read again."""
-        if self._closing or not self._reading_paused:
+        lifecycle = self._lifecycle
+        if not lifecycle.paused:  # not paused, or closing
             return
-        self._reading_paused = False
-        if not self._eof_received:
+        lifecycle.apply(Event.RESUME)
+        if lifecycle.wants_data:  # not at EOF
             self._reactor._set_stream_reader(self._read_fd, self)
 
     # ------------------------------------------------------ WriteTransport
@@ -213,9 +209,9 @@ class DescriptorTransport(TransportBookkeeping):
             # A copy: the caller may change a bytearray later, and a bytes
             # subclass is made plain so the hot path takes it next time.
             data = bytes(data)
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._closing:
+        if not data or self._lifecycle.closing:
             return
         if self._idle_writer:
             self.write(data)
@@ -245,7 +241,7 @@ class DescriptorTransport(TransportBookkeeping):
         was_idle = self._idle_writer
         if not self._queue_file(region):
             return
-        if not was_idle or self._lost:
+        if not was_idle or self._lifecycle.lost:
             return  # already waiting for writability (or gone)
         if not self._flow.paused:
             if self._send_file() is None:
@@ -263,10 +259,10 @@ class DescriptorTransport(TransportBookkeeping):
         What ``write_file`` does on every runtime built on this transport;
         sending it is each one's own business.
         """
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             region.close()
             raise WriteAfterEofError("write_file() after write_eof()")
-        if self._closing or not len(region):
+        if self._lifecycle.closing or not len(region):
             region.close()
             return False
         self._file_queue.append(region)
@@ -280,13 +276,14 @@ class DescriptorTransport(TransportBookkeeping):
 
     def write_eof(self) -> None:
         """Half-close once the queue is sent."""
-        if self._closing or self._eof_written:
+        if not self._lifecycle.writable:  # EOF asked already, or closing
             return
         if self._half_close is None:
             raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
-        self._eof_written = True
+        self._lifecycle.apply(Event.WRITE_EOF)
         self._idle_writer = False
         if not self._buffer and not self._file_queue:
+            self._lifecycle.apply(Event.EOF_SENT)
             self._half_close()
 
     def can_write_eof(self) -> bool:
@@ -295,7 +292,7 @@ class DescriptorTransport(TransportBookkeeping):
 
     def abort(self) -> None:
         """Drop the queue and close now; a TCP peer gets a reset."""
-        if self._lost:
+        if self._lifecycle.lost:
             return
         self._reset_on_close = True
         self._force_close(None)
@@ -311,7 +308,8 @@ class DescriptorTransport(TransportBookkeeping):
         return self._buffer_size
 
     def __repr__(self) -> str:
-        state = "lost" if self._lost else "closing" if self._closing else "open"
+        lifecycle = self._lifecycle
+        state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
         fds = f"{self._read_fd}/{self._write_fd}"
         return f"<DescriptorTransport fd={fds} {state} buffered={self._buffer_size}>"
 
@@ -348,12 +346,14 @@ class DescriptorTransport(TransportBookkeeping):
             return
         if self._flow.should_resume(self._buffer_size):
             self._protocol.resume_writing()
-        if buffer or self._file_queue or self._lost:
+        lifecycle = self._lifecycle
+        if buffer or self._file_queue or lifecycle.lost:
             return
         self._reactor._set_writer(self._write_fd, None, self)
-        if self._closing:
+        if lifecycle.closing:
             self._finish(None)
-        elif self._eof_written:
+        elif lifecycle.write_state is WriteState.EOF_PENDING:
+            lifecycle.apply(Event.EOF_SENT)
             if self._half_close is not None:
                 self._half_close()
         else:
@@ -438,7 +438,7 @@ class DescriptorTransport(TransportBookkeeping):
         self._write_to = self._buffer
 
     def _eof(self) -> None:
-        self._eof_received = True
+        self._lifecycle.apply(Event.EOF_RECEIVED)
         self._stop_reading()
         if not self._protocol.eof_received():
             self.close()
@@ -464,20 +464,20 @@ class DescriptorTransport(TransportBookkeeping):
 
     def _force_close(self, exc: BaseException | None) -> None:
         """End at once (an error, an abort): drop the queue, connection_lost(exc) soon."""
-        if self._lost:
+        if self._lifecycle.lost:
             return
         self._buffer.clear()
         if self._file_queue:
             self._drop_files()
         self._buffer_size = 0
-        self._closing = True
+        self._lifecycle.apply(Event.ABORT)
         self._idle_writer = False
         self._stop_reading()
         self._reactor._set_writer(self._write_fd, None, self)
         self._finish(exc)
 
     def _finish(self, exc: BaseException | None) -> None:
-        self._lost = True
+        self._lifecycle.apply(Event.LOST)
         self._reactor.call_soon(self._connection_lost, exc)
 
     def _connection_lost(self, exc: BaseException | None) -> None:

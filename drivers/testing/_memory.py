@@ -35,6 +35,7 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 from weft.drivers._core.connection_clock import ConnectionClock
+from weft.drivers._core.lifecycle import Event, TransportLifecycle, WriteState
 from weft.drivers._core.transport_base import TransportBookkeeping
 from weft.drivers.testing._fake_clock import FakeClock
 from weft.protocols._flow_control import WriteFlowControl
@@ -72,14 +73,15 @@ class MemoryTransport(TransportBookkeeping):
         # the same flow control as over sendfile.
         self._output: deque[bytes | memoryview | FileRegion] = deque()
         self._output_size = 0
-        self._reading_paused = False
+        self._lifecycle = TransportLifecycle()
         # Received while reading was paused: data, or None for EOF.
         self._held: deque[bytes | None] = deque()
-        self._closing = False  # close() or abort() called, or connection lost
-        self._eof_written = False  # write_eof() called
-        self._lost = False  # connection_lost scheduled or called
+        # Whether the protocol has had connection_lost (the lifecycle's LOST
+        # comes first, when it is scheduled).
         self._lost_called = False
-        # What went out to the peer: an EOF after the data, or a reset.
+        # What the simulated wire carried to the peer (the far end's view,
+        # which the pump acts on): an EOF after the data (write_eof() or a
+        # close() that flushed), or a reset.
         self._fin_sent = False
         self._reset_sent = False
 
@@ -87,9 +89,9 @@ class MemoryTransport(TransportBookkeeping):
 
     def close(self) -> None:
         """Flush, then send EOF and end the connection."""
-        if self._closing:
+        if self._lifecycle.closing:
             return
-        self._closing = True
+        self._lifecycle.apply(Event.CLOSE)
         self._held.clear()
         if not self._output:
             self._finish_close()
@@ -99,14 +101,14 @@ class MemoryTransport(TransportBookkeeping):
 
     def pause_reading(self) -> None:
         """Hold incoming data until :meth:`resume_reading`."""
-        if not self._closing:
-            self._reading_paused = True
+        if self._lifecycle.reading:  # else paused already, or closing
+            self._lifecycle.apply(Event.PAUSE)
 
     def resume_reading(self) -> None:
         """Deliver again; data held meanwhile follows at the next clock step."""
-        if self._closing or not self._reading_paused:
+        if not self._lifecycle.paused:  # not paused, or closing
             return
-        self._reading_paused = False
+        self._lifecycle.apply(Event.RESUME)
         if self._held:
             self._clock.call_soon(self._deliver_held)
 
@@ -116,9 +118,9 @@ class MemoryTransport(TransportBookkeeping):
         """Buffer ``data`` for the peer."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._closing:
+        if not data or self._lifecycle.closing:
             return
         chunk = bytes(data)
         self._output.append(chunk)
@@ -130,10 +132,10 @@ class MemoryTransport(TransportBookkeeping):
     def write_file(self, region: FileRegion) -> None:
         """Queue ``region`` for the peer (see the contract's ``write_file``); it
         is read only as the peer takes it, so it holds no memory meanwhile."""
-        if self._eof_written:
+        if self._lifecycle.eof_written:
             region.close()
             raise WriteAfterEofError("write_file() after write_eof()")
-        if not len(region) or self._closing:
+        if not len(region) or self._lifecycle.closing:
             region.close()
             return
         self._output.append(region)
@@ -144,10 +146,11 @@ class MemoryTransport(TransportBookkeeping):
 
     def write_eof(self) -> None:
         """Send EOF once the buffer is flushed."""
-        if self._closing or self._eof_written:
+        if not self._lifecycle.writable:  # EOF asked already, or closing
             return
-        self._eof_written = True
+        self._lifecycle.apply(Event.WRITE_EOF)
         if not self._output:
+            self._lifecycle.apply(Event.EOF_SENT)
             self._fin_sent = True
         self._link.output_ready(self)
 
@@ -157,8 +160,9 @@ class MemoryTransport(TransportBookkeeping):
 
     def abort(self) -> None:
         """Drop the buffer, reset the peer, end the connection."""
-        if self._lost:
+        if self._lifecycle.lost:
             return
+        self._lifecycle.apply(Event.ABORT)
         self._drop_output()
         self._reset_sent = True
         self._lose_later(None)
@@ -175,7 +179,8 @@ class MemoryTransport(TransportBookkeeping):
         return self._output_size
 
     def __repr__(self) -> str:
-        state = "lost" if self._lost else "closing" if self._closing else "open"
+        lifecycle = self._lifecycle
+        state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
         return f"<MemoryTransport {self._extra.get('sockname')!r} {state} buffered={self._output_size}>"
 
     # ------------------------------------------------------------- its state
@@ -189,7 +194,7 @@ class MemoryTransport(TransportBookkeeping):
 
     def _accepts_data(self) -> bool:
         """Whether data sent now would be read now (open and not paused)."""
-        return not self._closing and not self._reading_paused
+        return self._lifecycle.reading
 
     def _take_output(self, max_bytes: int | None = None) -> bytes:
         """Remove and return up to ``max_bytes`` of what was written (all by default).
@@ -228,17 +233,20 @@ class MemoryTransport(TransportBookkeeping):
         self._output_size -= len(data)
         if self._flow.should_resume(self._output_size):
             self._run_callback(self._protocol.resume_writing, ())
-        if not self._output and not self._lost:
-            if self._closing:
+        lifecycle = self._lifecycle
+        if not self._output and not lifecycle.lost:
+            if lifecycle.closing:
                 self._finish_close()
-            elif self._eof_written:
+            elif lifecycle.write_state is WriteState.EOF_PENDING:
+                lifecycle.apply(Event.EOF_SENT)
                 self._fin_sent = True
         return data
 
     def _fail_output(self, exc: OSError) -> None:
         """A file region could not be read: the connection ends with ``exc``, as after a failed send."""
-        if self._lost:
+        if self._lifecycle.lost:
             return
+        self._lifecycle.apply(Event.ABORT)
         self._drop_output()
         self._reset_sent = True
         self._lose_later(exc)
@@ -250,29 +258,29 @@ class MemoryTransport(TransportBookkeeping):
 
     def _receive(self, data: bytes) -> None:
         """Data from the peer: delivered now, or held while reading is paused."""
-        if self._closing or not data:
+        if self._lifecycle.closing or not data:
             return
-        if self._reading_paused or self._held:
+        if self._lifecycle.paused or self._held:
             self._held.append(data)
         else:
             self._run_callback(self._protocol.data_received, (data,))
 
     def _receive_eof(self) -> None:
         """EOF from the peer: delivered now, or after the data held."""
-        if self._closing:
+        if self._lifecycle.closing:
             return
-        if self._reading_paused or self._held:
+        self._lifecycle.apply(Event.EOF_RECEIVED)
+        if self._lifecycle.paused or self._held:
             self._held.append(None)
         else:
             self._deliver_eof()
 
     def _lose_now(self, exc: BaseException | None) -> None:
         """The connection is gone (reset, network failure): tell the protocol now."""
-        if self._lost:
+        if self._lifecycle.lost:
             return
         self._drop_output()
-        self._closing = True
-        self._lost = True
+        self._lifecycle.apply(Event.LOST)
         self._held.clear()
         self._call_connection_lost(exc)
 
@@ -284,7 +292,8 @@ class MemoryTransport(TransportBookkeeping):
         try:
             return callback(*args)
         except Exception as exc:
-            if not self._lost:
+            if not self._lifecycle.lost:
+                self._lifecycle.apply(Event.ABORT)
                 self._drop_output()
                 self._reset_sent = True
                 self._lose_now(exc)
@@ -296,8 +305,8 @@ class MemoryTransport(TransportBookkeeping):
             self.close()
 
     def _deliver_held(self) -> None:
-        held = self._held
-        while held and not self._reading_paused and not self._closing:
+        held, lifecycle = self._held, self._lifecycle
+        while held and lifecycle.reading:
             data = held.popleft()
             if data is None:
                 self._deliver_eof()
@@ -309,8 +318,7 @@ class MemoryTransport(TransportBookkeeping):
         self._lose_later(None)
 
     def _lose_later(self, exc: BaseException | None) -> None:
-        self._closing = True
-        self._lost = True
+        self._lifecycle.apply(Event.LOST)
         self._held.clear()
         self._clock.call_soon(self._call_connection_lost, exc)
 
@@ -516,7 +524,7 @@ class Pump:
             self._reset_delivered.add(sender)
             target._lose_now(ConnectionResetError("connection reset by peer"))
             moved = True
-        elif target._lost:
+        elif target._lifecycle.lost:
             if source.get_write_buffer_size():
                 source._take_output()
                 source._lose_now(ConnectionResetError("connection reset by peer"))
