@@ -263,20 +263,20 @@ class HTTPClientProtocol(Protocol):
         self._transport = self._wire.transport = transport
         self._clock = self._writable.clock = clock_of(transport)
         self._send_next()
-        self._pump()
+        self._wire.pump()
 
     def data_received(self, data: bytes) -> None:
         """Hand the bytes to h11 and act on what they complete."""
         if self._closed is not None:
             return
         self._wire.feed(data)
-        self._pump()
+        self._wire.pump()
 
     def eof_received(self) -> bool:
         """The server will send no more: finish a close-delimited body, then close."""
         if self._closed is None:
             self._wire.feed_eof()
-            self._pump()
+            self._wire.pump()
         return True
 
     def pause_writing(self) -> None:
@@ -309,17 +309,21 @@ class HTTPClientProtocol(Protocol):
         headers = handle._headers
         if not any(name.lower() == b"host" for name, _ in headers):
             headers = [(b"host", self._host_header()), *headers]
-        self._send(h11.Request(method=handle.method, target=handle.target, headers=headers))
-        handle._sent = True
+        # What the request has so far goes out in one write: a small
+        # request is one packet.
+        events: list[h11.Event] = [h11.Request(method=handle.method, target=handle.target, headers=headers)]
         if handle._body:
-            self._send(h11.Data(data=handle._body))
-        for chunk in handle._pending:
-            self._send(h11.Data(data=chunk))
+            events.append(h11.Data(data=handle._body))
+        events.extend(h11.Data(data=chunk) for chunk in handle._pending)
         handle._pending.clear()
         if handle._ended:
-            self._finish_body(handle)
-        if self._writable.waiting_for(handle):
-            self._writable.schedule()
+            events.append(h11.EndOfMessage())
+        self._send(*events)
+        handle._sent = True
+        if handle._ended:
+            handle._body_sent = True
+            self._maybe_next_cycle()
+        self._writable.wake_for(handle)
 
     def _host_header(self) -> bytes:
         if self.host is not None:
@@ -330,8 +334,8 @@ class HTTPClientProtocol(Protocol):
             return (f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}").encode("idna")
         return b"localhost"
 
-    def _send(self, event: h11.Event) -> None:
-        data = self._wire.encode(event)
+    def _send(self, *events: h11.Event) -> None:
+        data = self._wire.encode(*events)
         if data and self._transport is not None:
             self._transport.write(data)
 
@@ -352,9 +356,6 @@ class HTTPClientProtocol(Protocol):
             self._writable.add(handle, callback)
 
     # --------------------------------------------------------- receiving
-
-    def _pump(self) -> None:
-        self._wire.pump()
 
     def _wants_event(self) -> bool:
         current = self._current
@@ -460,7 +461,7 @@ class HTTPClientProtocol(Protocol):
             self._h11.start_next_cycle()
             self._current = None
             self._send_next()
-            self._pump()
+            self._wire.pump()
         elif h11.MUST_CLOSE in (our_state, their_state) or h11.CLOSED in (our_state, their_state):
             self._current = None
             self._break(HTTPConnectionClosedError("the server ended connection reuse (Connection: close)"))
@@ -469,7 +470,7 @@ class HTTPClientProtocol(Protocol):
 
     def _body_demanded(self, stream: BodyStream) -> None:
         """(BodyStream) the caller wants the body now."""
-        self._pump()
+        self._wire.pump()
 
     def _body_paused(self, stream: BodyStream) -> None:
         """(BodyStream) the caller paused the body: the pump stops by itself."""

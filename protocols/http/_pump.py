@@ -71,10 +71,10 @@ class H11Pump:
         "_max_head_size",
         "_need_data",
         "_peer_error",
-        "_pumping",
         "_wants_event",
         "connection",
         "meter",
+        "pumping",
         "stopped",
         "transport",
     )
@@ -104,7 +104,9 @@ class H11Pump:
         self._need_data = need_data
         self._peer_error = peer_error
         self._cannot_send = cannot_send
-        self._pumping = False  # re-entry guard: a handler may pump from inside handle()
+        #: Whether :meth:`pump` is running (a call now returns at once: a
+        #: handler may pump from inside ``handle``).
+        self.pumping = False
         # Received and not yet handed to h11 (see FEED_SIZE); reading stays
         # paused while anything waits here.
         self._inbox: deque[memoryview] = deque()
@@ -154,9 +156,9 @@ class H11Pump:
         """Take events from h11 while the protocol wants them; then read on
         only if h11 is waiting for bytes."""
         transport = self.transport
-        if self._pumping or self.stopped or transport is None:
+        if self.pumping or self.stopped or transport is None:
             return
-        self._pumping = True
+        self.pumping = True
         need_data = False
         connection = self.connection
         wants_event, handle = self._wants_event, self._handle
@@ -178,18 +180,13 @@ class H11Pump:
                     break
                 handle(event)
         finally:
-            self._pumping = False
+            self.pumping = False
         if not self.stopped:
             # Read only while h11's buffer is being drained, so it stays bounded.
             if need_data:
                 transport.resume_reading()
             else:
                 transport.pause_reading()
-
-    @property
-    def pumping(self) -> bool:
-        """Whether :meth:`pump` is running (a call now returns at once)."""
-        return self._pumping
 
     def stop(self) -> None:
         """No more HTTP on this connection: pump no more, drop what waits to be fed."""
@@ -271,6 +268,13 @@ class WritableWaiters:
     def waiting_for(self, message: WaitingMessage) -> bool:
         """Whether a callback waits for ``message``."""
         return any(waiting is message for waiting, _ in self._waiting)
+
+    def wake_for(self, message: WaitingMessage) -> None:
+        """``message`` has come to its turn: run on the next clock turn if a callback waits for it."""
+        for waiting, _ in self._waiting:
+            if waiting is message:
+                self.schedule()
+                return
 
     def run(self) -> None:
         """Call what waits for the messages in turn, while the connection takes more."""

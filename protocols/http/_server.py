@@ -188,10 +188,6 @@ class HTTPServerProtocol(Protocol):
             self._pump()
         return True
 
-    def _pending(self) -> int:
-        """Bytes of the next request received so far (0: the client is silent)."""
-        return self._wire.pending()
-
     def pause_writing(self) -> None:
         """The client is not keeping up: responses report not writable, and
         the send deadline starts."""
@@ -307,7 +303,7 @@ class HTTPServerProtocol(Protocol):
                 self._transport.close()
 
     def _head_timed_out(self) -> None:
-        if self._pending() and self._transport is not None:
+        if self._wire.pending() and self._transport is not None:
             logger.info("refusing an HTTP request: its head took over %s s", self.limits.head_timeout)
             self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT))
             self._close_lingering()
@@ -365,7 +361,9 @@ class HTTPServerProtocol(Protocol):
     def _pump(self) -> None:
         """Take events from h11 while someone wants them (see H11Pump)."""
         wire = self._wire
-        if not wire.pumping and self._next_turn is None:
+        if wire.pumping:
+            return  # the pump running further up the stack takes the next event
+        if self._next_turn is None:
             self._begun_this_turn = 0  # a new turn of the loop: fairness starts again
         wire.pump()
 
@@ -380,7 +378,7 @@ class HTTPServerProtocol(Protocol):
         if exchange is None:
             if self._next_turn is not None:
                 return False
-            if self._begun_this_turn >= self.limits.max_requests_per_turn and self._pending():
+            if self._begun_this_turn >= self.limits.max_requests_per_turn and self._wire.pending():
                 self._defer_to_next_turn()
                 return False
             return True
@@ -556,7 +554,7 @@ class HTTPServerProtocol(Protocol):
         self._exchange = None
         now = self._now()
         self._head_due = now + self.limits.head_timeout
-        if self._pending():
+        if self._wire.pending():
             self._enter(_HEAD, self._head_due)
         else:
             self._enter(_IDLE, now + self.limits.keep_alive_timeout)

@@ -61,7 +61,6 @@ from weft.protocols.tls._session import (
     SessionFailed,
     SessionState,
     StreamTruncated,
-    TLSEvent,
     TLSSession,
 )
 
@@ -319,7 +318,14 @@ class TLSProtocol(Protocol):
                 self._app_writing_paused = True
                 self._app.pause_writing()
             return
-        self._encrypt(data)
+        # The write path: _encrypt's work, inline.
+        try:
+            ciphertext = self._session.send(data)
+        except TLSError as exc:
+            self._fail(exc)
+            return
+        if ciphertext and self._transport is not None:
+            self._transport.write(ciphertext)
 
     def write_eof(self) -> None:
         """Send close_notify once the held writes are out; keep reading."""
@@ -430,31 +436,35 @@ class TLSProtocol(Protocol):
         if self._processing:
             return
         self._processing = True
+        session = self._session
         try:
-            if self._state is _HANDSHAKING:
-                self._act(self._session.next_events())
-                if self._state is _HANDSHAKING:
-                    return  # the handshake waits for more
-            state = self._state
-            if (state is _OPEN or state is _CLOSING) and not self._app_reading_paused:
-                self._act(self._session.next_events())
+            # At most two rounds: a step of the handshake, then (once it is
+            # done) the plaintext that came with it.  This is the read path:
+            # the events are carried out here, not in a helper.
+            while True:
+                before = self._state
+                if before is not _HANDSHAKING and (
+                    (before is not _OPEN and before is not _CLOSING) or self._app_reading_paused
+                ):
+                    return
+                for event in session.next_events():
+                    # The events are final classes: an identity test of the
+                    # type is enough, and cheaper than isinstance.
+                    if type(event) is ApplicationData:
+                        if self._state is _OPEN:  # after close(), the plaintext is dropped
+                            self._app.data_received(event.data)
+                    elif type(event) is SendData:
+                        self._write_below(event.data)
+                    elif type(event) is HandshakeComplete:
+                        self._handshake_completed()
+                    elif type(event) is CloseNotifyReceived:
+                        self._peer_closed()
+                    elif type(event) is SessionFailed:
+                        self._fail(event.error)
+                if before is not _HANDSHAKING or self._state is _HANDSHAKING:
+                    return  # read all there was, or the handshake waits for more
         finally:
             self._processing = False
-
-    def _act(self, events: list[TLSEvent]) -> None:
-        """Carry out what the session says happened, in order."""
-        for event in events:
-            if isinstance(event, SendData):
-                self._write_below(event.data)
-            elif isinstance(event, ApplicationData):
-                if self._state is _OPEN:  # after close(), the plaintext is dropped
-                    self._app.data_received(event.data)
-            elif isinstance(event, HandshakeComplete):
-                self._handshake_completed()
-            elif isinstance(event, CloseNotifyReceived):
-                self._peer_closed()
-            elif isinstance(event, SessionFailed):
-                self._fail(event.error)
 
     def _handshake_completed(self) -> None:
         self._cancel_timer()

@@ -146,43 +146,52 @@ TRANSITIONS: dict[SessionState, dict[SessionInput, SessionState]] = {
     _S.FAILED: {_I.EOF: _S.FAILED},
 }
 
-# The states in which application data may be sent (derived from the table,
-# which stays the one authority: send() checks this first because it is the
-# write path's one per-call test).
-_CAN_SEND = frozenset(state for state, moves in TRANSITIONS.items() if moves.get(_I.SEND) is state)
+# The states in which application data may be sent, derived from the table
+# (which stays the one authority): send() tests this first, as the write
+# path's one per-call check.  Tuples, not sets, on the per-call paths: ``in``
+# on a tuple compares by identity first, where a set would call Enum's
+# __hash__, which is Python code.
+_CAN_SEND = tuple(state for state, moves in TRANSITIONS.items() if moves.get(_I.SEND) is state)
 
 # The states in which the peer's bytes still mean something.
-_READING = frozenset({_S.HANDSHAKING, _S.OPEN, _S.WRITE_CLOSED})
+_READING = (_S.OPEN, _S.WRITE_CLOSED, _S.HANDSHAKING)
+
+# Module names for the states the per-call paths test: an Enum member read
+# as a class attribute costs a lookup through the enum's metaclass each time.
+_HANDSHAKING, _HANDSHAKE_FAILED = _S.HANDSHAKING, _S.HANDSHAKE_FAILED
+_OPEN, _WRITE_CLOSED = _S.OPEN, _S.WRITE_CLOSED
 
 
 # ---------------------------------------------------------------- the events
+# (Not frozen: a frozen dataclass's __init__ costs several times a plain
+# one's, and one is made for every read.)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendData:
     """Ciphertext for the peer (handshake messages, alerts, tickets): send it, in order."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandshakeComplete:
     """The handshake completed: the peer's certificate and the ALPN choice are known."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ApplicationData:
     """Plaintext from the peer (everything decrypted in one :meth:`TLSSession.next_events`)."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CloseNotifyReceived:
     """The peer sent ``close_notify``: it will send no more."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamTruncated:
     """The byte stream ended without the peer's ``close_notify``: what came
     may have been cut short.  Sending may go on."""
@@ -190,7 +199,7 @@ class StreamTruncated:
     error: TLSTruncatedError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionFailed:
     """The session failed (a :class:`~weft.protocols.tls._errors.TLSHandshakeError`
     during the handshake); nothing more moves.  A :class:`SendData` before
@@ -251,7 +260,7 @@ class TLSSession:
     def handshake_complete(self) -> bool:
         """Whether the handshake has completed (it stays so if the session fails later)."""
         state = self._state
-        return state is not _S.HANDSHAKING and state is not _S.HANDSHAKE_FAILED
+        return state is not _HANDSHAKING and state is not _HANDSHAKE_FAILED
 
     @property
     def pending_ciphertext(self) -> int:
@@ -278,10 +287,10 @@ class TLSSession:
         """
         state = self._state
         self._move(_I.EOF)
-        if state is _S.HANDSHAKING:
+        if state is _HANDSHAKING:
             error = TLSHandshakeError("the peer closed the connection during the TLS handshake")
             return [SessionFailed(error)]
-        if state is _S.OPEN or state is _S.WRITE_CLOSED:
+        if state is _OPEN or state is _WRITE_CLOSED:
             return [
                 StreamTruncated(
                     TLSTruncatedError(
@@ -305,11 +314,36 @@ class TLSSession:
         ended.
         """
         state = self._state
-        if state is _S.HANDSHAKING:
-            return self._step_handshake()
-        if state is _S.OPEN or state is _S.WRITE_CLOSED:
-            return self._read()
-        return []
+        if state is not _OPEN and state is not _WRITE_CLOSED:
+            return self._step_handshake() if state is _HANDSHAKING else []
+        # Decrypt everything buffered (the read path: inline, no helper).
+        chunks: list[bytes] = []
+        close_notify = False
+        read = self._ssl.read
+        while True:
+            try:
+                chunk = read(READ_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                close_notify = True
+                break
+            except ssl.SSLError as exc:
+                return self._failed(TLSError, "TLS session failed", exc)
+            if not chunk:
+                close_notify = True
+                break
+            chunks.append(chunk)
+        # Reading may have produced records to send (session tickets, key
+        # updates): they go first.
+        outgoing = self._outgoing
+        events: list[TLSEvent] = [SendData(outgoing.read())] if outgoing.pending else []
+        if chunks:
+            events.append(ApplicationData(chunks[0] if len(chunks) == 1 else b"".join(chunks)))
+        if close_notify:
+            self._move(_I.CLOSE_NOTIFY)
+            events.append(CloseNotifyReceived())
+        return events
 
     # ------------------------------------------------------------ output
 
@@ -368,46 +402,18 @@ class TLSSession:
             self._queue_output(events)
             return events
         except (ssl.SSLError, ssl.CertificateError) as exc:
-            self._queue_output(events)  # the alert that says why, for the peer
-            self._move(_I.FAILURE)
-            events.append(SessionFailed(_failure(TLSHandshakeError, "TLS handshake failed", exc)))
-            return events
+            return self._failed(TLSHandshakeError, "TLS handshake failed", exc)
         self._move(_I.HANDSHAKE_DONE)
         self._queue_output(events)
         events.append(HandshakeComplete())
         return events
 
-    def _read(self) -> list[TLSEvent]:
-        chunks: list[bytes] = []
-        close_notify = False
-        read = self._ssl.read
-        while True:
-            try:
-                chunk = read(READ_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                close_notify = True
-                break
-            except ssl.SSLError as exc:
-                events: list[TLSEvent] = []
-                self._queue_output(events)
-                self._move(_I.FAILURE)
-                events.append(SessionFailed(_failure(TLSError, "TLS session failed", exc)))
-                return events
-            if not chunk:
-                close_notify = True
-                break
-            chunks.append(chunk)
-        # Reading may have produced records to send (session tickets, key
-        # updates): they go first.
-        events = []
+    def _failed(self, kind: type[TLSError], what: str, exc: BaseException) -> list[TLSEvent]:
+        """Fail the session for ``exc``: the alert OpenSSL queued for the peer, then the error."""
+        events: list[TLSEvent] = []
         self._queue_output(events)
-        if chunks:
-            events.append(ApplicationData(chunks[0] if len(chunks) == 1 else b"".join(chunks)))
-        if close_notify:
-            self._move(_I.CLOSE_NOTIFY)
-            events.append(CloseNotifyReceived())
+        self._move(_I.FAILURE)
+        events.append(SessionFailed(_failure(kind, what, exc)))
         return events
 
     def _queue_output(self, events: list[TLSEvent]) -> None:
