@@ -23,6 +23,8 @@ from weft.protocols.tls import (
 )
 from weft.protocols.tls import client_context as weft_client_context
 from weft.protocols.tls import server_context as weft_server_context
+from weft.protocols.tls._layer import LAYER_TRANSITIONS, LayerState
+from weft.protocols.tls._session import SessionState
 
 KIB = 1024
 
@@ -251,6 +253,26 @@ def test_close_sends_close_notify_and_both_ends_finish_cleanly() -> None:
     assert ("eof_received",) in server.events
     assert lost(server) is None
     assert lost(client) is None
+
+
+def test_the_layer_moves_along_its_table_and_the_session_along_its_own() -> None:
+    """HANDSHAKING, OPEN, CLOSING at close() (our close_notify out: the session is
+    WRITE_CLOSED), then CLOSED and LOST once the peer answers; the peer's layer
+    closes when its application does not keep the session open."""
+    client_app, server_app = RecordingProtocol(), RecordingProtocol()
+    client, server = tls_client(client_app), tls_server(server_app)
+    pump = connect_pair(client, server)
+    assert client.state is LayerState.HANDSHAKING
+    pump.run()
+    assert (client.state, server.state) == (LayerState.OPEN, LayerState.OPEN)
+    assert client.session.state is SessionState.OPEN
+    client_app.transport.close()
+    assert (client.state, client.session.state) == (LayerState.CLOSING, SessionState.WRITE_CLOSED)
+    pump.run()
+    assert (client.state, server.state) == (LayerState.LOST, LayerState.LOST)
+    assert (client.session.state, server.session.state) == (SessionState.CLOSED, SessionState.CLOSED)
+    assert set(LAYER_TRANSITIONS) == set(LayerState)
+    assert LAYER_TRANSITIONS[LayerState.LOST] == frozenset()  # the end: nothing follows
 
 
 def test_close_gives_up_waiting_for_a_silent_peer_after_close_timeout() -> None:

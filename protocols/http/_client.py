@@ -37,7 +37,8 @@ from weft.protocols.http._errors import (
 from weft.protocols.http._headers import HeaderInput, Headers, header_list
 from weft.protocols.http._limits import HTTPLimits
 from weft.protocols.http._messages import ClientResponse
-from weft.protocols.http._wire import HeadMeter, chunk_bytes_announced, framing_fault, remote_error
+from weft.protocols.http._pump import H11Pump, WritableWaiters
+from weft.protocols.http._wire import chunk_bytes_announced, framing_fault
 
 __all__ = ["ClientRequest", "HTTPClientProtocol", "OnComplete", "OnResponse"]
 
@@ -122,6 +123,16 @@ class ClientRequest:
         connection takes more (on the next clock turn if that is now)."""
         self._client._when_writable(self, callback)
 
+    @property
+    def _in_turn(self) -> bool:
+        """(WritableWaiters) whether the request is on the wire (its head is out)."""
+        return self._sent
+
+    @property
+    def _writes_over(self) -> bool:
+        """(WritableWaiters) whether its ``on_writable`` callbacks are to be dropped."""
+        return self._done
+
     def _fail(self, exc: HTTPError) -> None:
         """The exchange failed: its body reader, else ``on_error``, hears once."""
         if self._done:
@@ -151,16 +162,25 @@ class HTTPClientProtocol(Protocol):
     def __init__(self, *, host: str | None = None, limits: HTTPLimits | None = None) -> None:
         self.host = host
         self.limits = limits if limits is not None else HTTPLimits()
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.limits.max_head_size)
-        self._meter = HeadMeter(self._h11)
+        # h11, fed and pumped (the pump is shared with the server).
+        self._wire = H11Pump(
+            h11.CLIENT,
+            max_head_size=self.limits.max_head_size,
+            wants_event=self._wants_event,
+            handle=self._handle,
+            need_data=self._check_chunk,
+            peer_error=self._break,
+            cannot_send=self._cannot_send,
+        )
+        self._h11 = self._wire.connection
+        self._meter = self._wire.meter
         self._transport: Transport | None = None
         self._clock: Clock | None = None
         self._queue: deque[ClientRequest] = deque()
         self._current: ClientRequest | None = None
         self._closed: HTTPConnectionClosedError | None = None
-        self._pumping = False
         self._writing_paused = False
-        self._writable_waiters: list[tuple[ClientRequest, Callable[[], object]]] = []
+        self._writable = WritableWaiters(self._is_writable)
 
     # ------------------------------------------------------------ the API
 
@@ -240,24 +260,23 @@ class HTTPClientProtocol(Protocol):
 
     def connection_made(self, transport: Any) -> None:
         """Send what was asked for before the connection was up."""
-        self._transport = transport
-        self._clock = clock_of(transport)
+        self._transport = self._wire.transport = transport
+        self._clock = self._writable.clock = clock_of(transport)
         self._send_next()
-        self._pump()
+        self._wire.pump()
 
     def data_received(self, data: bytes) -> None:
         """Hand the bytes to h11 and act on what they complete."""
         if self._closed is not None:
             return
-        self._meter.fed(data)
-        self._h11.receive_data(data)
-        self._pump()
+        self._wire.feed(data)
+        self._wire.pump()
 
     def eof_received(self) -> bool:
         """The server will send no more: finish a close-delimited body, then close."""
         if self._closed is None:
-            self._h11.receive_data(b"")
-            self._pump()
+            self._wire.feed_eof()
+            self._wire.pump()
         return True
 
     def pause_writing(self) -> None:
@@ -267,7 +286,7 @@ class HTTPClientProtocol(Protocol):
     def resume_writing(self) -> None:
         """The server caught up: call what waits in ``on_writable``."""
         self._writing_paused = False
-        self._run_writable_waiters()
+        self._writable.run()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """Fail every unfinished request."""
@@ -290,17 +309,21 @@ class HTTPClientProtocol(Protocol):
         headers = handle._headers
         if not any(name.lower() == b"host" for name, _ in headers):
             headers = [(b"host", self._host_header()), *headers]
-        self._send(h11.Request(method=handle.method, target=handle.target, headers=headers))
-        handle._sent = True
+        # What the request has so far goes out in one write: a small
+        # request is one packet.
+        events: list[h11.Event] = [h11.Request(method=handle.method, target=handle.target, headers=headers)]
         if handle._body:
-            self._send(h11.Data(data=handle._body))
-        for chunk in handle._pending:
-            self._send(h11.Data(data=chunk))
+            events.append(h11.Data(data=handle._body))
+        events.extend(h11.Data(data=chunk) for chunk in handle._pending)
         handle._pending.clear()
         if handle._ended:
-            self._finish_body(handle)
-        if any(request is handle for request, _ in self._writable_waiters) and self._clock is not None:
-            self._clock.call_later(0, self._run_writable_waiters)
+            events.append(h11.EndOfMessage())
+        self._send(*events)
+        handle._sent = True
+        if handle._ended:
+            handle._body_sent = True
+            self._maybe_next_cycle()
+        self._writable.wake_for(handle)
 
     def _host_header(self) -> bytes:
         if self.host is not None:
@@ -311,16 +334,14 @@ class HTTPClientProtocol(Protocol):
             return (f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}").encode("idna")
         return b"localhost"
 
-    def _send(self, event: h11.Event) -> None:
-        try:
-            data = self._h11.send(event)
-        except h11.LocalProtocolError as exc:
-            error = HTTPUsageError(f"cannot send {type(event).__name__}: {exc}")
-            error.__cause__ = exc
-            self._break(HTTPConnectionClosedError(f"the request could not be sent: {exc}"), abort=True)
-            raise error from exc
+    def _send(self, *events: h11.Event) -> None:
+        data = self._wire.encode(*events)
         if data and self._transport is not None:
             self._transport.write(data)
+
+    def _cannot_send(self, exc: h11.LocalProtocolError) -> None:
+        """(H11Pump) h11 refused an event of the request: the connection cannot go on."""
+        self._break(HTTPConnectionClosedError(f"the request could not be sent: {exc}"), abort=True)
 
     def _finish_body(self, handle: ClientRequest) -> None:
         handle._body_sent = True
@@ -331,50 +352,10 @@ class HTTPClientProtocol(Protocol):
         return not self._writing_paused and self._closed is None
 
     def _when_writable(self, handle: ClientRequest, callback: Callable[[], object]) -> None:
-        if self._closed is not None or handle._done:
-            return
-        self._writable_waiters.append((handle, callback))
-        if handle._sent and not self._writing_paused and self._clock is not None:
-            self._clock.call_later(0, self._run_writable_waiters)
-
-    def _run_writable_waiters(self) -> None:
-        if self._writing_paused or self._closed is not None:
-            return
-        ready = [(handle, callback) for handle, callback in self._writable_waiters if handle._sent]
-        self._writable_waiters = [item for item in self._writable_waiters if not item[0]._sent]
-        for handle, callback in ready:
-            if not handle._done and self._closed is None:
-                callback()
+        if self._closed is None and not handle._done:
+            self._writable.add(handle, callback)
 
     # --------------------------------------------------------- receiving
-
-    def _pump(self) -> None:
-        if self._pumping or self._closed is not None or self._transport is None:
-            return
-        self._pumping = True
-        need_data = False
-        try:
-            while self._closed is None and self._wants_event():
-                try:
-                    event = self._h11.next_event()
-                except h11.RemoteProtocolError as exc:
-                    self._break(remote_error(exc, self.limits.max_head_size))
-                    break
-                if event is h11.NEED_DATA:
-                    self._check_chunk()
-                    need_data = True
-                    break
-                if event is h11.PAUSED:
-                    break
-                self._handle(event)
-        finally:
-            self._pumping = False
-        transport = self._transport
-        if self._closed is None:
-            if need_data:
-                transport.resume_reading()
-            else:
-                transport.pause_reading()
 
     def _wants_event(self) -> bool:
         current = self._current
@@ -480,7 +461,7 @@ class HTTPClientProtocol(Protocol):
             self._h11.start_next_cycle()
             self._current = None
             self._send_next()
-            self._pump()
+            self._wire.pump()
         elif h11.MUST_CLOSE in (our_state, their_state) or h11.CLOSED in (our_state, their_state):
             self._current = None
             self._break(HTTPConnectionClosedError("the server ended connection reuse (Connection: close)"))
@@ -489,7 +470,7 @@ class HTTPClientProtocol(Protocol):
 
     def _body_demanded(self, stream: BodyStream) -> None:
         """(BodyStream) the caller wants the body now."""
-        self._pump()
+        self._wire.pump()
 
     def _body_paused(self, stream: BodyStream) -> None:
         """(BodyStream) the caller paused the body: the pump stops by itself."""
@@ -521,7 +502,8 @@ class HTTPClientProtocol(Protocol):
         if self._closed is not None:
             return
         self._closed = error
-        self._writable_waiters.clear()
+        self._wire.stop()
+        self._writable.clear()
         current, self._current = self._current, None
         waiting = list(self._queue)
         self._queue.clear()

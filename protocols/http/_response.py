@@ -215,6 +215,16 @@ class ResponseWriter:
         if not self._abandoned and not self._finished:
             self._owner._when_writable(self, callback)
 
+    @property
+    def _in_turn(self) -> bool:
+        """(WritableWaiters) a response is always its connection's current one."""
+        return True
+
+    @property
+    def _writes_over(self) -> bool:
+        """(WritableWaiters) whether its ``on_writable`` callbacks are to be dropped."""
+        return self._finished or self._abandoned
+
     def _abandon(self) -> None:
         """The server answered for the handler, or the connection is gone."""
         self._abandoned = True

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, cast
@@ -51,15 +50,9 @@ from weft.protocols.http._lifecycle import LINGER_TIMEOUT, TRANSITIONS, ServerSt
 from weft.protocols.http._limits import HTTPLimits
 from weft.protocols.http._messages import Request
 from weft.protocols.http._output import Output
+from weft.protocols.http._pump import H11Pump, WritableWaiters
 from weft.protocols.http._response import ResponseWriter
-from weft.protocols.http._wire import (
-    HeadMeter,
-    canned_response,
-    chunk_bytes_announced,
-    framing_fault,
-    host_fault,
-    remote_error,
-)
+from weft.protocols.http._wire import canned_response, chunk_bytes_announced, framing_fault, host_fault
 
 __all__ = ["LINGER_TIMEOUT", "HTTPServerProtocol", "Handler"]
 
@@ -67,15 +60,6 @@ logger = logging.getLogger("weft.protocols.http")
 
 #: What a server calls for each request: ``handler(request, response)``.
 Handler = Callable[[Request, ResponseWriter], object]
-
-#: The most handed to h11 at once.  h11 moves what it still holds each time
-#: it takes an event out of its buffer (a ``del`` at the front of a
-#: bytearray), and the head meter copies it once per message: one 256 KiB
-#: read of pipelined requests (asyncio's and uvloop's read size) would cost
-#: each of its thousands of requests two 256 KiB copies.  Fed a piece at a
-#: time, a request costs what its own bytes cost; a read smaller than this,
-#: the usual case, goes to h11 as it is.
-FEED_SIZE = 16 * 1024
 
 _S = ServerState
 _FRESH, _IDLE, _HEAD, _HANDLING = _S.FRESH, _S.IDLE, _S.HEAD, _S.HANDLING
@@ -127,21 +111,26 @@ class HTTPServerProtocol(Protocol):
     def __init__(self, handler: Handler, *, limits: HTTPLimits | None = None) -> None:
         self.handler = handler
         self.limits = limits if limits is not None else HTTPLimits()
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head_size)
-        self._meter = HeadMeter(self._h11)
+        # h11, fed and pumped (the pump is shared with the client).
+        self._wire = H11Pump(
+            h11.SERVER,
+            max_head_size=self.limits.max_head_size,
+            wants_event=self._wants_event,
+            handle=self._handle,
+            need_data=self._need_data,
+            peer_error=self._peer_error,
+            cannot_send=self._cannot_send,
+        )
+        self._h11 = self._wire.connection
+        self._meter = self._wire.meter
         self._transport: Transport | None = None
         self._clock: Clock | None = None
         self._output: Output | None = None
         self._state = _FRESH
         self._closed = False  # LINGERING or CLOSED: no more HTTP on this connection
         self._eof_received = False
-        # Received and not yet handed to h11 (see FEED_SIZE); reading stays
-        # paused while anything waits here.
-        self._inbox: deque[memoryview] = deque()
-        self._inbox_size = 0
         self._exchange: _Exchange | None = None
-        self._pumping = False
-        self._writable_waiters: list[tuple[ResponseWriter, Callable[[], object]]] = []
+        self._writable = WritableWaiters(self._is_writable, self._call)
         # Fairness: requests begun in this turn of the loop, and the call
         # that goes on in the next one once there were too many.
         self._begun_this_turn = 0
@@ -169,8 +158,8 @@ class HTTPServerProtocol(Protocol):
 
     def connection_made(self, transport: Any) -> None:
         """Start the clock on the first request's head."""
-        self._transport = transport
-        self._clock = clock_of(transport)
+        self._transport = self._wire.transport = transport
+        self._clock = self._writable.clock = clock_of(transport)
         self._output = Output(transport, self._file_failed)
         self._head_due = self._clock.now() + self.limits.head_timeout
         self._set_due(self._head_due)
@@ -185,13 +174,7 @@ class HTTPServerProtocol(Protocol):
         elif state is _RECEIVING or state is _DISCARDING:
             # Later than before: the timer need not move.
             self._due = self._now() + self.limits.body_timeout
-        if self._inbox_size or len(data) > FEED_SIZE:
-            self._inbox.append(memoryview(data))
-            self._inbox_size += len(data)
-            self._feed_piece()
-        else:
-            self._meter.fed(data)
-            self._h11.receive_data(data)
+        self._wire.feed(data)
         self._pump()
 
     def eof_received(self) -> bool:
@@ -201,29 +184,9 @@ class HTTPServerProtocol(Protocol):
             self._become_closed()
             return False
         if not self._closed:
-            if not self._inbox_size:  # else h11 hears of it once the inbox is fed
-                self._h11.receive_data(b"")
+            self._wire.feed_eof()
             self._pump()
         return True
-
-    def _feed_piece(self) -> None:
-        """Hand h11 the next piece of the inbox (then its EOF, if that came)."""
-        inbox = self._inbox
-        head = inbox[0]
-        if len(head) <= FEED_SIZE:
-            inbox.popleft()
-            piece = head.tobytes()
-        else:
-            piece, inbox[0] = head[:FEED_SIZE].tobytes(), head[FEED_SIZE:]
-        self._inbox_size -= len(piece)
-        self._meter.fed(piece)
-        self._h11.receive_data(piece)
-        if not self._inbox_size and self._eof_received:
-            self._h11.receive_data(b"")
-
-    def _pending(self) -> int:
-        """Bytes of the next request received so far (0: the client is silent)."""
-        return self._meter.pending() + self._inbox_size
 
     def pause_writing(self) -> None:
         """The client is not keeping up: responses report not writable, and
@@ -248,7 +211,7 @@ class HTTPServerProtocol(Protocol):
         output.resume()
         if output.paused or output.busy or self._closed:
             return
-        self._run_writable_waiters()
+        self._writable.run()
         exchange = self._exchange
         if self._state is _DRAINING and exchange is not None:
             self._after_response(exchange)
@@ -340,7 +303,7 @@ class HTTPServerProtocol(Protocol):
                 self._transport.close()
 
     def _head_timed_out(self) -> None:
-        if self._pending() and self._transport is not None:
+        if self._wire.pending() and self._transport is not None:
             logger.info("refusing an HTTP request: its head took over %s s", self.limits.head_timeout)
             self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT))
             self._close_lingering()
@@ -396,49 +359,26 @@ class HTTPServerProtocol(Protocol):
     # --------------------------------------------------------------- the pump
 
     def _pump(self) -> None:
-        """Take events from h11 while someone wants them."""
-        if self._pumping or self._closed:
-            return
-        self._pumping = True
+        """Take events from h11 while someone wants them (see H11Pump)."""
+        wire = self._wire
+        if wire.pumping:
+            return  # the pump running further up the stack takes the next event
         if self._next_turn is None:
-            self._begun_this_turn = 0
-        need_data = False
-        h11_connection = self._h11
-        try:
-            while not self._closed and self._wants_event():
-                try:
-                    event = h11_connection.next_event()
-                except h11.RemoteProtocolError as exc:
-                    self._peer_error(remote_error(exc, self.limits.max_head_size))
-                    break
-                if event is h11.NEED_DATA:
-                    exchange = self._exchange
-                    if exchange is not None and exchange.chunked:
-                        self._check_chunk(exchange)
-                    if self._inbox_size:
-                        self._feed_piece()
-                        continue
-                    need_data = True
-                    break
-                if event is h11.PAUSED:
-                    break
-                self._handle(event)
-        finally:
-            self._pumping = False
-        transport = self._transport
-        if transport is not None and not self._closed:
-            # Read only while h11's buffer is being drained, so it stays bounded.
-            if need_data:
-                transport.resume_reading()
-            else:
-                transport.pause_reading()
+            self._begun_this_turn = 0  # a new turn of the loop: fairness starts again
+        wire.pump()
+
+    def _need_data(self) -> None:
+        """(H11Pump) h11 waits for bytes: a chunk's size may be known by now."""
+        exchange = self._exchange
+        if exchange is not None and exchange.chunked:
+            self._check_chunk(exchange)
 
     def _wants_event(self) -> bool:
         exchange = self._exchange
         if exchange is None:
             if self._next_turn is not None:
                 return False
-            if self._begun_this_turn >= self.limits.max_requests_per_turn and self._pending():
+            if self._begun_this_turn >= self.limits.max_requests_per_turn and self._wire.pending():
                 self._defer_to_next_turn()
                 return False
             return True
@@ -614,7 +554,7 @@ class HTTPServerProtocol(Protocol):
         self._exchange = None
         now = self._now()
         self._head_due = now + self.limits.head_timeout
-        if self._pending():
+        if self._wire.pending():
             self._enter(_HEAD, self._head_due)
         else:
             self._enter(_IDLE, now + self.limits.keep_alive_timeout)
@@ -624,18 +564,14 @@ class HTTPServerProtocol(Protocol):
 
     def _send(self, *events: h11.Event) -> None:
         """(ResponseWriter) encode ``events`` and write them, in one write."""
-        pieces = []
-        for event in events:
-            try:
-                data = self._h11.send(event)
-            except h11.LocalProtocolError as exc:
-                self._abort()
-                raise HTTPUsageError(f"cannot send {type(event).__name__}: {exc}") from exc
-            if data:
-                pieces.append(data)
+        data = self._wire.encode(*events)
         output = self._output
-        if pieces and output is not None:
-            output.write(pieces[0] if len(pieces) == 1 else b"".join(pieces))
+        if data and output is not None:
+            output.write(data)
+
+    def _cannot_send(self, exc: h11.LocalProtocolError) -> None:
+        """(H11Pump) h11 refused an event of the response: the framing is lost."""
+        self._abort()
 
     def _send_file(self, region: FileRegion, *, head: h11.Response | None = None, end: bool = False) -> None:
         """(ResponseWriter) frame ``region`` as body data between ``head`` and
@@ -725,17 +661,8 @@ class HTTPServerProtocol(Protocol):
 
     def _when_writable(self, writer: ResponseWriter, callback: Callable[[], object]) -> None:
         """(ResponseWriter) call back once the transport takes more."""
-        if self._closed:
-            return
-        self._writable_waiters.append((writer, callback))
-        if self._is_writable() and self._clock is not None:
-            self._clock.call_later(0, self._run_writable_waiters)
-
-    def _run_writable_waiters(self) -> None:
-        while self._writable_waiters and self._is_writable():
-            writer, callback = self._writable_waiters.pop(0)
-            if not writer.finished and not writer.abandoned:
-                self._call(callback)
+        if not self._closed:
+            self._writable.add(writer, callback)
 
     def _file_failed(self, exc: OSError) -> None:
         """(Output) a file region could not be read: the body cannot be completed."""
@@ -912,12 +839,11 @@ class HTTPServerProtocol(Protocol):
         if self._closed:
             return
         self._closed = True
+        self._wire.stop()
         if self._next_turn is not None:
             self._next_turn.cancel()
             self._next_turn = None
-        self._inbox.clear()
-        self._inbox_size = 0
-        self._writable_waiters.clear()
+        self._writable.clear()
         if self._output is not None:
             self._output.close()
         exchange = self._exchange

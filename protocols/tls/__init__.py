@@ -16,10 +16,15 @@ from weft.protocols.tls._errors import (
     TLSError,
     TLSHandshakeError,
     TLSHandshakeTimeoutError,
+    TLSStateError,
     TLSTruncatedError,
 )
-from weft.protocols.tls._layer import DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, TLSProtocol
-from weft.protocols.tls._transport import TLSTransport
+from weft.protocols.tls._layer import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    TLSProtocol,
+    TLSTransport,
+)
 from weft.protocols.tls._upgrade import start_tls
 
 __all__ = [
@@ -29,6 +34,7 @@ __all__ = [
     "TLSHandshakeError",
     "TLSHandshakeTimeoutError",
     "TLSProtocol",
+    "TLSStateError",
     "TLSTransport",
     "TLSTruncatedError",
     "client_context",

@@ -7,9 +7,9 @@ says why the certificate was refused (``exc.__cause__.verify_message``).
 
 from __future__ import annotations
 
-from weft.protocols.errors import ProtocolError
+from weft.protocols.errors import ProtocolError, WeftError
 
-__all__ = ["TLSError", "TLSHandshakeError", "TLSHandshakeTimeoutError", "TLSTruncatedError"]
+__all__ = ["TLSError", "TLSHandshakeError", "TLSHandshakeTimeoutError", "TLSStateError", "TLSTruncatedError"]
 
 
 class TLSError(ProtocolError):
@@ -34,3 +34,10 @@ class TLSTruncatedError(TLSError, ConnectionError):
     frame their own data (HTTP with a Content-Length, say) can treat this as
     a clean end; see the TLS layer's ``truncation_is_eof`` option.
     """
+
+
+class TLSStateError(WeftError, RuntimeError):
+    """A TLS session was asked for something its state forbids (application
+    data before the handshake completes, ``close_notify`` twice).  Not the
+    peer's doing: a bug in the code driving the session; please report it
+    with the traceback."""

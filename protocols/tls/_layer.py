@@ -1,18 +1,32 @@
-"""The TLS layer: a protocol to the transport below it, a transport to the protocol above.
+"""The TLS layer: a TLS session put on a weft transport, both faces in one module.
 
-:class:`TLSProtocol` runs an :class:`ssl.SSLObject` over two
-:class:`ssl.MemoryBIO` buffers.  Ciphertext from the transport below goes into
-one; plaintext comes out for the application protocol; what the application
-writes is encrypted into the other and handed to the transport below.  It
-never touches a socket, so TLS runs over anything weft can carry: TCP, UNIX
-sockets, pipes, stdio, a subprocess, the memory driver.
+The session (:class:`~weft.protocols.tls._session.TLSSession`) is TLS alone:
+bytes and events in and out.  This module is the adapter that runs it
+between two protocols, and has the two faces of that job:
 
-The life of a session::
+* :class:`TLSProtocol` is a protocol to the transport below (a socket, a
+  pipe, the memory driver): it feeds the session the ciphertext that
+  arrives and writes the ciphertext the session makes;
+* :class:`TLSTransport` is the transport the application protocol above
+  gets: its calls come back to the :class:`TLSProtocol` that made it.
+
+What the session leaves to its user lives here: the application's writes
+held until the handshake completes, flow control both ways, and the
+handshake and close deadlines, on the clock of the transport below.
+
+The layer's life is :class:`LayerState`, moving only along
+:data:`LAYER_TRANSITIONS` (anything else raises
+:class:`~weft.protocols.tls._errors.TLSStateError`: a bug, never a peer's
+doing)::
 
     HANDSHAKING --handshake done--> OPEN --close()--> CLOSING --peer's close_notify
-         |                           |                   or close_timeout--> closed
-         |                           +--write_eof()--> EOF_SENT (still reading)
-         +--error, timeout, close()--> closed (abort)
+         |                            |                  |     or close_timeout--> CLOSED
+         |                            +------------------+--error, abort(), the layer
+         +--error, timeout, close(), abort()-------------+  closes the transport below--> CLOSED
+                                                                      connection_lost--> LOST
+
+A half-close (``write_eof()``) keeps the layer OPEN: the session's own state
+says which side has sent ``close_notify``.
 
 The application protocol hears ``connection_made`` at once, as in Twisted,
 so it may write before the handshake completes: those writes are held and
@@ -24,9 +38,10 @@ are known.
 
 from __future__ import annotations
 
+import enum
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from weft.protocols._flow_control import WriteFlowControl
@@ -36,11 +51,28 @@ from weft.protocols.tls._errors import (
     TLSError,
     TLSHandshakeError,
     TLSHandshakeTimeoutError,
-    TLSTruncatedError,
+    TLSStateError,
 )
-from weft.protocols.tls._transport import TLSTransport
+from weft.protocols.tls._session import (
+    ApplicationData,
+    CloseNotifyReceived,
+    HandshakeComplete,
+    SendData,
+    SessionFailed,
+    SessionState,
+    StreamTruncated,
+    TLSSession,
+)
 
-__all__ = ["DEFAULT_CLOSE_TIMEOUT", "DEFAULT_HANDSHAKE_TIMEOUT", "TLSProtocol"]
+__all__ = [
+    "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "LAYER_TRANSITIONS",
+    "MAX_HELD_CIPHERTEXT",
+    "LayerState",
+    "TLSProtocol",
+    "TLSTransport",
+]
 
 logger = logging.getLogger("weft.protocols.tls")
 
@@ -51,10 +83,40 @@ DEFAULT_CLOSE_TIMEOUT = 5.0
 #: Undecrypted bytes held while the application has paused reading before
 #: the transport below is told to pause too.
 MAX_HELD_CIPHERTEXT = 256 * 1024
-#: Plaintext taken from the session per ``SSLObject.read`` call.
-READ_SIZE = 64 * 1024
 
-_HANDSHAKING, _OPEN, _EOF_SENT, _CLOSING, _CLOSED = "handshaking", "open", "eof sent", "closing", "closed"
+
+class LayerState(enum.Enum):
+    """Where a TLS layer is in its life."""
+
+    #: The session's handshake runs; the application's writes are held.
+    HANDSHAKING = "handshaking"
+    #: The session is up (one side may have sent ``close_notify``: see the session's state).
+    OPEN = "open"
+    #: ``close()``: our ``close_notify`` is out; waiting, for at most
+    #: ``close_timeout``, for the peer's.
+    CLOSING = "closing"
+    #: The layer closed or aborted the transport below (or was told to):
+    #: nothing more moves; ``connection_lost`` is on its way.
+    CLOSED = "closed"
+    #: The application has heard ``connection_lost``.
+    LOST = "lost"
+
+
+_HANDSHAKING, _OPEN, _CLOSING = LayerState.HANDSHAKING, LayerState.OPEN, LayerState.CLOSING
+_CLOSED, _LOST = LayerState.CLOSED, LayerState.LOST
+
+#: The states each state may move to.
+LAYER_TRANSITIONS: dict[LayerState, frozenset[LayerState]] = {
+    _HANDSHAKING: frozenset({_OPEN, _CLOSED, _LOST}),
+    _OPEN: frozenset({_CLOSING, _CLOSED, _LOST}),
+    _CLOSING: frozenset({_CLOSED, _LOST}),
+    # An abort() after close() closes the transport below again, harder.
+    _CLOSED: frozenset({_CLOSED, _LOST}),
+    _LOST: frozenset(),
+}
+
+# The session's states in which the peer's side has ended.
+_READ_ENDED = frozenset({SessionState.READ_CLOSED, SessionState.CLOSED})
 
 
 class TLSProtocol(Protocol):
@@ -87,54 +149,57 @@ class TLSProtocol(Protocol):
         if handshake_timeout <= 0 or close_timeout < 0:
             raise ArgumentError("handshake_timeout must be > 0 and close_timeout >= 0")
         self._app = app_protocol
-        self._context = context
         self._server_side = server_side
-        self._server_hostname = server_hostname
         self._handshake_timeout = handshake_timeout
         self._close_timeout = close_timeout
         self._truncation_is_eof = truncation_is_eof
         self._on_handshake = on_handshake
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._ssl: ssl.SSLObject = context.wrap_bio(
-            self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
-        )
+        self._session = TLSSession(context, server_side=server_side, server_hostname=server_hostname)
         self._state = _HANDSHAKING
-        self._handshake_done = False
         self._transport: Transport | None = None
         self._clock: Clock | None = None
-        self._timer: TimerHandle | None = None
+        self._timer: TimerHandle | None = None  # the handshake's deadline, then close()'s
         # Plaintext the application wrote that the session cannot take yet.
         self._held: list[bytes] = []
         self._held_size = 0
-        self._eof_requested = False  # write_eof() called, maybe not yet done
-        self._close_notify_received = False
+        self._eof_requested = False  # write_eof() called (close_notify maybe not out yet)
+        # Flow control: the application's pauses of each direction, and the
+        # transport below's of writing (the held plaintext's is self._flow's).
         self._app_reading_paused = False
         self._app_writing_paused = False
         self._lower_writing_paused = False
         self._flow = WriteFlowControl()
         self._processing = False  # re-entry guard for _process
         self._lost_exc: BaseException | None = None  # what the application will hear
-        self._app_lost = False
         #: The transport the application protocol talks to.
         self.app_transport = TLSTransport(self)
 
     # ------------------------------------------------- facts, for the transport
 
     @property
+    def state(self) -> LayerState:
+        """Where the layer is in its life."""
+        return self._state
+
+    @property
+    def session(self) -> TLSSession:
+        """The sans-I/O session the layer runs."""
+        return self._session
+
+    @property
     def ssl_object(self) -> ssl.SSLObject:
-        """The session."""
-        return self._ssl
+        """The session's :class:`ssl.SSLObject`."""
+        return self._session.ssl_object
 
     @property
     def context(self) -> ssl.SSLContext:
         """The context the session was made from."""
-        return self._context
+        return self._session.context
 
     @property
     def handshake_complete(self) -> bool:
         """Whether the handshake has completed (and not failed)."""
-        return self._handshake_done
+        return self._session.handshake_complete
 
     @property
     def transport(self) -> Transport | None:
@@ -172,51 +237,53 @@ class TLSProtocol(Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Ciphertext from the peer."""
-        if self._state == _CLOSED:
+        if self._state is _CLOSED or self._state is _LOST:
             return
-        self._incoming.write(data)
+        session = self._session
+        session.receive_data(data)
         if self._app_reading_paused:
-            if self._incoming.pending > MAX_HELD_CIPHERTEXT:
+            if session.pending_ciphertext > MAX_HELD_CIPHERTEXT:
                 self.lower_transport.pause_reading()
             return
         self._process()
 
     def eof_received(self) -> bool:
         """The peer ended the byte stream; with or without close_notify?"""
-        if self._state == _CLOSED:
+        state = self._state
+        if state is _CLOSED or state is _LOST:
             return False
-        if self._close_notify_received or self._state == _CLOSING:
+        events = self._session.receive_eof()
+        if state is _CLOSING or not events:
+            # Closing: the end is all we waited for.  No event: its
+            # close_notify came first, and the layer has acted on it.
             return False
-        if self._state == _HANDSHAKING:
-            self._fail(TLSHandshakeError("the peer closed the connection during the TLS handshake"))
+        event = events[0]
+        if isinstance(event, SessionFailed):  # during the handshake
+            self._fail(event.error)
             return False
-        if not self._truncation_is_eof:
-            self._lost_exc = TLSTruncatedError(
-                "the peer closed the connection without a TLS close_notify: the data may be truncated"
-            )
-            self._state = _CLOSED
+        if isinstance(event, StreamTruncated) and not self._truncation_is_eof:
+            self._lost_exc = event.error
+            self._enter(_CLOSED)
             return False
-        self._close_notify_received = True  # treated as one, by request
-        return bool(self._app.eof_received())
+        return bool(self._app.eof_received())  # taken as a close_notify, by request
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """The transport below is gone: tell the application, once."""
         self._cancel_timer()
-        was_handshaking = self._state == _HANDSHAKING
-        self._state = _CLOSED
+        state = self._state
+        if state is _LOST:
+            return
         if self._lost_exc is not None:
             exc = self._lost_exc
-        elif was_handshaking:
+        elif state is _HANDSHAKING:
             message = "the connection was lost during the TLS handshake"
             if exc is None:
                 exc = TLSHandshakeError(message)
             else:
                 cause, exc = exc, TLSHandshakeError(f"{message}: {exc}")
                 exc.__cause__ = cause
-        if self._app_lost:
-            return
-        self._app_lost = True
-        self._held.clear()
+        self._enter(_LOST)
+        self._drop_held()
         self._app.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -239,9 +306,11 @@ class TLSProtocol(Protocol):
             raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
         if self._eof_requested:
             raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._state in (_CLOSING, _CLOSED):
+        state = self._state
+        if not data or (state is not _OPEN and state is not _HANDSHAKING):
             return
-        if self._state == _HANDSHAKING or self._held:
+        if state is _HANDSHAKING or self._held:
+            # (Held writes pending in OPEN: on_handshake wrote; keep the order.)
             piece = bytes(data)
             self._held.append(piece)
             self._held_size += len(piece)
@@ -249,35 +318,39 @@ class TLSProtocol(Protocol):
                 self._app_writing_paused = True
                 self._app.pause_writing()
             return
-        self._encrypt(data)
-        self._flush()
+        # The write path: _encrypt's work, inline.
+        try:
+            ciphertext = self._session.send(data)
+        except TLSError as exc:
+            self._fail(exc)
+            return
+        if ciphertext and self._transport is not None:
+            self._transport.write(ciphertext)
 
     def write_eof(self) -> None:
         """Send close_notify once the held writes are out; keep reading."""
-        if self._eof_requested or self._state in (_CLOSING, _CLOSED):
+        if self._eof_requested or self.is_closing():
             return
         self._eof_requested = True
-        if self._state == _OPEN and not self._held:
+        if self._state is _OPEN and not self._held:
             self._send_close_notify()
-            self._state = _EOF_SENT
-            if self._close_notify_received:
-                self.lower_transport.close()
 
     def close(self) -> None:
         """close_notify, then wait a bounded time for the peer's; before the
         handshake completes, abort."""
-        if self._state in (_CLOSING, _CLOSED):
-            return
-        if self._state == _HANDSHAKING:
+        state = self._state
+        if state is _HANDSHAKING:
             self.abort()
             return
-        self._state = _CLOSING
-        self._held.clear()
-        self._held_size = 0
-        if not self._eof_requested:
-            self._send_close_notify()
-        if self._close_notify_received:
-            self.lower_transport.close()
+        if state is not _OPEN:
+            return
+        self._enter(_CLOSING)
+        self._drop_held()
+        session = self._session
+        if session.state is SessionState.OPEN or session.state is SessionState.READ_CLOSED:
+            self._write_below(session.close())
+        if session.state in _READ_ENDED:
+            self._close_below()
             return
         # Keep reading: the peer's close_notify is what we wait for.
         self._app_reading_paused = False
@@ -286,22 +359,22 @@ class TLSProtocol(Protocol):
 
     def abort(self) -> None:
         """Drop the session and the transport below at once."""
-        if self._state == _CLOSED and self._app_lost:
+        if self._state is _LOST:
             return
-        self._state = _CLOSED
-        self._held.clear()
-        self._held_size = 0
+        self._enter(_CLOSED)
+        self._drop_held()
         self._cancel_timer()
         if self._transport is not None:
             self._transport.abort()
 
     def is_closing(self) -> bool:
         """Whether close() or abort() was called, or the session ended."""
-        return self._state in (_CLOSING, _CLOSED)
+        state = self._state
+        return state is not _OPEN and state is not _HANDSHAKING
 
     def pause_reading(self) -> None:
         """Deliver no plaintext until resume_reading; pause the transport below."""
-        if self._app_reading_paused or self._state == _CLOSED:
+        if self._app_reading_paused or self._state is _CLOSED or self._state is _LOST:
             return
         self._app_reading_paused = True
         self.lower_transport.pause_reading()
@@ -311,7 +384,7 @@ class TLSProtocol(Protocol):
         if not self._app_reading_paused:
             return
         self._app_reading_paused = False
-        if self._state == _CLOSED:
+        if self._state is _CLOSED or self._state is _LOST:
             return
         self.lower_transport.resume_reading()
         # Not from inside this call: the application may be in data_received.
@@ -319,7 +392,7 @@ class TLSProtocol(Protocol):
 
     def is_reading(self) -> bool:
         """Whether plaintext is being delivered."""
-        return not self._app_reading_paused and self._state not in (_CLOSING, _CLOSED)
+        return not self._app_reading_paused and not self.is_closing()
 
     def get_write_buffer_size(self) -> int:
         """Plaintext held for the handshake plus ciphertext the transport below holds."""
@@ -346,120 +419,109 @@ class TLSProtocol(Protocol):
 
     # --------------------------------------------------------------- inside
 
+    def _enter(self, state: LayerState) -> None:
+        """Move to ``state``, or raise if the move is not in the table."""
+        if state not in LAYER_TRANSITIONS[self._state]:
+            raise TLSStateError(f"a TLS layer cannot go from {self._state.value} to {state.value}")
+        self._state = state
+
     def _clock_(self) -> Clock:
         if self._clock is None:
             raise TLSError("the TLS layer has no transport yet")
         return self._clock
 
     def _process(self) -> None:
-        """Advance the session with what is in the incoming buffer."""
+        """Advance the session with what it has received: the handshake, then
+        the plaintext, unless the application paused reading."""
         if self._processing:
             return
         self._processing = True
+        session = self._session
         try:
-            if self._state == _HANDSHAKING and not self._advance_handshake():
-                return
-            if self._state != _CLOSED and not self._app_reading_paused:
-                self._read_plaintext()
+            # At most two rounds: a step of the handshake, then (once it is
+            # done) the plaintext that came with it.  This is the read path:
+            # the events are carried out here, not in a helper.
+            while True:
+                before = self._state
+                if before is not _HANDSHAKING and (
+                    (before is not _OPEN and before is not _CLOSING) or self._app_reading_paused
+                ):
+                    return
+                for event in session.next_events():
+                    # The events are final classes: an identity test of the
+                    # type is enough, and cheaper than isinstance.
+                    if type(event) is ApplicationData:
+                        if self._state is _OPEN:  # after close(), the plaintext is dropped
+                            self._app.data_received(event.data)
+                    elif type(event) is SendData:
+                        self._write_below(event.data)
+                    elif type(event) is HandshakeComplete:
+                        self._handshake_completed()
+                    elif type(event) is CloseNotifyReceived:
+                        self._peer_closed()
+                    elif type(event) is SessionFailed:
+                        self._fail(event.error)
+                if before is not _HANDSHAKING or self._state is _HANDSHAKING:
+                    return  # read all there was, or the handshake waits for more
         finally:
             self._processing = False
 
-    def _advance_handshake(self) -> bool:
-        """Step the handshake; True once it has completed."""
-        try:
-            self._ssl.do_handshake()
-        except ssl.SSLWantReadError:
-            self._flush()
-            return False
-        except (ssl.SSLError, ssl.CertificateError) as exc:
-            self._flush()  # the alert that says why, for the peer
-            failure = TLSHandshakeError(f"TLS handshake failed: {_describe(exc)}")
-            failure.__cause__ = exc
-            self._fail(failure)
-            return False
+    def _handshake_completed(self) -> None:
         self._cancel_timer()
-        self._state = _OPEN
-        self._handshake_done = True
-        self._flush()
+        self._enter(_OPEN)
         if self._on_handshake is not None:
             self._on_handshake(self.app_transport)
-        self._release_held()
-        return True
-
-    def _release_held(self) -> None:
+        # What was held goes out in one piece, in order (on_handshake's writes included).
         held, self._held = self._held, []
         self._held_size = 0
-        for piece in held:
-            if self._state != _OPEN:
-                return
-            self._encrypt(piece)
-        self._flush()
-        if self._state == _OPEN and self._eof_requested:
-            self._eof_requested = False
-            self.write_eof()
+        if held and self._state is _OPEN:
+            self._encrypt(held[0] if len(held) == 1 else b"".join(held))
+        if self._state is _OPEN and self._eof_requested:
+            self._send_close_notify()
         self._maybe_resume_app()
-
-    def _read_plaintext(self) -> None:
-        chunks = []
-        while True:
-            try:
-                chunk = self._ssl.read(READ_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                self._close_notify_received = True
-                break
-            except ssl.SSLError as exc:
-                self._flush()
-                failure = TLSError(f"TLS session failed: {_describe(exc)}")
-                failure.__cause__ = exc
-                self._fail(failure)
-                return
-            if not chunk:
-                self._close_notify_received = True
-                break
-            chunks.append(chunk)
-        # Reading may have produced records to send (session tickets, key updates).
-        self._flush()
-        if chunks and self._state in (_OPEN, _EOF_SENT):
-            self._app.data_received(chunks[0] if len(chunks) == 1 else b"".join(chunks))
-        if self._close_notify_received:
-            self._peer_closed()
 
     def _peer_closed(self) -> None:
         """The peer's close_notify arrived."""
-        if self._state == _CLOSING:
+        state = self._state
+        if state is _CLOSING:
             self._cancel_timer()
-            self.lower_transport.close()
-        elif self._state == _EOF_SENT:
-            self._app.eof_received()
-            self.lower_transport.close()
-        elif self._state == _OPEN and not self._app.eof_received():
-            self.close()
+            self._close_below()
+        elif state is _OPEN:
+            if self._session.state is SessionState.CLOSED:  # ours went first (write_eof)
+                self._app.eof_received()
+                self._close_below()
+            elif not self._app.eof_received():
+                self.close()
 
     def _encrypt(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
         try:
-            while view:
-                view = view[self._ssl.write(view) :]
-        except ssl.SSLError as exc:
-            failure = TLSError(f"TLS session failed: {_describe(exc)}")
-            failure.__cause__ = exc
-            self._fail(failure)
+            ciphertext = self._session.send(data)
+        except TLSError as exc:
+            self._fail(exc)
+            return
+        self._write_below(ciphertext)
 
     def _send_close_notify(self) -> None:
-        try:
-            self._ssl.unwrap()
-        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
-            pass
-        except ssl.SSLError:
-            pass  # the session is already broken: closing is all that is left
-        self._flush()
+        """The half-close: our close_notify goes out; if the peer's came
+        already, the session is over and so is the transport below."""
+        session = self._session
+        self._write_below(session.close())
+        if session.state is SessionState.CLOSED:
+            self._close_below()
 
-    def _flush(self) -> None:
-        data = self._outgoing.read()
+    def _write_below(self, data: bytes) -> None:
         if data and self._transport is not None:
             self._transport.write(data)
+
+    def _close_below(self) -> None:
+        """Close the transport below (what was written goes first)."""
+        self._enter(_CLOSED)
+        if self._transport is not None:
+            self._transport.close()
+
+    def _drop_held(self) -> None:
+        self._held.clear()
+        self._held_size = 0
 
     def _maybe_resume_app(self) -> None:
         if self._app_writing_paused and not self._lower_writing_paused and not self._held:
@@ -469,20 +531,17 @@ class TLSProtocol(Protocol):
 
     def _fail(self, exc: BaseException) -> None:
         """A fatal error: the application hears ``exc``; the transport closes
-        (sending any alert OpenSSL queued)."""
+        (sending any alert the session queued)."""
         if self._lost_exc is None:
             self._lost_exc = exc
             self._log_failure(exc)
         self._cancel_timer()
-        self._state = _CLOSED
-        self._held.clear()
-        self._held_size = 0
-        if self._transport is not None:
-            self._transport.close()
+        self._drop_held()
+        self._close_below()
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
-        if self._state != _HANDSHAKING:
+        if self._state is not _HANDSHAKING:
             return
         self._lost_exc = TLSHandshakeTimeoutError(
             f"the TLS handshake did not complete within {self._handshake_timeout:g} s"
@@ -494,8 +553,8 @@ class TLSProtocol(Protocol):
         # The peer never answered our close_notify: close anyway (a peer that
         # never answers must not hold the connection open forever).
         self._timer = None
-        if self._transport is not None:
-            self._transport.close()
+        if self._state is _CLOSING:
+            self._close_below()
 
     def _log_failure(self, exc: BaseException) -> None:
         # One line for whoever runs a server: why did that client fail?  A
@@ -515,12 +574,113 @@ class TLSProtocol(Protocol):
             self._timer = None
 
 
-def _describe(exc: BaseException) -> str:
-    """A one-line account of an ssl error (the verify message when there is one)."""
-    verify = getattr(exc, "verify_message", None)
-    if verify:
-        return f"certificate verify failed: {verify}"
-    reason = getattr(exc, "reason", None)
-    if reason:
-        return str(reason).lower().replace("_", " ")
-    return str(exc)
+class TLSTransport:
+    """A TLS session seen as a transport; made by the TLS layer, never by applications.
+
+    It has the full :class:`~weft.protocols.contract.Transport` interface;
+    every call goes to the :class:`TLSProtocol` that made it.
+    ``get_extra_info`` answers asyncio's TLS names (``ssl_object``,
+    ``peercert``, ``cipher``, ``compression``, ``sslcontext``) plus
+    ``version`` and ``alpn_protocol``, and passes every other name
+    (``peername``, ``clock``, ...) to the transport below.
+    """
+
+    __slots__ = ("_layer",)
+
+    def __init__(self, layer: TLSProtocol) -> None:
+        self._layer = layer
+
+    # ------------------------------------------------------- BaseTransport
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """TLS facts (``None`` before the handshake completes), else the transport below's."""
+        layer = self._layer
+        session = layer.ssl_object
+        if name == "ssl_object":
+            return session
+        if name == "sslcontext":
+            return layer.context
+        if name in ("peercert", "peercert_binary", "cipher", "version", "alpn_protocol", "compression"):
+            if not layer.handshake_complete:
+                return default
+            value: Any
+            if name == "peercert":
+                value = session.getpeercert()
+            elif name == "peercert_binary":
+                value = session.getpeercert(binary_form=True)
+            elif name == "cipher":
+                value = session.cipher()
+            elif name == "version":
+                value = session.version()
+            elif name == "alpn_protocol":
+                value = session.selected_alpn_protocol()
+            else:
+                value = session.compression()
+            return default if value is None else value
+        return layer.lower_transport.get_extra_info(name, default)
+
+    def is_closing(self) -> bool:
+        """Whether close() or abort() was called, or the session ended."""
+        return self._layer.is_closing()
+
+    def close(self) -> None:
+        """Send what is buffered, then close_notify; close below once the peer
+        answers or ``close_timeout`` passes.  Before the handshake completes,
+        abort instead."""
+        self._layer.close()
+
+    def set_protocol(self, protocol: Any) -> None:
+        """Hand the plaintext to another protocol."""
+        self._layer.set_app_protocol(protocol)
+
+    def get_protocol(self) -> Any:
+        """The protocol receiving the plaintext."""
+        return self._layer.get_app_protocol()
+
+    # ------------------------------------------------------- ReadTransport
+
+    def is_reading(self) -> bool:
+        """Whether plaintext is being delivered."""
+        return self._layer.is_reading()
+
+    def pause_reading(self) -> None:
+        """Deliver nothing until :meth:`resume_reading` (the transport below pauses too)."""
+        self._layer.pause_reading()
+
+    def resume_reading(self) -> None:
+        """Deliver what arrived while paused, then read on."""
+        self._layer.resume_reading()
+
+    # ------------------------------------------------------ WriteTransport
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Encrypt and send ``data`` (held until the handshake completes)."""
+        self._layer.write(data)
+
+    def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
+        """Write the pieces in order, as one write."""
+        self._layer.write(b"".join(list_of_data))
+
+    def write_eof(self) -> None:
+        """Send close_notify after what is buffered, and go on reading until the peer's."""
+        self._layer.write_eof()
+
+    def can_write_eof(self) -> bool:
+        """True: a TLS session half-closes with close_notify."""
+        return True
+
+    def abort(self) -> None:
+        """Close at once; buffered data is lost and no close_notify is sent."""
+        self._layer.abort()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """Water marks for pause_writing/resume_writing (asyncio's rules)."""
+        self._layer.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``."""
+        return self._layer.get_write_buffer_limits()
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the OS (plaintext held plus ciphertext queued)."""
+        return self._layer.get_write_buffer_size()

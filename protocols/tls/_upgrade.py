@@ -16,8 +16,7 @@ import ssl
 from typing import Any
 
 from weft.protocols.contract import Transport
-from weft.protocols.tls._layer import TLSProtocol
-from weft.protocols.tls._transport import TLSTransport
+from weft.protocols.tls._layer import TLSProtocol, TLSTransport
 
 __all__ = ["start_tls"]
 
