@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.tls_support import HOSTNAME, certificates, client_context, server_context
-from weft.protocols import WeftError
+from weft.protocols.errors import WeftError
 from weft.protocols.tls import TLSError, TLSHandshakeError, TLSStateError, TLSTruncatedError
 from weft.protocols.tls._layer import LayerState
 from weft.protocols.tls._session import (
