@@ -12,7 +12,7 @@ that decide it, each beside its target::
     python benchmarks/attack.py --list
 
 Exits 0 when every case passed on every driver, 1 otherwise.  The cases
-live in ``benchmarks/attacks/`` (``tests/test_attack.py`` runs a quick
+live in ``benchmarks/attacks/`` (``tests/cli/test_attack.py`` runs a quick
 subset of them); what they promise is in ``docs/reliability.md``.
 """
 

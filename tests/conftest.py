@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tests.processes import Children, started_children
 from tests.support.drivers import driver_params
+from tests.support.processes import Children, started_children
 from weft.drivers import Runtime, open_runtime
 
 # No deadline: CI machines are slow and shared, and a property's speed is

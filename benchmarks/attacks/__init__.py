@@ -1,7 +1,7 @@
 """The attack suite: hostile clients against ``weft serve`` on every driver.
 
 ``benchmarks/attack.py`` is the script (``python benchmarks/attack.py
---fast``); this package holds what it runs, so that ``tests/test_attack.py``
+--fast``); this package holds what it runs, so that ``tests/cli/test_attack.py``
 runs a quick subset of the same cases:
 
 * :mod:`.settings`: every option, limit and reply the suite assumes of weft,

@@ -20,10 +20,10 @@ from .results import Figure, equals, report
 
 #: The fuzz properties: every non-HTTP parser, pub/sub, echo, and HTTP.
 FUZZ_TESTS = (
-    "tests/test_fuzz_framing.py",
-    "tests/test_fuzz_pubsub.py",
-    "tests/test_fuzz_echo.py",
-    "tests/test_http_fuzz.py",
+    "tests/protocols/test_fuzz_framing.py",
+    "tests/protocols/test_fuzz_pubsub.py",
+    "tests/protocols/test_fuzz_echo.py",
+    "tests/protocols/test_http_fuzz.py",
 )
 
 _ROOT = Path(__file__).resolve().parents[2]

@@ -153,7 +153,7 @@ def chunk_bytes_announced(connection: h11.Connection) -> int | None:
     to 0.16).  This is the one place weft reads it, so that a body can be
     refused as soon as a chunk is announced over its limit.  If h11 changes,
     this returns ``None`` and the limit is enforced as the bytes arrive
-    instead (``tests/test_http_framing.py`` fails, to say so).
+    instead (``tests/protocols/test_http_framing.py`` fails, to say so).
     """
     reader = getattr(connection, "_reader", None)
     remaining = getattr(reader, "_bytes_in_chunk", None)

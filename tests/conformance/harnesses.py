@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.support import TIMEOUT
 from tests.support.drivers import driver_names
-from tests.tls_support import tls_client, tls_server
+from tests.support.tls import tls_client, tls_server
 from weft.drivers import DRIVERS
 from weft.drivers.testing.conformance import (
     CARRIERS,
@@ -28,7 +29,6 @@ from weft.drivers.testing.conformance import (
 from weft.protocols.tls import TLSProtocol
 
 #: How long the TLS handshake may take, in the carrier's seconds.
-TIMEOUT = 10.0
 
 
 def conformance_drivers() -> list[str]:

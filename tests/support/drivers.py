@@ -4,7 +4,7 @@
 command line: each :class:`~weft.drivers.DriverInfo` declares what its
 driver offers (the capability protocols of :mod:`weft.drivers`, and
 ``FileWriteTransport`` when its transports have ``write_file``), and
-``tests/test_capabilities.py`` checks each declaration against the runtime
+``tests/drivers/test_capabilities.py`` checks each declaration against the runtime
 it opens.  A test says what it needs, as Twisted's ``requiredInterfaces``
 does, and never lists drivers itself::
 

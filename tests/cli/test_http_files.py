@@ -1,0 +1,254 @@
+"""The static file handler behind `weft serve http`, on the memory driver: real files, no sockets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tracemalloc
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+
+from tests.support.http import Reply, read_replies
+from weft._cli.file_server import FileServer
+from weft.drivers.testing import MemoryConnection, connect
+from weft.protocols.errors import ArgumentError
+from weft.protocols.http import HTTPServerProtocol
+
+KIB = 1024
+MIB = 1024 * KIB
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    site = tmp_path / "site"
+    (site / "docs").mkdir(parents=True)
+    (site / "hello.txt").write_bytes(b"hello, files\n")
+    (site / "page.html").write_bytes(b"<p>hi</p>\n")
+    (site / "empty.bin").write_bytes(b"")
+    (site / "docs" / "index.html").write_bytes(b"<h1>docs</h1>\n")
+    (site / "plain").mkdir()
+    (site / "plain" / '<b>&"odd name.txt').write_bytes(b"x")
+    (site / "plain" / "sub").mkdir()
+    (tmp_path / "secret.txt").write_bytes(b"outside the root\n")
+    return site
+
+
+def serve(root: Path, **options: object) -> MemoryConnection:
+    return connect(HTTPServerProtocol(FileServer(root)), **options)  # type: ignore[arg-type]
+
+
+def get(conn: MemoryConnection, target: str, *, method: str = "GET", headers: str = "") -> Reply:
+    conn.deliver(f"{method} {target} HTTP/1.1\r\nHost: test\r\n{headers}\r\n".encode("latin-1"))
+    replies = read_replies(conn.take_written(), methods=[method])
+    assert len(replies) == 1, replies
+    return replies[0]
+
+
+def test_a_file_with_its_type_length_and_date(root: Path) -> None:
+    """GET answers 200 with the bytes, a content type from the name, the
+    length and Last-Modified in HTTP's date format."""
+    reply = get(serve(root), "/hello.txt")
+    assert reply.status == 200
+    assert reply.body == b"hello, files\n"
+    assert reply.headers["content-type"] == "text/plain"
+    assert reply.headers["content-length"] == "13"
+    mtime = int((root / "hello.txt").stat().st_mtime)
+    assert reply.headers["last-modified"] == formatdate(mtime, usegmt=True)
+    assert get(serve(root), "/page.html").headers["content-type"] == "text/html"
+    assert get(serve(root), "/empty.bin").headers["content-type"] == "application/octet-stream"
+
+
+def test_head_has_the_headers_and_no_body(root: Path) -> None:
+    """HEAD gives GET's status and headers and sends no body."""
+    conn = serve(root)
+    reply = get(conn, "/hello.txt", method="HEAD")
+    assert reply.status == 200
+    assert reply.headers["content-length"] == "13"
+    assert reply.body == b""
+
+
+def test_requests_on_one_connection(root: Path) -> None:
+    """Keep-alive: several files over one connection, each answered in order."""
+    conn = serve(root)
+    conn.deliver(b"GET /hello.txt HTTP/1.1\r\nHost: t\r\n\r\nGET /page.html HTTP/1.1\r\nHost: t\r\n\r\n")
+    replies = read_replies(conn.take_written(), methods=["GET", "GET"])
+    assert [reply.body for reply in replies] == [b"hello, files\n", b"<p>hi</p>\n"]
+    assert not conn.closed
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"),
+    [(0, 304), (3600, 304), (-3600, 200)],
+)
+def test_if_modified_since(root: Path, offset: int, status: int) -> None:
+    """If-Modified-Since at or after the file's time gives 304 with no body;
+    before it, the file."""
+    mtime = int((root / "hello.txt").stat().st_mtime)
+    since = formatdate(mtime + offset, usegmt=True)
+    reply = get(serve(root), "/hello.txt", headers=f"If-Modified-Since: {since}\r\n")
+    assert reply.status == status
+    assert reply.body == (b"" if status == 304 else b"hello, files\n")
+
+
+def test_a_malformed_if_modified_since_is_ignored(root: Path) -> None:
+    """A date that does not parse is ignored (RFC 9110): the file is sent."""
+    reply = get(serve(root), "/hello.txt", headers="If-Modified-Since: yesterday-ish\r\n")
+    assert reply.status == 200
+
+
+def test_a_directory_without_its_slash_is_redirected(root: Path) -> None:
+    """/docs redirects to /docs/ (query kept), as http.server does."""
+    reply = get(serve(root), "/docs?x=1")
+    assert reply.status == 301
+    assert reply.headers["location"] == "/docs/?x=1"
+
+
+def test_a_directory_with_an_index_serves_it(root: Path) -> None:
+    """/docs/ serves docs/index.html."""
+    reply = get(serve(root), "/docs/")
+    assert (reply.status, reply.body) == (200, b"<h1>docs</h1>\n")
+
+
+def test_a_directory_listing_escapes_and_links_its_names(root: Path) -> None:
+    """A directory without an index gets a plain HTML listing: names escaped,
+    links percent-encoded, subdirectories with a slash, a link up."""
+    reply = get(serve(root), "/plain/")
+    assert reply.status == 200
+    assert reply.headers["content-type"] == "text/html; charset=utf-8"
+    page = reply.body.decode()
+    assert '<a href="%3Cb%3E%26%22odd%20name.txt">&lt;b&gt;&amp;&quot;odd name.txt</a>' in page
+    assert '<a href="sub/">sub/</a>' in page
+    assert '<a href="../">../</a>' in page
+    assert "<title>Index of /plain/</title>" in page
+
+
+@pytest.mark.parametrize(
+    ("target", "status"),
+    [
+        ("/../secret.txt", 403),
+        ("/docs/../../secret.txt", 403),
+        ("/%2e%2e/secret.txt", 403),
+        ("/%2E%2E/secret.txt", 403),
+        ("/docs/%2e%2e/%2e%2e/secret.txt", 403),
+        ("/..%2fsecret.txt", 403),
+        ("/docs%2f..%2f..%2fsecret.txt", 403),
+        ("/..%5csecret.txt", 403),
+        ("/..\\secret.txt", 403),
+        ("/hello.txt%00.html", 403),
+        ("/./hello.txt", 403),
+        ("/%ff%fe", 400),
+        ("/missing.txt", 404),
+        ("/docs/missing/", 404),
+    ],
+)
+def test_path_traversal_is_refused_in_every_spelling(root: Path, target: str, status: int) -> None:
+    """Every way of spelling a step out of the root (plain, percent-encoded in
+    either case, encoded slashes and backslashes, NUL) is refused; nothing
+    outside the root is ever sent."""
+    reply = get(serve(root), target)
+    assert reply.status == status
+    assert b"outside the root" not in reply.body
+
+
+def test_a_symbolic_link_out_of_the_root_is_refused(root: Path) -> None:
+    """A link inside the root that points outside it is a 403; one that stays inside is followed."""
+    (root / "escape.txt").symlink_to(root.parent / "secret.txt")
+    (root / "alias.txt").symlink_to(root / "hello.txt")
+    (root / "escape-dir").symlink_to(root.parent)
+    conn = serve(root)
+    assert get(conn, "/escape.txt").status == 403
+    assert get(conn, "/escape-dir/secret.txt").status == 403
+    assert get(conn, "/alias.txt").body == b"hello, files\n"
+
+
+def test_other_methods_get_405_with_allow(root: Path) -> None:
+    """POST (or any method but GET and HEAD) is a 405 that says what is allowed."""
+    reply = get(serve(root), "/hello.txt", method="DELETE")
+    assert reply.status == 405
+    assert reply.headers["allow"] == "GET, HEAD"
+
+
+def test_a_fifo_is_not_read(root: Path) -> None:
+    """A named pipe under the root is refused: reading it could block the server."""
+    os.mkfifo(root / "pipe")
+    assert get(serve(root), "/pipe").status == 403
+
+
+def test_a_large_file_is_sent_from_the_file_as_the_client_reads(root: Path) -> None:
+    """An 8 MiB file to a client that reads slowly: the response holds a file
+    region, not its bytes (nothing of the file is in memory until the client
+    reads, and allocations stay far below the file's size while it is sent),
+    and every byte arrives."""
+    data = os.urandom(8 * MIB)
+    (root / "big.bin").write_bytes(data)
+    conn = serve(root, peer_reads=False)
+    digest = hashlib.sha256()
+    tracemalloc.start()
+    try:
+        conn.deliver(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        held, _ = tracemalloc.get_traced_memory()  # answered, and nothing read yet
+        head, _, body = conn.read(100 * KIB).partition(b"\r\n\r\n")
+        conn.take_written()  # the test's record of what was read would hold it all
+        digest.update(body)
+        received = len(body)
+        for _ in range(10_000):
+            chunk = conn.read(100 * KIB)
+            conn.take_written()
+            if not chunk:
+                break
+            digest.update(chunk)
+            received += len(chunk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert b"content-length: %d" % len(data) in head.lower()
+    assert received == len(data)
+    assert digest.digest() == hashlib.sha256(data).digest()
+    assert held < 64 * KIB
+    assert peak < 1 * MIB
+
+
+def test_a_file_replaced_while_sent_is_sent_whole_and_one_cut_short_ends_the_connection(root: Path) -> None:
+    """The file is opened once: a file replaced mid-response is still sent whole
+    (the body the headers announced), while a file truncated in place cannot be,
+    so the connection ends (with the OSError) rather than send a body
+    shorter than its Content-Length."""
+    (root / "big.bin").write_bytes(b"a" * (4 * MIB))
+    conn = serve(root, peer_reads=False)
+    conn.deliver(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    conn.read(64 * KIB)
+    (root / "big.bin.new").write_bytes(b"b" * (4 * MIB))
+    os.replace(root / "big.bin.new", root / "big.bin")
+    conn.peer_reads = True
+    (reply,) = read_replies(conn.written)
+    assert reply.body == b"a" * (4 * MIB)
+    assert not conn.closed
+
+    conn = serve(root, peer_reads=False)
+    conn.deliver(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    conn.read(64 * KIB)
+    os.truncate(root / "big.bin", 1 * MIB)
+    for _ in range(1000):
+        if not conn.read(256 * KIB) or conn.closed:
+            break
+    assert conn.closed
+    assert len(conn.written) < 4 * MIB
+
+
+def test_the_root_must_be_a_directory(tmp_path: Path) -> None:
+    """FileServer of a missing directory or a file is an ArgumentError at once."""
+    with pytest.raises(ArgumentError, match="not a directory"):
+        FileServer(tmp_path / "missing")
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(ArgumentError):
+        FileServer(tmp_path / "file")
+
+
+def test_a_loop_of_links_is_a_404(root: Path) -> None:
+    """Links that point at each other are not found, not a server error."""
+    (root / "one").symlink_to(root / "two")
+    (root / "two").symlink_to(root / "one")
+    assert get(serve(root), "/one").status == 404

@@ -1,0 +1,68 @@
+"""Every example in examples/ runs, as a reader would run it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+#: A line each script must print: proof it did its job, not just that it ran.
+EXPECTED = {
+    "parse_lines.py": "refused: line longer than 20 bytes",
+    "idle_timeout.py": "closed after 59 fake seconds",
+    "pubsub_in_memory.py": "alice got b'news' b'weft 0.1 is out'",
+    "echo_on_asyncio.py": "weft client got: and back",
+    "process_lines.py": "answers [b'HELLO', b'WEFT'], exit status 0",
+    "http_fetch.py": "answers: 200 hello, weft; 200 hello, again",
+    "blocking_pubsub_client.py": "got b'news' b'weft on threads'",
+    "blocking_http_client.py": "answers: 200 hello, threads; 200 hello, again",
+    "coroutines_on_the_fake_clock.py": "greeted alice, bob; said bye at 42 fake seconds",
+    "coroutines_with_asyncio.py": (
+        "heard: HELLO FROM WEFT\nasyncio.wait_for cancelled the weft task: True\na weft callback got: later"
+    ),
+}
+
+
+#: Servers run until stopped: tests/docs/test_example_servers.py talks to them.
+SERVERS = {
+    "echo_server.py",
+    "echo_streams.py",
+    "http_hello.py",
+    "pubsub_server.py",
+    "pubsub_streams.py",
+    "tls_echo_server.py",
+}
+
+
+def test_every_example_is_checked() -> None:
+    """Each script in examples/ is listed here or is a pytest file run below."""
+    scripts = {path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("test_")}
+    assert scripts == set(EXPECTED) | SERVERS
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_example_runs(name: str) -> None:
+    """The script exits 0 and prints what it is meant to show."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert EXPECTED[name] in result.stdout
+
+
+def test_example_test_file_passes() -> None:
+    """examples/test_a_protocol.py, the testing how-to, passes under pytest."""
+    tests = sorted(str(path) for path in EXAMPLES.glob("test_*.py"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout
