@@ -140,6 +140,7 @@ class AsyncioTransport(TransportBookkeeping):
         "_files",
         "_flow",
         "_held",
+        "_in_asyncio_resume",
         "_lifecycle",
         "_log_factory_errors",
         "_loop",
@@ -175,6 +176,7 @@ class AsyncioTransport(TransportBookkeeping):
         log_factory_errors: bool = True,
     ) -> None:
         self._loop = loop
+        self._in_asyncio_resume = False
         self._factory = factory
         self._protocol: Any = None
         self._extra: dict[str, Any] = {**(extra or {}), "clock": ConnectionClock(timers, self._run_callback)}
@@ -527,8 +529,21 @@ class AsyncioTransport(TransportBookkeeping):
         self._check_pause()
 
     def _resume_writing(self) -> None:
-        """asyncio's buffer drained to the low-water mark."""
-        self._check_resume()
+        """asyncio's buffer drained to the low-water mark.
+
+        asyncio calls this from inside its write-ready handler, which goes on
+        once it returns: with its buffer empty and a close pending, it ends
+        the connection itself.  Aborting its transport from in here would
+        have it end the connection twice, the second time on a transport
+        already torn down (CPython 3.11's ``_write_ready`` does not look
+        again after resuming the protocol), so a protocol that raises here
+        has its sides aborted on the loop's next turn instead.
+        """
+        self._in_asyncio_resume = True
+        try:
+            self._check_resume()
+        finally:
+            self._in_asyncio_resume = False
 
     # Flow control is the adapter's own water marks over everything that
     # waits (asyncio's buffer and the file sender's queue); asyncio's events
@@ -617,7 +632,10 @@ class AsyncioTransport(TransportBookkeeping):
         self._drop()
         if self._started:
             self._reset_peer()
-            self._abort_sides()
+            if self._in_asyncio_resume:
+                self._loop.call_soon(self._abort_sides)
+            else:
+                self._abort_sides()
 
     def _fail(self, exc: BaseException) -> None:
         """An I/O error: end the connection with it (what is left is dropped)."""
@@ -653,14 +671,14 @@ class AsyncioTransport(TransportBookkeeping):
 
     def _close_sides(self) -> None:
         reader, writer = self._reader, self._writer
-        if writer is not None:
+        if writer is not None and not _ending_by_itself(writer):
             writer.close()
         if reader is not None and reader is not writer:
             reader.close()
 
     def _abort_sides(self) -> None:
         writer = self._writer
-        if writer is not None:
+        if writer is not None and not _ending_by_itself(writer):
             writer.abort()
         # A read pipe cannot abort; closing it is immediate anyway.
         if self._reader is not None and self._reader is not writer:
@@ -689,3 +707,14 @@ class AsyncioTransport(TransportBookkeeping):
             for hook in self.on_lost:
                 hook(self)
             self.on_lost.clear()
+
+
+def _ending_by_itself(side: asyncio.WriteTransport) -> bool:
+    """Whether asyncio's transport is closing with nothing left to write: it
+    has ended the connection, or will on its own (its ``connection_lost`` is
+    on the way), so there is nothing to drop and nothing to end.  Closing or
+    aborting it again would have a write pipe (``write_eof()`` with an empty
+    buffer already scheduled its end; CPython 3.11 has no guard against a
+    second) end the connection twice, the second time on a torn-down
+    transport."""
+    return side.is_closing() and side.get_write_buffer_size() == 0

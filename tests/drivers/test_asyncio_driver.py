@@ -28,6 +28,7 @@ from weft.drivers import DRIVERS, Future, Listener, Runtime, UnavailableDriverEr
 from weft.drivers.asyncio import AsyncioListener, AsyncioRuntime, AsyncioTransport
 from weft.drivers.asyncio._clock import LoopTimers
 from weft.drivers.testing import RecordingProtocol
+from weft.drivers.testing.conformance import ALL_CHECKS, RuntimeHarness, Verdict, run_check
 from weft.protocols import EchoProtocol
 from weft.protocols.contract import Clock, Transport, clock_of
 from weft.protocols.errors import ArgumentError, ClosedResourceError
@@ -1087,3 +1088,28 @@ def test_transports_are_weft_transports(runtime: AsyncioRuntime) -> None:
     for protocol in (server, client):
         assert isinstance(protocol.transport, AsyncioTransport)
         assert protocol.transport.get_extra_info("socket") is not None
+
+
+#: The checks whose endings asyncio's own transports would run twice if asked
+#: to close what is already ending (a protocol raising in resume_writing
+#: mid-flush; write_eof on a write pipe with nothing buffered, then an end).
+ENDINGS_ASYNCIO_RUNS_TWICE = (
+    "an_exception_from_resume_writing_ends_that_connection_with_it",
+    "write_after_write_eof_raises_write_after_eof_error",
+    "abort_empties_the_write_buffer_at_once",
+)
+
+
+@pytest.mark.parametrize("carrier", ["tcp", "pipes"])
+def test_asyncio_is_never_asked_to_end_a_connection_twice(
+    carrier: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Those endings leave asyncio quiet: no "Exception in callback
+    _call_connection_lost" from a transport asyncio had already torn down."""
+    harness = RuntimeHarness("asyncio", carrier)
+    checks = [check for check in ALL_CHECKS if check.name in ENDINGS_ASYNCIO_RUNS_TWICE]
+    assert len(checks) == len(ENDINGS_ASYNCIO_RUNS_TWICE)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        outcomes = [run_check(check, harness) for check in checks]
+    assert [outcome.verdict for outcome in outcomes] == [Verdict.PASSED] * len(checks)
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
