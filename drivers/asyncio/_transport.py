@@ -614,14 +614,6 @@ class AsyncioTransport(TransportBookkeeping):
 
     # ------------------------------------------------------------- endings
 
-    def _run_callback(self, callback: Callable[..., object], args: tuple[Any, ...]) -> object:
-        """Run a protocol timer; if it raises, log and end this connection."""
-        try:
-            return callback(*args)
-        except Exception as exc:
-            self._callback_failed(exc)
-            return None
-
     def _callback_failed(self, exc: Exception) -> None:
         """A protocol callback raised: log it and end this connection with it."""
         logger.error("exception in a callback of %r; closing %r", self._protocol, self, exc_info=exc)

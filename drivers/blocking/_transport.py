@@ -263,14 +263,6 @@ class ThreadedTransport(TransportBookkeeping):
             return False
         return True
 
-    def _run_callback(self, callback: Callable[..., object], args: tuple[Any, ...]) -> object:
-        """Run a protocol timer; if it raises, log and end this connection."""
-        try:
-            return callback(*args)
-        except Exception as exc:
-            self._callback_failed(exc)
-            return None
-
     def _callback_failed(self, exc: Exception) -> None:
         logger.error("exception in a callback of %r; closing %r", self._protocol, self, exc_info=exc)
         self._reset_on_close = True
