@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from tests.support import TIMEOUT
 from tests.support.streams import go, pair, settle
 from weft.drivers import Runtime, TCPRuntime
 from weft.drivers.coroutines import Stream, StreamProtocol, open_tcp, run, serve_tcp, spawn
@@ -231,7 +232,7 @@ def test_serve_tcp_and_open_tcp_echo_on_real_sockets(runtime: Runtime) -> None:
 
     listener = serve_tcp(runtime, echo)
     port = listener.addresses[0][1]
-    assert run(runtime, client(port), timeout=10) == [b"alpha\n", b"beta\n" * 10_000]
+    assert run(runtime, client(port), timeout=TIMEOUT) == [b"alpha\n", b"beta\n" * 10_000]
     listener.close()
 
 
@@ -262,7 +263,7 @@ def test_a_failing_handler_is_logged_and_closes_only_its_connection(caplog: pyte
     try:
         listener = serve_tcp(reactor, handler)
         with caplog.at_level(logging.ERROR, logger="weft.drivers.coroutines"):
-            assert run(reactor, client(listener.addresses[0][1]), timeout=10) == (b"", b"fine\n")
+            assert run(reactor, client(listener.addresses[0][1]), timeout=TIMEOUT) == (b"", b"fine\n")
         assert "stream handler" in caplog.text
         assert "boom" in caplog.text
         listener.close()

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.support import TIMEOUT
 from tests.support.streams import go, pair, settle
 from tests.support.tls import HOSTNAME, certificates, client_context, server_context
 from weft.drivers import Future, TCPRuntime, open_runtime
@@ -373,8 +374,8 @@ def test_starttls_over_loopback(driver: str) -> None:
     try:
         listener = serve_tcp(runtime, handler)
         port = listener.addresses[0][1]
-        replies, peercert, peername = run(runtime, client(port), timeout=10)
-        lines, version = run(runtime, _wait(served), timeout=10)
+        replies, peercert, peername = run(runtime, client(port), timeout=TIMEOUT)
+        lines, version = run(runtime, _wait(served), timeout=TIMEOUT)
         listener.close()
     finally:
         runtime.close()
@@ -408,8 +409,8 @@ def test_an_untrusted_certificate_over_loopback() -> None:
 
     try:
         listener = serve_tcp(reactor, handler)
-        message = run(reactor, client(listener.addresses[0][1]), timeout=10)
-        server_error = run(reactor, _wait(served), timeout=10)
+        message = run(reactor, client(listener.addresses[0][1]), timeout=TIMEOUT)
+        server_error = run(reactor, _wait(served), timeout=TIMEOUT)
         listener.close()
     finally:
         reactor.close()
