@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import sys
 import threading
@@ -241,19 +242,46 @@ class Reactor:
     # ------------------------------------------------------------ running
 
     def run(self) -> None:
-        """Run until :meth:`stop`; then return (it can be run again)."""
+        """Run until :meth:`stop`; then return (it can be run again).
+
+        A :meth:`stop` made before the run is not lost: the run makes one
+        turn, without waiting for I/O, and returns (asyncio's rule for
+        ``run_forever``).
+        """
+        self._start_running()
+        try:
+            self._loop(None)
+        finally:
+            self._stopping = False
+            self._stop_running()
+
+    def run_once(self, timeout: float | None = None) -> None:
+        """Run one turn of the loop, for a host that drives the reactor from its own.
+
+        Waits for I/O at most ``timeout`` seconds (None: until something
+        happens or the next timer is due; 0: not at all), then handles what
+        is ready and runs the callbacks and timers that are due.  A pending
+        :meth:`stop` makes the turn not wait, and is left for :meth:`run`.
+        """
+        if timeout is not None and not timeout >= 0:  # NaN fails this too
+            raise ArgumentError(f"timeout must be None or a number of seconds >= 0, not {timeout!r}")
+        self._start_running()
+        try:
+            self._loop(math.inf if timeout is None else timeout)
+        finally:
+            self._stop_running()
+
+    def _start_running(self) -> None:
         if self._closed:
             raise ClosedResourceError("the reactor is closed")
         if self._running:
             raise RuntimeError("the reactor is already running")
         self._running = True
-        self._stopping = False
         self._thread_id = threading.get_ident()
-        try:
-            self._loop()
-        finally:
-            self._running = False
-            self._thread_id = None
+
+    def _stop_running(self) -> None:
+        self._running = False
+        self._thread_id = None
 
     def stop(self) -> None:
         """Make :meth:`run` return after the current turn (any thread may call it)."""
@@ -292,21 +320,26 @@ class Reactor:
                 timer.cancel()
         return not expired or condition()
 
-    def _loop(self) -> None:
+    def _loop(self, once_waiting: float | None) -> None:
+        """Turns until :meth:`stop` (``once_waiting`` None), or one turn that
+        waits for I/O at most ``once_waiting`` seconds (``math.inf``: as long
+        as there is nothing to do)."""
         poll = self._poller.poll
         readers, writers, streams = self._readers, self._writers, self._streams
         read_size = READ_SIZE
         ready, timers = self._ready, self._timers
         always_ready = self._always_ready
         monotonic = time.monotonic
-        while not self._stopping:
+        while True:
             if self._after_turn is not None and self._after_turn():
                 break
-            if ready or always_ready:
+            if ready or always_ready or self._stopping:
                 timeout = 0.0
             else:
                 deadline = timers.next_deadline()
                 timeout = -1.0 if deadline is None else max(deadline - monotonic(), 0.0)
+                if once_waiting is not None and once_waiting < math.inf and not 0 <= timeout <= once_waiting:
+                    timeout = once_waiting
             events = poll(timeout)
             if always_ready:
                 events += always_ready.items()
@@ -366,6 +399,8 @@ class Reactor:
                     timer.run()
                 except Exception as exc:
                     logger.error("exception in callback %r", timer, exc_info=exc)
+            if self._stopping or once_waiting is not None:
+                break
 
     def _fd_callback_failed(self, fd: int, exc: Exception) -> None:
         owner = self._owners.get(fd)

@@ -606,3 +606,106 @@ def test_closing_a_reactor_ends_what_is_still_open() -> None:
     assert server.events[-1] == ("connection_lost", None)
     assert all(sock.fileno() == -1 for sock in [*sockets, listening])
     assert listener.closed
+
+
+# ------------------------------------------------- embedding: stop, run_once
+
+
+def test_a_stop_before_run_is_kept_for_one_turn() -> None:
+    """stop() before run() is not lost: run makes one turn (what was ready runs)
+    and returns, as asyncio's run_forever does; the next run is not stopped."""
+    with Reactor() as reactor:
+        ran: list[str] = []
+        reactor.call_soon(ran.append, "ready before the stop")
+
+        def safety_stop() -> None:
+            ran.append("safety")
+            reactor.stop()
+
+        # Bounds the run should the stop be lost; it must not be needed.
+        safety = reactor.call_later(TIMEOUT, safety_stop)
+        reactor.stop()
+        reactor.run()
+        assert ran == ["ready before the stop"]
+        safety.cancel()
+        reactor.call_later(0.01, ran.append, "timer")
+        reactor.call_later(0.02, reactor.stop)
+        reactor.run()
+        assert ran == ["ready before the stop", "timer"]
+
+
+def test_run_once_runs_what_is_ready_and_returns() -> None:
+    """run_once(0) runs the callbacks already scheduled, not the ones they schedule, and returns."""
+    with Reactor() as reactor:
+        ran: list[str] = []
+
+        def first() -> None:
+            ran.append("first")
+            reactor.call_soon(ran.append, "next turn")
+
+        reactor.call_soon(first)
+        reactor.run_once(0)
+        assert ran == ["first"]
+        reactor.run_once(0)
+        assert ran == ["first", "next turn"]
+        reactor.run_once(0)  # nothing to do: returns at once
+        assert ran == ["first", "next turn"]
+
+
+def test_run_once_waits_for_io_and_for_timers() -> None:
+    """With no timeout, a turn waits until a readable socket or a due timer, and handles it."""
+    with Reactor() as reactor:
+        left, right = socket.socketpair()
+        with left, right:
+            got: list[bytes] = []
+            reactor.add_reader(left.fileno(), lambda: got.append(left.recv(100)))
+            right.send(b"ping")
+            reactor.run_once()
+            assert got == [b"ping"]
+            reactor.remove_reader(left.fileno())
+        fired: list[str] = []
+        reactor.call_later(0.01, fired.append, "timer")
+        while not fired:  # a turn may wake a little early for the timer
+            reactor.run_once(TIMEOUT)
+        assert fired == ["timer"]
+
+
+def test_run_once_with_nothing_to_do_returns_after_its_timeout() -> None:
+    """A bounded wait with no I/O and no timer returns having run nothing."""
+    with Reactor() as reactor:
+        later: list[str] = []
+        reactor.call_later(TIMEOUT, later.append, "far off")
+        reactor.run_once(0.01)
+        assert later == []
+
+
+def test_run_once_leaves_a_pending_stop_to_run() -> None:
+    """A pending stop makes run_once not wait, and run still sees it afterwards."""
+    with Reactor() as reactor:
+        ran: list[str] = []
+        reactor.call_later(TIMEOUT, ran.append, "far off")
+        reactor.stop()
+        reactor.run_once()  # would wait TIMEOUT if the stop were ignored
+        reactor.call_soon(ran.append, "one turn")
+        reactor.run()
+        assert ran == ["one turn"]
+
+
+def test_run_once_refuses_a_bad_timeout_and_a_running_reactor() -> None:
+    """A negative or NaN timeout is an ArgumentError; run_once inside a run is a RuntimeError."""
+    with Reactor() as reactor:
+        for bad in (-1.0, float("nan")):
+            with pytest.raises(ArgumentError, match="timeout"):
+                reactor.run_once(bad)
+        errors: list[BaseException] = []
+
+        def nested() -> None:
+            try:
+                reactor.run_once(0)
+            except RuntimeError as exc:
+                errors.append(exc)
+            reactor.stop()
+
+        reactor.call_soon(nested)
+        reactor.run()
+        assert [str(error) for error in errors] == ["the reactor is already running"]
