@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.lifecycle import TransportLifecycle
 from weft.protocols._flow_control import WriteFlowControl
+from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["TransportBookkeeping", "drop_sent"]
 
@@ -40,6 +41,22 @@ class TransportBookkeeping:
 
         def _callback_failed(self, exc: Exception) -> None:
             """Each transport's own: log ``exc`` and end this connection with it."""
+
+    def _admit(self, data: bytes | bytearray | memoryview) -> bytes | None:
+        """What ``write(data)`` takes: ``data`` as plain bytes (a copy: a
+        bytearray may change after write() returns), or None when there is
+        nothing to send (no bytes, or the transport is closing).  Raises
+        TypeError for what is not bytes-like and WriteAfterEofError after
+        ``write_eof()``, as every transport's write() must."""
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
+            data = bytes(data)
+        if self._lifecycle.eof_written:
+            raise WriteAfterEofError("write() after write_eof()")
+        if not data or self._lifecycle.closing:
+            return None
+        return data
 
     def _run_callback(self, callback: Callable[..., object], args: tuple[Any, ...]) -> object:
         """Run a protocol timer (the connection clock's); if it raises, log and

@@ -373,16 +373,13 @@ class AsyncioTransport(TransportBookkeeping):
     # --------------------------------------------------------- writing
 
     def _write_slowly(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
-        if self._lifecycle.eof_written:
-            raise WriteAfterEofError("write() after write_eof()")
-        if self._lifecycle.closing or not data:
+        admitted = self._admit(data)
+        if admitted is None:
             return
         if self._output_gone:
             self._fail(BrokenPipeError(errno.EPIPE, "the reader of the write pipe is gone"))
             return
-        data = bytes(data)  # the caller may change a bytearray later
+        data = admitted
         if self._files is not None:  # behind a file region
             self._files.add(data)
             self._check_pause()

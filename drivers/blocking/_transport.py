@@ -174,14 +174,10 @@ class ThreadedTransport(TransportBookkeeping):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data`` for the writer thread; never blocks (any thread may call it)."""
-        if type(data) is not bytes:
-            if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
-            data = bytes(data)
-        if self._lifecycle.eof_written:
-            raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._lifecycle.closing:
+        admitted = self._admit(data)
+        if admitted is None:
             return
+        data = admitted
         with self._changed:
             self._queue.append(data)
             self._buffer_size += len(data)

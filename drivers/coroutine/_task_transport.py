@@ -40,7 +40,6 @@ from weft.drivers._core.lifecycle import Event, WriteState
 from weft.drivers.coroutines._task import Task
 from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
 from weft.protocols.contract import FileRegion
-from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["TaskReadPipeTransport", "TaskTransport"]
 
@@ -101,14 +100,10 @@ class TaskTransport(DescriptorTransport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data``; the connection's task sends it on its next step."""
-        if type(data) is not bytes:
-            if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
-            data = bytes(data)  # a copy: a bytearray may change after write() returns
-        if self._lifecycle.eof_written:
-            raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._lifecycle.closing:
+        admitted = self._admit(data)
+        if admitted is None:
             return
+        data = admitted
         self._write_to.append(data)  # _buffer, or behind a queued file region
         self._buffer_size += len(data)
         if self._flow.should_pause(self._buffer_size):

@@ -203,16 +203,12 @@ class DescriptorTransport(TransportBookkeeping):
 
     def _write_otherwise(self, data: bytes | bytearray | memoryview) -> None:
         """write() for everything but the hot path: other types, a queue, an end."""
-        if type(data) is not bytes:
-            if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
-            # A copy: the caller may change a bytearray later, and a bytes
-            # subclass is made plain so the hot path takes it next time.
-            data = bytes(data)
-        if self._lifecycle.eof_written:
-            raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._lifecycle.closing:
+        # A copy of anything but plain bytes: the caller may change a
+        # bytearray later, and a plain copy takes the hot path next time.
+        admitted = self._admit(data)
+        if admitted is None:
             return
+        data = admitted
         if self._idle_writer:
             self.write(data)
             return

@@ -116,13 +116,9 @@ class MemoryTransport(TransportBookkeeping):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Buffer ``data`` for the peer."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
-        if self._lifecycle.eof_written:
-            raise WriteAfterEofError("write() after write_eof()")
-        if not data or self._lifecycle.closing:
+        chunk = self._admit(data)
+        if chunk is None:
             return
-        chunk = bytes(data)
         self._output.append(chunk)
         self._output_size += len(chunk)
         self._link.output_ready(self)
