@@ -37,9 +37,12 @@ exception handler.  See ``docs/asyncio.md``.
 from __future__ import annotations
 
 import asyncio
+import asyncio.constants
+import asyncio.sslproto
 import io
 import os
 import socket
+import ssl
 import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -90,6 +93,35 @@ class EventLoop(asyncio.SelectorEventLoop):
             self.call_soon(_resolve, waiter)
         return transport
 
+
+    def _make_ssl_transport(
+        self,
+        rawsock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: ssl.SSLContext,
+        waiter: asyncio.Future[Any] | None = None,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        extra: dict[str, Any] | None = None,
+        server: asyncio.Server | None = None,
+        ssl_handshake_timeout: float | None = asyncio.constants.SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = asyncio.constants.SSL_SHUTDOWN_TIMEOUT,
+    ) -> asyncio.Transport:
+        """``ssl=``: asyncio's TLS protocol over one of the reactor's transports."""
+        ssl_protocol = asyncio.sslproto.SSLProtocol(
+            self,
+            protocol,
+            sslcontext,
+            waiter,  # type: ignore[arg-type]  # asyncio passes None too
+            server_side,
+            server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]  # typeshed says int
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
+        app_transport: asyncio.Transport = ssl_protocol._app_transport
+        return app_transport
 
     async def _sendfile_native(
         self, transp: asyncio.BaseTransport, file: Any, offset: int, count: int | None

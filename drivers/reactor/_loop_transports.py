@@ -28,6 +28,7 @@ import socket
 from typing import Any
 
 from weft.drivers._core.file_region import FileSlice
+from weft.drivers._core.lifecycle import ConnectionState
 from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 from weft.drivers.reactor._loop import Reactor
@@ -125,6 +126,18 @@ class LoopStreamTransport(DescriptorTransport):
     def _write_otherwise(self, data: bytes | bytearray | memoryview) -> None:
         if self._sendfile_busy:
             raise RuntimeError("unable to write; sendfile is in progress")
+        if self._lifecycle.connection_state is ConnectionState.CLOSING and not self._lifecycle.eof_written:
+            # asyncio's transports still send what is written after close()
+            # while they flush, and asyncio's TLS relies on it: its
+            # close_notify can come after it asked for the close.  (While
+            # closing with a flush, something is queued and write interest
+            # is armed, or the connection would be lost already.)
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
+            if data:
+                self._write_to.append(bytes(data))
+                self._buffer_size += len(data)
+            return
         super()._write_otherwise(data)
 
     def _write_ready(self) -> None:
@@ -182,15 +195,21 @@ class LoopStreamTransport(DescriptorTransport):
     def _fatal(self, exc: BaseException, message: str) -> None:
         """asyncio's rule: an error the protocol raised goes to the loop's
         exception handler (an OSError only to the debug log), and the
-        connection ends with it."""
+        connection ends with it (closed, not reset, as ``abort``)."""
         if isinstance(exc, OSError):
             logger.debug("%r: %s", self, message, exc_info=exc)
         else:
             self._loop.call_exception_handler(
                 {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
             )
-        self._reset_on_close = True
         self._force_close(exc)
+
+    def abort(self) -> None:
+        """Drop the queue and close now.  As on asyncio's loop the socket is
+        simply closed (a TCP peer reads EOF), where the bare reactor's abort
+        resets the connection."""
+        if not self._lifecycle.lost:
+            self._force_close(None)
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         try:
@@ -201,6 +220,10 @@ class LoopStreamTransport(DescriptorTransport):
             server, self._server = self._server, None
             if server is not None:
                 server._detach()
+            # Let go of the protocol as asyncio's transports do: what it holds
+            # (an SSL context, a stream's buffers) is freed as soon as the
+            # application drops it, not at the next garbage collection.
+            self._protocol = None
 
 
 class LoopReactor(Reactor):
