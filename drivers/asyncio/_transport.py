@@ -102,7 +102,7 @@ class _Side(asyncio.Protocol):
             owner._hold(data)
             return
         try:
-            owner._receive(data)
+            owner._receiver.data_received(data)
         except Exception as exc:
             owner._callback_failed(exc)
 
@@ -172,7 +172,7 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
         "_pause_pending",
         "_protocol",
         "_reader",
-        "_receive",
+        "_receiver",
         "_told_paused",
         "_sides",
         "_sides_lost",
@@ -204,9 +204,9 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
         self._in_asyncio_resume = False
         self._factory = factory
         self._protocol: Any = None
-        # How data reaches the protocol: its data_received, or a feed into
-        # an asyncio.BufferedProtocol's buffer (set with the protocol).
-        self._receive: Callable[[bytes], object] = self._receive_late
+        # What data_received is called on: the protocol, or a feed into an
+        # asyncio.BufferedProtocol's buffers (set with the protocol).
+        self._receiver: Any = None
         # The protocol that heard pause_writing and not yet resume_writing
         # (resume_writing goes to it alone), and whether someone just read
         # _protocol_paused as true, to take the pause over with set_protocol.
@@ -309,9 +309,7 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
             if self._flow.paused:
                 self._told_paused = protocol
         self._protocol = protocol
-        self._receive = receiver_for(
-            protocol, late=self._receive_late, feeds=self._feeds, rest=self._receive_rest
-        )
+        self._receiver = receiver_for(protocol, feeds=self._feeds, rest=self._receive_rest)
 
     @property
     def _protocol_paused(self) -> bool:
@@ -328,10 +326,6 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
         else:
             self._fail(exc)
 
-    def _receive_late(self, data: bytes) -> None:
-        """Data for a protocol whose data_received was not there when it was set."""
-        self._protocol.data_received(data)
-
     def _feeds(self, protocol: Any) -> bool:
         """Whether data still goes to ``protocol`` (a BufferedProtocol, midway through a chunk)."""
         return self._lifecycle.reading and self._protocol is protocol
@@ -340,7 +334,7 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
         """What a BufferedProtocol paused or handed on midway through a chunk:
         first in line for when reading resumes, or the new protocol's now."""
         if self._lifecycle.reading:
-            self._receive(data)
+            self._receiver.data_received(data)
         elif not self._lifecycle.closing:
             self._held.appendleft(data)
 
@@ -594,7 +588,7 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
                 self._deliver_eof()
                 continue
             try:
-                self._receive(data)
+                self._receiver.data_received(data)
             except Exception as exc:
                 self._callback_failed(exc)
                 return
