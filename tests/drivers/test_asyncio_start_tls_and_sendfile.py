@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
+import subprocess
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import pytest
@@ -448,3 +452,17 @@ def test_on_uvloop_asyncio_helpers_refuse_and_weft_start_tls_works() -> None:
     assert received == b"OK\nWEFT'S OWN TLS\n"
     assert version is not None
     assert version.startswith("TLS")
+
+
+def test_the_example_in_docs_runs() -> None:
+    """The example under "start_tls and sendfile on weft's asyncio driver" in
+    docs/asyncio.md runs as written."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "asyncio.md").read_text()
+    section = text.split("## start_tls and sendfile on weft's asyncio driver\n", 1)[1]
+    found = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert found is not None
+    result = subprocess.run(
+        [sys.executable, "-c", found.group(1)], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "plain: a line from a file\ntls: hello\n"

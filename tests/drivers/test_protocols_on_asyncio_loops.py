@@ -12,6 +12,9 @@ TIMEOUT, and the timeouts under test are short and waited for by event.
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -400,3 +403,29 @@ def test_the_loop_clock_runs_a_timer_on_a_plain_transport(loop_factory: LoopFact
 
     before, at, after = run(loop_factory, main)
     assert before <= at <= after
+
+
+# --------------------------------------------------------------- the docs
+
+
+def docs_example(section: str) -> str:
+    """The python block under ``section`` of docs/asyncio.md."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "asyncio.md").read_text()
+    found = re.search(r"```python\n(.*?)```", text.split(f"## {section}\n", 1)[1], re.DOTALL)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize("runner", ["asyncio.run", "uvloop.run"])
+def test_the_example_in_docs_runs_on_both_loops(runner: str) -> None:
+    """The example under "weft protocols on any asyncio loop" runs as written,
+    and with uvloop.run as its comment says."""
+    code = docs_example("weft protocols on any asyncio loop")
+    if runner == "uvloop.run":
+        pytest.importorskip("uvloop")
+        code = "import uvloop\n" + code.replace("asyncio.run(main())", "uvloop.run(main())")
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "HTTP/1.1 200 OK\nbye\n"
