@@ -82,11 +82,6 @@ class LoopClock:
         self._loop = loop
         self._transport = transport
 
-    @property
-    def loop(self) -> Any:
-        """The asyncio event loop whose clock this is."""
-        return self._loop
-
     def now(self) -> float:
         """The loop's ``time()``: monotonic seconds."""
         return self._loop.time()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -28,6 +29,7 @@ from tests.support.tls import HOSTNAME, client_context, server_context
 from weft.protocols import EchoProtocol
 from weft.protocols._loop_clock import LoopClock
 from weft.protocols.contract import Protocol, Transport, clock_of
+from weft.protocols.framing import LineProtocol
 from weft.protocols.http import (
     ClientResponse,
     HTTPClientProtocol,
@@ -37,6 +39,7 @@ from weft.protocols.http import (
     Request,
     ResponseWriter,
 )
+from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
 from weft.protocols.tls import TLSHandshakeTimeoutError, TLSProtocol, TLSTransport
 
 T = TypeVar("T")
@@ -99,6 +102,28 @@ class H11Client:
 
     def close(self) -> None:
         self.writer.close()
+
+
+async def static_checks(loop: asyncio.AbstractEventLoop, path: str, sock: socket.socket) -> None:
+    """Never run: mypy --strict checks these calls, which is the test.
+
+    Factories of weft's protocols, and of a subclass, fit every asyncio loop
+    method that takes one, and create_connection gives back the weft type.
+    """
+    await loop.create_server(EchoProtocol, "127.0.0.1", 0)
+    await loop.create_unix_server(lambda: PubSubServerProtocol(PubSubHub()), path)
+    await loop.connect_accepted_socket(Shout, sock)
+    _, client = await loop.create_connection(lambda: HTTPClientProtocol(host="test"), "127.0.0.1", 80)
+    _, lines = await loop.create_unix_connection(Shout, path)
+    _client: HTTPClientProtocol = client
+    _lines: Shout = lines
+
+
+class Shout(LineProtocol):
+    """A subclass of a weft protocol, as users write them."""
+
+    def line_received(self, line: bytes) -> None:
+        self.send_line(line.upper())
 
 
 # ------------------------------------------------------------ the HTTP server
