@@ -18,9 +18,9 @@ plain asyncio programs import no weft driver, and they are the ones that
 need this.  This module is the one place under ``protocols/`` allowed to
 look asyncio up (the architecture test names it).
 
-The time stays the transport's: a clock is still handed to the protocol,
-by the transport's loop, so a test can still give a protocol a fake clock
-through a transport that offers one; this is only the fallback.
+This is only the fallback: a transport's own clock always comes first
+(every weft driver's transports offer one, the memory driver's a test's
+FakeClock), so every timeout stays testable with a fake clock.
 """
 
 from __future__ import annotations
