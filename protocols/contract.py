@@ -18,26 +18,51 @@ Call order, guaranteed by every driver::
 with ``pause_writing``.
 
 Time reaches a protocol only through a :class:`Clock`, which the transport
-offers as ``transport.get_extra_info("clock")``; :func:`clock_of` fetches it
-with a clear error when a transport has none.  Nothing else may tell a protocol
-the time, so every timeout can be tested with a fake clock.
+offers as ``transport.get_extra_info("clock")``; :func:`clock_of` fetches it.
+A plain asyncio or uvloop transport offers none, so there :func:`clock_of`
+gives the clock of the asyncio loop running the connection (see
+:mod:`weft.protocols._loop_clock`), and raises a clear error only where
+there is neither.  Nothing else may tell a protocol the time, so every
+timeout can be tested with a fake clock.
 
-The classes here are :class:`typing.Protocol` classes: anything with the right
-methods conforms, whoever wrote it.  They can also be subclassed explicitly,
-in which case their method bodies serve as do-nothing defaults::
+The transport classes here are :class:`typing.Protocol` classes: anything
+with the right methods conforms, whoever wrote it (asyncio's transports do).
+The protocol classes, :class:`BaseProtocol` and :class:`Protocol`, are the
+bases a protocol subclasses, for their do-nothing defaults::
 
     class Hello(Protocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
+            self.transport: Transport = transport
             transport.write(b"hello\\n")
+
+To a type checker they *are* asyncio's ``BaseProtocol`` and ``Protocol``
+(subclasses of them), so a weft protocol's factory fits
+``loop.create_server``, ``create_connection`` and the rest under ``mypy
+--strict``; at run time they import nothing of asyncio.  asyncio's
+``connection_made`` takes an ``asyncio.BaseTransport``, and an override may
+not narrow that, so a protocol takes ``transport: Any`` (every driver's
+transport and asyncio's fit) and keeps it as a :class:`Transport`, as above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVarTuple, Unpack, runtime_checkable
+from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack, runtime_checkable
 from typing import Protocol as _TypingProtocol
 
+from weft.protocols._loop_clock import running_loop_clock
 from weft.protocols.errors import NoClockError
+
+if TYPE_CHECKING:
+    # For the type checker only (nothing is imported at run time: protocols
+    # never import asyncio).  asyncio's loop methods take a protocol factory
+    # typed ``Callable[[], asyncio.BaseProtocol]``, a nominal class, so a weft
+    # protocol fits them only if the checker sees it as a subclass; at run
+    # time the bases are plain classes with the same do-nothing methods.
+    from asyncio import BaseProtocol as _AsyncioBaseProtocol
+    from asyncio import Protocol as _AsyncioProtocol
+else:
+    _AsyncioBaseProtocol = _AsyncioProtocol = object
 
 __all__ = [
     "BaseProtocol",
@@ -94,8 +119,10 @@ class Clock(_TypingProtocol):
 # --------------------------------------------------------------- protocols
 
 
-class BaseProtocol(_TypingProtocol):
-    """What every protocol hears from its transport."""
+class BaseProtocol(_AsyncioBaseProtocol):
+    """What every protocol hears from its transport (asyncio's ``BaseProtocol``, to a type checker)."""
+
+    __slots__ = ()
 
     def connection_made(self, transport: Any) -> None:
         """The connection is up; ``transport`` is how to talk on it.
@@ -128,8 +155,10 @@ class BaseProtocol(_TypingProtocol):
         return None
 
 
-class Protocol(BaseProtocol, _TypingProtocol):
-    """A protocol for a byte stream."""
+class Protocol(BaseProtocol, _AsyncioProtocol):
+    """A protocol for a byte stream (asyncio's ``Protocol``, to a type checker)."""
+
+    __slots__ = ()
 
     def data_received(self, data: bytes) -> None:
         """Some bytes arrived.  Never empty; chunk boundaries mean nothing."""
@@ -338,16 +367,24 @@ def file_writer_of(transport: object) -> Callable[[FileRegion], None] | None:
 
 
 def clock_of(transport: BaseTransport) -> Clock:
-    """The :class:`Clock` ``transport`` offers, for protocols that need time.
+    """The :class:`Clock` for a protocol on ``transport``, for protocols that need time.
 
-    Raises :class:`~weft.protocols.errors.NoClockError` when the transport
-    offers none (a bare asyncio transport, for one: run the protocol on
-    weft's asyncio driver instead, which offers the loop's clock).
+    The transport's own (``get_extra_info("clock")``: every weft driver's
+    transports offer one) or, when it offers none, the clock of the asyncio
+    event loop running in this thread (a plain asyncio or uvloop transport:
+    see :class:`weft.protocols._loop_clock.LoopClock`).  Raises
+    :class:`~weft.protocols.errors.NoClockError` when there is neither.
+    Call it from a protocol callback (``connection_made``), where the
+    transport's loop is the running one.
     """
     clock = transport.get_extra_info("clock")
-    if clock is None:
+    if clock is not None:
+        return clock  # type: ignore[no-any-return]
+    loop_clock = running_loop_clock(transport)
+    if loop_clock is None:
         raise NoClockError(
-            f"{type(transport).__name__} offers no clock (get_extra_info('clock') is None); "
-            "run this protocol on a weft driver"
+            f"{type(transport).__name__} offers no clock (get_extra_info('clock') is None) "
+            "and no asyncio event loop is running in this thread; "
+            "run this protocol on a weft driver or an asyncio loop"
         )
-    return clock  # type: ignore[no-any-return]
+    return loop_clock

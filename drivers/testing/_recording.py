@@ -25,9 +25,9 @@ class RecordingProtocol(Protocol):
         self.events: list[tuple[Any, ...]] = []
         self._received = bytearray()
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         """Record it and keep the transport."""
-        self.transport = transport
+        self.transport: Transport = transport
         self.events.append(("connection_made",))
 
     def data_received(self, data: bytes) -> None:
