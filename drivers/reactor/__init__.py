@@ -2,12 +2,20 @@
 
 A single-threaded event loop over the operating system's best readiness API
 (epoll on Linux), with transports for TCP and UNIX sockets, pipes, stdio,
-subprocesses and PTYs.  :class:`Reactor` is a :class:`~weft.drivers.Runtime`
+subprocesses and PTYs, and datagram endpoints (UDP, UNIX datagram sockets:
+``docs/datagrams.md``).  :class:`Reactor` is a :class:`~weft.drivers.Runtime`
 (``weft serve echo``).  See ``docs/reactor.md`` and ``docs/processes.md``.
 """
 
+from weft.drivers.reactor._datagrams import ReactorDatagramTransport, datagram_transport
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 from weft.drivers.reactor._loop import Reactor
 from weft.drivers.reactor._sockets import ReactorListener
 
-__all__ = ["DescriptorTransport", "Reactor", "ReactorListener"]
+__all__ = [
+    "DescriptorTransport",
+    "Reactor",
+    "ReactorDatagramTransport",
+    "ReactorListener",
+    "datagram_transport",
+]
