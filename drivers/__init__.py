@@ -9,7 +9,7 @@ This package is the interface every driver shares:
 * :class:`Runtime`: what a running driver offers, made of capability
   protocols (:class:`LoopRuntime`, :class:`ThreadsRuntime`,
   :class:`TCPRuntime`, :class:`UNIXRuntime`, :class:`PipesRuntime`,
-  :class:`SignalsRuntime`; :class:`ProcessRuntime` on the drivers that start
+  :class:`DatagramRuntime`, :class:`SignalsRuntime`; :class:`ProcessRuntime` on the drivers that start
   processes), each listed in :data:`CAPABILITIES`; a runtime asked for one it
   lacks raises :class:`CapabilityError`.  :func:`open_runtime` gives a
   runtime by name, from :data:`DRIVERS`, the registry of every driver, which
@@ -38,6 +38,7 @@ from weft.drivers._registry import DRIVERS, DriverInfo, UnavailableDriverError, 
 from weft.drivers._runtime import (
     CAPABILITIES,
     CapabilityError,
+    DatagramRuntime,
     Listener,
     LoopRuntime,
     PipesRuntime,
@@ -55,6 +56,7 @@ __all__ = [
     "CAPABILITIES",
     "DRIVERS",
     "CapabilityError",
+    "DatagramRuntime",
     "DriverInfo",
     "FileSlice",
     "Future",

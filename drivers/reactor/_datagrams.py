@@ -58,6 +58,7 @@ from weft.drivers._core.lifecycle import Event, TransportLifecycle
 from weft.drivers._core.socket_defaults import name_or_none
 from weft.drivers._core.transport_base import EndpointBookkeeping
 from weft.protocols._flow_control import WriteFlowControl
+from weft.protocols.contract import DatagramTransport
 from weft.protocols.errors import ArgumentError
 
 if TYPE_CHECKING:
@@ -362,12 +363,12 @@ def open_udp(
     family: int = 0,
     reuse_port: bool = False,
     allow_broadcast: bool = False,
-) -> Future[ReactorDatagramTransport]:
+) -> Future[DatagramTransport]:
     """A UDP endpoint for a protocol ``factory`` makes; see :meth:`Reactor.open_udp`."""
     request = udp_request(
         local_address, remote_address, family, reuse_port=reuse_port, allow_broadcast=allow_broadcast
     )
-    result: Future[ReactorDatagramTransport] = Future(reactor.call_soon)
+    result: Future[DatagramTransport] = Future(reactor.call_soon)
 
     def make(candidates: list[Any]) -> None:
         if result.done():
@@ -407,10 +408,10 @@ def open_unix_datagram(
     factory: ProtocolFactory,
     local_path: UNIXPath | None = None,
     remote_path: UNIXPath | None = None,
-) -> Future[ReactorDatagramTransport]:
+) -> Future[DatagramTransport]:
     """A UNIX datagram endpoint; see :meth:`Reactor.open_unix_datagram`."""
     local, remote = unix_paths(local_path, remote_path)  # TypeError now
-    result: Future[ReactorDatagramTransport] = Future(reactor.call_soon)
+    result: Future[DatagramTransport] = Future(reactor.call_soon)
 
     def make() -> None:
         try:
@@ -430,7 +431,7 @@ def _start(
     sock: socket.socket,
     peer: Any,
     socket_file: str | None,
-    result: Future[ReactorDatagramTransport],
+    result: Future[DatagramTransport],
 ) -> None:
     """Make the protocol and its transport, call ``connection_made``, resolve ``result``."""
     try:

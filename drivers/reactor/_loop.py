@@ -39,13 +39,12 @@ from weft.drivers.reactor import _datagrams as datagrams
 from weft.drivers.reactor import _pipes as pipes
 from weft.drivers.reactor import _process as process
 from weft.drivers.reactor import _sockets as sockets
-from weft.drivers.reactor._datagrams import ReactorDatagramTransport
 from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
 from weft.drivers.reactor._plumbing import FdOwner, InlineReader
 from weft.drivers.reactor._pollers import ERROR, HANGUP, READABLE, WRITABLE, Poller, best_poller
 from weft.drivers.reactor._process import Process, Stderr
 from weft.drivers.reactor._sockets import ReactorListener
-from weft.protocols.contract import Transport
+from weft.protocols.contract import DatagramTransport, Transport
 from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError
 
 __all__ = ["Reactor"]
@@ -449,7 +448,7 @@ class Reactor:
         family: int = 0,
         reuse_port: bool = False,
         allow_broadcast: bool = False,
-    ) -> Future[ReactorDatagramTransport]:
+    ) -> Future[DatagramTransport]:
         """A UDP endpoint (IPv4 or IPv6) for the protocol ``factory`` makes.
 
         ``local_address`` is ``(host, port)`` to bind (host ``None`` or
@@ -484,7 +483,7 @@ class Reactor:
         factory: Callable[[], Any],
         local_path: str | bytes | os.PathLike[str] | None = None,
         remote_path: str | bytes | os.PathLike[str] | None = None,
-    ) -> Future[ReactorDatagramTransport]:
+    ) -> Future[DatagramTransport]:
         """A UNIX datagram endpoint bound to ``local_path`` and connected to
         ``remote_path`` (either may be ``None``; without ``local_path`` it can
         send but not be answered).
