@@ -82,11 +82,11 @@ class DatagramTooLargeError(WeftError, OSError):
     ``sendto()`` raises it for a datagram over the limit it knows; one the
     kernel refuses reaches the protocol's ``error_received`` instead, as
     asyncio reports it.  Either way the endpoint goes on.  ``size`` is the
-    datagram's length; ``limit`` the largest allowed, or ``None`` when only
-    the kernel knew.
+    datagram's length (``None`` when the report did not say); ``limit`` the
+    largest allowed, or ``None`` when only the kernel knew.
     """
 
-    def __init__(self, message: str, *, size: int, limit: int | None) -> None:
+    def __init__(self, message: str, *, size: int | None, limit: int | None) -> None:
         super().__init__(errno.EMSGSIZE, message)
         self.size = size
         self.limit = limit

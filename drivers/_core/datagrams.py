@@ -82,15 +82,16 @@ def as_datagram(data: Any) -> bytes:
     return bytes(data)
 
 
-def datagram_error(exc: OSError, size: int) -> OSError:
+def datagram_error(exc: Exception, size: int | None) -> Exception:
     """What ``error_received`` is given for ``exc``, an error from sending a
-    datagram of ``size`` bytes: the kernel's ``EMSGSIZE`` becomes weft's
-    :class:`DatagramTooLargeError` (an OSError with that errno still), the
-    rest is passed on as it is."""
-    if exc.errno != errno.EMSGSIZE:
+    datagram of ``size`` bytes (``None``: not known): the kernel's
+    ``EMSGSIZE`` becomes weft's :class:`DatagramTooLargeError` (an OSError
+    with that errno still), the rest is passed on as it is."""
+    if not isinstance(exc, OSError) or exc.errno != errno.EMSGSIZE or isinstance(exc, DatagramTooLargeError):
         return exc
+    what = "a datagram" if size is None else f"a datagram of {size} bytes"
     error = DatagramTooLargeError(
-        f"the kernel refused a datagram of {size} bytes as too large (EMSGSIZE); "
+        f"the kernel refused {what} as too large (EMSGSIZE); "
         "send smaller datagrams, or raise the socket's SO_SNDBUF",
         size=size,
         limit=None,

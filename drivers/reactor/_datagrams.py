@@ -286,7 +286,7 @@ class ReactorDatagramTransport(EndpointBookkeeping):
         if lifecycle.closing:
             self._finish(None)
 
-    def _report(self, exc: OSError) -> None:
+    def _report(self, exc: Exception) -> None:
         """Hand ``exc`` to ``error_received`` (unless the endpoint is gone)."""
         if self._lifecycle.lost:
             return
