@@ -54,7 +54,7 @@ def test_the_memory_driver_passes_them_all_at_once() -> None:
 class _SilentBench(RuntimeBench):
     """A bench that forgets the callback errors its runtime reports."""
 
-    @property  # type: ignore[override]
+    @property
     def callback_errors(self) -> list[BaseException]:
         return []
 
