@@ -244,9 +244,7 @@ class DatagramSocket:
         protocol = self._protocol
         if protocol.transport is None or protocol._lost:
             return
-        protocol.transport.close()
-        if _ended(protocol):  # the memory network's close() may end it at once
-            return
+        protocol.transport.close()  # connection_lost never comes from inside it
         waiter = _waiter()
         protocol._lost_waiters.append(waiter)
         try:
@@ -276,10 +274,6 @@ class DatagramSocket:
                 raise protocol._exception
             raise ClosedResourceError("the datagram socket's endpoint has ended")
         return self.transport
-
-
-def _ended(protocol: DatagramSocketProtocol) -> bool:
-    return protocol._lost
 
 
 def _forget(waiters: list[Future[None]], waiter: Future[None]) -> None:
