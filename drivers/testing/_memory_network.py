@@ -419,19 +419,30 @@ class MemoryNetwork:
         self._take(flight)
         self.stats.lost += 1
 
-    def stall(self, address: Any) -> None:
-        """The endpoint at ``address`` stops sending: its datagrams wait in its
-        transport (and count in its write buffer) until :meth:`unstall`."""
-        self._stalled.add(self._key_of(address))
+    def stall(self, endpoint: Any) -> None:
+        """``endpoint`` (its transport, or its address) stops sending: its
+        datagrams wait in its transport (and count in its write buffer)
+        until :meth:`unstall`."""
+        self._stalled.add(self._find(endpoint)._key)
 
-    def unstall(self, address: Any) -> None:
-        """The endpoint at ``address`` sends again, what waited first."""
-        key = self._key_of(address)
-        self._stalled.discard(key)
-        endpoint = self._endpoints.get(key)
-        if endpoint is not None:
-            endpoint._drain()
+    def unstall(self, endpoint: Any) -> None:
+        """``endpoint`` sends again, what waited first."""
+        found = self._find(endpoint)
+        self._stalled.discard(found._key)
+        found._drain()
         self.clock.advance(0)
+
+    def _find(self, endpoint: Any) -> MemoryDatagramTransport:
+        if isinstance(endpoint, MemoryDatagramTransport):
+            return endpoint
+        if isinstance(endpoint, tuple):
+            host = _normal_host(endpoint[0])
+            found = self._endpoint_at(endpoint, socket.AF_INET6 if ":" in host else socket.AF_INET)
+        else:
+            found = self._endpoint_at(endpoint, socket.AF_UNIX)
+        if found is None:
+            raise ArgumentError(f"no endpoint is open at {endpoint!r} on this network")
+        return found
 
     def close(self) -> None:
         """Abort every endpoint still open (their protocols hear ``connection_lost``)."""
@@ -520,13 +531,6 @@ class MemoryNetwork:
             return None
         key = self._ip_key(family, address)
         return self._endpoints.get(key) or self._endpoints.get((family, _ANY[family], key[2]))
-
-    def _key_of(self, address: Any) -> _Key:
-        if isinstance(address, tuple):
-            host = _normal_host(address[0])
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            return self._ip_key(family, address)
-        return (socket.AF_UNIX, os.fspath(address))
 
     def _ip_key(self, family: int, address: tuple[Any, ...]) -> _Key:
         return (family, _normal_host(address[0]), address[1])

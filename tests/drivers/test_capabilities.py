@@ -18,8 +18,8 @@ import pytest
 from tests.support.drivers import driver_names, driver_params
 from weft.drivers import (
     CAPABILITIES,
-    DatagramRuntime,
     DRIVERS,
+    DatagramRuntime,
     DriverInfo,
     LoopRuntime,
     PipesRuntime,
@@ -60,7 +60,15 @@ if TYPE_CHECKING:
 def test_runtime_is_every_capability_but_processes() -> None:
     """Runtime is made of the capability protocols every OS driver offers, and
     CAPABILITIES lists those and ProcessRuntime, each runtime-checkable."""
-    parts = {LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, DatagramRuntime, SignalsRuntime}
+    parts = {
+        LoopRuntime,
+        ThreadsRuntime,
+        TCPRuntime,
+        UNIXRuntime,
+        PipesRuntime,
+        DatagramRuntime,
+        SignalsRuntime,
+    }
     assert set(Runtime.__mro__) >= parts
     assert ProcessRuntime not in Runtime.__mro__
     assert set(CAPABILITIES) == parts | {ProcessRuntime}
