@@ -35,9 +35,11 @@ def endpoint(
     return protocol, network.open_udp(lambda: protocol, local, remote, **kwargs)
 
 
-def run(seed: int, count: int = 200, **faults: float) -> tuple[list[bytes], MemoryNetwork]:
-    """``count`` numbered datagrams through a network with ``faults``; what arrived, in order."""
-    network = MemoryNetwork(seed=seed, **faults)
+def run(
+    seed: int, *, count: int = 200, loss: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0
+) -> tuple[list[bytes], MemoryNetwork]:
+    """``count`` numbered datagrams through a network with these faults; what arrived, in order."""
+    network = MemoryNetwork(seed=seed, loss=loss, duplicate=duplicate, reorder=reorder)
     server, _ = endpoint(network, SERVER)
     _, client = endpoint(network, None, SERVER)
     for index in range(count):
@@ -53,10 +55,9 @@ def run(seed: int, count: int = 200, **faults: float) -> tuple[list[bytes], Memo
 def test_the_same_seed_gives_the_same_run_and_another_seed_another() -> None:
     """Two networks with one seed deliver the same datagrams in the same order;
     a different seed differs (with these rates, surely)."""
-    faults = {"loss": 0.1, "duplicate": 0.1, "reorder": 0.2}
-    first, _ = run(7, **faults)
-    second, _ = run(7, **faults)
-    other, _ = run(8, **faults)
+    first, _ = run(7, loss=0.1, duplicate=0.1, reorder=0.2)
+    second, _ = run(7, loss=0.1, duplicate=0.1, reorder=0.2)
+    other, _ = run(8, loss=0.1, duplicate=0.1, reorder=0.2)
     assert first == second
     assert first != other
 
