@@ -24,7 +24,10 @@ contract where asyncio's does not:
   ``error_received``, ``pause_writing``, a timer) is logged and ends that
   endpoint with the exception (asyncio logs it and goes on);
 * UNIX datagram sockets work on uvloop too, whose own
-  ``create_datagram_endpoint`` refuses a path.
+  ``create_datagram_endpoint`` refuses a path, and whose transport reports
+  an abstract sender's name padded with NUL bytes (the adapter strips
+  them) and cannot send to one (the adapter sends such a datagram on the
+  socket itself, as an empty one).
 
 ``pause_writing``/``resume_writing`` are asyncio's (its transport keeps the
 queue); ``set_write_buffer_limits`` sets asyncio's marks.
@@ -136,6 +139,7 @@ class AsyncioDatagramTransport(EndpointBookkeeping):
     """
 
     __slots__ = (
+        "_direct_to_bytes",
         "_error",
         "_extra",
         "_flow",
@@ -156,6 +160,8 @@ class AsyncioDatagramTransport(EndpointBookkeeping):
         self._host = host
         self._protocol = protocol
         self._sock = sock
+        # uvloop cannot send to an abstract UNIX address (a bytes one).
+        self._direct_to_bytes = type(host.loop).__module__.startswith("uvloop")
         self._socket_file = socket_file
         family = sock.family
         connected_to = name_or_none(sock.getpeername)
@@ -190,22 +196,25 @@ class AsyncioDatagramTransport(EndpointBookkeeping):
         under = self._under
         if under is None:  # asyncio has not made its transport: only a bug gets here
             raise RuntimeError("sendto() before the endpoint was made")
-        if data:
+        if data and not (self._direct_to_bytes and type(target) is bytes):
             under.sendto(data, target)
         else:
-            self._send_empty(target)
+            self._send_directly(data, target)
 
-    def _send_empty(self, target: Any) -> None:
-        # asyncio (before 3.13) and uvloop drop an empty datagram: send it here.
+    def _send_directly(self, data: bytes, target: Any) -> None:
+        """What asyncio's transport would drop or refuse: an empty datagram
+        (asyncio before 3.13, uvloop), one to an abstract UNIX address
+        (uvloop).  One non-blocking send on the socket; a datagram the
+        kernel cannot take at once is lost, as the network may lose any."""
         try:
             if target is None:
-                self._sock.send(b"")
+                self._sock.send(data)
             else:
-                self._sock.sendto(b"", target)
+                self._sock.sendto(data, target)
         except (BlockingIOError, InterruptedError):
-            pass  # lost, as the network may lose any
+            pass
         except OSError as exc:
-            self._host.call_soon(self._report, datagram_error(exc, 0))
+            self._host.call_soon(self._report, datagram_error(exc, len(data)))
 
     def close(self) -> None:
         """Send what asyncio holds, then close; ``connection_lost(None)`` follows."""
