@@ -12,6 +12,7 @@ quick.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -76,7 +77,9 @@ def serve_datagrams(
         try:
             transport = opening.result()
         except OSError as exc:
-            raise in_context(exc, f"cannot listen on {where}") from exc
+            # The bare error, in this command's words (the driver's names the address its own way).
+            bare = exc if exc.errno is None else OSError(exc.errno, os.strerror(exc.errno))
+            raise in_context(bare, f"cannot listen on {where}") from exc
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 runtime.add_signal_handler(signum, runtime.stop)
