@@ -13,6 +13,7 @@ one home:
   :mod:`weft.protocols.pubsub.wire`).
 * :mod:`weft.protocols.http`: HTTP/1.1 server and client, on h11.
 * :mod:`weft.protocols.tls`: TLS over any transport, on ``ssl.MemoryBIO``.
+* :mod:`weft.protocols.dns`: a DNS stub resolver over any datagram transport.
 * :class:`EchoProtocol`, here: sends back what it receives;
   :class:`DatagramEchoProtocol` sends every datagram back to its sender.
 """

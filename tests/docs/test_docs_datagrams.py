@@ -20,12 +20,12 @@ def examples() -> list[str]:
     return [textwrap.dedent(block) for block in re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)]
 
 
-def test_the_page_has_its_four_examples() -> None:
-    """A protocol, a runtime's endpoints, coroutines, the memory network."""
-    assert len(examples()) == 4
+def test_the_page_has_its_five_examples() -> None:
+    """A protocol, a runtime's endpoints, coroutines, the memory network, the DNS resolver."""
+    assert len(examples()) == 5
 
 
-@pytest.mark.parametrize("index", range(4))
+@pytest.mark.parametrize("index", range(5))
 def test_each_example_runs(index: int) -> None:
     """Each example runs to its end, every assert in it holding (and prints nothing unexpected)."""
     scope: dict[str, Any] = {}
