@@ -119,12 +119,17 @@ class ThreadedDatagramTransport(EndpointBookkeeping):
     # --------------------------------------------------------------- start
 
     def start(self) -> None:
-        """Call ``connection_made``, then start the I/O thread (scheduler thread)."""
-        self._call(self._protocol.connection_made, self)
+        """Start the I/O thread, then call ``connection_made`` (scheduler thread).
+
+        What the thread reads waits for the scheduler thread, which is here:
+        nothing is delivered before ``connection_made`` has run.  If it
+        raises, the thread is there to wind the endpoint down.
+        """
         self._thread = threading.Thread(
             target=self._io_loop, name=f"weft-datagrams {self._extra['sockname']!r}", daemon=True
         )
         self._thread.start()
+        self._call(self._protocol.connection_made, self)
 
     def _apply(self, event: Event) -> None:
         """Move the lifecycle (scheduler thread), under the lock, and wake the I/O thread."""

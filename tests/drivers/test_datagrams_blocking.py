@@ -167,3 +167,20 @@ def test_closing_the_runtime_ends_open_endpoints(runtime: BlockingRuntime) -> No
     runtime.close()
     assert protocol.lost
     assert sock.fileno() == -1
+
+
+def test_an_exception_from_connection_made_ends_the_endpoint(runtime: BlockingRuntime) -> None:
+    """connection_made raising: the future still has the transport, the endpoint
+    ends with that exception once its thread has left, and the socket is closed."""
+    failure = RuntimeError("connection_made failed")
+
+    class Failing(RecordingDatagramProtocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            raise failure
+
+    protocol = Failing()
+    transport = open_endpoint(runtime, protocol, ("127.0.0.1", 0))
+    assert runtime.run_until(lambda: protocol.lost, TIMEOUT)
+    assert protocol.lost_exc is failure
+    assert transport.get_extra_info("socket").fileno() == -1

@@ -483,3 +483,21 @@ def test_a_unix_datagram_to_a_path_nobody_holds_is_refused(reactor: Reactor, tmp
     error = opening.exception()
     assert isinstance(error, OSError)
     assert error.errno in (errno.ENOENT, errno.ECONNREFUSED)
+
+
+def test_an_exception_from_connection_made_ends_the_endpoint(reactor: Reactor) -> None:
+    """connection_made raising: the future still has the transport, which never
+    starts reading and ends with that exception."""
+    failure = RuntimeError("connection_made failed")
+
+    class Failing(RecordingDatagramProtocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            raise failure
+
+    protocol = Failing()
+    opening = reactor.open_udp(lambda: protocol, ("127.0.0.1", 0))
+    assert reactor.run_until(opening.done, TIMEOUT)
+    assert opening.result().is_closing()
+    assert reactor.run_until(lambda: protocol.lost, TIMEOUT)
+    assert protocol.lost_exc is failure
