@@ -17,6 +17,11 @@ Call order, guaranteed by every driver::
 ``connection_made`` and ``connection_lost``, always in alternation, starting
 with ``pause_writing``.
 
+Datagrams have a contract of their own, with asyncio's names too: a
+:class:`DatagramProtocol` on a :class:`DatagramTransport` hears::
+
+    connection_made  (datagram_received | error_received)*  connection_lost
+
 Time reaches a protocol only through a :class:`Clock`, which the transport
 offers as ``transport.get_extra_info("clock")``; :func:`clock_of` fetches it.
 A plain asyncio or uvloop transport offers none, so there :func:`clock_of`
@@ -68,6 +73,8 @@ __all__ = [
     "BaseProtocol",
     "BaseTransport",
     "Clock",
+    "DatagramProtocol",
+    "DatagramTransport",
     "FileRegion",
     "FileWriteTransport",
     "Protocol",
@@ -273,6 +280,84 @@ class WriteTransport(BaseTransport, _TypingProtocol):
 
 class Transport(ReadTransport, WriteTransport, _TypingProtocol):
     """A bidirectional byte stream: what a stream protocol is handed."""
+
+
+# ---------------------------------------------------------------- datagrams
+
+
+class DatagramProtocol(BaseProtocol, _TypingProtocol):
+    """A protocol for datagrams (UDP, UNIX datagram sockets): whole messages
+    from and to addresses, each delivered at most once and in no promised
+    order.
+
+    ``connection_made`` comes first, with a :class:`DatagramTransport`, and
+    ``connection_lost`` last: ``None`` after ``close()`` or ``abort()``, the
+    exception when one of this protocol's callbacks raised.  An error the
+    network reports (ICMP's "port unreachable" as ``ConnectionRefusedError``
+    on a connected endpoint, a datagram the kernel refused) comes to
+    :meth:`error_received`, and the endpoint goes on.  ``pause_writing`` and
+    ``resume_writing`` are the stream contract's: datagrams the kernel could
+    not take yet wait in the transport, and count.
+    """
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        """A datagram came from ``addr``: a ``(host, port, ...)`` tuple for UDP,
+        a path (or ``None``, from an unbound sender) for a UNIX socket.
+
+        ``data`` is one whole datagram, possibly empty.
+        """
+        return None
+
+    def error_received(self, exc: Exception) -> None:
+        """The network reported an error, usually an ``OSError``: a peer's port
+        closed (``ConnectionRefusedError``, on a connected endpoint), a
+        datagram too large for the kernel
+        (:class:`~weft.protocols.errors.DatagramTooLargeError`).  The
+        endpoint goes on; the datagram concerned is lost."""
+        return None
+
+
+class DatagramTransport(BaseTransport, _TypingProtocol):
+    """A datagram endpoint: what a :class:`DatagramProtocol` is handed.
+
+    ``get_extra_info`` answers ``"sockname"`` (the local address),
+    ``"peername"`` (the peer of a connected endpoint, else ``None``),
+    ``"socket"`` (where there is one) and ``"clock"``.  ``close()`` sends
+    what is queued first, then ``connection_lost(None)``; ``abort()`` drops
+    it.  Neither calls ``connection_lost`` from inside the call.
+    """
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        """Send ``data`` as one datagram to ``addr``; never blocks.
+
+        On a connected endpoint ``addr`` is ``None`` or the peer's address;
+        on an unconnected one it is required, a numeric address of the
+        endpoint's family (names are not looked up: that would block).
+        Anything else raises
+        :class:`~weft.protocols.errors.DatagramAddressError`; a datagram
+        over the size one can have raises
+        :class:`~weft.protocols.errors.DatagramTooLargeError`; a type that
+        is not bytes-like raises ``TypeError``.  What the kernel cannot
+        take at once waits, in order, and counts in
+        :meth:`get_write_buffer_size`.  After ``close()`` or ``abort()`` the
+        datagram is discarded.  An empty ``data`` is sent as an empty
+        datagram.
+        """
+
+    def abort(self) -> None:
+        """Close at once, dropping the datagrams still queued."""
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """The water marks of ``pause_writing``/``resume_writing`` (as
+        :meth:`WriteTransport.set_write_buffer_limits`)."""
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``, in asyncio's order."""
+        ...
+
+    def get_write_buffer_size(self) -> int:
+        """How many bytes of datagrams wait to be sent."""
+        ...
 
 
 # ------------------------------------------------------------ sending files
