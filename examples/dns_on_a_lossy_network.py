@@ -11,7 +11,7 @@ import struct
 from typing import Any
 
 from weft.drivers.testing import MemoryNetwork
-from weft.protocols.contract import DatagramProtocol, DatagramTransport
+from weft.protocols.contract import DatagramProtocol
 from weft.protocols.dns import DNSResolverProtocol, Lookup
 
 SERVER = ("127.0.0.53", 53)
@@ -20,7 +20,7 @@ SERVER = ("127.0.0.53", 53)
 class FakeServer(DatagramProtocol):
     """Answers every A query with 192.0.2.1, compressing the name (RFC 1035 4.1.4)."""
 
-    def connection_made(self, transport: DatagramTransport) -> None:
+    def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def datagram_received(self, query: bytes, addr: Any) -> None:

@@ -34,7 +34,7 @@ class DatagramEchoProtocol(DatagramProtocol):
         self.errors = 0
         self._paused = False
 
-    def connection_made(self, transport: DatagramTransport) -> None:
+    def connection_made(self, transport: Any) -> None:
         """Keep the transport."""
         self.transport = transport
 

@@ -65,9 +65,10 @@ if TYPE_CHECKING:
     # protocol fits them only if the checker sees it as a subclass; at run
     # time the bases are plain classes with the same do-nothing methods.
     from asyncio import BaseProtocol as _AsyncioBaseProtocol
+    from asyncio import DatagramProtocol as _AsyncioDatagramProtocol
     from asyncio import Protocol as _AsyncioProtocol
 else:
-    _AsyncioBaseProtocol = _AsyncioProtocol = object
+    _AsyncioBaseProtocol = _AsyncioProtocol = _AsyncioDatagramProtocol = object
 
 __all__ = [
     "BaseProtocol",
@@ -285,7 +286,7 @@ class Transport(ReadTransport, WriteTransport, _TypingProtocol):
 # ---------------------------------------------------------------- datagrams
 
 
-class DatagramProtocol(BaseProtocol, _TypingProtocol):
+class DatagramProtocol(BaseProtocol, _AsyncioDatagramProtocol):
     """A protocol for datagrams (UDP, UNIX datagram sockets): whole messages
     from and to addresses, each delivered at most once and in no promised
     order.
@@ -299,6 +300,8 @@ class DatagramProtocol(BaseProtocol, _TypingProtocol):
     ``resume_writing`` are the stream contract's: datagrams the kernel could
     not take yet wait in the transport, and count.
     """
+
+    __slots__ = ()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         """A datagram came from ``addr``: a ``(host, port, ...)`` tuple for UDP,

@@ -27,6 +27,7 @@ loop's ``create_datagram_endpoint(sock=...)``) and leaves
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -80,19 +81,20 @@ READS_PER_EVENT = 16
 ProtocolFactory = Callable[[], Any]
 
 
-class ReactorDatagramTransport(EndpointBookkeeping):
+class ReactorDatagramTransport(EndpointBookkeeping, asyncio.DatagramTransport):
     """A :class:`weft.protocols.contract.DatagramTransport` driven by a :class:`Reactor`.
 
     Beyond the contract it has asyncio's selector-loop extras
     ``pause_reading``, ``resume_reading`` and ``is_reading`` (while paused,
     datagrams wait in the kernel, which drops what its buffer cannot hold).
     Made by the reactor, or by :func:`datagram_transport`; never by
-    applications.
+    applications.  It is also an ``asyncio.DatagramTransport``, its methods
+    all weft's own.
     """
 
+    # (_extra is asyncio.BaseTransport's slot.)
     __slots__ = (
         "_buffer_size",
-        "_extra",
         "_fd",
         "_flow",
         "_lifecycle",
@@ -335,7 +337,12 @@ class ReactorDatagramTransport(EndpointBookkeeping):
 
 
 def datagram_transport(
-    reactor: TransportLoop, protocol: Any, sock: socket.socket, remote_address: Any = None
+    reactor: TransportLoop,
+    protocol: Any,
+    sock: socket.socket,
+    remote_address: Any = None,
+    *,
+    transport_class: type[ReactorDatagramTransport] | None = None,
 ) -> ReactorDatagramTransport:
     """A datagram transport over ``sock``, a datagram socket made elsewhere; not started.
 
@@ -346,12 +353,14 @@ def datagram_transport(
     called: :meth:`ReactorDatagramTransport.start` calls it and starts
     reading, when the caller is ready (an asyncio loop's
     ``create_datagram_endpoint`` does it before its waiter resolves).  The
-    transport closes ``sock`` when the endpoint ends.
+    transport closes ``sock`` when the endpoint ends.  ``transport_class`` is
+    a subclass to make instead (the asyncio event loop's).
     """
     if sock.type != socket.SOCK_DGRAM:
         raise ArgumentError(f"a datagram socket was expected, not {sock!r}")
     sock.setblocking(False)
-    return ReactorDatagramTransport(reactor, protocol, sock, remote_address)
+    make = ReactorDatagramTransport if transport_class is None else transport_class
+    return make(reactor, protocol, sock, remote_address)
 
 
 def open_udp(

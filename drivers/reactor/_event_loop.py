@@ -48,8 +48,14 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from weft.drivers._core.file_region import FileSlice
+from weft.drivers.reactor._datagrams import datagram_transport
 from weft.drivers.reactor._descriptor_transport import socket_transport
-from weft.drivers.reactor._loop_transports import LoopReactor, LoopStreamTransport, transport_socket
+from weft.drivers.reactor._loop_transports import (
+    LoopDatagramTransport,
+    LoopReactor,
+    LoopStreamTransport,
+    transport_socket,
+)
 from weft.drivers.reactor._selector import ReactorSelector
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
@@ -93,6 +99,28 @@ class EventLoop(asyncio.SelectorEventLoop):
             self.call_soon(_resolve, waiter)
         return transport
 
+
+    def _make_datagram_transport(
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> LoopDatagramTransport:
+        transport = datagram_transport(
+            self._reactor, protocol, sock, address, transport_class=LoopDatagramTransport
+        )
+        if not isinstance(transport, LoopDatagramTransport):
+            raise TypeError(f"expected the loop's datagram transport, got {type(transport).__name__}")
+        transport._loop = self
+        transport._extra.update(extra or {})
+        transport._extra["socket"] = transport_socket(sock)
+        self._transports[sock.fileno()] = transport
+        self.call_soon(transport.start)
+        if waiter is not None:
+            self.call_soon(_resolve, waiter)
+        return transport
 
     def _make_ssl_transport(
         self,

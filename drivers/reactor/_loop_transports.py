@@ -30,11 +30,12 @@ from typing import Any
 from weft.drivers._core.file_region import FileSlice
 from weft.drivers._core.lifecycle import ConnectionState
 from weft.drivers._core.socket_defaults import READ_SIZE
+from weft.drivers.reactor._datagrams import ReactorDatagramTransport
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 from weft.drivers.reactor._loop import Reactor
 from weft.drivers.reactor._plumbing import InlineReader
 
-__all__ = ["LoopReactor", "LoopStreamTransport"]
+__all__ = ["LoopDatagramTransport", "LoopReactor", "LoopStreamTransport", "transport_socket"]
 
 logger = logging.getLogger("weft.reactor")
 
@@ -223,6 +224,34 @@ class LoopStreamTransport(DescriptorTransport):
             # Let go of the protocol as asyncio's transports do: what it holds
             # (an SSL context, a stream's buffers) is freed as soon as the
             # application drops it, not at the next garbage collection.
+            self._protocol = None
+
+
+class LoopDatagramTransport(ReactorDatagramTransport):
+    """A reactor datagram transport serving an asyncio protocol
+    (``loop.create_datagram_endpoint``)."""
+
+    __slots__ = ("__weakref__", "_loop")
+
+    _loop: asyncio.AbstractEventLoop
+
+    def _callback_failed(self, exc: Exception) -> None:
+        # asyncio's rule for datagrams: an error the protocol raised goes to
+        # the loop's exception handler and the endpoint goes on (the bare
+        # reactor ends the endpoint).
+        self._loop.call_exception_handler(
+            {
+                "message": "Exception in a datagram protocol callback",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            }
+        )
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            super()._connection_lost(exc)
+        finally:
             self._protocol = None
 
 

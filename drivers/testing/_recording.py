@@ -111,7 +111,7 @@ class RecordingDatagramProtocol(DatagramProtocol):
     def __init__(self) -> None:
         self.events: list[tuple[Any, ...]] = []
 
-    def connection_made(self, transport: DatagramTransport) -> None:
+    def connection_made(self, transport: Any) -> None:
         """Record it and keep the transport."""
         self.transport = transport
         self.events.append(("connection_made",))

@@ -164,7 +164,7 @@ class DNSResolverProtocol(DatagramProtocol):
 
     # ----------------------------------------------------------- callbacks
 
-    def connection_made(self, transport: DatagramTransport) -> None:
+    def connection_made(self, transport: Any) -> None:
         """Keep the transport and its clock."""
         self.transport = transport
         self._clock = clock_of(transport)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from weft.drivers.testing import MemoryNetwork, RecordingDatagramProtocol
-from weft.protocols.contract import DatagramProtocol, DatagramTransport
+from weft.protocols.contract import DatagramProtocol
 from weft.protocols.dns import (
     TYPE_A,
     TYPE_AAAA,
@@ -124,7 +124,7 @@ class FakeServer(DatagramProtocol):
         self.truncate = truncate
         self.queries: list[bytes] = []
 
-    def connection_made(self, transport: DatagramTransport) -> None:
+    def connection_made(self, transport: Any) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
