@@ -71,7 +71,7 @@ class EventLoop(asyncio.SelectorEventLoop):
     _transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport]
 
     def __init__(self) -> None:
-        self._reactor = LoopReactor()
+        self._reactor = LoopReactor(self)
         super().__init__(ReactorSelector(self._reactor))
 
     @property
@@ -92,7 +92,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         transport = socket_transport(self._reactor, protocol, sock, extra)
         if not isinstance(transport, LoopStreamTransport):  # the LoopReactor's class
             raise TypeError(f"the loop's reactor made a {type(transport).__name__}")
-        transport.bind_loop(self, server)
+        transport.follow_asyncio(server)
         self._transports[sock.fileno()] = transport
         self.call_soon(transport.start)
         if waiter is not None:
