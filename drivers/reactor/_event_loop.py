@@ -54,6 +54,7 @@ from weft.drivers.reactor._loop_transports import (
     LoopDatagramTransport,
     LoopReactor,
     LoopStreamTransport,
+    pipe_transport_for_loop,
     transport_socket,
 )
 from weft.drivers.reactor._selector import ReactorSelector
@@ -99,6 +100,43 @@ class EventLoop(asyncio.SelectorEventLoop):
             self.call_soon(_resolve, waiter)
         return transport
 
+
+    def _make_read_pipe_transport(
+        self,
+        pipe: Any,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> LoopStreamTransport:
+        return self._pipe_transport(pipe, protocol, waiter, extra, writing=False)
+
+    def _make_write_pipe_transport(
+        self,
+        pipe: Any,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> LoopStreamTransport:
+        return self._pipe_transport(pipe, protocol, waiter, extra, writing=True)
+
+    def _pipe_transport(
+        self,
+        pipe: Any,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any] | None,
+        extra: dict[str, Any] | None,
+        *,
+        writing: bool,
+    ) -> LoopStreamTransport:
+        """``connect_read_pipe``/``connect_write_pipe`` (and so a subprocess's
+        pipes): the reactor's transports, started as asyncio starts its own."""
+        transport = pipe_transport_for_loop(self._reactor, protocol, pipe, writing=writing, extra=extra or {})
+        transport.follow_asyncio(None)
+        self._transports[pipe.fileno()] = transport
+        self.call_soon(transport.start)
+        if waiter is not None:
+            self.call_soon(_resolve, waiter)
+        return transport
 
     def _make_datagram_transport(
         self,

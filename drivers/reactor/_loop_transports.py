@@ -23,19 +23,32 @@ from __future__ import annotations
 import asyncio
 import asyncio.constants
 import asyncio.trsock
+import errno
 import logging
+import os
 import socket
+import stat
+from functools import partial
 from typing import Any
 
+from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.file_region import FileSlice
-from weft.drivers._core.lifecycle import ConnectionState
+from weft.drivers._core.lifecycle import ConnectionState, Event
 from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.reactor._datagrams import ReactorDatagramTransport
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 from weft.drivers.reactor._loop import Reactor
 from weft.drivers.reactor._plumbing import InlineReader
 
-__all__ = ["LoopDatagramTransport", "LoopReactor", "LoopStreamTransport", "transport_socket"]
+__all__ = [
+    "LoopDatagramTransport",
+    "LoopReactor",
+    "LoopReadPipeTransport",
+    "LoopStreamTransport",
+    "LoopWritePipeTransport",
+    "pipe_transport_for_loop",
+    "transport_socket",
+]
 
 logger = logging.getLogger("weft.reactor")
 
@@ -87,10 +100,27 @@ class LoopStreamTransport(DescriptorTransport):
 
     def start(self) -> None:
         """``connection_made``, then reading (asyncio calls this on a later turn)."""
-        if self._lifecycle.closing:
-            return  # closed before it began (a cancelled connect): the protocol never hears of it
         self._made = True
-        super().start()
+        if not self._lifecycle.closing:
+            super().start()
+            return
+        # Closed before it began (a cancelled connect or subprocess): as on
+        # asyncio's loop, the protocol still hears connection_made, and then
+        # the connection_lost already scheduled after this call.
+        try:
+            self._protocol.connection_made(self)
+        except Exception as exc:
+            self._callback_failed(exc)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        loop = self._loop
+        if not self._asyncio_rules or loop is None or loop.is_closed():
+            super()._finish(exc)
+            return
+        # On the asyncio loop's queue, behind the start() asyncio scheduled
+        # when it made the transport: connection_made always comes first.
+        self._lifecycle.apply(Event.LOST)
+        loop.call_soon(self._connection_lost, exc)
 
     @property
     def _protocol_paused(self) -> bool:
@@ -246,6 +276,101 @@ class LoopStreamTransport(DescriptorTransport):
             # (an SSL context, a stream's buffers) is freed as soon as the
             # application drops it, not at the next garbage collection.
             self._protocol = None
+
+
+class LoopReadPipeTransport(ReadOnly, LoopStreamTransport):
+    """``loop.connect_read_pipe``: the reactor's transport reading a pipe (a
+    child's stdout), read inline like a socket."""
+
+    # A __dict__, as asyncio's pipe transports have: programs (and asyncio's
+    # own tests) set attributes on them, such as a wrapped pause_reading.
+    __slots__ = ("__dict__",)
+
+    def _eof(self) -> None:
+        # asyncio's read pipe ends at EOF whatever eof_received answers:
+        # there is nothing left to do with a pipe whose writer is gone.
+        self._stop_reading()
+        try:
+            self._protocol.eof_received()
+        finally:
+            self.close()
+
+
+class LoopWritePipeTransport(LoopStreamTransport):
+    """``loop.connect_write_pipe``: the reactor's transport writing a pipe (a
+    child's stdin).  It watches the pipe for the reader going away (the
+    kernel reports an error on the write end), and ends then, as asyncio's
+    write pipe does: with ``BrokenPipeError`` if bytes were still queued."""
+
+    __slots__ = ("__dict__",)
+
+    # Watched for its reader going away only where the kernel says so on the
+    # write end (a FIFO, a socket); a terminal would look readable whenever
+    # its other side writes (asyncio's rule too).
+    _watch_reader: bool
+
+    def start(self) -> None:
+        """``connection_made``; then the watch for the reader going away, where there is one."""
+        super().start()
+        if not self._watch_reader and not self._lifecycle.lost:
+            self._reactor._set_stream_reader(self._read_fd, None)
+
+    def pause_reading(self) -> None:
+        """Nothing is read from a write pipe."""
+
+    def resume_reading(self) -> None:
+        """Nothing is read from a write pipe."""
+
+    def is_reading(self) -> bool:
+        """False: a write pipe delivers no data."""
+        return False
+
+    def write_eof(self) -> None:
+        """A pipe's only EOF is its end: flush, then close (asyncio's rule)."""
+        self.close()
+
+    def can_write_eof(self) -> bool:
+        """True (``write_eof`` closes the pipe)."""
+        return True
+
+    def _recv_failed(self, exc: OSError) -> None:
+        broken = BrokenPipeError(exc.errno, "the pipe's reader is gone")
+        self._force_close(broken if self._buffer_size else None)
+
+
+def _reader_gone(size: int, /) -> bytes:
+    """The "read" of a write pipe's end, called only when the poller reports
+    it: its reader closed."""
+    raise BrokenPipeError(errno.EPIPE, "the pipe's reader is gone")
+
+
+def pipe_transport_for_loop(
+    reactor: LoopReactor, protocol: Any, pipe: Any, *, writing: bool, extra: dict[str, Any]
+) -> LoopStreamTransport:
+    """A read or write pipe transport over the file object ``pipe`` (which it
+    closes when the connection ends), as asyncio's ``connect_*_pipe`` makes."""
+    fd = pipe.fileno()
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)):
+        raise ValueError("Pipe transport is for pipes/sockets only.")
+    os.set_blocking(fd, False)
+    info = {"pipe": pipe, "sockname": ("pipe", fd), "peername": ("pipe", "peer"), **extra}
+    kind: type[LoopStreamTransport] = LoopWritePipeTransport if writing else LoopReadPipeTransport
+    transport = kind(
+        reactor,
+        protocol,
+        read_fd=fd,
+        write_fd=fd,
+        recv=_reader_gone if writing else partial(os.read, fd),
+        send=partial(os.write, fd),
+        sendv=partial(os.writev, fd),
+        extra=info,
+        close=pipe.close,
+        half_close=None,
+    )
+    if isinstance(transport, LoopWritePipeTransport):
+        transport._watch_reader = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+    return transport
 
 
 class LoopDatagramTransport(ReactorDatagramTransport):
