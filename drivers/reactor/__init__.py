@@ -3,11 +3,22 @@
 A single-threaded event loop over the operating system's best readiness API
 (epoll on Linux), with transports for TCP and UNIX sockets, pipes, stdio,
 subprocesses and PTYs.  :class:`Reactor` is a :class:`~weft.drivers.Runtime`
-(``weft serve echo``).  See ``docs/reactor.md`` and ``docs/processes.md``.
+(``weft serve echo``).  :func:`new_event_loop`, :class:`EventLoopPolicy`
+and :func:`run` make it an asyncio event loop, as uvloop's names do.  See
+``docs/reactor.md``, ``docs/asyncio.md`` and ``docs/processes.md``.
 """
 
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
+from weft.drivers.reactor._event_loop import EventLoop, EventLoopPolicy, new_event_loop, run
 from weft.drivers.reactor._loop import Reactor
 from weft.drivers.reactor._sockets import ReactorListener
 
-__all__ = ["DescriptorTransport", "Reactor", "ReactorListener"]
+__all__ = [
+    "DescriptorTransport",
+    "EventLoop",
+    "EventLoopPolicy",
+    "Reactor",
+    "ReactorListener",
+    "new_event_loop",
+    "run",
+]

@@ -19,6 +19,7 @@ the first such buffer is freed whole).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -50,21 +51,22 @@ _MAX_BUFFERS = 1024
 
 
 
-class DescriptorTransport(TransportBookkeeping):
+class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
     """A :class:`weft.protocols.contract.Transport` driven by a :class:`Reactor`.
 
     Made by the reactor (``listen_tcp``, ``connect_tcp``, ``connect_pipes``,
-    ``spawn_process``...), never by applications.
+    ``spawn_process``...), never by applications.  It is also an
+    ``asyncio.Transport`` (asyncio code checks for one), its methods all
+    weft's own: the bookkeeping base comes first in the method order.
     """
 
     # Slots: no per-instance dict, and the hot path's attribute reads are
-    # plain descriptor loads.
+    # plain descriptor loads.  (_extra is asyncio.BaseTransport's slot.)
     __slots__ = (
         "_buffer",
         "_buffer_size",
         "_close_files",
         "_eio_is_eof",
-        "_extra",
         "_file_queue",
         "_flow",
         "_half_close",
@@ -472,13 +474,17 @@ class DescriptorTransport(TransportBookkeeping):
         try:
             self._protocol.connection_lost(exc)
         finally:
-            self._reactor._open.pop(self, None)
-            if self._reset_on_close and self._reset is not None:
-                self._reset()
-            self._close_files()
-            for callback in self.on_lost:
-                callback(self)
-            self.on_lost.clear()
+            self._release()
+
+    def _release(self) -> None:
+        """The connection is over: let go of the descriptors and tell ``on_lost``."""
+        self._reactor._open.pop(self, None)
+        if self._reset_on_close and self._reset is not None:
+            self._reset()
+        self._close_files()
+        for callback in self.on_lost:
+            callback(self)
+        self.on_lost.clear()
 
 
 # ------------------------------------------------------------ constructors

@@ -1,0 +1,181 @@
+"""weft's reactor as an asyncio event loop, the way uvloop is one.
+
+::
+
+    from weft.drivers.reactor import new_event_loop, run
+
+    run(main())                                          # like asyncio.run(main())
+    asyncio.Runner(loop_factory=new_event_loop)          # Python 3.11
+    asyncio.run(main(), loop_factory=new_event_loop)     # Python 3.12+
+
+:class:`EventLoop` is asyncio's own selector loop for everything above the
+I/O (callbacks and timers, tasks, the exception handler, debug mode,
+executors, name resolution, ``create_connection``'s happy eyeballs,
+``Server``, ``start_tls``, subprocesses, signals), over two of weft's pieces
+below it:
+
+* its selector is a :class:`~weft.drivers.reactor._selector.ReactorSelector`,
+  so one poller (the reactor's) serves asyncio's readers and writers and the
+  reactor's own transports, and each turn of asyncio's loop is one turn of
+  the reactor;
+* its stream transports are the reactor's
+  (:class:`~weft.drivers.reactor._loop_transports.LoopStreamTransport`), read
+  inline from the poll results with no handle per event, writing at once,
+  with weft's flow control on every write path, and ``sendfile`` through
+  ``os.sendfile``.
+
+Its :attr:`EventLoop.reactor` is a full weft :class:`~weft.drivers.reactor.Reactor`
+on the same poller, so weft protocols (``reactor.listen_tcp``) and asyncio
+code share one thread and one loop.
+
+Where asyncio's contract and weft's differ, this loop's asyncio API follows
+asyncio's: ``loop.add_reader`` replaces a reader silently (the reactor's own
+``add_reader`` raises), and an exception from a protocol goes to the loop's
+exception handler.  See ``docs/asyncio.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import weakref
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from weft.drivers._core.file_region import FileSlice
+from weft.drivers.reactor._descriptor_transport import socket_transport
+from weft.drivers.reactor._loop_transports import LoopReactor, LoopStreamTransport, transport_socket
+from weft.drivers.reactor._selector import ReactorSelector
+
+__all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
+
+_T = TypeVar("_T")
+
+
+class EventLoop(asyncio.SelectorEventLoop):
+    """An asyncio event loop on weft's reactor (see the module docstring)."""
+
+    # asyncio's selector loop keeps its transports by fd, so that add_reader
+    # can refuse an fd a transport is using (typeshed does not declare it).
+    _transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport]
+
+    def __init__(self) -> None:
+        self._reactor = LoopReactor()
+        super().__init__(ReactorSelector(self._reactor))
+
+    @property
+    def reactor(self) -> LoopReactor:
+        """The reactor underneath: a weft runtime on this loop's poller and thread."""
+        return self._reactor
+
+    def _make_socket_transport(
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any] | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        server: asyncio.Server | None = None,
+    ) -> LoopStreamTransport:
+        extra = {**(extra or {}), "socket": transport_socket(sock)}
+        transport = socket_transport(self._reactor, protocol, sock, extra)
+        if not isinstance(transport, LoopStreamTransport):  # the LoopReactor's class
+            raise TypeError(f"the loop's reactor made a {type(transport).__name__}")
+        transport.bind_loop(self, server)
+        self._transports[sock.fileno()] = transport
+        self.call_soon(transport.start)
+        if waiter is not None:
+            self.call_soon(_resolve, waiter)
+        return transport
+
+
+    async def _sendfile_native(
+        self, transp: asyncio.BaseTransport, file: Any, offset: int, count: int | None
+    ) -> int:
+        """``loop.sendfile`` on this loop's own transports: the file goes out
+        through ``os.sendfile`` (``write_file``), queued behind what was
+        written before, and ``file``'s position moves past what was sent."""
+        if not isinstance(transp, LoopStreamTransport):
+            raise asyncio.SendfileNotAvailableError(f"not one of this loop's transports: {transp!r}")
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation) as exc:
+            raise asyncio.SendfileNotAvailableError("not a regular file") from exc
+        try:
+            size = os.fstat(fileno).st_size
+        except OSError as exc:
+            raise asyncio.SendfileNotAvailableError("not a regular file") from exc
+        total = count if count else max(size - offset, 0)
+        if not total:
+            return 0
+        region = FileSlice(os.dup(fileno), offset=offset, count=total)
+        try:
+            await transp.sendfile(region)
+        finally:
+            sent = total - len(region)
+            if sent:
+                file.seek(offset + sent)
+            region.close()
+        return sent
+
+
+    async def _sendfile_fallback(
+        self, transp: asyncio.BaseTransport, file: Any, offset: int, count: int | None
+    ) -> int:
+        """``loop.sendfile`` where ``os.sendfile`` cannot serve: the file is
+        read in pieces (in the executor, since a read may block) and written,
+        waiting for the queue to drain whenever flow control says so."""
+        if not isinstance(transp, LoopStreamTransport):
+            sent: int = await super()._sendfile_fallback(transp, file, offset, count)  # type: ignore[misc]
+            return sent
+        if offset:
+            file.seek(offset)
+        piece = min(count, _FALLBACK_PIECE) if count else _FALLBACK_PIECE
+        sent = 0
+        try:
+            while not count or sent < count:
+                size = min(piece, count - sent) if count else piece
+                data = await self.run_in_executor(None, file.read, size)
+                if not data:
+                    break
+                if transp._protocol_paused:
+                    await transp.drained()
+                if transp.is_closing():
+                    raise ConnectionError("the connection closed during sendfile")
+                transp.write(data)
+                sent += len(data)
+            await transp.drained()
+        finally:
+            if sent:
+                file.seek(offset + sent)
+        return sent
+
+
+#: How much the sendfile fallback reads at a time.
+_FALLBACK_PIECE = 64 * 1024
+
+
+def _resolve(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.cancelled():
+        waiter.set_result(None)
+
+
+def new_event_loop() -> EventLoop:
+    """A new :class:`EventLoop` (for ``loop_factory=``)."""
+    return EventLoop()
+
+
+class EventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """An event loop policy whose loops are :class:`EventLoop`\\ s
+    (``asyncio.set_event_loop_policy(EventLoopPolicy())``)."""
+
+    _loop_factory = EventLoop
+
+
+def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
+    """Run the coroutine ``main`` on a new :class:`EventLoop` and return its
+    result, as ``asyncio.run(main)`` does on asyncio's loop."""
+    with asyncio.Runner(loop_factory=new_event_loop, debug=debug) as runner:
+        return runner.run(main)

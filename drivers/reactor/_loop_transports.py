@@ -1,0 +1,226 @@
+"""The reactor's transports as asyncio's event loop hands them out.
+
+:class:`~weft.drivers.reactor.EventLoop` gives asyncio code (``create_connection``,
+``create_server``, streams, ``start_tls``) the reactor's own
+:class:`~weft.drivers.reactor.DescriptorTransport`, so asyncio protocols get
+weft's write path (send at once, no registration change per message) and
+weft's promises (flow control on ``writelines``, ``close()`` never losing
+queued bytes).  :class:`LoopStreamTransport` adds what asyncio's loop
+expects of its transports on top:
+
+* ``connection_made`` runs on a later turn, through the loop, and the
+  ``waiter`` future is resolved after it (asyncio's order);
+* an error raised by the protocol goes to the loop's exception handler
+  (asyncio's contract; the bare reactor logs it), then ends the connection;
+* a :class:`asyncio.BufferedProtocol` (``get_buffer``/``buffer_updated``, as
+  ``sslproto`` is) is read into its own buffers;
+* the attributes asyncio's ``start_tls`` and ``sendfile`` look for, and the
+  server bookkeeping behind ``Server.wait_closed``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.constants
+import asyncio.trsock
+import logging
+import socket
+from typing import Any
+
+from weft.drivers._core.file_region import FileSlice
+from weft.drivers._core.socket_defaults import READ_SIZE
+from weft.drivers.reactor._descriptor_transport import DescriptorTransport
+from weft.drivers.reactor._loop import Reactor
+from weft.drivers.reactor._plumbing import InlineReader
+
+__all__ = ["LoopReactor", "LoopStreamTransport"]
+
+logger = logging.getLogger("weft.reactor")
+
+# asyncio's sendfile modes (asyncio.constants._SendfileMode): FALLBACK makes
+# loop.sendfile() read the file and write() it with flow control.
+_SENDFILE_NATIVE = asyncio.constants._SendfileMode.TRY_NATIVE
+
+
+class LoopStreamTransport(DescriptorTransport):
+    """A reactor transport serving an asyncio protocol (see the module docstring)."""
+
+    __slots__ = ("__weakref__", "_drained", "_loop", "_made", "_sendfile_busy", "_server")
+
+    #: asyncio's start_tls() takes only transports that say so.
+    _start_tls_compatible = True
+    #: loop.sendfile() sends with os.sendfile, through write_file.
+    _sendfile_compatible = _SENDFILE_NATIVE
+
+    _loop: asyncio.AbstractEventLoop
+    _made: bool
+    _server: Any
+    # The future sendfile waits on: resolved once the queue is empty, failed
+    # if the connection ends first.
+    _drained: asyncio.Future[None] | None
+    # A sendfile is under way: a bare write() would land in the middle of
+    # the file, so it raises (asyncio's rule).
+    _sendfile_busy: bool
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop, server: Any) -> None:
+        """Serve ``loop``; count this connection in ``server`` (an ``asyncio.Server``) until it ends."""
+        self._loop = loop
+        self._made = False
+        self._server = server
+        self._drained = None
+        self._sendfile_busy = False
+        if server is not None:
+            server._attach()
+
+    def start(self) -> None:
+        """``connection_made``, then reading (asyncio calls this on a later turn)."""
+        if self._lifecycle.closing:
+            return  # closed before it began (a cancelled connect): the protocol never hears of it
+        self._made = True
+        super().start()
+
+    @property
+    def _protocol_paused(self) -> bool:
+        """Whether the protocol was told to pause writing (asyncio's sendfile fallback reads it)."""
+        return self._flow.paused
+
+    def set_protocol(self, protocol: Any) -> None:
+        """Hand the connection to ``protocol`` (its kind decides how it is read)."""
+        self._protocol = protocol
+        if self._made and self._lifecycle.reading:
+            self._reactor._set_stream_reader(self._read_fd, self)
+
+    # ----------------------------------------------------------- sendfile
+
+    async def sendfile(self, region: FileSlice) -> None:
+        """Send ``region`` after what is queued (with ``os.sendfile``) and
+        return once all of it is out; ``write()`` raises meanwhile.  Raises
+        the error that ended the connection if it ends first."""
+        if self._sendfile_busy:
+            raise RuntimeError("another sendfile is in progress on this transport")
+        self._sendfile_busy = True
+        try:
+            self.write_file(region)
+            # Even when the kernel took it all at once, writes take the
+            # slow path (which refuses them) until this returns.
+            self._idle_writer = False
+            await self.drained()
+        finally:
+            self._sendfile_busy = False
+            lifecycle = self._lifecycle
+            self._idle_writer = lifecycle.writable and not self._buffer and not self._file_queue
+
+    def drained(self) -> asyncio.Future[None]:
+        """A future resolved once nothing is queued (at once if nothing is),
+        failed with the error that ends the connection if it ends first."""
+        drained = self._drained
+        if drained is None or drained.done():
+            drained = self._drained = self._loop.create_future()
+        if self._lifecycle.lost:
+            drained.set_exception(ConnectionResetError("the connection is lost"))
+        elif not self._buffer_size:
+            drained.set_result(None)
+        return drained
+
+    def _write_otherwise(self, data: bytes | bytearray | memoryview) -> None:
+        if self._sendfile_busy:
+            raise RuntimeError("unable to write; sendfile is in progress")
+        super()._write_otherwise(data)
+
+    def _write_ready(self) -> None:
+        super()._write_ready()
+        if self._sendfile_busy:
+            self._idle_writer = False
+        drained = self._drained
+        if drained is not None and not self._buffer_size and not drained.done():
+            drained.set_result(None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        super()._force_close(exc)
+        drained = self._drained
+        if drained is not None and not drained.done():
+            drained.set_exception(
+                exc if isinstance(exc, Exception) else ConnectionAbortedError("the transport was aborted")
+            )
+
+    # ------------------------------------------------------------ reading
+
+    def _read_ready(self) -> None:
+        protocol = self._protocol
+        if not isinstance(protocol, asyncio.BufferedProtocol):
+            super()._read_ready()
+            return
+        try:
+            buffer = memoryview(protocol.get_buffer(-1))
+            if not len(buffer):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except Exception as exc:
+            self._fatal(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            data = self._recv(min(len(buffer), READ_SIZE))
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._recv_failed(exc)
+            return
+        if not data:
+            self._eof()
+            return
+        count = len(data)
+        buffer[:count] = data
+        try:
+            protocol.buffer_updated(count)
+        except Exception as exc:
+            self._fatal(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    # ------------------------------------------------------------ endings
+
+    def _callback_failed(self, exc: Exception) -> None:
+        self._fatal(exc, "Fatal error: protocol callback failed.")
+
+    def _fatal(self, exc: BaseException, message: str) -> None:
+        """asyncio's rule: an error the protocol raised goes to the loop's
+        exception handler (an OSError only to the debug log), and the
+        connection ends with it."""
+        if isinstance(exc, OSError):
+            logger.debug("%r: %s", self, message, exc_info=exc)
+        else:
+            self._loop.call_exception_handler(
+                {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
+            )
+        self._reset_on_close = True
+        self._force_close(exc)
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            if self._made:
+                self._protocol.connection_lost(exc)
+        finally:
+            self._release()
+            server, self._server = self._server, None
+            if server is not None:
+                server._detach()
+
+
+class LoopReactor(Reactor):
+    """The reactor under an :class:`~weft.drivers.reactor.EventLoop`: its
+    stream transports are :class:`LoopStreamTransport`, and a
+    :class:`asyncio.BufferedProtocol` is read by the transport, not inline."""
+
+    stream_transport_class = LoopStreamTransport
+
+    def _set_stream_reader(self, fd: int, stream: InlineReader | None) -> None:
+        if stream is not None and isinstance(stream._protocol, asyncio.BufferedProtocol):
+            # Not in the inline table: the loop calls _read_ready, which
+            # fills the protocol's own buffer.
+            self._streams.pop(fd, None)
+            self._set_reader(fd, stream._read_ready, stream)
+        else:
+            super()._set_stream_reader(fd, stream)
+
+
+def transport_socket(sock: socket.socket) -> Any:
+    """What ``get_extra_info("socket")`` gives on asyncio's loop: a view of
+    the socket that refuses what would disturb the transport."""
+    return asyncio.trsock.TransportSocket(sock)

@@ -1,0 +1,411 @@
+"""weft's reactor as an asyncio event loop: the names, the transports, and
+where this loop's asyncio API follows asyncio's contract over the reactor's.
+
+CPython's own asyncio tests run against the loop in
+tests/frameworks/test_asyncio_suite.py; these check what is weft's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from tests.support import TIMEOUT
+from tests.support.tls import HOSTNAME, client_context, server_context
+from weft.drivers.reactor import (
+    DescriptorTransport,
+    EventLoop,
+    EventLoopPolicy,
+    Reactor,
+    new_event_loop,
+    run,
+)
+from weft.protocols import EchoProtocol
+
+
+def run_on_weft(main: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``main()`` on a new weft loop, bounded by the suite's timeout."""
+
+    async def bounded() -> Any:
+        async with asyncio.timeout(TIMEOUT):
+            return await main()
+
+    return run(bounded())
+
+
+async def echo_server() -> tuple[asyncio.Server, int]:
+    """An asyncio streams echo server on loopback; the server and its port."""
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+# ------------------------------------------------------------------ names
+
+
+def test_run_returns_the_result_on_a_weft_loop() -> None:
+    """``run(main())`` is ``asyncio.run`` on weft's loop."""
+
+    async def main() -> type:
+        return type(asyncio.get_running_loop())
+
+    assert run(main()) is EventLoop
+
+
+def test_runner_takes_new_event_loop_as_its_factory() -> None:
+    """Python 3.11's way to pick a loop: ``asyncio.Runner(loop_factory=...)``."""
+
+    async def main() -> bool:
+        return isinstance(asyncio.get_running_loop(), EventLoop)
+
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        assert runner.run(main())
+
+
+def test_the_policy_makes_weft_loops() -> None:
+    """``asyncio.set_event_loop_policy(EventLoopPolicy())`` makes every new loop weft's."""
+    loop = EventLoopPolicy().new_event_loop()
+    try:
+        assert isinstance(loop, EventLoop)
+        assert isinstance(loop.reactor, Reactor)
+    finally:
+        loop.close()
+
+
+# ------------------------------------------------------------- transports
+
+
+def test_streams_run_on_the_reactors_transports() -> None:
+    """asyncio streams get weft's DescriptorTransport, which is an asyncio.Transport."""
+
+    async def main() -> None:
+        server, port = await echo_server()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert isinstance(writer.transport, DescriptorTransport)
+        assert isinstance(writer.transport, asyncio.Transport)
+        writer.write(b"hello\n")
+        assert await reader.readline() == b"hello\n"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run_on_weft(main)
+
+
+def test_a_steady_exchange_changes_no_registration() -> None:
+    """Echoing 200 messages through asyncio's streams makes no epoll_ctl: the
+    connection is registered once, on the reactor's poller."""
+
+    async def main() -> int:
+        server, port = await echo_server()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"warm-up\n")
+        await reader.readline()
+        poller = asyncio.get_running_loop().reactor.poller  # type: ignore[attr-defined]
+        before = poller.changes
+        for index in range(200):
+            writer.write(b"%d\n" % index)
+            assert await reader.readline() == b"%d\n" % index
+        changes: int = poller.changes - before
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return changes
+
+    assert run_on_weft(main) == 0
+
+
+def test_weft_protocols_and_asyncio_code_share_the_loop() -> None:
+    """A weft protocol served by the loop's reactor answers an asyncio client on the same loop."""
+
+    async def main() -> bytes:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, EventLoop):
+            raise TypeError("not on weft's loop")
+        listener = loop.reactor.listen_tcp(EchoProtocol, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"across\n")
+        line = await reader.readline()
+        writer.close()
+        await writer.wait_closed()
+        listener.close()
+        return line
+
+    assert run_on_weft(main) == b"across\n"
+
+
+def test_writelines_feeds_flow_control() -> None:
+    """writelines() past the high-water mark pauses the protocol (asyncio's
+    gh-127655 was a writelines that never did), and the drain resumes it."""
+
+    class Recorder(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.events: list[str] = []
+            self.resumed = asyncio.get_running_loop().create_future()
+
+        def pause_writing(self) -> None:
+            self.events.append("pause")
+
+        def resume_writing(self) -> None:
+            self.events.append("resume")
+            if not self.resumed.done():
+                self.resumed.set_result(None)
+
+    async def main() -> list[str]:
+        server, port = await echo_server()
+        transport, protocol = await asyncio.get_running_loop().create_connection(Recorder, "127.0.0.1", port)
+        transport.set_write_buffer_limits(high=1024)
+        transport.writelines([b"x" * 65536] * 64)
+        paused = list(protocol.events)
+        await protocol.resumed
+        transport.close()
+        server.close()
+        await server.wait_closed()
+        return paused
+
+    assert run_on_weft(main) == ["pause"]
+
+
+def test_a_buffered_protocol_is_read_into_its_own_buffer() -> None:
+    """asyncio.BufferedProtocol: get_buffer, then buffer_updated with the count."""
+
+    class Collector(asyncio.BufferedProtocol):
+        def __init__(self) -> None:
+            self.buffer = bytearray(7)  # small: the data takes several reads
+            self.received = bytearray()
+            self.done = asyncio.get_running_loop().create_future()
+
+        def get_buffer(self, sizehint: int) -> bytearray:
+            return self.buffer
+
+        def buffer_updated(self, nbytes: int) -> None:
+            self.received += self.buffer[:nbytes]
+
+        def eof_received(self) -> None:
+            self.done.set_result(bytes(self.received))
+
+    async def main() -> bytes:
+        payload = bytes(range(256)) * 40
+        server, port = await echo_server()
+        transport, protocol = await asyncio.get_running_loop().create_connection(Collector, "127.0.0.1", port)
+        if not isinstance(transport, asyncio.WriteTransport):
+            raise TypeError("not a write transport")
+        transport.write(payload)
+        transport.write_eof()
+        received: bytes = await protocol.done
+        transport.close()
+        server.close()
+        await server.wait_closed()
+        return received
+
+    assert run_on_weft(main) == bytes(range(256)) * 40
+
+
+# --------------------------------------------------- asyncio's contract here
+
+
+def test_add_reader_replaces_silently_as_asyncio_does() -> None:
+    """The loop's add_reader follows asyncio (the reactor's own raises
+    BusyResourceError): the second callback replaces the first."""
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        left, right = socket.socketpair()
+        calls: list[str] = []
+        done = loop.create_future()
+
+        def first() -> None:
+            calls.append("first")
+
+        def second() -> None:
+            calls.append("second")
+            left.recv(10)
+            done.set_result(None)
+
+        loop.add_reader(left, first)
+        loop.add_reader(left, second)
+        right.send(b"x")
+        await done
+        assert loop.remove_reader(left)
+        left.close()
+        right.close()
+        return calls
+
+    assert run_on_weft(main) == ["second"]
+
+
+def test_add_reader_refuses_an_fd_a_transport_uses() -> None:
+    """As on asyncio's loop: RuntimeError for an fd a live transport reads."""
+
+    async def main() -> None:
+        server, port = await echo_server()
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        sock = writer.get_extra_info("socket")
+        with pytest.raises(RuntimeError, match="is used by transport"):
+            asyncio.get_running_loop().add_reader(sock.fileno(), lambda: None)
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run_on_weft(main)
+
+
+def test_a_protocol_error_reaches_the_exception_handler_and_ends_that_connection() -> None:
+    """asyncio's rule on this loop: the handler hears of it, the connection ends,
+    the loop and other connections go on."""
+
+    class Failing(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def data_received(self, data: bytes) -> None:
+            raise ValueError("bad data")
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.lost.set_result(exc)
+
+    async def main() -> tuple[list[dict[str, Any]], BaseException | None, bytes]:
+        loop = asyncio.get_running_loop()
+        contexts: list[dict[str, Any]] = []
+        loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+        server, port = await echo_server()
+        transport, protocol = await loop.create_connection(Failing, "127.0.0.1", port)
+        if not isinstance(transport, asyncio.WriteTransport):
+            raise TypeError("not a write transport")
+        transport.write(b"ping")
+        lost = await protocol.lost
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"still here\n")
+        line = await reader.readline()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return contexts, lost, line
+
+    contexts, lost, line = run_on_weft(main)
+    # (The echo server's handler, reset by that connection's end, reports too.)
+    ours = [context for context in contexts if isinstance(context.get("protocol"), Failing)]
+    assert [type(context["exception"]) for context in ours] == [ValueError]
+    assert isinstance(lost, ValueError)
+    assert line == b"still here\n"
+
+
+# ---------------------------------------------------------- sendfile, TLS
+
+
+def test_sendfile_sends_the_range_with_os_sendfile_and_moves_the_file_position() -> None:
+    """loop.sendfile on the loop's transports: queued behind earlier writes,
+    the given range, the file's position after it, and write() refused meanwhile."""
+
+    async def main() -> tuple[bytes, int, int]:
+        loop = asyncio.get_running_loop()
+        received = bytearray()
+        got_all = loop.create_future()
+
+        async def collect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            received.extend(await reader.read())
+            got_all.set_result(None)
+            writer.close()
+
+        server = await asyncio.start_server(collect, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        with tempfile.TemporaryFile() as file:
+            file.write(bytes(range(256)) * 4096)  # 1 MiB
+            file.flush()
+            writer.write(b"head:")
+            sending = asyncio.ensure_future(
+                loop.sendfile(writer.transport, file, offset=256, count=512 * 1024)
+            )
+            await asyncio.sleep(0)
+            with pytest.raises(RuntimeError, match="sendfile is in progress"):
+                writer.write(b"too early")
+            sent = await sending
+            position = file.tell()
+        writer.write(b":tail")
+        writer.write_eof()
+        await got_all
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return bytes(received), sent, position
+
+    received, sent, position = run_on_weft(main)
+    expected = b"head:" + (bytes(range(256)) * 4096)[256 : 256 + 512 * 1024] + b":tail"
+    assert received == expected
+    assert sent == 512 * 1024
+    assert position == 256 + 512 * 1024
+
+
+def test_start_tls_upgrades_a_stream_in_place() -> None:
+    """StreamWriter.start_tls on the loop's transports (asyncio checks they say they can)."""
+
+    async def main() -> bytes:
+        async def upgrade(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            assert await reader.readline() == b"STARTTLS\n"
+            writer.write(b"GO\n")
+            await writer.drain()
+            await writer.start_tls(server_context())
+            writer.write((await reader.readline()).upper())
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(upgrade, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"STARTTLS\n")
+        assert await reader.readline() == b"GO\n"
+        await writer.start_tls(client_context(), server_hostname=HOSTNAME)
+        assert writer.get_extra_info("ssl_object") is not None
+        writer.write(b"secret\n")
+        answer = await reader.readline()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return answer
+
+    assert run_on_weft(main) == b"SECRET\n"
+
+
+def test_closing_the_loop_ends_connections_left_open() -> None:
+    """A connection still open when the loop closes is ended (its protocol
+    hears connection_lost) and its descriptor closed: no leak."""
+    loop = new_event_loop()
+    lost: list[BaseException | None] = []
+
+    class Watcher(asyncio.Protocol):
+        def connection_lost(self, exc: Exception | None) -> None:
+            lost.append(exc)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(Watcher, "127.0.0.1", port)
+        fd: int = transport.get_extra_info("socket").fileno()
+        server.close()
+        return fd
+
+    try:
+        fd = loop.run_until_complete(asyncio.wait_for(main(), TIMEOUT))
+    finally:
+        loop.close()
+    assert lost == [None]
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)

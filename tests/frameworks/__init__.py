@@ -1,0 +1,1 @@
+"""Frameworks' own test suites, run against weft's implementations of their interfaces."""

@@ -1,0 +1,35 @@
+"""The fast part of CPython's asyncio tests, run against weft's loop in CI.
+
+The whole run (every applicable module, on weft's loop, asyncio's and
+uvloop's) is ``python -m tests.frameworks.asyncio_suite --loop all``; its
+table is in docs/asyncio.md.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.frameworks.asyncio_suite import EXPLAINED, run_module
+
+#: The modules that exercise the loop's I/O (transports, servers, sockets,
+#: sendfile, TLS), a few seconds each.
+FAST_MODULES = (
+    "test_buffered_proto",
+    "test_events",
+    "test_sendfile",
+    "test_server",
+    "test_sock_lowlevel",
+    "test_sslproto",
+    "test_streams",
+)
+
+
+@pytest.mark.parametrize("module", FAST_MODULES)
+def test_cpython_asyncio_module_passes_on_weft_loop(module: str) -> None:
+    """Every test of the module passes on weft's loop, or fails only for a
+    reason listed in EXPLAINED."""
+    result = run_module(module, "weft", timeout=300)
+    assert not result.crashed, result.crashed
+    assert result.passed > 0
+    unexplained = [test for test in result.failed if test not in EXPLAINED]
+    assert unexplained == []
