@@ -73,7 +73,7 @@ def test_echo_rows_on_every_loop(children: Children) -> None:
     the command is printed, and the target line appears when weft's loop ran."""
     servers = [name for name in listed(children) if name.startswith(("protocol-", "streams-"))]
     loops = sorted({name.partition("-")[2] for name in servers})
-    assert "asyncio" in loops
+    assert {"asyncio", "weft"} <= set(loops)
     out = run_script(
         children,
         "--servers",

@@ -38,12 +38,9 @@ LOOPS: dict[str, tuple[str, str, str | None]] = {
 
 def skip_reason(name: str) -> str | None:
     """Why the loop called ``name`` cannot run here (naming the pip extra), or None."""
-    module, function, extra = LOOPS[name]
+    module, _, extra = LOOPS[name]
     if extra is not None and importlib.util.find_spec(module) is None:
         return f"the {name} loop needs {module}, which is not installed: pip install 'weft[{extra}]'"
-    # TEMPORARY, until weft's loop lands on main (issue 11): then this goes.
-    if not hasattr(importlib.import_module(module), function):
-        return f"{module}.{function} does not exist yet (issue 11)"
     return None
 
 
@@ -77,6 +74,13 @@ def run_program(loop_name: str, program: Callable[[], Awaitable[T]], timeout: fl
     The loop is closed afterwards, its async generators and executor shut down."""
 
     async def bounded() -> T:
+        # The program runs on the loop it names, not on some other the factory fell back to.
+        package = LOOPS[loop_name][0].partition(".")[0]
+        running = type(asyncio.get_running_loop())
+        if running.__module__.partition(".")[0] != package:
+            raise AssertionError(
+                f"the {loop_name} loop's factory made a {running.__module__}.{running.__name__}"
+            )
         async with asyncio.timeout(timeout):
             return await program()
 
