@@ -9,13 +9,15 @@ This package is the interface every driver shares:
 * :class:`Runtime`: what a running driver offers, made of capability
   protocols (:class:`LoopRuntime`, :class:`ThreadsRuntime`,
   :class:`TCPRuntime`, :class:`UNIXRuntime`, :class:`PipesRuntime`,
-  :class:`SignalsRuntime`; :class:`ProcessRuntime` on the drivers that start
+  :class:`DatagramRuntime`, :class:`SignalsRuntime`; :class:`ProcessRuntime` on the drivers that start
   processes), each listed in :data:`CAPABILITIES`; a runtime asked for one it
   lacks raises :class:`CapabilityError`.  :func:`open_runtime` gives a
   runtime by name, from :data:`DRIVERS`, the registry of every driver, which
   also says what each offers (``docs/drivers.md`` has the table).
 * :func:`serve` serves a protocol on any driver until SIGINT or SIGTERM,
-  then stops gracefully (:class:`Server` is the same, without the signals).
+  then stops gracefully (:class:`Server` is the same, without the signals);
+  :func:`serve_datagrams` serves a datagram protocol on one UDP or UNIX
+  datagram endpoint.
 * :class:`Future`, the one kind of future callbacks and coroutines share;
   :class:`FileSlice`, a part of a file for ``write_file``; :class:`Process`,
   a child process started by ``spawn_process`` on any driver.
@@ -34,10 +36,12 @@ The drivers, one package each:
 from weft.drivers._core.child_processes import Process, Stderr
 from weft.drivers._core.file_region import FileSlice
 from weft.drivers._core.futures import Future
+from weft.drivers._datagram_serving import serve_datagrams
 from weft.drivers._registry import DRIVERS, DriverInfo, UnavailableDriverError, open_runtime
 from weft.drivers._runtime import (
     CAPABILITIES,
     CapabilityError,
+    DatagramRuntime,
     Listener,
     LoopRuntime,
     PipesRuntime,
@@ -55,6 +59,7 @@ __all__ = [
     "CAPABILITIES",
     "DRIVERS",
     "CapabilityError",
+    "DatagramRuntime",
     "DriverInfo",
     "FileSlice",
     "Future",
@@ -74,4 +79,5 @@ __all__ = [
     "UnavailableDriverError",
     "open_runtime",
     "serve",
+    "serve_datagrams",
 ]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from weft.drivers._runtime import (
+    DatagramRuntime,
     LoopRuntime,
     PipesRuntime,
     ProcessRuntime,
@@ -107,7 +108,9 @@ def _blocking() -> Runtime:
 
 
 #: What every operating-system driver offers (:class:`~weft.drivers._runtime.Runtime`).
-_OS_DRIVER = frozenset({LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, SignalsRuntime})
+_OS_DRIVER = frozenset(
+    {LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, DatagramRuntime, SignalsRuntime}
+)
 
 #: Every driver, in the order ``weft drivers`` lists them.
 DRIVERS: dict[str, DriverInfo] = {

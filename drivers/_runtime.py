@@ -13,6 +13,8 @@ into ``IReactorTCP``, ``IReactorProcess`` and friends:
 * :class:`TCPRuntime`: ``listen_tcp``, ``connect_tcp``;
 * :class:`UNIXRuntime`: ``listen_unix``, ``connect_unix``;
 * :class:`PipesRuntime`: ``connect_pipes``, a protocol over two file descriptors;
+* :class:`DatagramRuntime`: ``open_udp``, ``open_unix_datagram``, datagram
+  endpoints (``docs/datagrams.md``);
 * :class:`SignalsRuntime`: ``add_signal_handler``, ``remove_signal_handler``;
 * :class:`ProcessRuntime`: ``spawn_process``, a child process with a protocol
   on its stdio.
@@ -41,12 +43,13 @@ from typing import Any, Protocol, runtime_checkable
 
 from weft.drivers._core.child_processes import Process, StderrOption
 from weft.drivers._core.futures import Future
-from weft.protocols.contract import TimerHandle, Transport
+from weft.protocols.contract import DatagramTransport, TimerHandle, Transport
 from weft.protocols.errors import WeftError
 
 __all__ = [
     "CAPABILITIES",
     "CapabilityError",
+    "DatagramRuntime",
     "Listener",
     "LoopRuntime",
     "PipesRuntime",
@@ -171,6 +174,45 @@ class PipesRuntime(Protocol):
 
 
 @runtime_checkable
+class DatagramRuntime(Protocol):
+    """A runtime with datagram endpoints: UDP over IPv4 and IPv6, and UNIX datagram sockets.
+
+    Both methods return a :class:`~weft.drivers.Future` that gets the
+    transport once the protocol has had ``connection_made`` (or the error:
+    ``OSError`` such as ``EADDRINUSE``, ``socket.gaierror`` for a name
+    that does not resolve, or what the factory raised); bad arguments
+    raise at once.  See ``docs/datagrams.md``.
+    """
+
+    def open_udp(
+        self,
+        factory: ProtocolFactory,
+        local_address: tuple[Any, ...] | None = None,
+        remote_address: tuple[Any, ...] | None = None,
+        *,
+        family: int = 0,
+        reuse_port: bool = False,
+        allow_broadcast: bool = False,
+    ) -> Future[DatagramTransport]:
+        """A UDP endpoint bound to ``local_address`` (``(host, port)``; port 0:
+        a free one) and connected to ``remote_address`` (then ``sendto``
+        needs no address, only that peer is heard, and ICMP errors reach
+        ``error_received``); ``family`` when neither says.  The future's
+        transport is a :class:`~weft.protocols.contract.DatagramTransport`."""
+        ...
+
+    def open_unix_datagram(
+        self,
+        factory: ProtocolFactory,
+        local_path: str | bytes | os.PathLike[str] | None = None,
+        remote_path: str | bytes | os.PathLike[str] | None = None,
+    ) -> Future[DatagramTransport]:
+        """A UNIX datagram endpoint bound to ``local_path`` and connected to
+        ``remote_path`` (either may be ``None``)."""
+        ...
+
+
+@runtime_checkable
 class SignalsRuntime(Protocol):
     """A runtime that runs a callback in its loop when a signal arrives."""
 
@@ -211,9 +253,19 @@ class ProcessRuntime(Protocol):
 
 
 @runtime_checkable
-class Runtime(LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, SignalsRuntime, Protocol):
+class Runtime(
+    LoopRuntime,
+    ThreadsRuntime,
+    TCPRuntime,
+    UNIXRuntime,
+    PipesRuntime,
+    DatagramRuntime,
+    SignalsRuntime,
+    Protocol,
+):
     """What every operating-system driver offers: a loop, threads, TCP, UNIX
-    sockets, pipes and signals (processes: :class:`ProcessRuntime`, on some)."""
+    sockets, pipes, datagrams and signals (processes: :class:`ProcessRuntime`,
+    on some)."""
 
 
 #: Every capability protocol, in the order the docs' table lists them.
@@ -223,6 +275,7 @@ CAPABILITIES: tuple[type, ...] = (
     TCPRuntime,
     UNIXRuntime,
     PipesRuntime,
+    DatagramRuntime,
     SignalsRuntime,
     ProcessRuntime,
 )

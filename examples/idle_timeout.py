@@ -7,8 +7,10 @@ memory driver and move a fake clock instead of sleeping.
 Run: python examples/idle_timeout.py
 """
 
+from typing import Any
+
 from weft.drivers.testing import connect
-from weft.protocols.contract import TimerHandle, Transport, clock_of
+from weft.protocols.contract import TimerHandle, clock_of
 from weft.protocols.framing import LineProtocol
 
 
@@ -20,7 +22,7 @@ class IdleTimeoutEcho(LineProtocol):
         self.timeout = timeout
         self.timer: TimerHandle | None = None
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.restart_timer()
 

@@ -9,9 +9,9 @@ Run: python examples/process_lines.py
 """
 
 import sys
+from typing import Any
 
 from weft.drivers.reactor import Reactor
-from weft.protocols.contract import Transport
 from weft.protocols.framing import LineProtocol
 
 CHILD = "import sys\nfor line in sys.stdin:\n    print(line.strip().upper(), flush=True)\n"
@@ -26,7 +26,7 @@ class Asker(LineProtocol):
         self.answers: list[bytes] = []
         self.done = False
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.ask_next()
 

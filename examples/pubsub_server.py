@@ -12,16 +12,16 @@ Try, in two or more terminals: weft connect 127.0.0.1 8000
 """
 
 import sys
+from typing import Any
 
 from weft.drivers import serve
-from weft.protocols.contract import Transport
 from weft.protocols.framing import LineProtocol
 
 MAX_BACKLOG = 1024 * 1024
 
 
 class Broadcast(LineProtocol):
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         clients.add(self)
 

@@ -13,9 +13,12 @@ one home:
   :mod:`weft.protocols.pubsub.wire`).
 * :mod:`weft.protocols.http`: HTTP/1.1 server and client, on h11.
 * :mod:`weft.protocols.tls`: TLS over any transport, on ``ssl.MemoryBIO``.
-* :class:`EchoProtocol`, here: sends back what it receives.
+* :mod:`weft.protocols.dns`: a DNS stub resolver over any datagram transport.
+* :class:`EchoProtocol`, here: sends back what it receives;
+  :class:`DatagramEchoProtocol` sends every datagram back to its sender.
 """
 
+from weft.protocols._datagram_echo import DatagramEchoProtocol
 from weft.protocols._echo import EchoProtocol
 
-__all__ = ["EchoProtocol"]
+__all__ = ["DatagramEchoProtocol", "EchoProtocol"]

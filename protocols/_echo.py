@@ -8,6 +8,8 @@ sends cannot make it buffer without bound.
 
 from __future__ import annotations
 
+from typing import Any
+
 from weft.protocols.contract import Protocol, Transport
 
 __all__ = ["EchoProtocol"]
@@ -18,7 +20,7 @@ class EchoProtocol(Protocol):
 
     transport: Transport
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         """Keep the transport."""
         self.transport = transport
 

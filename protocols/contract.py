@@ -17,32 +17,65 @@ Call order, guaranteed by every driver::
 ``connection_made`` and ``connection_lost``, always in alternation, starting
 with ``pause_writing``.
 
-Time reaches a protocol only through a :class:`Clock`, which the transport
-offers as ``transport.get_extra_info("clock")``; :func:`clock_of` fetches it
-with a clear error when a transport has none.  Nothing else may tell a protocol
-the time, so every timeout can be tested with a fake clock.
+Datagrams have a contract of their own, with asyncio's names too: a
+:class:`DatagramProtocol` on a :class:`DatagramTransport` hears::
 
-The classes here are :class:`typing.Protocol` classes: anything with the right
-methods conforms, whoever wrote it.  They can also be subclassed explicitly,
-in which case their method bodies serve as do-nothing defaults::
+    connection_made  (datagram_received | error_received)*  connection_lost
+
+Time reaches a protocol only through a :class:`Clock`, which the transport
+offers as ``transport.get_extra_info("clock")``; :func:`clock_of` fetches it.
+A plain asyncio or uvloop transport offers none, so there :func:`clock_of`
+gives the clock of the asyncio loop running the connection (see
+:mod:`weft.protocols._loop_clock`), and raises a clear error only where
+there is neither.  Nothing else may tell a protocol the time, so every
+timeout can be tested with a fake clock.
+
+The transport classes here are :class:`typing.Protocol` classes: anything
+with the right methods conforms, whoever wrote it (asyncio's transports do).
+The protocol classes, :class:`BaseProtocol` and :class:`Protocol`, are the
+bases a protocol subclasses, for their do-nothing defaults::
 
     class Hello(Protocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
+            self.transport: Transport = transport
             transport.write(b"hello\\n")
+
+To a type checker they *are* asyncio's ``BaseProtocol`` and ``Protocol``
+(subclasses of them), so a weft protocol's factory fits
+``loop.create_server``, ``create_connection`` and the rest under ``mypy
+--strict``; at run time they import nothing of asyncio.  asyncio's
+``connection_made`` takes an ``asyncio.BaseTransport``, and an override may
+not narrow that, so a protocol takes ``transport: Any`` (every driver's
+transport and asyncio's fit) and keeps it as a :class:`Transport`, as above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVarTuple, Unpack, runtime_checkable
+from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack, runtime_checkable
 from typing import Protocol as _TypingProtocol
 
+from weft.protocols._loop_clock import running_loop_clock
 from weft.protocols.errors import NoClockError
+
+if TYPE_CHECKING:
+    # For the type checker only (nothing is imported at run time: protocols
+    # never import asyncio).  asyncio's loop methods take a protocol factory
+    # typed ``Callable[[], asyncio.BaseProtocol]``, a nominal class, so a weft
+    # protocol fits them only if the checker sees it as a subclass; at run
+    # time the bases are plain classes with the same do-nothing methods.
+    from asyncio import BaseProtocol as _AsyncioBaseProtocol
+    from asyncio import DatagramProtocol as _AsyncioDatagramProtocol
+    from asyncio import Protocol as _AsyncioProtocol
+else:
+    _AsyncioBaseProtocol = _AsyncioProtocol = _AsyncioDatagramProtocol = object
 
 __all__ = [
     "BaseProtocol",
     "BaseTransport",
     "Clock",
+    "DatagramProtocol",
+    "DatagramTransport",
     "FileRegion",
     "FileWriteTransport",
     "Protocol",
@@ -94,8 +127,10 @@ class Clock(_TypingProtocol):
 # --------------------------------------------------------------- protocols
 
 
-class BaseProtocol(_TypingProtocol):
-    """What every protocol hears from its transport."""
+class BaseProtocol(_AsyncioBaseProtocol):
+    """What every protocol hears from its transport (asyncio's ``BaseProtocol``, to a type checker)."""
+
+    __slots__ = ()
 
     def connection_made(self, transport: Any) -> None:
         """The connection is up; ``transport`` is how to talk on it.
@@ -128,8 +163,10 @@ class BaseProtocol(_TypingProtocol):
         return None
 
 
-class Protocol(BaseProtocol, _TypingProtocol):
-    """A protocol for a byte stream."""
+class Protocol(BaseProtocol, _AsyncioProtocol):
+    """A protocol for a byte stream (asyncio's ``Protocol``, to a type checker)."""
+
+    __slots__ = ()
 
     def data_received(self, data: bytes) -> None:
         """Some bytes arrived.  Never empty; chunk boundaries mean nothing."""
@@ -246,6 +283,86 @@ class Transport(ReadTransport, WriteTransport, _TypingProtocol):
     """A bidirectional byte stream: what a stream protocol is handed."""
 
 
+# ---------------------------------------------------------------- datagrams
+
+
+class DatagramProtocol(BaseProtocol, _AsyncioDatagramProtocol):
+    """A protocol for datagrams (UDP, UNIX datagram sockets): whole messages
+    from and to addresses, each delivered at most once and in no promised
+    order.
+
+    ``connection_made`` comes first, with a :class:`DatagramTransport`, and
+    ``connection_lost`` last: ``None`` after ``close()`` or ``abort()``, the
+    exception when one of this protocol's callbacks raised.  An error the
+    network reports (ICMP's "port unreachable" as ``ConnectionRefusedError``
+    on a connected endpoint, a datagram the kernel refused) comes to
+    :meth:`error_received`, and the endpoint goes on.  ``pause_writing`` and
+    ``resume_writing`` are the stream contract's: datagrams the kernel could
+    not take yet wait in the transport, and count.
+    """
+
+    __slots__ = ()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        """A datagram came from ``addr``: a ``(host, port, ...)`` tuple for UDP,
+        a path (or ``None``, from an unbound sender) for a UNIX socket.
+
+        ``data`` is one whole datagram, possibly empty.
+        """
+        return None
+
+    def error_received(self, exc: Exception) -> None:
+        """The network reported an error, usually an ``OSError``: a peer's port
+        closed (``ConnectionRefusedError``, on a connected endpoint), a
+        datagram too large for the kernel
+        (:class:`~weft.protocols.errors.DatagramTooLargeError`).  The
+        endpoint goes on; the datagram concerned is lost."""
+        return None
+
+
+class DatagramTransport(BaseTransport, _TypingProtocol):
+    """A datagram endpoint: what a :class:`DatagramProtocol` is handed.
+
+    ``get_extra_info`` answers ``"sockname"`` (the local address),
+    ``"peername"`` (the peer of a connected endpoint, else ``None``),
+    ``"socket"`` (where there is one) and ``"clock"``.  ``close()`` sends
+    what is queued first, then ``connection_lost(None)``; ``abort()`` drops
+    it.  Neither calls ``connection_lost`` from inside the call.
+    """
+
+    def sendto(self, data: bytes | bytearray | memoryview, addr: Any = None) -> None:
+        """Send ``data`` as one datagram to ``addr``; never blocks.
+
+        On a connected endpoint ``addr`` is ``None`` or the peer's address;
+        on an unconnected one it is required, a numeric address of the
+        endpoint's family (names are not looked up: that would block).
+        Anything else raises
+        :class:`~weft.protocols.errors.DatagramAddressError`; a datagram
+        over the size one can have raises
+        :class:`~weft.protocols.errors.DatagramTooLargeError`; a type that
+        is not bytes-like raises ``TypeError``.  What the kernel cannot
+        take at once waits, in order, and counts in
+        :meth:`get_write_buffer_size`.  After ``close()`` or ``abort()`` the
+        datagram is discarded.  An empty ``data`` is sent as an empty
+        datagram.
+        """
+
+    def abort(self) -> None:
+        """Close at once, dropping the datagrams still queued."""
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """The water marks of ``pause_writing``/``resume_writing`` (as
+        :meth:`WriteTransport.set_write_buffer_limits`)."""
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """``(low, high)``, in asyncio's order."""
+        ...
+
+    def get_write_buffer_size(self) -> int:
+        """How many bytes of datagrams wait to be sent."""
+        ...
+
+
 # ------------------------------------------------------------ sending files
 
 
@@ -338,16 +455,24 @@ def file_writer_of(transport: object) -> Callable[[FileRegion], None] | None:
 
 
 def clock_of(transport: BaseTransport) -> Clock:
-    """The :class:`Clock` ``transport`` offers, for protocols that need time.
+    """The :class:`Clock` for a protocol on ``transport``, for protocols that need time.
 
-    Raises :class:`~weft.protocols.errors.NoClockError` when the transport
-    offers none (a bare asyncio transport, for one: run the protocol on
-    weft's asyncio driver instead, which offers the loop's clock).
+    The transport's own (``get_extra_info("clock")``: every weft driver's
+    transports offer one) or, when it offers none, the clock of the asyncio
+    event loop running in this thread (a plain asyncio or uvloop transport:
+    see :class:`weft.protocols._loop_clock.LoopClock`).  Raises
+    :class:`~weft.protocols.errors.NoClockError` when there is neither.
+    Call it from a protocol callback (``connection_made``), where the
+    transport's loop is the running one.
     """
     clock = transport.get_extra_info("clock")
-    if clock is None:
+    if clock is not None:
+        return clock  # type: ignore[no-any-return]
+    loop_clock = running_loop_clock(transport)
+    if loop_clock is None:
         raise NoClockError(
-            f"{type(transport).__name__} offers no clock (get_extra_info('clock') is None); "
-            "run this protocol on a weft driver"
+            f"{type(transport).__name__} offers no clock (get_extra_info('clock') is None) "
+            "and no asyncio event loop is running in this thread; "
+            "run this protocol on a weft driver or an asyncio loop"
         )
-    return clock  # type: ignore[no-any-return]
+    return loop_clock

@@ -4,7 +4,9 @@
 
     WeftError
     ├── ArgumentError (also ValueError)      a value given to weft is out of range
-    │   └── UnencodableFrameError            an outgoing frame cannot be framed
+    │   ├── UnencodableFrameError            an outgoing frame cannot be framed
+    │   └── DatagramAddressError (also TypeError)  sendto() given an address it cannot send to
+    ├── DatagramTooLargeError (also OSError, errno EMSGSIZE)  a datagram over the size one can have
     ├── ProtocolError                        the peer's bytes break the protocol
     │   ├── FrameTooLongError                a frame is over its size limit
     │   │   └── LineTooLongError             ... and the frame is a line
@@ -24,10 +26,14 @@ work.  Wrong *types* raise the builtin ``TypeError``, as everywhere in Python.
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "ArgumentError",
     "BusyResourceError",
     "ClosedResourceError",
+    "DatagramAddressError",
+    "DatagramTooLargeError",
     "FrameTooLongError",
     "InvalidStateError",
     "LineTooLongError",
@@ -52,6 +58,41 @@ class ArgumentError(WeftError, ValueError):
 class UnencodableFrameError(ArgumentError):
     """An outgoing frame cannot be framed (a line holding its own delimiter,
     a payload too long for its length prefix)."""
+
+
+class DatagramAddressError(ArgumentError, TypeError):
+    """``sendto()`` was given an address it cannot send to.
+
+    On an unconnected endpoint: no address at all, or one that is not a
+    numeric address of the endpoint's family (a host *name*, which only a
+    blocking lookup could turn into an address; an IPv4 address on an IPv6
+    endpoint; a string where a ``(host, port)`` pair belongs).  On a
+    connected one: an address other than its peer's.  A ``ValueError`` (what
+    asyncio raises for the connected case) and a ``TypeError`` (what the
+    socket module raises for an address of the wrong shape), so either
+    clause catches it.  The endpoint goes on.
+    """
+
+
+class DatagramTooLargeError(WeftError, OSError):
+    """A datagram is larger than one can be: 65,507 bytes of UDP over IPv4,
+    65,527 over IPv6, and, on other sockets, whatever the kernel refuses
+    with ``EMSGSIZE`` (whose ``errno`` it carries too).
+
+    ``sendto()`` raises it for a datagram over the limit it knows; one the
+    kernel refuses reaches the protocol's ``error_received`` instead, as
+    asyncio reports it.  Either way the endpoint goes on.  ``size`` is the
+    datagram's length (``None`` when the report did not say); ``limit`` the
+    largest allowed, or ``None`` when only the kernel knew.
+    """
+
+    def __init__(self, message: str, *, size: int | None, limit: int | None) -> None:
+        super().__init__(errno.EMSGSIZE, message)
+        self.size = size
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class ProtocolError(WeftError):

@@ -33,6 +33,7 @@ PUBLIC_MODULES = frozenset(
         "weft.__main__",
         "weft.protocols",
         "weft.protocols.contract",
+        "weft.protocols.dns",
         "weft.protocols.errors",
         "weft.protocols.framing",
         "weft.protocols.http",

@@ -82,10 +82,11 @@ def bind_unix(path: str, *, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
     return sock
 
 
-def remove_socket_file(path: str, *, only_stale: bool = False) -> None:
+def remove_socket_file(path: str, *, only_stale: bool = False, kind: int = socket.SOCK_STREAM) -> None:
     """Remove the UNIX-domain socket file at ``path``, if that is what it is.
 
-    With ``only_stale``, a socket a server still listens on is
+    With ``only_stale``, a socket still bound there (probed by connecting a
+    socket of ``kind``: a stream listener, or a datagram endpoint) is
     ``OSError(EADDRINUSE)`` and a file that is not a socket ``FileExistsError``.
     """
     try:
@@ -97,13 +98,18 @@ def remove_socket_file(path: str, *, only_stale: bool = False) -> None:
             raise FileExistsError(errno.EEXIST, "a file that is not a socket is in the way", path)
         return
     if only_stale:
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe = socket.socket(socket.AF_UNIX, kind)
         try:
             probe.connect(path)
         except ConnectionRefusedError:
-            pass  # nobody listening: stale
+            pass  # nobody bound there: stale
+        except OSError as exc:
+            if exc.errno != errno.EPROTOTYPE:
+                raise
+            raise OSError(errno.EADDRINUSE, "a socket of another type is bound there", path) from None
         else:
-            raise OSError(errno.EADDRINUSE, "a server is listening there", path)
+            live = "a server is listening there" if kind == socket.SOCK_STREAM else "a socket is bound there"
+            raise OSError(errno.EADDRINUSE, live, path)
         finally:
             probe.close()
     os.unlink(path)

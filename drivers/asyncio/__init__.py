@@ -3,12 +3,14 @@
 :class:`AsyncioRuntime` is a :class:`~weft.drivers.Runtime` over a new
 asyncio loop (``AsyncioRuntime.with_uvloop()`` for uvloop, which needs the
 ``uvloop`` extra); ``weft serve echo --driver asyncio`` or ``--driver
-uvloop``.  Its transports keep weft's contract over asyncio's own.  See
+uvloop``.  Its transports (streams and datagram endpoints) keep weft's
+contract over asyncio's own.  See
 ``docs/drivers-asyncio.md``.
 """
 
+from weft.drivers.asyncio._datagrams import AsyncioDatagramTransport
 from weft.drivers.asyncio._runtime import AsyncioRuntime
 from weft.drivers.asyncio._sockets import AsyncioListener
 from weft.drivers.asyncio._transport import AsyncioTransport
 
-__all__ = ["AsyncioListener", "AsyncioRuntime", "AsyncioTransport"]
+__all__ = ["AsyncioDatagramTransport", "AsyncioListener", "AsyncioRuntime", "AsyncioTransport"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -30,12 +31,14 @@ from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers._core.timers import Timer
+from weft.drivers.asyncio import _datagrams as asyncio_datagrams
 from weft.drivers.asyncio import _pipes as asyncio_pipes
 from weft.drivers.asyncio import _sockets as asyncio_sockets
 from weft.drivers.asyncio._clock import LoopTimers
+from weft.drivers.asyncio._datagrams import AsyncioDatagramTransport
 from weft.drivers.asyncio._sockets import AsyncioListener
 from weft.drivers.asyncio._transport import AsyncioTransport, Role
-from weft.protocols.contract import Transport
+from weft.protocols.contract import DatagramTransport, Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "AsyncioRuntime"]
@@ -78,6 +81,7 @@ class AsyncioRuntime:
         self.name = "uvloop" if type(self._loop).__module__.startswith("uvloop") else "asyncio"
         self._timers = LoopTimers(self._loop)
         self._connections: set[AsyncioTransport] = set()
+        self._endpoints: set[AsyncioDatagramTransport] = set()
         self._listeners: set[AsyncioListener] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         # Our signal handlers, with the ones they replaced.
@@ -162,6 +166,48 @@ class AsyncioRuntime:
         """
         self._check_open()
         return asyncio_pipes.connect_pipes(self, factory, read_fd, write_fd, close_fds=close_fds)
+
+    def open_udp(
+        self,
+        factory: Callable[[], Any],
+        local_address: tuple[Any, ...] | None = None,
+        remote_address: tuple[Any, ...] | None = None,
+        *,
+        family: int = 0,
+        reuse_port: bool = False,
+        allow_broadcast: bool = False,
+    ) -> Future[DatagramTransport]:
+        """A UDP endpoint (IPv4 or IPv6), over ``loop.create_datagram_endpoint``.
+
+        The arguments and the future are the reactor's
+        (:meth:`weft.drivers.reactor.Reactor.open_udp`): ``local_address``
+        to bind, ``remote_address`` to connect to, ``family`` when neither
+        says; names are looked up in the loop's default executor.  The
+        transport keeps weft's contract over asyncio's (see
+        :mod:`weft.drivers.asyncio._datagrams` and ``docs/datagrams.md``).
+        """
+        self._check_open()
+        return asyncio_datagrams.open_udp(
+            self,
+            factory,
+            local_address,
+            remote_address,
+            family=family,
+            reuse_port=reuse_port,
+            allow_broadcast=allow_broadcast,
+        )
+
+    def open_unix_datagram(
+        self,
+        factory: Callable[[], Any],
+        local_path: str | bytes | os.PathLike[str] | None = None,
+        remote_path: str | bytes | os.PathLike[str] | None = None,
+    ) -> Future[DatagramTransport]:
+        """A UNIX datagram endpoint bound to ``local_path`` and connected to
+        ``remote_path`` (either may be ``None``), as on the reactor; uvloop
+        included, whose own ``create_datagram_endpoint`` takes no path."""
+        self._check_open()
+        return asyncio_datagrams.open_unix_datagram(self, factory, local_path, remote_path)
 
     def wrap_future(self, future: Future[_T]) -> asyncio.Future[_T]:
         """An asyncio future that settles as the weft ``future`` does, for
@@ -309,6 +355,8 @@ class AsyncioRuntime:
         self._signals.remove_all()
         for transport in list(self._connections):
             transport.abort()
+        for endpoint in list(self._endpoints):
+            endpoint.abort()
         for task in list(self._tasks):
             task.cancel()
         if not self._close_loop or self._loop.is_closed():
@@ -320,7 +368,7 @@ class AsyncioRuntime:
             # as asyncio.run does for its own loop.
             for task in asyncio.all_tasks(loop):
                 task.cancel()
-            self._run_until(lambda: not self._connections and not self._pending_tasks(), _CLOSE_WAIT)
+            self._run_until(self._all_ended, _CLOSE_WAIT)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
         self._timers.close()
@@ -374,6 +422,10 @@ class AsyncioRuntime:
             self._loop.call_exception_handler(
                 {"message": "a weft task failed", "exception": exc, "task": task}
             )
+
+    def _all_ended(self) -> bool:
+        """No connection, endpoint or task left: what close() waits for."""
+        return not self._connections and not self._endpoints and not self._pending_tasks()
 
     def _pending_tasks(self) -> bool:
         return any(not task.done() for task in asyncio.all_tasks(self._loop))

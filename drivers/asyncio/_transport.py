@@ -33,6 +33,16 @@ changes, and why:
   come from the adapter's own water marks, fed by asyncio's events and by
   the sender.
 
+* asyncio's own helpers take it as one of theirs: it is an
+  ``asyncio.Transport`` (through asyncio's ``_FlowControlMixin``, which
+  ``loop.sendfile``'s fallback insists on), says ``_start_tls_compatible``
+  for ``loop.start_tls`` (and so ``StreamWriter.start_tls``), offers
+  ``loop.sendfile`` its fallback mode (asyncio's native mode works only on
+  its own selector transports), delivers to an ``asyncio.BufferedProtocol``
+  (asyncio's TLS protocol is one) through ``get_buffer``/``buffer_updated``,
+  and ends with ``_force_close(exc)`` when asyncio's TLS protocol asks.
+  See :mod:`weft.drivers.asyncio._asyncio_helpers`.
+
 One :class:`AsyncioTransport` may sit over one asyncio transport (a socket)
 or two (a read pipe and a write pipe, see :mod:`weft.drivers.asyncio._pipes`):
 each is a *side*, and the connection ends when every side has.
@@ -52,6 +62,7 @@ from weft.drivers._core.connection_clock import ConnectionClock
 from weft.drivers._core.lifecycle import Event, ReadState, TransportLifecycle
 from weft.drivers._core.socket_defaults import LINGER_ZERO
 from weft.drivers._core.transport_base import TransportBookkeeping
+from weft.drivers.asyncio._asyncio_helpers import SENDFILE_FALLBACK, FlowControlMixin, receiver_for
 from weft.drivers.asyncio._clock import LoopTimers
 from weft.drivers.asyncio._file_sender import FileSender
 from weft.protocols._flow_control import DEFAULT_HIGH_WATER, WriteFlowControl
@@ -91,7 +102,7 @@ class _Side(asyncio.Protocol):
             owner._hold(data)
             return
         try:
-            owner._protocol.data_received(data)
+            owner._receiver.data_received(data)
         except Exception as exc:
             owner._callback_failed(exc)
 
@@ -121,21 +132,34 @@ class _Side(asyncio.Protocol):
         self._owner._side_lost(self, exc)
 
 
-class AsyncioTransport(TransportBookkeeping):
+class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
     """A :class:`weft.protocols.contract.Transport` over asyncio transports.
 
     Made by :class:`~weft.drivers.asyncio._runtime.AsyncioRuntime` (listening,
     connecting, ``connect_pipes``), never by applications.  The protocol
     factory is called when the connection is made, as on the reactor.
+
+    It is also an ``asyncio.Transport``, which asyncio's ``loop.start_tls``
+    and ``loop.sendfile`` accept (on asyncio's own loop: uvloop's
+    ``start_tls`` takes only uvloop's transports, and uvloop has no
+    ``sendfile``).  weft's methods come first; asyncio's base adds nothing
+    but the class.
     """
 
+    # Asked by asyncio's loop.start_tls (any transport with reading, writing
+    # and set_protocol will do) and loop.sendfile (asyncio's native mode
+    # works on its own selector transports alone: the fallback it is).
+    _start_tls_compatible = True
+    _sendfile_compatible = SENDFILE_FALLBACK
+
+    # ``_extra`` and ``_loop`` are slots of asyncio's bases.
     __slots__ = (
+        "_adopting_pause",
         "_can_write_eof",
         "_delivery",
         "_early",
         "_error",
         "_expected_sides",
-        "_extra",
         "_factory",
         "_files",
         "_flow",
@@ -143,12 +167,13 @@ class AsyncioTransport(TransportBookkeeping):
         "_in_asyncio_resume",
         "_lifecycle",
         "_log_factory_errors",
-        "_loop",
         "_output_gone",
         "_made",
         "_pause_pending",
         "_protocol",
         "_reader",
+        "_receiver",
+        "_told_paused",
         "_sides",
         "_sides_lost",
         "_sides_made",
@@ -179,6 +204,14 @@ class AsyncioTransport(TransportBookkeeping):
         self._in_asyncio_resume = False
         self._factory = factory
         self._protocol: Any = None
+        # What data_received is called on: the protocol, or a feed into an
+        # asyncio.BufferedProtocol's buffers (set with the protocol).
+        self._receiver: Any = None
+        # The protocol that heard pause_writing and not yet resume_writing
+        # (resume_writing goes to it alone), and whether someone just read
+        # _protocol_paused as true, to take the pause over with set_protocol.
+        self._told_paused: Any = None
+        self._adopting_pause = False
         self._extra: dict[str, Any] = {**(extra or {}), "clock": ConnectionClock(timers, self._run_callback)}
         self._flow = WriteFlowControl()
         self._reader: Any = None  # the asyncio transport read from (None once gone)
@@ -260,6 +293,50 @@ class AsyncioTransport(TransportBookkeeping):
         self._stop_delivering()
         if self._started and self._files is None:  # else once the files are sent
             self._close_sides()
+
+    def set_protocol(self, protocol: Any) -> None:
+        """Hand the connection to ``protocol`` (an ``asyncio.BufferedProtocol``
+        too: it gets its data through ``get_buffer``/``buffer_updated``).
+
+        Flow control stays in pairs for each protocol: a protocol set while
+        writing is paused does not hear ``resume_writing`` for a pause it
+        never heard, unless it takes the pause over as asyncio's own helpers
+        do, by reading ``_protocol_paused`` first (``loop.sendfile``'s
+        fallback does).
+        """
+        if self._adopting_pause:
+            self._adopting_pause = False
+            if self._flow.paused:
+                self._told_paused = protocol
+        self._protocol = protocol
+        self._receiver = receiver_for(protocol, feeds=self._feeds, rest=self._receive_rest)
+
+    @property
+    def _protocol_paused(self) -> bool:
+        """asyncio's name for whether writing is paused (``loop.sendfile``'s
+        fallback asks before it takes the connection over)."""
+        paused = self._flow.paused
+        self._adopting_pause = paused
+        return paused
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        """asyncio's TLS protocol ends the connection this way: at once, with ``exc``."""
+        if exc is None:
+            self.abort()
+        else:
+            self._fail(exc)
+
+    def _feeds(self, protocol: Any) -> bool:
+        """Whether data still goes to ``protocol`` (a BufferedProtocol, midway through a chunk)."""
+        return self._lifecycle.reading and self._protocol is protocol
+
+    def _receive_rest(self, data: bytes) -> None:
+        """What a BufferedProtocol paused or handed on midway through a chunk:
+        first in line for when reading resumes, or the new protocol's now."""
+        if self._lifecycle.reading:
+            self._receiver.data_received(data)
+        elif not self._lifecycle.closing:
+            self._held.appendleft(data)
 
     # ------------------------------------------------------- ReadTransport
 
@@ -417,7 +494,7 @@ class AsyncioTransport(TransportBookkeeping):
             if name not in self._extra:
                 self._extra[name] = underlying.get_extra_info(name)
         try:
-            self._protocol = self._factory()
+            self.set_protocol(self._factory())
         except Exception as exc:
             if self._log_factory_errors:
                 logger.error("the protocol factory raised; closing the connection", exc_info=exc)
@@ -454,6 +531,7 @@ class AsyncioTransport(TransportBookkeeping):
             return
         if self._pause_pending and not lifecycle.lost:
             self._pause_pending = False
+            self._told_paused = self._protocol
             try:
                 self._protocol.pause_writing()
             except Exception as exc:
@@ -510,7 +588,7 @@ class AsyncioTransport(TransportBookkeeping):
                 self._deliver_eof()
                 continue
             try:
-                self._protocol.data_received(data)
+                self._receiver.data_received(data)
             except Exception as exc:
                 self._callback_failed(exc)
                 return
@@ -553,6 +631,7 @@ class AsyncioTransport(TransportBookkeeping):
         if not self._made:
             self._pause_pending = True
             return
+        self._told_paused = self._protocol
         try:
             self._protocol.pause_writing()
         except Exception as exc:
@@ -563,6 +642,9 @@ class AsyncioTransport(TransportBookkeeping):
             return
         if not self._made:
             self._pause_pending = False
+            return
+        told, self._told_paused = self._told_paused, None
+        if told is not self._protocol:  # set since, and never heard this pause
             return
         try:
             self._protocol.resume_writing()

@@ -14,6 +14,7 @@ See ``docs/drivers-blocking.md``.
 """
 
 from weft.drivers.blocking._client import Connection, connect_pipes, connect_tcp, connect_unix, spawn_process
+from weft.drivers.blocking._datagrams import ThreadedDatagramTransport
 from weft.drivers.blocking._runtime import BlockingRuntime
 from weft.drivers.blocking._sockets import DEFAULT_MAX_CONNECTIONS, BlockingListener
 from weft.drivers.blocking._transport import ThreadedTransport
@@ -23,6 +24,7 @@ __all__ = [
     "BlockingListener",
     "BlockingRuntime",
     "Connection",
+    "ThreadedDatagramTransport",
     "ThreadedTransport",
     "connect_pipes",
     "connect_tcp",

@@ -16,18 +16,28 @@ exit.  See ``docs/drivers-blocking.md``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from weft.drivers._core.child_processes import Process, StderrOption, checked_argv, split_stderr, start_child
 from weft.drivers._core.connection_limit import checked_idle_timeout, checked_max_connections
+from weft.drivers._core.datagram_sockets import (
+    open_udp_socket,
+    udp_candidates,
+    udp_request,
+    unix_datagram_socket,
+    unix_paths,
+)
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
 from weft.drivers._core.timers import Timer
 from weft.drivers.blocking._channels import Channel, PipeChannel, channel_names
+from weft.drivers.blocking._datagrams import ThreadedDatagramTransport
 from weft.drivers.blocking._scheduler import Scheduler
 from weft.drivers.blocking._sockets import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -37,7 +47,7 @@ from weft.drivers.blocking._sockets import (
     connect,
 )
 from weft.drivers.blocking._transport import ReadOnlyThreadedTransport, ThreadedTransport
-from weft.protocols.contract import Transport
+from weft.protocols.contract import DatagramTransport, Transport
 from weft.protocols.errors import ClosedResourceError
 
 __all__ = ["BlockingRuntime"]
@@ -78,6 +88,7 @@ class BlockingRuntime:
         self._scheduler = Scheduler()
         self._listeners: set[BlockingListener] = set()
         self._connections: set[ThreadedTransport] = set()
+        self._endpoints: set[ThreadedDatagramTransport] = set()
         # Children still running (see spawn_process).
         self._processes: set[Process] = set()
         self._signals = SignalHandlers(self._scheduler.call_soon_threadsafe)
@@ -201,6 +212,87 @@ class BlockingRuntime:
         else:
             self.call_soon_threadsafe(transport.start)
         return transport
+
+    def open_udp(
+        self,
+        factory: Callable[[], Any],
+        local_address: tuple[Any, ...] | None = None,
+        remote_address: tuple[Any, ...] | None = None,
+        *,
+        family: int = 0,
+        reuse_port: bool = False,
+        allow_broadcast: bool = False,
+    ) -> Future[DatagramTransport]:
+        """A UDP endpoint (IPv4 or IPv6) served by a thread of its own.
+
+        The arguments and the future are the reactor's
+        (:meth:`weft.drivers.reactor.Reactor.open_udp`); the future resolves
+        on the scheduler thread, once ``connection_made`` has run there.
+        Names are looked up in a short-lived thread.  See
+        :mod:`weft.drivers.blocking._datagrams`.
+        """
+        self._check_open()
+        request = udp_request(
+            local_address, remote_address, family, reuse_port=reuse_port, allow_broadcast=allow_broadcast
+        )
+        result: Future[DatagramTransport] = Future(self.call_soon_threadsafe)
+
+        def make() -> None:  # in a thread when a name is to be looked up
+            try:
+                sock, peer = open_udp_socket(request, udp_candidates(request))
+            except OSError as exc:
+                self.call_soon_threadsafe(result.set_exception, exc)
+                return
+            self.call_soon_threadsafe(self._start_endpoint, factory, sock, peer, None, result)
+
+        if request.needs_lookup:
+            threading.Thread(target=make, name=f"weft-resolve {request.describe()}", daemon=True).start()
+        else:
+            make()
+        return result
+
+    def open_unix_datagram(
+        self,
+        factory: Callable[[], Any],
+        local_path: str | bytes | os.PathLike[str] | None = None,
+        remote_path: str | bytes | os.PathLike[str] | None = None,
+    ) -> Future[DatagramTransport]:
+        """A UNIX datagram endpoint bound to ``local_path`` and connected to
+        ``remote_path`` (either may be ``None``), as on the reactor."""
+        self._check_open()
+        local, remote = unix_paths(local_path, remote_path)
+        result: Future[DatagramTransport] = Future(self.call_soon_threadsafe)
+        try:
+            sock, peer, made = unix_datagram_socket(local, remote)
+        except OSError as exc:
+            self.call_soon_threadsafe(result.set_exception, exc)
+            return result
+        self.call_soon_threadsafe(self._start_endpoint, factory, sock, peer, made, result)
+        return result
+
+    def _start_endpoint(
+        self,
+        factory: Callable[[], Any],
+        sock: socket.socket,
+        peer: Any,
+        socket_file: str | None,
+        result: Future[DatagramTransport],
+    ) -> None:
+        """On the scheduler thread: the protocol, its transport, ``connection_made``, the thread."""
+        try:
+            protocol = factory()
+        except Exception as exc:
+            sock.close()
+            if socket_file is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(socket_file)
+            result.set_exception(exc)
+            return
+        transport = ThreadedDatagramTransport(self._scheduler, protocol, sock, peer, socket_file)
+        self._endpoints.add(transport)
+        transport.on_lost.append(self._endpoints.discard)
+        transport.start()
+        result.set_result(transport)
 
     def spawn_process(
         self,
@@ -326,7 +418,9 @@ class BlockingRuntime:
         self._signals.remove_all()
         for transport in list(self._connections):
             transport.abort()
-        self._scheduler.run_until(lambda: not self._connections, _CLOSE_WAIT)
+        for endpoint in list(self._endpoints):
+            endpoint.abort()
+        self._scheduler.run_until(lambda: not self._connections and not self._endpoints, _CLOSE_WAIT)
         for child in list(self._processes):
             child._detach()  # a thread already waits for it: it is reaped whenever it exits
         self._scheduler.close()

@@ -1,4 +1,5 @@
-"""Coroutines on top of the callback layer: tasks, sleep, timeouts, gather, race, task groups, streams.
+"""Coroutines on top of the callback layer: tasks, sleep, timeouts, gather, race, task groups,
+streams and datagram sockets.
 
 A :class:`Task` runs an ``async def`` coroutine on a *host*: anything with
 ``now()``, ``call_soon()`` and ``call_later()`` (the reactor, weft's asyncio
@@ -13,6 +14,12 @@ bridges weft tasks and asyncio both ways (``docs/asyncio.md``).
 
 from weft.drivers.coroutines._asyncio_interop import AsyncioHost, from_asyncio, to_asyncio
 from weft.drivers.coroutines._combinators import gather, race
+from weft.drivers.coroutines._datagrams import (
+    DatagramSocket,
+    DatagramSocketProtocol,
+    open_udp,
+    open_unix_datagram,
+)
 from weft.drivers.coroutines._endpoints import open_pipes, open_tcp, open_unix, serve_tcp, stream_handler
 from weft.drivers.coroutines._errors import Cancelled, NotInTaskError, StalledError, TimedOutError
 from weft.drivers.coroutines._host import Host, RunnableHost, SteppableHost
@@ -27,6 +34,8 @@ from weft.drivers.coroutines._timeouts import TimeoutScope, fail_after, move_on_
 __all__ = [
     "AsyncioHost",
     "Cancelled",
+    "DatagramSocket",
+    "DatagramSocketProtocol",
     "Host",
     "NotInTaskError",
     "ProcessStream",
@@ -48,7 +57,9 @@ __all__ = [
     "open_pipes",
     "open_process",
     "open_tcp",
+    "open_udp",
     "open_unix",
+    "open_unix_datagram",
     "race",
     "run",
     "serve_tcp",

@@ -2,12 +2,14 @@
 
 A single-threaded event loop over the operating system's best readiness API
 (epoll on Linux), with transports for TCP and UNIX sockets, pipes, stdio,
-subprocesses and PTYs.  :class:`Reactor` is a :class:`~weft.drivers.Runtime`
+subprocesses and PTYs, and datagram endpoints (UDP, UNIX datagram sockets:
+``docs/datagrams.md``).  :class:`Reactor` is a :class:`~weft.drivers.Runtime`
 (``weft serve echo``).  :func:`new_event_loop`, :class:`EventLoopPolicy`
 and :func:`run` make it an asyncio event loop, as uvloop's names do.  See
 ``docs/reactor.md``, ``docs/asyncio.md`` and ``docs/processes.md``.
 """
 
+from weft.drivers.reactor._datagrams import ReactorDatagramTransport, datagram_transport
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 from weft.drivers.reactor._event_loop import EventLoop, EventLoopPolicy, new_event_loop, run
 from weft.drivers.reactor._loop import Reactor
@@ -18,7 +20,9 @@ __all__ = [
     "EventLoop",
     "EventLoopPolicy",
     "Reactor",
+    "ReactorDatagramTransport",
     "ReactorListener",
+    "datagram_transport",
     "new_event_loop",
     "run",
 ]

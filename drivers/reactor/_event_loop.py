@@ -37,16 +37,25 @@ exception handler.  See ``docs/asyncio.md``.
 from __future__ import annotations
 
 import asyncio
+import asyncio.constants
+import asyncio.sslproto
 import io
 import os
 import socket
+import ssl
 import weakref
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from weft.drivers._core.file_region import FileSlice
+from weft.drivers.reactor._datagrams import datagram_transport
 from weft.drivers.reactor._descriptor_transport import socket_transport
-from weft.drivers.reactor._loop_transports import LoopReactor, LoopStreamTransport, transport_socket
+from weft.drivers.reactor._loop_transports import (
+    LoopDatagramTransport,
+    LoopReactor,
+    LoopStreamTransport,
+    transport_socket,
+)
 from weft.drivers.reactor._selector import ReactorSelector
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
@@ -62,7 +71,7 @@ class EventLoop(asyncio.SelectorEventLoop):
     _transports: weakref.WeakValueDictionary[int, asyncio.BaseTransport]
 
     def __init__(self) -> None:
-        self._reactor = LoopReactor()
+        self._reactor = LoopReactor(self)
         super().__init__(ReactorSelector(self._reactor))
 
     @property
@@ -83,13 +92,64 @@ class EventLoop(asyncio.SelectorEventLoop):
         transport = socket_transport(self._reactor, protocol, sock, extra)
         if not isinstance(transport, LoopStreamTransport):  # the LoopReactor's class
             raise TypeError(f"the loop's reactor made a {type(transport).__name__}")
-        transport.bind_loop(self, server)
+        transport.follow_asyncio(server)
         self._transports[sock.fileno()] = transport
         self.call_soon(transport.start)
         if waiter is not None:
             self.call_soon(_resolve, waiter)
         return transport
 
+
+    def _make_datagram_transport(
+        self,
+        sock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        address: Any = None,
+        waiter: asyncio.Future[Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> LoopDatagramTransport:
+        transport = datagram_transport(
+            self._reactor, protocol, sock, address, transport_class=LoopDatagramTransport
+        )
+        if not isinstance(transport, LoopDatagramTransport):
+            raise TypeError(f"expected the loop's datagram transport, got {type(transport).__name__}")
+        transport._loop = self
+        transport._extra.update(extra or {})
+        transport._extra["socket"] = transport_socket(sock)
+        self._transports[sock.fileno()] = transport
+        self.call_soon(transport.start)
+        if waiter is not None:
+            self.call_soon(_resolve, waiter)
+        return transport
+
+    def _make_ssl_transport(
+        self,
+        rawsock: socket.socket,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: ssl.SSLContext,
+        waiter: asyncio.Future[Any] | None = None,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        extra: dict[str, Any] | None = None,
+        server: asyncio.Server | None = None,
+        ssl_handshake_timeout: float | None = asyncio.constants.SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = asyncio.constants.SSL_SHUTDOWN_TIMEOUT,
+    ) -> asyncio.Transport:
+        """``ssl=``: asyncio's TLS protocol over one of the reactor's transports."""
+        ssl_protocol = asyncio.sslproto.SSLProtocol(
+            self,
+            protocol,
+            sslcontext,
+            waiter,  # type: ignore[arg-type]  # asyncio passes None too
+            server_side,
+            server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]  # typeshed says int
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
+        app_transport: asyncio.Transport = ssl_protocol._app_transport
+        return app_transport
 
     async def _sendfile_native(
         self, transp: asyncio.BaseTransport, file: Any, offset: int, count: int | None

@@ -35,6 +35,7 @@ from typing import Any, TypeVarTuple, Unpack
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.timers import Timer, TimerQueue
+from weft.drivers.reactor import _datagrams as datagrams
 from weft.drivers.reactor import _pipes as pipes
 from weft.drivers.reactor import _process as process
 from weft.drivers.reactor import _sockets as sockets
@@ -43,7 +44,7 @@ from weft.drivers.reactor._plumbing import FdOwner, InlineReader
 from weft.drivers.reactor._pollers import ERROR, HANGUP, READABLE, WRITABLE, Poller, best_poller
 from weft.drivers.reactor._process import Process, Stderr
 from weft.drivers.reactor._sockets import ReactorListener
-from weft.protocols.contract import Transport
+from weft.protocols.contract import DatagramTransport, Transport
 from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResourceError
 
 __all__ = ["Reactor"]
@@ -437,6 +438,61 @@ class Reactor:
     ) -> Future[Transport]:
         """Connect to the UNIX-domain socket at ``path``."""
         return sockets.connect_unix(self, factory, path, timeout=timeout)
+
+    def open_udp(
+        self,
+        factory: Callable[[], Any],
+        local_address: tuple[Any, ...] | None = None,
+        remote_address: tuple[Any, ...] | None = None,
+        *,
+        family: int = 0,
+        reuse_port: bool = False,
+        allow_broadcast: bool = False,
+    ) -> Future[DatagramTransport]:
+        """A UDP endpoint (IPv4 or IPv6) for the protocol ``factory`` makes.
+
+        ``local_address`` is ``(host, port)`` to bind (host ``None`` or
+        ``""``: every interface; port 0: a free one); ``remote_address``
+        connects the endpoint to ``(host, port)``: ``sendto`` then needs no
+        address, only that peer is heard, and ICMP errors reach
+        ``error_received``.  Without either, ``family`` (``AF_INET``,
+        ``AF_INET6``) says what to make.  ``allow_broadcast`` sets
+        ``SO_BROADCAST`` and makes ``remote_address`` only the default
+        destination (not connected), as in asyncio; ``reuse_port`` sets
+        ``SO_REUSEPORT``.
+
+        Always a :class:`~weft.drivers.Future`: it gets the transport once
+        ``connection_made`` has run, on a later turn, or the error
+        (``OSError`` such as ``EADDRINUSE``, ``socket.gaierror``, or what
+        the factory raised).  Names are looked up in a thread, so the loop
+        never blocks; numeric addresses need none.  Bad arguments raise at
+        once (``ArgumentError``, ``TypeError``).  See ``docs/datagrams.md``.
+        """
+        return datagrams.open_udp(
+            self,
+            factory,
+            local_address,
+            remote_address,
+            family=family,
+            reuse_port=reuse_port,
+            allow_broadcast=allow_broadcast,
+        )
+
+    def open_unix_datagram(
+        self,
+        factory: Callable[[], Any],
+        local_path: str | bytes | os.PathLike[str] | None = None,
+        remote_path: str | bytes | os.PathLike[str] | None = None,
+    ) -> Future[DatagramTransport]:
+        """A UNIX datagram endpoint bound to ``local_path`` and connected to
+        ``remote_path`` (either may be ``None``; without ``local_path`` it can
+        send but not be answered).
+
+        A stale socket file at ``local_path`` is replaced (a live one is
+        ``OSError(EADDRINUSE)``), and the file is removed when the endpoint
+        ends.  A :class:`~weft.drivers.Future` as :meth:`open_udp`'s.
+        """
+        return datagrams.open_unix_datagram(self, factory, local_path, remote_path)
 
     def connect_pipes(
         self, factory: Callable[[], Any], read_fd: int, write_fd: int, *, close_fds: bool = True

@@ -28,12 +28,14 @@ import socket
 from typing import Any
 
 from weft.drivers._core.file_region import FileSlice
+from weft.drivers._core.lifecycle import ConnectionState
 from weft.drivers._core.socket_defaults import READ_SIZE
+from weft.drivers.reactor._datagrams import ReactorDatagramTransport
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 from weft.drivers.reactor._loop import Reactor
 from weft.drivers.reactor._plumbing import InlineReader
 
-__all__ = ["LoopReactor", "LoopStreamTransport"]
+__all__ = ["LoopDatagramTransport", "LoopReactor", "LoopStreamTransport", "transport_socket"]
 
 logger = logging.getLogger("weft.reactor")
 
@@ -45,16 +47,20 @@ _SENDFILE_NATIVE = asyncio.constants._SendfileMode.TRY_NATIVE
 class LoopStreamTransport(DescriptorTransport):
     """A reactor transport serving an asyncio protocol (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_drained", "_loop", "_made", "_sendfile_busy", "_server")
+    __slots__ = ("__weakref__", "_asyncio_rules", "_drained", "_loop", "_made", "_sendfile_busy", "_server")
 
     #: asyncio's start_tls() takes only transports that say so.
     _start_tls_compatible = True
     #: loop.sendfile() sends with os.sendfile, through write_file.
     _sendfile_compatible = _SENDFILE_NATIVE
 
-    _loop: asyncio.AbstractEventLoop
+    _loop: asyncio.AbstractEventLoop | None
     _made: bool
     _server: Any
+    # Made through the loop's asyncio API (create_connection, create_server):
+    # where asyncio's contract and weft's differ, asyncio's holds.  Made
+    # through the reactor's own (loop.reactor.listen_tcp): weft's holds.
+    _asyncio_rules: bool
     # The future sendfile waits on: resolved once the queue is empty, failed
     # if the connection ends first.
     _drained: asyncio.Future[None] | None
@@ -62,13 +68,20 @@ class LoopStreamTransport(DescriptorTransport):
     # the file, so it raises (asyncio's rule).
     _sendfile_busy: bool
 
-    def bind_loop(self, loop: asyncio.AbstractEventLoop, server: Any) -> None:
-        """Serve ``loop``; count this connection in ``server`` (an ``asyncio.Server``) until it ends."""
-        self._loop = loop
+    def __init__(self, reactor: Any, protocol: Any, **parts: Any) -> None:
+        super().__init__(reactor, protocol, **parts)
+        self._loop = getattr(reactor, "event_loop", None)
         self._made = False
-        self._server = server
+        self._server = None
+        self._asyncio_rules = False
         self._drained = None
         self._sendfile_busy = False
+
+    def follow_asyncio(self, server: Any) -> None:
+        """Keep asyncio's contract where it differs from weft's, and count this
+        connection in ``server`` (an ``asyncio.Server``) until it ends."""
+        self._asyncio_rules = True
+        self._server = server
         if server is not None:
             server._attach()
 
@@ -115,7 +128,7 @@ class LoopStreamTransport(DescriptorTransport):
         failed with the error that ends the connection if it ends first."""
         drained = self._drained
         if drained is None or drained.done():
-            drained = self._drained = self._loop.create_future()
+            drained = self._drained = asyncio.get_running_loop().create_future()
         if self._lifecycle.lost:
             drained.set_exception(ConnectionResetError("the connection is lost"))
         elif not self._buffer_size:
@@ -125,6 +138,23 @@ class LoopStreamTransport(DescriptorTransport):
     def _write_otherwise(self, data: bytes | bytearray | memoryview) -> None:
         if self._sendfile_busy:
             raise RuntimeError("unable to write; sendfile is in progress")
+        lifecycle = self._lifecycle
+        if (
+            self._asyncio_rules
+            and lifecycle.connection_state is ConnectionState.CLOSING
+            and not lifecycle.eof_written
+        ):
+            # asyncio's transports still send what is written after close()
+            # while they flush, and asyncio's TLS relies on it: its
+            # close_notify can come after it asked for the close.  (While
+            # closing with a flush, something is queued and write interest
+            # is armed, or the connection would be lost already.)
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}")
+            if data:
+                self._write_to.append(bytes(data))
+                self._buffer_size += len(data)
+            return
         super()._write_otherwise(data)
 
     def _write_ready(self) -> None:
@@ -179,18 +209,29 @@ class LoopStreamTransport(DescriptorTransport):
     def _callback_failed(self, exc: Exception) -> None:
         self._fatal(exc, "Fatal error: protocol callback failed.")
 
-    def _fatal(self, exc: BaseException, message: str) -> None:
+    def _fatal(self, exc: Exception, message: str) -> None:
         """asyncio's rule: an error the protocol raised goes to the loop's
         exception handler (an OSError only to the debug log), and the
-        connection ends with it."""
+        connection ends with it (closed, not reset, as ``abort``)."""
+        if not self._asyncio_rules or self._loop is None:
+            super()._callback_failed(exc)
+            return
         if isinstance(exc, OSError):
             logger.debug("%r: %s", self, message, exc_info=exc)
         else:
             self._loop.call_exception_handler(
                 {"message": message, "exception": exc, "transport": self, "protocol": self._protocol}
             )
-        self._reset_on_close = True
         self._force_close(exc)
+
+    def abort(self) -> None:
+        """Drop the queue and close now.  As on asyncio's loop the socket is
+        simply closed (a TCP peer reads EOF), where the bare reactor's abort
+        resets the connection."""
+        if not self._asyncio_rules:
+            super().abort()
+        elif not self._lifecycle.lost:
+            self._force_close(None)
 
     def _connection_lost(self, exc: BaseException | None) -> None:
         try:
@@ -201,6 +242,38 @@ class LoopStreamTransport(DescriptorTransport):
             server, self._server = self._server, None
             if server is not None:
                 server._detach()
+            # Let go of the protocol as asyncio's transports do: what it holds
+            # (an SSL context, a stream's buffers) is freed as soon as the
+            # application drops it, not at the next garbage collection.
+            self._protocol = None
+
+
+class LoopDatagramTransport(ReactorDatagramTransport):
+    """A reactor datagram transport serving an asyncio protocol
+    (``loop.create_datagram_endpoint``)."""
+
+    __slots__ = ("__weakref__", "_loop")
+
+    _loop: asyncio.AbstractEventLoop
+
+    def _callback_failed(self, exc: Exception) -> None:
+        # asyncio's rule for datagrams: an error the protocol raised goes to
+        # the loop's exception handler and the endpoint goes on (the bare
+        # reactor ends the endpoint).
+        self._loop.call_exception_handler(
+            {
+                "message": "Exception in a datagram protocol callback",
+                "exception": exc,
+                "transport": self,
+                "protocol": self._protocol,
+            }
+        )
+
+    def _connection_lost(self, exc: BaseException | None) -> None:
+        try:
+            super()._connection_lost(exc)
+        finally:
+            self._protocol = None
 
 
 class LoopReactor(Reactor):
@@ -209,6 +282,11 @@ class LoopReactor(Reactor):
     :class:`asyncio.BufferedProtocol` is read by the transport, not inline."""
 
     stream_transport_class = LoopStreamTransport
+
+    def __init__(self, event_loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        #: The asyncio loop this reactor runs under.
+        self.event_loop = event_loop
 
     def _set_stream_reader(self, fd: int, stream: InlineReader | None) -> None:
         if stream is not None and isinstance(stream._protocol, asyncio.BufferedProtocol):

@@ -7,7 +7,11 @@
   ``listen_tcp``, ``connect_tcp`` or runs a ``Server``: listeners and
   connections joined by pumps, on a fake clock, with refused, reset and
   unanswered connections on demand.
-* :class:`RecordingProtocol` records every call it receives.
+* :class:`MemoryNetwork` carries datagrams between endpoints in memory, on
+  a fake clock, with loss, duplication and reordering on demand, seeded
+  (``docs/datagrams.md``); :class:`MemoryRuntime` has one.
+* :class:`RecordingProtocol` records every call it receives;
+  :class:`RecordingDatagramProtocol` the calls of a datagram protocol.
 * :func:`chunkings` and :func:`chunked` are hypothesis strategies that split
   bytes every way; they need the ``test`` extra (hypothesis), and say so
   when it is missing.
@@ -21,8 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers.testing._fake_clock import FakeClock
 from weft.drivers.testing._memory import End, MemoryConnection, MemoryTransport, Pump, connect, connect_pair
+from weft.drivers.testing._memory_network import (
+    InFlight,
+    MemoryDatagramTransport,
+    MemoryNetwork,
+    NetworkStats,
+)
 from weft.drivers.testing._memory_runtime import IdleForeverError, MemoryListener, MemoryRuntime
-from weft.drivers.testing._recording import RecordingProtocol
+from weft.drivers.testing._recording import RecordingDatagramProtocol, RecordingProtocol
 
 if TYPE_CHECKING:
     from weft.drivers.testing._strategies import chunked, chunkings
@@ -31,11 +41,16 @@ __all__ = [
     "End",
     "FakeClock",
     "IdleForeverError",
+    "InFlight",
     "MemoryConnection",
+    "MemoryDatagramTransport",
     "MemoryListener",
+    "MemoryNetwork",
     "MemoryRuntime",
     "MemoryTransport",
+    "NetworkStats",
     "Pump",
+    "RecordingDatagramProtocol",
     "RecordingProtocol",
     "chunked",
     "chunkings",

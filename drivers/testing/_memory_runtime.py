@@ -8,8 +8,11 @@ runtime) do not reach: a client library, a server's start-up and graceful
 stop, a reconnect loop.  Twisted's ``MemoryReactorClock`` plays the same part.
 
 It offers the capabilities that mean something in memory,
-:class:`~weft.drivers.LoopRuntime`, :class:`~weft.drivers.TCPRuntime` and
-:class:`~weft.drivers.UNIXRuntime`, and not the others: no pipes, processes
+:class:`~weft.drivers.LoopRuntime`, :class:`~weft.drivers.TCPRuntime`,
+:class:`~weft.drivers.UNIXRuntime` and :class:`~weft.drivers.DatagramRuntime`
+(its datagram endpoints are on :attr:`MemoryRuntime.network`, a
+:class:`~weft.drivers.testing.MemoryNetwork` on the same clock, lossy on
+demand), and not the others: no pipes, processes
 or signals (they are the operating system's), and no
 ``call_soon_threadsafe`` (nothing here waits for another thread).
 
@@ -51,12 +54,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from weft.drivers._core.datagram_sockets import udp_request, unix_paths
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import tcp_port
 from weft.drivers._core.timers import Timer
 from weft.drivers.testing._fake_clock import FakeClock
 from weft.drivers.testing._memory import MemoryTransport, Pump
-from weft.protocols.contract import Transport
+from weft.drivers.testing._memory_network import MemoryNetwork
+from weft.protocols.contract import DatagramTransport, Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError, NotSettledError, WeftError
 
 __all__ = ["IdleForeverError", "MemoryListener", "MemoryRuntime"]
@@ -168,9 +173,16 @@ class MemoryRuntime:
     #: The driver's name.
     name = "memory"
 
-    def __init__(self, *, clock: FakeClock | None = None) -> None:
+    def __init__(self, *, clock: FakeClock | None = None, network: MemoryNetwork | None = None) -> None:
+        if clock is None:
+            clock = network.clock if network is not None else FakeClock()
+        if network is not None and network.clock is not clock:
+            raise ArgumentError("the network runs on another clock than the one given: pass one or the other")
         #: The fake time everything here runs on (pass one to share it).
-        self.clock = clock if clock is not None else FakeClock()
+        self.clock = clock
+        #: Where its datagram endpoints are (pass one to set its loss,
+        #: duplication and reordering, or its seed).
+        self.network = network if network is not None else MemoryNetwork(clock)
         self._listeners: dict[Address, MemoryListener] = {}
         self._pumps: list[Pump] = []
         # Those whose ends are not both lost yet: the ones stepping visits.
@@ -339,6 +351,65 @@ class MemoryRuntime:
             found = self._listeners.get((_ANY_HOST, address[1]))
         return found
 
+    # ------------------------------------------------------------ datagrams
+
+    def open_udp(
+        self,
+        factory: ProtocolFactory,
+        local_address: tuple[Any, ...] | None = None,
+        remote_address: tuple[Any, ...] | None = None,
+        *,
+        family: int = 0,
+        reuse_port: bool = False,
+        allow_broadcast: bool = False,
+    ) -> Future[DatagramTransport]:
+        """A UDP endpoint on :attr:`network`, made on the next step: the future
+        gets the transport once ``connection_made`` has run, or the error
+        (``OSError(EADDRINUSE)``, ``socket.gaierror`` for a name); bad
+        arguments raise now.  See :meth:`MemoryNetwork.open_udp`."""
+        self._check_open()
+        udp_request(
+            local_address, remote_address, family, reuse_port=reuse_port, allow_broadcast=allow_broadcast
+        )
+        return self._open_endpoint(
+            lambda: self.network.open_udp(
+                factory,
+                local_address,
+                remote_address,
+                family=family,
+                reuse_port=reuse_port,
+                allow_broadcast=allow_broadcast,
+            )
+        )
+
+    def open_unix_datagram(
+        self,
+        factory: ProtocolFactory,
+        local_path: str | bytes | os.PathLike[str] | None = None,
+        remote_path: str | bytes | os.PathLike[str] | None = None,
+    ) -> Future[DatagramTransport]:
+        """A UNIX datagram endpoint on :attr:`network`, made on the next step
+        (``ConnectionRefusedError`` for a ``remote_path`` nobody holds)."""
+        self._check_open()
+        unix_paths(local_path, remote_path)
+        return self._open_endpoint(lambda: self.network.open_unix_datagram(factory, local_path, remote_path))
+
+    def _open_endpoint(self, make: Callable[[], DatagramTransport]) -> Future[DatagramTransport]:
+        result: Future[DatagramTransport] = Future(self.clock.call_soon)
+
+        def open_now() -> None:
+            try:
+                transport = make()
+            except Exception as exc:
+                result.set_exception(exc)
+                if not isinstance(exc, OSError):
+                    raise  # a protocol's own failure: loud, as everywhere here
+                return
+            result.set_result(transport)
+
+        self.clock.call_soon(open_now)
+        return result
+
     # -------------------------------------------------- failures on demand
 
     def refuse_next(self, address: Address) -> None:
@@ -484,6 +555,7 @@ class MemoryRuntime:
         for pump in self._live:
             pump.client_transport.abort()
             pump.server_transport.abort()
+        self.network.close()
         self.run_until_idle()
         self._state = _State.CLOSED
 

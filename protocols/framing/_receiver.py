@@ -144,9 +144,9 @@ class FrameReceiver(Protocol):
 
     # ------------------------------------------------ the Protocol contract
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         """Keep the transport."""
-        self.transport = transport
+        self.transport: Transport = transport
         self._halted = False
 
     def data_received(self, data: bytes) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import h11
 
 from weft.protocols.contract import Clock, Protocol, Transport, clock_of
+from weft.protocols.errors import NoClockError
 from weft.protocols.http._body import BodyStream, OnError
 from weft.protocols.http._errors import (
     BodyTooLargeError,
@@ -259,9 +260,25 @@ class HTTPClientProtocol(Protocol):
     # ------------------------------------------------------- the contract
 
     def connection_made(self, transport: Any) -> None:
-        """Send what was asked for before the connection was up."""
+        """Send what was asked for before the connection was up.
+
+        Without a clock (:func:`~weft.protocols.contract.clock_of` raises
+        :class:`~weft.protocols.errors.NoClockError`: no weft clock and no
+        running asyncio loop) the client cannot keep a deadline, so it takes
+        no request: each one fails (its ``on_error`` hears an
+        :class:`~weft.protocols.http._errors.HTTPConnectionClosedError`
+        caused by the NoClockError), the connection is aborted, and the
+        error is raised on to the driver, which reports it.
+        """
         self._transport = self._wire.transport = transport
-        self._clock = self._writable.clock = clock_of(transport)
+        try:
+            self._clock = self._writable.clock = clock_of(transport)
+        except NoClockError as exc:
+            error = HTTPConnectionClosedError(f"the connection cannot be used: {exc}")
+            error.__cause__ = exc
+            self._shut(error)
+            transport.abort()
+            raise
         self._send_next()
         self._wire.pump()
 

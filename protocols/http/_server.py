@@ -34,6 +34,7 @@ from typing import Any, cast
 import h11
 
 from weft.protocols.contract import Clock, FileRegion, Protocol, TimerHandle, Transport, clock_of
+from weft.protocols.errors import NoClockError
 from weft.protocols.http._body import BodyStream
 from weft.protocols.http._errors import (
     BodyTooLargeError,
@@ -157,9 +158,23 @@ class HTTPServerProtocol(Protocol):
     # ------------------------------------------------------------ the contract
 
     def connection_made(self, transport: Any) -> None:
-        """Start the clock on the first request's head."""
+        """Start the clock on the first request's head.
+
+        Without a clock (:func:`~weft.protocols.contract.clock_of` raises
+        :class:`~weft.protocols.errors.NoClockError`: no weft clock and no
+        running asyncio loop) no deadline could be kept, so the connection
+        is aborted at once and the error raised on to the driver, which
+        reports it: a client is never left waiting on a server that would
+        not time it out.
+        """
         self._transport = self._wire.transport = transport
-        self._clock = self._writable.clock = clock_of(transport)
+        try:
+            self._clock = self._writable.clock = clock_of(transport)
+        except NoClockError:
+            self._shut(HTTPConnectionClosedError("the connection has no clock"))
+            self._become_closed()
+            transport.abort()
+            raise
         self._output = Output(transport, self._file_failed)
         self._head_due = self._clock.now() + self.limits.head_timeout
         self._set_due(self._head_due)

@@ -46,7 +46,7 @@ from typing import Any
 
 from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import Clock, Protocol, TimerHandle, Transport, clock_of
-from weft.protocols.errors import ArgumentError, WriteAfterEofError
+from weft.protocols.errors import ArgumentError, NoClockError, WriteAfterEofError
 from weft.protocols.tls._errors import (
     TLSError,
     TLSHandshakeError,
@@ -215,9 +215,15 @@ class TLSProtocol(Protocol):
 
     # --------------------------------------------------- the transport below
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         """Start the handshake, then tell the application it is connected."""
-        self.attach(transport)
+        try:
+            self.attach(transport)
+        except NoClockError:
+            # The application never heard of this connection: it hears
+            # nothing of its end either.
+            self._enter(_LOST)
+            raise
         self._app.connection_made(self.app_transport)
 
     def attach(self, transport: Transport, *, reading_paused: bool = False) -> None:
@@ -231,7 +237,16 @@ class TLSProtocol(Protocol):
         """
         self._transport = transport
         self._app_reading_paused = reading_paused
-        self._clock = clock_of(transport)
+        try:
+            self._clock = clock_of(transport)
+        except NoClockError as exc:
+            # No clock (no weft clock, no running asyncio loop): no deadline
+            # could be kept, the handshake's included.  The connection ends
+            # now, and the error is raised on to the driver, which reports it.
+            self._lost_exc = exc
+            self._enter(_CLOSED)
+            transport.abort()
+            raise
         self._timer = self._clock.call_later(self._handshake_timeout, self._handshake_timed_out)
         self._process()
 

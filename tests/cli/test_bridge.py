@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -67,8 +68,8 @@ class Server(Protocol):
         self.got_eof = False
         self.lost = False
 
-    def connection_made(self, transport: Transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: Any) -> None:
+        self.transport: Transport = transport
         self.on_connect(self)
 
     def data_received(self, data: bytes) -> None:

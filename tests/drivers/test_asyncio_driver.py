@@ -593,7 +593,7 @@ def test_a_pause_made_in_connection_made_holds(runtime: AsyncioRuntime) -> None:
     so its peer's writes back up until the peer is told to pause."""
 
     class PausesAtOnce(RecordingProtocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             transport.pause_reading()
 
@@ -708,7 +708,7 @@ def test_every_callback_that_raises_ends_its_connection(
     error = RuntimeError(f"raised in {callback}")
 
     class Raises(RecordingProtocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             if callback == "connection_made":
                 raise error
@@ -893,7 +893,7 @@ def test_write_eof_on_pipes_half_closes(runtime: AsyncioRuntime, pipes: PipePeer
     the protocol goes on reading."""
 
     class SaysByeFirst(RecordingProtocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             transport.write(b"bye")
             transport.write_eof()
@@ -916,7 +916,7 @@ def test_writes_before_connection_made_go_first(runtime: AsyncioRuntime, pipes: 
     to the transport meanwhile is sent before what connection_made writes."""
 
     class Greets(RecordingProtocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             transport.write(b" then connection_made")
             transport.close()

@@ -61,7 +61,7 @@ class WatchedEcho(EchoProtocol):
         super().__init__()
         self.ends = ends
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.ends.watch(transport)
 
@@ -267,7 +267,7 @@ def test_a_busy_connection_outlives_the_idle_timeout() -> None:
 class Flood(Recorded):
     """Writes far more than a client that never reads can take."""
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         transport.write(bytes(32 * 1024 * 1024))
 

@@ -3,7 +3,7 @@
 mypy proves the static half (the block under ``TYPE_CHECKING`` below: each
 driver's runtime class is a ``Runtime`` and offers what it declares, and
 asyncio's is no ``ProcessRuntime``; the testing kit's ``MemoryRuntime`` is a
-loop with TCP and UNIX sockets, and no whole ``Runtime``); the tests prove that what each
+loop with TCP and UNIX sockets and datagrams, and no whole ``Runtime``); the tests prove that what each
 registered driver declares in ``weft.drivers.DRIVERS`` is what the runtime
 it opens has, and that the registry's selections follow the declarations.
 """
@@ -19,6 +19,7 @@ from tests.support.drivers import driver_names, driver_params
 from weft.drivers import (
     CAPABILITIES,
     DRIVERS,
+    DatagramRuntime,
     DriverInfo,
     LoopRuntime,
     PipesRuntime,
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
         runtimes: list[Runtime] = [reactor, coroutine, asyncio, blocking]
         spawners: list[ProcessRuntime] = [reactor, coroutine, blocking]
         asyncio_spawns: ProcessRuntime = asyncio  # type: ignore[assignment]
-        in_memory: tuple[LoopRuntime, TCPRuntime, UNIXRuntime] = (memory, memory, memory)
+        in_memory: tuple[LoopRuntime, TCPRuntime, UNIXRuntime, DatagramRuntime] = (memory,) * 4
         memory_is_whole: Runtime = memory  # type: ignore[assignment]
         memory_pipes: PipesRuntime = memory  # type: ignore[assignment]
         del runtimes, spawners, asyncio_spawns, in_memory, memory_is_whole, memory_pipes
@@ -59,7 +60,15 @@ if TYPE_CHECKING:
 def test_runtime_is_every_capability_but_processes() -> None:
     """Runtime is made of the capability protocols every OS driver offers, and
     CAPABILITIES lists those and ProcessRuntime, each runtime-checkable."""
-    parts = {LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, SignalsRuntime}
+    parts = {
+        LoopRuntime,
+        ThreadsRuntime,
+        TCPRuntime,
+        UNIXRuntime,
+        PipesRuntime,
+        DatagramRuntime,
+        SignalsRuntime,
+    }
     assert set(Runtime.__mro__) >= parts
     assert ProcessRuntime not in Runtime.__mro__
     assert set(CAPABILITIES) == parts | {ProcessRuntime}

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
+import subprocess
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -409,3 +413,133 @@ def test_closing_the_loop_ends_connections_left_open() -> None:
     assert lost == [None]
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(fd)
+
+
+def test_datagram_endpoints_run_on_the_reactors_datagram_transport() -> None:
+    """create_datagram_endpoint gets the reactor's datagram transport; a protocol
+    error goes to the exception handler and the endpoint goes on (asyncio's rule)."""
+
+    class Echo(asyncio.DatagramProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            if not isinstance(transport, asyncio.DatagramTransport):
+                raise TypeError("not a datagram transport")
+            self.transport = transport
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            if data == b"boom":
+                raise ValueError("boom")
+            self.transport.sendto(data.upper(), addr)
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self) -> None:
+            self.answers: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            self.answers.put_nowait(data)
+
+    async def main() -> tuple[str, list[bytes], list[type]]:
+        loop = asyncio.get_running_loop()
+        errors: list[type] = []
+        loop.set_exception_handler(lambda _loop, context: errors.append(type(context["exception"])))
+        server, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+        address = server.get_extra_info("sockname")
+        client_transport, client = await loop.create_datagram_endpoint(Client, remote_addr=address)
+        client_transport.sendto(b"one")
+        first = await client.answers.get()
+        client_transport.sendto(b"boom")
+        client_transport.sendto(b"two")
+        second = await client.answers.get()
+        kind = type(server).__name__
+        client_transport.close()
+        server.close()
+        return kind, [first, second], errors
+
+    kind, answers, errors = run_on_weft(main)
+    assert kind == "LoopDatagramTransport"
+    assert answers == [b"ONE", b"TWO"]
+    assert errors == [ValueError]
+
+
+def test_the_example_in_docs_runs_as_written() -> None:
+    """The example under "asyncio programs on weft's loop" in docs/asyncio.md
+    runs, on weft's loop both ways it shows."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "asyncio.md").read_text()
+    section = text.split("## asyncio programs on weft's loop\n", 1)[1]
+    found = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert found is not None
+    result = subprocess.run(
+        [sys.executable, "-c", found.group(1)], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "HELLO\n\nHELLO\n\n"
+
+
+def test_weft_protocols_on_the_loops_reactor_keep_weft_rules() -> None:
+    """A transport made by the reactor's own API (loop.reactor.listen_tcp)
+    serves a weft protocol by weft's contract: a bytearray write (the slow
+    path) goes out, and abort() resets the connection."""
+
+    class Answer(EchoProtocol):
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(bytearray(b"got " + data))
+            self.transport.abort()
+
+    async def main() -> tuple[bytes, type | None]:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, EventLoop):
+            raise TypeError("not on weft's loop")
+        listener = loop.reactor.listen_tcp(Answer, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"x")
+        answer = await reader.read(5)
+        error: type | None = None
+        try:
+            await reader.read()
+        except ConnectionResetError as exc:
+            error = type(exc)
+        writer.close()
+        listener.close()
+        return answer, error
+
+    assert run_on_weft(main) == (b"got x", ConnectionResetError)
+
+
+def test_start_tls_over_a_pair_of_pipes() -> None:
+    """asyncio's start_tls over the reactor's pipe transports: TLS over pipes,
+    which asyncio's own pipe transports refuse."""
+
+    class Side(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.received: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def data_received(self, data: bytes) -> None:
+            self.received.put_nowait(data)
+
+    async def main() -> tuple[bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, EventLoop):
+            raise TypeError("not on weft's loop")
+        to_server_read, to_server_write = os.pipe()
+        to_client_read, to_client_write = os.pipe()
+        server_side, client_side = Side(), Side()
+        server_pipe = loop.reactor.connect_pipes(lambda: server_side, to_server_read, to_client_write)
+        client_pipe = loop.reactor.connect_pipes(lambda: client_side, to_client_read, to_server_write)
+        server_tls, client_tls = await asyncio.gather(
+            loop.start_tls(server_pipe, server_side, server_context(), server_side=True),
+            loop.start_tls(client_pipe, client_side, client_context(), server_hostname=HOSTNAME),
+        )
+        if server_tls is None or client_tls is None:
+            raise RuntimeError("start_tls gave no transport")
+        if not isinstance(client_tls, asyncio.WriteTransport) or not isinstance(
+            server_tls, asyncio.WriteTransport
+        ):
+            raise TypeError("not write transports")
+        client_tls.write(b"over a pipe")
+        at_server = await server_side.received.get()
+        server_tls.write(b"and back")
+        at_client = await client_side.received.get()
+        client_tls.abort()
+        server_tls.abort()
+        return at_server, at_client
+
+    assert run_on_weft(main) == (b"over a pipe", b"and back")

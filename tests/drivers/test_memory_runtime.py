@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ from weft.drivers import (
 from weft.drivers.coroutines import Stream, open_tcp, run, serve_tcp
 from weft.drivers.testing import FakeClock, IdleForeverError, MemoryRuntime, RecordingProtocol
 from weft.protocols import EchoProtocol
-from weft.protocols.contract import TimerHandle, Transport, clock_of
+from weft.protocols.contract import TimerHandle, clock_of
 from weft.protocols.errors import ArgumentError, ClosedResourceError, NotSettledError
 from weft.protocols.framing import LineProtocol
 from weft.protocols.http import HTTPLimits, HTTPServerProtocol, Request, ResponseWriter
@@ -74,12 +75,12 @@ def test_a_protocol_served_and_connected_in_memory() -> None:
     order: list[str] = []
 
     class Server_(EchoProtocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
             order.append("server")
             super().connection_made(transport)
 
     class Client(RecordingProtocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
             order.append("client")
             super().connection_made(transport)
 
@@ -111,7 +112,7 @@ def test_connections_are_made_in_the_order_asked_for() -> None:
     accepted: list[int] = []
 
     class Numbered(RecordingProtocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             accepted.append(len(accepted))
 
@@ -289,7 +290,7 @@ class IdleCloser(LineProtocol):
         self.timeout = timeout
         self.timer: TimerHandle | None = None
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self.timer = clock_of(transport).call_later(self.timeout, self.transport.close)
 
@@ -376,7 +377,7 @@ def test_errors_are_loud_and_endless_talk_is_caught() -> None:
     assert isinstance(client.lost_exc, ConnectionResetError)
 
     class Chatty(EchoProtocol):
-        def connection_made(self, transport: Transport) -> None:
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             transport.write(b"ping")
 

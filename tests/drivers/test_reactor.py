@@ -15,6 +15,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -249,8 +250,8 @@ class FailsOnBoom(Protocol):
     def __init__(self) -> None:
         self.lost: list[BaseException | None] = []
 
-    def connection_made(self, transport: Transport) -> None:
-        self.transport = transport
+    def connection_made(self, transport: Any) -> None:
+        self.transport: Transport = transport
 
     def data_received(self, data: bytes) -> None:
         if b"boom" in data:

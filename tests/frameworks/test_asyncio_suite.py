@@ -19,6 +19,7 @@ FAST_MODULES = (
     "test_sendfile",
     "test_server",
     "test_sock_lowlevel",
+    "test_ssl",
     "test_sslproto",
     "test_streams",
 )

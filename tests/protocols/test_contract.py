@@ -81,7 +81,7 @@ def test_a_weft_protocol_runs_on_asyncio_unchanged() -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = socket.socketpair()
         with theirs:
-            transport, _ = await loop.connect_accepted_socket(Upper, ours)  # type: ignore[type-var]
+            transport, _ = await loop.connect_accepted_socket(Upper, ours)
             reader, writer = await asyncio.open_connection(sock=theirs)
             writer.write(b"hello\nweft\n")
             await writer.drain()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from weft.drivers.testing import Pump, connect, connect_pair
-from weft.protocols.contract import Protocol, Transport
+from weft.protocols.contract import Protocol
 from weft.protocols.errors import ArgumentError, LineTooLongError, ProtocolError, UnencodableFrameError
 from weft.protocols.pubsub import PubSubClientProtocol, PubSubHub, PubSubServerProtocol
 from weft.protocols.pubsub.wire import Command, Error, Ok, Publish, Reply, Subscribe, Unsubscribe
@@ -51,7 +53,7 @@ class Scripted(Protocol):
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-    def connection_made(self, transport: Transport) -> None:
+    def connection_made(self, transport: Any) -> None:
         transport.write(self.data)
 
 

@@ -5,6 +5,7 @@
     weft serve {echo,pubsub,http} [--host H] [--port P | --unix PATH | --stdio]
                [--root DIR] [--tls --cert FILE [--key FILE]] [--driver D] [--grace SECONDS]
                [--max-connections N] [--idle-timeout SECONDS]
+    weft serve echo --udp [--host H] [--port P | --unix PATH] [--driver D] [--grace SECONDS]
     weft connect HOST PORT | --unix PATH | --via COMMAND
                  [--tls [--cafile FILE] [--server-name NAME] [--insecure]]
                  [--driver D] [--timeout SECONDS]
@@ -35,10 +36,12 @@ from weft._cli.bridge import StdioBridge
 from weft._cli.file_server import FileServer
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import format_address
+from weft.drivers._datagram_serving import serve_datagrams
 from weft.drivers._registry import DRIVERS, open_runtime
 from weft.drivers._runtime import ProtocolFactory, Runtime
 from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, serve
 from weft.drivers.blocking._sockets import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from weft.protocols._datagram_echo import DatagramEchoProtocol
 from weft.protocols._echo import EchoProtocol
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, WeftError
@@ -115,6 +118,11 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     where.add_argument("--unix", metavar="PATH", help="listen on a UNIX-domain socket instead")
     where.add_argument(
         "--stdio", action="store_true", help="serve one connection over stdin/stdout, then exit"
+    )
+    parser.add_argument(
+        "--udp",
+        action="store_true",
+        help="serve echo over datagrams: UDP on --host/--port, or a UNIX datagram socket with --unix",
     )
     parser.add_argument(
         "--root", metavar="DIR", help="serve http: the directory whose files are served (default: .)"
@@ -270,6 +278,8 @@ BUSY_REPLIES: dict[str, bytes] = {
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.udp:
+        return _serve_datagrams(args)
     if args.host is not None and (args.unix is not None or args.stdio):
         args.parser.error("--host goes with --port, not with --unix or --stdio")
     if args.tls and args.cert is None:
@@ -302,6 +312,36 @@ def _serve(args: argparse.Namespace) -> int:
         max_connections=args.max_connections,
         busy_reply=busy_reply,
         idle_timeout=None if args.idle_timeout is None else args.idle_timeout or math.inf,
+    )
+    return EXIT_OK
+
+
+def _serve_datagrams(args: argparse.Namespace) -> int:
+    """``weft serve echo --udp``: the datagram echo on one endpoint."""
+    if args.protocol != "echo":
+        args.parser.error(f"--udp serves echo only ({args.protocol} needs a stream)")
+    if args.host is not None and args.unix is not None:
+        args.parser.error("--host goes with --port, not with --unix")
+    given = [
+        option
+        for option, value in (
+            ("--stdio", args.stdio),
+            ("--tls", args.tls),
+            ("--root", args.root is not None),
+            ("--max-connections", args.max_connections is not None),
+            ("--idle-timeout", args.idle_timeout is not None),
+        )
+        if value
+    ]
+    if given:
+        args.parser.error(f"{', '.join(given)} cannot go with --udp (datagrams have no connections)")
+    serve_datagrams(
+        DatagramEchoProtocol,
+        host=DEFAULT_HOST if args.host is None else args.host,
+        port=args.port,
+        unix=args.unix,
+        driver=args.driver,
+        grace=args.grace,
     )
     return EXIT_OK
 

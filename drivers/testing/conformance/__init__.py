@@ -20,6 +20,13 @@ The checks come in two groups, each named for what it checks:
   :func:`check_weft_promises`.  Every weft driver passes both groups:
   :func:`check_transport` runs them all.
 
+Datagram endpoints have checks of their own, :data:`DATAGRAM_CHECKS` (in
+the same two groups), run by :func:`check_datagrams` on a
+:class:`DatagramHarness`, which makes *benches* (a fresh loop with
+``open_udp`` and ``open_unix_datagram``) rather than connected pairs:
+:class:`DatagramRuntimeHarness` is one for any weft runtime, the memory
+driver's included.
+
 A check is a function of a :class:`Session` (connect protocols, usually
 :class:`FlowRecorder` ones, through the harness; wait on a condition with a
 clear failure; everything ended afterwards) that fails with
@@ -36,7 +43,20 @@ transports, with no weft code in between).  Nothing here needs pytest;
 
 from weft.drivers.testing.conformance._asyncio_contract import ASYNCIO_CONTRACT, HARNESS_CHECKS
 from weft.drivers.testing.conformance._asyncio_harness import AsyncioLoopHarness, AsyncioLoopPair
-from weft.drivers.testing.conformance._checking import Check, Group
+from weft.drivers.testing.conformance._checking import AnyCheck, Check, Group
+from weft.drivers.testing.conformance._datagram_checks import (
+    DATAGRAM_CHECKS,
+    DatagramCheck,
+    check_datagrams,
+    run_datagram_checks,
+)
+from weft.drivers.testing.conformance._datagram_harness import (
+    DatagramBench,
+    DatagramHarness,
+    DatagramRuntimeHarness,
+    RuntimeBench,
+)
+from weft.drivers.testing.conformance._datagram_session import DatagramSession, Endpoint
 from weft.drivers.testing.conformance._expectations import (
     CheckFailure,
     NotApplicable,
@@ -67,9 +87,11 @@ __all__ = [
     "ALL_CHECKS",
     "ASYNCIO_CONTRACT",
     "CARRIERS",
+    "DATAGRAM_CHECKS",
     "FILE_PROMISES",
     "HARNESS_CHECKS",
     "WEFT_PROMISES",
+    "AnyCheck",
     "AsyncioLoopHarness",
     "AsyncioLoopPair",
     "Check",
@@ -77,6 +99,12 @@ __all__ = [
     "ConformanceError",
     "ConnectedPair",
     "Connection",
+    "DatagramBench",
+    "DatagramCheck",
+    "DatagramHarness",
+    "DatagramRuntimeHarness",
+    "DatagramSession",
+    "Endpoint",
     "FlowRecorder",
     "Group",
     "MemoryHarness",
@@ -84,12 +112,14 @@ __all__ = [
     "NotApplicable",
     "Outcome",
     "Report",
+    "RuntimeBench",
     "RuntimeHarness",
     "RuntimePair",
     "Session",
     "TransportHarness",
     "Verdict",
     "check_asyncio_contract",
+    "check_datagrams",
     "check_transport",
     "check_weft_promises",
     "expect",
@@ -97,4 +127,5 @@ __all__ = [
     "expect_raises",
     "run_check",
     "run_checks",
+    "run_datagram_checks",
 ]

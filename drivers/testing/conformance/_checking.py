@@ -12,11 +12,12 @@ import enum
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from weft.drivers.testing.conformance._harness import TransportHarness
 from weft.drivers.testing.conformance._session import Session
 
-__all__ = ["Check", "Group", "checks_of"]
+__all__ = ["AnyCheck", "Check", "Group", "checks_of"]
 
 
 class Group(enum.Enum):
@@ -63,3 +64,26 @@ class Check:
 def checks_of(group: Group, *functions: Callable[[Session], None]) -> tuple[Check, ...]:
     """The checks of ``group``, one per function, named after it."""
     return tuple(Check(function.__name__, group, function) for function in functions)
+
+
+class AnyCheck(Protocol):
+    """What running and reporting need of a check: a stream :class:`Check`, or a
+    datagram check (:class:`~weft.drivers.testing.conformance.DatagramCheck`)."""
+
+    @property
+    def name(self) -> str:
+        """What it checks, as an identifier."""
+        ...
+
+    @property
+    def group(self) -> Group:
+        """Which promise it holds a transport to."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """What it proves."""
+        ...
+
+    def __call__(self, harness: Any) -> None:
+        """Run it once against ``harness``."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from weft.drivers.testing.conformance._asyncio_contract import ASYNCIO_CONTRACT, HARNESS_CHECKS
-from weft.drivers.testing.conformance._checking import Check
+from weft.drivers.testing.conformance._checking import AnyCheck, Check
 from weft.drivers.testing.conformance._expectations import CheckFailure, NotApplicable
 from weft.drivers.testing.conformance._file_promises import FILE_PROMISES
 from weft.drivers.testing.conformance._harness import TransportHarness
@@ -56,7 +57,7 @@ class Verdict(enum.Enum):
 class Outcome:
     """One check's result on one harness."""
 
-    check: Check
+    check: AnyCheck
     verdict: Verdict
     #: Why it failed, or why it does not apply; empty when it passed.
     detail: str = ""
@@ -130,7 +131,7 @@ def run_checks(harness: TransportHarness, checks: Iterable[Check] = ALL_CHECKS) 
     return Report(_name_of(harness), tuple(outcomes))
 
 
-def run_check(check: Check, harness: TransportHarness) -> Outcome:
+def run_check(check: AnyCheck, harness: Any) -> Outcome:
     """Run one check; its outcome (an unexpected exception is a failure too)."""
     try:
         check(harness)

@@ -218,7 +218,7 @@ class _PausesAtOnce(FlowRecorder):
     """Pauses reading inside connection_made."""
 
     def connection_made(self, transport: object) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(transport)
         self.transport.pause_reading()
 
 
