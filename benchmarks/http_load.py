@@ -163,23 +163,44 @@ def run_wrk(wrk: str, port: int, args: argparse.Namespace, duration: int, script
     return figures
 
 
-def measure(kind: str, args: argparse.Namespace, wrk: str, root: Path) -> Run:
-    """One fresh server, one unmeasured warm-up run, one measured run."""
-    script = root.parent / "report.lua"
-    with servers.ServerProcess(
+def prepare_scratch(scratch: Path) -> Path:
+    """Fill the empty directory ``scratch``: ``site/`` holding the file every
+    server serves, and wrk's report script beside it.  Returns ``site/``, the
+    ``root`` that :func:`measure` and :func:`probe` take."""
+    root = scratch / "site"
+    root.mkdir()
+    (root / http_servers.FILE_NAME).write_bytes(http_servers.BODY)
+    (scratch / "report.lua").write_text(REPORT_SCRIPT)
+    return root
+
+
+def server_process(
+    kind: str, args: argparse.Namespace, root: Path, script: Path | None, *, fresh_malloc: bool = False
+) -> servers.ServerProcess:
+    """Start ``kind``: from ``http_servers.py`` serving ``root`` when ``script``
+    is None, else from ``script`` (given no arguments: it serves from memory)."""
+    return servers.ServerProcess(
         kind,
         cpu=args.server_cpu,
-        fresh_malloc=args.fresh_malloc,
-        script=HTTP_SERVERS,
-        arguments=["--root", str(root)],
-    ) as server:
+        fresh_malloc=fresh_malloc,
+        script=script or HTTP_SERVERS,
+        arguments=["--root", str(root)] if script is None else [],
+    )
+
+
+def measure(kind: str, args: argparse.Namespace, wrk: str, root: Path, script: Path | None = None) -> Run:
+    """One fresh server, one unmeasured warm-up run, one measured run.  ``root``
+    comes from :func:`prepare_scratch`; ``script`` runs the server when it is
+    not one of ``http_servers.py``'s (see :func:`server_process`)."""
+    report = root.parent / "report.lua"
+    with server_process(kind, args, root, script, fresh_malloc=args.fresh_malloc) as server:
         try:
             if args.warmup:
-                run_wrk(wrk, server.port, args, args.warmup, script)
+                run_wrk(wrk, server.port, args, args.warmup, report)
             before = sample_cpu(server.pid)
             children = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.monotonic()
-            figures = run_wrk(wrk, server.port, args, args.duration, script)
+            figures = run_wrk(wrk, server.port, args, args.duration, report)
             wall = time.monotonic() - started
             after = sample_cpu(server.pid)
             children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -202,12 +223,10 @@ def measure(kind: str, args: argparse.Namespace, wrk: str, root: Path) -> Run:
     )
 
 
-def probe(kind: str, args: argparse.Namespace, root: Path) -> list[str]:
+def probe(kind: str, args: argparse.Namespace, root: Path, script: Path | None = None) -> list[str]:
     """Check that ``kind`` answers two requests on one connection with 200 and the
     expected body; return its response's header names, in order."""
-    with servers.ServerProcess(
-        kind, cpu=args.server_cpu, script=HTTP_SERVERS, arguments=["--root", str(root)]
-    ) as server:
+    with server_process(kind, args, root, script) as server:
         connection = http.client.HTTPConnection(servers.HOST, server.port, timeout=10)
         try:
             names: list[str] = []
@@ -432,10 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.sched_setaffinity(0, {args.client_cpu})
     started = time.strftime("%Y-%m-%d %H:%M")
     with tempfile.TemporaryDirectory(prefix="weft-http-bench-") as scratch:
-        root = Path(scratch) / "site"
-        root.mkdir()
-        (root / http_servers.FILE_NAME).write_bytes(http_servers.BODY)
-        (Path(scratch) / "report.lua").write_text(REPORT_SCRIPT)
+        root = prepare_scratch(Path(scratch))
         headers = {}
         for kind in chosen:
             try:
