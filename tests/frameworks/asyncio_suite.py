@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modules", default=",".join(MODULES), help="comma-separated module names")
     parser.add_argument("--markdown", action="store_true", help="print a table for the docs")
     parser.add_argument("--verbose", action="store_true", help="show every test")
+    parser.add_argument(
+        "--timeout", type=float, default=MODULE_TIMEOUT, help="seconds before a module counts as hung"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -262,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = 0
     for module in modules:
         for loop in loops:
-            result = run_module(module, loop, verbose=args.verbose)
+            result = run_module(module, loop, verbose=args.verbose, timeout=args.timeout)
             results.setdefault(module, {})[loop] = result
             counts = f"{result.passed} passed, {len(result.failed)} failed, {result.skipped} skipped"
             status = result.crashed or counts
