@@ -94,12 +94,23 @@ class EventLoop(asyncio.SelectorEventLoop):
         if not isinstance(transport, LoopStreamTransport):  # the LoopReactor's class
             raise TypeError(f"the loop's reactor made a {type(transport).__name__}")
         transport.follow_asyncio(server)
-        self._transports[sock.fileno()] = transport
+        self._begin(transport, sock.fileno(), waiter)
+        return transport
+
+
+    def _begin(
+        self,
+        transport: LoopStreamTransport | LoopDatagramTransport,
+        fd: int,
+        waiter: asyncio.Future[Any] | None,
+    ) -> None:
+        """Start ``transport`` as asyncio starts its own: known by its fd (so
+        ``add_reader`` refuses that fd), ``connection_made`` on the next turn,
+        then the ``waiter`` resolved."""
+        self._transports[fd] = transport
         self.call_soon(transport.start)
         if waiter is not None:
             self.call_soon(_resolve, waiter)
-        return transport
-
 
     def _make_read_pipe_transport(
         self,
@@ -132,10 +143,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         pipes): the reactor's transports, started as asyncio starts its own."""
         transport = pipe_transport_for_loop(self._reactor, protocol, pipe, writing=writing, extra=extra or {})
         transport.follow_asyncio(None)
-        self._transports[pipe.fileno()] = transport
-        self.call_soon(transport.start)
-        if waiter is not None:
-            self.call_soon(_resolve, waiter)
+        self._begin(transport, pipe.fileno(), waiter)
         return transport
 
     def _make_datagram_transport(
@@ -154,10 +162,7 @@ class EventLoop(asyncio.SelectorEventLoop):
         transport._loop = self
         transport._extra.update(extra or {})
         transport._extra["socket"] = transport_socket(sock)
-        self._transports[sock.fileno()] = transport
-        self.call_soon(transport.start)
-        if waiter is not None:
-            self.call_soon(_resolve, waiter)
+        self._begin(transport, sock.fileno(), waiter)
         return transport
 
     def _make_ssl_transport(

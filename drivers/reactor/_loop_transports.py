@@ -15,7 +15,16 @@ expects of its transports on top:
 * a :class:`asyncio.BufferedProtocol` (``get_buffer``/``buffer_updated``, as
   ``sslproto`` is) is read into its own buffers;
 * the attributes asyncio's ``start_tls`` and ``sendfile`` look for, and the
-  server bookkeeping behind ``Server.wait_closed``.
+  server bookkeeping behind ``Server.wait_closed``;
+* where asyncio's contract and weft's differ, asyncio's, but only on the
+  transports the loop's asyncio API makes (``follow_asyncio``): ``abort()``
+  closes without a reset, bytes written after ``close()`` still go out
+  while it flushes, ``connection_lost`` waits behind ``connection_made``
+  on the loop's queue.  Those ``loop.reactor``'s own API makes keep weft's.
+
+:class:`LoopReadPipeTransport` and :class:`LoopWritePipeTransport` are the
+same for ``connect_read_pipe`` and ``connect_write_pipe`` (a subprocess's
+pipes), and :class:`LoopDatagramTransport` for ``create_datagram_endpoint``.
 """
 
 from __future__ import annotations
@@ -52,8 +61,9 @@ __all__ = [
 
 logger = logging.getLogger("weft.reactor")
 
-# asyncio's sendfile modes (asyncio.constants._SendfileMode): FALLBACK makes
-# loop.sendfile() read the file and write() it with flow control.
+# asyncio's sendfile modes (asyncio.constants._SendfileMode): TRY_NATIVE
+# makes loop.sendfile() call the loop's _sendfile_native, which sends with
+# os.sendfile through write_file.
 _SENDFILE_NATIVE = asyncio.constants._SendfileMode.TRY_NATIVE
 
 

@@ -22,6 +22,10 @@ EXPECTED = {
     "blocking_http_client.py": "answers: 200 hello, threads; 200 hello, again",
     "coroutines_on_the_fake_clock.py": "greeted alice, bob; said bye at 42 fake seconds",
     "udp_echo.py": "echoed by udp 127.0.0.1: hello weft",
+    "asyncio_on_weft_loop.py": (
+        "asyncio server: HELLO ASYNCIO\nweft protocol on the same loop: hello weft\n"
+        "subprocess: hello child, exit status 0"
+    ),
     "dns_on_a_lossy_network.py": "resolved 3 of 3; the network lost 5",
     "coroutines_with_asyncio.py": (
         "heard: HELLO FROM WEFT\nasyncio.wait_for cancelled the weft task: True\na weft callback got: later"
