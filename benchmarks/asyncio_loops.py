@@ -370,30 +370,13 @@ def table_rows(cells: list[Cell]) -> list[list[str]]:
 
 
 def render_text(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
-    numeric = {1, *range(3, len(COLUMNS))}
-
-    def line(row: list[str]) -> str:
-        return "  ".join(
-            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)
-        ).rstrip()
-
-    out, previous = [line(COLUMNS), "  ".join("-" * width for width in widths)], None
-    for row in rows:
-        if previous is not None and row[:2] != previous:
-            out.append("")
-        out.append(line(row))
-        previous = row[:2]
-    return "\n".join(out)
+    """echo.py's plain-text table with these columns (the program, a word, is left-aligned)."""
+    return echo.render_text(rows, COLUMNS, numeric={1, *range(3, len(COLUMNS))})
 
 
 def render_markdown(rows: list[list[str]]) -> str:
-    out = [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join(["---", "--:", "---", *["--:"] * (len(COLUMNS) - 3)]) + "|",
-    ]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(out)
+    """echo.py's Markdown table with these columns."""
+    return echo.render_markdown(rows, COLUMNS)
 
 
 def targets(cells: list[Cell]) -> list[str]:

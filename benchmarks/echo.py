@@ -280,16 +280,21 @@ def table_rows(cells: list[Cell], kinds: dict[str, servers.ServerKind]) -> list[
     return rows
 
 
-def render_text(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
-    numeric = {0, 1, *range(3, len(COLUMNS))}
+def render_text(
+    rows: list[list[str]], columns: list[str] = COLUMNS, numeric: set[int] | None = None
+) -> str:
+    """A plain-text table, a blank line between row groups (the first two
+    cells); ``numeric`` columns (by default all but the third) right-aligned."""
+    widths = [max(len(row[i]) for row in [columns, *rows]) for i in range(len(columns))]
+    if numeric is None:
+        numeric = {0, 1, *range(3, len(columns))}
 
     def line(row: list[str]) -> str:
         return "  ".join(
             cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i]) for i, cell in enumerate(row)
         ).rstrip()
 
-    out, previous = [line(COLUMNS), "  ".join("-" * width for width in widths)], None
+    out, previous = [line(columns), "  ".join("-" * width for width in widths)], None
     for row in rows:
         if previous is not None and row[:2] != previous:
             out.append("")
@@ -298,10 +303,11 @@ def render_text(rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def render_markdown(rows: list[list[str]]) -> str:
+def render_markdown(rows: list[list[str]], columns: list[str] = COLUMNS) -> str:
+    """The same table in Markdown (the third column left-aligned, as text)."""
     out = [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join(["---", "--:", "---", *["--:"] * (len(COLUMNS) - 3)]) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join(["---", "--:", "---", *["--:"] * (len(columns) - 3)]) + "|",
     ]
     out += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(out)
