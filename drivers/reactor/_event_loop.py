@@ -17,7 +17,8 @@ below it:
 * its selector is a :class:`~weft.drivers.reactor._selector.ReactorSelector`,
   so one poller (the reactor's) serves asyncio's readers and writers and the
   reactor's own transports, and each turn of asyncio's loop is one turn of
-  the reactor;
+  the reactor, in asyncio's order (:class:`~weft.drivers.reactor._loop_turn.LoopTurn`,
+  which also schedules and runs callbacks with fewer Python calls);
 * its stream transports are the reactor's
   (:class:`~weft.drivers.reactor._loop_transports.LoopStreamTransport`), read
   inline from the poll results with no handle per event, writing at once,
@@ -57,6 +58,7 @@ from weft.drivers.reactor._loop_transports import (
     pipe_transport_for_loop,
     transport_socket,
 )
+from weft.drivers.reactor._loop_turn import LoopTurn
 from weft.drivers.reactor._selector import ReactorSelector
 
 __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
@@ -64,7 +66,7 @@ __all__ = ["EventLoop", "EventLoopPolicy", "new_event_loop", "run"]
 _T = TypeVar("_T")
 
 
-class EventLoop(asyncio.SelectorEventLoop):
+class EventLoop(LoopTurn, asyncio.SelectorEventLoop):
     """An asyncio event loop on weft's reactor (see the module docstring)."""
 
     # asyncio's selector loop keeps its transports by fd, so that add_reader
@@ -79,6 +81,15 @@ class EventLoop(asyncio.SelectorEventLoop):
     def reactor(self) -> LoopReactor:
         """The reactor underneath: a weft runtime on this loop's poller and thread."""
         return self._reactor
+
+    def run_forever(self) -> None:
+        """Run until ``stop()``: asyncio's ``run_forever``, holding the reactor
+        running meanwhile (its own ``run`` refuses, as it would inside itself)."""
+        self._check_closed()  # type: ignore[attr-defined]
+        if self.is_running():
+            raise RuntimeError("This event loop is already running")  # asyncio's words
+        with self._reactor._hosted():
+            super().run_forever()
 
     def _make_socket_transport(
         self,

@@ -128,8 +128,25 @@ class ReactorSelector(selectors.BaseSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         """Run one turn of the reactor (waiting at most ``timeout`` seconds,
-        forever if None); the keys registered here that became ready."""
-        self._reactor.run_once(None if timeout is None else max(timeout, 0.0))
+        forever if None); the keys registered here that became ready.
+
+        The reactor must be held running by whoever turns it (weft's event
+        loop does, for the whole of ``run_forever``)."""
+        return self.dispatch(self.poll(timeout))
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        """The first half of :meth:`select`: wait for I/O, hand nothing out yet.
+
+        weft's event loop runs the callbacks that were ready before the poll
+        between this and :meth:`dispatch`, which is asyncio's order: a
+        turn's I/O callbacks run after what was already ready."""
+        return self._reactor._poll_for_host(None if timeout is None else max(timeout, 0.0))
+
+    def dispatch(self, polled: list[tuple[int, int]]) -> list[tuple[selectors.SelectorKey, int]]:
+        """The second half of :meth:`select`: the reactor hands out ``polled``
+        (its transports read inline) and runs its due timers and callbacks;
+        returns the keys registered here that became ready."""
+        self._reactor._dispatch_for_host(polled)
         events = self._events
         if not events:
             return []

@@ -8,6 +8,7 @@ tests/frameworks/test_asyncio_suite.py; these check what is weft's own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import re
 import socket
@@ -132,6 +133,137 @@ def test_a_steady_exchange_changes_no_registration() -> None:
         return changes
 
     assert run_on_weft(main) == 0
+
+
+# ------------------------------------------------------------ the turn
+
+
+class OrderRecorder(asyncio.Protocol):
+    """Records into a shared list when data arrives."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+
+    def data_received(self, data: bytes) -> None:
+        self.order.append(f"data {data.decode()}")
+
+
+@pytest.mark.parametrize("make_loop", [asyncio.new_event_loop, new_event_loop], ids=["asyncio", "weft"])
+def test_a_turn_runs_what_was_ready_before_its_io_as_asyncio_does(
+    make_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """Within one turn, callbacks that were ready before the poll run before
+    the I/O callbacks of that poll, and what they schedule waits for the
+    next turn: the same order on weft's loop (whose transports read inline,
+    with no handle per event) as on asyncio's."""
+    order: list[str] = []
+    loop = make_loop()
+    ours, theirs = socket.socketpair()
+    try:
+
+        async def connect() -> asyncio.BaseTransport:
+            transport, _ = await loop.create_connection(lambda: OrderRecorder(order), sock=ours)
+            return transport
+
+        transport = loop.run_until_complete(connect())
+        theirs.sendall(b"x")  # in the kernel's buffer before the turn polls
+
+        def ready_before() -> None:
+            order.append("ready before")
+            loop.call_soon(order.append, "scheduled during the turn")
+
+        loop.call_soon(ready_before)
+        loop.call_soon(loop.stop)
+        loop.run_forever()  # stop() was ready too: exactly one turn
+        assert order == ["ready before", "data x"]
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert order == ["ready before", "data x", "scheduled during the turn"]
+        transport.close()
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        theirs.close()
+        loop.close()
+
+
+def test_call_soon_hands_out_asyncio_handles_that_keep_asyncio_rules() -> None:
+    """The loop schedules callbacks without Handle's __init__, yet the handle is
+    an asyncio.Handle: cancelling it skips the callback, the callback runs in
+    the context given, in order, with its arguments, and an exception goes to
+    the exception handler with asyncio's message and the handle."""
+    variable: contextvars.ContextVar[str] = contextvars.ContextVar("variable", default="default")
+    seen: list[object] = []
+    errors: list[dict[str, Any]] = []
+
+    def fail() -> None:
+        raise ValueError("from a callback")
+
+    loop = new_event_loop()
+    try:
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        context = contextvars.copy_context()
+        context.run(variable.set, "given")
+        first = loop.call_soon(seen.append, 1)
+        cancelled = loop.call_soon(seen.append, "cancelled")
+        failing = loop.call_soon(fail)
+        loop.call_soon(lambda: seen.append(variable.get()), context=context)
+        loop.call_soon(seen.append, 2)
+        cancelled.cancel()
+        assert type(first) is asyncio.Handle
+        assert cancelled.cancelled() and not first.cancelled()
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+    finally:
+        loop.close()
+    assert seen == [1, "given", 2]
+    assert len(errors) == 1
+    assert errors[0]["message"].startswith("Exception in callback ")
+    assert "fail" in errors[0]["message"]
+    assert isinstance(errors[0]["exception"], ValueError)
+    assert errors[0]["handle"] is failing
+
+
+def test_debug_mode_logs_a_slow_callback(caplog: pytest.LogCaptureFixture) -> None:
+    """In debug mode the turn times each callback as asyncio's does and logs
+    one slower than ``slow_callback_duration`` on asyncio's logger."""
+    loop = new_event_loop()
+    try:
+        loop.set_debug(True)
+        loop.slow_callback_duration = 0.0  # every callback is "slow": nothing waits on the wall clock
+        current: list[object] = []
+
+        def note_current() -> None:
+            current.append(loop._current_handle)  # type: ignore[attr-defined]
+
+        handle = loop.call_soon(note_current)
+        loop.call_soon(loop.stop)
+        with caplog.at_level("WARNING", logger="asyncio"):
+            loop.run_forever()
+    finally:
+        loop.close()
+    assert current == [handle]
+    assert any(
+        record.name == "asyncio"
+        and record.getMessage().startswith("Executing <Handle")
+        and "note_current() at" in record.getMessage()
+        for record in caplog.records
+    )
+
+
+def test_the_reactor_refuses_to_run_inside_the_running_loop() -> None:
+    """While the loop runs, its reactor is running: ``loop.reactor.run()``
+    from a coroutine raises rather than nesting a second loop on the same poller."""
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, EventLoop):
+            raise TypeError("not on weft's loop")
+        assert loop.reactor.running
+        with pytest.raises(RuntimeError, match="already running"):
+            loop.reactor.run()
+        return "refused"
+
+    assert run_on_weft(main) == "refused"
 
 
 def test_weft_protocols_and_asyncio_code_share_the_loop() -> None:

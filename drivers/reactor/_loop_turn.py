@@ -1,0 +1,205 @@
+"""The turn of weft's asyncio event loop: asyncio's order, the reactor's reads, fewer Python calls.
+
+asyncio's own turn polls, queues a handle per I/O event after what was
+already ready, then runs the queue.  weft's loop reads its transports inline
+instead (no handle per event), and :class:`LoopTurn` keeps asyncio's order
+around that:
+
+1. poll (the reactor's poller, through :class:`~weft.drivers.reactor._selector.ReactorSelector`);
+2. run what was ready before the poll;
+3. let the reactor hand out the events: its transports read and call their
+   protocols here, its own timers and callbacks run;
+4. run the handles of the descriptors asyncio's code watches itself
+   (``add_reader``, a listening socket, the self-pipe), then the timers due.
+
+What any of them schedules waits for the next turn, as in asyncio.  The
+order matters beyond correctness: a streams server's tasks woken by one
+turn's reads write before the next turn's reads, so reads and writes
+interleave as on asyncio's loop (reading every connection and only then
+writing every reply makes the kernel free the received buffers in bursts,
+which costs more than the whole loop saves).
+
+Every task wake-up goes through the loop twice: a future's result schedules
+the task with ``loop.call_soon(...)``, and a turn runs the handle.  asyncio
+spends four Python calls scheduling (``call_soon``, ``_call_soon``,
+``Handle.__init__``, ``get_debug``) and two running (``Handle._run``, the
+callback); uvloop does it in C.  Here ``call_soon`` fills a new
+``asyncio.Handle``'s slots itself and the turn runs each callback in its
+context directly, reporting an exception as ``Handle._run`` does.  The
+handle is asyncio's own, cancellable as ever.  In debug mode, and on a
+closed loop, asyncio's own ``call_soon`` runs instead, with its checks,
+messages and captured tracebacks, and the turn runs handles as asyncio's
+does in debug mode (the current handle known, slow callbacks logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import asyncio.base_events
+import asyncio.log
+import contextvars
+import heapq
+from collections import deque
+from collections.abc import Callable
+from contextvars import Context
+from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack
+
+__all__ = ["LoopTurn"]
+
+_Ts = TypeVarTuple("_Ts")
+
+_Handle = asyncio.Handle
+_new_handle = _Handle.__new__
+_copy_context = contextvars.copy_context
+
+# asyncio's own thresholds for purging cancelled timers from the heap.
+_MIN_SCHEDULED: int = getattr(asyncio.base_events, "_MIN_SCHEDULED_TIMER_HANDLES", 100)
+_MIN_CANCELLED_FRACTION: float = getattr(asyncio.base_events, "_MIN_CANCELLED_TIMER_HANDLES_FRACTION", 0.5)
+_MAXIMUM_SELECT_TIMEOUT: float = getattr(asyncio.base_events, "MAXIMUM_SELECT_TIMEOUT", 24 * 3600)
+_format_handle: Callable[[asyncio.Handle], str] = asyncio.base_events._format_handle  # type: ignore[attr-defined]
+# asyncio's logger: debug mode's warnings are asyncio's, where its users look for them.
+_asyncio_logger = asyncio.log.logger
+
+if TYPE_CHECKING:
+    _Base = asyncio.BaseEventLoop
+else:
+    _Base = object
+
+
+def _report(loop: asyncio.AbstractEventLoop, handle: asyncio.Handle, exc: BaseException) -> None:
+    """What ``Handle._run`` does with a callback's exception: the loop's exception handler hears it."""
+    callback: Any = getattr(handle, "_callback", None)
+    args: Any = getattr(handle, "_args", ())
+    context: dict[str, Any] = {
+        "message": f"Exception in callback {asyncio.format_helpers._format_callback_source(callback, args)}",  # type: ignore[attr-defined]
+        "exception": exc,
+        "handle": handle,
+    }
+    source_traceback = getattr(handle, "_source_traceback", None)
+    if source_traceback:
+        context["source_traceback"] = source_traceback
+    loop.call_exception_handler(context)
+
+
+class LoopTurn(_Base):
+    """A mixin for an ``asyncio.BaseEventLoop`` subclass whose selector is a
+    :class:`~weft.drivers.reactor._selector.ReactorSelector` (see the module docstring)."""
+
+    # The attributes of asyncio's BaseEventLoop this reads (typeshed does not declare them).
+    _ready: Any
+    _scheduled: list[asyncio.TimerHandle]
+    _timer_cancelled_count: int
+    _stopping: bool
+    _closed: bool
+    _debug: bool
+    _clock_resolution: float
+    _selector: Any
+    _current_handle: asyncio.Handle | None
+
+    def call_soon(
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: Context | None = None
+    ) -> asyncio.Handle:
+        """asyncio's ``call_soon``, its common case in one Python call."""
+        if self._debug or self._closed:
+            slow: Any = super().call_soon(callback, *args, context=context)
+            if slow._source_traceback:
+                del slow._source_traceback[-1]  # this frame: the traceback ends at the caller
+            return slow  # type: ignore[no-any-return]
+        handle: Any = _new_handle(_Handle)
+        handle._context = _copy_context() if context is None else context
+        handle._loop = self
+        handle._callback = callback
+        handle._args = args
+        handle._cancelled = False
+        handle._repr = None
+        handle._source_traceback = None
+        self._ready.append(handle)
+        return handle  # type: ignore[no-any-return]
+
+    def _run_once(self) -> None:
+        """One turn: purge cancelled timers, poll, run what was ready, hand
+        out the I/O, run the timers due (see the module docstring)."""
+        scheduled = self._scheduled
+        count = len(scheduled)
+        if count > _MIN_SCHEDULED and self._timer_cancelled_count / count > _MIN_CANCELLED_FRACTION:
+            kept = []
+            for timer in scheduled:
+                if timer._cancelled:
+                    timer._scheduled = False  # type: ignore[attr-defined]
+                else:
+                    kept.append(timer)
+            heapq.heapify(kept)
+            self._scheduled = scheduled = kept
+            self._timer_cancelled_count = 0
+        else:
+            while scheduled and scheduled[0]._cancelled:
+                self._timer_cancelled_count -= 1
+                heapq.heappop(scheduled)._scheduled = False  # type: ignore[attr-defined]
+
+        ready = self._ready
+        timeout: float | None = None
+        if ready or self._stopping:
+            timeout = 0
+        elif scheduled:
+            timeout = min(max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT)  # type: ignore[attr-defined]
+
+        selector = self._selector
+        polled = selector.poll(timeout)
+        self._run_ready(len(ready))
+        io_events = selector.dispatch(polled)  # the reactor's transports read inline here
+        polled = []
+        if io_events or scheduled:
+            self._ready = now = deque[asyncio.Handle]()
+            try:
+                if io_events:
+                    self._process_events(io_events)  # type: ignore[attr-defined]
+                io_events = []
+                if scheduled:
+                    end = self.time() + self._clock_resolution
+                    while scheduled and scheduled[0]._when < end:  # type: ignore[attr-defined]
+                        timer = heapq.heappop(scheduled)
+                        timer._scheduled = False  # type: ignore[attr-defined]
+                        now.append(timer)
+            finally:
+                self._ready = ready
+            if now:
+                # Ahead of what this turn's callbacks scheduled, which runs next turn.
+                ready.extendleft(reversed(now))
+                self._run_ready(len(now))
+
+    def _run_ready(self, count: int) -> None:
+        """Run the first ``count`` ready handles (skipping the cancelled),
+        reporting an exception as ``Handle._run`` does."""
+        popleft = self._ready.popleft
+        if self._debug:
+            self._run_ready_in_debug(count)
+            return
+        for _ in range(count):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            try:
+                handle._context.run(handle._callback, *handle._args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                _report(self, handle, exc)
+
+
+    def _run_ready_in_debug(self, count: int) -> None:
+        """``_run_ready`` in debug mode, as asyncio's turn does it: the
+        current handle is known while it runs, and a slow one is logged."""
+        popleft = self._ready.popleft
+        for _ in range(count):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            try:
+                self._current_handle = handle
+                started = self.time()
+                handle._run()
+                took = self.time() - started
+                if took >= self.slow_callback_duration:
+                    _asyncio_logger.warning("Executing %s took %.3f seconds", _format_handle(handle), took)
+            finally:
+                self._current_handle = None
