@@ -272,30 +272,24 @@ class Reactor:
         finally:
             self._stop_running()
 
-    def _poll_for_host(self, timeout: float | None) -> list[tuple[int, int]]:
-        """The first half of a turn, for a host that runs its own callbacks
-        between the halves and holds the reactor running meanwhile (weft's
-        asyncio event loop): wait for I/O as :meth:`run_once` does, hand
-        nothing out.  :meth:`_dispatch_for_host` does the rest."""
-        return self._poller.poll(self._poll_timeout(math.inf if timeout is None else timeout))
+    def _turn_for_host(self, timeout: float | None, before_dispatch: Callable[[], object]) -> None:
+        """One turn, as :meth:`run_once`, for a host that holds the reactor
+        running (:meth:`_hosted`) and runs callbacks of its own between the
+        poll and the handing out of its events (weft's asyncio event loop
+        runs there what was ready before the poll, asyncio's order).
 
-    def _dispatch_for_host(self, events: list[tuple[int, int]]) -> None:
-        """The second half: hand out ``events`` (from :meth:`_poll_for_host`),
-        then run the due timers and ready callbacks.
-
-        Between the halves the host may close descriptors, so an event can
-        come for a descriptor closed meanwhile (nothing is registered for it
-        any more, and it is dropped) or reused (its new reader sees a
-        readiness that may not hold, as after any spurious wake-up: every
-        descriptor here is non-blocking)."""
-        self._dispatch(events)
-        self._run_due()
+        Between the two the host may close descriptors, so an event can come
+        for a descriptor closed meanwhile (nothing is registered for it any
+        more, and it is dropped) or reused (its new reader sees a readiness
+        that may not hold, as after any spurious wake-up: every descriptor
+        here is non-blocking)."""
+        self._loop(math.inf if timeout is None else timeout, before_dispatch)
 
     @contextlib.contextmanager
     def _hosted(self) -> Iterator[None]:
-        """Mark the reactor running while a host turns it with the two
-        halves above (``run`` and ``run_once`` refuse meanwhile, as while it
-        runs itself, and ``close`` waits)."""
+        """Mark the reactor running while a host turns it with
+        :meth:`_turn_for_host` (``run``, ``run_once`` and ``close`` refuse
+        meanwhile, as while it runs itself)."""
         self._start_running()
         try:
             yield
@@ -351,97 +345,90 @@ class Reactor:
                 timer.cancel()
         return not expired or condition()
 
-    def _loop(self, once_waiting: float | None) -> None:
+    def _loop(self, once_waiting: float | None, before_dispatch: Callable[[], object] | None = None) -> None:
         """Turns until :meth:`stop` (``once_waiting`` None), or one turn that
         waits for I/O at most ``once_waiting`` seconds (``math.inf``: as long
-        as there is nothing to do)."""
+        as there is nothing to do).  ``before_dispatch`` runs between the
+        poll and the handing out of its events (see :meth:`_turn_for_host`)."""
         poll = self._poller.poll
+        readers, writers, streams = self._readers, self._writers, self._streams
+        read_size = READ_SIZE
+        ready, timers = self._ready, self._timers
+        always_ready = self._always_ready
+        monotonic = time.monotonic
         while True:
             if self._after_turn is not None and self._after_turn():
                 break
-            self._dispatch(poll(self._poll_timeout(once_waiting)))
-            self._run_due()
+            if ready or always_ready or self._stopping:
+                timeout = 0.0
+            else:
+                deadline = timers.next_deadline()
+                timeout = -1.0 if deadline is None else max(deadline - monotonic(), 0.0)
+                if once_waiting is not None and once_waiting < math.inf and not 0 <= timeout <= once_waiting:
+                    timeout = once_waiting
+            events = poll(timeout)
+            if before_dispatch is not None:
+                before_dispatch()
+            if always_ready:
+                events += always_ready.items()
+            for fd, mask in events:
+                if mask == READABLE:
+                    # The common case: a plain readable event.  For a stream
+                    # transport the read is done right here (this is
+                    # DescriptorTransport._read_ready, inlined: a function call
+                    # is a good part of what a message costs).
+                    stream = streams.get(fd)
+                    if stream is not None:
+                        try:
+                            data = stream._recv(read_size)
+                        except (BlockingIOError, InterruptedError):
+                            continue
+                        except OSError as exc:
+                            stream._recv_failed(exc)
+                            continue
+                        try:
+                            if data:
+                                stream._protocol.data_received(data)
+                            else:
+                                stream._eof()
+                        except Exception as exc:
+                            stream._callback_failed(exc)
+                        continue
+                    reader = readers.get(fd)
+                    if reader is not None:
+                        try:
+                            reader()
+                        except Exception as exc:
+                            self._fd_callback_failed(fd, exc)
+                    continue
+                if mask & _READ_EVENTS:
+                    reader = readers.get(fd)
+                    if reader is not None:
+                        try:
+                            reader()
+                        except Exception as exc:
+                            self._fd_callback_failed(fd, exc)
+                if mask & _WRITE_EVENTS:
+                    writer = writers.get(fd)
+                    if writer is not None:
+                        try:
+                            writer()
+                        except Exception as exc:
+                            self._fd_callback_failed(fd, exc)
+            if len(timers):
+                now = monotonic()
+                while (timer := timers.pop_due(now)) is not None:
+                    ready.append(timer)
+            # Only what is ready now: a callback that schedules another
+            # does not keep this turn going forever.
+            for _ in range(len(ready)):
+                timer = ready.popleft()
+                try:
+                    timer.run()
+                except Exception as exc:
+                    logger.error("exception in callback %r", timer, exc_info=exc)
             if self._stopping or once_waiting is not None:
                 break
-
-    def _poll_timeout(self, once_waiting: float | None) -> float:
-        """How long this turn's poll may wait (-1: until something happens):
-        not at all with callbacks ready, until the next timer at most, and at
-        most ``once_waiting`` seconds in a turn run by a host."""
-        if self._ready or self._always_ready or self._stopping:
-            return 0.0
-        deadline = self._timers.next_deadline()
-        timeout = -1.0 if deadline is None else max(deadline - time.monotonic(), 0.0)
-        if once_waiting is not None and once_waiting < math.inf and not 0 <= timeout <= once_waiting:
-            timeout = once_waiting
-        return timeout
-
-    def _dispatch(self, events: list[tuple[int, int]]) -> None:
-        """Hand each polled event to its reader or writer."""
-        readers, writers, streams = self._readers, self._writers, self._streams
-        read_size = READ_SIZE
-        if self._always_ready:
-            events += self._always_ready.items()
-        for fd, mask in events:
-            if mask == READABLE:
-                # The common case: a plain readable event.  For a stream
-                # transport the read is done right here (this is
-                # DescriptorTransport._read_ready, inlined: a function call
-                # is a good part of what a message costs).
-                stream = streams.get(fd)
-                if stream is not None:
-                    try:
-                        data = stream._recv(read_size)
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except OSError as exc:
-                        stream._recv_failed(exc)
-                        continue
-                    try:
-                        if data:
-                            stream._protocol.data_received(data)
-                        else:
-                            stream._eof()
-                    except Exception as exc:
-                        stream._callback_failed(exc)
-                    continue
-                reader = readers.get(fd)
-                if reader is not None:
-                    try:
-                        reader()
-                    except Exception as exc:
-                        self._fd_callback_failed(fd, exc)
-                continue
-            if mask & _READ_EVENTS:
-                reader = readers.get(fd)
-                if reader is not None:
-                    try:
-                        reader()
-                    except Exception as exc:
-                        self._fd_callback_failed(fd, exc)
-            if mask & _WRITE_EVENTS:
-                writer = writers.get(fd)
-                if writer is not None:
-                    try:
-                        writer()
-                    except Exception as exc:
-                        self._fd_callback_failed(fd, exc)
-
-    def _run_due(self) -> None:
-        """Run the timers that are due and the callbacks ready now (not those they schedule)."""
-        ready, timers = self._ready, self._timers
-        if len(timers):
-            now = time.monotonic()
-            while (timer := timers.pop_due(now)) is not None:
-                ready.append(timer)
-        # Only what is ready now: a callback that schedules another
-        # does not keep this turn going forever.
-        for _ in range(len(ready)):
-            timer = ready.popleft()
-            try:
-                timer.run()
-            except Exception as exc:
-                logger.error("exception in callback %r", timer, exc_info=exc)
 
     def _fd_callback_failed(self, fd: int, exc: Exception) -> None:
         owner = self._owners.get(fd)

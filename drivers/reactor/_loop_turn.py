@@ -95,6 +95,8 @@ class LoopTurn(_Base):
     _clock_resolution: float
     _selector: Any
     _current_handle: asyncio.Handle | None
+    #: How many handles were ready when this turn began.
+    _ready_before_poll: int = 0
 
     def call_soon(
         self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: Context | None = None
@@ -143,11 +145,8 @@ class LoopTurn(_Base):
         elif scheduled:
             timeout = min(max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT)  # type: ignore[attr-defined]
 
-        selector = self._selector
-        polled = selector.poll(timeout)
-        self._run_ready(len(ready))
-        io_events = selector.dispatch(polled)  # the reactor's transports read inline here
-        polled = []
+        self._ready_before_poll = len(ready)
+        io_events = self._selector.select_around(timeout, self._run_ready_before_poll)
         if io_events or scheduled:
             self._ready = now = deque[asyncio.Handle]()
             try:
@@ -166,6 +165,10 @@ class LoopTurn(_Base):
                 # Ahead of what this turn's callbacks scheduled, which runs next turn.
                 ready.extendleft(reversed(now))
                 self._run_ready(len(now))
+
+    def _run_ready_before_poll(self) -> None:
+        """Run what was ready when the turn began (called between the poll and its I/O)."""
+        self._run_ready(self._ready_before_poll)
 
     def _run_ready(self, count: int) -> None:
         """Run the first ``count`` ready handles (skipping the cancelled),

@@ -18,7 +18,7 @@ system call.
 from __future__ import annotations
 
 import selectors
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from weft.drivers.reactor._loop import Reactor
 
 __all__ = ["ReactorSelector"]
+
+
+def _nothing() -> None:
+    """Nothing to run between the poll and the dispatch."""
 
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
@@ -132,21 +136,17 @@ class ReactorSelector(selectors.BaseSelector):
 
         The reactor must be held running by whoever turns it (weft's event
         loop does, for the whole of ``run_forever``)."""
-        return self.dispatch(self.poll(timeout))
+        return self.select_around(timeout, _nothing)
 
-    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
-        """The first half of :meth:`select`: wait for I/O, hand nothing out yet.
-
-        weft's event loop runs the callbacks that were ready before the poll
-        between this and :meth:`dispatch`, which is asyncio's order: a
-        turn's I/O callbacks run after what was already ready."""
-        return self._reactor._poll_for_host(None if timeout is None else max(timeout, 0.0))
-
-    def dispatch(self, polled: list[tuple[int, int]]) -> list[tuple[selectors.SelectorKey, int]]:
-        """The second half of :meth:`select`: the reactor hands out ``polled``
-        (its transports read inline) and runs its due timers and callbacks;
-        returns the keys registered here that became ready."""
-        self._reactor._dispatch_for_host(polled)
+    def select_around(
+        self, timeout: float | None, before_dispatch: Callable[[], object]
+    ) -> list[tuple[selectors.SelectorKey, int]]:
+        """:meth:`select`, calling ``before_dispatch()`` between the poll and
+        the reactor's handing out of its events: weft's event loop runs
+        there what was ready before the poll, so that a turn keeps asyncio's
+        order (what was ready, then the poll's I/O) although the reactor's
+        transports read inline."""
+        self._reactor._turn_for_host(None if timeout is None else max(timeout, 0.0), before_dispatch)
         events = self._events
         if not events:
             return []

@@ -210,7 +210,8 @@ def test_call_soon_hands_out_asyncio_handles_that_keep_asyncio_rules() -> None:
         loop.call_soon(seen.append, 2)
         cancelled.cancel()
         assert type(first) is asyncio.Handle
-        assert cancelled.cancelled() and not first.cancelled()
+        assert cancelled.cancelled()
+        assert not first.cancelled()
         loop.call_soon(loop.stop)
         loop.run_forever()
     finally:
@@ -233,7 +234,7 @@ def test_debug_mode_logs_a_slow_callback(caplog: pytest.LogCaptureFixture) -> No
         current: list[object] = []
 
         def note_current() -> None:
-            current.append(loop._current_handle)  # type: ignore[attr-defined]
+            current.append(loop._current_handle)
 
         handle = loop.call_soon(note_current)
         loop.call_soon(loop.stop)
