@@ -76,6 +76,12 @@ class EventLoop(LoopTurn, asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._reactor = LoopReactor(self)
         super().__init__(ReactorSelector(self._reactor))
+        self._make_futures_without_a_frame()
+
+    def close(self) -> None:
+        """Close the loop (asyncio's ``close``): its reactor and poller too."""
+        self._forget_future_maker()
+        super().close()
 
     @property
     def reactor(self) -> LoopReactor:

@@ -42,6 +42,7 @@ import heapq
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack
 
 __all__ = ["LoopTurn"]
@@ -165,6 +166,18 @@ class LoopTurn(_Base):
                 # Ahead of what this turn's callbacks scheduled, which runs next turn.
                 ready.extendleft(reversed(now))
                 self._run_ready(len(now))
+
+    def _make_futures_without_a_frame(self) -> None:
+        """Make ``create_future`` a partial of ``asyncio.Future``: a streams
+        read waits on a new future per message, and asyncio's
+        ``create_future`` is a Python call around that C constructor.  The
+        partial holds the loop (a cycle), so :meth:`_forget_future_maker`
+        drops it when the loop closes."""
+        self.create_future = partial(asyncio.Future, loop=self)  # type: ignore[method-assign]
+
+    def _forget_future_maker(self) -> None:
+        """Undo :meth:`_make_futures_without_a_frame` (the loop is closing)."""
+        self.__dict__.pop("create_future", None)
 
     def _run_ready_before_poll(self) -> None:
         """Run what was ready when the turn began (called between the poll and its I/O)."""
