@@ -95,7 +95,7 @@ class PipeEnd(abstract.FileDescriptor):
         """The descriptor."""
         return self.fd
 
-    def doRead(self) -> twisted_error.ConnectionClosed | None:  # noqa: N802 (Twisted's names)
+    def doRead(self) -> twisted_error.ConnectionClosed | None:
         """Read what is there and hand it over; EOF and errors end reading."""
         try:
             data = os.read(self.fd, READ_SIZE)
@@ -116,7 +116,7 @@ class PipeEnd(abstract.FileDescriptor):
         self.buffered += len(data)
         super().write(data)
 
-    def writeSomeData(self, data: bytes) -> int | BaseException:  # noqa: N802
+    def writeSomeData(self, data: bytes) -> int | BaseException:
         """Write what the descriptor takes now (Twisted keeps the rest)."""
         try:
             sent = os.write(self.fd, data[: self.SEND_LIMIT])
@@ -128,21 +128,21 @@ class PipeEnd(abstract.FileDescriptor):
         self.buffered -= sent
         return sent
 
-    def readConnectionLost(self, reason: Failure) -> None:  # noqa: N802
+    def readConnectionLost(self, reason: Failure) -> None:
         """EOF: stop reading and tell the pair; writing (on a PTY) goes on."""
         self.stopReading()
         self.pair._read_ended()
 
-    def writeConnectionLost(self, reason: Failure) -> None:  # noqa: N802
+    def writeConnectionLost(self, reason: Failure) -> None:
         """Part of IHalfCloseableDescriptor; a pipe end reports its end through :meth:`connectionLost`."""
         self.connectionLost(reason)
 
-    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure) -> None:
         """This end is over (flushed after loseConnection, or failed)."""
         super().connectionLost(reason)
         self.pair._end_lost(self, reason)
 
-    def logPrefix(self) -> str:  # noqa: N802
+    def logPrefix(self) -> str:
         """What Twisted's log lines about it start with."""
         return f"weft pipe fd {self.fd}"
 
@@ -189,27 +189,27 @@ class PipePair:
         if self.writer is not None and not self._aborting:
             self.writer.write(data)
 
-    def registerProducer(self, producer: Any, streaming: bool) -> None:  # noqa: N802 (Twisted's names)
+    def registerProducer(self, producer: Any, streaming: bool) -> None:
         """The write end's producer (a read-only pair has nothing to produce for)."""
         if self.writer is not None:
             self.writer.registerProducer(producer, streaming)
 
-    def unregisterProducer(self) -> None:  # noqa: N802
+    def unregisterProducer(self) -> None:
         """Let the write end go of its producer."""
         if self.writer is not None:
             self.writer.unregisterProducer()
 
-    def pauseProducing(self) -> None:  # noqa: N802
+    def pauseProducing(self) -> None:
         """Stop reading."""
         if not self._ended and not self._read_eof:
             self.reader.stopReading()
 
-    def resumeProducing(self) -> None:  # noqa: N802
+    def resumeProducing(self) -> None:
         """Read again."""
         if not self._ended and not self._read_eof and not self._disconnecting and not self._aborting:
             self.reader.startReading()
 
-    def loseWriteConnection(self) -> None:  # noqa: N802
+    def loseWriteConnection(self) -> None:
         """Flush the write end, then end it (EOF for the peer)."""
         writer = self.writer
         if writer is None or writer is self.reader or not writer.connected:
@@ -223,7 +223,7 @@ class PipePair:
             writer.stopWriting()
             writer.connectionLost(Failure(twisted_error.ConnectionDone()))
 
-    def loseConnection(self) -> None:  # noqa: N802
+    def loseConnection(self) -> None:
         """Stop reading; flush, then end."""
         if self._ended or self._disconnecting:
             return
@@ -237,7 +237,7 @@ class PipePair:
             writer.loseConnection()
         # else: a loseWriteConnection is flushing; its end ends the pair.
 
-    def abortConnection(self) -> None:  # noqa: N802
+    def abortConnection(self) -> None:
         """Drop what is buffered and end on the next turn."""
         if self._ended or self._aborting:
             return
@@ -246,6 +246,16 @@ class PipePair:
             end.stopReading()
             end.stopWriting()
         self._reactor.callLater(0, self._finish, Failure(twisted_error.ConnectionAborted()))
+
+    def fileno(self) -> int:
+        """The write descriptor (``write_file``'s ``sendfile`` writes there), or -1 for none."""
+        return -1 if self.writer is None else self.writer.fd
+
+    def startWriting(self) -> None:
+        """Watch the write end for writability (Twisted then asks its producer for more)."""
+        writer = self.writer
+        if writer is not None and writer.connected and not self._aborting:
+            writer.startWriting()
 
     # -------------------------------------------------------- the ends' news
 
@@ -400,8 +410,12 @@ def _connect_socket(
     if not close_fds:
         # O_NONBLOCK belongs to the open file the caller keeps: put it back.
         transport.on_lost.append(lambda _transport: _restore_blocking(fd, was_blocking))
-    with socket.socket(fileno=os.dup(fd)) as sock:
+    sock = socket.socket(fileno=os.dup(fd))  # Twisted's to close
+    try:
         adopt_socket(host, sock, transport)
+    except BaseException:
+        sock.close()
+        raise
     if close_fds:
         os.close(fd)
     return transport

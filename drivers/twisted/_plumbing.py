@@ -47,6 +47,10 @@ class TwistedHost(Protocol):
         """Datagram endpoints still open (closing the runtime aborts them)."""
 
     @property
+    def _connecting(self) -> set[Any]:
+        """Connects still under way (closing the runtime fails them)."""
+
+    @property
     def _processes(self) -> set[Process]:
         """Children whose exit is still to be learned."""
 
@@ -73,5 +77,6 @@ class TwistedHost(Protocol):
         extra: dict[str, Any] | None = None,
         can_write_eof: bool = True,
         log_factory_errors: bool = True,
+        read_only: bool = False,
     ) -> TwistedTransport:
         """A transport the runtime keeps track of while it is open."""

@@ -253,9 +253,7 @@ class TwistedRuntime:
         :mod:`weft.drivers.twisted._pipes` for why not Twisted's ``spawnProcess``).
         """
         self._check_open()
-        return twisted_pipes.spawn_process(
-            self, factory, args, env=env, cwd=cwd, stderr=stderr, pty=pty
-        )
+        return twisted_pipes.spawn_process(self, factory, args, env=env, cwd=cwd, stderr=stderr, pty=pty)
 
     def open_udp(
         self,

@@ -32,13 +32,20 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import error as twisted_error
+from twisted.internet import tcp, unix
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from weft.drivers._core.accepting import Acceptor
 from weft.drivers._core.futures import Future
-from weft.drivers._core.socket_binding import bind_tcp, bind_unix, remove_socket_file, tcp_port, unique_addresses
+from weft.drivers._core.socket_binding import (
+    bind_tcp,
+    bind_unix,
+    remove_socket_file,
+    tcp_port,
+    unique_addresses,
+)
 from weft.drivers._core.timers import Timer
 from weft.drivers.twisted._transport import TwistedSide, TwistedTransport
 from weft.protocols.contract import Transport
@@ -54,29 +61,24 @@ logger = logging.getLogger("weft.twisted")
 ProtocolFactory = Callable[[], Any]
 
 
-@implementer(IProtocolFactory)
-class _OneConnection:
-    """The Twisted protocol factory of one connection: it builds that connection's side."""
-
-    def __init__(self, side: TwistedSide | None) -> None:
-        self._side = side
-
-    def buildProtocol(self, addr: Any) -> TwistedSide | None:  # noqa: N802 (Twisted's names)
-        """The side, once; None afterwards (Twisted then drops the connection)."""
-        side, self._side = self._side, None
-        return side
-
-    def doStart(self) -> None:  # noqa: N802
-        """Nothing to start."""
-
-    def doStop(self) -> None:  # noqa: N802
-        """Nothing to stop."""
-
-
 def adopt_socket(host: TwistedHost, sock: socket.socket, transport: TwistedTransport) -> None:
-    """Hand a connected socket to Twisted (``adoptStreamConnection``, which takes a
-    duplicate): ``transport``'s protocol is made now.  ``sock`` stays the caller's."""
-    host.reactor.adoptStreamConnection(sock.fileno(), sock.family, _OneConnection(transport.side))
+    """Make Twisted's own server-side transport (``tcp.Server``, ``unix.Server``)
+    over the connected ``sock``, which Twisted owns from now on: ``transport``'s
+    protocol is made now.
+
+    What ``reactor.adoptStreamConnection`` does, without the duplicate of the
+    descriptor it makes: out of descriptors, an accepted connection would be
+    lost to that ``dup``, where the listener's pause keeps it waiting in the
+    kernel's backlog (and each connection would cost two system calls more).
+    """
+    sock.setblocking(False)
+    side = transport.side
+    peer = sock.getpeername()
+    # Twisted's classes, typed loosely: zope's interfaces mean nothing to mypy.
+    make: Any = unix.Server if sock.family == socket.AF_UNIX else tcp.Server
+    server = make(sock, side, peer, None, 0 if sock.family == socket.AF_UNIX else peer[1], host.reactor)
+    server.repstr = f"<weft connection on {sock.getsockname()!r}>"  # Twisted sets it only for its ports
+    side.makeConnection(server)
 
 
 class TwistedListener:
@@ -139,10 +141,9 @@ class TwistedListener:
         transport.on_lost.append(self.connections.discard)
         try:
             adopt_socket(self._host, sock, transport)
-        except Exception as exc:  # Twisted refused the socket (an unknown family)
-            logger.error("cannot hand an accepted connection to Twisted", exc_info=exc)
-        finally:
-            sock.close()  # Twisted has its own duplicate
+        except OSError as exc:  # the peer is gone already (getpeername)
+            logger.debug("an accepted connection was gone before it started: %s", exc)
+            sock.close()
 
 
 # --------------------------------------------------------------- listening
@@ -187,7 +188,9 @@ def connect_tcp(
     return attempt.result
 
 
-def connect_unix(host: TwistedHost, factory: ProtocolFactory, path: str, *, timeout: float) -> Future[Transport]:
+def connect_unix(
+    host: TwistedHost, factory: ProtocolFactory, path: str, *, timeout: float
+) -> Future[Transport]:
     """Connect to the UNIX-domain socket at ``path``."""
     attempt = _Connect(host, factory, path, timeout)
     attempt.try_addresses([(socket.AF_UNIX, path)])
@@ -201,24 +204,24 @@ class _Attempt:
     def __init__(self, connect: _Connect) -> None:
         self._connect = connect
 
-    def doStart(self) -> None:  # noqa: N802 (Twisted's names)
+    def doStart(self) -> None:
         """Nothing to start."""
 
-    def doStop(self) -> None:  # noqa: N802
+    def doStop(self) -> None:
         """Nothing to stop."""
 
-    def startedConnecting(self, connector: Any) -> None:  # noqa: N802
+    def startedConnecting(self, connector: Any) -> None:
         """Nothing to do until it succeeds or fails."""
 
-    def buildProtocol(self, addr: Any) -> TwistedSide | None:  # noqa: N802
+    def buildProtocol(self, addr: Any) -> TwistedSide | None:
         """Connected: the connection's side, unless this attempt was given up on."""
         return self._connect.connected(self)
 
-    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:  # noqa: N802
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
         """This address failed: the next one, or the error."""
         self._connect.attempt_failed(self, reason)
 
-    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:  # noqa: N802
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
         """The connection's end: its transport hears of it."""
 
 

@@ -42,6 +42,12 @@ handed.  How weft's contract maps onto Twisted's:
 * ``get_extra_info("clock")`` is a weft clock bound to the connection;
   ``"peername"``, ``"sockname"`` and ``"socket"`` are taken when the
   connection is made and kept after it ends.
+* ``write_file`` sends a region with ``os.sendfile`` straight to the
+  descriptor once Twisted's buffer is empty, then asks Twisted to watch for
+  writability (``startWriting``: with nothing of its own to send, Twisted
+  calls its producer when the descriptor is writable) and sends on from
+  there.  Where the kernel refuses ``sendfile`` the region is read a chunk
+  at a time as Twisted asks for more.
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from weft.drivers._core.connection_clock import ConnectionClock, DriverClock
+from weft.drivers._core.file_sending import send_from_file, sendfile_refused
 from weft.drivers._core.lifecycle import Event, ReadState, TransportLifecycle, WriteState
 from weft.drivers._core.socket_defaults import name_or_none
 from weft.drivers._core.transport_base import TransportBookkeeping
@@ -73,6 +80,9 @@ logger = logging.getLogger("weft.twisted")
 #: The most the driver hands Twisted between two of its ``resumeProducing``
 #: calls (Twisted's own read size and default ``bufferSize``).
 CHUNK = 64 * 1024
+
+# What one sendfile of a region came to (see TwistedTransport._send_file).
+_SENT, _WAIT, _REFUSED, _FAILED = "sent", "wait", "refused", "failed"
 
 #: What the Twisted transport is over: a socket, or pipes.  Twisted reports a
 #: connection that ended badly without its errno; this picks the error.
@@ -93,16 +103,16 @@ class TwistedSide:
         self.connected = False
         self.transport: Any = None
 
-    def makeConnection(self, transport: Any) -> None:  # noqa: N802 (Twisted's names)
+    def makeConnection(self, transport: Any) -> None:
         """Twisted made the connection: the weft protocol is made now."""
         self.connected = True
         self.transport = transport
         self._owner._start(transport)
 
-    def connectionMade(self) -> None:  # noqa: N802
+    def connectionMade(self) -> None:
         """Part of IProtocol; :meth:`makeConnection` did the work."""
 
-    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+    def dataReceived(self, data: bytes) -> None:
         """Hand ``data`` to the weft protocol (or hold it, while reading is paused)."""
         owner = self._owner
         if not owner._lifecycle.reading:  # paused, or closing
@@ -113,27 +123,27 @@ class TwistedSide:
         except Exception as exc:
             owner._callback_failed(exc)
 
-    def readConnectionLost(self) -> None:  # noqa: N802
+    def readConnectionLost(self) -> None:
         """The peer sent EOF."""
         self._owner._eof()
 
-    def writeConnectionLost(self) -> None:  # noqa: N802
+    def writeConnectionLost(self) -> None:
         """Our EOF went out (``loseWriteConnection`` is done)."""
         self._owner._eof_sent()
 
-    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure) -> None:
         """The connection is over."""
         self.connected = False
-        self._owner._lost(reason)
+        self._owner._twisted_lost(reason)
 
-    def resumeProducing(self) -> None:  # noqa: N802
+    def resumeProducing(self) -> None:
         """Twisted's buffer is empty: hand it more, and see whether writing may resume."""
         self._owner._drained()
 
-    def stopProducing(self) -> None:  # noqa: N802
+    def stopProducing(self) -> None:
         """Twisted's transport is going away; its connectionLost says the rest."""
 
-    def logPrefix(self) -> str:  # noqa: N802
+    def logPrefix(self) -> str:
         """What Twisted's log lines about this connection start with."""
         return "weft"
 
@@ -145,9 +155,9 @@ class TwistedTransport(TransportBookkeeping):
     Made by :class:`~weft.drivers.twisted.TwistedRuntime` (listening,
     connecting, ``connect_pipes``, ``spawn_process``), never by
     applications.  The protocol factory is called when Twisted makes the
-    connection, as on the reactor.  ``write_file`` sends a region by reading
-    it a chunk at a time as Twisted asks for more (Twisted has no
-    ``sendfile``): nothing of it is held in memory beyond one chunk.
+    connection, as on the reactor.  ``write_file`` sends a region with
+    ``os.sendfile`` (Twisted has none), or reads it a chunk at a time where
+    the kernel refuses that: nothing of it is held in memory beyond one chunk.
     """
 
     __slots__ = (
@@ -166,6 +176,8 @@ class TwistedTransport(TransportBookkeeping):
         "_protocol",
         "_queue",
         "_queued",
+        "_out_fd",
+        "_sendfile_refused",
         "_side",
         "_soon",
         "_started",
@@ -212,6 +224,10 @@ class TwistedTransport(TransportBookkeeping):
         self._in_twisted = 0
         # Twisted was told to end the connection (loseConnection or abortConnection).
         self._let_go = False
+        # The descriptor write_file's sendfile writes to (Twisted's buffer
+        # empty), and whether the kernel refused it there once.
+        self._out_fd = -1
+        self._sendfile_refused = False
         # Received while reading was paused: data, or None for EOF.
         self._waiting: deque[bytes | None] = deque()
         self._delivery: Any = None
@@ -336,8 +352,8 @@ class TwistedTransport(TransportBookkeeping):
             return
         self._queue.append(region)
         self._queued += len(region)
-        self._feed()
         self._check_pause()
+        self._feed()
 
     def __repr__(self) -> str:
         lifecycle = self._lifecycle
@@ -356,9 +372,10 @@ class TwistedTransport(TransportBookkeeping):
             self._feed()
         self._check_pause()
 
-    def _feed(self) -> None:
-        """Hand Twisted what is queued, up to :data:`CHUNK` since it last asked;
-        once all is handed over, end the output if that was asked for."""
+    def _feed(self, *, writable: bool = False) -> None:
+        """Hand Twisted what is queued, up to :data:`CHUNK` since it last asked
+        (``writable``: Twisted asked, its descriptor is writable); once all is
+        handed over, end the output if that was asked for."""
         if not self._started or self._let_go or self._lifecycle.dropped:
             return
         queue, write = self._queue, self._twisted.write
@@ -373,6 +390,24 @@ class TwistedTransport(TransportBookkeeping):
                     view = head if isinstance(head, memoryview) else memoryview(head)
                     piece = bytes(view[:room])
                     queue[0] = view[room:]
+            elif not self._sendfile_refused:
+                if self._in_twisted:
+                    return  # the region waits for what Twisted holds before it to go out
+                if not writable:
+                    # Sent when the descriptor is writable, as on weft's reactor
+                    # (write_file itself only queues, and counts): Twisted's
+                    # doWrite, with nothing of its own to send, asks its producer.
+                    self._twisted.startWriting()
+                    return
+                outcome = self._send_file(head)
+                if outcome is _SENT:
+                    continue
+                if outcome is _WAIT:
+                    self._twisted.startWriting()  # on from _drained, once writable
+                    return
+                if outcome is _FAILED:
+                    return
+                continue  # refused: read it instead
             else:
                 try:
                     piece = head.read(room)
@@ -392,6 +427,29 @@ class TwistedTransport(TransportBookkeeping):
             self._lose_connection()
         elif lifecycle.write_state is WriteState.EOF_PENDING:
             self._send_eof()
+
+    def _send_file(self, region: FileRegion) -> str:
+        """One ``sendfile`` from ``region`` (at the head of the queue, Twisted's
+        buffer empty) straight to the descriptor: :data:`_SENT` when the region
+        is all out, :data:`_WAIT` when the kernel took what it could,
+        :data:`_REFUSED` when the kernel cannot (the region is then read),
+        :data:`_FAILED` when the connection ends with the error."""
+        try:
+            sent = send_from_file(self._out_fd, region)
+        except (BlockingIOError, InterruptedError):
+            return _WAIT
+        except OSError as exc:
+            if sendfile_refused(exc):
+                self._sendfile_refused = True
+                return _REFUSED
+            self._fail(exc)
+            return _FAILED
+        self._queued -= sent
+        if len(region):
+            return _WAIT
+        self._queue.popleft()
+        region.close()
+        return _SENT
 
     def _send_eof(self) -> None:
         self._lifecycle.apply(Event.EOF_SENT)
@@ -420,6 +478,9 @@ class TwistedTransport(TransportBookkeeping):
         self._twisted = twisted
         self._started = True
         self._take_names(twisted)
+        fileno = getattr(twisted, "fileno", None)
+        self._out_fd = fileno() if callable(fileno) else -1
+        self._sendfile_refused = self._out_fd < 0
         try:
             protocol = self._factory()
         except Exception as exc:
@@ -517,11 +578,11 @@ class TwistedTransport(TransportBookkeeping):
         """Twisted's buffer is empty (its pull producer's resumeProducing)."""
         self._in_twisted = 0
         if self._queue:
-            self._feed()
+            self._feed(writable=True)
         if self._made:
             self._check_resume()
 
-    def _lost(self, reason: Failure) -> None:
+    def _twisted_lost(self, reason: Failure) -> None:
         """Twisted's connectionLost: the connection is over; connection_lost follows on a later turn."""
         lifecycle = self._lifecycle
         if lifecycle.lost:

@@ -54,20 +54,20 @@ class FdWatch:
         """The descriptor."""
         return self.fd
 
-    def doRead(self) -> None:  # noqa: N802 (Twisted's names)
+    def doRead(self) -> None:
         """Readable: run the reading callback."""
         if self.reader is not None:
             self._run(self.reader)
 
-    def doWrite(self) -> None:  # noqa: N802
+    def doWrite(self) -> None:
         """Writable: run the writing callback."""
         if self.writer is not None:
             self._run(self.writer)
 
-    def connectionLost(self, reason: Failure) -> None:  # noqa: N802
+    def connectionLost(self, reason: Failure) -> None:
         """The reactor let go of the descriptor (it shut down): nothing to do, its owner closes it."""
 
-    def logPrefix(self) -> str:  # noqa: N802
+    def logPrefix(self) -> str:
         """What Twisted's log lines about it start with."""
         return f"weft fd {self.fd}"
 
