@@ -177,6 +177,7 @@ class TwistedTransport(TransportBookkeeping):
         "_queue",
         "_queued",
         "_out_fd",
+        "_producing",
         "_sendfile_refused",
         "_side",
         "_soon",
@@ -224,6 +225,8 @@ class TwistedTransport(TransportBookkeeping):
         self._in_twisted = 0
         # Twisted was told to end the connection (loseConnection or abortConnection).
         self._let_go = False
+        # The side is registered as the Twisted transport's producer.
+        self._producing = False
         # The descriptor write_file's sendfile writes to (Twisted's buffer
         # empty), and whether the kernel refused it there once.
         self._out_fd = -1
@@ -453,17 +456,21 @@ class TwistedTransport(TransportBookkeeping):
 
     def _send_eof(self) -> None:
         self._lifecycle.apply(Event.EOF_SENT)
-        twisted = self._twisted
-        twisted.unregisterProducer()
-        twisted.loseWriteConnection()
+        self._unregister()
+        self._twisted.loseWriteConnection()
 
     def _lose_connection(self) -> None:
         if self._let_go:
             return
         self._let_go = True
-        twisted = self._twisted
-        twisted.unregisterProducer()
-        twisted.loseConnection()
+        self._unregister()
+        self._twisted.loseConnection()
+
+    def _unregister(self) -> None:
+        """Stop being Twisted's producer: it would never end the connection while one is registered."""
+        if self._producing:
+            self._producing = False
+            self._twisted.unregisterProducer()
 
     def _abort_twisted(self) -> None:
         self._let_go = True
@@ -492,6 +499,7 @@ class TwistedTransport(TransportBookkeeping):
             self._started_hooks()
             return
         self._protocol = protocol
+        self._producing = True
         twisted.registerProducer(self._side, False)
         if self._extra.get("socket") is not None and hasattr(twisted, "setTcpNoDelay"):
             sock = self._extra["socket"]
