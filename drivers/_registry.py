@@ -162,7 +162,7 @@ DRIVERS: dict[str, DriverInfo] = {
     ),
     "twisted": DriverInfo(
         "twisted",
-        "a new Twisted reactor (epoll here), through weft's adapter",
+        "a new Twisted reactor (epoll on Linux), through weft's adapter",
         ("twisted",),
         "twisted",
         _twisted,
