@@ -34,6 +34,7 @@ mode they had, and ``write_eof`` on a kept pipe points it at ``/dev/null``
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import os
 import socket
@@ -147,6 +148,23 @@ class PipeEnd(abstract.FileDescriptor):
         return f"weft pipe fd {self.fd}"
 
 
+class PairState(enum.Enum):
+    """Where a :class:`PipePair` is."""
+
+    #: Reading and writing as asked.
+    OPEN = "open"
+    #: ``loseConnection``: reading stopped, the write end flushes, then the pair ends.
+    CLOSING = "closing"
+    #: ``abortConnection``: nothing more is read or written; the end comes on the next turn.
+    ABORTING = "aborting"
+    #: Over: the side has had ``connectionLost``.
+    ENDED = "ended"
+
+
+#: The states in which the pair still moves bytes.
+_LIVE = frozenset({PairState.OPEN, PairState.CLOSING})
+
+
 class PipePair:
     """A Twisted transport over a read descriptor and a write descriptor (the
     same one for a PTY; none for a read-only one): what ``connect_pipes``
@@ -172,10 +190,9 @@ class PipePair:
             self.writer = self.reader
         else:
             self.writer = PipeEnd(reactor, self, ends.write_fd, pty=pty)
-        self._disconnecting = False
-        self._aborting = False
+        self._state = PairState.OPEN
+        # The read end met EOF (an orthogonal fact: the write end may go on).
         self._read_eof = False
-        self._ended = False
 
     def start(self) -> None:
         """Start reading, then make the connection (the side's protocol may pause at once)."""
@@ -186,7 +203,7 @@ class PipePair:
 
     def write(self, data: bytes) -> None:
         """Buffer ``data`` in the write end."""
-        if self.writer is not None and not self._aborting:
+        if self.writer is not None and self._state in _LIVE:
             self.writer.write(data)
 
     def registerProducer(self, producer: Any, streaming: bool) -> None:
@@ -201,12 +218,12 @@ class PipePair:
 
     def pauseProducing(self) -> None:
         """Stop reading."""
-        if not self._ended and not self._read_eof:
+        if self._state is not PairState.ENDED and not self._read_eof:
             self.reader.stopReading()
 
     def resumeProducing(self) -> None:
         """Read again."""
-        if not self._ended and not self._read_eof and not self._disconnecting and not self._aborting:
+        if self._state is PairState.OPEN and not self._read_eof:
             self.reader.startReading()
 
     def loseWriteConnection(self) -> None:
@@ -225,9 +242,9 @@ class PipePair:
 
     def loseConnection(self) -> None:
         """Stop reading; flush, then end."""
-        if self._ended or self._disconnecting:
+        if self._state is not PairState.OPEN:
             return
-        self._disconnecting = True
+        self._state = PairState.CLOSING
         self.reader.stopReading()
         writer = self.writer
         if writer is None or not writer.connected or not writer.buffered:
@@ -239,9 +256,9 @@ class PipePair:
 
     def abortConnection(self) -> None:
         """Drop what is buffered and end on the next turn."""
-        if self._ended or self._aborting:
+        if self._state not in _LIVE:
             return
-        self._aborting = True
+        self._state = PairState.ABORTING
         for end in self._ends_of():
             end.stopReading()
             end.stopWriting()
@@ -254,23 +271,23 @@ class PipePair:
     def startWriting(self) -> None:
         """Watch the write end for writability (Twisted then asks its producer for more)."""
         writer = self.writer
-        if writer is not None and writer.connected and not self._aborting:
+        if writer is not None and writer.connected and self._state in _LIVE:
             writer.startWriting()
 
     # -------------------------------------------------------- the ends' news
 
     def _data(self, data: bytes) -> None:
-        if not self._ended and not self._aborting:
+        if self._state in _LIVE:
             self._side.dataReceived(data)
 
     def _read_ended(self) -> None:
-        if self._ended or self._aborting or self._read_eof:
+        if self._state not in _LIVE or self._read_eof:
             return
         self._read_eof = True
         self._side.readConnectionLost()
 
     def _end_lost(self, end: PipeEnd, reason: Failure) -> None:
-        if self._ended:
+        if self._state is PairState.ENDED:
             return
         if end.error is not None:
             self._finish(Failure(end.error))
@@ -279,7 +296,7 @@ class PipePair:
         if end is self.writer and end is not self.reader and clean:
             # The write end flushed and ended: EOF went out.
             self._ends.end_output()
-            if self._disconnecting:
+            if self._state is PairState.CLOSING:
                 self._finish(reason)
             else:
                 self._side.writeConnectionLost()
@@ -291,9 +308,9 @@ class PipePair:
         self._finish(reason)
 
     def _finish(self, reason: Failure) -> None:
-        if self._ended:
+        if self._state is PairState.ENDED:
             return
-        self._ended = True
+        self._state = PairState.ENDED
         for end in self._ends_of():
             if end.connected:
                 end.connectionLost(reason)  # its own news is ignored now

@@ -52,6 +52,7 @@ handed.  How weft's contract maps onto Twisted's:
 
 from __future__ import annotations
 
+import enum
 import errno
 import logging
 import socket
@@ -73,7 +74,7 @@ from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
 
-__all__ = ["CHUNK", "Carrier", "TwistedSide", "TwistedTransport"]
+__all__ = ["CHUNK", "Carrier", "Link", "TwistedSide", "TwistedTransport"]
 
 logger = logging.getLogger("weft.twisted")
 
@@ -81,8 +82,34 @@ logger = logging.getLogger("weft.twisted")
 #: calls (Twisted's own read size and default ``bufferSize``).
 CHUNK = 64 * 1024
 
-# What one sendfile of a region came to (see TwistedTransport._send_file).
-_SENT, _WAIT, _REFUSED, _FAILED = "sent", "wait", "refused", "failed"
+
+class Link(enum.Enum):
+    """Where a :class:`TwistedTransport` stands with the Twisted transport under it."""
+
+    #: Twisted has not made the connection yet.
+    UNMADE = "unmade"
+    #: Made: the side is the Twisted transport's pull producer, and the queue
+    #: goes to Twisted as it asks for more.
+    PRODUCING = "producing"
+    #: ``loseWriteConnection`` was asked (the producer let go first, or Twisted
+    #: would never end its output); reading goes on.
+    OUTPUT_ENDED = "output ended"
+    #: ``loseConnection`` or ``abortConnection`` was asked: Twisted ends the connection.
+    LET_GO = "let go"
+
+
+class _Sendfile(enum.Enum):
+    """What one ``sendfile`` of a region came to (see ``TwistedTransport._send_file``)."""
+
+    #: The region is all out: on to what follows it.
+    SENT = "sent"
+    #: The kernel took what it could: on once the descriptor is writable.
+    WAIT = "wait"
+    #: The kernel cannot sendfile here: the region is read instead.
+    REFUSED = "refused"
+    #: Sending failed: the connection ends with the error.
+    FAILED = "failed"
+
 
 #: What the Twisted transport is over: a socket, or pipes.  Twisted reports a
 #: connection that ended badly without its errno; this picks the error.
@@ -169,7 +196,7 @@ class TwistedTransport(TransportBookkeeping):
         "_factory",
         "_flow",
         "_in_twisted",
-        "_let_go",
+        "_link",
         "_lifecycle",
         "_log_factory_errors",
         "_made",
@@ -177,11 +204,9 @@ class TwistedTransport(TransportBookkeeping):
         "_queue",
         "_queued",
         "_out_fd",
-        "_producing",
         "_sendfile_refused",
         "_side",
         "_soon",
-        "_started",
         "_twisted",
         "_waiting",
         "_writable",
@@ -212,7 +237,7 @@ class TwistedTransport(TransportBookkeeping):
         self._twisted: Any = None  # the Twisted transport, once made
         self._can_write_eof = can_write_eof
         self._log_factory_errors = log_factory_errors
-        self._started = False  # Twisted made the connection (the factory was called)
+        self._link = Link.UNMADE
         self._made = False  # the protocol's connection_made was called
         # The fast path of write() (when nothing is queued): the protocol is
         # made and the lifecycle writable (no close, abort or write_eof).
@@ -223,10 +248,6 @@ class TwistedTransport(TransportBookkeeping):
         self._queued = 0
         # Bytes handed to Twisted since it last said its buffer was empty.
         self._in_twisted = 0
-        # Twisted was told to end the connection (loseConnection or abortConnection).
-        self._let_go = False
-        # The side is registered as the Twisted transport's producer.
-        self._producing = False
         # The descriptor write_file's sendfile writes to (Twisted's buffer
         # empty), and whether the kernel refused it there once.
         self._out_fd = -1
@@ -264,7 +285,7 @@ class TwistedTransport(TransportBookkeeping):
         lifecycle.apply(Event.CLOSE)
         self._writable = False
         self._stop_delivering()
-        if self._started and not self._queue:  # else once the queue is handed over
+        if self._link is not Link.UNMADE and not self._queue:  # else once the queue is handed over
             self._lose_connection()
 
     # ------------------------------------------------------- ReadTransport
@@ -312,7 +333,7 @@ class TwistedTransport(TransportBookkeeping):
             raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
         lifecycle.apply(Event.WRITE_EOF)
         self._writable = False
-        if self._started and not self._queue:  # else once the queue is handed over
+        if self._link is not Link.UNMADE and not self._queue:  # else once the queue is handed over
             self._send_eof()
 
     def can_write_eof(self) -> bool:
@@ -325,9 +346,9 @@ class TwistedTransport(TransportBookkeeping):
             return
         # A close() whose bytes Twisted has all sent is as good as done:
         # resetting now could destroy data the peer has not read yet.
-        flushed = self._let_go and self.get_write_buffer_size() == 0
+        flushed = self._link is Link.LET_GO and self.get_write_buffer_size() == 0
         self._drop()
-        if self._started and not flushed:
+        if self._link is not Link.UNMADE and not flushed:
             self._abort_twisted()
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
@@ -371,7 +392,7 @@ class TwistedTransport(TransportBookkeeping):
             return
         self._queue.append(admitted)
         self._queued += len(admitted)
-        if self._started:
+        if self._link is Link.PRODUCING:
             self._feed()
         self._check_pause()
 
@@ -379,7 +400,7 @@ class TwistedTransport(TransportBookkeeping):
         """Hand Twisted what is queued, up to :data:`CHUNK` since it last asked
         (``writable``: Twisted asked, its descriptor is writable); once all is
         handed over, end the output if that was asked for."""
-        if not self._started or self._let_go or self._lifecycle.dropped:
+        if self._link is not Link.PRODUCING or self._lifecycle.dropped:
             return
         queue, write = self._queue, self._twisted.write
         while queue and self._in_twisted < CHUNK:
@@ -403,14 +424,12 @@ class TwistedTransport(TransportBookkeeping):
                     self._twisted.startWriting()
                     return
                 outcome = self._send_file(head)
-                if outcome is _SENT:
-                    continue
-                if outcome is _WAIT:
+                if outcome is _Sendfile.WAIT:
                     self._twisted.startWriting()  # on from _drained, once writable
                     return
-                if outcome is _FAILED:
+                if outcome is _Sendfile.FAILED:
                     return
-                continue  # refused: read it instead
+                continue  # sent: on to what follows; refused: read it instead
             else:
                 try:
                     piece = head.read(room)
@@ -431,49 +450,46 @@ class TwistedTransport(TransportBookkeeping):
         elif lifecycle.write_state is WriteState.EOF_PENDING:
             self._send_eof()
 
-    def _send_file(self, region: FileRegion) -> str:
+    def _send_file(self, region: FileRegion) -> _Sendfile:
         """One ``sendfile`` from ``region`` (at the head of the queue, Twisted's
-        buffer empty) straight to the descriptor: :data:`_SENT` when the region
-        is all out, :data:`_WAIT` when the kernel took what it could,
-        :data:`_REFUSED` when the kernel cannot (the region is then read),
-        :data:`_FAILED` when the connection ends with the error."""
+        buffer empty) straight to the descriptor."""
         try:
             sent = send_from_file(self._out_fd, region)
         except (BlockingIOError, InterruptedError):
-            return _WAIT
+            return _Sendfile.WAIT
         except OSError as exc:
             if sendfile_refused(exc):
                 self._sendfile_refused = True
-                return _REFUSED
+                return _Sendfile.REFUSED
             self._fail(exc)
-            return _FAILED
+            return _Sendfile.FAILED
         self._queued -= sent
         if len(region):
-            return _WAIT
+            return _Sendfile.WAIT
         self._queue.popleft()
         region.close()
-        return _SENT
+        return _Sendfile.SENT
 
     def _send_eof(self) -> None:
         self._lifecycle.apply(Event.EOF_SENT)
         self._unregister()
+        self._link = Link.OUTPUT_ENDED
         self._twisted.loseWriteConnection()
 
     def _lose_connection(self) -> None:
-        if self._let_go:
+        if self._link is Link.LET_GO:
             return
-        self._let_go = True
         self._unregister()
+        self._link = Link.LET_GO
         self._twisted.loseConnection()
 
     def _unregister(self) -> None:
         """Stop being Twisted's producer: it would never end the connection while one is registered."""
-        if self._producing:
-            self._producing = False
+        if self._link is Link.PRODUCING:
             self._twisted.unregisterProducer()
 
     def _abort_twisted(self) -> None:
-        self._let_go = True
+        self._link = Link.LET_GO
         twisted = self._twisted
         if twisted is not None and self._side.connected:
             twisted.abortConnection()
@@ -483,7 +499,6 @@ class TwistedTransport(TransportBookkeeping):
     def _start(self, twisted: Any) -> None:
         """Twisted made the connection: make the protocol, then connection_made."""
         self._twisted = twisted
-        self._started = True
         self._take_names(twisted)
         fileno = getattr(twisted, "fileno", None)
         self._out_fd = fileno() if callable(fileno) else -1
@@ -499,7 +514,7 @@ class TwistedTransport(TransportBookkeeping):
             self._started_hooks()
             return
         self._protocol = protocol
-        self._producing = True
+        self._link = Link.PRODUCING
         twisted.registerProducer(self._side, False)
         if self._extra.get("socket") is not None and hasattr(twisted, "setTcpNoDelay"):
             sock = self._extra["socket"]
@@ -654,7 +669,7 @@ class TwistedTransport(TransportBookkeeping):
         if self._error is None:
             self._error = exc
         self._drop()
-        if self._started:
+        if self._link is not Link.UNMADE:
             self._abort_twisted()
 
     def _fail(self, exc: BaseException) -> None:
