@@ -602,7 +602,7 @@ class TwistedTransport(TransportBookkeeping):
         self._in_twisted = 0
         if self._queue:
             self._feed(writable=True)
-        if self._made:
+        if self._flow.paused and self._made:
             self._check_resume()
 
     def _twisted_lost(self, reason: Failure) -> None:

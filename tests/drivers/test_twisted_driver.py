@@ -18,6 +18,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -558,3 +559,60 @@ def test_one_connections_failure_leaves_the_others_alone() -> None:
         assert runtime.run_until(lambda: good.received == b"first second", TIMEOUT)
         assert not good.lost
         assert isinstance(bad.lost_exc, ValueError)
+
+
+@pytest.fixture
+def unanswered_port() -> Iterator[int]:
+    """A port whose listener's accept queue is full: the kernel drops further SYNs."""
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(8):
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        yield port
+    finally:
+        for sock in [full, *fillers]:
+            sock.close()
+
+
+def test_connect_errors_are_weft_errors_and_the_timeout_is_on_the_runtimes_clock(
+    unanswered_port: int, tmp_path: Path
+) -> None:
+    """A refused connect is ConnectionRefusedError naming the address (from the
+    errno Twisted reports); a missing UNIX socket FileNotFoundError naming the
+    path; one nobody answers TimeoutError once the runtime's clock (here a
+    task.Clock) passes the timeout, with Twisted's connector stopped; one
+    under way when the runtime closes, ClosedResourceError."""
+    clock = task.Clock()
+    runtime = TwistedRuntime(clock=clock)
+    try:
+        with socket.socket() as vacant:
+            vacant.bind(("127.0.0.1", 0))
+            refused_port = vacant.getsockname()[1]
+        refused = runtime.connect_tcp(RecordingProtocol, "127.0.0.1", refused_port)
+        missing = runtime.connect_unix(RecordingProtocol, str(tmp_path / "nobody.sock"))
+        assert runtime.run_until(lambda: refused.done() and missing.done(), TIMEOUT)
+        assert isinstance(refused.exception(), ConnectionRefusedError)
+        assert f"127.0.0.1:{refused_port}" in str(refused.exception())
+        assert isinstance(missing.exception(), FileNotFoundError)
+        assert "nobody.sock" in str(missing.exception())
+
+        silent = runtime.connect_tcp(RecordingProtocol, "127.0.0.1", unanswered_port, timeout=30)
+        assert not runtime.run_until(silent.done, 0.2)
+        clock.advance(30)
+        assert runtime.run_until(silent.done, TIMEOUT)
+        error = silent.exception()
+        assert isinstance(error, TimeoutError)
+        assert f"cannot connect to 127.0.0.1:{unanswered_port}: no answer in 30 s" in str(error)
+        assert runtime.reactor.getWriters() == []  # the connector was stopped
+
+        pending = runtime.connect_tcp(RecordingProtocol, "127.0.0.1", unanswered_port)
+    finally:
+        runtime.close()
+    assert isinstance(pending.exception(), ClosedResourceError)
