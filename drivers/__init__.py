@@ -29,6 +29,7 @@ The drivers, one package each:
 * :mod:`weft.drivers.coroutine`: the reactor with a task per connection;
   :mod:`weft.drivers.coroutines` is the coroutine library for any driver.
 * :mod:`weft.drivers.blocking`: threads and blocking sockets.
+* :mod:`weft.drivers.twisted`: a Twisted reactor (the ``twisted`` extra).
 * :mod:`weft.drivers.testing`: in memory, for tests, with a fake clock and a
   stepped pump (``docs/testing.md``).
 """

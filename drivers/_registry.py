@@ -107,6 +107,12 @@ def _blocking() -> Runtime:
     return BlockingRuntime()
 
 
+def _twisted() -> Runtime:
+    from weft.drivers.twisted import TwistedRuntime
+
+    return TwistedRuntime()
+
+
 #: What every operating-system driver offers (:class:`~weft.drivers._runtime.Runtime`).
 _OS_DRIVER = frozenset(
     {LoopRuntime, ThreadsRuntime, TCPRuntime, UNIXRuntime, PipesRuntime, DatagramRuntime, SignalsRuntime}
@@ -152,6 +158,14 @@ DRIVERS: dict[str, DriverInfo] = {
         (),
         None,
         _blocking,
+        _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
+    ),
+    "twisted": DriverInfo(
+        "twisted",
+        "a new Twisted reactor (epoll on Linux), through weft's adapter",
+        ("twisted",),
+        "twisted",
+        _twisted,
         _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
     ),
 }

@@ -20,8 +20,8 @@ into ``IReactorTCP``, ``IReactorProcess`` and friends:
   on its stdio.
 
 :class:`Runtime` is what every operating-system driver offers: all of them
-but :class:`ProcessRuntime`, which the reactor, the coroutine driver and the
-blocking driver offer and asyncio's adapter does not (yet).  Code that needs
+but :class:`ProcessRuntime`, which the reactor, the coroutine driver, the
+blocking driver and the Twisted driver offer and asyncio's adapter does not (yet).  Code that needs
 one capability takes that protocol as its type (``open_tcp(runtime:
 TCPRuntime, ...)``), so that mypy says which runtimes it can run on; every
 capability protocol is ``runtime_checkable``, so code handed a runtime can

@@ -27,13 +27,17 @@ from benchmarks.attacks.workspace import Workspace
 # suite, and each case runs where its code paths differ, once each.  The full
 # suite (benchmarks/attack.py) runs each case on every driver it applies to.
 
-#: The malformed table runs on one event-loop driver and on the
-#: thread-per-connection one: the HTTP parsing is shared, what differs is how
-#: each ends a connection.
-TABLE_DRIVERS = ("reactor", "blocking")
+#: The malformed table runs on one event-loop driver, on the
+#: thread-per-connection one and on Twisted's transports: the HTTP parsing is
+#: shared, what differs is how each ends a connection.
+TABLE_DRIVERS = ("reactor", "blocking", "twisted")
 #: Descriptor exhaustion under the shared accept code (drivers/_core/accepting.py)
-#: on weft's own loop and on asyncio's.
-EXHAUSTION_DRIVERS = ("reactor", "asyncio")
+#: on weft's own loop, on asyncio's, and on Twisted's reactor (which takes
+#: each accepted socket over as one of its own transports).
+EXHAUSTION_DRIVERS = ("reactor", "asyncio", "twisted")
+#: Never-reading downloaders on weft's own write path and on the Twisted
+#: driver's (a region sent with sendfile behind Twisted's producer).
+DOWNLOAD_DRIVERS = ("reactor", "twisted")
 #: The pool limit is the Server's on every event-loop driver, and the blocking
 #: driver's own pool: one of each.
 POOL_DRIVERS = ("reactor", "blocking")
@@ -106,12 +110,13 @@ def test_table_rows_have_unique_names_and_sound_expectations() -> None:
 # --------------------------------------------------------- never-reading peers
 
 
-def test_never_reading_downloaders_cost_little_memory(workspace: Workspace) -> None:
+@pytest.mark.parametrize("driver", DOWNLOAD_DRIVERS)
+def test_never_reading_downloaders_cost_little_memory(workspace: Workspace, driver: str) -> None:
     """A hundred clients that GET a 2 GiB file and never read it: the server's
     RSS grows by less than 80 KiB a client (the file is not buffered per
     client), and another client's GET is still answered."""
     with Servers() as servers:
-        figures = hoarders.never_reading_http(attack_on("reactor", workspace, servers))
+        figures = hoarders.never_reading_http(attack_on(driver, workspace, servers))
     growth = figure(figures, "rss growth").value
     assert isinstance(growth, int)
     assert growth < 8 * MiB, f"RSS grew by {growth / MiB:.1f} MiB for 100 never-reading downloaders"

@@ -96,7 +96,7 @@ def test_each_driver_declares_what_its_runtime_has(runtime: Runtime, driver: str
 def test_processes_are_not_everywhere() -> None:
     """The registry's declarations differ where the drivers do: asyncio and
     uvloop start no processes, the others do; every driver offers write_file."""
-    assert driver_names(requires={ProcessRuntime}) == ["reactor", "coroutine", "blocking"]
+    assert driver_names(requires={ProcessRuntime}) == ["reactor", "coroutine", "blocking", "twisted"]
     assert driver_names(lacks={ProcessRuntime}) == ["asyncio", "uvloop"]
     assert driver_names(requires={FileWriteTransport}) == list(DRIVERS)
 
@@ -105,7 +105,11 @@ def test_selecting_by_name_and_leaving_out_with_a_reason() -> None:
     """only= keeps the drivers named, in the registry's order; exclude= leaves
     some out; a name the registry does not know is an error, not an empty selection."""
     assert driver_names(only=("coroutine", "reactor")) == ["reactor", "coroutine"]
-    assert driver_names(requires={ProcessRuntime}, exclude={"blocking": "why"}) == ["reactor", "coroutine"]
+    assert driver_names(requires={ProcessRuntime}, exclude={"blocking": "why"}) == [
+        "reactor",
+        "coroutine",
+        "twisted",
+    ]
     with pytest.raises(KeyError, match="no driver called 'reactr'"):
         driver_names(only=("reactr",))
     with pytest.raises(KeyError, match="no driver called 'blockng'"):

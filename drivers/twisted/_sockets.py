@@ -1,0 +1,350 @@
+"""TCP and UNIX-domain sockets on a Twisted reactor: listening and connecting.
+
+Listening binds at once, in :mod:`weft.drivers._core.socket_binding`, so
+errors raise ``OSError`` from the call, as on every weft driver (Twisted's
+``listenTCP`` raises its own ``CannotListenError``).  Accepting is weft's
+:class:`~weft.drivers._core.accepting.Acceptor` on the reactor: it accepts
+in batches and pauses for a second, with one line logged, when descriptors
+run out, where Twisted's ``Port`` logs a line per attempt and, the socket
+still readable, tries again at once.  Each accepted socket is handed to
+Twisted with ``adoptStreamConnection``, which makes it one of Twisted's own
+TCP (or UNIX) transports.
+
+Connecting is Twisted's ``connectTCP``/``connectUNIX``, one address at a
+time: a name is looked up first, in a thread, and each address it resolves
+to is tried in turn, under one deadline on the runtime's clock.  The
+future gets the transport once ``connection_made`` has run, or the error as
+every weft driver gives it: ``ConnectionRefusedError`` and the rest (built
+from the errno Twisted reports) with the address in the message,
+``TimeoutError`` after ``timeout`` seconds, ``socket.gaierror`` for a name
+that does not resolve, or what the protocol factory raised.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet import error as twisted_error
+from twisted.internet import tcp, unix
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from weft.drivers._core.accepting import Acceptor
+from weft.drivers._core.futures import Future
+from weft.drivers._core.socket_binding import (
+    bind_tcp,
+    bind_unix,
+    remove_socket_file,
+    tcp_port,
+    unique_addresses,
+)
+from weft.drivers._core.timers import Timer
+from weft.drivers.twisted._transport import TwistedSide, TwistedTransport
+from weft.protocols.contract import Transport
+from weft.protocols.errors import ArgumentError, ClosedResourceError
+
+if TYPE_CHECKING:
+    from weft.drivers.twisted._plumbing import TwistedHost
+
+__all__ = ["TwistedListener", "adopt_socket", "connect_tcp", "connect_unix", "listen_tcp", "listen_unix"]
+
+logger = logging.getLogger("weft.twisted")
+
+ProtocolFactory = Callable[[], Any]
+
+
+def adopt_socket(host: TwistedHost, sock: socket.socket, transport: TwistedTransport) -> None:
+    """Make Twisted's own server-side transport (``tcp.Server``, ``unix.Server``)
+    over the connected ``sock``, which Twisted owns from now on: ``transport``'s
+    protocol is made now.
+
+    What ``reactor.adoptStreamConnection`` does, without the duplicate of the
+    descriptor it makes: out of descriptors, an accepted connection would be
+    lost to that ``dup``, where the listener's pause keeps it waiting in the
+    kernel's backlog (and each connection would cost two system calls more).
+    """
+    sock.setblocking(False)
+    side = transport.side
+    peer = sock.getpeername()
+    # Twisted's classes, typed loosely: zope's interfaces mean nothing to mypy.
+    make: Any = unix.Server if sock.family == socket.AF_UNIX else tcp.Server
+    server = make(sock, side, peer, None, 0 if sock.family == socket.AF_UNIX else peer[1], host.reactor)
+    server.repstr = f"<weft connection on {sock.getsockname()!r}>"  # Twisted sets it only for its ports
+    side.makeConnection(server)
+
+
+class TwistedListener:
+    """Sockets accepting connections for one protocol factory, on a Twisted reactor.
+
+    Conforms to :class:`weft.drivers._runtime.Listener`.
+    """
+
+    def __init__(self, host: TwistedHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
+        self._host = host
+        self._factory = factory
+        #: The listening sockets.
+        self.sockets = sockets
+        # Kept: a closed socket no longer knows its name.
+        self._addresses = [sock.getsockname() for sock in sockets]
+        #: The transports of the connections accepted and still open.
+        self.connections: set[TwistedTransport] = set()
+        self._closed = False
+        self._acceptor = Acceptor(
+            sockets, self._start, watch=self._watch, call_later=host.call_later, logger=logger
+        )
+
+    @property
+    def addresses(self) -> list[Any]:
+        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
+        return list(self._addresses)
+
+    @property
+    def port(self) -> int:
+        """The TCP port (the real one when 0 was asked for)."""
+        return tcp_port(self.addresses)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop accepting; open connections are left alone."""
+        if self._closed:
+            return
+        self._closed = True
+        self._acceptor.close()
+        for sock, address in zip(self.sockets, self._addresses, strict=True):
+            if sock.family == socket.AF_UNIX and isinstance(address, str) and address:
+                remove_socket_file(address)
+            sock.close()
+        self._host._listeners.discard(self)
+
+    def __repr__(self) -> str:
+        return f"<TwistedListener {self._addresses!r}{' closed' if self._closed else ''}>"
+
+    def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
+        self._host._set_reader(sock.fileno(), reader, None)
+
+    def _start(self, sock: socket.socket) -> None:
+        """A connection came in: Twisted's transport for it, and the weft transport over that."""
+        transport = self._host._new_transport(self._factory)
+        transport.on_made.append(self.connections.add)
+        transport.on_lost.append(self.connections.discard)
+        try:
+            adopt_socket(self._host, sock, transport)
+        except OSError as exc:  # the peer is gone already (getpeername)
+            logger.debug("an accepted connection was gone before it started: %s", exc)
+            sock.close()
+
+
+# --------------------------------------------------------------- listening
+
+
+def listen_tcp(
+    host: TwistedHost, factory: ProtocolFactory, address: str | None = "127.0.0.1", port: int = 0
+) -> TwistedListener:
+    """Listen on every address ``address`` resolves to; see ``bind_tcp``."""
+    return _listen(host, factory, bind_tcp(address, port))
+
+
+def listen_unix(host: TwistedHost, factory: ProtocolFactory, path: str) -> TwistedListener:
+    """Listen on a UNIX-domain socket at ``path``; see ``bind_unix``."""
+    return _listen(host, factory, [bind_unix(path)])
+
+
+def _listen(host: TwistedHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> TwistedListener:
+    try:
+        listener = TwistedListener(host, factory, sockets)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    host._listeners.add(listener)
+    return listener
+
+
+# -------------------------------------------------------------- connecting
+
+
+def connect_tcp(
+    host: TwistedHost, factory: ProtocolFactory, address: str, port: int, *, timeout: float
+) -> Future[Transport]:
+    """Connect to ``address:port`` (each address a name resolves to, in turn)."""
+    attempt = _Connect(host, factory, f"{address}:{port}", timeout)
+    if _is_literal(address):
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        attempt.try_addresses([(family, (address, port))])
+    else:
+        attempt.resolve(address, port)
+    return attempt.result
+
+
+def connect_unix(
+    host: TwistedHost, factory: ProtocolFactory, path: str, *, timeout: float
+) -> Future[Transport]:
+    """Connect to the UNIX-domain socket at ``path``."""
+    attempt = _Connect(host, factory, path, timeout)
+    attempt.try_addresses([(socket.AF_UNIX, path)])
+    return attempt.result
+
+
+@implementer(IProtocolFactory)
+class _Attempt:
+    """Twisted's client factory for one address of a connect: reports to the connect."""
+
+    def __init__(self, connect: _Connect) -> None:
+        self._connect = connect
+
+    def doStart(self) -> None:
+        """Nothing to start."""
+
+    def doStop(self) -> None:
+        """Nothing to stop."""
+
+    def startedConnecting(self, connector: Any) -> None:
+        """Nothing to do until it succeeds or fails."""
+
+    def buildProtocol(self, addr: Any) -> TwistedSide | None:
+        """Connected: the connection's side, unless this attempt was given up on."""
+        return self._connect.connected(self)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        """This address failed: the next one, or the error."""
+        self._connect.attempt_failed(self, reason)
+
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+        """The connection's end: its transport hears of it."""
+
+
+class _Connect:
+    """One connect: resolution, each address in turn, the deadline."""
+
+    def __init__(self, host: TwistedHost, factory: ProtocolFactory, target: str, timeout: float) -> None:
+        if timeout != timeout:
+            raise ArgumentError("timeout is NaN")
+        if host._closed:
+            raise ClosedResourceError("the runtime is closed")
+        self.host = host
+        self.target = target
+        self.result: Future[Transport] = Future(host.call_soon)
+        # The factory runs once connected, as on the reactor; if it raises,
+        # the future says so (nobody else would see it: no log).
+        self.transport = host._new_transport(factory, log_factory_errors=False)
+        self.transport.on_started.append(self._started)
+        self.addresses: list[tuple[int, Any]] = []
+        self.errors: list[OSError] = []
+        self.attempt: _Attempt | None = None
+        self.connector: Any = None
+        self.timer: Timer = host.call_later(timeout, self.expire, timeout)
+        host._connecting.add(self)
+
+    def resolve(self, name: str, port: int) -> None:
+        host = self.host
+
+        def lookup() -> None:
+            try:
+                infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                host.call_soon_threadsafe(self.fail, exc)
+            else:
+                found = [(info[0], info[4]) for info in unique_addresses(infos)]
+                host.call_soon_threadsafe(self.try_addresses, found)
+
+        threading.Thread(target=lookup, name=f"weft-resolve-{name}", daemon=True).start()
+
+    def try_addresses(self, addresses: list[tuple[int, Any]]) -> None:
+        if self.result.done():
+            return
+        self.addresses = addresses
+        self.next_address()
+
+    def next_address(self) -> None:
+        if not self.addresses:
+            last = self.errors[-1] if self.errors else OSError(errno.EADDRNOTAVAIL, "no address")
+            # OSError(errno, ...) builds the matching subclass (ConnectionRefusedError...).
+            self.fail(OSError(last.errno, f"cannot connect to {self.target}: {last.strerror}"))
+            return
+        family, address = self.addresses.pop(0)
+        attempt = self.attempt = _Attempt(self)
+        reactor = self.host.reactor
+        # No timeout of Twisted's: the deadline is this connect's, across addresses.
+        if family == socket.AF_UNIX:
+            self.connector = reactor.connectUNIX(address, attempt, timeout=None)
+        else:
+            self.connector = reactor.connectTCP(address[0], address[1], attempt, timeout=None)
+
+    def connected(self, attempt: _Attempt) -> TwistedSide | None:
+        """Twisted connected ``attempt``: its side, or None if it came too late."""
+        if attempt is not self.attempt or self.result.done():
+            return None
+        self.connector = None
+        return self.transport.side
+
+    def _started(self, transport: TwistedTransport) -> None:
+        """The protocol was made, or its factory raised."""
+        if self.result.done():
+            return
+        self._settled()
+        if transport._made:
+            self.result.set_result(transport)
+        else:
+            self.result.set_exception(transport._error or ConnectionError(f"cannot connect to {self.target}"))
+
+    def attempt_failed(self, attempt: _Attempt, reason: Failure) -> None:
+        if attempt is not self.attempt or self.result.done():
+            return
+        self.connector = None
+        self.errors.append(_os_error(reason.value))
+        self.next_address()
+
+    def expire(self, timeout: float) -> None:
+        self.fail(
+            TimeoutError(errno.ETIMEDOUT, f"cannot connect to {self.target}: no answer in {timeout:g} s")
+        )
+
+    def cancel(self) -> None:
+        """The runtime is closing."""
+        self.fail(ClosedResourceError(f"cannot connect to {self.target}: the runtime was closed"))
+
+    def fail(self, error: BaseException) -> None:
+        if self.result.done():
+            return
+        self._settled()
+        self.attempt = None
+        connector, self.connector = self.connector, None
+        if connector is not None and connector.state == "connecting":
+            connector.stopConnecting()
+        self.result.set_exception(error)
+
+    def _settled(self) -> None:
+        self.timer.cancel()
+        self.host._connecting.discard(self)
+
+
+def _os_error(value: object) -> OSError:
+    """The OSError (ConnectionRefusedError...) for what Twisted reported, from its errno."""
+    if isinstance(value, OSError):
+        return value
+    code = getattr(value, "osError", None)
+    if isinstance(code, int):
+        return OSError(code, os.strerror(code))
+    if isinstance(value, twisted_error.TimeoutError):
+        return TimeoutError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT))
+    return OSError(errno.ECONNREFUSED, str(value))
+
+
+def _is_literal(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
