@@ -79,6 +79,7 @@ def find_plugin(tmp_path: Path, *, path: list[str], site_dir: Path | None = None
 
 
 def pip(*args: str) -> None:
+    """Run this environment's pip (quietly); fail the test if it fails."""
     done = subprocess.run(
         [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],
         cwd=ROOT,
@@ -134,10 +135,15 @@ def test_a_wheel_carries_the_plugin_beside_twisteds(tmp_path: Path) -> None:
 def test_an_editable_install_reads_the_plugin_from_the_checkout(tmp_path: Path) -> None:
     """``pip install -e .`` writes a ``.pth`` naming the checkout's ``plugins``
     directory (which holds only the plugin), and Twisted offers the weft reactor
-    from the checkout."""
-    prefix = tmp_path / "prefix"
-    pip("install", "--no-deps", "--no-warn-script-location", "-e", ".", "--prefix", str(prefix))
-    (pth,) = prefix.rglob("weft_twisted_plugins.pth")
+    from the checkout.  (Installed into a new empty environment: pip would
+    replace this environment's own weft if told to install elsewhere with
+    ``--prefix``.)"""
+    environment = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(environment)], check=True, timeout=TIMEOUT
+    )
+    pip("--python", str(environment / "bin" / "python"), "install", "--no-deps", "-e", ".")
+    (pth,) = environment.rglob("weft_twisted_plugins.pth")
     assert pth.read_text() == f"{ROOT / 'plugins'}\n"
     assert sorted(p.name for p in (ROOT / "plugins").iterdir()) == ["twisted"]
     found = find_plugin(tmp_path, path=[], site_dir=pth.parent)
