@@ -314,8 +314,12 @@ class WeftReactor(PosixReactorBase):
         that emptied its buffer) are done on the next turn.
         """
         pending, self._pending_writes = self._pending_writes, {}
+        writers, armed = self._writers, self._armed
         for writer in pending:
-            _callWithLogger(writer, self._ready, writer, False)
+            # One written earlier in this pass may have stopped this one
+            # writing (closed it, say), or it may be waiting for the poller.
+            if writer in writers and writer not in armed:
+                _callWithLogger(writer, self._ready, writer, False)
 
     def _ready(self, selectable: Any, is_read: bool) -> None:
         """``doRead`` or ``doWrite``, in the descriptor's log context; a
