@@ -40,6 +40,7 @@ from twisted.internet import abstract, error, process, tcp, unix
 from twisted.internet.base import DelayedCall
 from twisted.internet.interfaces import IReactorFDSet, IReadDescriptor, IWriteDescriptor
 from twisted.internet.posixbase import _NO_FILEDESC, PosixReactorBase
+from twisted.logger import Logger
 from twisted.python import log
 from zope.interface import implementer
 
@@ -51,6 +52,7 @@ __all__ = ["WeftReactor", "install"]
 # Twisted's logging functions are untyped: through Any.
 _callWithLogger: Any = log.callWithLogger
 _log_err: Any = log.err
+_log = Logger()
 
 #: The ``writeSomeData`` implementations that return 0 (rather than fail)
 #: when the descriptor cannot take data now: a transport whose ``doWrite`` is
@@ -74,8 +76,11 @@ def _writes_when_not_ready(kind: type) -> bool:
     )
 
 
-def _watch(set_watcher: Callable[[int, Callable[[], object] | None, None], None], fd: int,
-           callback: Callable[[], object]) -> None:
+def _watch(
+    set_watcher: Callable[[int, Callable[[], object] | None, None], None],
+    fd: int,
+    callback: Callable[[], object],
+) -> None:
     """Install ``callback`` on weft's reactor for ``fd``; if the poller refuses
     the fd (closed: ``ClosedResourceError``, or an ``OSError``), leave no trace
     of it and raise."""
@@ -248,7 +253,7 @@ class WeftReactor(PosixReactorBase):
                 # weft's reactor was stopped by weft code, not by crash():
                 # end the way a Twisted program ends, shutdown triggers first.
                 self.stop()
-        log.msg("Main loop terminated.")
+        _log.info("Main loop terminated.")
 
     def doIteration(self, delay: float | None) -> None:
         """One turn of weft's reactor, waiting at most ``delay`` seconds for I/O
