@@ -17,7 +17,9 @@ ends, which works alike for every kind).  The kinds:
 * ``uvloop``: the same protocol on uvloop, when uvloop is installed;
 * ``c-epoll``: ``c_echo.c``, the floor (what the kernel alone costs);
 * ``twisted``: a bare Twisted ``Protocol`` on its default (epoll) reactor,
-  when Twisted is installed.  Not run unless asked for.
+  when Twisted is installed.  Not run unless asked for;
+* ``twisted-on-weft``: the same Twisted protocol on weft's reactor
+  (:mod:`weft.drivers.twisted_reactor`).  Not run unless asked for.
 
 Every Python server first frees one large block (see
 :func:`settle_allocator`) unless started with ``--fresh-malloc``.
@@ -91,6 +93,9 @@ def server_kinds() -> list[ServerKind]:
     )
     if find_spec("twisted") is not None:
         kinds.append(ServerKind("twisted", "twisted Protocol echo, default reactor", None, False))
+        kinds.append(
+            ServerKind("twisted-on-weft", "the same twisted Protocol echo on weft's reactor", None, False)
+        )
     return kinds
 
 
@@ -225,6 +230,11 @@ def serve(kind: str, ready: Callable[[int], None]) -> None:
 
         serve_asyncio(uvloop.new_event_loop, ready)
     elif kind == "twisted":
+        serve_twisted(ready)
+    elif kind == "twisted-on-weft":
+        from weft.drivers.twisted_reactor import install
+
+        install()
         serve_twisted(ready)
     elif kind == "py-epoll":
         serve_python_floor(ready)

@@ -57,7 +57,7 @@ class DriverInfo:
 
     def missing(self) -> list[str]:
         """The required modules that cannot be imported here."""
-        return [module for module in self.requires if importlib.util.find_spec(module) is None]
+        return [module for module in self.requires if not _importable(module)]
 
     def available(self) -> bool:
         """Whether it can run here."""
@@ -75,6 +75,14 @@ class DriverInfo:
         if (reason := self.unavailable_reason()) is not None:
             raise UnavailableDriverError(reason)
         return self.opener()
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` (dotted names too) can be imported here, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
 
 
 def _reactor() -> Runtime:
@@ -163,7 +171,9 @@ DRIVERS: dict[str, DriverInfo] = {
     "twisted": DriverInfo(
         "twisted",
         "a new Twisted reactor (epoll on Linux), through weft's adapter",
-        ("twisted",),
+        # Not just "twisted": a twisted/plugins directory left on the path
+        # (weft's own, in an editable install) makes that an empty namespace.
+        ("twisted.internet",),
         "twisted",
         _twisted,
         _OS_DRIVER | {ProcessRuntime, FileWriteTransport},

@@ -49,6 +49,7 @@ PUBLIC_MODULES = frozenset(
         "weft.drivers.testing",
         "weft.drivers.testing.conformance",
         "weft.drivers.twisted",
+        "weft.drivers.twisted_reactor",
     }
 )
 
@@ -60,6 +61,7 @@ DRIVER_PACKAGES = (
     "weft.drivers.reactor",
     "weft.drivers.testing",
     "weft.drivers.twisted",
+    "weft.drivers.twisted_reactor",
 )
 
 

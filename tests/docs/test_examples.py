@@ -28,6 +28,11 @@ EXPECTED = {
         "subprocess: hello child, exit status 0"
     ),
     "dns_on_a_lossy_network.py": "resolved 3 of 3; the network lost 5",
+    "twisted_on_weft.py": (
+        "weft's HTTP client got from twisted.web: 200 hello from twisted.web\n"
+        "a Twisted client got from weft's echo: hello weft\n"
+        "one loop: WeftReactor on Reactor"
+    ),
     "coroutines_with_asyncio.py": (
         "heard: HELLO FROM WEFT\nasyncio.wait_for cancelled the weft task: True\na weft callback got: later"
     ),

@@ -362,7 +362,7 @@ def test_the_registry_opens_a_new_reactor_of_the_best_kind() -> None:
     """open_runtime("twisted") gives a TwistedRuntime named "twisted" on a new
     reactor of the best kind here (epoll on Linux), needing the twisted extra."""
     info = DRIVERS["twisted"]
-    assert (info.requires, info.extra) == (("twisted",), "twisted")
+    assert (info.requires, info.extra) == (("twisted.internet",), "twisted")
     runtime = open_runtime("twisted")
     try:
         assert isinstance(runtime, TwistedRuntime)
@@ -373,18 +373,25 @@ def test_the_registry_opens_a_new_reactor_of_the_best_kind() -> None:
         runtime.close()
 
 
-def test_without_twisted_the_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("absence", ["no twisted at all", "only a twisted/plugins directory"])
+def test_without_twisted_the_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch, absence: str) -> None:
     """Where Twisted cannot be imported, the twisted driver is unavailable and says
-    which pip extra installs it, in one line."""
+    which pip extra installs it, in one line: with no ``twisted`` at all, and
+    with only a ``twisted/plugins`` directory on the path (an editable weft's
+    own plugin), which makes ``twisted`` an empty namespace package."""
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name: str, package: str | None = None) -> Any:
-        return None if name == "twisted" else real_find_spec(name, package)
+        if name == "twisted.internet":
+            if absence == "no twisted at all":
+                raise ModuleNotFoundError("No module named 'twisted'", name="twisted")
+            return None
+        return real_find_spec(name, package)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     assert not DRIVERS["twisted"].available()
     with pytest.raises(
-        UnavailableDriverError, match=r"^the twisted driver needs twisted, .*'weft\[twisted\]'$"
+        UnavailableDriverError, match=r"^the twisted driver needs twisted.internet, .*'weft\[twisted\]'$"
     ):
         open_runtime("twisted")
 
