@@ -608,17 +608,8 @@ class Reactor:
             raise RuntimeError("cannot close a running reactor")
         if self._closed:
             return
-        # Before anything is ended: a hook may turn the loop, and what it
-        # lets happen (a connection accepted meanwhile) is then ended below.
-        while self._before_close:
-            hooks, self._before_close = self._before_close, []
-            for hook in hooks:
-                try:
-                    hook.run()
-                except Exception as exc:
-                    logger.error("exception in a callback before close %r", hook, exc_info=exc)
-        if self._closed:  # a hook closed it itself
-            return
+        if self._run_before_close():
+            return  # a callback closed the reactor itself
         # What is still open ends now: listeners close, transports are aborted
         # and their protocols hear connection_lost before this returns.
         for end in list(self._open.values()):
@@ -639,6 +630,20 @@ class Reactor:
         for fd in {self._wake_read, self._wake_write}:
             os.close(fd)
         self._ready.clear()
+
+    def _run_before_close(self) -> bool:
+        """Run the :meth:`call_before_close` callbacks (and those they add);
+        whether one of them closed the reactor."""
+        # Before anything is ended: a hook may turn the loop, and what it
+        # lets happen (a connection accepted meanwhile) is then ended by close.
+        while self._before_close:
+            hooks, self._before_close = self._before_close, []
+            for hook in hooks:
+                try:
+                    hook.run()
+                except Exception as exc:
+                    logger.error("exception in a callback before close %r", hook, exc_info=exc)
+        return self._closed
 
     def __enter__(self) -> Reactor:
         return self
