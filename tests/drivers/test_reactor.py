@@ -712,7 +712,6 @@ def test_run_once_refuses_a_bad_timeout_and_a_running_reactor() -> None:
         assert [str(error) for error in errors] == ["the reactor is already running"]
 
 
-
 def test_call_before_close_runs_first_and_may_turn_the_loop(
     reactor: Reactor, caplog: pytest.LogCaptureFixture
 ) -> None:
