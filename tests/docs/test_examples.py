@@ -48,7 +48,7 @@ THREE_HEARD = "".join(
     f"{name} client heard: hello from Trio, hello from Twisted, hello from weft\n"
     for name in ("weft", "Twisted", "Trio")
 )
-WITH_ARGUMENTS = {
+WITH_ARGUMENTS: dict[tuple[str, ...], str] = {
     ("three_frameworks.py", "--host", "weft"): (
         "WeftReactor on weft's Reactor hosts all three\n" + THREE_HEARD
     ),

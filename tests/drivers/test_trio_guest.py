@@ -9,6 +9,8 @@ reactor on weft's.  Every wait is bounded by ``TIMEOUT``; none sleeps.
 from __future__ import annotations
 
 import hashlib
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -219,6 +221,44 @@ def test_host_code_calls_into_trio_through_the_token(reactor: Reactor) -> None:
     assert token is not None
     reactor.call_later(0.001, token.run_sync_soon, waiting[0].set)
     assert finish(reactor, guest) == "woken by weft"
+
+
+def current_wakeup_fd() -> int:
+    """The fd ``signal.set_wakeup_fd`` holds now (-1: none), left as it was."""
+    current = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(current)
+    return current
+
+
+def test_trio_leaves_a_wakeup_fd_set_by_the_host_alone(reactor: Reactor) -> None:
+    """Where something in the process already uses ``signal.set_wakeup_fd`` (an
+    asyncio loop, Twisted's ``reactor.run()``), the guest run is told so and leaves
+    it in place (Trio would otherwise take it over, and warn); where nothing does,
+    Trio sets its own for the run and puts -1 back."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal.set_wakeup_fd exists only in the main thread")
+    seen: list[int] = []
+
+    async def look() -> None:
+        await trio.sleep(0)
+        seen.append(current_wakeup_fd())
+
+    outer = signal.set_wakeup_fd(-1)  # whatever the test runner had, put back at the end
+    try:
+        finish(reactor, start_trio_guest(reactor, look))
+        assert seen[0] != -1  # Trio's own, for the run
+        assert current_wakeup_fd() == -1
+        host_end, other_end = socket.socketpair()
+        with host_end, other_end:
+            host_end.setblocking(False)
+            hosts = host_end.fileno()
+            signal.set_wakeup_fd(hosts)
+            finish(reactor, start_trio_guest(reactor, look))
+            assert seen[1] == hosts
+            assert current_wakeup_fd() == hosts
+            signal.set_wakeup_fd(-1)
+    finally:
+        signal.set_wakeup_fd(outer)
 
 
 # ---------------------------------------------------- outcome and errors
