@@ -50,6 +50,7 @@ PUBLIC_MODULES = frozenset(
         "weft.drivers.testing.conformance",
         "weft.drivers.twisted",
         "weft.drivers.twisted_reactor",
+        "weft.drivers.trio_guest",
     }
 )
 
@@ -62,6 +63,7 @@ DRIVER_PACKAGES = (
     "weft.drivers.testing",
     "weft.drivers.twisted",
     "weft.drivers.twisted_reactor",
+    "weft.drivers.trio_guest",
 )
 
 

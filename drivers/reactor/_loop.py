@@ -88,6 +88,8 @@ class Reactor:
         self._always_ready: dict[int, int] = {}
         # Children whose exit is still to be learned (see close).
         self._processes: set[Process] = set()
+        # What close() runs first, while the loop can still turn (call_before_close).
+        self._before_close: list[Timer] = []
         self._timers = TimerQueue()
         self._ready: deque[Timer] = deque()
         self._running = False
@@ -574,16 +576,40 @@ class Reactor:
 
     # ------------------------------------------------------------ closing
 
+    def call_before_close(self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> Timer:
+        """Run ``callback(*args)`` when :meth:`close` begins, while the loop can still turn.
+
+        For what must end on the loop before the loop goes: a Trio guest run
+        (:mod:`weft.drivers.trio_guest`) is cancelled there and then given
+        turns (``run_until``) until it has finished.  The callbacks run first
+        in :meth:`close`, in the order registered, before any listener closes
+        or transport is aborted; one that raises is logged and the others
+        still run.  Cancel the returned handle to call it off.  Raises
+        :class:`~weft.protocols.errors.ClosedResourceError` once closed.
+        """
+        if self._closed:
+            raise ClosedResourceError("the reactor is closed")
+        # Handles called off are dropped here, so that many short-lived
+        # registrations (one per guest run) do not pile up until close.
+        self._before_close = [hook for hook in self._before_close if not hook.cancelled()]
+        hook = Timer(0.0, callback, args, None)
+        self._before_close.append(hook)
+        return hook
+
     def close(self) -> None:
         """Release the poller, the wake-up fd and signal handlers (not while running).
 
-        Listeners still open are closed, and transports still open are
-        aborted: their protocols hear ``connection_lost`` before this returns.
+        First the :meth:`call_before_close` callbacks run (they may turn the
+        loop); then listeners still open are closed, and transports still
+        open are aborted: their protocols hear ``connection_lost`` before
+        this returns.
         """
         if self._running:
             raise RuntimeError("cannot close a running reactor")
         if self._closed:
             return
+        if self._run_before_close():
+            return  # a callback closed the reactor itself
         # What is still open ends now: listeners close, transports are aborted
         # and their protocols hear connection_lost before this returns.
         for end in list(self._open.values()):
@@ -604,6 +630,20 @@ class Reactor:
         for fd in {self._wake_read, self._wake_write}:
             os.close(fd)
         self._ready.clear()
+
+    def _run_before_close(self) -> bool:
+        """Run the :meth:`call_before_close` callbacks (and those they add);
+        whether one of them closed the reactor."""
+        # Before anything is ended: a hook may turn the loop, and what it
+        # lets happen (a connection accepted meanwhile) is then ended by close.
+        while self._before_close:
+            hooks, self._before_close = self._before_close, []
+            for hook in hooks:
+                try:
+                    hook.run()
+                except Exception as exc:
+                    logger.error("exception in a callback before close %r", hook, exc_info=exc)
+        return self._closed
 
     def __enter__(self) -> Reactor:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,22 @@ EXPECTED = {
 }
 
 
+#: Scripts run once per set of arguments, each with what it must print (a
+#: regular expression for the whole output).
+#: three_frameworks.py: one process per host, since a Twisted reactor is
+#: installed once per process; the three clients each hear all three.
+THREE_HEARD = "".join(
+    f"{name} client heard: hello from Trio, hello from Twisted, hello from weft\n"
+    for name in ("weft", "Twisted", "Trio")
+)
+WITH_ARGUMENTS: dict[tuple[str, ...], str] = {
+    ("three_frameworks.py", "--host", "weft"): (
+        "WeftReactor on weft's Reactor hosts all three\n" + THREE_HEARD
+    ),
+    # Twisted's default reactor: epoll on Linux, poll or select elsewhere.
+    ("three_frameworks.py", "--host", "twisted"): (r"Twisted's \w+Reactor hosts all three\n" + THREE_HEARD),
+}
+
 #: Servers run until stopped: tests/docs/test_example_servers.py talks to them.
 SERVERS = {
     "echo_server.py",
@@ -53,7 +70,7 @@ SERVERS = {
 def test_every_example_is_checked() -> None:
     """Each script in examples/ is listed here or is a pytest file run below."""
     scripts = {path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("test_")}
-    assert scripts == set(EXPECTED) | SERVERS
+    assert scripts == set(EXPECTED) | SERVERS | {name for name, *_ in WITH_ARGUMENTS}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -64,6 +81,22 @@ def test_example_runs(name: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert EXPECTED[name] in result.stdout
+
+
+@pytest.mark.parametrize("command", sorted(WITH_ARGUMENTS), ids=" ".join)
+def test_example_runs_with_arguments(command: tuple[str, ...]) -> None:
+    """The script, run with these arguments, exits 0 and prints exactly what it is
+    meant to show."""
+    name, *arguments = command
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(WITH_ARGUMENTS[command], result.stdout), result.stdout
 
 
 def test_example_test_file_passes() -> None:

@@ -710,3 +710,38 @@ def test_run_once_refuses_a_bad_timeout_and_a_running_reactor() -> None:
         reactor.call_soon(nested)
         reactor.run()
         assert [str(error) for error in errors] == ["the reactor is already running"]
+
+
+def test_call_before_close_runs_first_and_may_turn_the_loop(
+    reactor: Reactor, caplog: pytest.LogCaptureFixture
+) -> None:
+    """close() runs the before-close callbacks first, in order, while the loop can
+    still turn: one that turns it sees a timer fire and an echo answered while the
+    connection is still open (close aborts it only afterwards); a callback called
+    off does not run, and one that raises is logged, with its traceback, and the
+    others still run."""
+    client, listener = echo_pair(reactor)
+    seen: list[str] = []
+
+    def finish_on_the_loop() -> None:
+        reactor.call_later(0.001, seen.append, "timer fired")
+        client.transport.write(b"last words")
+        reactor.run_until(lambda: client.received == b"last words" and len(seen) == 2, TIMEOUT)
+        seen.append(f"echoed {client.received!r}, connection lost: {client.lost}")
+
+    def fail() -> None:
+        raise RuntimeError("this hook fails")
+
+    reactor.call_before_close(seen.append, "first")
+    reactor.call_before_close(fail)
+    reactor.call_before_close(finish_on_the_loop)
+    reactor.call_before_close(seen.append, "called off").cancel()
+    with caplog.at_level(logging.ERROR, logger="weft.reactor"):
+        reactor.close()
+    assert seen == ["first", "timer fired", "echoed b'last words', connection lost: False"]
+    assert client.lost  # aborted by close, after the hooks
+    assert listener.closed
+    failures = [record.exc_info[1] for record in caplog.records if record.exc_info]
+    assert [str(exc) for exc in failures] == ["this hook fails"]
+    with pytest.raises(ClosedResourceError):
+        reactor.call_before_close(seen.append, "too late")
