@@ -32,13 +32,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVarTuple, Unpack
 
+from weft.drivers._core import polled_datagrams
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.timers import Timer, TimerQueue
-from weft.drivers.reactor import _datagrams as datagrams
 from weft.drivers.reactor import _pipes as pipes
 from weft.drivers.reactor import _process as process
 from weft.drivers.reactor import _sockets as sockets
+from weft.drivers.reactor._datagrams import ReactorDatagramTransport
 from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
 from weft.drivers.reactor._plumbing import FdOwner, InlineReader
 from weft.drivers.reactor._pollers import ERROR, HANGUP, READABLE, WRITABLE, Poller, best_poller
@@ -497,8 +498,9 @@ class Reactor:
         never blocks; numeric addresses need none.  Bad arguments raise at
         once (``ArgumentError``, ``TypeError``).  See ``docs/datagrams.md``.
         """
-        return datagrams.open_udp(
+        return polled_datagrams.open_udp(
             self,
+            partial(ReactorDatagramTransport, self),
             factory,
             local_address,
             remote_address,
@@ -521,7 +523,9 @@ class Reactor:
         ``OSError(EADDRINUSE)``), and the file is removed when the endpoint
         ends.  A :class:`~weft.drivers.Future` as :meth:`open_udp`'s.
         """
-        return datagrams.open_unix_datagram(self, factory, local_path, remote_path)
+        return polled_datagrams.open_unix_datagram(
+            self, partial(ReactorDatagramTransport, self), factory, local_path, remote_path
+        )
 
     def connect_pipes(
         self, factory: Callable[[], Any], read_fd: int, write_fd: int, *, close_fds: bool = True

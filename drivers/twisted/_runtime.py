@@ -36,17 +36,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from weft.drivers._core import polled_datagrams
 from weft.drivers._core.child_processes import Process, StderrOption
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers._core.timers import Timer
-from weft.drivers.twisted import _datagrams as twisted_datagrams
 from weft.drivers.twisted import _pipes as twisted_pipes
 from weft.drivers.twisted import _sockets as twisted_sockets
 from weft.drivers.twisted._clock import ReactorClock
@@ -269,8 +270,9 @@ class TwistedRuntime:
         reactor's (:meth:`weft.drivers.reactor.Reactor.open_udp`).  See
         :mod:`weft.drivers.twisted._datagrams` and ``docs/datagrams.md``."""
         self._check_open()
-        return twisted_datagrams.open_udp(
+        return polled_datagrams.open_udp(
             self,
+            partial(TwistedDatagramTransport, self),
             factory,
             local_address,
             remote_address,
@@ -288,7 +290,9 @@ class TwistedRuntime:
         """A UNIX datagram endpoint bound to ``local_path`` and connected to
         ``remote_path`` (either may be ``None``), as on the reactor."""
         self._check_open()
-        return twisted_datagrams.open_unix_datagram(self, factory, local_path, remote_path)
+        return polled_datagrams.open_unix_datagram(
+            self, partial(TwistedDatagramTransport, self), factory, local_path, remote_path
+        )
 
     def wrap_future(self, future: Future[_T]) -> Deferred[_T]:
         """A Twisted ``Deferred`` that fires as the weft ``future`` settles, for
