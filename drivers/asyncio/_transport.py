@@ -59,9 +59,9 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from weft.drivers._core.connection_clock import ConnectionClock
-from weft.drivers._core.lifecycle import Event, ReadState, TransportLifecycle
+from weft.drivers._core.held_delivery import HeldDelivery
+from weft.drivers._core.lifecycle import Event, TransportLifecycle
 from weft.drivers._core.socket_defaults import LINGER_ZERO
-from weft.drivers._core.transport_base import TransportBookkeeping
 from weft.drivers.asyncio._asyncio_helpers import SENDFILE_FALLBACK, FlowControlMixin, receiver_for
 from weft.drivers.asyncio._clock import LoopTimers
 from weft.drivers.asyncio._file_sender import FileSender
@@ -132,7 +132,7 @@ class _Side(asyncio.Protocol):
         self._owner._side_lost(self, exc)
 
 
-class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
+class AsyncioTransport(HeldDelivery, FlowControlMixin):
     """A :class:`weft.protocols.contract.Transport` over asyncio transports.
 
     Made by :class:`~weft.drivers.asyncio._runtime.AsyncioRuntime` (listening,
@@ -340,25 +340,20 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
 
     # ------------------------------------------------------- ReadTransport
 
-    def pause_reading(self) -> None:
-        """Stop delivering data; the peer is slowed by the kernel's flow control."""
-        lifecycle = self._lifecycle
-        if not lifecycle.reading:  # paused already, or closing
-            return
-        lifecycle.apply(Event.PAUSE)
-        if self._reader is not None and lifecycle.read_state is ReadState.PAUSED:  # not at EOF
+    def _pause_source(self) -> None:
+        # The peer is slowed by the kernel's flow control.
+        if self._reader is not None:
             self._reader.pause_reading()
 
-    def resume_reading(self) -> None:
-        """Deliver again: first, on a later turn, whatever was held meanwhile."""
-        if not self._lifecycle.paused:  # not paused, or closing
-            return
-        self._lifecycle.apply(Event.RESUME)
-        if self._held:
-            if self._delivery is None:
-                self._delivery = self._loop.call_soon(self._deliver_held)
-        else:
-            self._resume_reader()
+    def _resume_source(self) -> None:
+        if self._reader is not None and self._lifecycle.wants_data:  # not at EOF
+            self._reader.resume_reading()
+
+    def _soon_deliver(self, callback: Callable[[], object]) -> asyncio.Handle:
+        return self._loop.call_soon(callback)
+
+    def _hand_over(self, data: bytes) -> None:
+        self._receiver.data_received(data)
 
     # ------------------------------------------------------ WriteTransport
 
@@ -561,44 +556,6 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
             reader.resume_reading()
             reader.pause_reading()
 
-    def _eof(self) -> None:
-        if self._lifecycle.closing:
-            return
-        self._lifecycle.apply(Event.EOF_RECEIVED)
-        if self._lifecycle.paused or self._held:
-            self._held.append(None)
-        else:
-            self._deliver_eof()
-
-    def _deliver_eof(self) -> None:
-        try:
-            keep_open = self._protocol.eof_received()
-        except Exception as exc:
-            self._callback_failed(exc)
-            return
-        if not keep_open:
-            self.close()
-
-    def _deliver_held(self) -> None:
-        self._delivery = None
-        held, lifecycle = self._held, self._lifecycle
-        while held and lifecycle.reading:
-            data = held.popleft()
-            if data is None:
-                self._deliver_eof()
-                continue
-            try:
-                self._receiver.data_received(data)
-            except Exception as exc:
-                self._callback_failed(exc)
-                return
-        if not held and lifecycle.reading:
-            self._resume_reader()
-
-    def _resume_reader(self) -> None:
-        if self._reader is not None and self._lifecycle.wants_data:  # not at EOF
-            self._reader.resume_reading()
-
     def _pause_writing(self) -> None:
         """asyncio's buffer went over the high-water mark."""
         self._check_pause()
@@ -731,14 +688,6 @@ class AsyncioTransport(TransportBookkeeping, FlowControlMixin):
         if files is not None:
             files.drop()
         self._stop_delivering()
-
-    def _stop_delivering(self) -> None:
-        # Reading is STOPPED now (the lifecycle did it): anything asyncio
-        # still hands over goes to _hold, which drops it.
-        self._held.clear()
-        if self._delivery is not None:
-            self._delivery.cancel()
-            self._delivery = None
 
     def _close_sides(self) -> None:
         reader, writer = self._reader, self._writer

@@ -67,9 +67,9 @@ from zope.interface import implementer
 
 from weft.drivers._core.connection_clock import ConnectionClock, DriverClock
 from weft.drivers._core.file_sending import send_from_file, sendfile_refused
-from weft.drivers._core.lifecycle import Event, ReadState, TransportLifecycle, WriteState
+from weft.drivers._core.held_delivery import HeldDelivery
+from weft.drivers._core.lifecycle import Event, TransportLifecycle, WriteState
 from weft.drivers._core.socket_defaults import name_or_none
-from weft.drivers._core.transport_base import TransportBookkeeping
 from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
@@ -175,7 +175,7 @@ class TwistedSide:
         return "weft"
 
 
-class TwistedTransport(TransportBookkeeping):
+class TwistedTransport(HeldDelivery):
     """A :class:`weft.protocols.contract.Transport` over a Twisted transport
     (see the module docstring): TCP, UNIX sockets, pipes, a child's stdio.
 
@@ -195,6 +195,7 @@ class TwistedTransport(TransportBookkeeping):
         "_extra",
         "_factory",
         "_flow",
+        "_held",
         "_in_twisted",
         "_link",
         "_lifecycle",
@@ -208,7 +209,6 @@ class TwistedTransport(TransportBookkeeping):
         "_side",
         "_soon",
         "_twisted",
-        "_waiting",
         "_writable",
         "on_lost",
         "on_made",
@@ -253,7 +253,7 @@ class TwistedTransport(TransportBookkeeping):
         self._out_fd = -1
         self._sendfile_refused = False
         # Received while reading was paused: data, or None for EOF.
-        self._waiting: deque[bytes | None] = deque()
+        self._held: deque[bytes | None] = deque()
         self._delivery: Any = None
         # The first error: a protocol callback's exception, or an I/O error.
         self._error: BaseException | None = None
@@ -290,25 +290,20 @@ class TwistedTransport(TransportBookkeeping):
 
     # ------------------------------------------------------- ReadTransport
 
-    def pause_reading(self) -> None:
-        """Stop delivering data: Twisted stops reading, and the peer is slowed by the kernel."""
-        lifecycle = self._lifecycle
-        if not lifecycle.reading:  # paused already, or closing
-            return
-        lifecycle.apply(Event.PAUSE)
-        if self._twisted is not None and lifecycle.read_state is ReadState.PAUSED:  # not at EOF
+    def _pause_source(self) -> None:
+        # Twisted stops reading, and the peer is slowed by the kernel.
+        if self._twisted is not None:
             self._twisted.pauseProducing()
 
-    def resume_reading(self) -> None:
-        """Deliver again: first, on a later turn, whatever was held meanwhile."""
-        if not self._lifecycle.paused:  # not paused, or closing
-            return
-        self._lifecycle.apply(Event.RESUME)
-        if self._waiting:
-            if self._delivery is None:
-                self._delivery = self._soon(self._deliver_waiting)
-        else:
-            self._resume_twisted_reading()
+    def _resume_source(self) -> None:
+        if self._twisted is not None and self._lifecycle.wants_data:  # not at EOF
+            self._twisted.resumeProducing()
+
+    def _soon_deliver(self, callback: Callable[[], object]) -> Any:
+        return self._soon(callback)
+
+    def _hand_over(self, data: bytes) -> None:
+        self._protocol.data_received(data)
 
     # ------------------------------------------------------ WriteTransport
 
@@ -549,48 +544,9 @@ class TwistedTransport(TransportBookkeeping):
         """Data came while reading was paused: keep it for resume_reading."""
         if self._lifecycle.closing:
             return
-        self._waiting.append(data)
+        self._held.append(data)
         if self._twisted is not None and self._lifecycle.paused:
             self._twisted.pauseProducing()  # a pause Twisted had not applied yet
-
-    def _eof(self) -> None:
-        lifecycle = self._lifecycle
-        if lifecycle.closing:
-            return
-        lifecycle.apply(Event.EOF_RECEIVED)
-        if lifecycle.paused or self._waiting:
-            self._waiting.append(None)
-        else:
-            self._deliver_eof()
-
-    def _deliver_eof(self) -> None:
-        try:
-            keep_open = self._protocol.eof_received()
-        except Exception as exc:
-            self._callback_failed(exc)
-            return
-        if not keep_open:
-            self.close()
-
-    def _deliver_waiting(self) -> None:
-        self._delivery = None
-        waiting, lifecycle = self._waiting, self._lifecycle
-        while waiting and lifecycle.reading:
-            data = waiting.popleft()
-            if data is None:
-                self._deliver_eof()
-                continue
-            try:
-                self._protocol.data_received(data)
-            except Exception as exc:
-                self._callback_failed(exc)
-                return
-        if not waiting and lifecycle.reading:
-            self._resume_twisted_reading()
-
-    def _resume_twisted_reading(self) -> None:
-        if self._twisted is not None and self._lifecycle.wants_data:  # not at EOF
-            self._twisted.resumeProducing()
 
     def _eof_sent(self) -> None:
         """Twisted sent the EOF: everything before it went out."""
@@ -696,11 +652,3 @@ class TwistedTransport(TransportBookkeeping):
         self._queued = 0
         self._in_twisted = 0
         self._stop_delivering()
-
-    def _stop_delivering(self) -> None:
-        # Reading is STOPPED now (the lifecycle did it): anything Twisted
-        # still hands over goes to _hold, which drops it.
-        self._waiting.clear()
-        if self._delivery is not None:
-            self._delivery.cancel()
-            self._delivery = None
