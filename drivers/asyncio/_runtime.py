@@ -28,6 +28,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
 from weft.drivers._core.futures import Future
+from weft.drivers._core.loop_polling import run_polling
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers._core.timers import Timer
@@ -48,11 +49,6 @@ logger = logging.getLogger("weft.asyncio")
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
-# run_until asks its condition after every callback the loop runs at
-# first, then less and less often (asyncio has no after-each-turn hook, and
-# asking on every turn forever would keep the loop from ever sleeping).
-_POLL_EAGERLY = 50
-_POLL_FIRST, _POLL_MAX = 0.0001, 0.002
 
 # How long close() lets aborted connections and cancelled tasks finish.
 _CLOSE_WAIT = 2.0
@@ -300,43 +296,10 @@ class AsyncioRuntime:
             return True
         if timeout is not None and timeout != timeout:
             raise ArgumentError("timeout is NaN")
-        loop = self._loop
         deadline = None if timeout is None else time.monotonic() + timeout
-        held = False
-        failed: list[BaseException] = []
-        asked = 0
-        delay = _POLL_FIRST
-        handle: asyncio.Handle | None = None
-
-        def ask() -> None:
-            nonlocal held, asked, delay, handle
-            try:
-                held = condition()
-            except BaseException as exc:  # raised out of run_until, as on the reactor
-                failed.append(exc)
-                loop.stop()
-                return
-            if held or (deadline is not None and time.monotonic() >= deadline):
-                loop.stop()
-                return
-            asked += 1
-            if asked < _POLL_EAGERLY:
-                handle = loop.call_soon(ask)
-                return
-            wait = delay
-            delay = min(delay * 1.5, _POLL_MAX)
-            if deadline is not None:
-                wait = min(wait, max(deadline - time.monotonic(), 0.0))
-            handle = loop.call_later(wait, ask)
-
-        handle = loop.call_soon(ask)
-        try:
-            self._run()
-        finally:
-            if handle is not None:
-                handle.cancel()
-        if failed:
-            raise failed[0]
+        # Asked after each callback at first, then less and less often
+        # (asyncio has no after-each-turn hook): see weft.drivers._core.loop_polling.
+        held = run_polling(self._loop, condition, deadline, self._run)
         return held or condition()
 
     # ------------------------------------------------------------ closing

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from weft.drivers._core.loop_polling import run_polling
 from weft.protocols.errors import ArgumentError
 
 __all__ = [
@@ -45,13 +46,6 @@ __all__ = [
 
 #: The reactors :func:`new_reactor` makes, best first.
 REACTOR_KINDS = ("epoll", "poll", "select", "asyncio")
-
-# run_until asks its condition after every callback the asyncio loop runs
-# at first, then less and less often (asyncio has no after-each-turn hook):
-# the asyncio driver's rhythm.
-_POLL_EAGERLY = 50
-_POLL_FIRST, _POLL_MAX = 0.0001, 0.002
-
 
 def best_kind() -> str:
     """The kind Twisted's own ``default`` module would install here: epoll, else poll, else select."""
@@ -157,43 +151,11 @@ class AsyncioTurner:
 
     def run(self, keep_going: Callable[[], bool], deadline: float | None) -> None:
         """Run the loop until ``keep_going()`` is false or ``deadline`` passes."""
-        loop = self._loop
         if not keep_going():
             return
-        asked = 0
-        delay = _POLL_FIRST
-        handle: asyncio.Handle | None = None
-        failed: list[BaseException] = []
-
-        def ask() -> None:
-            nonlocal asked, delay, handle
-            try:
-                going = keep_going()
-            except BaseException as exc:  # raised out of run, as on the polling reactors
-                failed.append(exc)
-                loop.stop()
-                return
-            if not going or (deadline is not None and time.monotonic() >= deadline):
-                loop.stop()
-                return
-            asked += 1
-            if asked < _POLL_EAGERLY:
-                handle = loop.call_soon(ask)
-                return
-            wait = delay
-            delay = min(delay * 1.5, _POLL_MAX)
-            if deadline is not None:
-                wait = min(wait, max(deadline - time.monotonic(), 0.0))
-            handle = loop.call_later(wait, ask)
-
-        handle = loop.call_soon(ask)
-        try:
-            loop.run_forever()
-        finally:
-            if handle is not None:
-                handle.cancel()
-        if failed:
-            raise failed[0]
+        loop = self._loop
+        # The asyncio driver's rhythm (see weft.drivers._core.loop_polling).
+        run_polling(loop, lambda: not keep_going(), deadline, loop.run_forever)
 
     def interrupt(self) -> None:
         """Stop the asyncio loop after the current callback."""
