@@ -24,15 +24,13 @@ for a reason that is not a fault of the loop is listed in
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
 import sys
 import time
 import unittest
-from dataclasses import dataclass, field
 from typing import Any
+
+from tests.frameworks import _suite_runner
+from tests.frameworks._suite_runner import ModuleResult
 
 #: The modules of test.test_asyncio that test the loop's contract.
 MODULES = (
@@ -89,24 +87,6 @@ EXPLAINED: dict[str, str] = {
 
 #: Seconds one module may take before it counts as hung.
 MODULE_TIMEOUT = 600.0
-
-
-@dataclass
-class ModuleResult:
-    """The outcome of one module on one loop."""
-
-    module: str
-    loop: str
-    passed: int = 0
-    failed: list[str] = field(default_factory=list)
-    skipped: int = 0
-    seconds: float = 0.0
-    crashed: str = ""
-
-    @property
-    def unexplained(self) -> list[str]:
-        """Failures that are not in :data:`EXPLAINED`."""
-        return [test for test in self.failed if test not in EXPLAINED]
 
 
 def install_loop(name: str) -> None:
@@ -183,7 +163,7 @@ def run_module_here(module: str, loop: str, verbose: bool) -> ModuleResult:
     failed += [test.id() for test in result.unexpectedSuccesses]
     return ModuleResult(
         module=module,
-        loop=loop,
+        target=loop,
         passed=result.passed + len(result.expectedFailures),
         failed=failed,
         skipped=len(result.skipped),
@@ -191,94 +171,29 @@ def run_module_here(module: str, loop: str, verbose: bool) -> ModuleResult:
     )
 
 
+SUITE = _suite_runner.Suite(
+    runner="tests.frameworks.asyncio_suite",
+    option="loop",
+    targets=LOOPS,
+    modules=MODULES,
+    explained=EXPLAINED,
+    module_timeout=MODULE_TIMEOUT,
+    run_here=run_module_here,
+    description=__doc__ or "",
+    module_width=22,
+)
+
+
 def run_module(
     module: str, loop: str, *, verbose: bool = False, timeout: float = MODULE_TIMEOUT
 ) -> ModuleResult:
     """Run one module on ``loop`` in a child process; its result."""
-    started = time.monotonic()
-    command = [sys.executable, "-m", "tests.frameworks.asyncio_suite", "--child", module, "--loop", loop]
-    if verbose:
-        command.append("--verbose")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        done = subprocess.run(
-            command,
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            capture_output=not verbose,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return ModuleResult(module, loop, crashed=f"timed out after {timeout:.0f} s", seconds=timeout)
-    lines = (done.stdout or "").strip().splitlines()
-    if done.returncode != 0 or not lines or not lines[-1].startswith("{"):
-        tail = (done.stderr or "").strip().splitlines()[-5:]
-        crash = f"exit {done.returncode}: {' | '.join(tail)}"
-        return ModuleResult(module, loop, crashed=crash, seconds=time.monotonic() - started)
-    fields = json.loads(lines[-1])
-    return ModuleResult(**fields)
-
-
-def _markdown(results: dict[str, dict[str, ModuleResult]], loops: list[str]) -> str:
-    header = "| module | " + " | ".join(f"{loop} pass / fail / skip" for loop in loops) + " |"
-    rows = [header, "|---|" + "---:|" * len(loops)]
-    totals = {loop: [0, 0, 0] for loop in loops}
-    for module, by_loop in results.items():
-        cells = []
-        for loop in loops:
-            result = by_loop[loop]
-            if result.crashed:
-                cells.append(f"crashed ({result.crashed})")
-                continue
-            cells.append(f"{result.passed} / {len(result.failed)} / {result.skipped}")
-            totals[loop][0] += result.passed
-            totals[loop][1] += len(result.failed)
-            totals[loop][2] += result.skipped
-        rows.append(f"| {module} | " + " | ".join(cells) + " |")
-    rows.append("| **total** | " + " | ".join(f"**{p} / {f} / {s}**" for p, f, s in totals.values()) + " |")
-    return "\n".join(rows)
+    return _suite_runner.run_module(SUITE, module, loop, verbose=verbose, timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the modules; exit 1 if a failure on weft's loop is not explained."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--loop", default="weft", help=f"one of {', '.join(LOOPS)}, or all")
-    parser.add_argument("--modules", default=",".join(MODULES), help="comma-separated module names")
-    parser.add_argument("--markdown", action="store_true", help="print a table for the docs")
-    parser.add_argument("--verbose", action="store_true", help="show every test")
-    parser.add_argument(
-        "--timeout", type=float, default=MODULE_TIMEOUT, help="seconds before a module counts as hung"
-    )
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        result = run_module_here(args.child, args.loop, args.verbose)
-        print(json.dumps(result.__dict__))
-        return 0
-    loops = list(LOOPS) if args.loop == "all" else [args.loop]
-    modules = [name.strip() for name in args.modules.split(",") if name.strip()]
-    results: dict[str, dict[str, ModuleResult]] = {}
-    bad = 0
-    for module in modules:
-        for loop in loops:
-            result = run_module(module, loop, verbose=args.verbose, timeout=args.timeout)
-            results.setdefault(module, {})[loop] = result
-            counts = f"{result.passed} passed, {len(result.failed)} failed, {result.skipped} skipped"
-            status = result.crashed or counts
-            print(f"{module:22} {loop:8} {status}  ({result.seconds:.1f} s)", flush=True)
-            for test in result.failed:
-                note = EXPLAINED.get(test)
-                print(f"    {'explained' if note else 'FAILED'}: {test}" + (f"  ({note})" if note else ""))
-            if loop == "weft" and (result.crashed or result.unexplained):
-                bad += 1
-    if args.markdown:
-        print()
-        print(_markdown(results, loops))
-    return 1 if bad else 0
+    return _suite_runner.main(SUITE, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.frameworks.asyncio_suite import EXPLAINED, run_module
+from tests.frameworks._suite_runner import assert_passes_on_weft
+from tests.frameworks.asyncio_suite import SUITE
 
 #: The modules that exercise the loop's I/O (transports, servers, sockets,
 #: sendfile, TLS), a few seconds each.
@@ -29,8 +30,4 @@ FAST_MODULES = (
 def test_cpython_asyncio_module_passes_on_weft_loop(module: str) -> None:
     """Every test of the module passes on weft's loop, or fails only for a
     reason listed in EXPLAINED."""
-    result = run_module(module, "weft", timeout=300)
-    assert not result.crashed, result.crashed
-    assert result.passed > 0
-    unexplained = [test for test in result.failed if test not in EXPLAINED]
-    assert unexplained == []
+    assert_passes_on_weft(SUITE, module, timeout=300)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.frameworks.twisted_suite import BUILDER_MODULES, EXPLAINED, run_module
+from tests.frameworks._suite_runner import assert_passes_on_weft
+from tests.frameworks.twisted_suite import BUILDER_MODULES, SUITE
 
 #: Every module of ReactorBuilder tests (the reactor contract), a few seconds each.
 FAST_MODULES = BUILDER_MODULES
@@ -19,8 +20,4 @@ FAST_MODULES = BUILDER_MODULES
 def test_twisted_reactor_module_passes_on_weft_reactor(module: str) -> None:
     """Every test of the module passes on weft's reactor, or fails only for a
     reason listed in EXPLAINED."""
-    result = run_module(module, "weft", timeout=300)
-    assert not result.crashed, result.crashed
-    assert result.passed > 0
-    unexplained = [test for test in result.failed if test not in EXPLAINED]
-    assert unexplained == []
+    assert_passes_on_weft(SUITE, module, timeout=300)

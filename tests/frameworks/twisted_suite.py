@@ -29,16 +29,15 @@ with the reason; anything else that fails is a bug.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from typing import Any
+
+from tests.frameworks import _suite_runner
+from tests.frameworks._suite_runner import ModuleResult
 
 #: The modules of twisted.internet.test whose tests are ReactorBuilder
 #: classes: the contract every reactor keeps, run on the reactor under test.
@@ -143,24 +142,6 @@ def WeftReactor(case: Any) -> Any:
     return TwistedOnWeft(loop)
 
 
-@dataclass
-class ModuleResult:
-    """The outcome of one module on one reactor."""
-
-    module: str
-    reactor: str
-    passed: int = 0
-    failed: list[str] = field(default_factory=list)
-    skipped: int = 0
-    seconds: float = 0.0
-    crashed: str = ""
-
-    @property
-    def unexplained(self) -> list[str]:
-        """Failures that are not in :data:`EXPLAINED`."""
-        return [test for test in self.failed if test not in EXPLAINED]
-
-
 def run_module_here(module: str, reactor: str, verbose: bool) -> ModuleResult:
     """Run one module in this process (the child's side)."""
     import importlib
@@ -198,7 +179,7 @@ def run_module_here(module: str, reactor: str, verbose: bool) -> ModuleResult:
     failed = list(dict.fromkeys(failed))
     return ModuleResult(
         module=module,
-        reactor=reactor,
+        target=reactor,
         passed=result.successes + len(result.expectedFailures),
         failed=failed,
         skipped=len(result.skips),
@@ -219,97 +200,29 @@ def _test_id(test: Any) -> str:
     return str(test.id()) if hasattr(test, "id") else str(test)
 
 
+SUITE = _suite_runner.Suite(
+    runner="tests.frameworks.twisted_suite",
+    option="reactor",
+    targets=tuple(REACTORS),
+    modules=MODULES,
+    explained=EXPLAINED,
+    module_timeout=MODULE_TIMEOUT,
+    run_here=run_module_here,
+    description=__doc__ or "",
+    module_width=14,
+)
+
+
 def run_module(
     module: str, reactor: str, *, verbose: bool = False, timeout: float = MODULE_TIMEOUT
 ) -> ModuleResult:
     """Run one module on ``reactor`` in a child process; its result."""
-    started = time.monotonic()
-    command = [sys.executable, "-m", "tests.frameworks.twisted_suite", "--child", module]
-    command += ["--reactor", reactor]
-    if verbose:
-        command.append("--verbose")
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        done = subprocess.run(
-            command,
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            capture_output=not verbose,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return ModuleResult(module, reactor, crashed=f"timed out after {timeout:.0f} s", seconds=timeout)
-    lines = (done.stdout or "").strip().splitlines()
-    if done.returncode != 0 or not lines or not lines[-1].startswith("{"):
-        tail = (done.stderr or "").strip().splitlines()[-5:]
-        crash = f"exit {done.returncode}: {' | '.join(tail)}"
-        return ModuleResult(module, reactor, crashed=crash, seconds=time.monotonic() - started)
-    fields = json.loads(lines[-1])
-    return ModuleResult(**fields)
-
-
-def _markdown(results: dict[str, dict[str, ModuleResult]], reactors: list[str]) -> str:
-    header = "| module | " + " | ".join(f"{name} pass / fail / skip" for name in reactors) + " |"
-    rows = [header, "|---|" + "---:|" * len(reactors)]
-    totals = {name: [0, 0, 0] for name in reactors}
-    for module, by_reactor in results.items():
-        cells = []
-        for name in reactors:
-            result = by_reactor[name]
-            if result.crashed:
-                cells.append(f"crashed ({result.crashed})")
-                continue
-            cells.append(f"{result.passed} / {len(result.failed)} / {result.skipped}")
-            totals[name][0] += result.passed
-            totals[name][1] += len(result.failed)
-            totals[name][2] += result.skipped
-        rows.append(f"| {module} | " + " | ".join(cells) + " |")
-    rows.append("| **total** | " + " | ".join(f"**{p} / {f} / {s}**" for p, f, s in totals.values()) + " |")
-    return "\n".join(rows)
+    return _suite_runner.run_module(SUITE, module, reactor, verbose=verbose, timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the modules; exit 1 if a failure on weft's reactor is not explained."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--reactor", default="weft", help=f"one of {', '.join(REACTORS)}, or all")
-    parser.add_argument("--modules", default=",".join(MODULES), help="comma-separated module names")
-    parser.add_argument("--markdown", action="store_true", help="print a table for the docs")
-    parser.add_argument("--verbose", action="store_true", help="show every test")
-    parser.add_argument(
-        "--timeout", type=float, default=MODULE_TIMEOUT, help="seconds before a module counts as hung"
-    )
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.reactor != "all" and args.reactor not in REACTORS:
-        parser.error(f"unknown reactor {args.reactor!r}: one of {', '.join(REACTORS)}, or all")
-    if args.child:
-        result = run_module_here(args.child, args.reactor, args.verbose)
-        print(json.dumps(result.__dict__))
-        return 0
-    reactors = list(REACTORS) if args.reactor == "all" else [args.reactor]
-    modules = [name.strip() for name in args.modules.split(",") if name.strip()]
-    results: dict[str, dict[str, ModuleResult]] = {}
-    bad = 0
-    for module in modules:
-        for name in reactors:
-            result = run_module(module, name, verbose=args.verbose, timeout=args.timeout)
-            results.setdefault(module, {})[name] = result
-            counts = f"{result.passed} passed, {len(result.failed)} failed, {result.skipped} skipped"
-            status = result.crashed or counts
-            print(f"{module:14} {name:8} {status}  ({result.seconds:.1f} s)", flush=True)
-            for test in result.failed:
-                note = EXPLAINED.get(test)
-                print(f"    {'explained' if note else 'FAILED'}: {test}" + (f"  ({note})" if note else ""))
-            if name == "weft" and (result.crashed or result.unexplained):
-                bad += 1
-    if args.markdown:
-        print()
-        print(_markdown(results, reactors))
-    return 1 if bad else 0
+    return _suite_runner.main(SUITE, argv)
 
 
 if __name__ == "__main__":
