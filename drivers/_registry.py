@@ -101,6 +101,12 @@ def _coroutine() -> Runtime:
     return CoroutineRuntime()
 
 
+def _trio() -> Runtime:
+    from weft.drivers.trio import TrioRuntime
+
+    return TrioRuntime()
+
+
 def _blocking() -> Runtime:
     from weft.drivers.blocking import BlockingRuntime
 
@@ -152,6 +158,14 @@ DRIVERS: dict[str, DriverInfo] = {
         (),
         None,
         _blocking,
+        _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
+    ),
+    "trio": DriverInfo(
+        "trio",
+        "Trio: a task per connection over Trio's streams and sockets",
+        ("trio",),
+        "trio",
+        _trio,
         _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
     ),
 }

@@ -50,6 +50,8 @@ TLS_CARRIERS = (
     "uvloop-tcp",
     "coroutine-tcp",
     "blocking-tcp",
+    "trio-tcp",
+    "trio-pipes",
 )
 
 #: asyncio-compatible loops whose own transports run the suite: the reference

@@ -39,17 +39,19 @@ if TYPE_CHECKING:
     from weft.drivers.coroutine import CoroutineRuntime
     from weft.drivers.reactor import Reactor
     from weft.drivers.testing import MemoryRuntime
+    from weft.drivers.trio import TrioRuntime
 
     def _each_runtime_class_offers_what_it_declares(
         reactor: Reactor,
         coroutine: CoroutineRuntime,
         asyncio: AsyncioRuntime,
         blocking: BlockingRuntime,
+        trio: TrioRuntime,
         memory: MemoryRuntime,
     ) -> None:
         """Never called: mypy checks each assignment (and, strict, that each ignore is still needed)."""
-        runtimes: list[Runtime] = [reactor, coroutine, asyncio, blocking]
-        spawners: list[ProcessRuntime] = [reactor, coroutine, blocking]
+        runtimes: list[Runtime] = [reactor, coroutine, asyncio, blocking, trio]
+        spawners: list[ProcessRuntime] = [reactor, coroutine, blocking, trio]
         asyncio_spawns: ProcessRuntime = asyncio  # type: ignore[assignment]
         in_memory: tuple[LoopRuntime, TCPRuntime, UNIXRuntime, DatagramRuntime] = (memory,) * 4
         memory_is_whole: Runtime = memory  # type: ignore[assignment]
@@ -96,7 +98,7 @@ def test_each_driver_declares_what_its_runtime_has(runtime: Runtime, driver: str
 def test_processes_are_not_everywhere() -> None:
     """The registry's declarations differ where the drivers do: asyncio and
     uvloop start no processes, the others do; every driver offers write_file."""
-    assert driver_names(requires={ProcessRuntime}) == ["reactor", "coroutine", "blocking"]
+    assert driver_names(requires={ProcessRuntime}) == ["reactor", "coroutine", "blocking", "trio"]
     assert driver_names(lacks={ProcessRuntime}) == ["asyncio", "uvloop"]
     assert driver_names(requires={FileWriteTransport}) == list(DRIVERS)
 
