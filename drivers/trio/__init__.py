@@ -12,8 +12,10 @@ driver); :func:`open_trio_runtime` gives one inside a running Trio program.
 """
 
 from weft.drivers.trio._datagrams import TrioDatagramTransport
+from weft.drivers.trio._interop import from_weft
 from weft.drivers.trio._runtime import TrioReadOnlyTransport, TrioRuntime, open_trio_runtime
 from weft.drivers.trio._sockets import TrioListener
+from weft.drivers.trio._streams import TrioStream
 from weft.drivers.trio._transport import TrioTransport
 
 __all__ = [
@@ -21,6 +23,8 @@ __all__ = [
     "TrioListener",
     "TrioReadOnlyTransport",
     "TrioRuntime",
+    "TrioStream",
     "TrioTransport",
+    "from_weft",
     "open_trio_runtime",
 ]

@@ -34,8 +34,9 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import outcome
 import trio
 
 from weft.drivers._core.child_processes import (
@@ -70,6 +71,8 @@ from weft.protocols.errors import ArgumentError, ClosedResourceError, InvalidSta
 __all__ = ["TrioReadOnlyTransport", "TrioRuntime", "open_trio_runtime"]
 
 logger = logging.getLogger("weft.trio")
+
+_T = TypeVar("_T")
 
 # How long close() lets aborted connections reach connection_lost, and then
 # lets the Trio run wind down.
@@ -413,6 +416,48 @@ class TrioRuntime:
             each.start()
         return process
 
+    # ------------------------------------------------------- Trio's own code
+
+    def start_soon(
+        self, async_fn: Callable[..., Awaitable[object]], *args: Any, name: str | None = None
+    ) -> None:
+        """Start ``async_fn(*args)`` as a Trio task of the runtime's nursery
+        (``nursery.start_soon``), beside weft's connections.  An exception it
+        lets out is logged to the ``weft.trio`` logger, and ends only that task."""
+        self._check_open()
+        self._spawn(async_fn, *args, name=name)
+
+    def run_trio(
+        self, async_fn: Callable[..., Awaitable[_T]], *args: Any, timeout: float | None = None
+    ) -> _T:
+        """Run ``async_fn(*args)`` as a Trio task, running the runtime until it
+        returns (``trio.run``'s role, on a runtime of its own): its result, or
+        what it raised.  After ``timeout`` seconds it is cancelled and
+        ``TimeoutError`` raised.  Connections and timers go on meanwhile, and
+        after it."""
+        self._check_open()
+        scope = trio.CancelScope()
+        ended: list[outcome.Outcome[_T]] = []
+
+        async def task() -> None:
+            with scope:
+                try:
+                    value = await async_fn(*args)
+                except Exception as exc:
+                    ended.append(outcome.Error(exc))
+                else:
+                    ended.append(outcome.Value(value))
+            if scope.cancelled_caught:
+                ended.append(outcome.Error(TimeoutError(f"{async_fn!r} did not return in {timeout:g} s")))
+
+        self._spawn(task, name=getattr(async_fn, "__qualname__", None))
+        if not self.run_until(lambda: bool(ended), timeout):
+            scope.cancel()
+            self.run_until(lambda: bool(ended), _CLOSE_WAIT)
+        if not ended:
+            raise TimeoutError(f"{async_fn!r} did not end, even cancelled")
+        return ended[0].unwrap()
+
     # ------------------------------------------------------------ signals
 
     def add_signal_handler(self, signum: int, callback: Callable[..., object], *args: Any) -> None:
@@ -597,12 +642,14 @@ class TrioRuntime:
 
     # ------------------------------------------------- for the driver's modules
 
-    def _spawn(self, async_fn: Callable[..., Awaitable[object]], *args: Any) -> None:
+    def _spawn(self, async_fn: Callable[..., Awaitable[object]], *args: Any, name: str | None = None) -> None:
         """Run ``async_fn(*args)`` as a task of the runtime's nursery; an exception
         it lets out is logged, never allowed to end the runtime."""
         if self._nursery is None:
             raise ClosedResourceError("the runtime is closed")
-        self._nursery.start_soon(_guarded, async_fn, args, name=getattr(async_fn, "__qualname__", None))
+        self._nursery.start_soon(
+            _guarded, async_fn, args, name=name or getattr(async_fn, "__qualname__", None)
+        )
 
     def _track(self, transport: TrioTransport) -> TrioTransport:
         """Keep ``transport`` among the open connections until it ends."""

@@ -27,16 +27,17 @@ from benchmarks.attacks.workspace import Workspace
 # suite, and each case runs where its code paths differ, once each.  The full
 # suite (benchmarks/attack.py) runs each case on every driver it applies to.
 
-#: The malformed table runs on one event-loop driver and on the
-#: thread-per-connection one: the HTTP parsing is shared, what differs is how
-#: each ends a connection.
-TABLE_DRIVERS = ("reactor", "blocking")
+#: The malformed table runs on one event-loop driver, on the
+#: thread-per-connection one and on the task-per-connection one (Trio's): the
+#: HTTP parsing is shared, what differs is how each ends a connection.
+TABLE_DRIVERS = ("reactor", "blocking", "trio")
 #: Descriptor exhaustion under the shared accept code (drivers/_core/accepting.py)
-#: on weft's own loop and on asyncio's.
-EXHAUSTION_DRIVERS = ("reactor", "asyncio")
+#: on weft's own loop, on asyncio's, and on Trio's (whose tasks wait for the
+#: listening sockets to be readable).
+EXHAUSTION_DRIVERS = ("reactor", "asyncio", "trio")
 #: The pool limit is the Server's on every event-loop driver, and the blocking
-#: driver's own pool: one of each.
-POOL_DRIVERS = ("reactor", "blocking")
+#: driver's own pool: one of each, and Trio's, whose connections are tasks.
+POOL_DRIVERS = ("reactor", "blocking", "trio")
 
 TINY = dataclasses.replace(
     FAST,
