@@ -35,7 +35,9 @@ Endings, in the connection's own task:
 * an error from the stream (``trio.BrokenResourceError``) ends the
   connection with the ``OSError`` under it (``ConnectionResetError``,
   ``BrokenPipeError``), as on every weft driver: the protocol never sees
-  Trio's wrapper;
+  Trio's wrapper (a stream that broke with no ``OSError`` under it, a
+  Trio program's own, gives a ``ConnectionResetError`` reading and a
+  ``BrokenPipeError`` writing, caused by Trio's error);
 * a protocol callback that raises is logged and ends that connection
   alone, with the exception.
 
@@ -46,6 +48,7 @@ Endings, in the connection's own task:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import socket
 from collections import deque
@@ -287,7 +290,7 @@ class TrioTransport(TransportBookkeeping):
                 if cause is not None and cause.errno in self._eof_errors:
                     data = b""
                 else:
-                    self._fail(cause or exc)
+                    self._fail(cause or _connection_error(exc, errno.ECONNRESET))
                     return
             except trio.ClosedResourceError:
                 return  # closed under it: the end is on its way
@@ -358,7 +361,7 @@ class TrioTransport(TransportBookkeeping):
                 else:
                     await send_region(stream, piece, self._sent)
             except trio.BrokenResourceError as exc:
-                self._fail(_os_error(exc) or exc)
+                self._fail(_os_error(exc) or _connection_error(exc, errno.EPIPE))
                 return
             except OSError as exc:  # a file region that cannot be read
                 self._fail(exc)
@@ -491,6 +494,17 @@ def _os_error(exc: BaseException) -> OSError | None:
     """The ``OSError`` under Trio's ``BrokenResourceError`` (its cause), if there is one."""
     cause = exc.__cause__
     return cause if isinstance(cause, OSError) else None
+
+
+def _connection_error(exc: trio.BrokenResourceError, code: int) -> ConnectionError:
+    """What a stream that broke with no ``OSError`` under it (a Trio program's
+    own stream) ends the connection with: the ``ConnectionError`` every weft
+    driver reports for a vanished peer (``code``: ECONNRESET reading, EPIPE
+    writing), caused by Trio's error."""
+    kind = ConnectionResetError if code == errno.ECONNRESET else BrokenPipeError
+    error = kind(code, f"the Trio stream broke: {exc or type(exc).__name__}")
+    error.__cause__ = exc
+    return error
 
 
 def socket_reset(sock: socket.socket) -> Callable[[], None]:
