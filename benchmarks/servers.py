@@ -17,7 +17,10 @@ ends, which works alike for every kind).  The kinds:
 * ``uvloop``: the same protocol on uvloop, when uvloop is installed;
 * ``c-epoll``: ``c_echo.c``, the floor (what the kernel alone costs);
 * ``twisted``: a bare Twisted ``Protocol`` on its default (epoll) reactor,
-  when Twisted is installed.  Not run unless asked for.
+  when Twisted is installed.  Not run unless asked for;
+* ``trio``: Trio's own echo (a task per connection, ``receive_some`` and
+  ``send_all`` on ``trio.serve_tcp``), when Trio is installed, the
+  same-loop peer of ``weft-trio``.  Not run unless asked for.
 
 Every Python server first frees one large block (see
 :func:`settle_allocator`) unless started with ``--fresh-malloc``.
@@ -74,7 +77,7 @@ def server_kinds() -> list[ServerKind]:
         ServerKind(
             f"weft-{name}",
             f"weft EchoProtocol on the {name} driver",
-            name if name in ("asyncio", "uvloop") else None,
+            name if name in ("asyncio", "uvloop", "trio") else None,
             True,
         )
         for name, info in DRIVERS.items()
@@ -91,6 +94,8 @@ def server_kinds() -> list[ServerKind]:
     )
     if find_spec("twisted") is not None:
         kinds.append(ServerKind("twisted", "twisted Protocol echo, default reactor", None, False))
+    if find_spec("trio") is not None:
+        kinds.append(ServerKind("trio", "Trio echo: a task per connection on trio.serve_tcp", None, False))
     return kinds
 
 
@@ -172,6 +177,27 @@ def serve_twisted(ready: Callable[[int], None]) -> None:
     reactor.run()
 
 
+def serve_trio(ready: Callable[[int], None]) -> None:
+    """Trio's echo: a task per connection, ``receive_some`` then ``send_all``, on ``trio.serve_tcp``."""
+    import functools
+
+    import trio
+
+    async def echo(stream: trio.SocketStream) -> None:
+        try:
+            while data := await stream.receive_some(65536):
+                await stream.send_all(data)
+        except trio.BrokenResourceError:
+            pass
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(functools.partial(trio.serve_tcp, echo, 0, host=HOST))
+            ready(int(listeners[0].socket.getsockname()[1]))
+
+    trio.run(main)
+
+
 def serve_python_floor(ready: Callable[[int], None]) -> None:
     """The least a Python server can do per message: epoll, recv, send, nothing else.
 
@@ -226,6 +252,8 @@ def serve(kind: str, ready: Callable[[int], None]) -> None:
         serve_asyncio(uvloop.new_event_loop, ready)
     elif kind == "twisted":
         serve_twisted(ready)
+    elif kind == "trio":
+        serve_trio(ready)
     elif kind == "py-epoll":
         serve_python_floor(ready)
     else:

@@ -27,9 +27,9 @@ connection, or a timer) finishes, and its bytes are held for
 
 Endings, in the connection's own task:
 
-* ``close()`` stops the receiving loop (cancelling its ``receive_some``),
-  lets the sending loop flush, then ``aclose()``\\ s the stream:
-  ``connection_lost(None)``;
+* ``close()`` stops delivering, lets the sending loop flush, then stops
+  the receiving loop (cancelling its ``receive_some``) and ``aclose()``\\ s
+  the stream: ``connection_lost(None)``;
 * ``abort()`` cancels both loops, drops what was queued, resets a TCP peer
   (``SO_LINGER`` 0) and closes the stream at once;
 * an error from the stream (``trio.BrokenResourceError``) ends the
@@ -163,8 +163,7 @@ class TrioTransport(TransportBookkeeping):
             return
         self._lifecycle.apply(Event.CLOSE)
         self._held.clear()
-        self._receive_scope.cancel()
-        self._wake_sender()
+        self._wake_sender()  # it flushes, then stops the receiving loop
 
     # ------------------------------------------------------- ReadTransport
 
@@ -349,7 +348,12 @@ class TrioTransport(TransportBookkeeping):
                     await self._send_eof()
                     continue
                 if lifecycle.closing:
-                    return  # flushed: the task closes the stream
+                    # Flushed: stop receiving (until now what came was read
+                    # and dropped, which keeps a stream whose receive cannot
+                    # be cancelled cleanly whole while it flushed), and the
+                    # task closes the stream.
+                    self._receive_scope.cancel()
+                    return
                 self._sender_parked = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._unpark_sender)
                 continue
