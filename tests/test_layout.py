@@ -48,6 +48,7 @@ PUBLIC_MODULES = frozenset(
         "weft.drivers.reactor",
         "weft.drivers.testing",
         "weft.drivers.testing.conformance",
+        "weft.drivers.trio",
     }
 )
 
@@ -58,6 +59,7 @@ DRIVER_PACKAGES = (
     "weft.drivers.coroutine",
     "weft.drivers.reactor",
     "weft.drivers.testing",
+    "weft.drivers.trio",
 )
 
 

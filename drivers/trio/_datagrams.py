@@ -28,7 +28,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -44,10 +44,8 @@ from weft.drivers._core.datagrams import (
 from weft.drivers._core.lifecycle import Event, TransportLifecycle
 from weft.drivers._core.socket_defaults import name_or_none
 from weft.drivers._core.transport_base import EndpointBookkeeping
+from weft.drivers.trio._plumbing import TaskHost
 from weft.protocols._flow_control import WriteFlowControl
-
-if TYPE_CHECKING:
-    from weft.drivers.trio._runtime import TrioRuntime
 
 __all__ = ["TrioDatagramTransport"]
 
@@ -63,7 +61,7 @@ class TrioDatagramTransport(EndpointBookkeeping):
 
     def __init__(
         self,
-        runtime: TrioRuntime,
+        runtime: TaskHost,
         protocol: Any,
         sock: socket.socket,
         peer: Any = None,

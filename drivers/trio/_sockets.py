@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
@@ -32,21 +32,32 @@ from weft.drivers._core.accepting import Acceptor
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import remove_socket_file, tcp_port, unique_addresses
 from weft.drivers._core.socket_defaults import name_or_none
+from weft.drivers.trio._plumbing import TaskHost
 from weft.drivers.trio._transport import TrioTransport, socket_reset
 from weft.protocols.contract import Transport
 
-if TYPE_CHECKING:
-    from weft.drivers.trio._runtime import TrioRuntime
-
-__all__ = ["TrioListener", "connect", "socket_transport"]
+__all__ = ["SocketHost", "TrioListener", "connect", "socket_transport"]
 
 logger = logging.getLogger("weft.trio")
 
 ProtocolFactory = Callable[[], Any]
 
 
+class SocketHost(TaskHost, Protocol):
+    """The trio runtime, as its listeners and connects see it."""
+
+    @property
+    def _listeners(self) -> set[Any]:
+        """The listeners still open (closing the runtime closes them)."""
+        ...
+
+    def _track(self, transport: TrioTransport) -> TrioTransport:
+        """Keep ``transport`` among the runtime's open connections until it ends."""
+        ...
+
+
 def socket_transport(
-    runtime: TrioRuntime, protocol: Any, sock: socket.socket, trio_sock: trio.socket.SocketType | None = None
+    runtime: SocketHost, protocol: Any, sock: socket.socket, trio_sock: trio.socket.SocketType | None = None
 ) -> TrioTransport:
     """A transport over a connected stream socket, through a ``trio.SocketStream``
     (over ``trio_sock``, Trio's socket for ``sock``, made here unless given).
@@ -70,7 +81,7 @@ class TrioListener:
     Conforms to :class:`weft.drivers.Listener`.
     """
 
-    def __init__(self, runtime: TrioRuntime, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
+    def __init__(self, runtime: SocketHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
         self._runtime = runtime
         self._factory = factory
         self.sockets = sockets
@@ -155,7 +166,7 @@ class TrioListener:
 
 
 def connect(
-    runtime: TrioRuntime,
+    runtime: SocketHost,
     factory: ProtocolFactory,
     family: int,
     address: Any,
@@ -170,7 +181,7 @@ def connect(
 
 
 async def _connect(
-    runtime: TrioRuntime,
+    runtime: SocketHost,
     factory: ProtocolFactory,
     family: int,
     address: Any,

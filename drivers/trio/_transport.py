@@ -53,7 +53,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -62,12 +62,10 @@ from weft.drivers._core.lifecycle import Event, TransportLifecycle, WriteState
 from weft.drivers._core.socket_defaults import LINGER_ZERO, READ_SIZE
 from weft.drivers._core.transport_base import TransportBookkeeping
 from weft.drivers.trio._files import send_region
+from weft.drivers.trio._plumbing import TaskHost
 from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
-
-if TYPE_CHECKING:
-    from weft.drivers.trio._runtime import TrioRuntime
 
 __all__ = ["MAX_SEND", "READ_SIZE", "TrioTransport"]
 
@@ -102,7 +100,7 @@ class TrioTransport(TransportBookkeeping):
 
     def __init__(
         self,
-        runtime: TrioRuntime,
+        runtime: TaskHost,
         protocol: Any,
         stream: trio.abc.Stream,
         extra: dict[str, Any],
