@@ -72,7 +72,9 @@ def socket_transport(
         "peername": name_or_none(sock.getpeername),
     }
     stream = trio.SocketStream(trio_sock or trio.socket.from_stdlib_socket(sock))
-    return runtime._track(TrioTransport(runtime, protocol, stream, extra, reset=socket_reset(sock)))
+    return runtime._track(
+        TrioTransport(runtime, protocol, stream, extra, reset=socket_reset(sock), send_now=sock.send)
+    )
 
 
 class TrioListener:

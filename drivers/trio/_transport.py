@@ -10,7 +10,9 @@ nursery of its own::
     sending:    await stream.send_all(what write() queued)
 
 ``write()`` never blocks and never awaits, as weft's contract says: it
-queues and wakes the sending loop.  So what Trio's streams do with an
+queues and wakes the sending loop (over a socket the driver made, a write
+that finds the loop idle is first tried on the socket at once, as asyncio
+does, which spares a task switch per reply).  So what Trio's streams do with an
 ``await`` (backpressure), the transport does with weft's flow control:
 the bytes queued *and* those ``send_all`` is still sending count in
 ``get_write_buffer_size()``, and ``pause_writing``/``resume_writing`` come
@@ -107,6 +109,7 @@ class TrioTransport(TransportBookkeeping):
         *,
         can_write_eof: bool | None = None,
         reset: Callable[[], object] | None = None,
+        send_now: Callable[[bytes], int] | None = None,
         eof_errors: frozenset[int] = frozenset(),
     ) -> None:
         self._runtime = runtime
@@ -120,6 +123,9 @@ class TrioTransport(TransportBookkeeping):
             isinstance(stream, trio.abc.HalfCloseableStream) if can_write_eof is None else can_write_eof
         )
         self._reset = reset
+        # A non-blocking send straight to the socket under the stream, for a
+        # write that finds the sending loop idle (see write()).
+        self._send_now = send_now
         # errnos that mean EOF here (EIO from a PTY's master once the child is gone).
         self._eof_errors = eof_errors
         self._queue: deque[_Piece] = deque()
@@ -184,10 +190,23 @@ class TrioTransport(TransportBookkeeping):
     # ------------------------------------------------------ WriteTransport
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue ``data``; the connection's task sends it on its next step."""
+        """Send ``data`` now if the socket takes it and nothing waits; queue the
+        rest for the connection's task."""
         admitted = self._admit(data)
         if admitted is None:
             return
+        send_now = self._send_now
+        if send_now is not None and self._sender_parked is not None:
+            # The sending loop is idle, so nothing is queued or being sent:
+            # try the socket at once, as asyncio's write does, and spare the
+            # task switch (the loop's send_all would make this same call).
+            try:
+                sent = send_now(admitted)
+            except OSError:  # full (EAGAIN), or broken: the loop meets it through Trio
+                sent = 0
+            if sent == len(admitted):
+                return
+            admitted = admitted[sent:]
         self._queue.append(admitted)
         self._buffer_size += len(admitted)
         if self._flow.should_pause(self._buffer_size):
