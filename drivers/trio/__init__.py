@@ -11,6 +11,13 @@ driver); :func:`open_trio_runtime` gives one inside a running Trio program.
 ``docs/drivers-trio.md``.
 """
 
+try:
+    import trio  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess without Trio
+    raise ModuleNotFoundError(
+        "weft.drivers.trio needs Trio, which is not installed: pip install 'weft[trio]'", name="trio"
+    ) from exc
+
 from weft.drivers.trio._datagrams import TrioDatagramTransport
 from weft.drivers.trio._interop import from_weft
 from weft.drivers.trio._runtime import TrioReadOnlyTransport, TrioRuntime, open_trio_runtime

@@ -17,6 +17,7 @@ import fcntl
 import logging
 import select
 import socket
+import subprocess
 import sys
 import termios
 import threading
@@ -437,3 +438,14 @@ def test_from_weft_waits_for_weft_futures_and_coroutines_and_cancels_them(runtim
 
     assert runtime.run_trio(trio_side, timeout=TIMEOUT) == 42
     assert cleaned == ["finally"]
+
+
+def test_without_trio_the_package_names_the_extra() -> None:
+    """Importing weft.drivers.trio where Trio cannot be imported fails with one
+    line naming the extra that installs it (the registry says the same for --driver trio)."""
+    code = "import sys; sys.modules['trio'] = None; import weft.drivers.trio"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "ModuleNotFoundError: weft.drivers.trio needs Trio, which is not installed: pip install 'weft[trio]'"
+    )
