@@ -20,7 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
 
 from weft.drivers.trio._datagrams import TrioDatagramTransport
 from weft.drivers.trio._interop import from_weft
-from weft.drivers.trio._runtime import TrioReadOnlyTransport, TrioRuntime, open_trio_runtime
+from weft.drivers.trio._processes import TrioReadOnlyTransport
+from weft.drivers.trio._runtime import TrioRuntime, open_trio_runtime
 from weft.drivers.trio._sockets import TrioListener
 from weft.drivers.trio._streams import TrioStream
 from weft.drivers.trio._transport import TrioTransport

@@ -28,11 +28,18 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
 from weft.drivers._core.connection_clock import ConnectionClock, DriverClock
+from weft.drivers._core.datagram_sockets import (
+    open_udp_socket,
+    udp_candidates,
+    udp_request,
+    unix_datagram_socket,
+    unix_paths,
+)
 from weft.drivers._core.datagrams import (
     UDP_READ_SIZE,
     UNIX_READ_SIZE,
@@ -41,13 +48,15 @@ from weft.drivers._core.datagrams import (
     datagram_error,
     max_datagram_size,
 )
+from weft.drivers._core.futures import Future
 from weft.drivers._core.lifecycle import Event, TransportLifecycle
 from weft.drivers._core.socket_defaults import name_or_none
 from weft.drivers._core.transport_base import EndpointBookkeeping
 from weft.drivers.trio._plumbing import TaskHost
 from weft.protocols._flow_control import WriteFlowControl
+from weft.protocols.contract import DatagramTransport
 
-__all__ = ["TrioDatagramTransport"]
+__all__ = ["DatagramHost", "TrioDatagramTransport", "open_udp", "open_unix_datagram"]
 
 logger = logging.getLogger("weft.trio")
 
@@ -286,3 +295,88 @@ class TrioDatagramTransport(EndpointBookkeeping):
             for hook in self.on_lost:
                 hook(self)
             self.on_lost.clear()
+
+
+# ------------------------------------------------------------- opening
+
+
+class DatagramHost(TaskHost, Protocol):
+    """The trio runtime, as the code that opens its datagram endpoints sees it."""
+
+    def _track_endpoint(self, endpoint: TrioDatagramTransport) -> TrioDatagramTransport:
+        """Keep ``endpoint`` among the runtime's open endpoints until it ends."""
+        ...
+
+
+def open_udp(
+    runtime: DatagramHost,
+    factory: Callable[[], Any],
+    local_address: tuple[Any, ...] | None,
+    remote_address: tuple[Any, ...] | None,
+    *,
+    family: int,
+    reuse_port: bool,
+    allow_broadcast: bool,
+) -> Future[DatagramTransport]:
+    """A UDP endpoint, made in a task (names looked up in Trio's thread pool);
+    bad arguments raise now (see :meth:`weft.drivers.trio.TrioRuntime.open_udp`)."""
+    request = udp_request(
+        local_address, remote_address, family, reuse_port=reuse_port, allow_broadcast=allow_broadcast
+    )
+    result: Future[DatagramTransport] = Future(runtime.call_soon)
+
+    async def open_endpoint() -> None:
+        try:
+            if request.needs_lookup:
+                candidates = await trio.to_thread.run_sync(udp_candidates, request)
+            else:
+                candidates = udp_candidates(request)
+            sock, peer = open_udp_socket(request, candidates)
+        except OSError as exc:
+            result.set_exception(exc)
+            return
+        _start(runtime, factory, sock, peer, None, result)
+
+    runtime._spawn(open_endpoint)
+    return result
+
+
+def open_unix_datagram(
+    runtime: DatagramHost,
+    factory: Callable[[], Any],
+    local_path: str | bytes | os.PathLike[str] | None,
+    remote_path: str | bytes | os.PathLike[str] | None,
+) -> Future[DatagramTransport]:
+    """A UNIX datagram endpoint; the socket is made now, the protocol on a next turn."""
+    local, remote = unix_paths(local_path, remote_path)
+    result: Future[DatagramTransport] = Future(runtime.call_soon)
+    try:
+        sock, peer, made = unix_datagram_socket(local, remote)
+    except OSError as exc:
+        runtime.call_soon(result.set_exception, exc)
+        return result
+    runtime.call_soon(_start, runtime, factory, sock, peer, made, result)
+    return result
+
+
+def _start(
+    runtime: DatagramHost,
+    factory: Callable[[], Any],
+    sock: socket.socket,
+    peer: Any,
+    socket_file: str | None,
+    result: Future[DatagramTransport],
+) -> None:
+    """The protocol, its transport, ``connection_made`` and the task; then the future."""
+    try:
+        protocol = factory()
+    except Exception as exc:
+        sock.close()
+        if socket_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(socket_file)
+        result.set_exception(exc)
+        return
+    transport = runtime._track_endpoint(TrioDatagramTransport(runtime, protocol, sock, peer, socket_file))
+    transport.start()
+    result.set_result(transport)

@@ -25,7 +25,6 @@ Trio allows one run per thread, so a thread has at most one
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import os
@@ -39,36 +38,24 @@ from typing import Any, TypeVar
 import outcome
 import trio
 
-from weft.drivers._core.child_processes import (
-    Process,
-    ReadOnly,
-    StderrOption,
-    checked_argv,
-    split_stderr,
-    start_child,
-)
-from weft.drivers._core.datagram_sockets import (
-    open_udp_socket,
-    udp_candidates,
-    udp_request,
-    unix_datagram_socket,
-    unix_paths,
-)
+from weft.drivers._core.child_processes import Process, StderrOption
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers._core.timers import Timer
+from weft.drivers.trio import _datagrams as trio_datagrams
 from weft.drivers.trio._datagrams import TrioDatagramTransport
 from weft.drivers.trio._guest import GuestHost
 from weft.drivers.trio._pipes import close_unstarted, pipe_stream
+from weft.drivers.trio._processes import spawn
 from weft.drivers.trio._scheduler import CallbackScheduler, MonotonicClock
 from weft.drivers.trio._sockets import TrioListener, connect
 from weft.drivers.trio._transport import TrioTransport
 from weft.protocols.contract import DatagramTransport, Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError, InvalidStateError
 
-__all__ = ["TrioReadOnlyTransport", "TrioRuntime", "open_trio_runtime"]
+__all__ = ["TrioRuntime", "open_trio_runtime"]
 
 logger = logging.getLogger("weft.trio")
 
@@ -77,13 +64,6 @@ _T = TypeVar("_T")
 # How long close() lets aborted connections reach connection_lost, and then
 # lets the Trio run wind down.
 _CLOSE_WAIT = 5.0
-
-# The EOF a PTY's master reads once the child side is gone.
-_PTY_EOF = frozenset({errno.EIO})
-
-
-class TrioReadOnlyTransport(ReadOnly, TrioTransport):
-    """The trio driver's transport for a descriptor it only reads (a child's stderr)."""
 
 
 class TrioRuntime:
@@ -295,25 +275,15 @@ class TrioRuntime:
         transport once ``connection_made`` has run, or the error.
         """
         self._check_open()
-        request = udp_request(
-            local_address, remote_address, family, reuse_port=reuse_port, allow_broadcast=allow_broadcast
+        return trio_datagrams.open_udp(
+            self,
+            factory,
+            local_address,
+            remote_address,
+            family=family,
+            reuse_port=reuse_port,
+            allow_broadcast=allow_broadcast,
         )
-        result: Future[DatagramTransport] = Future(self.call_soon)
-
-        async def open_endpoint() -> None:
-            try:
-                if request.needs_lookup:
-                    candidates = await trio.to_thread.run_sync(udp_candidates, request)
-                else:
-                    candidates = udp_candidates(request)
-                sock, peer = open_udp_socket(request, candidates)
-            except OSError as exc:
-                result.set_exception(exc)
-                return
-            self._start_endpoint(factory, sock, peer, None, result)
-
-        self._spawn(open_endpoint)
-        return result
 
     def open_unix_datagram(
         self,
@@ -324,37 +294,7 @@ class TrioRuntime:
         """A UNIX datagram endpoint bound to ``local_path`` and connected to
         ``remote_path`` (either may be ``None``), as on the reactor."""
         self._check_open()
-        local, remote = unix_paths(local_path, remote_path)
-        result: Future[DatagramTransport] = Future(self.call_soon)
-        try:
-            sock, peer, made = unix_datagram_socket(local, remote)
-        except OSError as exc:
-            self.call_soon(result.set_exception, exc)
-            return result
-        self.call_soon(self._start_endpoint, factory, sock, peer, made, result)
-        return result
-
-    def _start_endpoint(
-        self,
-        factory: Callable[[], Any],
-        sock: socket.socket,
-        peer: Any,
-        socket_file: str | None,
-        result: Future[DatagramTransport],
-    ) -> None:
-        try:
-            protocol = factory()
-        except Exception as exc:
-            sock.close()
-            if socket_file is not None:
-                _remove_quietly(socket_file)
-            result.set_exception(exc)
-            return
-        transport = TrioDatagramTransport(self, protocol, sock, peer, socket_file)
-        self._endpoints.add(transport)
-        transport.on_lost.append(self._forget)
-        transport.start()
-        result.set_result(transport)
+        return trio_datagrams.open_unix_datagram(self, factory, local_path, remote_path)
 
     def spawn_process(
         self,
@@ -376,45 +316,7 @@ class TrioRuntime:
         master); ``connection_made`` runs now.
         """
         self._check_open()
-        argv = checked_argv(args)
-        choice, stderr_factory = split_stderr(stderr, pty=pty)
-        protocol = factory()
-        stderr_protocol = None if stderr_factory is None else stderr_factory()
-        process, plumbing = start_child(
-            self,
-            self._processes,
-            argv,
-            env=env,
-            cwd=cwd,
-            stderr=choice,
-            capture_stderr=stderr_protocol is not None,
-            pty=pty,
-            set_reader=None,
-        )
-        names: dict[str, Any] = {"process": process, "peername": ("process", process.pid)}
-        stream, _extra, can_write_eof = pipe_stream(plumbing.read_fd, plumbing.write_fd, close_fds=True)
-        extra = {**names, "sockname": ("pty", plumbing.read_fd)} if pty else {**names, "pipe": _extra["pipe"]}
-        transport = self._track(
-            TrioTransport(
-                self,
-                protocol,
-                stream,
-                extra,
-                can_write_eof=can_write_eof and not pty,
-                eof_errors=_PTY_EOF if pty else frozenset(),
-            )
-        )
-        process.transport = transport
-        started = [transport]
-        if stderr_protocol is not None and plumbing.stderr_fd is not None:
-            stderr_stream = trio.lowlevel.FdStream(plumbing.stderr_fd)
-            process.stderr_transport = self._track(
-                TrioReadOnlyTransport(self, stderr_protocol, stderr_stream, names, can_write_eof=False)
-            )
-            started.append(process.stderr_transport)
-        for each in started:
-            each.start()
-        return process
+        return spawn(self, factory, args, env=env, cwd=cwd, stderr=stderr, pty=pty)
 
     # ------------------------------------------------------- Trio's own code
 
@@ -657,6 +559,12 @@ class TrioRuntime:
         transport.on_lost.append(self._forget)
         return transport
 
+    def _track_endpoint(self, endpoint: TrioDatagramTransport) -> TrioDatagramTransport:
+        """Keep ``endpoint`` among the open datagram endpoints until it ends."""
+        self._endpoints.add(endpoint)
+        endpoint.on_lost.append(self._forget)
+        return endpoint
+
     def _forget(self, transport: TrioTransport | TrioDatagramTransport) -> None:
         """``transport`` ended: no longer open (and aclose may be waiting for the last one)."""
         if isinstance(transport, TrioTransport):
@@ -725,10 +633,3 @@ def _restore_blocking(modes: dict[int, bool]) -> None:
             os.set_blocking(fd, blocking)
         except OSError:
             pass  # closed meanwhile
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
