@@ -172,6 +172,25 @@ def test_close_ends_the_connections_and_the_trio_run() -> None:
     runtime.close()  # twice is harmless
 
 
+def test_a_keyboard_interrupt_ends_the_trio_run_and_run_raises_it() -> None:
+    """KeyboardInterrupt is no error of one connection: raised in a callback, it
+    ends Trio's run, run_until raises it, the runtime is closed, and the
+    thread is free for another runtime."""
+    runtime = TrioRuntime()
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    runtime.call_soon(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        runtime.run_until(lambda: False, TIMEOUT)
+    assert not trio.lowlevel.in_trio_run()
+    with pytest.raises(ClosedResourceError):
+        runtime.listen_tcp(EchoProtocol)
+    runtime.close()
+    TrioRuntime().close()
+
+
 # ------------------------------------------------------------- the clock
 
 
