@@ -72,6 +72,10 @@ class GuestHost:
         work()
         return True
 
+    def ready(self) -> int:
+        """How many requests wait now (a step may queue more: Trio's next tick)."""
+        return self._queue.qsize()
+
     def wake(self) -> None:
         """Make a waiting :meth:`step` return (from any thread)."""
         self._queue.put(_nothing)

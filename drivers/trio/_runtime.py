@@ -413,7 +413,8 @@ class TrioRuntime:
         self._running = True
         try:
             if self._stopping:  # a stop made before the run: do what is ready, then return
-                while host.step(0):
+                for _ in range(host.ready()):
+                    host.step(0)
                     self._check_outcome()
                 return condition is not None and condition()
             while not self._stopping:
