@@ -41,6 +41,8 @@ import servers
 TARGETS: list[tuple[str, str, float, tuple[int, ...] | None]] = [
     ("weft-reactor", "asyncio", 0.85, (50,)),
     ("weft-uvloop", "uvloop", 1.10, None),
+    # Issue 12: Twisted's own echo on weft's reactor against the same on Twisted's epoll reactor.
+    ("twisted-on-weft", "twisted", 0.80, (50,)),
 ]
 
 #: A run in which the server or the client waited for its core (another task
@@ -395,7 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"CPU µs/msg: server CPU time (user+system) over the measured window / messages echoed, "
         f"in the {args.stat} run; median: the median over the runs.",
         "vs asyncio: that over the bare asyncio server's on the same row; vs same loop: weft on a loop "
-        "over the bare server on that loop.",
+        "over the bare server on that loop (twisted-on-weft: Twisted's echo on weft's reactor over the "
+        "same on Twisted's own).",
         "server busy: server CPU time / wall time; client µs/msg: the load generator's own work per message.",
     ]
     if any(cell.disturbed for cell in cells):

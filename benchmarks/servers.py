@@ -20,6 +20,9 @@ ends, which works alike for every kind).  The kinds:
   when Twisted is installed.  Not run unless asked for;
 * ``twisted-on-weft``: the same Twisted protocol on weft's reactor
   (:mod:`weft.drivers.twisted_reactor`).  Not run unless asked for.
+* ``trio``: Trio's own echo (a task per connection, ``receive_some`` and
+  ``send_all`` on ``trio.serve_tcp``), when Trio is installed, the
+  same-loop peer of ``weft-trio``.  Not run unless asked for.
 
 Every Python server first frees one large block (see
 :func:`settle_allocator`) unless started with ``--fresh-malloc``.
@@ -68,6 +71,12 @@ class ServerKind:
     default: bool
 
 
+#: The drivers whose weft row is compared with the bare server on the same loop.
+_SAME_LOOP_PEERS = ("asyncio", "uvloop", "twisted", "trio")
+#: The drivers whose weft row a default run leaves out.
+_ASKED_FOR_ONLY = ("twisted", "trio")
+
+
 def server_kinds() -> list[ServerKind]:
     """Every kind that can run here, weft's drivers first."""
     from weft.drivers import DRIVERS
@@ -76,8 +85,10 @@ def server_kinds() -> list[ServerKind]:
         ServerKind(
             f"weft-{name}",
             f"weft EchoProtocol on the {name} driver",
-            name if name in ("asyncio", "uvloop") else None,
-            True,
+            name if name in _SAME_LOOP_PEERS else None,
+            # Twisted's and Trio's rows (and their peers) run when asked for:
+            # they would double a default run, and answer another question.
+            name not in _ASKED_FOR_ONLY,
         )
         for name, info in DRIVERS.items()
         if info.available()
@@ -94,8 +105,12 @@ def server_kinds() -> list[ServerKind]:
     if find_spec("twisted") is not None:
         kinds.append(ServerKind("twisted", "twisted Protocol echo, default reactor", None, False))
         kinds.append(
-            ServerKind("twisted-on-weft", "the same twisted Protocol echo on weft's reactor", None, False)
+            ServerKind(
+                "twisted-on-weft", "the same twisted Protocol echo on weft's reactor", "twisted", False
+            )
         )
+    if find_spec("trio") is not None:
+        kinds.append(ServerKind("trio", "Trio echo: a task per connection on trio.serve_tcp", None, False))
     return kinds
 
 
@@ -177,6 +192,27 @@ def serve_twisted(ready: Callable[[int], None]) -> None:
     reactor.run()
 
 
+def serve_trio(ready: Callable[[int], None]) -> None:
+    """Trio's echo: a task per connection, ``receive_some`` then ``send_all``, on ``trio.serve_tcp``."""
+    import functools
+
+    import trio
+
+    async def echo(stream: trio.SocketStream) -> None:
+        try:
+            while data := await stream.receive_some(65536):
+                await stream.send_all(data)
+        except trio.BrokenResourceError:
+            pass
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            listeners = await nursery.start(functools.partial(trio.serve_tcp, echo, 0, host=HOST))
+            ready(int(listeners[0].socket.getsockname()[1]))
+
+    trio.run(main)
+
+
 def serve_python_floor(ready: Callable[[int], None]) -> None:
     """The least a Python server can do per message: epoll, recv, send, nothing else.
 
@@ -236,6 +272,8 @@ def serve(kind: str, ready: Callable[[int], None]) -> None:
 
         install()
         serve_twisted(ready)
+    elif kind == "trio":
+        serve_trio(ready)
     elif kind == "py-epoll":
         serve_python_floor(ready)
     else:

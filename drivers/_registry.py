@@ -109,6 +109,12 @@ def _coroutine() -> Runtime:
     return CoroutineRuntime()
 
 
+def _trio() -> Runtime:
+    from weft.drivers.trio import TrioRuntime
+
+    return TrioRuntime()
+
+
 def _blocking() -> Runtime:
     from weft.drivers.blocking import BlockingRuntime
 
@@ -176,6 +182,14 @@ DRIVERS: dict[str, DriverInfo] = {
         ("twisted.internet",),
         "twisted",
         _twisted,
+        _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
+    ),
+    "trio": DriverInfo(
+        "trio",
+        "Trio: a task per connection over Trio's streams and sockets",
+        ("trio",),
+        "trio",
+        _trio,
         _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
     ),
 }

@@ -51,6 +51,7 @@ PUBLIC_MODULES = frozenset(
         "weft.drivers.twisted",
         "weft.drivers.twisted_reactor",
         "weft.drivers.trio_guest",
+        "weft.drivers.trio",
     }
 )
 
@@ -64,6 +65,7 @@ DRIVER_PACKAGES = (
     "weft.drivers.twisted",
     "weft.drivers.twisted_reactor",
     "weft.drivers.trio_guest",
+    "weft.drivers.trio",
 )
 
 

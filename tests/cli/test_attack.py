@@ -28,19 +28,21 @@ from benchmarks.attacks.workspace import Workspace
 # suite (benchmarks/attack.py) runs each case on every driver it applies to.
 
 #: The malformed table runs on one event-loop driver, on the
-#: thread-per-connection one and on Twisted's transports: the HTTP parsing is
-#: shared, what differs is how each ends a connection.
-TABLE_DRIVERS = ("reactor", "blocking", "twisted")
+#: thread-per-connection one, on Twisted's transports and on the
+#: task-per-connection one (Trio's): the HTTP parsing is shared, what differs
+#: is how each ends a connection.
+TABLE_DRIVERS = ("reactor", "blocking", "twisted", "trio")
 #: Descriptor exhaustion under the shared accept code (drivers/_core/accepting.py)
-#: on weft's own loop, on asyncio's, and on Twisted's reactor (which takes
-#: each accepted socket over as one of its own transports).
-EXHAUSTION_DRIVERS = ("reactor", "asyncio", "twisted")
+#: on weft's own loop, on asyncio's, on Twisted's reactor (which takes each
+#: accepted socket over as one of its own transports) and on Trio's (whose
+#: tasks wait for the listening sockets to be readable).
+EXHAUSTION_DRIVERS = ("reactor", "asyncio", "twisted", "trio")
 #: Never-reading downloaders on weft's own write path and on the Twisted
 #: driver's (a region sent with sendfile behind Twisted's producer).
 DOWNLOAD_DRIVERS = ("reactor", "twisted")
 #: The pool limit is the Server's on every event-loop driver, and the blocking
-#: driver's own pool: one of each.
-POOL_DRIVERS = ("reactor", "blocking")
+#: driver's own pool: one of each, and Trio's, whose connections are tasks.
+POOL_DRIVERS = ("reactor", "blocking", "trio")
 
 TINY = dataclasses.replace(
     FAST,

@@ -52,6 +52,8 @@ TLS_CARRIERS = (
     "blocking-tcp",
     "twisted-tcp",
     "twisted-pipes",
+    "trio-tcp",
+    "trio-pipes",
 )
 
 #: asyncio-compatible loops whose own transports run the suite: the reference

@@ -18,6 +18,7 @@ EXPECTED = {
     "pubsub_in_memory.py": "alice got b'news' b'weft 0.1 is out'",
     "echo_on_asyncio.py": "weft client got: and back",
     "echo_on_twisted.py": "echoed: hello, weft\nweft client got: and back",
+    "echo_on_trio.py": "weft client got: and back\ntrio code over a weft stream: as trio",
     "process_lines.py": "answers [b'HELLO', b'WEFT'], exit status 0",
     "http_fetch.py": "answers: 200 hello, weft; 200 hello, again",
     "blocking_pubsub_client.py": "got b'news' b'weft on threads'",

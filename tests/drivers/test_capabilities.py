@@ -39,17 +39,19 @@ if TYPE_CHECKING:
     from weft.drivers.coroutine import CoroutineRuntime
     from weft.drivers.reactor import Reactor
     from weft.drivers.testing import MemoryRuntime
+    from weft.drivers.trio import TrioRuntime
 
     def _each_runtime_class_offers_what_it_declares(
         reactor: Reactor,
         coroutine: CoroutineRuntime,
         asyncio: AsyncioRuntime,
         blocking: BlockingRuntime,
+        trio: TrioRuntime,
         memory: MemoryRuntime,
     ) -> None:
         """Never called: mypy checks each assignment (and, strict, that each ignore is still needed)."""
-        runtimes: list[Runtime] = [reactor, coroutine, asyncio, blocking]
-        spawners: list[ProcessRuntime] = [reactor, coroutine, blocking]
+        runtimes: list[Runtime] = [reactor, coroutine, asyncio, blocking, trio]
+        spawners: list[ProcessRuntime] = [reactor, coroutine, blocking, trio]
         asyncio_spawns: ProcessRuntime = asyncio  # type: ignore[assignment]
         in_memory: tuple[LoopRuntime, TCPRuntime, UNIXRuntime, DatagramRuntime] = (memory,) * 4
         memory_is_whole: Runtime = memory  # type: ignore[assignment]
@@ -96,7 +98,7 @@ def test_each_driver_declares_what_its_runtime_has(runtime: Runtime, driver: str
 def test_processes_are_not_everywhere() -> None:
     """The registry's declarations differ where the drivers do: asyncio and
     uvloop start no processes, the others do; every driver offers write_file."""
-    assert driver_names(requires={ProcessRuntime}) == ["reactor", "coroutine", "blocking", "twisted"]
+    assert driver_names(requires={ProcessRuntime}) == ["reactor", "coroutine", "blocking", "twisted", "trio"]
     assert driver_names(lacks={ProcessRuntime}) == ["asyncio", "uvloop"]
     assert driver_names(requires={FileWriteTransport}) == list(DRIVERS)
 
@@ -105,11 +107,8 @@ def test_selecting_by_name_and_leaving_out_with_a_reason() -> None:
     """only= keeps the drivers named, in the registry's order; exclude= leaves
     some out; a name the registry does not know is an error, not an empty selection."""
     assert driver_names(only=("coroutine", "reactor")) == ["reactor", "coroutine"]
-    assert driver_names(requires={ProcessRuntime}, exclude={"blocking": "why"}) == [
-        "reactor",
-        "coroutine",
-        "twisted",
-    ]
+    spawners = driver_names(requires={ProcessRuntime}, exclude={"blocking": "why"})
+    assert spawners == ["reactor", "coroutine", "twisted", "trio"]
     with pytest.raises(KeyError, match="no driver called 'reactr'"):
         driver_names(only=("reactr",))
     with pytest.raises(KeyError, match="no driver called 'blockng'"):

@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -28,6 +28,9 @@ from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols.errors import ArgumentError
 from weft.protocols.framing import LineProtocol
+
+if TYPE_CHECKING:
+    from weft.drivers.trio import TrioRuntime
 
 #: Every test runs on each driver that starts processes (the ``reactor`` fixture).
 pytestmark = pytest.mark.drivers(requires={ProcessRuntime})
@@ -49,11 +52,13 @@ def reactor(driver: str) -> Iterator[Reactor]:
         made.close()
 
 
-def idle(runtime: Reactor | BlockingRuntime) -> bool:
-    """Nothing left to run: no callback ready (the reactors), no connection open (the blocking driver)."""
-    if isinstance(runtime, BlockingRuntime):
-        return not runtime.connections
-    return not runtime._ready
+def idle(runtime: Reactor | BlockingRuntime | TrioRuntime) -> bool:
+    """Nothing left to run: no callback ready (the reactors, and the Twisted
+    driver's queue), no connection open (the blocking and trio drivers, whose
+    connections are threads or tasks)."""
+    if isinstance(runtime, Reactor) or not hasattr(runtime, "connections"):
+        return not cast(Reactor, runtime)._ready
+    return not runtime.connections
 
 
 def python(code: str, *args: str) -> list[str]:

@@ -1,0 +1,244 @@
+"""TCP and UNIX-domain sockets on the trio driver: listening and connecting.
+
+Listening sockets are bound by weft's own :func:`~weft.drivers._core.socket_binding.bind_tcp`
+(so a port in use raises ``OSError`` from ``listen_tcp`` itself, as on every
+driver), and accepted on by one task per socket.  What to do with a
+readable socket (accept a batch, and pause for a second when out of
+descriptors rather than spin) is :class:`~weft.drivers._core.accepting.Acceptor`'s,
+shared with the reactor and asyncio; the task only waits for readability
+(``trio.lowlevel.wait_readable``) while the acceptor watches.
+
+Each connection is a :class:`~weft.drivers.trio._transport.TrioTransport`
+over a ``trio.SocketStream``.  Connecting is a task too: names are looked
+up with ``trio.socket.getaddrinfo`` (in Trio's thread pool), each address
+is tried in turn with Trio's ``connect``, and the whole is bounded by the
+timeout; the :class:`~weft.drivers.Future` gets the transport once
+``connection_made`` has run, or the error with the address in its message,
+as on the reactor.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import trio
+
+from weft.drivers._core.accepting import Acceptor
+from weft.drivers._core.futures import Future
+from weft.drivers._core.socket_binding import remove_socket_file, tcp_port, unique_addresses
+from weft.drivers._core.socket_defaults import name_or_none
+from weft.drivers.trio._plumbing import TaskHost
+from weft.drivers.trio._transport import TrioTransport, socket_reset
+from weft.protocols.contract import Transport
+
+__all__ = ["SocketHost", "TrioListener", "connect", "socket_transport"]
+
+logger = logging.getLogger("weft.trio")
+
+ProtocolFactory = Callable[[], Any]
+
+
+class SocketHost(TaskHost, Protocol):
+    """The trio runtime, as its listeners and connects see it."""
+
+    @property
+    def _listeners(self) -> set[Any]:
+        """The listeners still open (closing the runtime closes them)."""
+        ...
+
+    def _track(self, transport: TrioTransport) -> TrioTransport:
+        """Keep ``transport`` among the runtime's open connections until it ends."""
+        ...
+
+
+def socket_transport(
+    runtime: SocketHost, protocol: Any, sock: socket.socket, trio_sock: trio.socket.SocketType | None = None
+) -> TrioTransport:
+    """A transport over a connected stream socket, through a ``trio.SocketStream``
+    (over ``trio_sock``, Trio's socket for ``sock``, made here unless given).
+
+    ``get_extra_info("socket")`` is the standard library's socket (Trio's
+    own is the stream's, :attr:`TrioTransport.stream`).
+    """
+    sock.setblocking(False)
+    extra = {
+        "socket": sock,
+        "sockname": name_or_none(sock.getsockname),
+        "peername": name_or_none(sock.getpeername),
+    }
+    stream = trio.SocketStream(trio_sock or trio.socket.from_stdlib_socket(sock))
+    return runtime._track(
+        TrioTransport(runtime, protocol, stream, extra, reset=socket_reset(sock), send_now=sock.send)
+    )
+
+
+class TrioListener:
+    """Sockets accepting connections for one protocol factory, each watched by a task.
+
+    Conforms to :class:`weft.drivers.Listener`.
+    """
+
+    def __init__(self, runtime: SocketHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
+        self._runtime = runtime
+        self._factory = factory
+        self.sockets = sockets
+        #: The transports of the connections accepted and still open.
+        self.connections: set[TrioTransport] = set()
+        self._closed = False
+        # What each socket's task calls when it is readable (None: not watched now).
+        self._readers: dict[socket.socket, Callable[[], object] | None] = {}
+        self._watched: dict[socket.socket, trio.Event] = {}
+        self._scope = trio.CancelScope()
+        self._acceptor = Acceptor(
+            sockets, self._start, watch=self._watch, call_later=runtime.call_later, logger=logger
+        )
+        for sock in sockets:
+            runtime._spawn(self._serve, sock)
+
+    @property
+    def addresses(self) -> list[Any]:
+        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
+        return [sock.getsockname() for sock in self.sockets]
+
+    @property
+    def port(self) -> int:
+        """The TCP port (the real one when 0 was asked for)."""
+        return tcp_port(self.addresses)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Stop accepting now (the sockets close: a new client is refused); open connections go on."""
+        if self._closed:
+            return
+        self._closed = True
+        self._runtime._listeners.discard(self)
+        self._acceptor.close()
+        self._scope.cancel()  # the tasks stop waiting on the sockets before they close
+        for sock in self.sockets:
+            if sock.family == socket.AF_UNIX:
+                remove_socket_file(sock.getsockname())
+            sock.close()
+
+    def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
+        self._readers[sock] = reader
+        event = self._watched.get(sock)
+        if reader is not None and event is not None:
+            event.set()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        """One socket's task: wait until it is readable, let the acceptor accept; until closed."""
+        with self._scope:
+            while not self._closed:
+                if self._readers.get(sock) is None:  # paused (out of descriptors)
+                    event = self._watched[sock] = trio.Event()
+                    await event.wait()
+                    continue
+                await trio.lowlevel.wait_readable(sock)
+                reader = self._readers.get(sock)
+                if reader is None:
+                    continue
+                try:
+                    reader()
+                except OSError as exc:
+                    logger.error("accepting on %r failed; it stops", sock, exc_info=exc)
+                    return
+
+    def _start(self, sock: socket.socket) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            protocol = self._factory()
+        except Exception as exc:
+            logger.error("the protocol factory raised; closing the connection", exc_info=exc)
+            sock.close()
+            return
+        transport = socket_transport(self._runtime, protocol, sock)
+        self.connections.add(transport)
+        transport.on_lost.append(self.connections.discard)
+        transport.start()
+
+
+def connect(
+    runtime: SocketHost,
+    factory: ProtocolFactory,
+    family: int,
+    address: Any,
+    target: str,
+    timeout: float,
+) -> Future[Transport]:
+    """Connect to ``address`` (``(host, port)`` for TCP, a path for UNIX) in a task
+    (see the module docstring)."""
+    result: Future[Transport] = Future(runtime.call_soon)
+    runtime._spawn(_connect, runtime, factory, family, address, target, timeout, result)
+    return result
+
+
+async def _connect(
+    runtime: SocketHost,
+    factory: ProtocolFactory,
+    family: int,
+    address: Any,
+    target: str,
+    timeout: float,
+    result: Future[Transport],
+) -> None:
+    connected: tuple[socket.socket, trio.socket.SocketType] | None = None
+    try:
+        with trio.move_on_after(timeout):
+            connected = await _connected_socket(family, address, target)
+        if connected is None:
+            raise TimeoutError(errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s")
+    except OSError as exc:
+        result.set_exception(exc)
+        return
+    sock, trio_sock = connected
+    try:
+        protocol = factory()
+    except Exception as exc:
+        sock.close()
+        result.set_exception(exc)
+        return
+    if family != socket.AF_UNIX:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    transport = socket_transport(runtime, protocol, sock, trio_sock)
+    transport.start()
+    result.set_result(transport)
+
+
+async def _connected_socket(
+    family: int, address: Any, target: str
+) -> tuple[socket.socket, trio.socket.SocketType]:
+    """A socket connected to the first of ``address``'s addresses that answers; OSError naming ``target``."""
+    if family == socket.AF_UNIX:
+        candidates: list[tuple[int, Any]] = [(socket.AF_UNIX, address)]
+    else:
+        host, port = address
+        infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        candidates = [(info[0], info[4]) for info in unique_addresses(infos)]
+    errors: list[OSError] = []
+    for each_family, each_address in candidates:
+        sock = socket.socket(each_family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        trio_sock = trio.socket.from_stdlib_socket(sock)
+        try:
+            await trio_sock.connect(each_address)
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock, trio_sock
+    last = errors[-1] if errors else OSError(errno.EADDRNOTAVAIL, "no address")
+    # OSError(errno, ...) builds the matching subclass (ConnectionRefusedError...).
+    raise OSError(last.errno, f"cannot connect to {target}: {last.strerror or os.strerror(last.errno or 0)}")
