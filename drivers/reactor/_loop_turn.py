@@ -39,7 +39,6 @@ import asyncio.base_events
 import asyncio.log
 import contextvars
 import heapq
-from collections import deque
 from collections.abc import Callable
 from contextvars import Context
 from functools import partial
@@ -149,23 +148,25 @@ class LoopTurn(_Base):
         self._ready_before_poll = len(ready)
         io_events = self._selector.select_around(timeout, self._run_ready_before_poll)
         if io_events or scheduled:
-            self._ready = now = deque[asyncio.Handle]()
-            try:
-                if io_events:
-                    self._process_events(io_events)  # type: ignore[attr-defined]
-                io_events = []
-                if scheduled:
-                    end = self.time() + self._clock_resolution
-                    while scheduled and scheduled[0]._when < end:  # type: ignore[attr-defined]
-                        timer = heapq.heappop(scheduled)
-                        timer._scheduled = False  # type: ignore[attr-defined]
-                        now.append(timer)
-            finally:
-                self._ready = ready
-            if now:
-                # Ahead of what this turn's callbacks scheduled, which runs next turn.
-                ready.extendleft(reversed(now))
-                self._run_ready(len(now))
+            # These run in this turn, ahead of what this turn's callbacks
+            # scheduled (which waits for the next): queue them at the end,
+            # then move them to the front.  (Only appends and pops, each
+            # atomic: another thread's call_soon_threadsafe meanwhile can
+            # move in the queue, never out of it.)
+            mark = len(ready)
+            if io_events:
+                self._process_events(io_events)  # type: ignore[attr-defined]
+            io_events = []
+            if scheduled:
+                end = self.time() + self._clock_resolution
+                while scheduled and scheduled[0]._when < end:  # type: ignore[attr-defined]
+                    timer = heapq.heappop(scheduled)
+                    timer._scheduled = False  # type: ignore[attr-defined]
+                    ready.append(timer)
+            count = len(ready) - mark
+            if count > 0:
+                ready.extendleft([ready.pop() for _ in range(count)])
+                self._run_ready(count)
 
     def _make_futures_without_a_frame(self) -> None:
         """Make ``create_future`` a partial of ``asyncio.Future``: a streams

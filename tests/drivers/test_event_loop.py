@@ -186,6 +186,40 @@ def test_a_turn_runs_what_was_ready_before_its_io_as_asyncio_does(
         loop.close()
 
 
+@pytest.mark.parametrize("make_loop", [asyncio.new_event_loop, new_event_loop], ids=["asyncio", "weft"])
+def test_a_turn_runs_its_readers_then_its_due_timers_and_defers_what_they_schedule(
+    make_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """asyncio's own readers (``add_reader``) run in the turn that polled
+    them, after what was ready before and before the timers due, and what
+    they schedule runs next turn: the same on both loops."""
+    order: list[str] = []
+    loop = make_loop()
+    ours, theirs = socket.socketpair()
+    try:
+        theirs.sendall(b"x")
+
+        def read() -> None:
+            order.append("reader")
+            ours.recv(1)
+            loop.remove_reader(ours.fileno())
+            loop.call_soon(order.append, "scheduled by the reader")
+
+        loop.add_reader(ours.fileno(), read)
+        loop.call_at(loop.time() - 1, order.append, "timer")  # already due
+        loop.call_soon(order.append, "ready before")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert order == ["ready before", "reader", "timer"]
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+        assert order == ["ready before", "reader", "timer", "scheduled by the reader"]
+    finally:
+        ours.close()
+        theirs.close()
+        loop.close()
+
+
 def test_call_soon_hands_out_asyncio_handles_that_keep_asyncio_rules() -> None:
     """The loop schedules callbacks without Handle's __init__, yet the handle is
     an asyncio.Handle: cancelling it skips the callback, the callback runs in
