@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import stat
 import sys
 from collections.abc import Callable
@@ -42,7 +41,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from weft.drivers._core.child_processes import ReadOnly
-from weft.drivers._core.socket_defaults import name_or_none
+from weft.drivers._core.pipe_descriptors import point_at_devnull, shut_down_output, socket_names
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 
 if TYPE_CHECKING:
@@ -120,7 +119,7 @@ def pipe_transport(
     ``read`` is the EOF it means, and there is no half-close.
     """
     ends = _PipeEnds(read_fd, write_fd, at_end)
-    names = _socket_names(read_fd, write_fd) or {
+    names = socket_names(read_fd, write_fd) or {
         "sockname": ("pipe", read_fd, write_fd),
         "peername": ("pipe", "peer"),
     }
@@ -171,7 +170,7 @@ class _PipeEnds:
             return
         self.output_ended = True
         if self.write_is_socket:
-            _shut_down_output(self.write_fd)
+            shut_down_output(self.write_fd)
             return
         self.write_fd_gone = True
         with contextlib.suppress(OSError):  # closed under us: nothing left to end
@@ -180,7 +179,7 @@ class _PipeEnds:
             else:
                 # The caller keeps the number; only the pipe is let go.
                 os.set_blocking(self.write_fd, self.was_blocking[self.write_fd])
-                _point_at_devnull(self.write_fd)
+                point_at_devnull(self.write_fd)
 
     def close(self) -> None:
         """The connection ended: close, restore or release each descriptor."""
@@ -196,37 +195,9 @@ class _PipeEnds:
                     if fd == self.write_fd and self.write_is_socket and not self.output_ended:
                         # Other descriptors may hold the socket (inetd gives
                         # it as stderr too): only a shutdown tells the peer.
-                        _shut_down_output(fd)
-                    _point_at_devnull(fd)
+                        shut_down_output(fd)
+                    point_at_devnull(fd)
 
 
 def _is_socket(fd: int) -> bool:
     return stat.S_ISSOCK(os.fstat(fd).st_mode)
-
-
-def _socket_names(read_fd: int, write_fd: int) -> dict[str, Any] | None:
-    """The real names when a descriptor is a socket (inetd hands one over as stdin)."""
-    for fd in (read_fd, write_fd):
-        if _is_socket(fd):
-            with socket.socket(fileno=os.dup(fd)) as sock:
-                return {
-                    "sockname": name_or_none(sock.getsockname),
-                    "peername": name_or_none(sock.getpeername),
-                }
-    return None
-
-
-
-def _shut_down_output(fd: int) -> None:
-    # A duplicate to build the socket object on: closing it leaves ``fd`` alone.
-    with socket.socket(fileno=os.dup(fd)) as sock, contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)  # OSError: the peer is gone already
-
-
-def _point_at_devnull(fd: int) -> None:
-    """Close the file behind ``fd`` but keep the number taken, by /dev/null."""
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(null, fd, inheritable=os.get_inheritable(fd))
-    finally:
-        os.close(null)

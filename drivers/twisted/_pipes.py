@@ -56,7 +56,8 @@ from weft.drivers._core.child_processes import (
     split_stderr,
     start_child,
 )
-from weft.drivers._core.socket_defaults import READ_SIZE, name_or_none
+from weft.drivers._core.pipe_descriptors import point_at_devnull, shut_down_output, socket_names
+from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.twisted._sockets import adopt_socket
 from weft.drivers.twisted._transport import TwistedSide, TwistedTransport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
@@ -351,7 +352,7 @@ class _Ends:
             return
         self.output_ended = True
         if self.write_is_socket:
-            _shut_down_output(self.write_fd)
+            shut_down_output(self.write_fd)
             return
         self.write_fd_gone = True
         with contextlib.suppress(OSError):  # closed under us: nothing left to end
@@ -360,7 +361,7 @@ class _Ends:
             else:
                 # The caller keeps the number; only the pipe is let go.
                 os.set_blocking(self.write_fd, self.was_blocking[self.write_fd])
-                _point_at_devnull(self.write_fd)
+                point_at_devnull(self.write_fd)
 
     def close(self) -> None:
         """The connection ended: close each descriptor, or restore its mode."""
@@ -385,7 +386,7 @@ def connect_pipes(
     read_mode, write_mode = _checked(read_fd), _checked(write_fd)
     if read_fd == write_fd and stat.S_ISSOCK(read_mode):
         return _connect_socket(host, factory, read_fd, close_fds)
-    names = _socket_names(read_fd, write_fd) or {
+    names = socket_names(read_fd, write_fd) or {
         "sockname": ("pipe", read_fd, write_fd),
         "peername": ("pipe", "peer"),
     }
@@ -450,33 +451,6 @@ def _checked(fd: int) -> int:
         kind = "directory" if stat.S_ISDIR(mode) else "file of a kind that cannot stream"
         raise ArgumentError(f"file descriptor {fd} is a {kind}: give a pipe, socket, terminal or file")
     return mode
-
-
-def _socket_names(read_fd: int, write_fd: int) -> dict[str, Any] | None:
-    """The real names when a descriptor is a socket."""
-    for fd in (read_fd, write_fd):
-        if stat.S_ISSOCK(os.fstat(fd).st_mode):
-            with socket.socket(fileno=os.dup(fd)) as sock:
-                return {
-                    "sockname": name_or_none(sock.getsockname),
-                    "peername": name_or_none(sock.getpeername),
-                }
-    return None
-
-
-def _shut_down_output(fd: int) -> None:
-    # A duplicate to build the socket object on: closing it leaves ``fd`` alone.
-    with socket.socket(fileno=os.dup(fd)) as sock, contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)  # OSError: the peer is gone already
-
-
-def _point_at_devnull(fd: int) -> None:
-    """Close the file behind ``fd`` but keep the number taken, by /dev/null."""
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(null, fd, inheritable=os.get_inheritable(fd))
-    finally:
-        os.close(null)
 
 
 # --------------------------------------------------------------- processes
