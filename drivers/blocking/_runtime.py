@@ -16,17 +16,18 @@ exit.  See ``docs/drivers-blocking.md``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from weft.drivers._core.child_processes import Process, StderrOption, checked_argv, split_stderr, start_child
 from weft.drivers._core.connection_limit import checked_idle_timeout, checked_max_connections
 from weft.drivers._core.datagram_sockets import (
     open_udp_socket,
+    start_endpoint,
     udp_candidates,
     udp_request,
     unix_datagram_socket,
@@ -243,7 +244,9 @@ class BlockingRuntime:
             except OSError as exc:
                 self.call_soon_threadsafe(result.set_exception, exc)
                 return
-            self.call_soon_threadsafe(self._start_endpoint, factory, sock, peer, None, result)
+            self.call_soon_threadsafe(
+                start_endpoint, factory, sock, None, partial(self._endpoint, sock, peer, None), result
+            )
 
         if request.needs_lookup:
             threading.Thread(target=make, name=f"weft-resolve {request.describe()}", daemon=True).start()
@@ -267,32 +270,19 @@ class BlockingRuntime:
         except OSError as exc:
             self.call_soon_threadsafe(result.set_exception, exc)
             return result
-        self.call_soon_threadsafe(self._start_endpoint, factory, sock, peer, made, result)
+        self.call_soon_threadsafe(
+            start_endpoint, factory, sock, made, partial(self._endpoint, sock, peer, made), result
+        )
         return result
 
-    def _start_endpoint(
-        self,
-        factory: Callable[[], Any],
-        sock: socket.socket,
-        peer: Any,
-        socket_file: str | None,
-        result: Future[DatagramTransport],
-    ) -> None:
-        """On the scheduler thread: the protocol, its transport, ``connection_made``, the thread."""
-        try:
-            protocol = factory()
-        except Exception as exc:
-            sock.close()
-            if socket_file is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(socket_file)
-            result.set_exception(exc)
-            return
+    def _endpoint(
+        self, sock: socket.socket, peer: Any, socket_file: str | None, protocol: Any
+    ) -> ThreadedDatagramTransport:
+        """On the scheduler thread: the transport over ``sock``, kept among the runtime's endpoints."""
         transport = ThreadedDatagramTransport(self._scheduler, protocol, sock, peer, socket_file)
         self._endpoints.add(transport)
         transport.on_lost.append(self._endpoints.discard)
-        transport.start()
-        result.set_result(transport)
+        return transport
 
     def spawn_process(
         self,

@@ -28,6 +28,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import trio
@@ -35,6 +36,7 @@ import trio
 from weft.drivers._core.connection_clock import ConnectionClock, DriverClock
 from weft.drivers._core.datagram_sockets import (
     open_udp_socket,
+    start_endpoint,
     udp_candidates,
     udp_request,
     unix_datagram_socket,
@@ -293,7 +295,7 @@ def open_udp(
         except OSError as exc:
             result.set_exception(exc)
             return
-        _start(runtime, factory, sock, peer, None, result)
+        start_endpoint(factory, sock, None, partial(_endpoint, runtime, sock, peer, None), result)
 
     runtime._spawn(open_endpoint)
     return result
@@ -313,28 +315,13 @@ def open_unix_datagram(
     except OSError as exc:
         runtime.call_soon(result.set_exception, exc)
         return result
-    runtime.call_soon(_start, runtime, factory, sock, peer, made, result)
+    runtime.call_soon(
+        start_endpoint, factory, sock, made, partial(_endpoint, runtime, sock, peer, made), result
+    )
     return result
 
 
-def _start(
-    runtime: DatagramHost,
-    factory: Callable[[], Any],
-    sock: socket.socket,
-    peer: Any,
-    socket_file: str | None,
-    result: Future[DatagramTransport],
-) -> None:
-    """The protocol, its transport, ``connection_made`` and the task; then the future."""
-    try:
-        protocol = factory()
-    except Exception as exc:
-        sock.close()
-        if socket_file is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(socket_file)
-        result.set_exception(exc)
-        return
-    transport = runtime._track_endpoint(TrioDatagramTransport(runtime, protocol, sock, peer, socket_file))
-    transport.start()
-    result.set_result(transport)
+def _endpoint(
+    runtime: DatagramHost, sock: socket.socket, peer: Any, socket_file: str | None, protocol: Any
+) -> TrioDatagramTransport:
+    return runtime._track_endpoint(TrioDatagramTransport(runtime, protocol, sock, peer, socket_file))
