@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.accepting import Acceptor
 from weft.drivers._core.futures import Future
+from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import (
     DEFAULT_BACKLOG,
     bind_tcp,
     bind_unix,
-    remove_socket_file,
-    tcp_port,
     unique_addresses,
 )
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
@@ -52,7 +51,7 @@ logger = logging.getLogger("weft.reactor")
 ProtocolFactory = Callable[[], Any]
 
 
-class ReactorListener:
+class ReactorListener(ListeningSockets):
     """Sockets accepting connections for one protocol factory."""
 
     def __init__(
@@ -61,28 +60,12 @@ class ReactorListener:
         self._reactor = reactor
         self._factory = factory
         reactor._open[self] = self.close
-        self.sockets = sockets
+        self._keep_sockets(sockets)
         #: The transports of the connections accepted and still open.
         self.connections: set[DescriptorTransport] = set()
-        self._closed = False
         self._acceptor = Acceptor(
             sockets, self._start, watch=self._watch, call_later=reactor.call_later, logger=logger
         )
-
-    @property
-    def addresses(self) -> list[Any]:
-        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
-        return [sock.getsockname() for sock in self.sockets]
-
-    @property
-    def port(self) -> int:
-        """The TCP port (the real one when 0 was asked for)."""
-        return tcp_port(self.addresses)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
 
     def close(self) -> None:
         """Stop accepting; open connections are left alone."""
@@ -91,10 +74,7 @@ class ReactorListener:
         self._closed = True
         self._reactor._open.pop(self, None)
         self._acceptor.close()
-        for sock in self.sockets:
-            if sock.family == socket.AF_UNIX:
-                remove_socket_file(sock.getsockname())
-            sock.close()
+        self._close_sockets()
 
     def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
         self._reactor._set_reader(sock.fileno(), reader, None)

@@ -39,11 +39,10 @@ from zope.interface import implementer
 
 from weft.drivers._core.accepting import Acceptor
 from weft.drivers._core.futures import Future
+from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import (
     bind_tcp,
     bind_unix,
-    remove_socket_file,
-    tcp_port,
     unique_addresses,
 )
 from weft.drivers._core.timers import Timer
@@ -81,7 +80,7 @@ def adopt_socket(host: TwistedHost, sock: socket.socket, transport: TwistedTrans
     side.makeConnection(server)
 
 
-class TwistedListener:
+class TwistedListener(ListeningSockets):
     """Sockets accepting connections for one protocol factory, on a Twisted reactor.
 
     Conforms to :class:`weft.drivers._runtime.Listener`.
@@ -90,31 +89,12 @@ class TwistedListener:
     def __init__(self, host: TwistedHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
         self._host = host
         self._factory = factory
-        #: The listening sockets.
-        self.sockets = sockets
-        # Kept: a closed socket no longer knows its name.
-        self._addresses = [sock.getsockname() for sock in sockets]
+        self._keep_sockets(sockets)
         #: The transports of the connections accepted and still open.
         self.connections: set[TwistedTransport] = set()
-        self._closed = False
         self._acceptor = Acceptor(
             sockets, self._start, watch=self._watch, call_later=host.call_later, logger=logger
         )
-
-    @property
-    def addresses(self) -> list[Any]:
-        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
-        return list(self._addresses)
-
-    @property
-    def port(self) -> int:
-        """The TCP port (the real one when 0 was asked for)."""
-        return tcp_port(self.addresses)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
 
     def close(self) -> None:
         """Stop accepting; open connections are left alone."""
@@ -122,10 +102,7 @@ class TwistedListener:
             return
         self._closed = True
         self._acceptor.close()
-        for sock, address in zip(self.sockets, self._addresses, strict=True):
-            if sock.family == socket.AF_UNIX and isinstance(address, str) and address:
-                remove_socket_file(address)
-            sock.close()
+        self._close_sockets()
         self._host._listeners.discard(self)
 
     def __repr__(self) -> str:
