@@ -23,7 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from weft.drivers._core.child_processes import Process, StderrOption, checked_argv, split_stderr, start_child
+from weft.drivers._core.child_processes import (
+    Process,
+    StderrOption,
+    start_with_protocols,
+)
 from weft.drivers._core.connection_limit import checked_idle_timeout, checked_max_connections
 from weft.drivers._core.datagram_sockets import (
     open_udp_socket,
@@ -304,22 +308,18 @@ class BlockingRuntime:
         called from the scheduler thread, else on its next turn.
         """
         self._check_open()
-        argv = checked_argv(args)
-        choice, stderr_factory = split_stderr(stderr, pty=pty)
-        protocol = factory()
-        stderr_protocol = None if stderr_factory is None else stderr_factory()
-        process, plumbing = start_child(
+        process, plumbing, protocol, stderr_protocol = spawned = start_with_protocols(
             self._scheduler,
             self._processes,
-            argv,
+            factory,
+            args,
             env=env,
             cwd=cwd,
-            stderr=choice,
-            capture_stderr=stderr_protocol is not None,
+            stderr=stderr,
             pty=pty,
             set_reader=None,
         )
-        names: dict[str, Any] = {"process": process, "peername": ("process", process.pid)}
+        names = spawned.names
         channel = PipeChannel(plumbing.read_fd, plumbing.write_fd, close_fds=True, eio_is_eof=pty)
         started = [
             self._transport(

@@ -52,9 +52,7 @@ from weft.drivers._core.child_processes import (
     Process,
     ReadOnly,
     StderrOption,
-    checked_argv,
-    split_stderr,
-    start_child,
+    start_with_protocols,
 )
 from weft.drivers._core.pipe_descriptors import point_at_devnull, shut_down_output, socket_names
 from weft.drivers._core.socket_defaults import READ_SIZE
@@ -472,24 +470,24 @@ def spawn_process(
     started raises here (``FileNotFoundError``, ``PermissionError``), with
     ``connection_made`` never called and nothing left open.
     """
-    argv = checked_argv(args)
-    choice, stderr_factory = split_stderr(stderr, pty=pty)
-    if host._closed:
-        raise ClosedResourceError("the runtime is closed")
-    protocol = factory()
-    stderr_protocol = None if stderr_factory is None else stderr_factory()
-    process, plumbing = start_child(
+
+    def check_open() -> None:
+        if host._closed:
+            raise ClosedResourceError("the runtime is closed")
+
+    process, plumbing, protocol, stderr_protocol = spawned = start_with_protocols(
         host,
         host._processes,
-        argv,
+        factory,
+        args,
         env=env,
         cwd=cwd,
-        stderr=choice,
-        capture_stderr=stderr_protocol is not None,
+        stderr=stderr,
         pty=pty,
         set_reader=host._set_reader,
+        check_open=check_open,
     )
-    names: dict[str, Any] = {"process": process, "peername": ("process", process.pid)}
+    names = spawned.names
     extra = {**names, "sockname": ("pty", plumbing.read_fd)} if pty else dict(names)
     transport = host._new_transport(lambda: protocol, carrier="pipes", extra=extra, can_write_eof=not pty)
     pairs = [pipe_pair(host, transport.side, plumbing.read_fd, plumbing.write_fd, close_fds=True, pty=pty)]
