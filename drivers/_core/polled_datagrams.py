@@ -65,6 +65,7 @@ from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import DatagramTransport
 
 __all__ = [
+    "ENDPOINT_SLOTS",
     "READS_PER_EVENT",
     "PolledDatagramTransport",
     "ReadinessHost",
@@ -95,6 +96,28 @@ class ReadinessHost(Protocol):
 
     def _set_writer(self, fd: int, callback: Callable[[], object] | None, owner: Any) -> None:
         """Watch ``fd`` for writing, or stop."""
+
+
+#: The instance state of a :class:`PolledDatagramTransport`, but ``_extra``:
+#: each driver's subclass lists these as its ``__slots__``, with ``_extra``
+#: unless a base of its own holds it (asyncio.BaseTransport does, for the reactor's).
+ENDPOINT_SLOTS = (
+    "_buffer_size",
+    "_fd",
+    "_flow",
+    "_host",
+    "_lifecycle",
+    "_protocol",
+    "_queue",
+    "_read_size",
+    "_recvfrom",
+    "_rules",
+    "_send",
+    "_sendto",
+    "_sock",
+    "_socket_file",
+    "on_lost",
+)
 
 
 class PolledDatagramTransport(EndpointBookkeeping):
