@@ -54,7 +54,7 @@ from weft.drivers._core.child_processes import (
     StderrOption,
     start_with_protocols,
 )
-from weft.drivers._core.pipe_descriptors import point_at_devnull, shut_down_output, socket_names
+from weft.drivers._core.pipe_descriptors import PipeEnds, socket_names
 from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.twisted._sockets import adopt_socket
 from weft.drivers.twisted._transport import TwistedSide, TwistedTransport
@@ -176,7 +176,7 @@ class PipePair:
     """
 
     def __init__(
-        self, reactor: Any, side: TwistedSide, ends: _Ends, *, pty: bool = False, read_only: bool = False
+        self, reactor: Any, side: TwistedSide, ends: PipeEnds, *, pty: bool = False, read_only: bool = False
     ) -> None:
         self._reactor = reactor
         self._side = side
@@ -326,53 +326,6 @@ class PipePair:
         return f"<PipePair read {self._ends.read_fd} write {self._ends.write_fd}>"
 
 
-class _Ends:
-    """The caller's descriptors, and what becomes of them (see the module docstring)."""
-
-    def __init__(self, read_fd: int, write_fd: int, close_fds: bool) -> None:
-        self.read_fd = read_fd
-        self.write_fd = write_fd
-        self.close_fds = close_fds
-        self.fds = [read_fd] if read_fd == write_fd else [read_fd, write_fd]
-        self.was_blocking = {fd: os.get_blocking(fd) for fd in self.fds}
-        self.write_is_socket = stat.S_ISSOCK(os.fstat(write_fd).st_mode)
-        self.output_ended = False
-        # write_fd was closed, or replaced by /dev/null, by end_output.
-        self.write_fd_gone = False
-
-    def make_non_blocking(self) -> None:
-        for fd in self.fds:
-            os.set_blocking(fd, False)
-
-    def end_output(self) -> None:
-        """The write end is flushed and ``write_eof`` was asked: send EOF."""
-        if self.output_ended:
-            return
-        self.output_ended = True
-        if self.write_is_socket:
-            shut_down_output(self.write_fd)
-            return
-        self.write_fd_gone = True
-        with contextlib.suppress(OSError):  # closed under us: nothing left to end
-            if self.close_fds:
-                os.close(self.write_fd)
-            else:
-                # The caller keeps the number; only the pipe is let go.
-                os.set_blocking(self.write_fd, self.was_blocking[self.write_fd])
-                point_at_devnull(self.write_fd)
-
-    def close(self) -> None:
-        """The connection ended: close each descriptor, or restore its mode."""
-        for fd in self.fds:
-            if fd == self.write_fd and self.write_fd_gone:
-                continue
-            with contextlib.suppress(OSError):  # closed under us: nothing left to do
-                if self.close_fds:
-                    os.close(fd)
-                else:
-                    os.set_blocking(fd, self.was_blocking[fd])
-
-
 # ------------------------------------------------------------------- pipes
 
 
@@ -411,7 +364,7 @@ def pipe_pair(
     read_only: bool = False,
 ) -> PipePair:
     """A :class:`PipePair` for ``side`` over the descriptors, made non-blocking; not started."""
-    ends = _Ends(read_fd, write_fd, close_fds)
+    ends = PipeEnds(read_fd, write_fd, "close" if close_fds else "keep")
     pair = PipePair(host.reactor, side, ends, pty=pty, read_only=read_only)
     ends.make_non_blocking()  # last, after everything that can fail: a refused fd keeps its mode
     return pair
