@@ -233,11 +233,6 @@ class TrioDatagramTransport(EndpointBookkeeping, TwoLoopTask):
         logger.error("exception in a callback of %r; closing %r", self._protocol, self, exc_info=exc)
         self._fail(exc)
 
-    def _fail(self, exc: BaseException) -> None:
-        if self._error is None:
-            self._error = exc
-        self._drop()
-
     def _drop(self) -> None:
         lifecycle = self._lifecycle
         if lifecycle.dropped:

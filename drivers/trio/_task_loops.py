@@ -30,7 +30,7 @@ class TwoLoopTask:
     """The task of a Trio transport: :meth:`run` its loops, park and wake the sender, report the loss.
 
     A mixin: the transport sets the attributes below in its ``__init__`` and
-    defines ``_receive_loop``, ``_send_loop``, ``_end``, ``_fail`` and
+    defines ``_receive_loop``, ``_send_loop``, ``_end``, ``_drop`` and
     ``_callback_failed``.
     """
 
@@ -70,8 +70,8 @@ class TwoLoopTask:
         async def _end(self) -> None:
             """Close what the transport holds, then :meth:`_report_lost`."""
 
-        def _fail(self, exc: BaseException) -> None:
-            """End at once with ``exc`` (the first error wins)."""
+        def _drop(self) -> None:
+            """Go away at once: drop what is queued, cancel both loops."""
 
         def _callback_failed(self, exc: Exception) -> None:
             """A protocol callback raised: log it and end with it."""
@@ -85,6 +85,12 @@ class TwoLoopTask:
     def get_write_buffer_size(self) -> int:
         """Bytes queued and not yet taken by the stream or the socket."""
         return self._buffer_size
+
+    def _fail(self, exc: BaseException) -> None:
+        """End at once with ``exc`` (the first error wins)."""
+        if self._error is None:
+            self._error = exc
+        self._drop()
 
     def _pause_protocol(self) -> None:
         try:

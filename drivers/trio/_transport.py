@@ -419,12 +419,6 @@ class TrioTransport(TransportBookkeeping, TwoLoopTask):
         self._reset_on_close = True
         self._fail(exc)
 
-    def _fail(self, exc: BaseException) -> None:
-        """End the connection at once with ``exc`` (the first error wins)."""
-        if self._error is None:
-            self._error = exc
-        self._drop()
-
     def _drop(self) -> None:
         """Going away at once: nothing queued is sent, nothing held delivered; both loops cancelled."""
         lifecycle = self._lifecycle
