@@ -10,11 +10,14 @@ closed, and a UNIX socket's file removed so that the path can be bound again.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from weft.drivers._core.socket_binding import remove_socket_file, tcp_port
 
-__all__ = ["ListeningSockets"]
+__all__ = ["ListeningSockets", "kept_listener"]
+
+_Listener = TypeVar("_Listener")
 
 
 class ListeningSockets:
@@ -58,3 +61,23 @@ class ListeningSockets:
             if sock.family == socket.AF_UNIX and isinstance(address, str) and address:
                 remove_socket_file(address)
             sock.close()
+
+
+def kept_listener(
+    make: Callable[[], _Listener], sockets: list[socket.socket], registry: set[Any]
+) -> _Listener:
+    """``make()``'s listener over ``sockets``, kept in its runtime's ``registry``.
+
+    If ``make`` raises, the sockets (bound for the listener, and nobody
+    else's) are closed before the error goes on.  (``registry`` is typed
+    loosely: seen through a host protocol a runtime's set may be ``Any``,
+    and the listener's type is ``make``'s.)
+    """
+    try:
+        listener = make()
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    registry.add(listener)
+    return listener

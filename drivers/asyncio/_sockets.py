@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.accepting import Acceptor
 from weft.drivers._core.futures import Future
-from weft.drivers._core.listeners import ListeningSockets
+from weft.drivers._core.listeners import ListeningSockets, kept_listener
 from weft.drivers._core.socket_binding import bind_tcp, bind_unix
 from weft.drivers.asyncio._transport import AsyncioTransport
 from weft.protocols.contract import Transport
@@ -138,14 +138,7 @@ def listen_unix(runtime: AdapterRuntime, factory: ProtocolFactory, path: str) ->
 def _listen(
     runtime: AdapterRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
 ) -> AsyncioListener:
-    try:
-        listener = AsyncioListener(runtime, factory, sockets)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    runtime._listeners.add(listener)
-    return listener
+    return kept_listener(partial(AsyncioListener, runtime, factory, sockets), sockets, runtime._listeners)
 
 
 # -------------------------------------------------------------- connecting

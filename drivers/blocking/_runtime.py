@@ -38,6 +38,7 @@ from weft.drivers._core.datagram_sockets import (
     unix_paths,
 )
 from weft.drivers._core.futures import Future
+from weft.drivers._core.listeners import kept_listener
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
 from weft.drivers._core.timers import Timer
@@ -165,21 +166,16 @@ class BlockingRuntime:
         busy_reply: bytes | None,
         idle_timeout: float | None,
     ) -> BlockingListener:
-        try:
-            listener = BlockingListener(
-                self,
-                factory,
-                sockets,
-                max_connections=self.max_connections if max_connections is None else max_connections,
-                busy_reply=self.busy_reply if busy_reply is None else busy_reply,
-                idle_timeout=self.idle_timeout if idle_timeout is None else idle_timeout,
-            )
-        except BaseException:
-            for sock in sockets:
-                sock.close()
-            raise
-        self._listeners.add(listener)
-        return listener
+        make = partial(
+            BlockingListener,
+            self,
+            factory,
+            sockets,
+            max_connections=self.max_connections if max_connections is None else max_connections,
+            busy_reply=self.busy_reply if busy_reply is None else busy_reply,
+            idle_timeout=self.idle_timeout if idle_timeout is None else idle_timeout,
+        )
+        return kept_listener(make, sockets, self._listeners)
 
     def connect_tcp(
         self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT

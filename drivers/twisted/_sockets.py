@@ -27,6 +27,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import error as twisted_error
@@ -38,7 +39,7 @@ from zope.interface import implementer
 from weft.drivers._core.accepting import Acceptor
 from weft.drivers._core.connecting import AddressByAddress
 from weft.drivers._core.futures import Future
-from weft.drivers._core.listeners import ListeningSockets
+from weft.drivers._core.listeners import ListeningSockets, kept_listener
 from weft.drivers._core.socket_binding import (
     bind_tcp,
     bind_unix,
@@ -137,14 +138,7 @@ def listen_unix(host: TwistedHost, factory: ProtocolFactory, path: str) -> Twist
 
 
 def _listen(host: TwistedHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> TwistedListener:
-    try:
-        listener = TwistedListener(host, factory, sockets)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    host._listeners.add(listener)
-    return listener
+    return kept_listener(partial(TwistedListener, host, factory, sockets), sockets, host._listeners)
 
 
 # -------------------------------------------------------------- connecting
