@@ -40,7 +40,7 @@ from weft.drivers._core.datagram_sockets import (
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import kept_listener
 from weft.drivers._core.signal_handlers import SignalHandlers
-from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
+from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix, format_address
 from weft.drivers._core.timers import Timer
 from weft.drivers.blocking._channels import Channel, PipeChannel, channel_names
 from weft.drivers.blocking._datagrams import ThreadedDatagramTransport
@@ -186,7 +186,7 @@ class BlockingRuntime:
         the message, ``TimeoutError`` after ``timeout`` seconds,
         ``socket.gaierror``, or what the factory raised."""
         self._check_open()
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        target = format_address((host, port))
         return connect(self, factory, socket.AF_INET, (host, port), target, timeout)
 
     def connect_unix(

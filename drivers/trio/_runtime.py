@@ -43,7 +43,7 @@ from weft.drivers._core.child_processes import Process, StderrOption
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import kept_listener
 from weft.drivers._core.signal_handlers import SignalHandlers
-from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
+from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix, format_address
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers._core.timers import Timer
 from weft.drivers.trio import _datagrams as trio_datagrams
@@ -196,7 +196,7 @@ class TrioRuntime:
         ``timeout`` seconds, ``socket.gaierror`` for a name that does not
         resolve, or what the protocol factory raised."""
         self._check_open()
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        target = format_address((host, port))
         return connect(self, factory, socket.AF_INET, (host, port), target, timeout)
 
     def connect_unix(
