@@ -7,7 +7,8 @@ what the child prints to stdout arrives as ``data_received``, and
 protocol, TLS) runs over a subprocess exactly as over a socket.  With
 ``pty=True`` the child runs on a pseudo-terminal instead, in a session of its
 own.  This module is what the drivers share: :func:`start_child` (checking
-the arguments, making the pipes or the PTY, starting the program) and
+the arguments, making the pipes or the PTY, starting the program),
+:func:`start_with_protocols` (that, with the protocols made first) and
 :class:`Process`; each driver makes its own transports over the descriptors.
 
 The :class:`Process` tells the exit status (``returncode``, and the
@@ -38,7 +39,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from weft.drivers._core.futures import Future
 from weft.protocols.errors import ArgumentError
@@ -48,11 +49,13 @@ __all__ = [
     "Process",
     "ProcessHost",
     "ReadOnly",
+    "Spawned",
     "Stderr",
     "StderrOption",
     "checked_argv",
     "split_stderr",
     "start_child",
+    "start_with_protocols",
 ]
 
 # Looked up at each spawn, so that tests can take it away to exercise the thread.
@@ -371,3 +374,59 @@ def start_child(
     registry.add(process)
     process._watch_exit(set_reader)
     return process, plumbing
+
+
+class Spawned(NamedTuple):
+    """A child :func:`start_with_protocols` started, and the protocols for its transports."""
+
+    process: Process
+    plumbing: Plumbing
+    #: The protocol on the child's stdin and stdout (or its PTY).
+    protocol: Any
+    #: The protocol reading the child's stderr, when ``stderr`` was a factory.
+    stderr_protocol: Any | None
+
+    @property
+    def names(self) -> dict[str, Any]:
+        """The extra info every transport of the child gives: the process, and it as the peer."""
+        return {"process": self.process, "peername": ("process", self.process.pid)}
+
+
+def start_with_protocols(
+    host: ProcessHost,
+    registry: set[Process],
+    factory: Callable[[], Any],
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+    stderr: StderrOption,
+    pty: bool,
+    set_reader: SetReader | None,
+    check_open: Callable[[], object] | None = None,
+) -> Spawned:
+    """What every driver's ``spawn_process`` does before it makes its transports.
+
+    Check the arguments (TypeError, ArgumentError), then ``check_open`` (a
+    closed runtime raises there), make the protocols, and :func:`start_child`.
+    A factory that raises leaves nothing started; a program that cannot be
+    started raises with the protocols made and ``connection_made`` never called.
+    """
+    argv = checked_argv(args)
+    choice, stderr_factory = split_stderr(stderr, pty=pty)
+    if check_open is not None:
+        check_open()
+    protocol = factory()
+    stderr_protocol = None if stderr_factory is None else stderr_factory()
+    process, plumbing = start_child(
+        host,
+        registry,
+        argv,
+        env=env,
+        cwd=cwd,
+        stderr=choice,
+        capture_stderr=stderr_protocol is not None,
+        pty=pty,
+        set_reader=set_reader,
+    )
+    return Spawned(process, plumbing, protocol, stderr_protocol)

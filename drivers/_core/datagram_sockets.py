@@ -19,22 +19,33 @@ loop's executor:
 
 :func:`unix_datagram_socket` does the same for a UNIX datagram socket; a
 stale socket file at its path is replaced, as a listener's is.
+
+:func:`start_endpoint` is the last step, once the socket is made: the
+protocol, the driver's transport over the socket, ``connection_made``, and
+the future resolved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from weft.drivers._core.socket_binding import remove_socket_file
+from weft.protocols.contract import DatagramTransport
 from weft.protocols.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from weft.drivers._core.futures import Future
 
 __all__ = [
     "UDPRequest",
     "UNIXPath",
     "open_udp_socket",
+    "start_endpoint",
     "udp_candidates",
     "udp_request",
     "unix_datagram_socket",
@@ -47,6 +58,14 @@ UNIXPath = str | bytes | os.PathLike[str]
 #: ``(family, local address or None, remote address or None)``: one way to
 #: make the endpoint.
 Candidate = tuple[int, Any, Any]
+
+
+class StartableEndpoint(DatagramTransport, Protocol):
+    """A driver's datagram transport, made and not started yet."""
+
+    def start(self) -> None:
+        """Call ``connection_made`` (and start whatever moves the datagrams)."""
+
 
 _IP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
 _WILDCARD: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
@@ -281,3 +300,30 @@ def _remove_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def start_endpoint(
+    factory: Callable[[], Any],
+    sock: socket.socket,
+    socket_file: str | None,
+    make_transport: Callable[[Any], StartableEndpoint],
+    result: Future[DatagramTransport],
+) -> None:
+    """Make the protocol and ``make_transport(protocol)`` over ``sock``, start it, resolve ``result``.
+
+    A factory that raises fails ``result`` with its error; ``sock`` is closed
+    then, and the socket file ``unix_datagram_socket`` made (``socket_file``)
+    removed, so nothing is left behind.
+    """
+    try:
+        protocol = factory()
+    except Exception as exc:
+        sock.close()
+        if socket_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(socket_file)
+        result.set_exception(exc)
+        return
+    transport = make_transport(protocol)
+    transport.start()
+    result.set_result(transport)

@@ -35,12 +35,14 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from weft.drivers._core.connection_clock import ConnectionClock
 from weft.drivers._core.datagram_sockets import (
     UNIXPath,
     open_udp_socket,
+    start_endpoint,
     udp_candidates,
     udp_request,
     unix_datagram_socket,
@@ -63,6 +65,7 @@ from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import DatagramTransport
 
 __all__ = [
+    "ENDPOINT_SLOTS",
     "READS_PER_EVENT",
     "PolledDatagramTransport",
     "ReadinessHost",
@@ -93,6 +96,28 @@ class ReadinessHost(Protocol):
 
     def _set_writer(self, fd: int, callback: Callable[[], object] | None, owner: Any) -> None:
         """Watch ``fd`` for writing, or stop."""
+
+
+#: The instance state of a :class:`PolledDatagramTransport`, but ``_extra``:
+#: each driver's subclass lists these as its ``__slots__``, with ``_extra``
+#: unless a base of its own holds it (asyncio.BaseTransport does, for the reactor's).
+ENDPOINT_SLOTS = (
+    "_buffer_size",
+    "_fd",
+    "_flow",
+    "_host",
+    "_lifecycle",
+    "_protocol",
+    "_queue",
+    "_read_size",
+    "_recvfrom",
+    "_rules",
+    "_send",
+    "_sendto",
+    "_sock",
+    "_socket_file",
+    "on_lost",
+)
 
 
 class PolledDatagramTransport(EndpointBookkeeping):
@@ -410,7 +435,7 @@ def open_udp(
         except OSError as exc:
             result.set_exception(exc)
             return
-        _start(make_endpoint, factory, sock, peer, None, result)
+        start_endpoint(factory, sock, None, partial(_endpoint, make_endpoint, sock, peer, None), result)
 
     def fail(exc: BaseException) -> None:
         if not result.done():
@@ -454,31 +479,19 @@ def open_unix_datagram(
         except OSError as exc:
             result.set_exception(exc)
             return
-        _start(make_endpoint, factory, sock, peer, made, result)
+        start_endpoint(factory, sock, made, partial(_endpoint, make_endpoint, sock, peer, made), result)
 
     host.call_soon(make)
     return result
 
 
-def _start(
+def _endpoint(
     make_endpoint: EndpointMaker[_Endpoint],
-    factory: ProtocolFactory,
     sock: socket.socket,
     peer: Any,
     socket_file: str | None,
-    result: Future[DatagramTransport],
-) -> None:
-    """Make the protocol and its transport, call ``connection_made``, resolve ``result``."""
-    try:
-        protocol = factory()
-    except Exception as exc:
-        sock.close()
-        if socket_file is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(socket_file)
-        result.set_exception(exc)
-        return
+    protocol: Any,
+) -> _Endpoint:
     transport = make_endpoint(protocol, sock, peer)
     transport._socket_file = socket_file
-    transport.start()
-    result.set_result(transport)
+    return transport

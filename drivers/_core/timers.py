@@ -6,15 +6,24 @@ run first-in first-out.  Cancelled timers are not searched for; they are
 skipped when they surface, and the heap is rebuilt without them once they
 are most of it (as asyncio does), so a program that schedules and cancels
 many timeouts keeps its memory bounded.
+
+A driver on a host event loop (asyncio, Twisted) runs its clock as a
+:class:`WakeUpClock`: weft's timers in a queue, and one host timer at a time,
+for the earliest deadline, to wake it up.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVarTuple, Unpack
 
-__all__ = ["Timer", "TimerQueue"]
+from weft.protocols.errors import ArgumentError
+
+__all__ = ["Timer", "TimerQueue", "WakeUpClock"]
+
+_Ts = TypeVarTuple("_Ts")
 
 
 class Timer:
@@ -131,3 +140,91 @@ class TimerQueue:
             heapq.heapify(live)
             self._heap = live
             self._cancelled = 0
+
+
+class WakeUpClock:
+    """weft's timers kept in a :class:`TimerQueue`, with one host timer to wake up for the earliest.
+
+    A :class:`weft.protocols.contract.Clock`.  A host's own timers order calls
+    due at the same moment in no promised order, may fire early (uvloop's
+    millisecond rounding, a wall clock set forward) and take a NaN delay;
+    here calls due together run in the order they were scheduled, a wake-up
+    that comes early re-arms, and a NaN delay raises ArgumentError.
+
+    A subclass says how to ask its host for a wake-up
+    (:meth:`_wake_up_after`) and how to take one back
+    (:meth:`_cancel_wake_up`).  ``now`` is the time source the deadlines are
+    on; a call that raises is handed to ``report`` and the others run on.
+    """
+
+    __slots__ = ("_armed", "_armed_at", "_now", "_queue", "_report")
+
+    def __init__(self, now: Callable[[], float], report: Callable[[str, BaseException], None]) -> None:
+        self._now = now
+        self._report = report
+        self._queue = TimerQueue()
+        # The one host timer that wakes us, and the deadline it is for.
+        self._armed: Any = None
+        self._armed_at = math.inf
+
+    def now(self) -> float:
+        """The time the deadlines are on."""
+        return self._now()
+
+    def call_later(self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> Timer:
+        """Run ``callback(*args)`` after ``delay`` seconds (a negative delay counts as 0)."""
+        if delay != delay:  # NaN
+            raise ArgumentError("delay is NaN")
+        when = self._now() + max(delay, 0.0)
+        timer = self._queue.schedule(when, callback, args)
+        if when < self._armed_at:
+            self._arm(when)
+        return timer
+
+    def __len__(self) -> int:
+        """Timers still to run."""
+        return len(self._queue)
+
+    def close(self) -> None:
+        """Stop waking up; pending timers will not run."""
+        self._disarm()
+        self._armed_at = -math.inf  # never arm again
+        for timer in self._queue.pending():
+            timer.cancel()
+
+    def _wake_up_after(self, delay: float, callback: Callable[[], None]) -> Any:
+        """Ask the host to call ``callback`` after ``delay`` seconds; return what cancels it."""
+        raise NotImplementedError
+
+    def _cancel_wake_up(self, handle: Any) -> None:
+        """Take back a wake-up :meth:`_wake_up_after` asked for."""
+        handle.cancel()
+
+    def _disarm(self) -> None:
+        armed, self._armed = self._armed, None
+        if armed is not None:
+            self._cancel_wake_up(armed)
+
+    def _arm(self, when: float) -> None:
+        self._disarm()
+        self._armed_at = when
+        self._armed = self._wake_up_after(max(when - self._now(), 0.0), self._fire)
+
+    def _fire(self) -> None:
+        self._armed = None
+        self._armed_at = math.inf
+        queue = self._queue
+        now = self._now()
+        # Take every due timer first: one scheduled by a callback below, even
+        # with no delay, waits for the next wake-up (as on the reactor).
+        due: list[Timer] = []
+        while (timer := queue.pop_due(now)) is not None:
+            due.append(timer)
+        for timer in due:
+            try:
+                timer.run()
+            except Exception as exc:
+                self._report("exception in a callback scheduled with call_later", exc)
+        deadline = queue.next_deadline()
+        if deadline is not None and deadline < self._armed_at:
+            self._arm(deadline)

@@ -37,6 +37,7 @@ import stat
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from weft.drivers._core.pipe_descriptors import point_at_devnull
 from weft.drivers.asyncio._files import FileReader, FileWriter
 from weft.drivers.asyncio._transport import AsyncioTransport
 from weft.protocols.errors import ArgumentError
@@ -209,7 +210,7 @@ class _Ends:
         self.write_fd_gone = True
         with contextlib.suppress(OSError):  # closed under us: nothing left to end
             os.set_blocking(self.write_fd, self.was_blocking[self.write_fd])
-            _point_at_devnull(self.write_fd)
+            point_at_devnull(self.write_fd)
 
     def connection_ended(self, *, asyncio_closed: set[int]) -> None:
         """Close what asyncio did not, or restore what stays open."""
@@ -221,15 +222,6 @@ class _Ends:
                     os.set_blocking(fd, self.was_blocking[fd])
                 elif fd not in asyncio_closed:
                     os.close(fd)
-
-
-def _point_at_devnull(fd: int) -> None:
-    """Close the file behind ``fd`` but keep the number taken, by /dev/null."""
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(null, fd, inheritable=os.get_inheritable(fd))
-    finally:
-        os.close(null)
 
 
 class _Descriptor:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.accepting import Acceptor
 from weft.drivers._core.futures import Future
-from weft.drivers._core.socket_binding import bind_tcp, bind_unix, remove_socket_file, tcp_port
+from weft.drivers._core.listeners import ListeningSockets, kept_listener
+from weft.drivers._core.socket_binding import bind_tcp, bind_unix
 from weft.drivers.asyncio._transport import AsyncioTransport
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
@@ -46,7 +47,7 @@ ProtocolFactory = Callable[[], Any]
 _Opener = Callable[[Callable[[], asyncio.Protocol]], Awaitable[object]]
 
 
-class AsyncioListener:
+class AsyncioListener(ListeningSockets):
     """Sockets accepting connections for one protocol factory, on asyncio's loop.
 
     Conforms to :class:`weft.drivers._runtime.Listener`.
@@ -57,34 +58,15 @@ class AsyncioListener:
     ) -> None:
         self._runtime = runtime
         self._factory = factory
-        #: The listening sockets.
-        self.sockets = sockets
-        # Kept: a closed socket no longer knows its name.
-        self._addresses = [sock.getsockname() for sock in sockets]
+        self._keep_sockets(sockets)
         #: The transports of the connections accepted and still open.
         self.connections: set[AsyncioTransport] = set()
-        self._closed = False
         for sock in sockets:
             sock.setblocking(False)
         loop = runtime.loop
         self._acceptor = Acceptor(
             sockets, self._start, watch=self._watch, call_later=loop.call_later, logger=logger
         )
-
-    @property
-    def addresses(self) -> list[Any]:
-        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
-        return list(self._addresses)
-
-    @property
-    def port(self) -> int:
-        """The TCP port (the real one when 0 was asked for)."""
-        return tcp_port(self.addresses)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
 
     def close(self) -> None:
         """Stop accepting; open connections are left alone."""
@@ -93,10 +75,7 @@ class AsyncioListener:
         self._closed = True
         if not self._runtime.loop.is_closed():
             self._acceptor.close()
-        for sock, address in zip(self.sockets, self._addresses, strict=True):
-            if sock.family == socket.AF_UNIX and isinstance(address, str) and address:
-                remove_socket_file(address)
-            sock.close()
+        self._close_sockets()
         self._runtime._listeners.discard(self)
 
     def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
@@ -159,14 +138,7 @@ def listen_unix(runtime: AdapterRuntime, factory: ProtocolFactory, path: str) ->
 def _listen(
     runtime: AdapterRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
 ) -> AsyncioListener:
-    try:
-        listener = AsyncioListener(runtime, factory, sockets)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    runtime._listeners.add(listener)
-    return listener
+    return kept_listener(partial(AsyncioListener, runtime, factory, sockets), sockets, runtime._listeners)
 
 
 # -------------------------------------------------------------- connecting

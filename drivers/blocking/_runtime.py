@@ -16,25 +16,31 @@ exit.  See ``docs/drivers-blocking.md``.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
-from weft.drivers._core.child_processes import Process, StderrOption, checked_argv, split_stderr, start_child
+from weft.drivers._core.child_processes import (
+    Process,
+    StderrOption,
+    start_with_protocols,
+)
 from weft.drivers._core.connection_limit import checked_idle_timeout, checked_max_connections
 from weft.drivers._core.datagram_sockets import (
     open_udp_socket,
+    start_endpoint,
     udp_candidates,
     udp_request,
     unix_datagram_socket,
     unix_paths,
 )
 from weft.drivers._core.futures import Future
+from weft.drivers._core.listeners import kept_listener
 from weft.drivers._core.signal_handlers import SignalHandlers
-from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
+from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix, format_address
 from weft.drivers._core.timers import Timer
 from weft.drivers.blocking._channels import Channel, PipeChannel, channel_names
 from weft.drivers.blocking._datagrams import ThreadedDatagramTransport
@@ -160,21 +166,16 @@ class BlockingRuntime:
         busy_reply: bytes | None,
         idle_timeout: float | None,
     ) -> BlockingListener:
-        try:
-            listener = BlockingListener(
-                self,
-                factory,
-                sockets,
-                max_connections=self.max_connections if max_connections is None else max_connections,
-                busy_reply=self.busy_reply if busy_reply is None else busy_reply,
-                idle_timeout=self.idle_timeout if idle_timeout is None else idle_timeout,
-            )
-        except BaseException:
-            for sock in sockets:
-                sock.close()
-            raise
-        self._listeners.add(listener)
-        return listener
+        make = partial(
+            BlockingListener,
+            self,
+            factory,
+            sockets,
+            max_connections=self.max_connections if max_connections is None else max_connections,
+            busy_reply=self.busy_reply if busy_reply is None else busy_reply,
+            idle_timeout=self.idle_timeout if idle_timeout is None else idle_timeout,
+        )
+        return kept_listener(make, sockets, self._listeners)
 
     def connect_tcp(
         self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -185,7 +186,7 @@ class BlockingRuntime:
         the message, ``TimeoutError`` after ``timeout`` seconds,
         ``socket.gaierror``, or what the factory raised."""
         self._check_open()
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        target = format_address((host, port))
         return connect(self, factory, socket.AF_INET, (host, port), target, timeout)
 
     def connect_unix(
@@ -243,7 +244,9 @@ class BlockingRuntime:
             except OSError as exc:
                 self.call_soon_threadsafe(result.set_exception, exc)
                 return
-            self.call_soon_threadsafe(self._start_endpoint, factory, sock, peer, None, result)
+            self.call_soon_threadsafe(
+                start_endpoint, factory, sock, None, partial(self._endpoint, sock, peer, None), result
+            )
 
         if request.needs_lookup:
             threading.Thread(target=make, name=f"weft-resolve {request.describe()}", daemon=True).start()
@@ -267,32 +270,19 @@ class BlockingRuntime:
         except OSError as exc:
             self.call_soon_threadsafe(result.set_exception, exc)
             return result
-        self.call_soon_threadsafe(self._start_endpoint, factory, sock, peer, made, result)
+        self.call_soon_threadsafe(
+            start_endpoint, factory, sock, made, partial(self._endpoint, sock, peer, made), result
+        )
         return result
 
-    def _start_endpoint(
-        self,
-        factory: Callable[[], Any],
-        sock: socket.socket,
-        peer: Any,
-        socket_file: str | None,
-        result: Future[DatagramTransport],
-    ) -> None:
-        """On the scheduler thread: the protocol, its transport, ``connection_made``, the thread."""
-        try:
-            protocol = factory()
-        except Exception as exc:
-            sock.close()
-            if socket_file is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(socket_file)
-            result.set_exception(exc)
-            return
+    def _endpoint(
+        self, sock: socket.socket, peer: Any, socket_file: str | None, protocol: Any
+    ) -> ThreadedDatagramTransport:
+        """On the scheduler thread: the transport over ``sock``, kept among the runtime's endpoints."""
         transport = ThreadedDatagramTransport(self._scheduler, protocol, sock, peer, socket_file)
         self._endpoints.add(transport)
         transport.on_lost.append(self._endpoints.discard)
-        transport.start()
-        result.set_result(transport)
+        return transport
 
     def spawn_process(
         self,
@@ -314,22 +304,18 @@ class BlockingRuntime:
         called from the scheduler thread, else on its next turn.
         """
         self._check_open()
-        argv = checked_argv(args)
-        choice, stderr_factory = split_stderr(stderr, pty=pty)
-        protocol = factory()
-        stderr_protocol = None if stderr_factory is None else stderr_factory()
-        process, plumbing = start_child(
+        process, plumbing, protocol, stderr_protocol = spawned = start_with_protocols(
             self._scheduler,
             self._processes,
-            argv,
+            factory,
+            args,
             env=env,
             cwd=cwd,
-            stderr=choice,
-            capture_stderr=stderr_protocol is not None,
+            stderr=stderr,
             pty=pty,
             set_reader=None,
         )
-        names: dict[str, Any] = {"process": process, "peername": ("process", process.pid)}
+        names = spawned.names
         channel = PipeChannel(plumbing.read_fd, plumbing.write_fd, close_fds=True, eio_is_eof=pty)
         started = [
             self._transport(

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 from weft.drivers._core.accepting import ACCEPT_PAUSE, RESOURCE_ERRORS
 from weft.drivers._core.connection_limit import LimitReport, checked_idle_timeout, checked_max_connections
 from weft.drivers._core.futures import Future
-from weft.drivers._core.socket_binding import format_address, remove_socket_file, tcp_port
+from weft.drivers._core.listeners import ListeningSockets
+from weft.drivers._core.socket_binding import format_address
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers.blocking._channels import SocketChannel
 from weft.drivers.blocking._refusals import Refusals
@@ -69,8 +70,7 @@ DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_IDLE_TIMEOUT = 300.0
 
 
-
-class BlockingListener:
+class BlockingListener(ListeningSockets):
     """Listening sockets, an accept thread, and the connections it started.
 
     ``max_connections`` bounds the pool; a connection over it gets
@@ -95,7 +95,7 @@ class BlockingListener:
         self._idle_timeout = None if idle_timeout is None else checked_idle_timeout(idle_timeout)
         self._runtime = runtime
         self._factory = factory
-        self.sockets = sockets
+        self._keep_sockets(sockets)
         #: The most connections served at once.
         self.max_connections = max_connections
         #: What a connection over the bound is answered.
@@ -104,7 +104,6 @@ class BlockingListener:
         self.connections: set[ThreadedTransport] = set()
         self._slots = threading.Lock()
         self._open = 0  # accepted and not yet lost: guarded by _slots
-        self._closed = False
         self.limit_report = LimitReport(
             "the listener on " + ", ".join(format_address(address) for address in self.addresses),
             max_connections,
@@ -114,21 +113,6 @@ class BlockingListener:
         self._wake_read, self._wake_write = os.pipe()
         self._thread = threading.Thread(target=self._accept_loop, name="weft-accept", daemon=True)
         self._thread.start()
-
-    @property
-    def addresses(self) -> list[Any]:
-        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
-        return [sock.getsockname() for sock in self.sockets]
-
-    @property
-    def port(self) -> int:
-        """The TCP port (the real one when 0 was asked for)."""
-        return tcp_port(self.addresses)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
 
     @property
     def idle_timeout(self) -> float | None:
@@ -144,14 +128,10 @@ class BlockingListener:
         """Stop accepting now (new clients are refused); open connections are left alone."""
         if self._closed:
             return
-        addresses = self.addresses
         self._closed = True
         os.write(self._wake_write, b"\0")
         self._thread.join(5.0)
-        for sock, address in zip(self.sockets, addresses, strict=True):
-            if sock.family == socket.AF_UNIX:
-                remove_socket_file(address)
-            sock.close()
+        self._close_sockets()
         for fd in (self._wake_read, self._wake_write):
             os.close(fd)
         self._runtime._listeners.discard(self)

@@ -26,7 +26,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-from weft.drivers._core.polled_datagrams import READS_PER_EVENT, PolledDatagramTransport
+from weft.drivers._core.polled_datagrams import ENDPOINT_SLOTS, READS_PER_EVENT, PolledDatagramTransport
 from weft.protocols.errors import ArgumentError
 
 if TYPE_CHECKING:
@@ -47,23 +47,7 @@ class ReactorDatagramTransport(PolledDatagramTransport, asyncio.DatagramTranspor
     """
 
     # (_extra is asyncio.BaseTransport's slot.)
-    __slots__ = (
-        "_buffer_size",
-        "_fd",
-        "_flow",
-        "_host",
-        "_lifecycle",
-        "_protocol",
-        "_queue",
-        "_read_size",
-        "_recvfrom",
-        "_rules",
-        "_send",
-        "_sendto",
-        "_sock",
-        "_socket_file",
-        "on_lost",
-    )
+    __slots__ = ENDPOINT_SLOTS
 
     _logger = logging.getLogger("weft.reactor")
     _kind = "ReactorDatagramTransport"

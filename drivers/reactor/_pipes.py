@@ -34,15 +34,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import stat
 import sys
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.child_processes import ReadOnly
-from weft.drivers._core.socket_defaults import name_or_none
+from weft.drivers._core.pipe_descriptors import FdsAtEnd, PipeEnds, socket_names
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
 
 if TYPE_CHECKING:
@@ -60,9 +59,6 @@ __all__ = [
 
 #: This process's standard input and output.
 STDIN, STDOUT = 0, 1
-
-#: What a pipe transport does with its descriptors when the connection ends.
-FdsAtEnd = Literal["close", "keep", "release"]
 
 
 class ReadPipeTransport(ReadOnly, DescriptorTransport):
@@ -119,8 +115,8 @@ def pipe_transport(
     of them (see the module docstring).  On a PTY's master, ``EIO`` from
     ``read`` is the EOF it means, and there is no half-close.
     """
-    ends = _PipeEnds(read_fd, write_fd, at_end)
-    names = _socket_names(read_fd, write_fd) or {
+    ends = PipeEnds(read_fd, write_fd, at_end)
+    names = socket_names(read_fd, write_fd) or {
         "sockname": ("pipe", read_fd, write_fd),
         "peername": ("pipe", "peer"),
     }
@@ -144,89 +140,5 @@ def pipe_transport(
     )
 
 
-class _PipeEnds:
-    """The descriptors of one pipe transport, and what becomes of them."""
-
-    def __init__(self, read_fd: int, write_fd: int, at_end: FdsAtEnd) -> None:
-        self.read_fd = read_fd
-        self.write_fd = write_fd
-        self.at_end = at_end
-        self.fds = [read_fd] if read_fd == write_fd else [read_fd, write_fd]
-        self.was_blocking = {fd: os.get_blocking(fd) for fd in self.fds}
-        self.write_is_socket = _is_socket(write_fd)
-        # A socket half-closes with shutdown() whatever else holds it; a pipe
-        # only by dropping its write end, which needs an fd of its own.
-        self.can_end_output = self.write_is_socket or read_fd != write_fd
-        self.output_ended = False
-        # write_fd was closed, or replaced by /dev/null, by end_output.
-        self.write_fd_gone = False
-
-    def make_non_blocking(self) -> None:
-        for fd in self.fds:
-            os.set_blocking(fd, False)
-
-    def end_output(self) -> None:
-        """Send EOF: the queue is empty and ``write_eof`` was called."""
-        if self.output_ended:
-            return
-        self.output_ended = True
-        if self.write_is_socket:
-            _shut_down_output(self.write_fd)
-            return
-        self.write_fd_gone = True
-        with contextlib.suppress(OSError):  # closed under us: nothing left to end
-            if self.at_end == "close":
-                os.close(self.write_fd)
-            else:
-                # The caller keeps the number; only the pipe is let go.
-                os.set_blocking(self.write_fd, self.was_blocking[self.write_fd])
-                _point_at_devnull(self.write_fd)
-
-    def close(self) -> None:
-        """The connection ended: close, restore or release each descriptor."""
-        for fd in self.fds:
-            if fd == self.write_fd and self.write_fd_gone:
-                continue
-            with contextlib.suppress(OSError):  # closed under us: nothing left to do
-                if self.at_end == "close":
-                    os.close(fd)
-                    continue
-                os.set_blocking(fd, self.was_blocking[fd])
-                if self.at_end == "release":
-                    if fd == self.write_fd and self.write_is_socket and not self.output_ended:
-                        # Other descriptors may hold the socket (inetd gives
-                        # it as stderr too): only a shutdown tells the peer.
-                        _shut_down_output(fd)
-                    _point_at_devnull(fd)
-
-
 def _is_socket(fd: int) -> bool:
     return stat.S_ISSOCK(os.fstat(fd).st_mode)
-
-
-def _socket_names(read_fd: int, write_fd: int) -> dict[str, Any] | None:
-    """The real names when a descriptor is a socket (inetd hands one over as stdin)."""
-    for fd in (read_fd, write_fd):
-        if _is_socket(fd):
-            with socket.socket(fileno=os.dup(fd)) as sock:
-                return {
-                    "sockname": name_or_none(sock.getsockname),
-                    "peername": name_or_none(sock.getpeername),
-                }
-    return None
-
-
-
-def _shut_down_output(fd: int) -> None:
-    # A duplicate to build the socket object on: closing it leaves ``fd`` alone.
-    with socket.socket(fileno=os.dup(fd)) as sock, contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)  # OSError: the peer is gone already
-
-
-def _point_at_devnull(fd: int) -> None:
-    """Close the file behind ``fd`` but keep the number taken, by /dev/null."""
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(null, fd, inheritable=os.get_inheritable(fd))
-    finally:
-        os.close(null)

@@ -17,9 +17,7 @@ from weft.drivers._core.child_processes import (
     Process,
     Stderr,
     StderrOption,
-    checked_argv,
-    split_stderr,
-    start_child,
+    start_with_protocols,
 )
 from weft.drivers.reactor._pipes import pipe_transport
 from weft.protocols.errors import ClosedResourceError
@@ -50,24 +48,24 @@ def spawn_process(
     started raises here (``FileNotFoundError``, ``PermissionError``), with
     ``connection_made`` never called and nothing left open.
     """
-    argv = checked_argv(args)
-    choice, stderr_factory = split_stderr(stderr, pty=pty)
-    if reactor._closed:
-        raise ClosedResourceError("the reactor is closed")
-    protocol = factory()
-    stderr_protocol = None if stderr_factory is None else stderr_factory()
-    process, plumbing = start_child(
+
+    def check_open() -> None:
+        if reactor._closed:
+            raise ClosedResourceError("the reactor is closed")
+
+    process, plumbing, protocol, stderr_protocol = spawned = start_with_protocols(
         reactor,
         reactor._processes,
-        argv,
+        factory,
+        args,
         env=env,
         cwd=cwd,
-        stderr=choice,
-        capture_stderr=stderr_protocol is not None,
+        stderr=stderr,
         pty=pty,
         set_reader=reactor._set_reader,
+        check_open=check_open,
     )
-    extra = {"process": process, "peername": ("process", process.pid)}
+    extra = spawned.names
     if pty:
         extra["sockname"] = ("pty", plumbing.read_fd)
     process.transport = pipe_transport(
@@ -80,7 +78,7 @@ def spawn_process(
             plumbing.stderr_fd,
             plumbing.stderr_fd,
             at_end="close",
-            extra={"process": process, "peername": ("process", process.pid)},
+            extra=spawned.names,
             transport_class=reactor.read_only_transport_class,
         )
     process.transport.start()

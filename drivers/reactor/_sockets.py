@@ -13,23 +13,20 @@ fails it with ``ConnectionRefusedError``, an expired timeout with
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.accepting import Acceptor
+from weft.drivers._core.connecting import AddressByAddress
 from weft.drivers._core.futures import Future
+from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import (
     DEFAULT_BACKLOG,
     bind_tcp,
     bind_unix,
-    remove_socket_file,
-    tcp_port,
-    unique_addresses,
 )
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport, socket_transport
@@ -52,7 +49,7 @@ logger = logging.getLogger("weft.reactor")
 ProtocolFactory = Callable[[], Any]
 
 
-class ReactorListener:
+class ReactorListener(ListeningSockets):
     """Sockets accepting connections for one protocol factory."""
 
     def __init__(
@@ -61,28 +58,12 @@ class ReactorListener:
         self._reactor = reactor
         self._factory = factory
         reactor._open[self] = self.close
-        self.sockets = sockets
+        self._keep_sockets(sockets)
         #: The transports of the connections accepted and still open.
         self.connections: set[DescriptorTransport] = set()
-        self._closed = False
         self._acceptor = Acceptor(
             sockets, self._start, watch=self._watch, call_later=reactor.call_later, logger=logger
         )
-
-    @property
-    def addresses(self) -> list[Any]:
-        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
-        return [sock.getsockname() for sock in self.sockets]
-
-    @property
-    def port(self) -> int:
-        """The TCP port (the real one when 0 was asked for)."""
-        return tcp_port(self.addresses)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
 
     def close(self) -> None:
         """Stop accepting; open connections are left alone."""
@@ -91,10 +72,7 @@ class ReactorListener:
         self._closed = True
         self._reactor._open.pop(self, None)
         self._acceptor.close()
-        for sock in self.sockets:
-            if sock.family == socket.AF_UNIX:
-                remove_socket_file(sock.getsockname())
-            sock.close()
+        self._close_sockets()
 
     def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
         self._reactor._set_reader(sock.fileno(), reader, None)
@@ -165,12 +143,7 @@ def connect_tcp(
     Name resolution runs in a thread, so it never blocks the loop.
     """
     result: Future[Transport] = Future(reactor.call_soon)
-    attempt = _Connect(reactor, factory, result, f"{host}:{port}", timeout)
-    if _is_literal(host):
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        attempt.try_addresses([(family, (host, port))])
-    else:
-        attempt.resolve(host, port)
+    _Connect(reactor, factory, result, f"{host}:{port}", timeout).start_tcp(host, port)
     return result
 
 
@@ -179,12 +152,13 @@ def connect_unix(
 ) -> Future[Transport]:
     """Connect to the UNIX-domain socket at ``path``."""
     result: Future[Transport] = Future(reactor.call_soon)
-    _Connect(reactor, factory, result, path, timeout).try_addresses([(socket.AF_UNIX, path)])
+    _Connect(reactor, factory, result, path, timeout).start_unix(path)
     return result
 
 
-class _Connect:
-    """One connect: resolution, each address in turn, the timeout."""
+class _Connect(AddressByAddress):
+    """One connect: each address in turn (:class:`AddressByAddress`), a non-blocking
+    ``connect`` the reactor watches for each, the timeout."""
 
     def __init__(
         self,
@@ -194,40 +168,14 @@ class _Connect:
         target: str,
         timeout: float,
     ) -> None:
+        super().__init__(reactor.call_soon_threadsafe, target)
         self.reactor = reactor
         self.factory = factory
         self.result = result
-        self.target = target
         self.sock: socket.socket | None = None
-        self.addresses: list[tuple[int, Any]] = []
-        self.errors: list[OSError] = []
         self.timer = reactor.call_later(timeout, self.expire, timeout)
 
-    def resolve(self, host: str, port: int) -> None:
-        def lookup() -> None:
-            try:
-                infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                self.reactor.call_soon_threadsafe(self.fail, exc)
-            else:
-                found = [(info[0], info[4]) for info in unique_addresses(infos)]
-                self.reactor.call_soon_threadsafe(self.try_addresses, found)
-
-        threading.Thread(target=lookup, name=f"weft-resolve-{host}", daemon=True).start()
-
-    def try_addresses(self, addresses: list[tuple[int, Any]]) -> None:
-        if self.result.done():
-            return
-        self.addresses = addresses
-        self.next_address()
-
-    def next_address(self) -> None:
-        if not self.addresses:
-            last = self.errors[-1] if self.errors else OSError(errno.EADDRNOTAVAIL, "no address")
-            # OSError(errno, ...) builds the matching subclass (ConnectionRefusedError...).
-            self.fail(OSError(last.errno, f"cannot connect to {self.target}: {last.strerror}"))
-            return
-        family, address = self.addresses.pop(0)
+    def _attempt(self, family: int, address: Any) -> None:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         self.sock = sock
@@ -268,9 +216,7 @@ class _Connect:
         self.next_address()
 
     def expire(self, timeout: float) -> None:
-        self.fail(
-            TimeoutError(errno.ETIMEDOUT, f"cannot connect to {self.target}: no answer in {timeout:g} s")
-        )
+        self.fail(self.timeout_error(timeout))
 
     def fail(self, error: BaseException) -> None:
         if self.result.done():
@@ -286,11 +232,3 @@ class _Connect:
 def _os_error(code: int) -> OSError:
     """The OSError subclass Python raises for ``code`` (ConnectionRefusedError...)."""
     return OSError(code, os.strerror(code))
-
-
-def _is_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True

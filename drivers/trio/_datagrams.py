@@ -28,6 +28,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 
 import trio
@@ -35,6 +36,7 @@ import trio
 from weft.drivers._core.connection_clock import ConnectionClock, DriverClock
 from weft.drivers._core.datagram_sockets import (
     open_udp_socket,
+    start_endpoint,
     udp_candidates,
     udp_request,
     unix_datagram_socket,
@@ -53,6 +55,7 @@ from weft.drivers._core.lifecycle import Event, TransportLifecycle
 from weft.drivers._core.socket_defaults import name_or_none
 from weft.drivers._core.transport_base import EndpointBookkeeping
 from weft.drivers.trio._plumbing import TaskHost
+from weft.drivers.trio._task_loops import TwoLoopTask
 from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import DatagramTransport
 
@@ -61,7 +64,7 @@ __all__ = ["DatagramHost", "TrioDatagramTransport", "open_udp", "open_unix_datag
 logger = logging.getLogger("weft.trio")
 
 
-class TrioDatagramTransport(EndpointBookkeeping):
+class TrioDatagramTransport(EndpointBookkeeping, TwoLoopTask):
     """A datagram endpoint whose datagrams one task moves (see the module docstring).
 
     Made by :class:`~weft.drivers.trio.TrioRuntime`'s ``open_udp`` and
@@ -138,7 +141,7 @@ class TrioDatagramTransport(EndpointBookkeeping):
         queue.append((data, target))
         self._buffer_size += len(data)
         if self._flow.should_pause(self._buffer_size):
-            self._call(self._protocol.pause_writing)
+            self._pause_protocol()
         self._wake_sender()
 
     def close(self) -> None:
@@ -153,36 +156,12 @@ class TrioDatagramTransport(EndpointBookkeeping):
         """Drop what is queued and close now."""
         self._drop()
 
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        """Set the water marks (asyncio's defaults and rules)."""
-        self._flow.set_limits(high, low)
-        if not self._lifecycle.lost and self._flow.should_pause(self._buffer_size):
-            self._call(self._protocol.pause_writing)
-
-    def get_write_buffer_size(self) -> int:
-        """Bytes of datagrams queued for the kernel."""
-        return self._buffer_size
-
     def __repr__(self) -> str:
         lifecycle = self._lifecycle
         state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
         return f"<TrioDatagramTransport {self._extra['sockname']!r} {state} queued={len(self._queue)}>"
 
     # ------------------------------------------------------------ the task
-
-    async def run(self) -> None:
-        """The endpoint's task: both loops, then the end."""
-        try:
-            with self._scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._send_loop)
-                    with self._receive_scope:
-                        await self._receive_loop()
-        except Exception as exc:  # a bug here must end the endpoint, never the runtime
-            logger.error("the task of %r failed", self, exc_info=exc)
-            self._fail(exc)
-        finally:
-            self._end()
 
     async def _receive_loop(self) -> None:
         lifecycle = self._lifecycle
@@ -235,16 +214,6 @@ class TrioDatagramTransport(EndpointBookkeeping):
         else:
             self._sock.sendto(data, target)
 
-    def _unpark_sender(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
-        self._sender_parked = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    def _wake_sender(self) -> None:
-        parked = self._sender_parked
-        if parked is not None:
-            self._sender_parked = None
-            trio.lowlevel.reschedule(parked)
-
     # ------------------------------------------------------------- endings
 
     def _call(self, method: Callable[..., object], *args: Any) -> bool:
@@ -264,11 +233,6 @@ class TrioDatagramTransport(EndpointBookkeeping):
         logger.error("exception in a callback of %r; closing %r", self._protocol, self, exc_info=exc)
         self._fail(exc)
 
-    def _fail(self, exc: BaseException) -> None:
-        if self._error is None:
-            self._error = exc
-        self._drop()
-
     def _drop(self) -> None:
         lifecycle = self._lifecycle
         if lifecycle.dropped:
@@ -278,23 +242,14 @@ class TrioDatagramTransport(EndpointBookkeeping):
         self._buffer_size = 0
         self._scope.cancel()
 
-    def _end(self) -> None:
-        lifecycle = self._lifecycle
+    async def _end(self) -> None:
         self._queue.clear()
         self._buffer_size = 0
         self._trio_sock.close()
         if self._socket_file is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._socket_file)
-        lifecycle.apply(Event.LOST)
-        try:
-            self._protocol.connection_lost(self._error)
-        except Exception as exc:
-            logger.error("exception in connection_lost of %r", self._protocol, exc_info=exc)
-        finally:
-            for hook in self.on_lost:
-                hook(self)
-            self.on_lost.clear()
+        self._report_lost()
 
 
 # ------------------------------------------------------------- opening
@@ -335,7 +290,7 @@ def open_udp(
         except OSError as exc:
             result.set_exception(exc)
             return
-        _start(runtime, factory, sock, peer, None, result)
+        start_endpoint(factory, sock, None, partial(_endpoint, runtime, sock, peer, None), result)
 
     runtime._spawn(open_endpoint)
     return result
@@ -355,28 +310,13 @@ def open_unix_datagram(
     except OSError as exc:
         runtime.call_soon(result.set_exception, exc)
         return result
-    runtime.call_soon(_start, runtime, factory, sock, peer, made, result)
+    runtime.call_soon(
+        start_endpoint, factory, sock, made, partial(_endpoint, runtime, sock, peer, made), result
+    )
     return result
 
 
-def _start(
-    runtime: DatagramHost,
-    factory: Callable[[], Any],
-    sock: socket.socket,
-    peer: Any,
-    socket_file: str | None,
-    result: Future[DatagramTransport],
-) -> None:
-    """The protocol, its transport, ``connection_made`` and the task; then the future."""
-    try:
-        protocol = factory()
-    except Exception as exc:
-        sock.close()
-        if socket_file is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(socket_file)
-        result.set_exception(exc)
-        return
-    transport = runtime._track_endpoint(TrioDatagramTransport(runtime, protocol, sock, peer, socket_file))
-    transport.start()
-    result.set_result(transport)
+def _endpoint(
+    runtime: DatagramHost, sock: socket.socket, peer: Any, socket_file: str | None, protocol: Any
+) -> TrioDatagramTransport:
+    return runtime._track_endpoint(TrioDatagramTransport(runtime, protocol, sock, peer, socket_file))

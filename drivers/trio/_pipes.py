@@ -36,7 +36,7 @@ from typing import Any
 
 import trio
 
-from weft.drivers._core.socket_defaults import name_or_none
+from weft.drivers._core.pipe_descriptors import point_at_devnull, shut_down_output, socket_names
 from weft.protocols.errors import ArgumentError
 
 __all__ = ["PipePair", "close_unstarted", "pipe_stream"]
@@ -83,14 +83,13 @@ class PipePair(trio.abc.HalfCloseableStream):
             return
         self._output_ended = True
         if self._write_is_socket:
-            with socket.socket(fileno=os.dup(self._send.fileno())) as sock, contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
+            shut_down_output(self._send.fileno())
             return
         self._send.close()
         if self._keep_write_fd is not None:
             # The caller keeps the number; only the pipe is let go.
             with contextlib.suppress(OSError):
-                _point_at_devnull(self._keep_write_fd)
+                point_at_devnull(self._keep_write_fd)
 
     async def aclose(self) -> None:
         """Close both descriptors (or the duplicates: see the module docstring)."""
@@ -112,15 +111,12 @@ def pipe_stream(
     is not open; nothing is changed then.
     """
     read_mode = _mode(read_fd)
-    write_mode = read_mode if write_fd == read_fd else _mode(write_fd)
-    names = (
-        _socket_names(read_fd, read_mode)
-        or _socket_names(write_fd, write_mode)
-        or {
-            "sockname": ("pipe", read_fd, write_fd),
-            "peername": ("pipe", "peer"),
-        }
-    )
+    if write_fd != read_fd:
+        _mode(write_fd)  # ArgumentError for a directory, before anything changes
+    names = socket_names(read_fd, write_fd) or {
+        "sockname": ("pipe", read_fd, write_fd),
+        "peername": ("pipe", "peer"),
+    }
     extra: dict[str, Any] = {"pipe": (read_fd, write_fd), **names}
 
     def owned(fd: int) -> int:
@@ -156,20 +152,3 @@ def _mode(fd: int) -> int:
 
 def _is_socket(fd: int) -> bool:
     return stat.S_ISSOCK(os.fstat(fd).st_mode)
-
-
-def _socket_names(fd: int, mode: int) -> dict[str, Any] | None:
-    """The real names when a descriptor is a socket (inetd hands one over as stdin)."""
-    if not stat.S_ISSOCK(mode):
-        return None
-    with socket.socket(fileno=os.dup(fd)) as sock:
-        return {"sockname": name_or_none(sock.getsockname), "peername": name_or_none(sock.getpeername)}
-
-
-def _point_at_devnull(fd: int) -> None:
-    """Close the file behind ``fd`` but keep the number taken, by /dev/null."""
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(null, fd, inheritable=os.get_inheritable(fd))
-    finally:
-        os.close(null)

@@ -25,9 +25,7 @@ from weft.drivers._core.child_processes import (
     Process,
     ReadOnly,
     StderrOption,
-    checked_argv,
-    split_stderr,
-    start_child,
+    start_with_protocols,
 )
 from weft.drivers.trio._pipes import pipe_stream
 from weft.drivers.trio._plumbing import TaskHost
@@ -72,22 +70,18 @@ def spawn(
 ) -> Process:
     """Start ``args`` with a protocol on its stdio
     (see :meth:`weft.drivers.trio.TrioRuntime.spawn_process`)."""
-    argv = checked_argv(args)
-    choice, stderr_factory = split_stderr(stderr, pty=pty)
-    protocol = factory()
-    stderr_protocol = None if stderr_factory is None else stderr_factory()
-    process, plumbing = start_child(
+    process, plumbing, protocol, stderr_protocol = spawned = start_with_protocols(
         runtime,
         runtime._processes,
-        argv,
+        factory,
+        args,
         env=env,
         cwd=cwd,
-        stderr=choice,
-        capture_stderr=stderr_protocol is not None,
+        stderr=stderr,
         pty=pty,
         set_reader=None,
     )
-    names: dict[str, Any] = {"process": process, "peername": ("process", process.pid)}
+    names = spawned.names
     stream, pipe_names, can_write_eof = pipe_stream(plumbing.read_fd, plumbing.write_fd, close_fds=True)
     extra = {**names, "sockname": ("pty", plumbing.read_fd)} if pty else {**names, "pipe": pipe_names["pipe"]}
     transport = runtime._track(

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any, TypeVar
 
 import outcome
@@ -40,8 +41,9 @@ import trio
 
 from weft.drivers._core.child_processes import Process, StderrOption
 from weft.drivers._core.futures import Future
+from weft.drivers._core.listeners import kept_listener
 from weft.drivers._core.signal_handlers import SignalHandlers
-from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
+from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix, format_address
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers._core.timers import Timer
 from weft.drivers.trio import _datagrams as trio_datagrams
@@ -183,14 +185,7 @@ class TrioRuntime:
         return self._listen(factory, [bind_unix(path, backlog=backlog)])
 
     def _listen(self, factory: Callable[[], Any], sockets: list[socket.socket]) -> TrioListener:
-        try:
-            listener = TrioListener(self, factory, sockets)
-        except BaseException:
-            for sock in sockets:
-                sock.close()
-            raise
-        self._listeners.add(listener)
-        return listener
+        return kept_listener(partial(TrioListener, self, factory, sockets), sockets, self._listeners)
 
     def connect_tcp(
         self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -201,7 +196,7 @@ class TrioRuntime:
         ``timeout`` seconds, ``socket.gaierror`` for a name that does not
         resolve, or what the protocol factory raised."""
         self._check_open()
-        target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        target = format_address((host, port))
         return connect(self, factory, socket.AF_INET, (host, port), target, timeout)
 
     def connect_unix(

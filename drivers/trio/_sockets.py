@@ -30,7 +30,8 @@ import trio
 
 from weft.drivers._core.accepting import Acceptor
 from weft.drivers._core.futures import Future
-from weft.drivers._core.socket_binding import remove_socket_file, tcp_port, unique_addresses
+from weft.drivers._core.listeners import ListeningSockets
+from weft.drivers._core.socket_binding import unique_addresses
 from weft.drivers._core.socket_defaults import name_or_none
 from weft.drivers.trio._plumbing import TaskHost
 from weft.drivers.trio._transport import TrioTransport, socket_reset
@@ -77,7 +78,7 @@ def socket_transport(
     )
 
 
-class TrioListener:
+class TrioListener(ListeningSockets):
     """Sockets accepting connections for one protocol factory, each watched by a task.
 
     Conforms to :class:`weft.drivers.Listener`.
@@ -86,10 +87,9 @@ class TrioListener:
     def __init__(self, runtime: SocketHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
         self._runtime = runtime
         self._factory = factory
-        self.sockets = sockets
+        self._keep_sockets(sockets)
         #: The transports of the connections accepted and still open.
         self.connections: set[TrioTransport] = set()
-        self._closed = False
         # What each socket's task calls when it is readable (None: not watched now).
         self._readers: dict[socket.socket, Callable[[], object] | None] = {}
         self._watched: dict[socket.socket, trio.Event] = {}
@@ -100,21 +100,6 @@ class TrioListener:
         for sock in sockets:
             runtime._spawn(self._serve, sock)
 
-    @property
-    def addresses(self) -> list[Any]:
-        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
-        return [sock.getsockname() for sock in self.sockets]
-
-    @property
-    def port(self) -> int:
-        """The TCP port (the real one when 0 was asked for)."""
-        return tcp_port(self.addresses)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
-
     def close(self) -> None:
         """Stop accepting now (the sockets close: a new client is refused); open connections go on."""
         if self._closed:
@@ -123,10 +108,7 @@ class TrioListener:
         self._runtime._listeners.discard(self)
         self._acceptor.close()
         self._scope.cancel()  # the tasks stop waiting on the sockets before they close
-        for sock in self.sockets:
-            if sock.family == socket.AF_UNIX:
-                remove_socket_file(sock.getsockname())
-            sock.close()
+        self._close_sockets()
 
     def _watch(self, sock: socket.socket, reader: Callable[[], object] | None) -> None:
         self._readers[sock] = reader

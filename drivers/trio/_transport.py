@@ -65,6 +65,7 @@ from weft.drivers._core.socket_defaults import LINGER_ZERO, READ_SIZE
 from weft.drivers._core.transport_base import TransportBookkeeping
 from weft.drivers.trio._files import send_region
 from weft.drivers.trio._plumbing import TaskHost
+from weft.drivers.trio._task_loops import TwoLoopTask
 from weft.protocols._flow_control import WriteFlowControl
 from weft.protocols.contract import FileRegion
 from weft.protocols.errors import WriteAfterEofError
@@ -87,7 +88,7 @@ ACLOSE_TIMEOUT = 5.0
 _Piece = bytes | FileRegion
 
 
-class TrioTransport(TransportBookkeeping):
+class TrioTransport(TransportBookkeeping, TwoLoopTask):
     """A :class:`weft.protocols.contract.Transport` (a ``FileWriteTransport`` too) over a Trio stream.
 
     Made by :class:`~weft.drivers.trio.TrioRuntime` (listening,
@@ -254,36 +255,12 @@ class TrioTransport(TransportBookkeeping):
             self._reset_on_close = True
         self._drop()
 
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        """Set the water marks (asyncio's defaults and rules, weft's ArgumentError)."""
-        self._flow.set_limits(high, low)
-        if not self._lifecycle.lost and self._flow.should_pause(self._buffer_size):
-            self._pause_protocol()
-
-    def get_write_buffer_size(self) -> int:
-        """Bytes written (and file regions' unsent bytes) not yet taken by the stream."""
-        return self._buffer_size
-
     def __repr__(self) -> str:
         lifecycle = self._lifecycle
         state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
         return f"<TrioTransport {self._extra.get('peername')!r} {state} buffered={self._buffer_size}>"
 
     # ------------------------------------------------------------ the task
-
-    async def run(self) -> None:
-        """The connection's task: both loops, then the end (``connection_lost``)."""
-        try:
-            with self._scope:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._send_loop)
-                    with self._receive_scope:
-                        await self._receive_loop()
-        except Exception as exc:  # a bug here must end the connection, never the runtime
-            logger.error("the task of %r failed", self, exc_info=exc)
-            self._fail(exc)
-        finally:
-            await self._end()
 
     async def _receive_loop(self) -> None:
         lifecycle, held = self._lifecycle, self._held
@@ -428,25 +405,9 @@ class TrioTransport(TransportBookkeeping):
             except Exception as exc:
                 self._callback_failed(exc)
 
-    def _unpark_sender(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
-        self._sender_parked = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
     def _unpark_receiver(self, _raise_cancel: Any) -> trio.lowlevel.Abort:
         self._receiver_parked = None
         return trio.lowlevel.Abort.SUCCEEDED
-
-    def _wake_sender(self) -> None:
-        parked = self._sender_parked
-        if parked is not None:
-            self._sender_parked = None
-            trio.lowlevel.reschedule(parked)
-
-    def _pause_protocol(self) -> None:
-        try:
-            self._protocol.pause_writing()
-        except Exception as exc:
-            self._callback_failed(exc)
 
     # ------------------------------------------------------------- endings
 
@@ -457,12 +418,6 @@ class TrioTransport(TransportBookkeeping):
             return
         self._reset_on_close = True
         self._fail(exc)
-
-    def _fail(self, exc: BaseException) -> None:
-        """End the connection at once with ``exc`` (the first error wins)."""
-        if self._error is None:
-            self._error = exc
-        self._drop()
 
     def _drop(self) -> None:
         """Going away at once: nothing queued is sent, nothing held delivered; both loops cancelled."""
@@ -500,15 +455,7 @@ class TrioTransport(TransportBookkeeping):
             self._queue.clear()
             self._buffer_size = 0
             self._held.clear()
-            lifecycle.apply(Event.LOST)
-            try:
-                self._protocol.connection_lost(self._error)
-            except Exception as exc:
-                logger.error("exception in connection_lost of %r", self._protocol, exc_info=exc)
-            finally:
-                for hook in self.on_lost:
-                    hook(self)
-                self.on_lost.clear()
+            self._report_lost()
 
 
 def _os_error(exc: BaseException) -> OSError | None:

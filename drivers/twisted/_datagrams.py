@@ -26,7 +26,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, Any
 
-from weft.drivers._core.polled_datagrams import READS_PER_EVENT, PolledDatagramTransport
+from weft.drivers._core.polled_datagrams import ENDPOINT_SLOTS, READS_PER_EVENT, PolledDatagramTransport
 
 if TYPE_CHECKING:
     from weft.drivers.twisted._plumbing import TwistedHost
@@ -44,24 +44,7 @@ class TwistedDatagramTransport(PolledDatagramTransport):
     ``open_unix_datagram``; never by applications.
     """
 
-    __slots__ = (
-        "_buffer_size",
-        "_extra",
-        "_fd",
-        "_flow",
-        "_host",
-        "_lifecycle",
-        "_protocol",
-        "_queue",
-        "_read_size",
-        "_recvfrom",
-        "_rules",
-        "_send",
-        "_sendto",
-        "_sock",
-        "_socket_file",
-        "on_lost",
-    )
+    __slots__ = (*ENDPOINT_SLOTS, "_extra")
 
     _logger = logging.getLogger("weft.twisted")
     _kind = "TwistedDatagramTransport"

@@ -52,11 +52,10 @@ from weft.drivers._core.child_processes import (
     Process,
     ReadOnly,
     StderrOption,
-    checked_argv,
-    split_stderr,
-    start_child,
+    start_with_protocols,
 )
-from weft.drivers._core.socket_defaults import READ_SIZE, name_or_none
+from weft.drivers._core.pipe_descriptors import PipeEnds, socket_names
+from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.twisted._sockets import adopt_socket
 from weft.drivers.twisted._transport import TwistedSide, TwistedTransport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
@@ -177,7 +176,7 @@ class PipePair:
     """
 
     def __init__(
-        self, reactor: Any, side: TwistedSide, ends: _Ends, *, pty: bool = False, read_only: bool = False
+        self, reactor: Any, side: TwistedSide, ends: PipeEnds, *, pty: bool = False, read_only: bool = False
     ) -> None:
         self._reactor = reactor
         self._side = side
@@ -327,53 +326,6 @@ class PipePair:
         return f"<PipePair read {self._ends.read_fd} write {self._ends.write_fd}>"
 
 
-class _Ends:
-    """The caller's descriptors, and what becomes of them (see the module docstring)."""
-
-    def __init__(self, read_fd: int, write_fd: int, close_fds: bool) -> None:
-        self.read_fd = read_fd
-        self.write_fd = write_fd
-        self.close_fds = close_fds
-        self.fds = [read_fd] if read_fd == write_fd else [read_fd, write_fd]
-        self.was_blocking = {fd: os.get_blocking(fd) for fd in self.fds}
-        self.write_is_socket = stat.S_ISSOCK(os.fstat(write_fd).st_mode)
-        self.output_ended = False
-        # write_fd was closed, or replaced by /dev/null, by end_output.
-        self.write_fd_gone = False
-
-    def make_non_blocking(self) -> None:
-        for fd in self.fds:
-            os.set_blocking(fd, False)
-
-    def end_output(self) -> None:
-        """The write end is flushed and ``write_eof`` was asked: send EOF."""
-        if self.output_ended:
-            return
-        self.output_ended = True
-        if self.write_is_socket:
-            _shut_down_output(self.write_fd)
-            return
-        self.write_fd_gone = True
-        with contextlib.suppress(OSError):  # closed under us: nothing left to end
-            if self.close_fds:
-                os.close(self.write_fd)
-            else:
-                # The caller keeps the number; only the pipe is let go.
-                os.set_blocking(self.write_fd, self.was_blocking[self.write_fd])
-                _point_at_devnull(self.write_fd)
-
-    def close(self) -> None:
-        """The connection ended: close each descriptor, or restore its mode."""
-        for fd in self.fds:
-            if fd == self.write_fd and self.write_fd_gone:
-                continue
-            with contextlib.suppress(OSError):  # closed under us: nothing left to do
-                if self.close_fds:
-                    os.close(fd)
-                else:
-                    os.set_blocking(fd, self.was_blocking[fd])
-
-
 # ------------------------------------------------------------------- pipes
 
 
@@ -385,7 +337,7 @@ def connect_pipes(
     read_mode, write_mode = _checked(read_fd), _checked(write_fd)
     if read_fd == write_fd and stat.S_ISSOCK(read_mode):
         return _connect_socket(host, factory, read_fd, close_fds)
-    names = _socket_names(read_fd, write_fd) or {
+    names = socket_names(read_fd, write_fd) or {
         "sockname": ("pipe", read_fd, write_fd),
         "peername": ("pipe", "peer"),
     }
@@ -412,7 +364,7 @@ def pipe_pair(
     read_only: bool = False,
 ) -> PipePair:
     """A :class:`PipePair` for ``side`` over the descriptors, made non-blocking; not started."""
-    ends = _Ends(read_fd, write_fd, close_fds)
+    ends = PipeEnds(read_fd, write_fd, "close" if close_fds else "keep")
     pair = PipePair(host.reactor, side, ends, pty=pty, read_only=read_only)
     ends.make_non_blocking()  # last, after everything that can fail: a refused fd keeps its mode
     return pair
@@ -452,33 +404,6 @@ def _checked(fd: int) -> int:
     return mode
 
 
-def _socket_names(read_fd: int, write_fd: int) -> dict[str, Any] | None:
-    """The real names when a descriptor is a socket."""
-    for fd in (read_fd, write_fd):
-        if stat.S_ISSOCK(os.fstat(fd).st_mode):
-            with socket.socket(fileno=os.dup(fd)) as sock:
-                return {
-                    "sockname": name_or_none(sock.getsockname),
-                    "peername": name_or_none(sock.getpeername),
-                }
-    return None
-
-
-def _shut_down_output(fd: int) -> None:
-    # A duplicate to build the socket object on: closing it leaves ``fd`` alone.
-    with socket.socket(fileno=os.dup(fd)) as sock, contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_WR)  # OSError: the peer is gone already
-
-
-def _point_at_devnull(fd: int) -> None:
-    """Close the file behind ``fd`` but keep the number taken, by /dev/null."""
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(null, fd, inheritable=os.get_inheritable(fd))
-    finally:
-        os.close(null)
-
-
 # --------------------------------------------------------------- processes
 
 
@@ -498,24 +423,24 @@ def spawn_process(
     started raises here (``FileNotFoundError``, ``PermissionError``), with
     ``connection_made`` never called and nothing left open.
     """
-    argv = checked_argv(args)
-    choice, stderr_factory = split_stderr(stderr, pty=pty)
-    if host._closed:
-        raise ClosedResourceError("the runtime is closed")
-    protocol = factory()
-    stderr_protocol = None if stderr_factory is None else stderr_factory()
-    process, plumbing = start_child(
+
+    def check_open() -> None:
+        if host._closed:
+            raise ClosedResourceError("the runtime is closed")
+
+    process, plumbing, protocol, stderr_protocol = spawned = start_with_protocols(
         host,
         host._processes,
-        argv,
+        factory,
+        args,
         env=env,
         cwd=cwd,
-        stderr=choice,
-        capture_stderr=stderr_protocol is not None,
+        stderr=stderr,
         pty=pty,
         set_reader=host._set_reader,
+        check_open=check_open,
     )
-    names: dict[str, Any] = {"process": process, "peername": ("process", process.pid)}
+    names = spawned.names
     extra = {**names, "sockname": ("pty", plumbing.read_fd)} if pty else dict(names)
     transport = host._new_transport(lambda: protocol, carrier="pipes", extra=extra, can_write_eof=not pty)
     pairs = [pipe_pair(host, transport.side, plumbing.read_fd, plumbing.write_fd, close_fds=True, pty=pty)]

@@ -23,12 +23,11 @@ that does not resolve, or what the protocol factory raised.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import os
 import socket
-import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import error as twisted_error
@@ -38,13 +37,12 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from weft.drivers._core.accepting import Acceptor
+from weft.drivers._core.connecting import AddressByAddress
 from weft.drivers._core.futures import Future
+from weft.drivers._core.listeners import ListeningSockets, kept_listener
 from weft.drivers._core.socket_binding import (
     bind_tcp,
     bind_unix,
-    remove_socket_file,
-    tcp_port,
-    unique_addresses,
 )
 from weft.drivers._core.timers import Timer
 from weft.drivers.twisted._transport import TwistedSide, TwistedTransport
@@ -81,7 +79,7 @@ def adopt_socket(host: TwistedHost, sock: socket.socket, transport: TwistedTrans
     side.makeConnection(server)
 
 
-class TwistedListener:
+class TwistedListener(ListeningSockets):
     """Sockets accepting connections for one protocol factory, on a Twisted reactor.
 
     Conforms to :class:`weft.drivers._runtime.Listener`.
@@ -90,31 +88,12 @@ class TwistedListener:
     def __init__(self, host: TwistedHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
         self._host = host
         self._factory = factory
-        #: The listening sockets.
-        self.sockets = sockets
-        # Kept: a closed socket no longer knows its name.
-        self._addresses = [sock.getsockname() for sock in sockets]
+        self._keep_sockets(sockets)
         #: The transports of the connections accepted and still open.
         self.connections: set[TwistedTransport] = set()
-        self._closed = False
         self._acceptor = Acceptor(
             sockets, self._start, watch=self._watch, call_later=host.call_later, logger=logger
         )
-
-    @property
-    def addresses(self) -> list[Any]:
-        """What each socket is bound to: ``(host, port)`` pairs, or paths."""
-        return list(self._addresses)
-
-    @property
-    def port(self) -> int:
-        """The TCP port (the real one when 0 was asked for)."""
-        return tcp_port(self.addresses)
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` was called."""
-        return self._closed
 
     def close(self) -> None:
         """Stop accepting; open connections are left alone."""
@@ -122,10 +101,7 @@ class TwistedListener:
             return
         self._closed = True
         self._acceptor.close()
-        for sock, address in zip(self.sockets, self._addresses, strict=True):
-            if sock.family == socket.AF_UNIX and isinstance(address, str) and address:
-                remove_socket_file(address)
-            sock.close()
+        self._close_sockets()
         self._host._listeners.discard(self)
 
     def __repr__(self) -> str:
@@ -162,14 +138,7 @@ def listen_unix(host: TwistedHost, factory: ProtocolFactory, path: str) -> Twist
 
 
 def _listen(host: TwistedHost, factory: ProtocolFactory, sockets: list[socket.socket]) -> TwistedListener:
-    try:
-        listener = TwistedListener(host, factory, sockets)
-    except BaseException:
-        for sock in sockets:
-            sock.close()
-        raise
-    host._listeners.add(listener)
-    return listener
+    return kept_listener(partial(TwistedListener, host, factory, sockets), sockets, host._listeners)
 
 
 # -------------------------------------------------------------- connecting
@@ -180,11 +149,7 @@ def connect_tcp(
 ) -> Future[Transport]:
     """Connect to ``address:port`` (each address a name resolves to, in turn)."""
     attempt = _Connect(host, factory, f"{address}:{port}", timeout)
-    if _is_literal(address):
-        family = socket.AF_INET6 if ":" in address else socket.AF_INET
-        attempt.try_addresses([(family, (address, port))])
-    else:
-        attempt.resolve(address, port)
+    attempt.start_tcp(address, port)
     return attempt.result
 
 
@@ -193,7 +158,7 @@ def connect_unix(
 ) -> Future[Transport]:
     """Connect to the UNIX-domain socket at ``path``."""
     attempt = _Connect(host, factory, path, timeout)
-    attempt.try_addresses([(socket.AF_UNIX, path)])
+    attempt.start_unix(path)
     return attempt.result
 
 
@@ -225,55 +190,28 @@ class _Attempt:
         """The connection's end: its transport hears of it."""
 
 
-class _Connect:
-    """One connect: resolution, each address in turn, the deadline."""
+class _Connect(AddressByAddress):
+    """One connect: each address in turn (:class:`AddressByAddress`), with
+    Twisted's ``connectTCP`` or ``connectUNIX`` for each, the deadline."""
 
     def __init__(self, host: TwistedHost, factory: ProtocolFactory, target: str, timeout: float) -> None:
         if timeout != timeout:
             raise ArgumentError("timeout is NaN")
         if host._closed:
             raise ClosedResourceError("the runtime is closed")
+        super().__init__(host.call_soon_threadsafe, target)
         self.host = host
-        self.target = target
         self.result: Future[Transport] = Future(host.call_soon)
         # The factory runs once connected, as on the reactor; if it raises,
         # the future says so (nobody else would see it: no log).
         self.transport = host._new_transport(factory, log_factory_errors=False)
         self.transport.on_started.append(self._started)
-        self.addresses: list[tuple[int, Any]] = []
-        self.errors: list[OSError] = []
         self.attempt: _Attempt | None = None
         self.connector: Any = None
         self.timer: Timer = host.call_later(timeout, self.expire, timeout)
         host._connecting.add(self)
 
-    def resolve(self, name: str, port: int) -> None:
-        host = self.host
-
-        def lookup() -> None:
-            try:
-                infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM)
-            except OSError as exc:
-                host.call_soon_threadsafe(self.fail, exc)
-            else:
-                found = [(info[0], info[4]) for info in unique_addresses(infos)]
-                host.call_soon_threadsafe(self.try_addresses, found)
-
-        threading.Thread(target=lookup, name=f"weft-resolve-{name}", daemon=True).start()
-
-    def try_addresses(self, addresses: list[tuple[int, Any]]) -> None:
-        if self.result.done():
-            return
-        self.addresses = addresses
-        self.next_address()
-
-    def next_address(self) -> None:
-        if not self.addresses:
-            last = self.errors[-1] if self.errors else OSError(errno.EADDRNOTAVAIL, "no address")
-            # OSError(errno, ...) builds the matching subclass (ConnectionRefusedError...).
-            self.fail(OSError(last.errno, f"cannot connect to {self.target}: {last.strerror}"))
-            return
-        family, address = self.addresses.pop(0)
+    def _attempt(self, family: int, address: Any) -> None:
         attempt = self.attempt = _Attempt(self)
         reactor = self.host.reactor
         # No timeout of Twisted's: the deadline is this connect's, across addresses.
@@ -307,9 +245,7 @@ class _Connect:
         self.next_address()
 
     def expire(self, timeout: float) -> None:
-        self.fail(
-            TimeoutError(errno.ETIMEDOUT, f"cannot connect to {self.target}: no answer in {timeout:g} s")
-        )
+        self.fail(self.timeout_error(timeout))
 
     def cancel(self) -> None:
         """The runtime is closing."""
@@ -340,11 +276,3 @@ def _os_error(value: object) -> OSError:
     if isinstance(value, twisted_error.TimeoutError):
         return TimeoutError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT))
     return OSError(errno.ECONNREFUSED, str(value))
-
-
-def _is_literal(address: str) -> bool:
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
