@@ -156,6 +156,9 @@ class WeftReactor(PosixReactorBase):
         self._armed: set[IWriteDescriptor] = set()
         # Writers to write at the end of this turn, in the order they asked.
         self._pending_writes: dict[Any, None] = {}
+        # The end-of-turn write pass, while one is scheduled: one per turn,
+        # however many writers a read writes itself and takes off the list.
+        self._write_pass: Timer | None = None
         self._early_writers: dict[type, bool] = {}
         # weft's timer for the earliest delayed call, and its deadline on
         # Twisted's clock (seconds()).
@@ -298,10 +301,9 @@ class WeftReactor(PosixReactorBase):
             # (A connecting TCP client's doWrite is its doConnect, set on
             # the instance: that one waits for the poller.)
             self._writers[writer] = fd
-            pending = self._pending_writes
-            if not pending:
-                self._weft.call_soon(self._write_pending)
-            pending[writer] = None
+            if self._write_pass is None:
+                self._write_pass = self._weft.call_soon(self._write_pending)
+            self._pending_writes[writer] = None
             return
         self._arm(writer, fd)
         self._writers[writer] = fd
@@ -318,6 +320,7 @@ class WeftReactor(PosixReactorBase):
         Writes asked for while this runs (a producer resumed by a write
         that emptied its buffer) are done on the next turn.
         """
+        self._write_pass = None
         pending, self._pending_writes = self._pending_writes, {}
         writers, armed = self._writers, self._armed
         for writer in pending:

@@ -188,6 +188,43 @@ def test_a_steady_exchange_changes_no_registration(reactor: Any, loop: Reactor) 
     assert changes[1] == changes[0]
 
 
+def test_one_write_pass_per_turn_however_many_replies(reactor: Any, loop: Reactor) -> None:
+    """Two clients in step with one echo server: turns read several
+    connections that each write their reply right after their read, yet at
+    most one end-of-turn write pass is scheduled per turn (there was one per
+    reply: a weft callback per message)."""
+    passes = 0
+    turns = 0
+    schedule, poll = loop.call_soon, loop.poller.poll
+
+    def counting_call_soon(callback: Callable[..., object], *args: Any) -> Any:
+        nonlocal passes
+        if callback == reactor._write_pending:
+            passes += 1
+        return schedule(callback, *args)
+
+    def counting_poll(timeout: float) -> list[tuple[int, int]]:
+        nonlocal turns
+        turns += 1
+        return poll(timeout)
+
+    loop.call_soon = counting_call_soon  # type: ignore[method-assign]
+    loop.poller.poll = counting_poll  # type: ignore[method-assign]
+    finished: list[bytes] = []
+
+    def done(received: bytes) -> None:
+        finished.append(received)
+        if len(finished) == 2:
+            reactor.stop()
+
+    port = listen_echo(reactor)
+    for name in (b"a", b"b"):
+        connect(reactor, port, lambda name=name: Exchange([b"%s %d" % (name, i) for i in range(100)], done))
+    run(reactor)
+    assert len(finished) == 2
+    assert 0 < passes <= turns
+
+
 def test_a_write_the_kernel_cannot_take_waits_for_readiness(reactor: Any) -> None:
     """8 MiB written at once to a client that reads it all: what the socket
     buffer cannot take at the end of the turn waits for write readiness, and
