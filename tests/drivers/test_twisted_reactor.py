@@ -208,7 +208,7 @@ def test_one_write_pass_per_turn_however_many_replies(reactor: Any, loop: Reacto
         turns += 1
         return poll(timeout)
 
-    loop.call_soon = counting_call_soon  # type: ignore[method-assign]
+    loop.call_soon = counting_call_soon  # type: ignore[method-assign,assignment]
     loop.poller.poll = counting_poll  # type: ignore[method-assign]
     finished: list[bytes] = []
 
@@ -217,9 +217,12 @@ def test_one_write_pass_per_turn_however_many_replies(reactor: Any, loop: Reacto
         if len(finished) == 2:
             reactor.stop()
 
+    def exchange(name: bytes) -> Callable[[], protocol.Protocol]:
+        return lambda: Exchange([b"%s %d" % (name, i) for i in range(100)], done)
+
     port = listen_echo(reactor)
     for name in (b"a", b"b"):
-        connect(reactor, port, lambda name=name: Exchange([b"%s %d" % (name, i) for i in range(100)], done))
+        connect(reactor, port, exchange(name))
     run(reactor)
     assert len(finished) == 2
     assert 0 < passes <= turns
