@@ -5,9 +5,10 @@ its own process pinned to one core (0), with the same certificate (made here
 with trustme at run time, in a temporary directory) and the same TLS: 1.3
 only, whose first cipher suite, TLS_AES_256_GCM_SHA384, both sides pick
 (the script checks the cipher each run and stops on any other).  This
-process, pinned to the other core (1), is the client: blocking
-``ssl.SSLSocket`` calls, whose loops are in C, so it is cheaper per byte
-than any of the servers.  Per run, one fresh server and, on one connection:
+process, pinned to the other core (1), is the client: ``ssl.SSLSocket``
+calls, whose loops are in C, so it is cheaper per byte than any of the
+servers; during the bulk windows its socket is non-blocking and it spins
+rather than sleeps, so that no server pays for waking it.  Per run, one fresh server and, on one connection:
 
 1. **server receives**: the client sends ``--size`` bytes (1 GiB by default)
    and the server counts them, then answers ``DONE``;
@@ -44,6 +45,7 @@ separately; ``--stat median`` for the medians).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import signal
@@ -54,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -207,29 +209,56 @@ def read_line(conn: ssl.SSLSocket, expected: bytes) -> None:
 
 
 def push(conn: ssl.SSLSocket, size: int) -> float:
-    """The server receives: send ``size`` bytes, wait for its DONE.  MB moved."""
+    """The server receives: send ``size`` bytes, wait for its DONE.  MB moved.
+
+    The socket is non-blocking and the client spins on it (see :func:`spinning`).
+    """
     block = memoryview(b"\x5a" * SEND_BLOCK)
     conn.sendall(f"RECV {size}\n".encode())
     left = size
-    while left:
-        piece = block[: min(left, SEND_BLOCK)]
-        conn.sendall(piece)
-        left -= len(piece)
+    with spinning(conn):
+        while left:
+            piece = block[: min(left, SEND_BLOCK)]
+            try:
+                left -= conn.send(piece)
+            except ssl.SSLWantWriteError:
+                continue  # the same piece again: OpenSSL goes on where it stopped
     read_line(conn, b"DONE\n")
     return size / MB
 
 
 def pull(conn: ssl.SSLSocket, size: int) -> float:
-    """The server sends: ask for ``size`` bytes and read them all.  MB moved."""
+    """The server sends: ask for ``size`` bytes and read them all, spinning.  MB moved."""
     buffer = memoryview(bytearray(256 * 1024))
     conn.sendall(f"SEND {size}\n".encode())
     left = size
-    while left:
-        got = conn.recv_into(buffer, min(left, len(buffer)))
-        if not got:
-            raise servers.ServerFailedError(f"the server closed with {left} bytes still to send")
-        left -= got
+    with spinning(conn):
+        while left:
+            try:
+                got = conn.recv_into(buffer, min(left, len(buffer)))
+            except ssl.SSLWantReadError:
+                continue
+            if not got:
+                raise servers.ServerFailedError(f"the server closed with {left} bytes still to send")
+            left -= got
     return size / MB
+
+
+@contextlib.contextmanager
+def spinning(conn: ssl.SSLSocket) -> Iterator[None]:
+    """Make ``conn`` non-blocking for the block: the client polls instead of sleeping.
+
+    On a virtual machine, waking a sleeping vCPU costs the waker an
+    interrupt and an exit to the hypervisor; a sleeping client would make
+    the server pay that for every wake-up, and so would make a faster
+    server, which finds the client asleep more often, look more expensive
+    (see "The client spins" in benchmarks/README.md).
+    """
+    conn.setblocking(False)
+    try:
+        yield
+    finally:
+        conn.settimeout(SOCKET_TIMEOUT)
 
 
 def handshakes(port: int, context: ssl.SSLContext, duration: float, concurrency: int) -> float:
@@ -561,7 +590,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join(["python", "benchmarks/tls_bulk.py", *(sys.argv[1:] if argv is None else argv)])
     header = [
         f"{started}; {echo.machine()}; {versions()}; weft {echo.weft_version()}",
-        f"server on core {args.server_cpu}, client (blocking ssl sockets) on core {args.client_cpu}; "
+        f"server on core {args.server_cpu}, client (ssl sockets, spinning in the bulk windows) "
+        f"on core {args.client_cpu}; "
         f"TLS 1.3, {CIPHER}, one trustme certificate (ECDSA P-256); {args.size:,} bytes each way after "
         f"{args.warmup:,} unmeasured, server writes of {args.chunk:,} bytes; handshakes for "
         f"{args.handshake_duration:g} s on {args.concurrency} client threads; "
