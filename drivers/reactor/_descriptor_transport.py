@@ -15,6 +15,14 @@ apart, so the byte paths never look at regions.  Reads are 64 KiB: big
 enough for bulk transfer, and under glibc's mmap threshold (128 KiB), so
 reading never costs an mmap/munmap pair (asyncio's 256 KiB reads do, until
 the first such buffer is freed whole).
+
+A protocol that takes its bytes in a lent buffer (it has
+``buffer_received(view)``: weft's TLS layer, which copies them into its
+``MemoryBIO`` at once) is read differently on a socket: ``recv_into`` the
+reactor's own buffer of :data:`LENT_READ_SIZE` (256 KiB, as asyncio's TLS
+reads), no allocation at all, and ``buffer_received`` gets a view of what
+arrived, valid for that call only.  Bulk TLS then costs one read, one
+wake-up and one pass of the layer per 256 KiB instead of per 64 KiB.
 """
 
 from __future__ import annotations
@@ -41,13 +49,16 @@ from weft.protocols.errors import WriteAfterEofError
 if TYPE_CHECKING:
     from weft.drivers.reactor._plumbing import TransportLoop
 
-__all__ = ["READ_SIZE", "DescriptorTransport"]
+__all__ = ["LENT_READ_SIZE", "READ_SIZE", "DescriptorTransport"]
 
 logger = logging.getLogger("weft.reactor")
 
 
 # sendmsg and writev take at most this many buffers (Linux's IOV_MAX).
 _MAX_BUFFERS = 1024
+
+#: How much one read into the reactor's lent buffer asks for (see the module docstring).
+LENT_READ_SIZE = 256 * 1024
 
 
 
@@ -76,6 +87,7 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
         "_reactor",
         "_read_fd",
         "_recv",
+        "_recv_into",
         "_reset",
         "_reset_on_close",
         "_send",
@@ -101,12 +113,15 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
         half_close: Callable[[], None] | None,
         reset: Callable[[], None] | None = None,
         eio_is_eof: bool = False,
+        recv_into: Callable[[memoryview], int] | None = None,
     ) -> None:
         self._reactor = reactor
         self._protocol = protocol
         self._read_fd = read_fd
         self._write_fd = write_fd
         self._recv = recv
+        # Reads into a lent buffer (sockets only; see the module docstring).
+        self._recv_into = recv_into
         self._send = send
         self._sendv = sendv
         self._close_files = close
@@ -329,6 +344,31 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
         else:
             self._eof()
 
+    def _read_into_ready(self) -> None:
+        # A protocol that takes a lent buffer (buffer_received): the read
+        # goes into the reactor's, and the protocol copies what it keeps.
+        # (Its protocol may have been replaced since: bytes then, as inline.)
+        view = self._reactor._read_buffer
+        try:
+            count = self._recv_into(view)  # type: ignore[misc]  # set, or not registered so
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._recv_failed(exc)
+            return
+        if not count:
+            self._eof()
+            return
+        protocol = self._protocol
+        try:
+            receive = getattr(protocol, "buffer_received", None)
+            if receive is not None:
+                receive(view[:count])
+            else:
+                protocol.data_received(bytes(view[:count]))
+        except Exception as exc:
+            self._callback_failed(exc)
+
     def _recv_failed(self, exc: OSError) -> None:
         if self._eio_is_eof and exc.errno == errno.EIO:
             self._eof()
@@ -519,6 +559,7 @@ def socket_transport(
         read_fd=fd,
         write_fd=fd,
         recv=sock.recv,
+        recv_into=sock.recv_into,
         send=sock.send,
         sendv=sock.sendmsg,
         extra=info,

@@ -40,7 +40,7 @@ from weft.drivers.reactor import _pipes as pipes
 from weft.drivers.reactor import _process as process
 from weft.drivers.reactor import _sockets as sockets
 from weft.drivers.reactor._datagrams import ReactorDatagramTransport
-from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
+from weft.drivers.reactor._descriptor_transport import LENT_READ_SIZE, READ_SIZE, DescriptorTransport
 from weft.drivers.reactor._plumbing import FdOwner, InlineReader
 from weft.drivers.reactor._pollers import ERROR, HANGUP, READABLE, WRITABLE, Poller, best_poller
 from weft.drivers.reactor._process import Process, Stderr
@@ -79,6 +79,11 @@ class Reactor:
         self._readers: dict[int, Callable[[], object]] = {}
         # The readers that are descriptor transports, read inline by the loop.
         self._streams: dict[int, InlineReader] = {}
+        # The buffer lent to protocols that take their bytes in one
+        # (``buffer_received``, weft's TLS layer): every such read goes
+        # into it, and the protocol copies what it keeps during the call.
+        # One per reactor, since a reactor runs on one thread.
+        self._read_buffer = memoryview(bytearray(LENT_READ_SIZE))
         #: Listeners and transports still open, with what ends each: close()
         #: ends them, so closing a reactor never leaks a descriptor.
         self._open: dict[object, Callable[[], object]] = {}
@@ -190,6 +195,12 @@ class Reactor:
         if stream is None:
             self._streams.pop(fd, None)
             self._set_reader(fd, None, None)
+        elif stream._recv_into is not None and hasattr(stream._protocol, "buffer_received"):
+            # A protocol that takes a lent buffer (weft's TLS layer): not
+            # inline; the loop calls _read_into_ready, which reads
+            # LENT_READ_SIZE into the reactor's buffer without allocating.
+            self._streams.pop(fd, None)
+            self._set_reader(fd, stream._read_into_ready, stream)
         else:
             self._set_reader(fd, stream._read_ready, stream)
             self._streams[fd] = stream

@@ -40,6 +40,14 @@ class InlineReader(FdOwner, Protocol):
     def _recv(self, size: int, /) -> bytes:
         """Receive at most ``size`` bytes (raises as ``socket.recv`` or ``os.read`` does)."""
 
+    @property
+    def _recv_into(self) -> Callable[[memoryview], int] | None:
+        """Receive into a buffer (``socket.recv_into``), or None where the
+        transport cannot (pipes: its protocol gets bytes, inline)."""
+
+    def _read_into_ready(self) -> None:
+        """Readiness, for a protocol that takes a lent buffer: read into the loop's."""
+
     def _recv_failed(self, exc: OSError) -> None:
         """A read failed: end the connection with ``exc``."""
 
@@ -69,6 +77,10 @@ class TransportLoop(Protocol):
     @property
     def _closed(self) -> bool:
         """Whether the loop was closed."""
+
+    @property
+    def _read_buffer(self) -> memoryview:
+        """The buffer lent to protocols that take one (``buffer_received``), for one call at a time."""
 
     def now(self) -> float:
         """Monotonic seconds."""

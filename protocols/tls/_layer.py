@@ -250,7 +250,7 @@ class TLSProtocol(Protocol):
         self._timer = self._clock.call_later(self._handshake_timeout, self._handshake_timed_out)
         self._process()
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes | bytearray | memoryview) -> None:
         """Ciphertext from the peer."""
         if self._state is _CLOSED or self._state is _LOST:
             return
@@ -261,6 +261,13 @@ class TLSProtocol(Protocol):
                 self.lower_transport.pause_reading()
             return
         self._process()
+
+    #: Ciphertext from the peer in a buffer the driver lends for this call
+    #: only (weft's reactor reads sockets into one of its own, 256 KiB at a
+    #: time, for a protocol that has this method).  The layer copies the
+    #: bytes into the session's MemoryBIO first thing, as it does from
+    #: ``data_received``, so the two are one method.
+    buffer_received = data_received
 
     def eof_received(self) -> bool:
         """The peer ended the byte stream; with or without close_notify?"""

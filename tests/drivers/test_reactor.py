@@ -745,3 +745,72 @@ def test_call_before_close_runs_first_and_may_turn_the_loop(
     assert [str(exc) for exc in failures] == ["this hook fails"]
     with pytest.raises(ClosedResourceError):
         reactor.call_before_close(seen.append, "too late")
+
+
+# ---------------------------------------------------------- lent buffers
+
+
+class TakesLentBuffers(RecordingProtocol):
+    """Records what it gets, and how: views of a lent buffer, or bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.views: list[int] = []  # the length of each view it was lent
+        self.byte_pieces = 0
+
+    def buffer_received(self, view: memoryview) -> None:
+        assert type(view) is memoryview
+        self.views.append(len(view))
+        super().data_received(bytes(view))  # a copy: the view is lent for this call only
+
+    def data_received(self, data: bytes) -> None:
+        self.byte_pieces += 1
+        super().data_received(data)
+
+    def buffer_received_only(self) -> bool:
+        """Whether every piece came in a lent buffer."""
+        return bool(self.views) and self.byte_pieces == 0
+
+
+@pytest.mark.drivers(only=("reactor",))
+def test_a_protocol_that_takes_a_lent_buffer_gets_the_stream_in_it(reactor: Reactor) -> None:
+    """A socket whose protocol has ``buffer_received`` (weft's TLS layer) is read into the
+    reactor's own buffer, not inline: every byte arrives, in order, as views of it, and
+    none as bytes; the fd is not in the inline table."""
+    server = TakesLentBuffers()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0)
+    client = RecordingProtocol()
+    connecting = reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
+    assert reactor.run_until(connecting.done, TIMEOUT)
+    payload = bytes(range(256)) * 2048  # 512 KiB: more than one lent buffer's worth
+    client.transport.write(payload)
+    assert reactor.run_until(received(server, len(payload)), TIMEOUT)
+    assert server.received == payload
+    assert server.buffer_received_only()
+    assert max(server.views) <= len(reactor._read_buffer)
+    (accepted,) = listener.connections
+    assert accepted._read_fd not in reactor._streams
+    finish(reactor, listener, client, server)
+
+
+@pytest.mark.drivers(only=("reactor",))
+def test_a_lent_buffer_reader_handed_to_a_plain_protocol_gives_it_bytes(reactor: Reactor) -> None:
+    """After ``set_protocol`` to a protocol without ``buffer_received``, the same
+    connection's bytes reach it through ``data_received``, as bytes; EOF still arrives."""
+    first = TakesLentBuffers()
+    listener = reactor.listen_tcp(lambda: first, "127.0.0.1", 0)
+    client = RecordingProtocol()
+    connecting = reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
+    assert reactor.run_until(connecting.done, TIMEOUT)
+    client.transport.write(b"one")
+    assert reactor.run_until(received(first, 3), TIMEOUT)
+    second = RecordingProtocol()
+    first.transport.set_protocol(second)
+    client.transport.write(b"two")
+    assert reactor.run_until(received(second, 3), TIMEOUT)
+    assert second.received == b"two"
+    assert all(type(event[1]) is bytes for event in second.events if event[0] == "data_received")
+    client.transport.write_eof()
+    assert reactor.run_until(lambda: second.got_eof, TIMEOUT)
+    finish(reactor, listener, client)  # aborts the accepted side too
+    assert second.lost and not first.lost
