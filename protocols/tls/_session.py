@@ -320,6 +320,7 @@ class TLSSession:
         chunks: list[bytes] = []
         close_notify = False
         read = self._ssl.read
+        incoming = self._incoming
         while True:
             try:
                 chunk = read(READ_SIZE)
@@ -334,6 +335,12 @@ class TLSSession:
                 close_notify = True
                 break
             chunks.append(chunk)
+            if not incoming.pending:
+                # Every byte received is consumed, and a read returns a whole
+                # record (READ_SIZE is over TLS's 16 KiB): another read could
+                # only raise SSLWantReadError, whose making (a formatted
+                # message) costs more than this test.
+                break
         # Reading may have produced records to send (session tickets, key
         # updates): they go first.
         outgoing = self._outgoing
@@ -358,10 +365,14 @@ class TLSSession:
         """
         if self._state not in _CAN_SEND:
             self._move(_I.SEND)  # raises
-        view = memoryview(data)
         try:
-            while view:
-                view = view[self._ssl.write(view) :]
+            # Over a MemoryBIO a write takes everything at once; the loop
+            # (with a view, to cut without copying) is for the exception.
+            written = self._ssl.write(data)
+            if written != (len(data) if type(data) is bytes else memoryview(data).nbytes):
+                view = memoryview(data).cast("B")[written:]
+                while view:
+                    view = view[self._ssl.write(view) :]
         except ssl.SSLError as exc:
             self._move(_I.FAILURE)
             raise _failure(TLSError, "TLS session failed", exc) from exc
