@@ -72,8 +72,8 @@ def test_every_tls_server_makes_a_row_for_each_workload(children: Children) -> N
         for server in default:
             ratio = "1.00" if server == "asyncio" else FIGURE
             row = (
-                rf"^\| {workload} \| {server}( !)? \| {FIGURE} {unit} \| {ratio} \| {FIGURE} \| "
-                rf"{FIGURE} \| {ratio} \| {FIGURE} \|$"
+                rf"^\| {workload} \| {server}( !)? \| {FIGURE} {unit} \| {FIGURE} \| {ratio} \| "
+                rf"{FIGURE} \| {FIGURE} \| {ratio} \| {FIGURE} \| {FIGURE} \|$"
             )
             assert re.search(row, out, re.MULTILINE), f"no {workload}/{server} row in:\n{out}"
         assert re.search(rf"^\* {workload}: weft-reactor / asyncio: rate [\d.]+ >= ", out, re.MULTILINE)
