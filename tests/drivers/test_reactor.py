@@ -813,4 +813,43 @@ def test_a_lent_buffer_reader_handed_to_a_plain_protocol_gives_it_bytes(reactor:
     client.transport.write_eof()
     assert reactor.run_until(lambda: second.got_eof, TIMEOUT)
     finish(reactor, listener, client)  # aborts the accepted side too
-    assert second.lost and not first.lost
+    assert second.lost
+    assert not first.lost
+
+
+# ------------------------------------------------------- refilling writers
+
+
+class RefillsOnResume(RecordingProtocol):
+    """Writes a little from resume_writing, and notes what was still queued right after."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued_after_refill: list[int] = []
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.transport.write(b"refill")
+        self.queued_after_refill.append(self.transport.get_write_buffer_size())
+
+
+@pytest.mark.drivers(only=("reactor",))
+def test_a_write_from_resume_writing_goes_to_the_kernel_at_once(reactor: Reactor) -> None:
+    """Once the queue has drained, resume_writing comes with the transport sending at
+    once again: a write made from it is handed to the kernel in that call (nothing
+    left queued), not held for the next writable event, a turn of the loop later."""
+    listener = reactor.listen_tcp(RecordingProtocol, "127.0.0.1", 0)
+    writer = RefillsOnResume()
+    connecting = reactor.connect_tcp(lambda: writer, "127.0.0.1", listener.port)
+    assert reactor.run_until(connecting.done, TIMEOUT)
+    assert reactor.run_until(lambda: len(listener.connections) == 1, TIMEOUT)
+    (reader,) = listener.connections
+    reader.pause_reading()
+    block = b"x" * 65536
+    while "pause_writing" not in writer.names:  # fill the kernel's buffers, then the queue
+        writer.transport.write(block)
+        reactor.run_once(0)
+    reader.resume_reading()
+    assert reactor.run_until(lambda: bool(writer.queued_after_refill), TIMEOUT)
+    assert writer.queued_after_refill[0] == 0
+    finish(reactor, listener, writer)
