@@ -501,6 +501,10 @@ def targets(cells: list[Cell]) -> list[str]:
             continue
         workload = cell.workload
         parts = [f"rate {rate_ratio:.2f} >= {workload.min_rate:.2f} {_mark(rate_ratio >= workload.min_rate)}"]
+        base = baseline_of(cells, cell)
+        if cell.median_rate is not None and base is not None and base.median_rate:
+            # The medians too: under load a best rate is the luckiest window.
+            parts[0] += f" (medians: {cell.median_rate / base.median_rate:.2f})"
         if workload.max_cpu is not None:
             parts.append(
                 f"CPU {cpu_ratio:.2f} <= {workload.max_cpu:.2f} {_mark(cpu_ratio <= workload.max_cpu)}"
