@@ -227,18 +227,24 @@ class LoopStreamTransport(DescriptorTransport):
         except Exception as exc:
             self._fatal(exc, "Fatal error: protocol.get_buffer() call failed.")
             return
+        # Straight into the protocol's buffer where the transport can
+        # (a socket: asyncio's sslproto lends 256 KiB); else bytes, copied in.
+        recv_into = self._recv_into
         try:
-            data = self._recv(min(len(buffer), READ_SIZE))
+            if recv_into is not None:
+                count = recv_into(buffer)
+            else:
+                data = self._recv(min(len(buffer), READ_SIZE))
+                count = len(data)
+                buffer[:count] = data
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._recv_failed(exc)
             return
-        if not data:
+        if not count:
             self._eof()
             return
-        count = len(data)
-        buffer[:count] = data
         try:
             protocol.buffer_updated(count)
         except Exception as exc:
