@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             counts = {kind: count(kind, setup, work, cert_dir) for kind in chosen}
             base = counts.get(tls_bulk.BASELINE)
             for kind, total in counts.items():
-                ratio = f"{total / base:.2f}" if base else "—"
+                ratio = f"{total / base:.3f}" if base else "—"
                 per = f"{total / units / 1e3:,.0f} k/{unit}"
                 rows.append(f"| {name} | {kind} | {total / 1e6:,.1f} M | {per} | {ratio} |")
                 print(f"{name}: {kind}: {total:,} instructions", file=sys.stderr, flush=True)
