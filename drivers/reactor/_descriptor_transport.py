@@ -383,22 +383,15 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
         elif self._file_queue and self._send_file() is None:  # a region heads the queue
             return
         lifecycle = self._lifecycle
-        if not buffer and not self._file_queue and not lifecycle.lost:
-            # Drained.  Back to sending at once *before* resume_writing, so
-            # that what the protocol writes from it goes straight to the
-            # kernel (asyncio's order), not into the queue to wait for the
-            # next writable event: a protocol that refills from
+        if not buffer and not self._file_queue and lifecycle.writable:
+            # Drained, and open.  Back to sending at once *before*
+            # resume_writing, so that what the protocol writes from it goes
+            # straight to the kernel (asyncio's order), not into the queue to
+            # wait for the next writable event: a protocol that refills from
             # resume_writing (a bulk sender, the TLS layer) would otherwise
             # make a turn of the loop, an epoll_wait, per write.
             self._reactor._set_writer(self._write_fd, None, self)
-            if lifecycle.closing:
-                self._finish(None)
-            elif lifecycle.write_state is WriteState.EOF_PENDING:
-                lifecycle.apply(Event.EOF_SENT)
-                if self._half_close is not None:
-                    self._half_close()
-            else:
-                self._idle_writer = True
+            self._idle_writer = True
         if self._flow.should_resume(self._buffer_size):
             try:
                 self._protocol.resume_writing()
@@ -406,6 +399,21 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
                 # Here, not in the loop: the fd may have left the poller
                 # just now (a pipe's write end), and with it its owner.
                 self._callback_failed(exc)
+                return
+        if self._idle_writer or buffer or self._file_queue or lifecycle.lost:
+            return
+        # Drained while closing or half-closing: after resume_writing, whose
+        # writes still go out first (asyncio's TLS writes its close_notify
+        # from there, after asking for the close).
+        self._reactor._set_writer(self._write_fd, None, self)
+        if lifecycle.closing:
+            self._finish(None)
+        elif lifecycle.write_state is WriteState.EOF_PENDING:
+            lifecycle.apply(Event.EOF_SENT)
+            if self._half_close is not None:
+                self._half_close()
+        elif lifecycle.writable:
+            self._idle_writer = True
 
     def _send_buffered(self) -> int | None:
         """One ``send`` (``sendmsg``/``writev`` for several pieces) of the queue.
