@@ -80,7 +80,7 @@ __all__ = [
     "serve",
 ]
 
-logger = logging.getLogger("weft.serve")
+logger = logging.getLogger("weft.drivers")
 
 #: Where a server listens unless told otherwise: loopback only, so that
 #: trying weft out never opens a port to the network.

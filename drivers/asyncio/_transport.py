@@ -71,7 +71,7 @@ from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["AsyncioTransport", "Role"]
 
-logger = logging.getLogger("weft.asyncio")
+logger = logging.getLogger("weft.drivers.asyncio")
 
 #: What an asyncio transport does for a weft connection.
 Role = Literal["both", "read", "write"]

@@ -57,7 +57,7 @@ from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["READ_SIZE", "ReadOnlyThreadedTransport", "ThreadedTransport"]
 
-logger = logging.getLogger("weft.blocking")
+logger = logging.getLogger("weft.drivers.blocking")
 
 
 # Chunks read and not yet delivered before the reader waits.  One is

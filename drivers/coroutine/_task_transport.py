@@ -43,7 +43,7 @@ from weft.protocols.contract import FileRegion
 
 __all__ = ["TaskReadPipeTransport", "TaskTransport"]
 
-logger = logging.getLogger("weft.coroutine")
+logger = logging.getLogger("weft.drivers.coroutine")
 
 
 class TaskTransport(DescriptorTransport):

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["READ_SIZE", "DescriptorTransport"]
 
-logger = logging.getLogger("weft.reactor")
+logger = logging.getLogger("weft.drivers.reactor")
 
 
 # sendmsg and writev take at most this many buffers (Linux's IOV_MAX).

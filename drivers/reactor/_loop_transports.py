@@ -59,7 +59,7 @@ __all__ = [
     "transport_socket",
 ]
 
-logger = logging.getLogger("weft.reactor")
+logger = logging.getLogger("weft.drivers.reactor")
 
 # asyncio's sendfile modes (asyncio.constants._SendfileMode): TRY_NATIVE
 # makes loop.sendfile() call the loop's _sendfile_native, which sends with

@@ -72,7 +72,7 @@ from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["MAX_SEND", "READ_SIZE", "TrioTransport"]
 
-logger = logging.getLogger("weft.trio")
+logger = logging.getLogger("weft.drivers.trio")
 
 #: The most one ``send_all`` is handed: writes queued meanwhile are joined up
 #: to it, and a bigger write goes in pieces of it, so that flow control sees

@@ -37,7 +37,7 @@ handed.  How weft's contract maps onto Twisted's:
   later turn, never from inside ``close``/``abort``.
 * **Errors.**  An exception from any protocol callback (``connection_made``,
   ``data_received``, ``pause_writing``, a timer...) is logged on the
-  ``weft.twisted`` logger and ends that connection alone with it: Twisted
+  ``weft.drivers.twisted`` logger and ends that connection alone with it: Twisted
   never sees it.
 * ``get_extra_info("clock")`` is a weft clock bound to the connection;
   ``"peername"``, ``"sockname"`` and ``"socket"`` are taken when the
@@ -76,7 +76,7 @@ from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["CHUNK", "Carrier", "Link", "TwistedSide", "TwistedTransport"]
 
-logger = logging.getLogger("weft.twisted")
+logger = logging.getLogger("weft.drivers.twisted")
 
 #: The most the driver hands Twisted between two of its ``resumeProducing``
 #: calls (Twisted's own read size and default ``bufferSize``).
