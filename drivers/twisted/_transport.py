@@ -66,6 +66,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from weft.drivers._core.connection_clock import ConnectionClock, DriverClock
+from weft.drivers._core.connection_log import log_closed, log_opened
 from weft.drivers._core.file_sending import send_from_file, sendfile_refused
 from weft.drivers._core.held_delivery import HeldDelivery
 from weft.drivers._core.lifecycle import Event, TransportLifecycle, WriteState
@@ -519,6 +520,7 @@ class TwistedTransport(HeldDelivery):
         self._made = True
         for hook in self.on_made:
             hook(self)
+        log_opened(logger, self)
         try:
             protocol.connection_made(self)
         except Exception as exc:
@@ -588,6 +590,7 @@ class TwistedTransport(HeldDelivery):
     def _connection_lost(self, exc: BaseException | None) -> None:
         try:
             if self._made:
+                log_closed(logger, self, exc)
                 try:
                     self._protocol.connection_lost(exc)
                 except Exception as failure:

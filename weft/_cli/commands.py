@@ -21,19 +21,19 @@ number for a ``connect`` ended by a signal.  Failures are one line on stderr;
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import signal
 import subprocess
 import sys
 import threading
-import traceback
 from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import NoReturn
 
+from weft._cli import logs
 from weft._cli.bridge import StdioBridge
 from weft._cli.file_server import FileServer
+from weft._cli.logs import describe
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._datagram_serving import serve_datagrams
@@ -63,15 +63,20 @@ EXIT_USAGE = 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
-    verbose: bool = args.verbose
-    _configure_logging(verbose)
+    settings = logs.settings_from(args)
+    try:
+        log = logs.configure(settings)
+    except ArgumentError as exc:
+        print(f"weft: {describe(exc)}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    args.logging = settings
     try:
         status: int = args.run(args)
     except ArgumentError as exc:
-        _report(exc, verbose)
+        log.report(exc)
         return EXIT_USAGE
     except (OSError, WeftError) as exc:
-        _report(exc, verbose)
+        log.report(exc)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         # A Ctrl-C before the signal handlers were set (they make it graceful).
@@ -93,13 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The parser for every command."""
     parser = _Parser(prog="weft", description="weft's command line: serve a protocol, connect to one.")
     parser.add_argument("--version", action="version", version=f"weft {_version()}")
-    _add_verbose(parser, default=False)
+    logs.add_logging_options(parser, top=True)
     parser.set_defaults(run=lambda _args: parser.error("choose a command: serve, connect or drivers"))
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_serve(commands)
     _add_connect(commands)
     drivers = commands.add_parser("drivers", help="list the drivers and whether each can run here")
-    _add_verbose(drivers)
+    logs.add_logging_options(drivers, top=False)
     drivers.set_defaults(run=_drivers)
     return parser
 
@@ -153,7 +158,7 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         help="--driver blocking only: close a connection with no bytes either way for this long "
         f"(default {DEFAULT_IDLE_TIMEOUT:g}; 0: never)",
     )
-    _add_verbose(parser)
+    logs.add_logging_options(parser, top=False)
     parser.set_defaults(run=_serve, parser=parser)
 
 
@@ -185,21 +190,13 @@ def _add_connect(commands: argparse._SubParsersAction[_Parser]) -> None:
         metavar="SECONDS",
         help="give up connecting, or end a session with nothing sent either way, after this long",
     )
-    _add_verbose(parser)
+    logs.add_logging_options(parser, top=False)
     parser.set_defaults(run=_connect, parser=parser)
 
 
 def _add_driver(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--driver", choices=list(DRIVERS), default="reactor", help="the driver to run on (default reactor)"
-    )
-
-
-def _add_verbose(parser: argparse.ArgumentParser, default: object = argparse.SUPPRESS) -> None:
-    # SUPPRESS on the sub-commands: "weft -v serve" and "weft serve -v" both work,
-    # and a sub-command without -v does not undo the main parser's.
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", default=default, help="show tracebacks and debug logs"
     )
 
 
@@ -461,41 +458,3 @@ def _drivers(_args: argparse.Namespace) -> int:
     for name, available, description in rows:
         print(f"{name:<{widths[0]}}  {available:<{widths[1]}}  {description}")
     return EXIT_OK
-
-
-# --------------------------------------------------------------- reporting
-
-
-def describe(exc: BaseException) -> str:
-    """One line saying what went wrong, without the ``[Errno 98]`` noise."""
-    if isinstance(exc, OSError) and exc.strerror:
-        text = exc.strerror
-        if exc.filename is not None and str(exc.filename) not in text:
-            text += f": {exc.filename}"
-        return text
-    return str(exc) or type(exc).__name__
-
-
-def _report(exc: BaseException, verbose: bool) -> None:
-    if verbose:
-        traceback.print_exception(exc)
-    print(f"weft: {describe(exc)}", file=sys.stderr, flush=True)
-
-
-class _OneLineFormatter(logging.Formatter):
-    """``weft: message``, an exception summed up on the same line (tracebacks need -v)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = f"weft: {record.getMessage()}"
-        if record.exc_info and record.exc_info[1] is not None:
-            message += f" ({type(record.exc_info[1]).__name__}: {describe(record.exc_info[1])})"
-        return message
-
-
-def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("weft: %(message)s") if verbose else _OneLineFormatter())
-    logger = logging.getLogger("weft")
-    logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
-    logger.propagate = False
