@@ -21,6 +21,7 @@ number for a ``connect`` ended by a signal.  Failures are one line on stderr;
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import signal
 import subprocess
@@ -30,8 +31,9 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import NoReturn
 
-from weft._cli import logs
+from weft._cli import factories, logs
 from weft._cli.bridge import StdioBridge
+from weft._cli.factories import is_spec
 from weft._cli.file_server import FileServer
 from weft._cli.logs import describe
 from weft.drivers._core.futures import Future
@@ -41,6 +43,8 @@ from weft.drivers._registry import DRIVERS, open_runtime
 from weft.drivers._runtime import ProtocolFactory, Runtime
 from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, serve
 from weft.drivers.blocking._sockets import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
+from weft.drivers.coroutines import Stream
+from weft.drivers.coroutines._streams import StreamHandler
 from weft.protocols._datagram_echo import DatagramEchoProtocol
 from weft.protocols._echo import EchoProtocol
 from weft.protocols.contract import Transport
@@ -49,9 +53,17 @@ from weft.protocols.http import HTTPServerProtocol
 from weft.protocols.http._busy import busy_response
 from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
 from weft.protocols.pubsub.wire import encode_error
-from weft.protocols.tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSProtocol, client_context, server_context
+from weft.protocols.tls import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    TLSError,
+    TLSProtocol,
+    client_context,
+    server_context,
+)
 
 __all__ = ["BUSY_REPLIES", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "describe", "main"]
+
+logger = logging.getLogger("weft._cli")
 
 EXIT_OK = 0
 #: Something failed at run time: a port in use, a refused connection...
@@ -111,7 +123,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     parser = commands.add_parser("serve", help="serve a protocol until SIGINT or SIGTERM")
-    parser.add_argument("protocol", choices=list(_SERVERS), help="what to serve")
+    parser.add_argument(
+        "protocol",
+        nargs="?",
+        metavar="{echo,pubsub,http} | MODULE:FACTORY",
+        help="what to serve: a built-in protocol, or your own: a protocol class or factory, "
+        "or an async def stream handler, as MODULE:NAME (like uvicorn's mod:app)",
+    )
+    parser.add_argument(
+        "--factory", metavar="MODULE:FACTORY", help="serve your own protocol (the same as giving it first)"
+    )
+    parser.add_argument(
+        "--app-dir",
+        metavar="DIR",
+        help="with MODULE:FACTORY: the directory MODULE is imported from first (default: .)",
+    )
     parser.add_argument(
         "--host",
         help=f"the address to listen on (default {DEFAULT_HOST}; '' for every interface)",
@@ -274,7 +300,35 @@ BUSY_REPLIES: dict[str, bytes] = {
 }
 
 
+def _what_to_serve(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The built-in protocol's name, or ``("", spec)`` for ``MODULE:FACTORY``."""
+    named, spec = args.protocol, args.factory
+    if named is not None and spec is not None:
+        _usage(args, f"give {named!r} or --factory {spec}, not both")
+    if spec is not None:
+        return "", spec
+    if named is None:
+        _usage(args, "say what to serve: echo, pubsub, http, or MODULE:FACTORY")
+    if named in _SERVERS:
+        return named, None
+    if is_spec(named):
+        return "", named
+    return _usage(
+        args, f"unknown protocol {named!r}: choose echo, pubsub or http, or give your own as MODULE:FACTORY"
+    )
+
+
+def _usage(args: argparse.Namespace, message: str) -> NoReturn:
+    """A usage error of the sub-command: one line, exit 2."""
+    parser: argparse.ArgumentParser = args.parser
+    parser.error(message)
+
+
 def _serve(args: argparse.Namespace) -> int:
+    protocol, spec = _what_to_serve(args)
+    args.protocol = protocol or spec
+    if spec is None and args.app_dir is not None:
+        args.parser.error("--app-dir goes with MODULE:FACTORY")
     if args.udp:
         return _serve_datagrams(args)
     if args.host is not None and (args.unix is not None or args.stdio):
@@ -292,14 +346,18 @@ def _serve(args: argparse.Namespace) -> int:
             "--idle-timeout goes with --driver blocking (elsewhere an idle connection holds no "
             "thread, and each protocol has its own timeouts)"
         )
-    factory = _SERVERS[args.protocol](args)
-    # Over TLS a reply would need a handshake first, the very work a server
-    # at its limit must not take on: the connection is closed at once instead.
-    busy_reply = None if args.tls else BUSY_REPLIES[args.protocol]
-    if args.tls:
-        factory = _tls_server(factory, args.cert, args.key)
+    served: ProtocolFactory | StreamHandler
+    if spec is not None:
+        served = _own(spec, args)
+        busy_reply = None  # a protocol of the user's has no busy reply weft could know
+    else:
+        factory = _SERVERS[protocol](args)
+        # Over TLS a reply would need a handshake first, the very work a server
+        # at its limit must not take on: the connection is closed at once instead.
+        busy_reply = None if args.tls else BUSY_REPLIES[protocol]
+        served = _tls_server(factory, args.cert, args.key) if args.tls else factory
     serve(
-        factory,
+        served,
         host=DEFAULT_HOST if args.host is None else args.host,
         port=args.port,
         unix=args.unix,
@@ -341,6 +399,37 @@ def _serve_datagrams(args: argparse.Namespace) -> int:
         grace=args.grace,
     )
     return EXIT_OK
+
+
+def _own(spec: str, args: argparse.Namespace) -> ProtocolFactory | StreamHandler:
+    """What ``MODULE:FACTORY`` names, ready to serve (behind TLS with --tls)."""
+    loaded = factories.load(spec, args.app_dir)
+    logger.debug(
+        "serving %s, %s",
+        spec,
+        "an async def stream handler: awaited with a stream, one task per connection"
+        if loaded.is_stream_handler
+        else "a protocol factory: called once per connection",
+    )
+    if loaded.is_stream_handler:
+        handler: StreamHandler = loaded.target
+        return _tls_stream_handler(handler, args.cert, args.key) if args.tls else handler
+    factory = loaded.protocol_factory()
+    return _tls_server(factory, args.cert, args.key) if args.tls else factory
+
+
+def _tls_stream_handler(handler: StreamHandler, cert: str, key: str | None) -> StreamHandler:
+    """``handler`` behind a TLS layer: each stream starts TLS before the handler sees it."""
+    context = server_context(cert, key)
+
+    async def over_tls(stream: Stream) -> None:
+        try:
+            await stream.start_tls(context, server_side=True)
+        except TLSError:
+            return  # the TLS layer has logged why; the stream is gone
+        await handler(stream)
+
+    return over_tls
 
 
 def _tls_server(factory: ProtocolFactory, cert: str, key: str | None) -> ProtocolFactory:
