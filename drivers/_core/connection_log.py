@@ -10,9 +10,9 @@ formatted.
 The lines, with the addresses as extras for a structured log
 (``weft --log-format json``: ``"event": "open"``, ``"peer"``, ``"local"``)::
 
-    connection open: 127.0.0.1:51234 -> 127.0.0.1:8000
-    connection closed: 127.0.0.1:51234 -> 127.0.0.1:8000
-    connection lost: 127.0.0.1:51234 -> 127.0.0.1:8000: Connection reset by peer
+    connection open with 127.0.0.1:51234 (local 127.0.0.1:8000)
+    connection closed with 127.0.0.1:51234 (local 127.0.0.1:8000)
+    connection lost with 127.0.0.1:51234 (local 127.0.0.1:8000): Connection reset by peer
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ def log_opened(logger: logging.Logger, transport: Any) -> None:
     if logger.isEnabledFor(_DEBUG):
         peer, local = _ends(transport)
         logger.debug(
-            "connection open: %s -> %s", peer, local, extra={"event": "open", "peer": peer, "local": local}
+            "connection open with %s (local %s)",
+            peer,
+            local,
+            extra={"event": "open", "peer": peer, "local": local},
         )
 
 
@@ -42,11 +45,11 @@ def log_closed(logger: logging.Logger, transport: Any, exc: BaseException | None
         peer, local = _ends(transport)
         details = {"event": "close", "peer": peer, "local": local}
         if exc is None:
-            logger.debug("connection closed: %s -> %s", peer, local, extra=details)
+            logger.debug("connection closed with %s (local %s)", peer, local, extra=details)
         else:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             details["error"] = reason
-            logger.debug("connection lost: %s -> %s: %s", peer, local, reason, extra=details)
+            logger.debug("connection lost with %s (local %s): %s", peer, local, reason, extra=details)
 
 
 def _ends(transport: Any) -> tuple[str, str]:

@@ -70,7 +70,10 @@ def test_the_factory_option_is_the_same_as_the_positional(spec: str) -> None:
     ("spec", "kind"),
     [
         ("examples.shout:ShoutProtocol", "a protocol factory: called once per connection"),
-        ("examples.shout:shout", "an async def stream handler: awaited with a stream, one task per connection"),
+        (
+            "examples.shout:shout",
+            "an async def stream handler: awaited with a stream, one task per connection",
+        ),
     ],
 )
 def test_verbose_says_which_kind_it_serves(spec: str, kind: str) -> None:
@@ -150,26 +153,51 @@ def app_dir(tmp_path: Path) -> Path:
         (["a:b:c"], "weft: 'a:b:c' is not MODULE:FACTORY (as in examples.shout:ShoutProtocol)"),
         (["mixed:"], "weft: 'mixed:' is not MODULE:FACTORY (as in examples.shout:ShoutProtocol)"),
         (["--factory", "mixed"], "weft: 'mixed' is not MODULE:FACTORY (as in examples.shout:ShoutProtocol)"),
-        (["weft_nowhere:app"], "weft: no module named 'weft_nowhere' (looked in {dir} and the installed packages; "
-         "--app-dir DIR looks elsewhere)"),
-        (["weft_nowhere.sub:app"], "weft: no module named 'weft_nowhere.sub' (looked in {dir} and the installed "
-         "packages; --app-dir DIR looks elsewhere)"),
-        (["imports_a_missing_module:app"], "weft: importing 'imports_a_missing_module' failed: "
-         "No module named 'weft_no_such_module_at_all'"),
-        (["does_not_parse:app"], "weft: importing 'does_not_parse' failed: SyntaxError: invalid syntax "
-         "({dir}/does_not_parse.py, line 1)"),
+        (
+            ["weft_nowhere:app"],
+            "weft: no module named 'weft_nowhere' (looked in {dir} and the installed packages; "
+            "--app-dir DIR looks elsewhere)",
+        ),
+        (
+            ["weft_nowhere.sub:app"],
+            "weft: no module named 'weft_nowhere.sub' (looked in {dir} and the installed "
+            "packages; --app-dir DIR looks elsewhere)",
+        ),
+        (
+            ["imports_a_missing_module:app"],
+            "weft: importing 'imports_a_missing_module' failed: No module named 'weft_no_such_module_at_all'",
+        ),
+        (
+            ["does_not_parse:app"],
+            "weft: importing 'does_not_parse' failed: SyntaxError: invalid syntax "
+            "({dir}/does_not_parse.py, line 1)",
+        ),
         (["fails_on_import:app"], "weft: importing 'fails_on_import' failed: RuntimeError: no config file"),
         (["mixed:nothing"], "weft: mixed:nothing: module 'mixed' has no attribute 'nothing'"),
-        (["mixed:NOT_CALLABLE"], "weft: mixed:NOT_CALLABLE is a int, not callable: give a protocol class or "
-         "factory, or an async def stream handler"),
-        (["mixed:NeedsAHub"], "weft: mixed:NeedsAHub needs arguments (hub): a protocol factory is called with "
-         "none (wrap it in a function that supplies them), and a stream handler must be async def"),
-        (["mixed:sync_handler"], "weft: mixed:sync_handler needs arguments (stream): a protocol factory is "
-         "called with none (wrap it in a function that supplies them), and a stream handler must be async def"),
-        (["mixed:handler_without_stream"], "weft: mixed:handler_without_stream is async def, so a stream "
-         "handler: it must take one argument, the stream"),
-        (["mixed:async_generator"], "weft: mixed:async_generator is an async generator: a stream handler is "
-         "a plain async def"),
+        (
+            ["mixed:NOT_CALLABLE"],
+            "weft: mixed:NOT_CALLABLE is a int, not callable: give a protocol class or "
+            "factory, or an async def stream handler",
+        ),
+        (
+            ["mixed:NeedsAHub"],
+            "weft: mixed:NeedsAHub needs arguments (hub): a protocol factory is called with "
+            "none (wrap it in a function that supplies them), and a stream handler must be async def",
+        ),
+        (
+            ["mixed:sync_handler"],
+            "weft: mixed:sync_handler needs arguments (stream): a protocol factory is called with none "
+            "(wrap it in a function that supplies them), and a stream handler must be async def",
+        ),
+        (
+            ["mixed:handler_without_stream"],
+            "weft: mixed:handler_without_stream is async def, so a stream "
+            "handler: it must take one argument, the stream",
+        ),
+        (
+            ["mixed:async_generator"],
+            "weft: mixed:async_generator is an async generator: a stream handler is a plain async def",
+        ),
     ],
     ids=lambda value: value if isinstance(value, str) else " ".join(value),
 )

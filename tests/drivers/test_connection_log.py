@@ -68,7 +68,7 @@ def test_open_and_close_are_logged_at_debug(
     assert all(record.levelno == logging.DEBUG for record in records)
     server_side = [record for record in records if record.local == f"127.0.0.1:{port}"]  # type: ignore[attr-defined]
     assert [record.event for record in server_side] == ["open", "close"]  # type: ignore[attr-defined]
-    assert server_side[0].getMessage().startswith("connection open: 127.0.0.1:")
+    assert server_side[0].getMessage().startswith("connection open with 127.0.0.1:")
 
 
 class Addresses:
@@ -99,6 +99,6 @@ def test_a_lost_connection_says_why(caplog: pytest.LogCaptureFixture) -> None:
         log_closed(logger, Addresses(), ConnectionResetError(104, "Connection reset by peer"))
     (record,) = caplog.records
     assert record.getMessage() == (
-        "connection lost: 127.0.0.1:51234 -> 127.0.0.1:8000: Connection reset by peer"
+        "connection lost with 127.0.0.1:51234 (local 127.0.0.1:8000): Connection reset by peer"
     )
     assert record.error == "Connection reset by peer"  # type: ignore[attr-defined]

@@ -24,18 +24,21 @@ import argparse
 import logging
 import math
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from importlib import metadata
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from weft._cli import factories, logs
 from weft._cli.bridge import StdioBridge
 from weft._cli.factories import is_spec
 from weft._cli.file_server import FileServer
 from weft._cli.logs import describe
+from weft._cli.tls_options import cli_client_context, cli_server_context, parse_alpn, session_lines
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._datagram_serving import serve_datagrams
@@ -53,13 +56,7 @@ from weft.protocols.http import HTTPServerProtocol
 from weft.protocols.http._busy import busy_response
 from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
 from weft.protocols.pubsub.wire import encode_error
-from weft.protocols.tls import (
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    TLSError,
-    TLSProtocol,
-    client_context,
-    server_context,
-)
+from weft.protocols.tls import DEFAULT_HANDSHAKE_TIMEOUT, TLSError, TLSProtocol
 
 __all__ = ["BUSY_REPLIES", "EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "describe", "main"]
 
@@ -162,6 +159,18 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     tls.add_argument("--tls", action="store_true", help="serve over TLS (needs --cert)")
     tls.add_argument("--cert", metavar="FILE", help="the server's certificate chain, PEM (may hold the key)")
     tls.add_argument("--key", metavar="FILE", help="the private key, PEM, when not in --cert")
+    tls.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="verify client certificates against the CAs in FILE (optional for clients, "
+        "unless --require-client-cert)",
+    )
+    tls.add_argument(
+        "--require-client-cert",
+        action="store_true",
+        help="refuse clients without a certificate signed by --client-ca (mutual TLS)",
+    )
+    _add_alpn(tls)
     _add_driver(parser)
     parser.add_argument(
         "--grace",
@@ -209,6 +218,9 @@ def _add_connect(commands: argparse._SubParsersAction[_Parser]) -> None:
     tls.add_argument(
         "--insecure", action="store_true", help="do not verify the certificate or name (tests only!)"
     )
+    tls.add_argument("--client-cert", metavar="FILE", help="present this certificate chain, PEM (mutual TLS)")
+    tls.add_argument("--client-key", metavar="FILE", help="its private key, PEM, when not in --client-cert")
+    _add_alpn(tls)
     _add_driver(parser)
     parser.add_argument(
         "--timeout",
@@ -218,6 +230,22 @@ def _add_connect(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     logs.add_logging_options(parser, top=False)
     parser.set_defaults(run=_connect, parser=parser)
+
+
+def _add_alpn(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--alpn",
+        metavar="PROTO[,PROTO]",
+        type=_alpn,
+        help="the application protocols offered (client) or accepted (server), by preference: h2,http/1.1",
+    )
+
+
+def _alpn(text: str) -> list[str]:
+    try:
+        return parse_alpn(text)
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_driver(parser: argparse.ArgumentParser) -> None:
@@ -329,6 +357,21 @@ def _serve(args: argparse.Namespace) -> int:
     args.protocol = protocol or spec
     if spec is None and args.app_dir is not None:
         args.parser.error("--app-dir goes with MODULE:FACTORY")
+    tls_only = [
+        option
+        for option, given in (
+            ("--client-ca", args.client_ca is not None),
+            ("--require-client-cert", args.require_client_cert),
+            ("--alpn", args.alpn is not None),
+        )
+        if given
+    ]
+    if tls_only and not args.tls:
+        args.parser.error(f"{', '.join(tls_only)} go{'es' if len(tls_only) == 1 else ''} with --tls")
+    if args.require_client_cert and args.client_ca is None:
+        args.parser.error(
+            "--require-client-cert needs --client-ca FILE (the CAs that sign client certificates)"
+        )
     if args.udp:
         return _serve_datagrams(args)
     if args.host is not None and (args.unix is not None or args.stdio):
@@ -346,16 +389,28 @@ def _serve(args: argparse.Namespace) -> int:
             "--idle-timeout goes with --driver blocking (elsewhere an idle connection holds no "
             "thread, and each protocol has its own timeouts)"
         )
+    # The files are read now, once: a mistake in one is a usage error before anything listens.
+    context = (
+        cli_server_context(
+            args.cert,
+            args.key,
+            client_ca=args.client_ca,
+            require_client_cert=args.require_client_cert,
+            alpn=args.alpn or (),
+        )
+        if args.tls
+        else None
+    )
     served: ProtocolFactory | StreamHandler
     if spec is not None:
-        served = _own(spec, args)
+        served = _own(spec, args, context)
         busy_reply = None  # a protocol of the user's has no busy reply weft could know
     else:
         factory = _SERVERS[protocol](args)
         # Over TLS a reply would need a handshake first, the very work a server
         # at its limit must not take on: the connection is closed at once instead.
-        busy_reply = None if args.tls else BUSY_REPLIES[protocol]
-        served = _tls_server(factory, args.cert, args.key) if args.tls else factory
+        busy_reply = None if context is not None else BUSY_REPLIES[protocol]
+        served = _tls_server(factory, context, args.alpn or ()) if context is not None else factory
     serve(
         served,
         host=DEFAULT_HOST if args.host is None else args.host,
@@ -401,7 +456,9 @@ def _serve_datagrams(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _own(spec: str, args: argparse.Namespace) -> ProtocolFactory | StreamHandler:
+def _own(
+    spec: str, args: argparse.Namespace, context: ssl.SSLContext | None
+) -> ProtocolFactory | StreamHandler:
     """What ``MODULE:FACTORY`` names, ready to serve (behind TLS with --tls)."""
     loaded = factories.load(spec, args.app_dir)
     logger.debug(
@@ -413,29 +470,42 @@ def _own(spec: str, args: argparse.Namespace) -> ProtocolFactory | StreamHandler
     )
     if loaded.is_stream_handler:
         handler: StreamHandler = loaded.target
-        return _tls_stream_handler(handler, args.cert, args.key) if args.tls else handler
+        return _tls_stream_handler(handler, context, args.alpn or ()) if context is not None else handler
     factory = loaded.protocol_factory()
-    return _tls_server(factory, args.cert, args.key) if args.tls else factory
+    return _tls_server(factory, context, args.alpn or ()) if context is not None else factory
 
 
-def _tls_stream_handler(handler: StreamHandler, cert: str, key: str | None) -> StreamHandler:
+def _tls_stream_handler(
+    handler: StreamHandler, context: ssl.SSLContext, alpn: Sequence[str]
+) -> StreamHandler:
     """``handler`` behind a TLS layer: each stream starts TLS before the handler sees it."""
-    context = server_context(cert, key)
 
     async def over_tls(stream: Stream) -> None:
         try:
             await stream.start_tls(context, server_side=True)
         except TLSError:
             return  # the TLS layer has logged why; the stream is gone
+        if logger.isEnabledFor(logging.DEBUG):
+            _log_server_session(stream, alpn)
         await handler(stream)
 
     return over_tls
 
 
-def _tls_server(factory: ProtocolFactory, cert: str, key: str | None) -> ProtocolFactory:
-    """Each connection's protocol behind a TLS layer (the files are read now, once)."""
-    context = server_context(cert, key)
-    return lambda: TLSProtocol(factory(), context, server_side=True)
+def _tls_server(factory: ProtocolFactory, context: ssl.SSLContext, alpn: Sequence[str]) -> ProtocolFactory:
+    """Each connection's protocol behind a TLS layer."""
+    # Decided once: with debug off, a handshake costs no logging call at all.
+    hook = partial(_log_server_session, alpn=alpn) if logger.isEnabledFor(logging.DEBUG) else None
+    return lambda: TLSProtocol(factory(), context, server_side=True, on_handshake=hook)
+
+
+def _log_server_session(transport: Any, alpn: Sequence[str] = ()) -> None:
+    """At debug level, one line per TLS connection: version, cipher, ALPN, the client's certificate."""
+    session, alpn_line, *certificate = session_lines(transport, alpn=alpn, server_side=True)
+    client = "no client certificate"
+    if transport.get_extra_info("peercert"):  # verified: its subject is the first line of the rest
+        client = certificate[0].replace("TLS peer certificate subject:", "client certificate")
+    logger.debug("%s; %s; %s", session, alpn_line.removeprefix("TLS "), client)
 
 
 def _connect(args: argparse.Namespace) -> int:
@@ -444,8 +514,22 @@ def _connect(args: argparse.Namespace) -> int:
         args.parser.error("give one of HOST PORT, --unix PATH or --via COMMAND")
     if args.host is not None and args.port is None:
         args.parser.error("give HOST PORT, or --unix PATH, or --via COMMAND")
-    if not args.tls and (args.cafile or args.server_name or args.insecure):
-        args.parser.error("--cafile, --server-name and --insecure go with --tls")
+    tls_only = [
+        option
+        for option, given in (
+            ("--cafile", args.cafile is not None),
+            ("--server-name", args.server_name is not None),
+            ("--insecure", args.insecure),
+            ("--client-cert", args.client_cert is not None),
+            ("--client-key", args.client_key is not None),
+            ("--alpn", args.alpn is not None),
+        )
+        if given
+    ]
+    if tls_only and not args.tls:
+        args.parser.error(f"{', '.join(tls_only)} go{'es' if len(tls_only) == 1 else ''} with --tls")
+    if args.client_key is not None and args.client_cert is None:
+        args.parser.error("--client-key goes with --client-cert")
     if args.tls and not args.insecure and args.server_name is None and args.host is None:
         args.parser.error("--tls over --unix or --via needs --server-name NAME (or --insecure)")
     if args.unix is not None:
@@ -488,11 +572,24 @@ def _connect(args: argparse.Namespace) -> int:
 
 def _tls_client(args: argparse.Namespace) -> Callable[[object], TLSProtocol]:
     """What puts the connection's protocol behind a client TLS layer, per the options."""
-    context = client_context(cafile=args.cafile, insecure=args.insecure)
+    context = cli_client_context(
+        cafile=args.cafile,
+        insecure=args.insecure,
+        client_cert=args.client_cert,
+        client_key=args.client_key,
+        alpn=args.alpn or (),
+    )
+    offered: list[str] = args.alpn or []
+
+    def describe_session(transport: Any) -> None:
+        for line in session_lines(transport, alpn=offered):
+            logger.debug("%s", line)
+
+    hook = describe_session if logger.isEnabledFor(logging.DEBUG) else None
     name = args.server_name if args.server_name is not None else args.host
     timeout = DEFAULT_HANDSHAKE_TIMEOUT if args.timeout is None else args.timeout
     return lambda app: TLSProtocol(
-        app, context, server_side=False, server_hostname=name, handshake_timeout=timeout
+        app, context, server_side=False, server_hostname=name, handshake_timeout=timeout, on_handshake=hook
     )
 
 
