@@ -162,7 +162,7 @@ def test_a_plain_client_gets_a_handshake_failure_not_a_hang(children: Children) 
     [
         (["serve", "echo", "--tls"], "--tls needs --cert"),
         (["serve", "echo", "--cert", "x.pem"], "--cert and --key go with --tls"),
-        (["connect", "127.0.0.1", "1", "--cafile", "ca.pem"], "go with --tls"),
+        (["connect", "127.0.0.1", "1", "--cafile", "ca.pem"], "--cafile goes with --tls"),
         (["connect", "127.0.0.1", "1", "--via", "cat"], "give one of"),
         (["connect", "--via", "cat", "--tls"], "needs --server-name"),
     ],
