@@ -21,6 +21,7 @@ number for a ``connect`` ended by a signal.  Failures are one line on stderr;
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import math
 import signal
@@ -44,7 +45,7 @@ from weft.drivers._core.socket_binding import format_address
 from weft.drivers._datagram_serving import serve_datagrams
 from weft.drivers._registry import DRIVERS, open_runtime
 from weft.drivers._runtime import ProtocolFactory, Runtime
-from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, serve
+from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, in_context, serve
 from weft.drivers.blocking._sockets import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from weft.drivers.coroutines import Stream
 from weft.drivers.coroutines._streams import StreamHandler
@@ -208,6 +209,19 @@ def _add_connect(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--via",
         metavar="COMMAND",
         help="run COMMAND (through the shell) and talk over its stdin/stdout instead of a socket",
+    )
+    parser.add_argument(
+        "-l",
+        "--listen",
+        action="store_true",
+        help="listen on [HOST] PORT (host 127.0.0.1 by default) or --unix PATH instead, accept one "
+        "connection and bridge it (as ncat -l)",
+    )
+    parser.add_argument(
+        "-C",
+        "--crlf",
+        action="store_true",
+        help="send each LF read from stdin as CRLF (as ncat -C), for line protocols that want it",
     )
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true", help="speak TLS, verifying the server's certificate")
@@ -509,6 +523,8 @@ def _log_server_session(transport: Any, alpn: Sequence[str] = ()) -> None:
 
 
 def _connect(args: argparse.Namespace) -> int:
+    if args.listen:
+        _check_listen(args)
     where = [given for given in (args.host is not None, args.unix is not None, args.via is not None) if given]
     if len(where) != 1:
         args.parser.error("give one of HOST PORT, --unix PATH or --via COMMAND")
@@ -543,12 +559,14 @@ def _connect(args: argparse.Namespace) -> int:
     child: subprocess.Popen[bytes] | None = None
     child_status: int | None = None
     try:
-        bridge = StdioBridge(runtime, target, idle_timeout=args.timeout)
+        bridge = StdioBridge(runtime, target, idle_timeout=args.timeout, crlf=args.crlf)
         network: ProtocolFactory = bridge.network_protocol
         if wrap is not None:
             network = _wrapped(network, wrap)
         limit = {} if args.timeout is None else {"timeout": args.timeout}
-        if args.via is not None:
+        if args.listen:
+            connecting = _listen_once(runtime, bridge, args)
+        elif args.via is not None:
             child, connecting = _via(runtime, network, args.via)
         elif args.unix is not None:
             connecting = runtime.connect_unix(network, args.unix, **limit)
@@ -565,9 +583,67 @@ def _connect(args: argparse.Namespace) -> int:
             child_status = _end_child(child)
     if bridge.interrupted is not None:
         return 128 + bridge.interrupted
+    if bridge.stdout_broken:
+        # As `cat` ends when its reader has gone: the status a shell shows
+        # for a program killed by SIGPIPE, and no message.  (Not SIG_DFL for
+        # SIGPIPE itself: a send on a reset socket would then kill weft
+        # before it could report the reset.)
+        return 128 + signal.SIGPIPE
     if child_status:  # the session ended cleanly, but the command failed
         raise ChildProcessError(f"{args.via!r} exited with status {child_status}")
     return EXIT_OK
+
+
+def _check_listen(args: argparse.Namespace) -> None:
+    """``--listen [HOST] PORT`` or ``--listen --unix PATH``; a lone positional is the port."""
+    if args.via is not None:
+        _usage(args, "--listen goes with [HOST] PORT or --unix PATH, not --via")
+    if args.tls:
+        _usage(args, "--listen does not speak TLS (weft serve --tls does)")
+    if args.host is not None and args.port is None:
+        try:
+            args.port = _port(args.host)
+        except argparse.ArgumentTypeError as exc:
+            _usage(args, f"--listen: {exc}")
+        args.host = DEFAULT_HOST
+    if args.host is None and args.unix is None:
+        _usage(args, "--listen needs a PORT (or HOST PORT, or --unix PATH)")
+
+
+def _listen_once(runtime: Runtime, bridge: StdioBridge, args: argparse.Namespace) -> Future[Transport]:
+    """Listen, say where on stderr, and accept one connection (as ``ncat -l``):
+    the future of it.  The listener closes once it is in; ``--timeout``
+    bounds the wait for it."""
+    factory, accepted = bridge.accept_one()
+    asked = args.unix if args.unix is not None else format_address((args.host or "*", args.port))
+    try:
+        if args.unix is not None:
+            listener = runtime.listen_unix(factory, args.unix)
+        else:
+            listener = runtime.listen_tcp(factory, args.host, args.port)
+    except OSError as exc:
+        raise in_context(exc, f"cannot listen on {asked}") from exc
+    where = ", ".join(format_address(address) for address in listener.addresses)
+    print(f"listening on {where}", file=sys.stderr, flush=True)
+
+    def in_(future: Future[Transport]) -> None:
+        listener.close()
+        if future.exception() is None:
+            peer = future.result().get_extra_info("peername")
+            bridge.target = format_address(peer) if peer else where
+
+    accepted.add_done_callback(in_)
+    if args.timeout is not None:
+        timeout: float = args.timeout
+
+        def give_up() -> None:
+            if not accepted.done():
+                accepted.set_exception(
+                    TimeoutError(errno.ETIMEDOUT, f"nobody connected to {where} within {timeout:g} s")
+                )
+
+        runtime.call_later(timeout, give_up)
+    return accepted
 
 
 def _tls_client(args: argparse.Namespace) -> Callable[[object], TLSProtocol]:
