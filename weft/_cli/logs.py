@@ -238,9 +238,11 @@ class Configured:
         traceback) on stderr, and the same as a record in the log when the
         log is JSON or goes to a file."""
         if self.settings.file is not None or self.settings.format == "json":
-            record = logging.LogRecord(
-                "weft", logging.ERROR, __file__, 0, describe(exc), None, (type(exc), exc, exc.__traceback__)
-            )
+            # The message is the error itself: its traceback is added where
+            # one is wanted (JSON's "exception" field, -v), not a summary of it again.
+            with_traceback = self.settings.tracebacks or self.settings.format == "json"
+            details = (type(exc), exc, exc.__traceback__) if with_traceback else None
+            record = logging.LogRecord("weft", logging.ERROR, __file__, 0, describe(exc), None, details)
             # Past the level: -qq or --log-level critical must not lose why it failed.
             self.handler.handle(record)
             if self.settings.file is None:
@@ -265,7 +267,7 @@ def configure(settings: LogSettings, stderr: TextIO | None = None) -> Configured
         try:
             handler = logging.FileHandler(settings.file, mode="a", encoding="utf-8")
         except OSError as exc:
-            raise ArgumentError(f"--log-file {settings.file}: {describe(exc)}") from exc
+            raise ArgumentError(f"--log-file {settings.file}: {exc.strerror or exc}") from exc
     else:
         handler = logging.StreamHandler(stderr if stderr is not None else sys.stderr)
     if settings.format == "json":
