@@ -2,20 +2,27 @@
 
 ::
 
-    weft serve {echo,pubsub,http} [--host H] [--port P | --unix PATH | --stdio]
-               [--root DIR] [--tls --cert FILE [--key FILE]] [--driver D] [--grace SECONDS]
-               [--max-connections N] [--idle-timeout SECONDS]
+    weft serve {echo,pubsub,http} | MODULE:FACTORY | --factory MODULE:FACTORY [--app-dir DIR]
+               [--host H] [--port P | --unix PATH | --stdio] [--root DIR]
+               [--tls --cert FILE [--key FILE] [--client-ca FILE [--require-client-cert]]
+                      [--alpn PROTO[,PROTO]]]
+               [--driver D] [--grace SECONDS] [--max-connections N] [--idle-timeout SECONDS]
     weft serve echo --udp [--host H] [--port P | --unix PATH] [--driver D] [--grace SECONDS]
-    weft connect HOST PORT | --unix PATH | --via COMMAND
-                 [--tls [--cafile FILE] [--server-name NAME] [--insecure]]
-                 [--driver D] [--timeout SECONDS]
+    weft connect HOST PORT | --unix PATH | --via COMMAND | --listen [HOST] PORT | --listen --unix PATH
+                 [--tls [--cafile FILE] [--server-name NAME] [--insecure]
+                        [--client-cert FILE [--client-key FILE]] [--alpn PROTO[,PROTO]]]
+                 [--crlf] [--driver D] [--timeout SECONDS]
     weft drivers
 
-Exit status: 0 for a clean end (a server stopped by SIGINT or SIGTERM
-included), 1 when something failed at run time (a port in use, a refused or
-reset connection, a timeout), 2 for bad arguments, and 128 + the signal's
-number for a ``connect`` ended by a signal.  Failures are one line on stderr;
-``-v`` adds the traceback.  See ``docs/cli.md``.
+    and on every command: [-q | -v | -vv] [--log-level L] [--log-file FILE] [--log-format text|json]
+
+Exit status: 0 for a clean end (a server stopped by SIGINT, SIGTERM or
+SIGHUP included), 1 when something failed at run time (a port in use, a
+refused or reset connection, a timeout), 2 for bad arguments (a TLS file or
+a MODULE:FACTORY that cannot be used included), 128 + the signal's number
+for a ``connect`` ended by a signal, and 141 (128 + SIGPIPE) for one whose
+stdout's reader went away.  Failures are one line on stderr; ``-v`` adds
+the traceback.  See ``docs/cli.md``.
 """
 
 from __future__ import annotations
@@ -120,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
-    parser = commands.add_parser("serve", help="serve a protocol until SIGINT or SIGTERM")
+    parser = commands.add_parser("serve", help="serve a protocol until SIGINT, SIGTERM or SIGHUP")
     parser.add_argument(
         "protocol",
         nargs="?",
@@ -178,7 +185,7 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
         type=_seconds(allow_zero=True),
         default=DEFAULT_GRACE,
         metavar="SECONDS",
-        help=f"on SIGINT/SIGTERM, how long open connections may finish (default {DEFAULT_GRACE:g})",
+        help=f"on SIGINT/SIGTERM/SIGHUP, how long open connections may finish (default {DEFAULT_GRACE:g})",
     )
     parser.add_argument(
         "--max-connections",
