@@ -17,10 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 TREES = {"protocols": "weft.protocols", "drivers": "weft.drivers", "weft": "weft"}
 
 #: Names that are channels rather than a module's logger: the tree's root
-#: (where a handler is attached to hear everything), and the HTTP access log,
+#: (where a handler is attached to hear everything), the HTTP access log,
 #: which has a switch of its own (``--no-access-log``), as ``uvicorn.access``
 #: and ``gunicorn.access`` do.
 CHANNELS = {"weft", "weft.access"}
+
+#: The process's root logger ("": what ``getLogger()`` returns) is the
+#: application's: only the command line, which is one, touches it (for ``-vv``).
+ROOT_LOGGER_USERS = {"weft._cli"}
 
 
 def library_modules() -> list[Path]:
@@ -34,7 +38,8 @@ def package_of(path: Path) -> str:
 
 
 def logger_names(source: str) -> list[str | None]:
-    """The argument of each ``getLogger(...)`` call: the name if it is a string literal, else None."""
+    """The argument of each ``getLogger(...)`` call: the name if it is a string
+    literal, ``""`` for the root logger (no argument), else None."""
     names: list[str | None] = []
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.Call):
@@ -42,6 +47,9 @@ def logger_names(source: str) -> list[str | None]:
         function = node.func
         called = function.attr if isinstance(function, ast.Attribute) else getattr(function, "id", None)
         if called != "getLogger":
+            continue
+        if not node.args and not node.keywords:
+            names.append("")
             continue
         argument = node.args[0] if len(node.args) == 1 and not node.keywords else None
         literal = isinstance(argument, ast.Constant) and isinstance(argument.value, str)
@@ -51,13 +59,13 @@ def logger_names(source: str) -> list[str | None]:
 
 def test_the_name_finder_reads_every_spelling() -> None:
     """Literal names are read whether getLogger is an attribute or a bare name;
-    a computed name (``__name__``) or no name at all is reported as None."""
+    a computed name (``__name__``) is reported as None, the root logger as ""."""
     source = (
         "import logging\nfrom logging import getLogger\n"
         'a = logging.getLogger("weft.x")\nb = getLogger("weft.y")\nc = logging.getLogger(__name__)\n'
         "d = logging.getLogger()\n"
     )
-    assert logger_names(source) == ["weft.x", "weft.y", None, None]
+    assert logger_names(source) == ["weft.x", "weft.y", None, ""]
 
 
 def test_the_package_of_a_module() -> None:
@@ -75,6 +83,9 @@ def test_every_logger_is_named_after_its_package(path: Path) -> None:
     expected = package_of(path)
     for name in logger_names(path.read_text()):
         assert name is not None, f"{path}: getLogger needs the literal name {expected!r}"
+        if name == "":
+            assert expected in ROOT_LOGGER_USERS, f"{path}: a library module leaves the root logger alone"
+            continue
         assert name == expected or name in CHANNELS, f"{path}: logger {name!r} should be {expected!r}"
 
 
