@@ -14,7 +14,7 @@ This package is the interface every driver shares:
   lacks raises :class:`CapabilityError`.  :func:`open_runtime` gives a
   runtime by name, from :data:`DRIVERS`, the registry of every driver, which
   also says what each offers (``docs/drivers.md`` has the table).
-* :func:`serve` serves a protocol on any driver until SIGINT or SIGTERM,
+* :func:`serve` serves a protocol on any driver until SIGINT, SIGTERM or SIGHUP,
   then stops gracefully (:class:`Server` is the same, without the signals);
   :func:`serve_datagrams` serves a datagram protocol on one UDP or UNIX
   datagram endpoint.
