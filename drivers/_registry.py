@@ -50,6 +50,10 @@ class DriverInfo:
     #: without importing the driver (a missing extra); the test suite checks
     #: each declaration against the runtime it opens.
     capabilities: frozenset[type] = frozenset()
+    #: Whether the running system allows it, beyond its modules: a cheap,
+    #: cached check that returns the one-line reason it cannot run (io_uring
+    #: refused), or None.  Asked only once the modules are there.
+    probe: Callable[[], str | None] | None = None
 
     def offers(self, *capabilities: type) -> bool:
         """Whether it offers every one of ``capabilities``."""
@@ -61,14 +65,17 @@ class DriverInfo:
 
     def available(self) -> bool:
         """Whether it can run here."""
-        return not self.missing()
+        return self.unavailable_reason() is None
 
     def unavailable_reason(self) -> str | None:
-        """Why it cannot run here, naming the pip extra to install; None when it can."""
-        if not (missing := self.missing()):
-            return None
-        hint = f": pip install 'weft[{self.extra}]'" if self.extra else ""
-        return f"the {self.name} driver needs {', '.join(missing)}, which is not installed{hint}"
+        """Why it cannot run here (naming the pip extra to install, or what the
+        system refuses); None when it can."""
+        if missing := self.missing():
+            hint = f": pip install 'weft[{self.extra}]'" if self.extra else ""
+            return f"the {self.name} driver needs {', '.join(missing)}, which is not installed{hint}"
+        if self.probe is not None and (refusal := self.probe()) is not None:
+            return f"the {self.name} driver cannot run here: {refusal}"
+        return None
 
     def open(self) -> Runtime:
         """A new runtime of this driver; UnavailableDriverError if it cannot run here."""
@@ -121,6 +128,22 @@ def _blocking() -> Runtime:
     return BlockingRuntime()
 
 
+def _completion() -> Runtime:
+    from weft.drivers.completion import CompletionRuntime, RingUnavailableError
+
+    try:
+        return CompletionRuntime()
+    except RingUnavailableError as exc:
+        reason = f"the completion driver cannot run here: io_uring is unavailable: {exc.strerror or exc}"
+        raise UnavailableDriverError(reason) from exc
+
+
+def _completion_refusal() -> str | None:
+    from weft.drivers.completion import unavailable_reason
+
+    return unavailable_reason()
+
+
 def _twisted() -> Runtime:
     from weft.drivers.twisted import TwistedRuntime
 
@@ -165,6 +188,15 @@ DRIVERS: dict[str, DriverInfo] = {
         None,
         _coroutine,
         _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
+    ),
+    "completion": DriverInfo(
+        "completion",
+        "the reactor on Linux io_uring: operations submitted, completions acted on",
+        (),
+        None,
+        _completion,
+        _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
+        probe=_completion_refusal,
     ),
     "blocking": DriverInfo(
         "blocking",
