@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core import accepting
 from weft.drivers._core.accepting import RESOURCE_ERRORS
-from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
 from weft.drivers._core.timers import Timer
 from weft.drivers.completion._ring_poller import IGNORED
 from weft.drivers.completion._uring import IORING_CQE_F_MORE
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport, socket_transport
+from weft.drivers.reactor._sockets import ReactorListener
 
 if TYPE_CHECKING:
     from weft.drivers.completion._runtime import CompletionRuntime
@@ -59,10 +59,18 @@ class AcceptState(enum.Enum):
     CLOSED = "closed"
 
 
-class CompletionListener(ListeningSockets):
-    """Sockets accepting connections for one protocol factory, by multishot accepts."""
+class CompletionListener(ReactorListener):
+    """Sockets accepting connections for one protocol factory, by multishot accepts.
 
-    def __init__(self, runtime: CompletionRuntime, factory: ProtocolFactory, sockets: list[socket.socket]) -> None:
+    A :class:`~weft.drivers.reactor.ReactorListener` in what it offers; it
+    accepts its own way, with no :class:`~weft.drivers._core.accepting.Acceptor`.
+    """
+
+    def __init__(
+        self, runtime: CompletionRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
+    ) -> None:
+        # Not ReactorListener.__init__: it would watch the sockets for readiness.
+        self._reactor = runtime
         self._runtime = runtime
         self._factory = factory
         self._poller = runtime._ring_poller

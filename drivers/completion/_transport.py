@@ -44,7 +44,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.child_processes import ReadOnly
-from weft.drivers._core.file_sending import PIECE_SIZE
+from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
 from weft.drivers._core.held_delivery import HeldDelivery
 from weft.drivers._core.lifecycle import Event, WriteState
 from weft.drivers.completion._ring_poller import IGNORED, RingPoller
@@ -58,6 +58,10 @@ if TYPE_CHECKING:
 __all__ = ["CompletionReadPipeTransport", "CompletionTransport"]
 
 logger = logging.getLogger("weft.completion")
+
+# What _in_flight holds while a poll waits for writability (a file region).
+_WRITABLE = b""
+_POLLOUT = 0x004
 
 # Results that mean "try again", not "broken".
 _RETRY = frozenset({-errno.EINTR, -errno.EAGAIN})
@@ -81,10 +85,13 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         "_recv_buffer",
         "_recv_id",
         "_recv_pending",
+        "_recv_seq",
         "_recv_view",
         "_ring",
         "_send_id",
-        "_socket_ops",
+        "_prep_recv",
+        "_prep_send",
+        "_send_seq",
     )
 
     def __init__(self, reactor: TransportLoop, protocol: Any, **kwargs: Any) -> None:
@@ -96,11 +103,18 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         self._send_id = self._recv_id + 1
         # RECV/SEND on a socket (SEND with MSG_NOSIGNAL); READ/WRITE on
         # anything else (pipes, terminals, files, a socket given as stdio).
-        self._socket_ops = "socket" in kwargs["extra"]
+        # Bound once, so the hot paths never ask which.
+        on_socket = "socket" in kwargs["extra"]
+        ring = self._ring
+        self._prep_recv = ring.prep_recv if on_socket else ring.prep_read
+        self._prep_send = ring.prep_send if on_socket else ring.prep_write
         self._recv_buffer: bytearray | None = None
         self._recv_view: memoryview | None = None
         self._recv_address = 0
         self._recv_pending = False
+        # Where the last receive and send were prepared (Ring.withdraw).
+        self._recv_seq = 0
+        self._send_seq = 0
         # The bytes the kernel is sending: referenced until the completion.
         self._in_flight: bytes | None = None
         self._held: deque[bytes | None] = deque()
@@ -135,10 +149,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             self._recv_view = memoryview(self._recv_buffer)
             self._recv_address = writable_address(self._recv_buffer)
         self._recv_pending = True
-        if self._socket_ops:
-            self._ring.prep_recv(self._read_fd, self._recv_address, READ_SIZE, self._recv_id)
-        else:
-            self._ring.prep_read(self._read_fd, self._recv_address, READ_SIZE, self._recv_id)
+        self._recv_seq = self._prep_recv(self._read_fd, self._recv_address, READ_SIZE, self._recv_id)
 
     def _recv_done(self, res: int, flags: int) -> None:
         """A receive completed: ``res`` bytes, 0 for EOF, or ``-errno``."""
@@ -189,7 +200,13 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         """Reading ends (close, abort, an error): cancel the receive in flight."""
         self._stop_delivering()
         if self._recv_pending and not self._ring.closed:
-            self._ring.prep_cancel(self._recv_id, IGNORED)
+            self._cancel(self._recv_seq, self._recv_id)
+
+    def _cancel(self, sequence: int, user_data: int) -> None:
+        """End an operation: withdrawn if the kernel has not seen it yet (its
+        completion comes back as a no-op), else cancelled."""
+        if not self._ring.withdraw(sequence):
+            self._ring.prep_cancel(user_data, IGNORED)
 
     # -------------------------------------------------------------- sending
 
@@ -210,10 +227,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         self._idle_writer = False
         if not counted:
             self._buffer_size += len(data)
-        if self._socket_ops:
-            self._ring.prep_send(self._write_fd, address_of_bytes(data), len(data), self._send_id)
-        else:
-            self._ring.prep_write(self._write_fd, address_of_bytes(data), len(data), self._send_id)
+        self._send_seq = self._prep_send(self._write_fd, address_of_bytes(data), len(data), self._send_id)
 
     def _send_done(self, res: int, flags: int) -> None:
         """The send in flight completed: ``res`` bytes taken, or ``-errno``."""
@@ -230,12 +244,16 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
                 return
             self._force_close(OSError(-res, os.strerror(-res)))
             return
-        self._buffer_size -= res
-        if res < len(data):
+        if data is _WRITABLE:  # a poll's completion: res is its mask
+            if (self._buffer or self._file_queue) and not self._send_queued():
+                return
+        elif res < len(data):
+            self._buffer_size -= res
             # Taken in part (a socket buffer filled): the rest goes first.
             self._submit_send(data[res:], counted=True)
-        elif self._buffer or self._file_queue:
-            if not self._send_queued():
+        else:
+            self._buffer_size -= res
+            if (self._buffer or self._file_queue) and not self._send_queued():
                 return
         if self._flow.should_resume(self._buffer_size):
             try:
@@ -264,6 +282,8 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             self._submit_send(data, counted=True)
             return True
         region: FileRegion = self._file_queue[0]  # type: ignore[assignment]
+        if not self._sendfile_refused:
+            return self._send_from_file(region)
         try:
             piece = region.read(PIECE_SIZE)
         except OSError as exc:
@@ -276,6 +296,36 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             return self._send_queued() if (self._buffer or self._file_queue) else True
         self._submit_send(piece, counted=True)
         return True
+
+    def _send_from_file(self, region: FileRegion) -> bool:
+        """One ``sendfile`` of the region at the head of the queue, straight
+        from the file (zero copy), then a poll operation for writability in
+        place of a send in flight: its completion sends the next part.
+
+        sendfile has no io_uring operation of its own; the poll keeps the
+        one-operation-at-a-time rule, and one sendfile (at most 2 MiB) per
+        turn keeps a fast reader of a big file from holding the loop."""
+        try:
+            sent = send_from_file(self._write_fd, region)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            if not sendfile_refused(exc):
+                self._force_close(exc)
+                return False
+            self._sendfile_refused = True
+            return self._send_queued()
+        self._buffer_size -= sent
+        if not len(region):
+            self._file_sent()
+        self._wait_writable()
+        return True
+
+    def _wait_writable(self) -> None:
+        """A poll operation in place of a send: its completion sends what is queued."""
+        self._in_flight = _WRITABLE
+        self._idle_writer = False
+        self._send_seq = self._ring.prep_poll_add(self._write_fd, _POLLOUT, self._send_id)
 
     def _all_sent(self) -> None:
         lifecycle = self._lifecycle
@@ -294,7 +344,13 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         was_idle = self._idle_writer
         if not self._queue_file(region):
             return
-        if was_idle and not self._lifecycle.lost:
+        if not was_idle or self._lifecycle.lost:
+            return  # a send is in flight: its completion sends the region
+        if self._flow.paused:
+            # Over the high-water mark: pause_writing saw all of it counted;
+            # the sending starts on the next turn.
+            self._wait_writable()
+        else:
             self._send_queued()
 
     def write_eof(self) -> None:
@@ -337,9 +393,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         ring = self._ring
         if not ring.closed:
             if self._recv_pending:
-                ring.prep_cancel(self._recv_id, IGNORED)
-            if self._in_flight is not None:
-                ring.prep_cancel(self._send_id, IGNORED)
+                self._cancel(self._recv_seq, self._recv_id)
+            if self._in_flight is not None and self._lifecycle.dropped:
+                self._cancel(self._send_seq, self._send_id)
         self._operation_ended()
 
     def _operation_ended(self) -> None:

@@ -371,7 +371,7 @@ class Ring:
         ioprio: int = 0,
         sqe_flags: int = 0,
         buf_group: int = 0,
-    ) -> None:
+    ) -> int:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
         tail = self._sq_tail
@@ -383,68 +383,82 @@ class Ring:
             length, op_flags, user_data, buf_group, 0, 0, 0, 0,
         )  # fmt: skip
         self._sq_tail = (tail + 1) & _U32
+        return tail
 
-    def prep_nop(self, user_data: int) -> None:
+    def withdraw(self, sequence: int) -> bool:
+        """Turn the entry prepared as ``sequence`` (what its ``prep_*`` returned)
+        into a no-op, if it has not been handed to the kernel yet: its
+        completion then comes back with its user_data and ``res`` 0, and the
+        kernel never touches its buffer.  Whether it was still here to withdraw.
+        """
+        if ring_span(self._submitted, sequence) >= self.pending:
+            return False
+        offset = (sequence & self._sq_mask) * _SQE.size
+        self._sqes[offset] = Op.NOP
+        self._sqes[offset + 1] = 0  # no flags (a link, a buffer selection)
+        return True
+
+    def prep_nop(self, user_data: int) -> int:
         """A no-op: its completion comes back at once."""
-        self._prepare(Op.NOP, -1, user_data)
+        return self._prepare(Op.NOP, -1, user_data)
 
-    def prep_poll_add(self, fd: int, events: int, user_data: int, *, multishot: bool = False) -> None:
+    def prep_poll_add(self, fd: int, events: int, user_data: int, *, multishot: bool = False) -> int:
         """Wait for ``events`` (poll(2) bits) on ``fd``; the result is the events seen."""
-        self._prepare(
+        return self._prepare(
             Op.POLL_ADD, fd, user_data, op_flags=events, length=IORING_POLL_ADD_MULTI if multishot else 0
         )
 
-    def prep_poll_remove(self, target: int, user_data: int) -> None:
+    def prep_poll_remove(self, target: int, user_data: int) -> int:
         """Cancel the POLL_ADD whose user_data is ``target``."""
-        self._prepare(Op.POLL_REMOVE, -1, user_data, addr=target)
+        return self._prepare(Op.POLL_REMOVE, -1, user_data, addr=target)
 
-    def prep_timeout(self, timespec: Any, user_data: int, *, count: int = 0) -> None:
+    def prep_timeout(self, timespec: Any, user_data: int, *, count: int = 0) -> int:
         """Complete (``-ETIME``) after the time in ``timespec`` (a buffer made by
         :func:`timespec`, kept by the caller until the completion), or after
         ``count`` other completions, whichever first."""
-        self._prepare(Op.TIMEOUT, -1, user_data, addr=_address_of(timespec), length=1, off=count)
+        return self._prepare(Op.TIMEOUT, -1, user_data, addr=_address_of(timespec), length=1, off=count)
 
-    def prep_cancel(self, target: int, user_data: int, *, flags: int = 0, fd: int = -1) -> None:
+    def prep_cancel(self, target: int, user_data: int, *, flags: int = 0, fd: int = -1) -> int:
         """Cancel the operation whose user_data is ``target`` (or, with
         :data:`IORING_ASYNC_CANCEL_FD`, those on ``fd``); the result is 0,
         ``-ENOENT`` (nothing to cancel) or ``-EALREADY`` (it is finishing)."""
-        self._prepare(Op.ASYNC_CANCEL, fd, user_data, addr=target, op_flags=flags)
+        return self._prepare(Op.ASYNC_CANCEL, fd, user_data, addr=target, op_flags=flags)
 
-    def prep_accept(self, fd: int, user_data: int, *, multishot: bool = False) -> None:
+    def prep_accept(self, fd: int, user_data: int, *, multishot: bool = False) -> int:
         """Accept a connection on the listening socket ``fd`` (the result is the
         new fd, non-blocking and close-on-exec); multishot stays armed."""
         flags = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
-        self._prepare(
+        return self._prepare(
             Op.ACCEPT, fd, user_data, op_flags=flags, ioprio=IORING_ACCEPT_MULTISHOT if multishot else 0
         )
 
-    def prep_connect(self, fd: int, sockaddr: Any, size: int, user_data: int) -> None:
+    def prep_connect(self, fd: int, sockaddr: Any, size: int, user_data: int) -> int:
         """Connect ``fd`` to the address in the buffer ``sockaddr`` (``size`` bytes)."""
-        self._prepare(Op.CONNECT, fd, user_data, addr=_address_of(sockaddr), off=size)
+        return self._prepare(Op.CONNECT, fd, user_data, addr=_address_of(sockaddr), off=size)
 
-    def prep_recv(self, fd: int, address: int, size: int, user_data: int) -> None:
+    def prep_recv(self, fd: int, address: int, size: int, user_data: int) -> int:
         """Receive at most ``size`` bytes into memory at ``address``."""
-        self._prepare(Op.RECV, fd, user_data, addr=address, length=size)
+        return self._prepare(Op.RECV, fd, user_data, addr=address, length=size)
 
-    def prep_send(self, fd: int, address: int, size: int, user_data: int) -> None:
+    def prep_send(self, fd: int, address: int, size: int, user_data: int) -> int:
         """Send ``size`` bytes from ``address`` (no SIGPIPE: a gone peer is ``-EPIPE``)."""
-        self._prepare(Op.SEND, fd, user_data, addr=address, length=size, op_flags=_MSG_NOSIGNAL)
+        return self._prepare(Op.SEND, fd, user_data, addr=address, length=size, op_flags=_MSG_NOSIGNAL)
 
-    def prep_read(self, fd: int, address: int, size: int, user_data: int) -> None:
+    def prep_read(self, fd: int, address: int, size: int, user_data: int) -> int:
         """``read(2)`` at most ``size`` bytes into ``address`` (from the current position)."""
-        self._prepare(Op.READ, fd, user_data, addr=address, length=size, off=_CURRENT_POSITION)
+        return self._prepare(Op.READ, fd, user_data, addr=address, length=size, off=_CURRENT_POSITION)
 
-    def prep_write(self, fd: int, address: int, size: int, user_data: int) -> None:
+    def prep_write(self, fd: int, address: int, size: int, user_data: int) -> int:
         """``write(2)`` ``size`` bytes from ``address`` (at the current position)."""
-        self._prepare(Op.WRITE, fd, user_data, addr=address, length=size, off=_CURRENT_POSITION)
+        return self._prepare(Op.WRITE, fd, user_data, addr=address, length=size, off=_CURRENT_POSITION)
 
-    def prep_shutdown(self, fd: int, how: int, user_data: int) -> None:
+    def prep_shutdown(self, fd: int, how: int, user_data: int) -> int:
         """``shutdown(2)`` the socket ``fd``."""
-        self._prepare(Op.SHUTDOWN, fd, user_data, length=how)
+        return self._prepare(Op.SHUTDOWN, fd, user_data, length=how)
 
-    def prep_close(self, fd: int, user_data: int) -> None:
+    def prep_close(self, fd: int, user_data: int) -> int:
         """``close(2)`` ``fd``."""
-        self._prepare(Op.CLOSE, fd, user_data)
+        return self._prepare(Op.CLOSE, fd, user_data)
 
     # ------------------------------------------------------------- entering
 
