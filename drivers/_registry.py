@@ -26,7 +26,7 @@ from weft.drivers._runtime import (
 from weft.protocols.contract import FileWriteTransport
 from weft.protocols.errors import ArgumentError
 
-__all__ = ["DRIVERS", "DriverInfo", "UnavailableDriverError", "open_runtime"]
+__all__ = ["AUTO", "DRIVERS", "DriverInfo", "UnavailableDriverError", "auto_driver", "open_runtime"]
 
 
 class UnavailableDriverError(ArgumentError):
@@ -227,14 +227,36 @@ DRIVERS: dict[str, DriverInfo] = {
 }
 
 
+#: The name that picks the best driver that runs here (:func:`auto_driver`).
+AUTO = "auto"
+
+#: What ``auto`` picks, in order of preference: the first that can run here.
+#: The reactor comes first: measured on small messages (docs/performance.md,
+#: "The completion driver"), weft's io_uring driver spends more CPU per
+#: message than the reactor's epoll, so it is a choice to make, not a default.
+AUTO_PREFERENCE: tuple[str, ...] = ("reactor", "completion")
+
+
+def auto_driver() -> str:
+    """The driver ``auto`` picks here: the first of :data:`AUTO_PREFERENCE`
+    that can run (the reactor always can)."""
+    for name in AUTO_PREFERENCE:
+        if DRIVERS[name].available():
+            return name
+    return "reactor"
+
+
 def open_runtime(name: str = "reactor") -> Runtime:
-    """A new runtime of the driver called ``name``.
+    """A new runtime of the driver called ``name`` (``"auto"``: :func:`auto_driver`'s).
 
     Raises :class:`UnavailableDriverError` (an ArgumentError) for a driver
     that cannot run here, and ArgumentError for a name nobody knows.
     """
+    if name == AUTO:
+        name = auto_driver()
     try:
         info = DRIVERS[name]
     except KeyError:
-        raise ArgumentError(f"no driver called {name!r}; choose from {', '.join(DRIVERS)}") from None
+        choices = ", ".join([*DRIVERS, AUTO])
+        raise ArgumentError(f"no driver called {name!r}; choose from {choices}") from None
     return info.open()
