@@ -41,7 +41,7 @@ def tls_echo() -> TLSProtocol:
 secure = runtime.listen_tcp(tls_echo, "127.0.0.1", 0)
 
 client = RecordingProtocol()
-connecting = runtime.connect_tcp(lambda: client, "127.0.0.1", plain.port)
+connecting = runtime.connect_tcp(lambda: client, "127.0.0.1", plain.addresses[0][1])
 runtime.run_until(connecting.done, 10)
 client.transport.write(b"hello, io_uring")
 runtime.run_until(lambda: client.received == b"hello, io_uring", 10)
@@ -49,7 +49,7 @@ print("echoed:", client.received.decode())
 
 inner = RecordingProtocol()
 tls_client = TLSProtocol(inner, client_context, server_side=False, server_hostname="localhost")
-connecting = runtime.connect_tcp(lambda: tls_client, "127.0.0.1", secure.port)
+connecting = runtime.connect_tcp(lambda: tls_client, "127.0.0.1", secure.addresses[0][1])
 runtime.run_until(connecting.done, 10)
 inner.transport.write(b"hello over TLS")
 runtime.run_until(lambda: inner.received == b"hello over TLS", 10)
