@@ -33,13 +33,13 @@ from weft.drivers._core import accepting
 from weft.drivers._core.accepting import RESOURCE_ERRORS
 from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_unix
 from weft.drivers._core.timers import Timer
-from weft.drivers.completion._ring_poller import IGNORED
+from weft.drivers.completion._ring_poller import IGNORED, RingPoller
 from weft.drivers.completion._uring import IORING_CQE_F_MORE
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport, socket_transport
 from weft.drivers.reactor._sockets import ReactorListener
 
 if TYPE_CHECKING:
-    from weft.drivers.completion._runtime import CompletionRuntime
+    from weft.drivers.reactor._plumbing import TransportLoop
 
 __all__ = ["AcceptState", "CompletionListener", "listen_tcp", "listen_unix"]
 
@@ -67,13 +67,17 @@ class CompletionListener(ReactorListener):
     """
 
     def __init__(
-        self, runtime: CompletionRuntime, factory: ProtocolFactory, sockets: list[socket.socket]
+        self,
+        runtime: TransportLoop,
+        poller: RingPoller,
+        factory: ProtocolFactory,
+        sockets: list[socket.socket],
     ) -> None:
         # Not ReactorListener.__init__: it would watch the sockets for readiness.
         self._reactor = runtime
         self._runtime = runtime
         self._factory = factory
-        self._poller = runtime._ring_poller
+        self._poller = poller
         runtime._open[self] = self.close
         self._keep_sockets(sockets)
         #: The transports of the connections accepted and still open.
@@ -173,7 +177,8 @@ class CompletionListener(ReactorListener):
 
 
 def listen_tcp(
-    runtime: CompletionRuntime,
+    runtime: TransportLoop,
+    poller: RingPoller,
     factory: ProtocolFactory,
     host: str | None = "127.0.0.1",
     port: int = 0,
@@ -181,11 +186,16 @@ def listen_tcp(
     backlog: int = DEFAULT_BACKLOG,
 ) -> CompletionListener:
     """Listen on every address ``host`` resolves to (see the reactor's ``listen_tcp``)."""
-    return CompletionListener(runtime, factory, bind_tcp(host, port, backlog=backlog))
+    return CompletionListener(runtime, poller, factory, bind_tcp(host, port, backlog=backlog))
 
 
 def listen_unix(
-    runtime: CompletionRuntime, factory: ProtocolFactory, path: str, *, backlog: int = DEFAULT_BACKLOG
+    runtime: TransportLoop,
+    poller: RingPoller,
+    factory: ProtocolFactory,
+    path: str,
+    *,
+    backlog: int = DEFAULT_BACKLOG,
 ) -> CompletionListener:
     """Listen on a UNIX-domain socket at ``path`` (see the reactor's ``listen_unix``)."""
-    return CompletionListener(runtime, factory, [bind_unix(path, backlog=backlog)])
+    return CompletionListener(runtime, poller, factory, [bind_unix(path, backlog=backlog)])

@@ -60,11 +60,11 @@ class CompletionRuntime(Reactor):
         self, factory: Callable[[], Any], host: str | None = "127.0.0.1", port: int = 0
     ) -> CompletionListener:
         """Accept TCP connections on ``host:port`` (a multishot accept per socket)."""
-        return listen_tcp(self, factory, host, port)
+        return listen_tcp(self, self._ring_poller, factory, host, port)
 
     def listen_unix(self, factory: Callable[[], Any], path: str) -> CompletionListener:
         """Accept connections on a UNIX-domain socket at ``path`` (a multishot accept)."""
-        return listen_unix(self, factory, path)
+        return listen_unix(self, self._ring_poller, factory, path)
 
     def close(self) -> None:
         """As the reactor's close, and first: abort what is open and turn the
