@@ -459,15 +459,17 @@ def test_version() -> None:
 
 
 def test_drivers_lists_every_driver() -> None:
-    """`weft drivers`: a header, then each driver with whether it can run here."""
+    """`weft drivers`: a header, then each driver with whether it can run here,
+    and last the `auto` choice."""
     result = run("drivers")
     assert (result.returncode, result.stderr) == (0, b"")
-    header, *rows = result.stdout.decode().splitlines()
+    header, *rows, auto = result.stdout.decode().splitlines()
     assert header.split()[:3] == ["DRIVER", "AVAILABLE", "DESCRIPTION"]
     assert [row.split()[:2] for row in rows] == [
         [name, "yes" if info.available() else "no"] for name, info in DRIVERS.items()
     ]
     assert rows[0].startswith("reactor ")
+    assert auto.split()[:2] == ["auto", "yes"]
 
 
 def test_drivers_says_which_extra_installs_a_missing_dependency(
@@ -481,7 +483,7 @@ def test_drivers_says_which_extra_installs_a_missing_dependency(
     missing = DriverInfo("fancy", "a driver on fancyloop", ("weft_no_such_module",), "fancy", never_opened)  # type: ignore[arg-type]
     monkeypatch.setitem(DRIVERS, "fancy", missing)
     assert cli.main(["drivers"]) == 0
-    row = capsys.readouterr().out.splitlines()[-1]
+    [row] = [line for line in capsys.readouterr().out.splitlines() if line.startswith("fancy ")]
     assert row.split()[:2] == ["fancy", "no"]
     assert row.endswith("a driver on fancyloop; needs weft_no_such_module: pip install 'weft[fancy]'")
 

@@ -17,6 +17,7 @@ EXPECTED = {
     "idle_timeout.py": "closed after 59 fake seconds",
     "pubsub_in_memory.py": "alice got b'news' b'weft 0.1 is out'",
     "echo_on_asyncio.py": "weft client got: and back",
+    "echo_on_completion.py": "echoed: hello, io_uring\nechoed over TLS: hello over TLS",
     "echo_on_twisted.py": "echoed: hello, weft\nweft client got: and back",
     "echo_on_trio.py": "weft client got: and back\ntrio code over a weft stream: as trio",
     "process_lines.py": "answers [b'HELLO', b'WEFT'], exit status 0",

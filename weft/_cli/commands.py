@@ -50,7 +50,7 @@ from weft._cli.tls_options import cli_client_context, cli_server_context, parse_
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._datagram_serving import serve_datagrams
-from weft.drivers._registry import DRIVERS, open_runtime
+from weft.drivers._registry import AUTO, DRIVERS, auto_driver, open_runtime
 from weft.drivers._runtime import ProtocolFactory, Runtime
 from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, in_context, serve
 from weft.drivers.blocking._sockets import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
@@ -271,7 +271,10 @@ def _alpn(text: str) -> list[str]:
 
 def _add_driver(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--driver", choices=list(DRIVERS), default="reactor", help="the driver to run on (default reactor)"
+        "--driver",
+        choices=[*DRIVERS, AUTO],
+        default="reactor",
+        help=f"the driver to run on (default reactor; {AUTO}: the best that runs here)",
     )
 
 
@@ -718,11 +721,16 @@ def _drivers(_args: argparse.Namespace) -> int:
     rows = [("DRIVER", "AVAILABLE", "DESCRIPTION")]
     for info in DRIVERS.values():
         description = info.description
+        refusal = info.unavailable_reason()
         if missing := info.missing():
             description += f"; needs {', '.join(missing)}"
             if info.extra:
                 description += f": pip install 'weft[{info.extra}]'"
-        rows.append((info.name, "no" if missing else "yes", description))
+        elif refusal is not None:
+            # Installed, but the system refuses it (io_uring disabled): why, in one line.
+            description += f"; {refusal.removeprefix(f'the {info.name} driver ')}"
+        rows.append((info.name, "yes" if refusal is None else "no", description))
+    rows.append((AUTO, "yes", f"the best driver that runs here: {auto_driver()}"))
     widths = [max(len(row[column]) for row in rows) for column in range(2)]
     for name, available, description in rows:
         print(f"{name:<{widths[0]}}  {available:<{widths[1]}}  {description}")
