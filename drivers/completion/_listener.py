@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AcceptState", "CompletionListener", "listen_tcp", "listen_unix"]
 
-logger = logging.getLogger("weft.completion")
+logger = logging.getLogger("weft.drivers.completion")
 
 ProtocolFactory = Callable[[], Any]
 

@@ -39,7 +39,7 @@ from weft.protocols.errors import ClosedResourceError
 
 __all__ = ["Handler", "RingPoller"]
 
-logger = logging.getLogger("weft.completion")
+logger = logging.getLogger("weft.drivers.completion")
 
 #: What an operation's owner is called with: ``(res, flags)`` of its completion.
 Handler = Callable[[int, int], object]

@@ -41,9 +41,10 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from weft.drivers._core.child_processes import ReadOnly
+from weft.drivers._core.connection_log import log_opened
 from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
 from weft.drivers._core.held_delivery import HeldDelivery
 from weft.drivers._core.lifecycle import Event, WriteState
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CompletionReadPipeTransport", "CompletionTransport"]
 
-logger = logging.getLogger("weft.completion")
+logger = logging.getLogger("weft.drivers.completion")
 
 # What _in_flight holds while a poll waits for writability (a file region).
 _WRITABLE = b""
@@ -74,6 +75,8 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
     (``listen_tcp``, ``connect_tcp``, ``connect_pipes``, ``spawn_process``...),
     never by applications.  See the module docstring.
     """
+
+    _logger: ClassVar[logging.Logger] = logger
 
     __slots__ = (
         "_delivery",
@@ -129,6 +132,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         completions[self._recv_id] = self._recv_done
         completions[self._send_id] = self._send_done
         self._reactor._open[self] = self.abort
+        log_opened(self._logger, self)
         try:
             self._protocol.connection_made(self)
         except Exception as exc:
