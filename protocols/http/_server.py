@@ -18,7 +18,13 @@ the framing; this module adds what h11 leaves to its user:
 * fairness: a client that pipelines and never reads is answered only as
   fast as it reads, and at most ``max_requests_per_turn`` requests per turn;
 * ``100 Continue`` on demand, file regions sent without being held in
-  memory, and what to do when a handler fails.
+  memory, and what to do when a handler fails;
+* a ``Date`` header on every response (the server's own error responses
+  included) when the transport's clock tells the time of day (a
+  :class:`~weft.protocols.contract.WallClock`: every weft driver's), as
+  RFC 9110 section 6.6.1 asks of a server with a clock.  A handler's own
+  ``Date`` is kept.  The value changes once a second and is formatted once
+  a second (:mod:`weft.protocols.http._dates`).
 
 See ``docs/http.md``.
 """
@@ -36,6 +42,7 @@ import h11
 from weft.protocols.contract import Clock, FileRegion, Protocol, TimerHandle, Transport, clock_of
 from weft.protocols.errors import NoClockError
 from weft.protocols.http._body import BodyStream
+from weft.protocols.http._dates import http_date
 from weft.protocols.http._errors import (
     BodyTooLargeError,
     HeadersTooLargeError,
@@ -126,6 +133,8 @@ class HTTPServerProtocol(Protocol):
         self._meter = self._wire.meter
         self._transport: Transport | None = None
         self._clock: Clock | None = None
+        # The clock's wall time, when it tells one: for Date.
+        self._wall_time: Callable[[], float] | None = None
         self._output: Output | None = None
         self._state = _FRESH
         self._closed = False  # LINGERING or CLOSED: no more HTTP on this connection
@@ -175,6 +184,7 @@ class HTTPServerProtocol(Protocol):
             self._become_closed()
             transport.abort()
             raise
+        self._wall_time = getattr(self._clock, "wall_time", None)
         self._output = Output(transport, self._file_failed)
         self._head_due = self._clock.now() + self.limits.head_timeout
         self._set_due(self._head_due)
@@ -272,6 +282,11 @@ class HTTPServerProtocol(Protocol):
         clock = self._clock
         return clock.now() if clock is not None else 0.0
 
+    def _date(self) -> bytes | None:
+        """The ``Date`` header's value now, or ``None`` without a wall clock."""
+        wall_time = self._wall_time
+        return http_date(wall_time()) if wall_time is not None else None
+
     def _handler_due(self) -> float | None:
         timeout = self.limits.handler_timeout
         return None if timeout is None else self._now() + timeout
@@ -320,7 +335,7 @@ class HTTPServerProtocol(Protocol):
     def _head_timed_out(self) -> None:
         if self._wire.pending() and self._transport is not None:
             logger.info("refusing an HTTP request: its head took over %s s", self.limits.head_timeout)
-            self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT))
+            self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT, date=self._date()))
             self._close_lingering()
             return
         self._close()
@@ -628,7 +643,14 @@ class HTTPServerProtocol(Protocol):
     def _response_starting(
         self, pairs: list[tuple[bytes, bytes]], *, complete: bool
     ) -> list[tuple[bytes, bytes]]:
-        """(ResponseWriter) decide whether this connection can be reused."""
+        """(ResponseWriter) add ``Date``; decide whether this connection can be reused."""
+        wall_time = self._wall_time
+        if wall_time is not None:
+            for name, _ in pairs:
+                if name.lower() == b"date":
+                    break  # the handler's own
+            else:
+                pairs.insert(0, (b"date", http_date(wall_time())))
         exchange = self._exchange
         if exchange is None:
             return pairs
@@ -793,7 +815,7 @@ class HTTPServerProtocol(Protocol):
         if status is None:
             status = _status_for(error)
         if self._output is not None:
-            self._output.write(canned_response(status, head_only=head_only))
+            self._output.write(canned_response(status, head_only=head_only, date=self._date()))
         self._close_lingering()
 
     # ---------------------------------------------------------- the end

@@ -64,6 +64,26 @@ def test_curl_fetches_files_over_one_connection(children: Children, site: Path, 
     assert stop(server) == 0
 
 
+def test_the_ready_line_is_a_url_and_curl_resumes_a_download(children: Children, site: Path) -> None:
+    """serve http says where it listens as a URL one can click; curl resumes
+    a cut download with a Range (206) and revalidates with the ETag (304);
+    each response is dated."""
+    server = children.weft("serve", "http", "--root", str(site), "--port", "0")
+    line = server.wait_for_stderr(r"^listening on http://127\.0\.0\.1:(?P<port>\d+)/$")
+    url = f"{line.group(0).split()[-1]}big.bin"
+    out = site.parent / "part.bin"
+    out.write_bytes((site / "big.bin").read_bytes()[:1000])
+    resumed = curl("-C", "-", "-o", str(out), "-w", "%{http_code}", url)
+    assert resumed.stdout == b"206", resumed.stderr
+    assert out.read_bytes() == (site / "big.bin").read_bytes()
+    head = curl("-I", url).stdout.decode().lower()
+    etag = head.split("etag: ", 1)[1].split("\r\n", 1)[0]
+    assert "\r\ndate: " in head
+    revalidated = curl("-o", "/dev/null", "-w", "%{http_code}", "-H", f"If-None-Match: {etag}", url)
+    assert revalidated.stdout == b"304"
+    assert stop(server) == 0
+
+
 def test_curl_head_and_conditional_get(children: Children, site: Path) -> None:
     """curl -I shows the headers; a conditional GET with the Last-Modified it saw is a 304."""
     server, port = serve_http(children, site)

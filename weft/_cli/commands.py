@@ -39,7 +39,7 @@ from weft.drivers._core.socket_binding import format_address
 from weft.drivers._datagram_serving import serve_datagrams
 from weft.drivers._registry import DRIVERS, open_runtime
 from weft.drivers._runtime import ProtocolFactory, Runtime
-from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, serve
+from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, Server, announce, serve
 from weft.drivers.blocking._sockets import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from weft.protocols._datagram_echo import DatagramEchoProtocol
 from weft.protocols._echo import EchoProtocol
@@ -303,6 +303,7 @@ def _serve(args: argparse.Namespace) -> int:
         factory = _tls_server(factory, args.cert, args.key)
     serve(
         factory,
+        on_ready=_announce_urls("https" if args.tls else "http") if args.protocol == "http" else announce,
         host=DEFAULT_HOST if args.host is None else args.host,
         port=args.port,
         unix=args.unix,
@@ -314,6 +315,22 @@ def _serve(args: argparse.Namespace) -> int:
         idle_timeout=None if args.idle_timeout is None else args.idle_timeout or math.inf,
     )
     return EXIT_OK
+
+
+def _announce_urls(scheme: str) -> Callable[[Server], None]:
+    """``serve http``'s ready line: each TCP address as a URL a person can
+    click (``listening on http://127.0.0.1:8000/``), a UNIX socket's path as it is."""
+
+    def announce_urls(server: Server) -> None:
+        addresses = [
+            f"{scheme}://{format_address(address)}/" if isinstance(address, tuple) else format_address(address)
+            for listener in server.listeners
+            for address in listener.addresses
+        ]
+        if addresses:
+            print("listening on " + ", ".join(addresses), file=sys.stderr, flush=True)
+
+    return announce_urls
 
 
 def _serve_datagrams(args: argparse.Namespace) -> int:
