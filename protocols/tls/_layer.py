@@ -282,6 +282,13 @@ class TLSProtocol(Protocol):
             return False
         return bool(self._app.eof_received())  # taken as a close_notify, by request
 
+    def server_stopping(self) -> None:
+        """A graceful stop of the server (see ``weft.drivers.Server``): passed
+        on to the application protocol, if it listens for it."""
+        stopping = getattr(self._app, "server_stopping", None)
+        if callable(stopping):
+            stopping()
+
     def connection_lost(self, exc: BaseException | None) -> None:
         """The transport below is gone: tell the application, once."""
         self._cancel_timer()

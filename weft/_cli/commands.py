@@ -323,9 +323,10 @@ def _announce_urls(scheme: str) -> Callable[[Server], None]:
 
     def announce_urls(server: Server) -> None:
         addresses = [
-            f"{scheme}://{format_address(address)}/" if isinstance(address, tuple) else format_address(address)
+            f"{scheme}://{text}/" if isinstance(address, tuple) else text
             for listener in server.listeners
             for address in listener.addresses
+            if (text := format_address(address))
         ]
         if addresses:
             print("listening on " + ", ".join(addresses), file=sys.stderr, flush=True)
