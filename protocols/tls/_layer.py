@@ -210,7 +210,10 @@ class TLSProtocol(Protocol):
     def lower_transport(self) -> Transport:
         """The transport below (the socket, pipe or memory transport)."""
         if self._transport is None:
-            raise TLSError("the TLS layer has no transport yet")
+            raise TLSError(
+                "the TLS layer has no transport yet: connect it first (hand it to a driver, "
+                "or attach() it to a transport for start_tls)"
+            )
         return self._transport
 
     # --------------------------------------------------- the transport below
@@ -449,7 +452,10 @@ class TLSProtocol(Protocol):
 
     def _clock_(self) -> Clock:
         if self._clock is None:
-            raise TLSError("the TLS layer has no transport yet")
+            raise TLSError(
+                "the TLS layer has no transport yet: connect it first (hand it to a driver, "
+                "or attach() it to a transport for start_tls)"
+            )
         return self._clock
 
     def _process(self) -> None:
