@@ -421,6 +421,7 @@ def test_idle_timeout_on_the_blocking_driver(children: Children) -> None:
         ["serve", "echo", "--port", "8000", "--unix", "/tmp/x.sock"],
         ["serve", "echo", "--stdio", "--host", "127.0.0.1"],
         ["serve", "echo", "--driver", "no-such-driver"],
+        ["serve", "echo", "--no-access-log"],
         ["serve", "echo", "--grace", "nan"],
         ["serve", "echo", "--grace", "-1"],
         ["serve", "echo", "--max-connections", "0"],

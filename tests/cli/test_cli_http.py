@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shlex
 import shutil
 import ssl
@@ -82,6 +83,25 @@ def test_the_ready_line_is_a_url_and_curl_resumes_a_download(children: Children,
     revalidated = curl("-o", "/dev/null", "-w", "%{http_code}", "-H", f"If-None-Match: {etag}", url)
     assert revalidated.stdout == b"304"
     assert stop(server) == 0
+
+
+def test_the_access_log_is_on_stderr_unless_turned_off(children: Children, site: Path) -> None:
+    """serve http logs each response as a Common Log Format line on stderr,
+    as python -m http.server does; --no-access-log writes none."""
+    server, port = serve_http(children, site)
+    assert curl(f"http://127.0.0.1:{port}/hello.txt", f"http://127.0.0.1:{port}/missing").returncode == 0
+    server.wait_for_stderr(r'"GET /missing HTTP/1\.1" 404 \d+$')
+    assert stop(server) == 0
+    log = [line for line in server.stderr.splitlines() if '"GET' in line]
+    when = r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\]"
+    pattern = rf'^127\.0\.0\.1 - - {when} "GET /hello\.txt HTTP/1\.1" 200 12$'
+    assert re.match(pattern, log[0]), log
+    assert len(log) == 2
+
+    quiet, port = serve_http(children, site, "--no-access-log")
+    assert curl(f"http://127.0.0.1:{port}/hello.txt").stdout == b"hello, http\n"
+    assert stop(quiet) == 0
+    assert '"GET' not in quiet.stderr
 
 
 def test_curl_head_and_conditional_get(children: Children, site: Path) -> None:

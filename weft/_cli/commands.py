@@ -3,7 +3,8 @@
 ::
 
     weft serve {echo,pubsub,http} [--host H] [--port P | --unix PATH | --stdio]
-               [--root DIR] [--tls --cert FILE [--key FILE]] [--driver D] [--grace SECONDS]
+               [--root DIR] [--no-access-log] [--tls --cert FILE [--key FILE]] [--driver D]
+               [--grace SECONDS]
                [--max-connections N] [--idle-timeout SECONDS]
     weft serve echo --udp [--host H] [--port P | --unix PATH] [--driver D] [--grace SECONDS]
     weft connect HOST PORT | --unix PATH | --via COMMAND
@@ -45,7 +46,8 @@ from weft.protocols._datagram_echo import DatagramEchoProtocol
 from weft.protocols._echo import EchoProtocol
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, WeftError
-from weft.protocols.http import HTTPServerProtocol
+from weft.protocols.http import AccessLog, HTTPServerProtocol
+from weft.protocols.http._access_log import ACCESS_LOGGER
 from weft.protocols.http._busy import busy_response
 from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
 from weft.protocols.pubsub.wire import encode_error
@@ -126,6 +128,11 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     parser.add_argument(
         "--root", metavar="DIR", help="serve http: the directory whose files are served (default: .)"
+    )
+    parser.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="serve http: write no access log (by default a Common Log Format line per response, on stderr)",
     )
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true", help="serve over TLS (needs --cert)")
@@ -258,7 +265,9 @@ def _pubsub(_args: argparse.Namespace) -> ProtocolFactory:
 
 def _http(args: argparse.Namespace) -> ProtocolFactory:
     files = FileServer(args.root if args.root is not None else ".")
-    return lambda: HTTPServerProtocol(files)
+    # Off, the server holds no access log at all: not one call per response.
+    access_log = None if args.no_access_log else AccessLog()
+    return lambda: HTTPServerProtocol(files, access_log=access_log)
 
 
 _SERVERS: dict[str, Callable[[argparse.Namespace], ProtocolFactory]] = {
@@ -288,6 +297,8 @@ def _serve(args: argparse.Namespace) -> int:
         args.parser.error("--cert and --key go with --tls")
     if args.root is not None and args.protocol != "http":
         args.parser.error("--root goes with serve http")
+    if args.no_access_log and args.protocol != "http":
+        args.parser.error("--no-access-log goes with serve http")
     if args.stdio and (args.max_connections is not None or args.idle_timeout is not None):
         args.parser.error("--max-connections and --idle-timeout go with --port or --unix, not --stdio")
     if args.idle_timeout is not None and args.driver != "blocking":
@@ -517,3 +528,11 @@ def _configure_logging(verbose: bool) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.DEBUG if verbose else logging.INFO)
     logger.propagate = False
+    # The access log (serve http): its lines as they are, on stderr, as
+    # python -m http.server writes them; not "weft: "-prefixed messages.
+    access = logging.StreamHandler(sys.stderr)
+    access.setFormatter(logging.Formatter("%(message)s"))
+    access_logger = logging.getLogger(ACCESS_LOGGER)
+    access_logger.handlers[:] = [access]
+    access_logger.setLevel(logging.INFO)
+    access_logger.propagate = False
