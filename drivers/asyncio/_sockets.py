@@ -11,7 +11,7 @@ accepts the waiting connections and closes them at once, silently),
 and each accepted socket becomes asyncio's transport with
 ``loop.connect_accepted_socket``.
 
-Connecting runs asyncio's ``create_connection`` in a task and reports
+Connecting runs asyncio's ``create_connection`` (with Happy Eyeballs) in a task and reports
 through a weft :class:`~weft.drivers._core.futures.Future`, with the reactor's
 errors: ``ConnectionRefusedError`` and the rest with the address in the
 message, ``TimeoutError`` when ``timeout`` passes.
@@ -28,6 +28,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.accepting import Acceptor
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import ListeningSockets, kept_listener
 from weft.drivers._core.socket_binding import bind_tcp, bind_unix
@@ -147,10 +148,22 @@ def _listen(
 def connect_tcp(
     runtime: AdapterRuntime, factory: ProtocolFactory, host: str, port: int, *, timeout: float
 ) -> Future[Transport]:
-    """Connect to ``host:port`` (asyncio tries each address it resolves to)."""
+    """Connect to ``host:port``: the loop looks the name up (asyncio on its
+    default executor, bounded; uvloop in libuv's pool) and tries the
+    addresses.  asyncio's own loops (and weft's reactor as one) get Happy
+    Eyeballs, families interleaved and the next address after
+    :data:`HAPPY_EYEBALLS_DELAY` (asyncio's default is one after another);
+    uvloop has no such option and tries them in turn."""
     loop = runtime.loop
+    options: dict[str, Any] = {}
+    if isinstance(loop, asyncio.BaseEventLoop):
+        options = {"happy_eyeballs_delay": HAPPY_EYEBALLS_DELAY, "interleave": 1}
     return _connect(
-        runtime, factory, f"{host}:{port}", timeout, lambda side: loop.create_connection(side, host, port)
+        runtime,
+        factory,
+        f"{host}:{port}",
+        timeout,
+        lambda side: loop.create_connection(side, host, port, **options),
     )
 
 

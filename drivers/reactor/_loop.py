@@ -33,6 +33,7 @@ from functools import partial
 from typing import Any, TypeVarTuple, Unpack
 
 from weft.drivers._core import polled_datagrams
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.timers import Timer, TimerQueue
@@ -459,9 +460,13 @@ class Reactor:
         port: int,
         *,
         timeout: float = sockets.DEFAULT_CONNECT_TIMEOUT,
+        happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
     ) -> Future[Transport]:
-        """Connect to ``host:port``; see :func:`~weft.drivers.reactor._sockets.connect_tcp`."""
-        return sockets.connect_tcp(self, factory, host, port, timeout=timeout)
+        """Connect to ``host:port``, with Happy Eyeballs across its addresses;
+        see :func:`~weft.drivers.reactor._sockets.connect_tcp`."""
+        return sockets.connect_tcp(
+            self, factory, host, port, timeout=timeout, happy_eyeballs_delay=happy_eyeballs_delay
+        )
 
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = sockets.DEFAULT_CONNECT_TIMEOUT

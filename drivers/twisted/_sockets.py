@@ -191,8 +191,10 @@ class _Attempt:
 
 
 class _Connect(AddressByAddress):
-    """One connect: each address in turn (:class:`AddressByAddress`), with
-    Twisted's ``connectTCP`` or ``connectUNIX`` for each, the deadline."""
+    """One connect: each address in turn (:class:`AddressByAddress`, without
+    Happy Eyeballs: one Twisted transport is made per connect, so one
+    attempt at a time), with Twisted's ``connectTCP`` or ``connectUNIX`` for
+    each, the deadline."""
 
     def __init__(self, host: TwistedHost, factory: ProtocolFactory, target: str, timeout: float) -> None:
         if timeout != timeout:
@@ -225,6 +227,7 @@ class _Connect(AddressByAddress):
         if attempt is not self.attempt or self.result.done():
             return None
         self.connector = None
+        self.address_won()
         return self.transport.side
 
     def _started(self, transport: TwistedTransport) -> None:
@@ -241,8 +244,7 @@ class _Connect(AddressByAddress):
         if attempt is not self.attempt or self.result.done():
             return
         self.connector = None
-        self.errors.append(_os_error(reason.value))
-        self.next_address()
+        self.address_failed(_os_error(reason.value))
 
     def expire(self, timeout: float) -> None:
         self.fail(self.timeout_error(timeout))
@@ -255,6 +257,7 @@ class _Connect(AddressByAddress):
         if self.result.done():
             return
         self._settled()
+        self.stop_trying()
         self.attempt = None
         connector, self.connector = self.connector, None
         if connector is not None and connector.state == "connecting":

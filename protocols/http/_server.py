@@ -18,7 +18,16 @@ the framing; this module adds what h11 leaves to its user:
 * fairness: a client that pipelines and never reads is answered only as
   fast as it reads, and at most ``max_requests_per_turn`` requests per turn;
 * ``100 Continue`` on demand, file regions sent without being held in
-  memory, and what to do when a handler fails.
+  memory, and what to do when a handler fails;
+* an access log, when given one (:class:`~weft.protocols.http._access_log.AccessLog`:
+  a Common Log Format line per response, the server's own error responses
+  included);
+* a ``Date`` header on every response (the server's own error responses
+  included) when the transport's clock tells the time of day (a
+  :class:`~weft.protocols.contract.WallClock`: every weft driver's), as
+  RFC 9110 section 6.6.1 asks of a server with a clock.  A handler's own
+  ``Date`` is kept.  The value changes once a second and is formatted once
+  a second (:mod:`weft.protocols.http._dates`).
 
 See ``docs/http.md``.
 """
@@ -35,7 +44,9 @@ import h11
 
 from weft.protocols.contract import Clock, FileRegion, Protocol, TimerHandle, Transport, clock_of
 from weft.protocols.errors import NoClockError
+from weft.protocols.http._access_log import AccessLog
 from weft.protocols.http._body import BodyStream
+from weft.protocols.http._dates import http_date
 from weft.protocols.http._errors import (
     BodyTooLargeError,
     HeadersTooLargeError,
@@ -53,7 +64,13 @@ from weft.protocols.http._messages import Request
 from weft.protocols.http._output import Output
 from weft.protocols.http._pump import H11Pump, WritableWaiters
 from weft.protocols.http._response import ResponseWriter
-from weft.protocols.http._wire import canned_response, chunk_bytes_announced, framing_fault, host_fault
+from weft.protocols.http._wire import (
+    canned_response,
+    chunk_bytes_announced,
+    framing_fault,
+    host_fault,
+    reason_phrase,
+)
 
 __all__ = ["LINGER_TIMEOUT", "HTTPServerProtocol", "Handler"]
 
@@ -106,12 +123,20 @@ class HTTPServerProtocol(Protocol):
     started, the connection is aborted.  :attr:`state` says where the
     connection is (a :class:`~weft.protocols.http._lifecycle.ServerState`).
 
+    ``access_log`` (an :class:`~weft.protocols.http._access_log.AccessLog`)
+    logs a line per response; ``None`` (the default) logs nothing and costs
+    one test per response.
+
     Needs a transport with a clock (every weft driver's).
     """
 
-    def __init__(self, handler: Handler, *, limits: HTTPLimits | None = None) -> None:
+    def __init__(
+        self, handler: Handler, *, limits: HTTPLimits | None = None, access_log: AccessLog | None = None
+    ) -> None:
         self.handler = handler
         self.limits = limits if limits is not None else HTTPLimits()
+        self.access_log = access_log
+        self._peer_host = "-"
         # h11, fed and pumped (the pump is shared with the client).
         self._wire = H11Pump(
             h11.SERVER,
@@ -126,6 +151,8 @@ class HTTPServerProtocol(Protocol):
         self._meter = self._wire.meter
         self._transport: Transport | None = None
         self._clock: Clock | None = None
+        # The clock's wall time, when it tells one: for Date.
+        self._wall_time: Callable[[], float] | None = None
         self._output: Output | None = None
         self._state = _FRESH
         self._closed = False  # LINGERING or CLOSED: no more HTTP on this connection
@@ -175,6 +202,11 @@ class HTTPServerProtocol(Protocol):
             self._become_closed()
             transport.abort()
             raise
+        self._wall_time = getattr(self._clock, "wall_time", None)
+        if self.access_log is not None:
+            peer = transport.get_extra_info("peername")
+            if isinstance(peer, tuple) and peer:
+                self._peer_host = str(peer[0])
         self._output = Output(transport, self._file_failed)
         self._head_due = self._clock.now() + self.limits.head_timeout
         self._set_due(self._head_due)
@@ -272,6 +304,11 @@ class HTTPServerProtocol(Protocol):
         clock = self._clock
         return clock.now() if clock is not None else 0.0
 
+    def _date(self) -> bytes | None:
+        """The ``Date`` header's value now, or ``None`` without a wall clock."""
+        wall_time = self._wall_time
+        return http_date(wall_time()) if wall_time is not None else None
+
     def _handler_due(self) -> float | None:
         timeout = self.limits.handler_timeout
         return None if timeout is None else self._now() + timeout
@@ -320,7 +357,8 @@ class HTTPServerProtocol(Protocol):
     def _head_timed_out(self) -> None:
         if self._wire.pending() and self._transport is not None:
             logger.info("refusing an HTTP request: its head took over %s s", self.limits.head_timeout)
-            self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT))
+            self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT, date=self._date()))
+            self._log_canned(HTTPStatus.REQUEST_TIMEOUT, None, head_only=False)
             self._close_lingering()
             return
         self._close()
@@ -518,7 +556,34 @@ class HTTPServerProtocol(Protocol):
         exchange = self._exchange
         if exchange is None or self._closed:
             return
+        if self.access_log is not None:
+            request, response = exchange.request, exchange.response
+            self.access_log.log(
+                self._peer_host,
+                request.method,
+                request.target,
+                request.http_version,
+                response._status,
+                response._body_size,
+                self._wall_time() if self._wall_time is not None else None,
+            )
         self._after_response(exchange)
+
+    def _log_canned(self, status: int, request: Request | None, *, head_only: bool) -> None:
+        """Log a response the server wrote itself (``request`` ``None``: none was parsed)."""
+        access_log = self.access_log
+        if access_log is None:
+            return
+        size = 0 if head_only else len(b"%d %s\n" % (status, reason_phrase(status)))
+        access_log.log(
+            self._peer_host,
+            request.method if request is not None else None,
+            request.target if request is not None else "",
+            request.http_version if request is not None else "",
+            status,
+            size,
+            self._wall_time() if self._wall_time is not None else None,
+        )
 
     def _after_response(self, exchange: _Exchange) -> None:
         """The response is complete: go on to the next request, drop or read
@@ -628,7 +693,14 @@ class HTTPServerProtocol(Protocol):
     def _response_starting(
         self, pairs: list[tuple[bytes, bytes]], *, complete: bool
     ) -> list[tuple[bytes, bytes]]:
-        """(ResponseWriter) decide whether this connection can be reused."""
+        """(ResponseWriter) add ``Date``; decide whether this connection can be reused."""
+        wall_time = self._wall_time
+        if wall_time is not None:
+            for name, _ in pairs:
+                if name.lower() == b"date":
+                    break  # the handler's own
+            else:
+                pairs.insert(0, (b"date", http_date(wall_time())))
         exchange = self._exchange
         if exchange is None:
             return pairs
@@ -793,7 +865,8 @@ class HTTPServerProtocol(Protocol):
         if status is None:
             status = _status_for(error)
         if self._output is not None:
-            self._output.write(canned_response(status, head_only=head_only))
+            self._output.write(canned_response(status, head_only=head_only, date=self._date()))
+            self._log_canned(status, exchange.request if exchange is not None else None, head_only=head_only)
         self._close_lingering()
 
     # ---------------------------------------------------------- the end

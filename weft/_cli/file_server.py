@@ -2,9 +2,26 @@
 
 :class:`FileServer` is a handler for :class:`~weft.protocols.http.HTTPServerProtocol`
 that serves the files under one directory, as ``python -m http.server``
-does: a content type guessed from the name, ``HEAD``, ``Last-Modified`` and
-``If-Modified-Since`` (a 304), ``index.html`` or a plain HTML listing for a
-directory.  A file over :data:`SMALL_FILE_SIZE` is handed to the response
+does: a content type guessed from the name, ``HEAD`` (the headers GET would
+get, without the body), ``index.html`` or a plain HTML listing for a
+directory.  Beyond ``http.server``, as nginx does (the rules are in
+:mod:`weft._cli.file_conditions`):
+
+* validators: a strong ``ETag`` made from the file's modification time (in
+  nanoseconds) and size, and ``Last-Modified``; ``If-None-Match`` (weak
+  comparison, ``*``) and, without it, ``If-Modified-Since`` answer 304;
+* one byte range per request: ``Range: bytes=a-b``, ``a-`` or ``-n``
+  answers 206 with ``Content-Range``; a range past the end 416 with
+  ``Content-Range: bytes */SIZE``; several ranges, a malformed header or an
+  empty file the whole file (200); ``If-Range`` (an ETag compared strongly,
+  or the Last-Modified date exactly) lets the range apply only to the file
+  the client has part of.  Files say ``Accept-Ranges: bytes``;
+* a file the server may not read answers 403, like a directory it may not
+  list, however the refusal comes (opening or reading).
+
+The ``Date`` header is the protocol's (from the driver's wall clock).
+
+A file over :data:`SMALL_FILE_SIZE` is handed to the response
 as a file region (:class:`~weft.drivers._core.file_region.FileSlice`): on a plain
 socket it goes out with ``sendfile`` as the client takes it, never through
 Python's memory; over TLS it is read a small piece at a time, as flow
@@ -28,9 +45,10 @@ import html
 import mimetypes
 import os
 import stat
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from urllib.parse import quote, unquote
 
+from weft._cli.file_conditions import byte_range, entity_tag, not_modified, range_still_valid
 from weft.drivers._core.file_region import FileSlice
 from weft.protocols.errors import ArgumentError, WeftError
 from weft.protocols.http import Request, ResponseWriter
@@ -144,7 +162,10 @@ class FileServer:
             return
         try:
             page = _listing(request.path, path)
-        except PermissionError:
+        except FileNotFoundError:  # gone since it was looked up
+            _send_text(response, 404, "not found")
+            return
+        except OSError:  # not ours to list
             _send_text(response, 403, "forbidden")
             return
         response.send(200, [("content-type", "text/html; charset=utf-8")], page)
@@ -165,29 +186,49 @@ class FileServer:
             region.close()
             _send_text(response, 403, "forbidden")
             return
-        modified = _http_date(int(info.st_mtime))
-        if _not_modified_since(request.headers.get("if-modified-since"), int(info.st_mtime)):
+        size = info.st_size
+        mtime = int(info.st_mtime)
+        etag = entity_tag(info)
+        modified = _http_date(mtime)
+        headers = request.headers
+        if not_modified(headers.get("if-none-match"), headers.get("if-modified-since"), etag, mtime):
             region.close()
-            response.start(304, [("last-modified", modified)])
+            response.start(304, [("etag", etag), ("last-modified", modified)])
             response.end()
             return
-        headers = [
+        status = 200
+        fields = [
             ("content-type", _content_type(os.path.splitext(path)[1])),
-            ("content-length", str(info.st_size)),
+            ("accept-ranges", "bytes"),
+            ("etag", etag),
             ("last-modified", modified),
         ]
-        if request.method == "GET" and 0 < info.st_size <= SMALL_FILE_SIZE:
+        wanted = byte_range(headers.get("range"), size)
+        if wanted is not None and range_still_valid(headers.get("if-range"), etag, modified):
+            if isinstance(wanted, str):  # UNSATISFIABLE
+                region.close()
+                _send_text(response, 416, "range not satisfiable", [("content-range", f"bytes */{size}")])
+                return
+            start, count = wanted
+            region.narrow(start, count)
+            fields.append(("content-range", f"bytes {start}-{start + count - 1}/{size}"))
+            status, size = 206, count
+        fields.append(("content-length", str(size)))
+        if request.method == "GET" and 0 < size <= SMALL_FILE_SIZE:
             # One read, and the whole response in one write: cheaper than a
             # sendfile after the head, and no more than flow control allows.
             try:
-                body = region.read(info.st_size)
+                body = region.read(size)
+            except OSError:  # opened, yet not readable (EIO, EISDIR, a lock...)
+                _send_text(response, 403, "forbidden")
+                return
             finally:
                 region.close()
-            response.send(200, headers, body)
+            response.send(status, fields, body)
             return
         # Sent from the file as the client takes it (sendfile on a plain
         # socket), never read whole; HEAD and empty files close it at once.
-        response.send_file(200, headers, region)
+        response.send_file(status, fields, region)
 
 
 @functools.lru_cache(maxsize=256)
@@ -204,18 +245,6 @@ def _send_text(
     response: ResponseWriter, status: int, message: str, headers: list[tuple[str, str]] | None = None
 ) -> None:
     response.send(status, [("content-type", _TEXT), *(headers or [])], f"{status} {message}\n".encode())
-
-
-def _not_modified_since(header: str | None, mtime: int) -> bool:
-    if header is None:
-        return False
-    try:
-        since = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return False  # a malformed date is ignored, as RFC 9110 says
-    if since.tzinfo is None:
-        return False
-    return mtime <= since.timestamp()
 
 
 def _listing(url_path: str, directory: str) -> bytes:

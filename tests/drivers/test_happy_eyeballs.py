@@ -1,0 +1,196 @@
+"""Connecting to a name: the bounded resolver pool, and Happy Eyeballs (RFC 8305).
+
+The attempt scheduling is checked on a fake clock with fake attempts; then,
+over loopback only, a name whose first address is black-holed (a listening
+socket whose accept queue is full: the kernel drops the SYN, so the connect
+neither succeeds nor fails) and whose second is live: the second wins
+without waiting for the first's timeout.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import TIMEOUT
+from weft.drivers import Runtime
+from weft.drivers._core.connecting import AddressByAddress, ResolverPool, interleaved
+from weft.drivers._core.futures import Future
+from weft.drivers.testing import FakeClock, RecordingProtocol
+
+V4, V6 = socket.AF_INET, socket.AF_INET6
+
+
+class FakeConnect(AddressByAddress):
+    """Attempts that only record themselves; the test ends them."""
+
+    def __init__(self, clock: FakeClock, delay: float | None = 0.25) -> None:
+        super().__init__(clock.call_soon, "name.test:80", call_later=clock.call_later, delay=delay)
+        self.result: Future[Any] = Future(clock.call_soon)
+        self.started: list[tuple[float, Any]] = []
+        self.clock = clock
+
+    def _attempt(self, family: int, address: Any) -> None:
+        self.started.append((self.clock.now(), address[0]))
+
+    def fail(self, error: BaseException) -> None:
+        self.stop_trying()
+        if not self.result.done():
+            self.result.set_exception(error)
+
+
+def addresses(*names: str) -> list[tuple[int, Any]]:
+    return [(V6 if ":" in name else V4, (name, 80)) for name in names]
+
+
+def test_families_are_interleaved_the_first_family_first() -> None:
+    """RFC 8305 section 4: v6, v4, v6, v4... when getaddrinfo put v6 first;
+    each family keeps its own order; one family is left as it is."""
+    mixed = addresses("::1", "::2", "::3", "10.0.0.1", "10.0.0.2")
+    assert [address[1][0] for address in interleaved(mixed)] == ["::1", "10.0.0.1", "::2", "10.0.0.2", "::3"]
+    v4_first = addresses("10.0.0.1", "::1", "::2")
+    assert [address[1][0] for address in interleaved(v4_first)] == ["10.0.0.1", "::1", "::2"]
+    assert interleaved(addresses("10.0.0.1", "10.0.0.2")) == addresses("10.0.0.1", "10.0.0.2")
+
+
+def test_the_next_attempt_starts_after_the_delay_or_when_one_fails() -> None:
+    """An attempt has 250 ms before the next starts beside it; a failure
+    starts the next at once; the first to connect stops the rest."""
+    clock = FakeClock()
+    connect = FakeConnect(clock)
+    connect.try_addresses(addresses("::1", "::2", "10.0.0.1", "10.0.0.2"))
+    assert connect.started == [(0.0, "::1")]
+    clock.advance(0.249)
+    assert len(connect.started) == 1
+    clock.advance(0.001)
+    assert connect.started == [(0.0, "::1"), (0.25, "10.0.0.1")]
+    clock.advance(0.1)
+    connect.address_failed(ConnectionRefusedError(111, "refused"))  # one fails: the next, now
+    assert connect.started[-1] == (0.35, "::2")
+    connect.address_won()
+    clock.advance(10)
+    assert [address for _, address in connect.started] == ["::1", "10.0.0.1", "::2"]
+    assert not connect.result.done()  # the subclass settles it with the winner
+
+
+def test_when_every_attempt_fails_the_last_error_names_the_target() -> None:
+    """The connect fails only when no attempt is left under way, with the last error."""
+    clock = FakeClock()
+    connect = FakeConnect(clock)
+    connect.try_addresses(addresses("::1", "10.0.0.1"))
+    clock.advance(0.25)
+    connect.address_failed(ConnectionRefusedError(111, "first"))
+    assert not connect.result.done()  # the second is still under way
+    connect.address_failed(ConnectionRefusedError(111, "Connection refused"))
+    with pytest.raises(ConnectionRefusedError, match=r"^\[Errno 111\] cannot connect to name.test:80"):
+        connect.result.result()
+
+
+def test_without_a_delay_the_addresses_are_tried_one_after_another() -> None:
+    """delay None: the next attempt starts only when one fails (no timer at all)."""
+    clock = FakeClock()
+    connect = FakeConnect(clock, delay=None)
+    connect.try_addresses(addresses("::1", "10.0.0.1"))
+    clock.advance(60)
+    assert [address for _, address in connect.started] == ["::1"]
+    assert clock.pending() == []
+    connect.address_failed(TimeoutError(110, "timed out"))
+    assert [address for _, address in connect.started] == ["::1", "10.0.0.1"]
+
+
+def test_the_resolver_pool_is_bounded_and_runs_everything() -> None:
+    """Fifty lookups that block at once start no more threads than the
+    pool's bound; released, every one runs."""
+    pool = ResolverPool(max_threads=4)
+    release = threading.Event()
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def lookup(number: int) -> None:
+        release.wait(TIMEOUT)
+        with lock:
+            done.append(number)
+
+    for number in range(50):
+        pool.submit(lambda number=number: lookup(number))  # type: ignore[misc]
+    assert pool.threads == 4
+    release.set()
+    finished = threading.Event()
+    pool.submit(finished.set)
+    assert finished.wait(TIMEOUT)
+    for _ in range(1000):  # the others finish on the same four threads
+        if len(done) == 50:
+            break
+        threading.Event().wait(0.01)
+    assert sorted(done) == list(range(50))
+    assert pool.threads == 4
+
+
+# ------------------------------------------------------------ over loopback
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A loopback port whose SYNs the kernel drops: a listener with a backlog
+    of 0 whose accept queue is already full (one connection never accepted)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    try:
+        yield port
+    finally:
+        filler.close()
+        listener.close()
+
+
+@pytest.fixture
+def live() -> Iterator[socket.socket]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def _stub_resolver(monkeypatch: pytest.MonkeyPatch, runtime: Runtime, found: list[tuple[str, int]]) -> None:
+    """Make "eyeballs.test" resolve to ``found``, in order, on this runtime's driver."""
+    infos = [(V4, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address) for address in found]
+
+    def getaddrinfo(self: object, host: str, port: int) -> list[Any]:
+        assert host == "eyeballs.test"
+        return infos
+
+    monkeypatch.setattr(AddressByAddress, "_getaddrinfo", getaddrinfo)
+    loop = getattr(runtime, "loop", None)
+    if loop is not None:  # asyncio resolves with its own loop.getaddrinfo
+
+        async def loop_getaddrinfo(host: str, port: int, **_: Any) -> list[Any]:
+            assert host == "eyeballs.test"
+            return infos
+
+        monkeypatch.setattr(loop, "getaddrinfo", loop_getaddrinfo)
+
+
+@pytest.mark.drivers(only=("reactor", "coroutine", "asyncio"))
+def test_a_black_holed_first_address_costs_the_delay_not_the_timeout(
+    runtime: Runtime, black_hole: int, live: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name's first address never answers; 250 ms later the second is
+    tried beside it and connects, well before the ten-minute timeout; the
+    connection is to the second address."""
+    live_port = live.getsockname()[1]
+    _stub_resolver(monkeypatch, runtime, [("127.0.0.1", black_hole), ("127.0.0.1", live_port)])
+    client = RecordingProtocol()
+    connecting = runtime.connect_tcp(lambda: client, "eyeballs.test", 80, timeout=600)
+    assert runtime.run_until(connecting.done, TIMEOUT)
+    transport = connecting.result()
+    assert transport.get_extra_info("peername")[1] == live_port
+    transport.close()
