@@ -65,7 +65,8 @@ class AccessLog:
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         #: Where the lines go, at INFO.
-        self.logger = logger if logger is not None else logging.getLogger(ACCESS_LOGGER)
+        # The channel by its literal name (greppable; tests/test_logger_names.py reads it).
+        self.logger = logger if logger is not None else logging.getLogger("weft.access")
 
     def log(
         self,
