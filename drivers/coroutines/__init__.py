@@ -29,14 +29,23 @@ from weft.drivers.coroutines._sleep import sleep
 from weft.drivers.coroutines._streams import Stream, StreamProtocol
 from weft.drivers.coroutines._task import Task, checkpoint, current_task, spawn
 from weft.drivers.coroutines._taskgroup import TaskGroup
-from weft.drivers.coroutines._timeouts import TimeoutScope, fail_after, move_on_after, wait_for
+from weft.drivers.coroutines._timeouts import (
+    FailAfterScope,
+    MoveOnScope,
+    TimeoutScope,
+    fail_after,
+    move_on_after,
+    wait_for,
+)
 
 __all__ = [
     "AsyncioHost",
     "Cancelled",
     "DatagramSocket",
     "DatagramSocketProtocol",
+    "FailAfterScope",
     "Host",
+    "MoveOnScope",
     "NotInTaskError",
     "ProcessStream",
     "RunnableHost",
