@@ -1,0 +1,82 @@
+"""Every Python block of the docs runs as written.
+
+Each block of docs/*.md and README.md (see tests/support/docs.py) runs in a
+process of its own, in an empty directory, and must exit 0 with nothing on
+stderr: its imports are in it, it talks to 127.0.0.1 only, and a server in it
+stops itself.  A block marked as an excerpt of a file instead has its lines in
+that file, and the file runs under another test (tests/docs/test_examples.py
+and tests/docs/test_example_servers.py run every example).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.docs.test_examples import EXPECTED, SERVERS, WITH_ARGUMENTS
+from tests.support import TIMEOUT
+from tests.support.docs import Block, python_blocks
+from tests.support.processes import ROOT
+
+RUNNABLE = [block for block in python_blocks() if block.excerpt_of is None]
+EXCERPTS = [block for block in python_blocks() if block.excerpt_of is not None]
+
+#: The files an excerpt may come from: the examples, each run by a test of its own.
+RUN_ELSEWHERE = {f"examples/{name}" for name in (*EXPECTED, *SERVERS, *(name for name, *_ in WITH_ARGUMENTS))}
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=lambda block: block.name)
+def test_each_python_block_runs_as_written(block: Block, tmp_path: Path) -> None:
+    """The block, saved as a script, exits 0 in a fresh process and writes nothing on stderr."""
+    script = tmp_path / "snippet.py"
+    script.write_text(block.text)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=2 * TIMEOUT,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (0, ""), f"{block.name}\n{done.stderr}"
+
+
+def code_lines(text: str) -> list[str]:
+    """The lines of ``text`` as an excerpt is compared: stripped, without an
+    inline comment (two spaces, then ``#``), blank lines dropped."""
+    stripped = (line.split("  # ")[0].strip() for line in text.splitlines())
+    return [line for line in stripped if line]
+
+
+def missing_line(excerpt: str, source: str) -> str | None:
+    """The first line of ``excerpt`` that ``source`` lacks after the lines
+    before it matched (``...`` lines match anything); None if every one is there."""
+    lines = code_lines(source)
+    position = 0
+    for line in code_lines(excerpt):
+        if line == "...":
+            continue
+        if line not in lines[position:]:
+            return line
+        position = lines.index(line, position) + 1
+    return None
+
+
+@pytest.mark.parametrize("block", EXCERPTS, ids=lambda block: block.name)
+def test_each_excerpt_is_in_the_file_it_names(block: Block) -> None:
+    """The named file is an example run by a test of its own, and the
+    excerpt's lines are its lines, in the same order (``...`` skips some)."""
+    assert block.excerpt_of in RUN_ELSEWHERE, f"{block.name}: {block.excerpt_of} is not an example that runs"
+    missing = missing_line(block.text, (ROOT / block.excerpt_of).read_text())
+    assert missing is None, f"{block.name}: not in {block.excerpt_of}, or not in its order: {missing!r}"
+
+
+def test_the_excerpt_check_finds_a_missing_or_misplaced_line() -> None:
+    """Comments and indentation aside, an excerpt matches only lines of its file, in order."""
+    source = "def f():\n    a = 1\n    b = 2  # two\n\n    c = 3\n"
+    assert missing_line("a = 1\n...\nc = 3  # three\n", source) is None
+    assert missing_line("a = 1\nd = 4\n", source) == "d = 4"
+    assert missing_line("c = 3\nb = 2\n", source) == "b = 2"
