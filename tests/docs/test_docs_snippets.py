@@ -41,6 +41,7 @@ def test_each_python_block_runs_as_written(block: Block, tmp_path: Path) -> None
         text=True,
         timeout=2 * TIMEOUT,
         cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
         check=False,
     )
     expected = "".join(f"{line}\n" for line in re.findall(r"^\s*# stderr: (.*)$", block.text, re.M))
