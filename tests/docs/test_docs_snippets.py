@@ -1,11 +1,13 @@
 """Every Python block of the docs runs as written.
 
-Each block of docs/*.md and README.md (see tests/support/docs.py) runs in a
-process of its own, in an empty directory, and must exit 0 with nothing on
-stderr (but what its ``# stderr: ...`` comments say it logs): its imports are
-in it, it talks to 127.0.0.1 only, and a server in it stops itself.  A block marked as an excerpt of a file instead has its lines in
-that file, and the file runs under another test (tests/docs/test_examples.py
-and tests/docs/test_example_servers.py run every example).
+Each Python block of docs/*.md and README.md (see tests/support/docs.py)
+runs in a process of its own, in an empty directory, and must exit 0 with
+nothing on stderr but what its ``# stderr: ...`` comments say it logs: its
+imports are in it, it talks to 127.0.0.1 only, and a server in it stops
+itself.  A block marked as an excerpt of an example instead has its lines in
+that file, and the file runs under a test of its own
+(tests/docs/test_examples.py and tests/docs/test_example_servers.py run
+every example).
 """
 
 from __future__ import annotations
