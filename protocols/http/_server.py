@@ -20,7 +20,7 @@ the framing; this module adds what h11 leaves to its user:
 * ``100 Continue`` on demand, file regions sent without being held in
   memory, and what to do when a handler fails.
 
-See ``docs/http.md``.
+See https://github.com/weft-project/weft/blob/main/docs/http.md.
 """
 
 from __future__ import annotations

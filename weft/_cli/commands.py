@@ -15,7 +15,7 @@ Exit status: 0 for a clean end (a server stopped by SIGINT or SIGTERM
 included), 1 when something failed at run time (a port in use, a refused or
 reset connection, a timeout), 2 for bad arguments, and 128 + the signal's
 number for a ``connect`` ended by a signal.  Failures are one line on stderr;
-``-v`` adds the traceback.  See ``docs/cli.md``.
+``-v`` adds the traceback.  See https://github.com/weft-project/weft/blob/main/docs/cli.md.
 """
 
 from __future__ import annotations
