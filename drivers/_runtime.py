@@ -81,6 +81,12 @@ class Listener(Protocol):
         ...
 
     @property
+    def port(self) -> int:
+        """The TCP port (the real one when 0 was asked for); ``ArgumentError``
+        for a listener on a path."""
+        ...
+
+    @property
     def connections(self) -> set[Any]:
         """The transports of the connections accepted and still open."""
         ...
