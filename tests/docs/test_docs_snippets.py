@@ -86,3 +86,39 @@ def test_the_excerpt_check_finds_a_missing_or_misplaced_line() -> None:
     assert missing_line("a = 1\n...\nc = 3  # three\n", source) is None
     assert missing_line("a = 1\nd = 4\n", source) == "d = 4"
     assert missing_line("c = 3\nb = 2\n", source) == "b = 2"
+
+
+def test_the_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
+    """Every block that runs is also type-checked, as the repository's code is:
+    ``mypy --strict`` with pyproject.toml's settings (one run over them all;
+    Twisted's untyped functions may be called from a block that imports
+    Twisted, as from the repository's Twisted programs)."""
+    config = [
+        "[mypy]",
+        "strict = True",
+        "warn_unreachable = True",
+        f"mypy_path = {ROOT / '.mypy-path'}:{ROOT}",
+        f"cache_dir = {tmp_path / 'cache'}",
+        "[mypy-trustme.*,trustme,zope.*,zope]",
+        "ignore_missing_imports = True",
+        # weft itself is checked by the repository's own run, with its own overrides.
+        "[mypy-weft.*]",
+        "follow_imports = silent",
+    ]
+    modules = []
+    for block in RUNNABLE:
+        module = re.sub(r"\W", "_", block.name)
+        (tmp_path / f"{module}.py").write_text(block.text)
+        modules.append(str(tmp_path / f"{module}.py"))
+        if re.search(r"^\s*from twisted|^\s*import twisted", block.text, re.M):
+            config += [f"[mypy-{module}]", "disallow_untyped_calls = False"]
+    (tmp_path / "mypy.ini").write_text("\n".join(config) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(tmp_path / "mypy.ini"), *modules],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
