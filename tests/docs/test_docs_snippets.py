@@ -12,6 +12,7 @@ every example).
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import subprocess
 import sys
@@ -122,3 +123,41 @@ def test_the_python_blocks_pass_mypy_strict(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+#: The calls that reach a host, and a string literal among their arguments.
+_HOST_CALL = re.compile(
+    r"\b(?:connect_tcp|open_tcp|open_tcp_stream|open_connection|listen_tcp|serve_tcp|start_server"
+    r"|create_server|TCP4ClientEndpoint|open_udp)\((?P<arguments>[^()]*(?:\([^()]*\)[^()]*)*)\)"
+)
+
+
+def hosts_named(code: str) -> set[str]:
+    """The hosts (string literals) that ``code`` listens on or connects to."""
+    return {
+        host
+        for call in _HOST_CALL.finditer(code)
+        for host in re.findall(r"\"([^\"]*)\"", call.group("arguments"))
+    }
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=lambda block: block.name)
+def test_each_python_block_stays_on_this_machine(block: Block) -> None:
+    """A block listens on and connects to loopback addresses only (127.0.0.1; the
+    memory network's DNS server at 127.0.0.53)."""
+    assert [host for host in hosts_named(block.text) if not is_loopback(host)] == []
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address of this machine's loopback (a name is not)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def test_a_host_elsewhere_is_noticed() -> None:
+    """The check reads the host out of the calls the docs make."""
+    code = 'runtime.connect_tcp(lambda: client, "example.org", 80)\nopen_udp(runtime, ("127.0.0.1", 53))\n'
+    assert hosts_named(code) == {"example.org", "127.0.0.1"}
+    assert [is_loopback(host) for host in ("127.0.0.1", "example.org", "10.0.0.5")] == [True, False, False]
