@@ -15,7 +15,7 @@ This package is the interface every driver shares:
   runtime by name, from :data:`DRIVERS`, the registry of every driver, which
   also says what each offers (the table:
   https://github.com/weft-project/weft/blob/main/docs/drivers.md).
-* :func:`serve` serves a protocol on any driver until SIGINT or SIGTERM,
+* :func:`serve` serves a protocol on any driver until SIGINT, SIGTERM or SIGHUP,
   then stops gracefully (:class:`Server` is the same, without the signals);
   :func:`serve_datagrams` serves a datagram protocol on one UDP or UNIX
   datagram endpoint.

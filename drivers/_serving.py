@@ -2,7 +2,7 @@
 
 ``serve(EchoProtocol)`` is a whole server: it listens (on 127.0.0.1:8000
 unless told otherwise), says so with one line on stderr
-(``listening on 127.0.0.1:8000``), and runs until SIGINT or SIGTERM.  Then it
+(``listening on 127.0.0.1:8000``), and runs until SIGINT, SIGTERM or SIGHUP.  Then it
 stops gracefully:
 
 1. it stops accepting (the listening sockets close at once, so a new client is
@@ -15,7 +15,8 @@ The factory may also be an ``async def`` handler taking a
 echo(stream)`` runs one task per connection (see
 :func:`weft.drivers.coroutines.stream_handler`).
 
-A second SIGINT or SIGTERM cuts the grace period short.  :func:`serve` works
+A second signal cuts the grace period short (SIGHUP is left alone when it
+is ignored, as under ``nohup``).  :func:`serve` works
 through the :class:`~weft.drivers._runtime.Runtime` interface only, so it runs
 on every driver; :class:`Server` is the same machinery on a runtime the caller
 owns.
@@ -38,7 +39,6 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -52,6 +52,7 @@ from weft.drivers._core.connection_limit import (
     checked_idle_timeout,
     checked_max_connections,
 )
+from weft.drivers._core.signal_handlers import stop_signals
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._core.stdio import STDIN, STDOUT, blocking_modes_restored
 from weft.drivers._registry import open_runtime
@@ -80,7 +81,7 @@ __all__ = [
     "serve",
 ]
 
-logger = logging.getLogger("weft.serve")
+logger = logging.getLogger("weft.drivers")
 
 #: Where a server listens unless told otherwise: loopback only, so that
 #: trying weft out never opens a port to the network.
@@ -382,7 +383,7 @@ def serve(
     busy_reply: bytes | None = None,
     idle_timeout: float | None = None,
 ) -> None:
-    """Serve ``factory`` until SIGINT or SIGTERM, then stop gracefully and return.
+    """Serve ``factory`` until SIGINT, SIGTERM or SIGHUP, then stop gracefully and return.
 
     ``factory`` makes a protocol per connection, or is an ``async def``
     handler awaited with a :class:`~weft.drivers.coroutines.Stream` per
@@ -437,7 +438,7 @@ def serve(
                 server.listen_tcp(host, DEFAULT_PORT if port is None else port)
             # Before announcing: whoever reads the line may signal at once.
             if threading.current_thread() is threading.main_thread():
-                for signum in (signal.SIGINT, signal.SIGTERM):
+                for signum in stop_signals():
                     runtime.add_signal_handler(signum, server.stop)
             if on_ready is not None:
                 on_ready(server)

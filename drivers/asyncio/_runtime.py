@@ -44,7 +44,7 @@ from weft.protocols.errors import ArgumentError, ClosedResourceError
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "AsyncioRuntime"]
 
-logger = logging.getLogger("weft.asyncio")
+logger = logging.getLogger("weft.drivers.asyncio")
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncioListener", "connect_tcp", "connect_unix", "listen_tcp", "listen_unix"]
 
-logger = logging.getLogger("weft.asyncio")
+logger = logging.getLogger("weft.drivers.asyncio")
 
 ProtocolFactory = Callable[[], Any]
 #: Opens a connection for the asyncio protocol factory it is given.

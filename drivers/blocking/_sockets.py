@@ -57,7 +57,7 @@ __all__ = [
     "connect",
 ]
 
-logger = logging.getLogger("weft.blocking")
+logger = logging.getLogger("weft.drivers.blocking")
 
 #: Connections a listener serves at once; more get its busy reply.
 DEFAULT_MAX_CONNECTIONS = 256

@@ -27,9 +27,10 @@ import socket
 from collections import deque
 from collections.abc import Callable
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from weft.drivers._core.connection_clock import ConnectionClock
+from weft.drivers._core.connection_log import log_closed, log_opened
 from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
 from weft.drivers._core.lifecycle import Event, TransportLifecycle, WriteState
 from weft.drivers._core.socket_defaults import LINGER_ZERO, READ_SIZE, name_or_none
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["READ_SIZE", "DescriptorTransport"]
 
-logger = logging.getLogger("weft.reactor")
+logger = logging.getLogger("weft.drivers.reactor")
 
 
 # sendmsg and writev take at most this many buffers (Linux's IOV_MAX).
@@ -59,6 +60,9 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
     ``asyncio.Transport`` (asyncio code checks for one), its methods all
     weft's own: the bookkeeping base comes first in the method order.
     """
+
+    #: Where the connection's start and end are logged (debug level): its driver's logger.
+    _logger: ClassVar[logging.Logger] = logger
 
     # Slots: no per-instance dict, and the hot path's attribute reads are
     # plain descriptor loads.  (_extra is asyncio.BaseTransport's slot.)
@@ -145,6 +149,7 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
     def start(self) -> None:
         """Call ``connection_made``, then start reading (unless it paused)."""
         self._reactor._open[self] = self.abort
+        log_opened(self._logger, self)
         try:
             self._protocol.connection_made(self)
         except Exception as exc:
@@ -471,6 +476,7 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
         self._reactor.call_soon(self._connection_lost, exc)
 
     def _connection_lost(self, exc: BaseException | None) -> None:
+        log_closed(self._logger, self, exc)
         try:
             self._protocol.connection_lost(exc)
         finally:

@@ -50,7 +50,7 @@ from weft.protocols.errors import ArgumentError, BusyResourceError, ClosedResour
 
 __all__ = ["Reactor"]
 
-logger = logging.getLogger("weft.reactor")
+logger = logging.getLogger("weft.drivers.reactor")
 
 _Ts = TypeVarTuple("_Ts")
 

@@ -44,7 +44,7 @@ __all__ = [
     "listen_unix",
 ]
 
-logger = logging.getLogger("weft.reactor")
+logger = logging.getLogger("weft.drivers.reactor")
 
 ProtocolFactory = Callable[[], Any]
 

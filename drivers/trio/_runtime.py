@@ -59,7 +59,7 @@ from weft.protocols.errors import ArgumentError, ClosedResourceError, InvalidSta
 
 __all__ = ["TrioRuntime", "open_trio_runtime"]
 
-logger = logging.getLogger("weft.trio")
+logger = logging.getLogger("weft.drivers.trio")
 
 _T = TypeVar("_T")
 
@@ -320,7 +320,7 @@ class TrioRuntime:
     ) -> None:
         """Start ``async_fn(*args)`` as a Trio task of the runtime's nursery
         (``nursery.start_soon``), beside weft's connections.  An exception it
-        lets out is logged to the ``weft.trio`` logger, and ends only that task."""
+        lets out is logged to the ``weft.drivers.trio`` logger, and ends only that task."""
         self._check_open()
         self._spawn(async_fn, *args, name=name)
 

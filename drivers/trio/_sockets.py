@@ -39,7 +39,7 @@ from weft.protocols.contract import Transport
 
 __all__ = ["SocketHost", "TrioListener", "connect", "socket_transport"]
 
-logger = logging.getLogger("weft.trio")
+logger = logging.getLogger("weft.drivers.trio")
 
 ProtocolFactory = Callable[[], Any]
 

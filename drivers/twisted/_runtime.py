@@ -62,7 +62,7 @@ from weft.protocols.errors import ArgumentError, ClosedResourceError
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "TwistedRuntime"]
 
-logger = logging.getLogger("weft.twisted")
+logger = logging.getLogger("weft.drivers.twisted")
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TwistedListener", "adopt_socket", "connect_tcp", "connect_unix", "listen_tcp", "listen_unix"]
 
-logger = logging.getLogger("weft.twisted")
+logger = logging.getLogger("weft.drivers.twisted")
 
 ProtocolFactory = Callable[[], Any]
 

@@ -8,16 +8,18 @@ prefix is read, before any of its payload is kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import struct
 
-from weft.protocols.errors import ArgumentError, FrameTooLongError, UnencodableFrameError
-from weft.protocols.framing._buffer import ReadBuffer
-from weft.protocols.framing._parser import DEFAULT_MAX_FRAME_LENGTH, iter_frames
+from weft.protocols.errors import ArgumentError, UnencodableFrameError
+from weft.protocols.framing._cutting import CuttingParser
+from weft.protocols.framing._parser import DEFAULT_MAX_FRAME_LENGTH
 
 __all__ = ["PREFIX_SIZES", "LengthPrefixedParser", "encode_length_prefixed"]
 
 #: The prefix sizes supported, in bytes.
 PREFIX_SIZES = (1, 2, 4)
+
+_PREFIX_FORMATS = {1: ">B", 2: ">H", 4: ">I"}
 
 
 def _check_prefix_size(prefix_size: int) -> None:
@@ -39,71 +41,52 @@ def encode_length_prefixed(payload: bytes, prefix_size: int = 4) -> bytes:
     return len(payload).to_bytes(prefix_size, "big") + payload
 
 
-class LengthPrefixedParser:
-    """Cuts a byte stream into length-prefixed frames (the prefix is removed)."""
+class LengthPrefixedParser(CuttingParser):
+    """Cuts a byte stream into length-prefixed frames (the prefix is removed).
 
-    __slots__ = ("_prefix_size", "_max_length", "_buffer", "_error")
+    Frames are cut as bytes are fed (see :mod:`~weft.protocols.framing._cutting`);
+    an announced length over the limit stops the cutting there, and its
+    error comes out of :meth:`next_frame` after the frames before it.
+    """
+
+    __slots__ = ("_prefix_size", "_unpack_length")
 
     def __init__(self, prefix_size: int = 4, max_length: int = DEFAULT_MAX_FRAME_LENGTH) -> None:
         _check_prefix_size(prefix_size)
-        if max_length < 0:
-            raise ArgumentError(f"max_length must be >= 0, not {max_length}")
+        super().__init__(max_length, prefix_size)
         self._prefix_size = prefix_size
-        self._max_length = max_length
-        self._buffer = ReadBuffer()
-        self._error: FrameTooLongError | None = None
+        self._unpack_length = struct.Struct(_PREFIX_FORMATS[prefix_size]).unpack_from
 
     @property
     def prefix_size(self) -> int:
         """Bytes in each length prefix."""
         return self._prefix_size
 
-    @property
-    def max_length(self) -> int:
-        """The longest payload accepted."""
-        return self._max_length
-
-    @property
-    def error(self) -> FrameTooLongError | None:
-        """The error raised, once :meth:`next_frame` has raised it."""
-        return self._error
-
-    @property
-    def buffered(self) -> int:
-        """How many bytes are held."""
-        return len(self._buffer)
-
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Take more bytes."""
-        if self._error is None:
-            self._buffer.append(data)
-
-    def next_frame(self) -> bytes | None:
-        """The next payload, or ``None`` until it has all arrived."""
-        if self._error is not None:
-            raise self._error
-        buffer = self._buffer
+    def _cut(self, data: bytes) -> None:
+        unpack_length = self._unpack_length
         prefix_size = self._prefix_size
-        if len(buffer) < prefix_size:
-            return None
-        length = int.from_bytes(buffer.peek(prefix_size), "big")
-        if length > self._max_length:
-            buffer.clear()
-            self._error = FrameTooLongError(
-                f"frame of {length} bytes is over the limit of {self._max_length}",
-                limit=self._max_length,
-                length=length,
-            )
-            raise self._error
-        if len(buffer) < prefix_size + length:
-            return None
-        buffer.skip(prefix_size)
-        return buffer.take(length)
+        limit = self._max_length
+        end = len(data)
+        frames: list[bytes] = []
+        cut = frames.append
+        offset = 0
+        need = prefix_size
+        while offset + prefix_size <= end:
+            (length,) = unpack_length(data, offset)
+            if length > limit:
+                self._refused = self._too_long(length)
+                break
+            start = offset + prefix_size
+            stop = start + length
+            if stop > end:
+                need = prefix_size + length
+                break
+            cut(data[start:stop])
+            offset = stop
+        self._keep(frames, data, offset, need)
 
-    def frames(self) -> Iterator[bytes]:
-        """Every whole frame available now, in order."""
-        return iter_frames(self)
+    def _encode(self, payload: bytes) -> bytes:
+        return len(payload).to_bytes(self._prefix_size, "big") + payload
 
-    def take_buffer(self) -> bytes:
-        """Remove and return everything held."""
-        return self._buffer.take_all()
+    def _first_need(self) -> int:
+        return self._prefix_size

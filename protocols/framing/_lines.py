@@ -11,6 +11,7 @@ can prove it without timing anything.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import length_hint
 
 from weft.protocols.errors import ArgumentError, LineTooLongError, UnencodableFrameError
 from weft.protocols.framing._parser import DEFAULT_MAX_FRAME_LENGTH, iter_frames
@@ -48,7 +49,7 @@ class LineParser:
         "_delimiter",
         "_max_length",
         "_lines",
-        "_next",
+        "_pending",
         "_partial",
         "_partial_size",
         "_tail",
@@ -65,9 +66,15 @@ class LineParser:
             raise ArgumentError(f"max_length must be >= 0, not {max_length}")
         self._delimiter = delimiter
         self._max_length = max_length
-        # Whole lines not yet handed out, and the index of the next one.
+        # Whole lines, and an iterator over them that is the parser's
+        # position: a line taken from it is handed out.  One iterator, shared
+        # with the line protocol's delivery loop (see
+        # FrameReceiver._deliver_lines), so that loop advances the parser at
+        # no cost per line, and whatever else takes lines meanwhile (a
+        # handler that switches to raw mode takes the rest) takes them from
+        # under it.
         self._lines: list[bytes] = []
-        self._next = 0
+        self._pending: Iterator[bytes] = iter(self._lines)
         # The line still waiting for its delimiter, kept in pieces so that a
         # long line arriving in many chunks is never re-copied.
         self._partial: list[bytes] = []
@@ -98,19 +105,32 @@ class LineParser:
     @property
     def buffered(self) -> int:
         """How many bytes are held: whole lines not yet taken, and the partial line."""
-        waiting = self._lines[self._next :]
+        waiting = self._waiting()
         return sum(map(len, waiting)) + len(waiting) * len(self._delimiter) + self._partial_size
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Take more bytes."""
         if not data or self._error is not None:
             return
-        data = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         delimiter = self._delimiter
-        # find() up to the delimiter plus split() of the rest, or split() of
-        # all of it: either way each new byte is searched once.
         self.bytes_scanned += len(data)
-        if self._partial:
+        partial = self._partial
+        if not partial:
+            pieces = data.split(delimiter)
+        elif self._partial_size <= len(data):
+            # A partial line no longer than the new bytes: searching it again
+            # with them is cheaper than the bookkeeping of a straddling
+            # delimiter, and the cost stays linear (each byte is searched at
+            # most twice: once when it came, once with a next chunk at least
+            # as long).
+            self.bytes_scanned += self._partial_size
+            pieces = (b"".join(partial) + data).split(delimiter)
+        else:
+            # A long partial line (many small chunks of one long line): only
+            # the new bytes are searched, find() up to the delimiter and
+            # split() of the rest, so each byte is searched once.
             end = self._end_of_partial_line(data)
             if end < 0:
                 self._add_partial(data)
@@ -118,32 +138,35 @@ class LineParser:
             first, rest = self._partial_line_through(data, end)
             pieces = rest.split(delimiter)
             pieces[0:0] = [first]
-        else:
-            pieces = data.split(delimiter)
         last = pieces.pop()
-        if self._next == len(self._lines):
+        if pieces:
+            # An exhausted list iterator forgets its list, so lines not yet
+            # taken move to a new list with the new ones (usually there are none).
+            if waiting := [*self._pending]:
+                waiting += pieces
+                pieces = waiting
             self._lines = pieces
-            self._next = 0
-        else:
-            self._lines.extend(pieces)
+            self._pending = iter(pieces)
+        # The partial line was used up above (a long one by
+        # _partial_line_through): the last piece is the new one.
         if last:
-            self._add_partial(last)
+            self._partial = [last]
+            self._partial_size = len(last)
+            if len(delimiter) > 1:
+                self._tail = last[1 - len(delimiter) :]
+        elif partial:
+            self._clear_partial()
 
     def next_frame(self) -> bytes | None:
         """The next line, or ``None`` until another delimiter arrives."""
-        if self._next < len(self._lines):
-            line = self._lines[self._next]
-            self._next += 1
+        if (line := next(self._pending, None)) is not None:
             if len(line) > self._max_length:
-                self._fail(len(line))
+                raise self._fail(len(line))
             return line
-        # A partial line may end with the first bytes of a delimiter, so it is
-        # only certainly too long past max_length + len(delimiter) - 1: the
-        # same verdict whatever the chunking.
         if self._error is not None:
             raise self._error
-        if self._partial_size > self._max_length + len(self._delimiter) - 1:
-            self._fail(self._partial_size)
+        if self._partial_over_limit():
+            raise self._fail(self._partial_size)
         return None
 
     next_line = next_frame
@@ -155,14 +178,20 @@ class LineParser:
     def take_buffer(self) -> bytes:
         """Remove and return everything held, as the bytes that were fed."""
         delimiter = self._delimiter
-        waiting = self._lines[self._next :]
-        held = b"".join(line + delimiter for line in waiting) + b"".join(self._partial)
-        self._lines = []
-        self._next = 0
+        held = b"".join(line + delimiter for line in self._pending) + b"".join(self._partial)
+        self._clear_lines()
         self._clear_partial()
         return held
 
     # ------------------------------------------------------------ internals
+
+    def _waiting(self) -> list[bytes]:
+        """The whole lines not yet handed out, left in place."""
+        return self._lines[len(self._lines) - length_hint(self._pending) :]
+
+    def _clear_lines(self) -> None:
+        self._lines = []
+        self._pending = iter(self._lines)
 
     def _end_of_partial_line(self, data: bytes) -> int:
         """Where the delimiter that ends the partial line ends in ``data``, or -1.
@@ -199,14 +228,29 @@ class LineParser:
         self._partial_size = 0
         self._tail = b""
 
-    def _fail(self, length: int) -> None:
+    @property
+    def _longest(self) -> int:
+        return self._max_length
+
+    def _settled(self) -> bool:
+        return self._error is None and not self._partial_over_limit()
+
+    def _partial_over_limit(self) -> bool:
+        """Whether the partial line is certainly over the limit, whatever bytes come next.
+
+        It may end with the first bytes of a delimiter, so only past
+        ``max_length + len(delimiter) - 1``: the same verdict whatever the chunking.
+        """
+        return self._partial_size > self._max_length + len(self._delimiter) - 1
+
+    def _fail(self, length: int) -> LineTooLongError:
+        """Spend the parser on a line of ``length`` bytes over the limit; return the error to raise."""
         error = self._too_long(length)
         # Nothing after an over-long line is trusted: drop it all.
-        self._lines = []
-        self._next = 0
+        self._clear_lines()
         self._clear_partial()
         self._error = error
-        raise error
+        return error
 
     def _too_long(self, length: int) -> LineTooLongError:
         return LineTooLongError(

@@ -10,11 +10,9 @@ digit too many, a length over the limit before any payload is kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from weft.protocols.errors import ArgumentError, FrameTooLongError, MalformedFrameError, ProtocolError
-from weft.protocols.framing._buffer import ReadBuffer
-from weft.protocols.framing._parser import DEFAULT_MAX_FRAME_LENGTH, iter_frames
+from weft.protocols.errors import FrameTooLongError, MalformedFrameError, ProtocolError
+from weft.protocols.framing._cutting import CuttingParser
+from weft.protocols.framing._parser import DEFAULT_MAX_FRAME_LENGTH
 
 __all__ = ["NetstringParser", "encode_netstring"]
 
@@ -29,108 +27,85 @@ def encode_netstring(payload: bytes) -> bytes:
     return b"%d:%s," % (len(payload), payload)
 
 
-class NetstringParser:
-    """Cuts a byte stream of netstrings into their payloads."""
+class NetstringParser(CuttingParser):
+    """Cuts a byte stream of netstrings into their payloads.
 
-    __slots__ = ("_max_length", "_max_digits", "_buffer", "_length", "_error")
+    Frames are cut as bytes are fed (see :mod:`~weft.protocols.framing._cutting`).
+    A well-formed header is read with one ``find``; a bad one is judged
+    byte by byte (:meth:`_header_error`), so its error is the same whatever
+    the chunking, and comes out of :meth:`next_frame` after the frames
+    before it.
+    """
+
+    __slots__ = ("_max_digits",)
 
     def __init__(self, max_length: int = DEFAULT_MAX_FRAME_LENGTH) -> None:
-        if max_length < 0:
-            raise ArgumentError(f"max_length must be >= 0, not {max_length}")
-        self._max_length = max_length
+        super().__init__(max_length, 1)
         self._max_digits = len(str(max_length))
-        self._buffer = ReadBuffer()
-        # The payload length once its header is read, else None.
-        self._length: int | None = None
-        self._error: ProtocolError | None = None
 
-    @property
-    def max_length(self) -> int:
-        """The longest payload accepted."""
-        return self._max_length
+    def _cut(self, data: bytes) -> None:
+        max_digits = self._max_digits
+        limit = self._max_length
+        end = len(data)
+        frames: list[bytes] = []
+        cut = frames.append
+        offset = 0
+        need = 1
+        while offset < end:
+            colon = data.find(b":", offset, offset + max_digits + 1)
+            header = data[offset:colon]
+            if colon < 0 or not header.isdigit() or (header[0] == _ZERO and colon - offset > 1):
+                # No colon yet, or a header that is not plain digits: judge
+                # it byte by byte, for the error the stream order gives.
+                window = data[offset : offset + max_digits + 1]
+                if (error := self._header_error(window)) is not None:
+                    self._refused = error
+                else:
+                    need = end - offset + 1
+                break
+            length = int(header)
+            if length > limit:
+                self._refused = self._too_long(length, "netstring")
+                break
+            stop = colon + 1 + length
+            if stop >= end:
+                need = stop + 1 - offset
+                break
+            if data[stop] != _COMMA:
+                self._refused = MalformedFrameError("netstring payload not followed by ','")
+                break
+            cut(data[colon + 1 : stop])
+            offset = stop + 1
+        self._keep(frames, data, offset, need)
 
-    @property
-    def error(self) -> ProtocolError | None:
-        """The error raised, once :meth:`next_frame` has raised it."""
-        return self._error
+    def _encode(self, payload: bytes) -> bytes:
+        return encode_netstring(payload)
 
-    @property
-    def buffered(self) -> int:
-        """How many bytes are held (a header already read is not counted)."""
-        return len(self._buffer)
+    def _first_need(self) -> int:
+        # Every header byte is judged as it comes: a bad first byte is an
+        # error at once.
+        return 1
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        """Take more bytes."""
-        if self._error is None:
-            self._buffer.append(data)
+    def _header_error(self, window: bytes) -> ProtocolError | None:
+        """The error the header at the front of ``window`` makes, judged in stream order.
 
-    def next_frame(self) -> bytes | None:
-        """The next payload, or ``None`` until it has all arrived."""
-        if self._error is not None:
-            raise self._error
-        if self._length is None:
-            self._length = self._read_header()
-            if self._length is None:
-                return None
-        length = self._length
-        buffer = self._buffer
-        if len(buffer) < length + 1:
-            return None
-        if buffer.byte_at(length) != _COMMA:
-            self._fail(MalformedFrameError("netstring payload not followed by ','"))
-        payload = buffer.take(length)
-        buffer.skip(1)
-        self._length = None
-        return payload
-
-    def frames(self) -> Iterator[bytes]:
-        """Every whole payload available now, in order."""
-        return iter_frames(self)
-
-    def take_buffer(self) -> bytes:
-        """Remove and return the unparsed bytes.
-
-        A header already read is given back too, so the bytes returned are
-        exactly the ones fed and not yet taken.
+        None when ``window`` is the valid start of a header whose colon has
+        not arrived yet.
         """
-        head = b"" if self._length is None else b"%d:" % self._length
-        self._length = None
-        return head + self._buffer.take_all()
-
-    def _read_header(self) -> int | None:
-        """Consume ``<digits>:`` and return the length, or None if incomplete."""
-        window = self._buffer.peek(self._max_digits + 1)
         for index, byte in enumerate(window):
             if byte == _COLON:
                 if index == 0:
-                    self._fail(MalformedFrameError("netstring has an empty length"))
+                    return MalformedFrameError("netstring has an empty length")
                 length = int(window[:index])
-                if length > self._max_length:
-                    self._fail(
-                        FrameTooLongError(
-                            f"netstring of {length} bytes is over the limit of {self._max_length}",
-                            limit=self._max_length,
-                            length=length,
-                        )
-                    )
-                self._buffer.skip(index + 1)
-                return length
+                return self._too_long(length, "netstring") if length > self._max_length else None
             if not _ZERO <= byte <= _NINE:
-                self._fail(MalformedFrameError(f"netstring length holds {bytes([byte])!r}"))
+                return MalformedFrameError(f"netstring length holds {bytes([byte])!r}")
             if index == 1 and window[0] == _ZERO:
-                self._fail(MalformedFrameError("netstring length has a leading zero"))
+                return MalformedFrameError("netstring length has a leading zero")
             if index == self._max_digits:
-                self._fail(
-                    FrameTooLongError(
-                        f"netstring length has more digits than the limit of {self._max_length} allows",
-                        limit=self._max_length,
-                        length=10**index,
-                    )
+                return FrameTooLongError(
+                    f"netstring length has more digits than the limit of {self._max_length} allows",
+                    limit=self._max_length,
+                    length=10**index,
                 )
         return None
-
-    def _fail(self, error: ProtocolError) -> None:
-        self._buffer.clear()
-        self._length = None
-        self._error = error
-        raise error

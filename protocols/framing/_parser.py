@@ -22,7 +22,7 @@ from typing import Protocol
 
 from weft.protocols.errors import ProtocolError
 
-__all__ = ["DEFAULT_MAX_FRAME_LENGTH", "FrameParser", "iter_frames"]
+__all__ = ["DEFAULT_MAX_FRAME_LENGTH", "FrameParser", "ReadyFrames", "iter_frames"]
 
 #: The default limit on a frame (a line, a payload), in bytes.
 DEFAULT_MAX_FRAME_LENGTH = 64 * 1024
@@ -67,3 +67,35 @@ def iter_frames(parser: FrameParser) -> Iterator[bytes]:
     """
     while (frame := parser.next_frame()) is not None:
         yield frame
+
+
+class ReadyFrames(Protocol):
+    """What weft's own parsers offer the framing protocols' fast delivery loop.
+
+    Internal to the framing package (the names are underscored): a parser
+    that cuts frames as it is fed keeps them in a list behind one iterator,
+    ``_pending``, which is its position in them, so the protocol's loop
+    takes frames with no call per frame.
+    """
+
+    #: The frames cut and not yet handed out.
+    _pending: Iterator[bytes]
+    @property
+    def _longest(self) -> int:
+        """The longest frame to hand out; a longer one is ``_fail``'s.
+
+        Only the line parser checks lengths this late; the others cut only
+        frames within it.
+        """
+        ...
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Take more bytes (as :meth:`FrameParser.feed`)."""
+
+    def _fail(self, length: int) -> ProtocolError:
+        """Spend the parser on a frame of ``length`` bytes just taken; return the error."""
+        ...
+
+    def _settled(self) -> bool:
+        """Whether :meth:`FrameParser.next_frame` would now return None without raising."""
+        ...

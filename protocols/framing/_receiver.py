@@ -21,6 +21,7 @@ Frames stop being delivered once the transport is closing.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from weft.protocols.contract import Protocol, Transport
@@ -28,10 +29,13 @@ from weft.protocols.errors import ProtocolError
 from weft.protocols.framing._length_prefixed import LengthPrefixedParser, encode_length_prefixed
 from weft.protocols.framing._lines import LineParser, encode_line
 from weft.protocols.framing._netstring import NetstringParser, encode_netstring
-from weft.protocols.framing._parser import DEFAULT_MAX_FRAME_LENGTH, FrameParser
+from weft.protocols.framing._parser import DEFAULT_MAX_FRAME_LENGTH, FrameParser, ReadyFrames
 from weft.protocols.tls._upgrade import start_tls
 
 __all__ = ["FrameReceiver", "LengthPrefixedProtocol", "LineProtocol", "NetstringProtocol"]
+
+#: The parsers whose frames FrameReceiver hands out through ReadyFrames.
+_READY_PARSERS = (LineParser, LengthPrefixedParser, NetstringParser)
 
 
 class FrameReceiver(Protocol):
@@ -49,6 +53,12 @@ class FrameReceiver(Protocol):
         # True until connection_made, and again once the framing broke:
         # nothing is delivered while it holds.
         self._halted = True
+        # weft's own parsers cut frames as they are fed and keep them behind
+        # one iterator that is their position: data_received hands those out
+        # in one tight loop (_deliver_ready).  Another parser (a subclass's
+        # make_parser) goes through next_frame, one call per frame.
+        parser = self._parser
+        self._ready: ReadyFrames | None = parser if type(parser) in _READY_PARSERS else None  # type: ignore[assignment]
 
     # ---------------------------------------------------- for subclasses
 
@@ -153,6 +163,11 @@ class FrameReceiver(Protocol):
         """Parse ``data`` and deliver what it completes."""
         if self._halted:
             return
+        ready = self._ready
+        if ready is not None and not (self._raw or self._paused or self._delivering):
+            ready.feed(data)
+            self._deliver_ready(ready)
+            return
         if self._raw and not self._paused and not self._delivering:
             held = self._parser.take_buffer()
             self.raw_data_received(held + data if held else data)
@@ -161,6 +176,47 @@ class FrameReceiver(Protocol):
         self._deliver()
 
     # ----------------------------------------------------------- internals
+
+    def _frame_handler(self) -> Callable[[bytes], object]:
+        """What each frame is handed to."""
+        return self.frame_received
+
+    def _deliver_ready(self, parser: ReadyFrames) -> None:
+        """:meth:`_deliver`'s loop for the common case, cut to what a frame needs.
+
+        Per frame: the length check (a line parser checks it here, as it
+        hands the line out), the handler, and a look at whether the handler
+        paused, switched to raw mode or closed.  The iterator is the
+        parser's own position, so a frame handed out here is gone from the
+        parser, and frames the handler makes the parser give up (raw mode,
+        STARTTLS) end this loop.
+        """
+        is_closing = self.transport.is_closing
+        if is_closing():
+            return
+        limit = parser._longest
+        handler = self._frame_handler()
+        pending = parser._pending
+        self._delivering = True
+        try:
+            for frame in pending:
+                if len(frame) > limit:
+                    self._halted = True
+                    self.frame_error(parser._fail(len(frame)))
+                    return
+                handler(frame)
+                if self._paused or self._raw or is_closing():
+                    break
+            else:
+                # Every frame handed out, and none fed meanwhile (a
+                # handler's set_frame_mode(extra) makes a new iterator).
+                if parser._pending is pending and parser._settled():
+                    return
+        finally:
+            self._delivering = False
+        # The rest, by the general loop: what a switch of mode left, or the
+        # error the parser holds.
+        self._deliver()
 
     def _deliver(self) -> None:
         if self._delivering or self._halted:
@@ -200,6 +256,12 @@ class LineProtocol(FrameReceiver):
 
     delimiter: bytes = b"\n"
     max_line_length: int = DEFAULT_MAX_FRAME_LENGTH
+
+    def _frame_handler(self) -> Callable[[bytes], object]:
+        # Straight to line_received, unless a subclass handles frames itself.
+        if type(self).frame_received is LineProtocol.frame_received:
+            return self.line_received
+        return self.frame_received
 
     def make_parser(self) -> FrameParser:
         """A :class:`~weft.protocols.framing._lines.LineParser` with this class's settings."""

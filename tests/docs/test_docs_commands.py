@@ -20,22 +20,52 @@ CLI = "tests/cli/test_cli.py"
 CLI_HTTP = "tests/cli/test_cli_http.py"
 CLI_TLS = "tests/cli/test_cli_tls.py"
 CLI_TRIO = "tests/cli/test_cli_trio.py"
+CLI_TLS_OPTIONS = "tests/cli/test_cli_tls_options.py"
+CLI_FACTORIES = "tests/cli/test_cli_factories.py"
 SYNOPSIS = "tests/docs/test_docs_cli.py::test_the_synopsis_names_every_option"
 
 #: Each command the docs show (as written, after its ``$`` prompt, without
 #: its comment), and the tests (``file::function``) that run it.
 COVERED: dict[str, tuple[str, ...]] = {
     # docs/cli.md, the synopsis: every option it lists exists, and the reverse.
-    "weft serve {echo,pubsub,http} [--host H] [--port P | --unix PATH | --stdio]": (SYNOPSIS,),
-    "weft serve echo --udp [--host H] [--port P | --unix PATH] [--driver D] [--grace SECONDS] [-v]": (
+    "weft serve {echo,pubsub,http} | MODULE:FACTORY | --factory MODULE:FACTORY [--app-dir DIR]": (SYNOPSIS,),
+    "weft serve echo --udp [--host H] [--port P | --unix PATH] [--driver D] [--grace SECONDS]": (
         SYNOPSIS,
         "tests/cli/test_cli_udp.py::test_serve_echo_over_a_unix_datagram_socket",
     ),
-    "weft connect HOST PORT | --unix PATH | --via COMMAND": (SYNOPSIS,),
+    "weft connect HOST PORT | --unix PATH | --via COMMAND | --listen [HOST] PORT | --listen --unix PATH": (
+        SYNOPSIS,
+    ),
     "weft drivers": (f"{CLI}::test_drivers_lists_every_driver",),
     "weft --version": (f"{CLI}::test_version",),
     # docs/cli.md, the examples
     "weft serve pubsub --port 0": (f"{CLI}::test_serve_pubsub_session",),
+    "weft serve echo --port 8443 --tls --cert server.pem --key server.key --client-ca client.pem"
+    " --require-client-cert &": (f"{CLI_TLS_OPTIONS}::test_mutual_tls",),
+    "printf 'hi\\n' | weft connect 127.0.0.1 8443 --tls --cafile client.pem --client-cert server.pem"
+    " --client-key server.key": (f"{CLI_TLS_OPTIONS}::test_mutual_tls",),
+    "printf 'hi\\n' | weft connect 127.0.0.1 8443 --tls --cafile client.pem": (
+        f"{CLI_TLS_OPTIONS}::test_mutual_tls",
+    ),
+    "weft serve examples.shout:ShoutProtocol --port 0": (
+        f"{CLI_FACTORIES}::test_serve_your_own_protocol_on_each_driver",
+    ),
+    "weft serve examples.shout:shout --stdio -v <<< 'hello'": (
+        f"{CLI_FACTORIES}::test_verbose_says_which_kind_it_serves",
+    ),
+    "weft serve echo --port 8443 --tls --cert server.pem --key server.key --alpn h2,http/1.1 &": (
+        f"{CLI_TLS_OPTIONS}::test_connect_verbose_describes_the_session",
+    ),
+    "printf 'hi\\n' | weft connect 127.0.0.1 8443 --tls --cafile client.pem --alpn http/1.1 -v": (
+        f"{CLI_TLS_OPTIONS}::test_connect_verbose_describes_the_session",
+    ),
+    "weft connect --listen 9000": (
+        "tests/cli/test_cli_connect_modes.py::test_listen_accepts_one_connection_and_bridges_it",
+    ),
+    "weft connect 127.0.0.1 9000": (
+        "tests/cli/test_cli_connect_modes.py::test_listen_accepts_one_connection_and_bridges_it",
+    ),
+    "weft serve echo --port 0 -v --log-format json": ("tests/cli/test_cli_logging.py::test_json_lines",),
     "weft serve echo --udp --port 0": ("tests/cli/test_cli_udp.py::test_serve_echo_over_udp",),
     "weft serve http --max-connections 100": (
         f"{CLI_HTTP}::test_over_max_connections_curl_gets_a_503_at_once",

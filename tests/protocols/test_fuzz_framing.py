@@ -155,8 +155,10 @@ NETSTRINGS = Format(
     parser=NetstringParser,
     protocol=lambda limit, pause_every: Netstrings(limit, pause_every),
     encode=encode_netstring,
-    # An unfinished header, or a payload without its comma.
-    bound=lambda limit: max(len(str(limit)), limit),
+    # An unfinished header, or a header and a payload without its comma
+    # (the header is kept with its payload, as it was fed, until the frame
+    # can be cut whole).
+    bound=lambda limit: len(str(limit)) + 1 + limit,
     vocabulary=(b"0:,", b"3:", b":", b",", b"0", b"1", b"9", b"12"),
 )
 

@@ -228,11 +228,11 @@ def test_take_buffer_returns_unread_netstrings() -> None:
 
 
 def test_take_buffer_gives_back_a_header_already_read() -> None:
-    """A header the parser has read and consumed, waiting on its payload, is given back too."""
+    """A header the parser has read, waiting on its payload, is given back too."""
     parser = NetstringParser()
     parser.feed(b"10:abc")
     assert parser.next_frame() is None
-    assert parser.buffered == 3  # the header already read is not counted
+    assert parser.buffered == 6  # the header is held with its payload, as fed
     assert parser.take_buffer() == b"10:abc"
     # And the parser starts afresh: the old header is forgotten.
     parser.feed(b"1:z,")

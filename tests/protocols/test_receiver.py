@@ -17,6 +17,7 @@ from weft.protocols.errors import (
 from weft.protocols.framing import (
     PREFIX_SIZES,
     LengthPrefixedProtocol,
+    LineParser,
     LineProtocol,
     NetstringProtocol,
     encode_length_prefixed,
@@ -585,3 +586,108 @@ def test_netstring_error_with_frame_error_kept_open_ignores_later_data() -> None
     assert receiver.frames == [b"a"]
     assert len(receiver.errors) == 1
     assert not conn.closed
+
+
+# ------------------------------------------- the one-loop delivery path
+#
+# weft's own parsers hand their frames to FrameReceiver through one shared
+# iterator (``_deliver_ready``); these prove that path keeps the rules of the
+# general one: pause, closing, a switch of mode in a handler, and handlers
+# that are not the default ones.
+
+
+class Commanded(LengthPrefixedProtocol):
+    """Records frames; ``pause``, ``close`` and ``again:<bytes>`` are commands.
+
+    ``again:`` re-parses what follows it through ``set_frame_mode``, from a
+    handler, in frame mode: the parser's frames are replaced under the loop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[bytes] = []
+
+    def frame_received(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        if frame == b"pause":
+            self.pause_reading()
+        elif frame == b"close":
+            self.transport.close()
+        elif frame.startswith(b"again:"):
+            self.set_frame_mode(frame.removeprefix(b"again:"))
+
+
+def wire(*payloads: bytes) -> bytes:
+    return b"".join(encode_length_prefixed(payload) for payload in payloads)
+
+
+def test_length_prefixed_pause_in_a_handler_holds_the_rest_of_the_chunk() -> None:
+    """Frames after a pause in the same chunk wait for resume, then come in order."""
+    protocol = Commanded()
+    connect(protocol).deliver(wire(b"a", b"pause", b"b", b"c"))
+    assert protocol.frames == [b"a", b"pause"]
+    protocol.resume_reading()
+    assert protocol.frames == [b"a", b"pause", b"b", b"c"]
+
+
+def test_length_prefixed_close_in_a_handler_stops_delivery() -> None:
+    """Nothing after the frame whose handler closed the transport is delivered."""
+    protocol = Commanded()
+    conn = connect(protocol)
+    conn.deliver(wire(b"a", b"close", b"b"))
+    assert protocol.frames == [b"a", b"close"]
+    assert conn.closed
+
+
+def test_length_prefixed_set_frame_mode_in_a_handler_parses_its_extra_first() -> None:
+    """Bytes handed back from a handler are parsed before the frames still held."""
+    protocol = Commanded()
+    connect(protocol).deliver(wire(b"again:" + wire(b"x", b"y"), b"z"))
+    assert protocol.frames == [b"again:" + wire(b"x", b"y"), b"x", b"y", b"z"]
+
+
+def test_a_line_protocol_that_handles_frames_itself_gets_every_line() -> None:
+    """A subclass overriding ``frame_received`` (not ``line_received``) is still called."""
+
+    class FrameHandler(LineProtocol):
+        def __init__(self) -> None:
+            super().__init__()
+            self.got: list[bytes] = []
+
+        def frame_received(self, frame: bytes) -> None:
+            self.got.append(frame)
+
+    protocol = FrameHandler()
+    connect(protocol).deliver(b"one\ntwo\nthr")
+    assert protocol.got == [b"one", b"two"]
+
+
+def test_a_protocol_with_a_parser_of_its_own_is_served_through_next_frame() -> None:
+    """``make_parser`` may return any FrameParser: frames still come out, and errors too."""
+
+    class Upper(LineParser):
+        """A parser of one's own (a subclass, so not weft's own type)."""
+
+        def next_frame(self) -> bytes | None:
+            frame = super().next_frame()
+            return None if frame is None else frame.upper()
+
+    class Shouting(Scripted):
+        def make_parser(self) -> LineParser:
+            return Upper(max_length=5)
+
+    protocol = Shouting()
+    conn = connect(protocol)
+    conn.deliver(b"abc\ndef\ntoolong\n")
+    assert protocol.lines == [b"ABC", b"DEF"]
+    assert [type(e) for e in protocol.errors] == [LineTooLongError]
+    assert conn.closed
+
+
+def test_a_line_over_the_limit_after_good_ones_in_one_chunk() -> None:
+    """The good lines before an over-long one are delivered, then frame_error, then nothing."""
+    protocol, conn = scripted(max_line_length=3)
+    conn.deliver(b"ab\ncd\ntoo long\nef\n")
+    assert protocol.lines == [b"ab", b"cd"]
+    assert [type(e) for e in protocol.errors] == [LineTooLongError]
+    assert conn.closed
