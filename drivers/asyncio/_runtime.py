@@ -14,7 +14,7 @@ so that weft protocols and coroutines share it::
 
 Protocols get :class:`~weft.drivers.asyncio._transport.AsyncioTransport`\\ s,
 which keep weft's contract where asyncio's transports do not; see
-``docs/asyncio.md`` for what the adapter changes and why.
+https://github.com/weft-project/weft/blob/main/docs/asyncio.md for what the adapter changes and why.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class AsyncioRuntime:
         to bind, ``remote_address`` to connect to, ``family`` when neither
         says; names are looked up in the loop's default executor.  The
         transport keeps weft's contract over asyncio's (see
-        :mod:`weft.drivers.asyncio._datagrams` and ``docs/datagrams.md``).
+        :mod:`weft.drivers.asyncio._datagrams` and https://github.com/weft-project/weft/blob/main/docs/datagrams.md).
         """
         self._check_open()
         return asyncio_datagrams.open_udp(

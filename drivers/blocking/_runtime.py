@@ -11,7 +11,7 @@ thread*), runs every protocol callback and timer.  Each connection adds a
 reader thread and a writer thread (:mod:`weft.drivers.blocking._transport`),
 each listener an accept thread (:mod:`weft.drivers.blocking._sockets`), each
 connect a short-lived thread, each child process a thread that waits for its
-exit.  See ``docs/drivers-blocking.md``.
+exit.  See https://github.com/weft-project/weft/blob/main/docs/drivers-blocking.md.
 """
 
 from __future__ import annotations

@@ -501,7 +501,7 @@ class Reactor:
         (``OSError`` such as ``EADDRINUSE``, ``socket.gaierror``, or what
         the factory raised).  Names are looked up in a thread, so the loop
         never blocks; numeric addresses need none.  Bad arguments raise at
-        once (``ArgumentError``, ``TypeError``).  See ``docs/datagrams.md``.
+        once (``ArgumentError``, ``TypeError``).  See https://github.com/weft-project/weft/blob/main/docs/datagrams.md.
         """
         return polled_datagrams.open_udp(
             self,

@@ -20,7 +20,7 @@ It runs in one of two ways:
 
 Trio allows one run per thread, so a thread has at most one
 ``TrioRuntime()`` open at a time, and none inside a Trio program (use
-``open_trio_runtime`` there).  See ``docs/drivers-trio.md``.
+``open_trio_runtime`` there).  See https://github.com/weft-project/weft/blob/main/docs/drivers-trio.md.
 """
 
 from __future__ import annotations
@@ -239,8 +239,8 @@ class TrioRuntime:
         The transport owns the stream from then on: its task reads and
         writes it, and closes it when the connection ends.  ``extra`` adds
         to what ``get_extra_info`` answers (``peername``, ``sockname``).
-        See ``docs/drivers-trio.md`` for where a Trio stream's contract and
-        weft's differ.
+        See https://github.com/weft-project/weft/blob/main/docs/drivers-trio.md for where a Trio
+        stream's contract and weft's differ.
         """
         self._check_open()
         names: dict[str, Any] = {"peername": None, "sockname": None}

@@ -23,8 +23,8 @@ see :mod:`weft.drivers.twisted._clock`), or any ``IReactorTime`` given as
 ``clock=`` (``twisted.internet.task.Clock``, to test timeouts with no real
 time passing).  Protocols get
 :class:`~weft.drivers.twisted._transport.TwistedTransport`\\ s over Twisted's
-own TCP, UNIX and pipe transports; ``docs/drivers-twisted.md`` says what the
-driver maps where.
+own TCP, UNIX and pipe transports; https://github.com/weft-project/weft/blob/main/docs/drivers-twisted.md
+says what the driver maps where.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ class TwistedRuntime:
     ) -> Future[DatagramTransport]:
         """A UDP endpoint (IPv4 or IPv6); the arguments and the future are the
         reactor's (:meth:`weft.drivers.reactor.Reactor.open_udp`).  See
-        :mod:`weft.drivers.twisted._datagrams` and ``docs/datagrams.md``."""
+        :mod:`weft.drivers.twisted._datagrams` and https://github.com/weft-project/weft/blob/main/docs/datagrams.md."""
         self._check_open()
         return polled_datagrams.open_udp(
             self,

@@ -5,7 +5,7 @@ only from the clock.  The server bounds every state a connection can wait in,
 answers a client only as fast as it reads, and sends files without holding
 them in memory.
 
-See ``docs/http.md`` for the model, then the API.
+See https://github.com/weft-project/weft/blob/main/docs/http.md for the model, then the API.
 """
 
 from weft.protocols.http._access_log import AccessLog

@@ -29,7 +29,7 @@ the framing; this module adds what h11 leaves to its user:
   ``Date`` is kept.  The value changes once a second and is formatted once
   a second (:mod:`weft.protocols.http._dates`).
 
-See ``docs/http.md``.
+See https://github.com/weft-project/weft/blob/main/docs/http.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The pub/sub server protocol: one per connection, all sharing a hub.
 
-Memory stays bounded whatever the clients do (docs/pubsub.md, "Limits", has
-the whole list with each default and reply):
+Memory stays bounded whatever the clients do (https://github.com/weft-project/weft/blob/main/docs/pubsub.md,
+"Limits", has the whole list with each default and reply):
 
 * a connection may be subscribed to at most ``max_subscriptions`` topics
   (the hub's limit, 1,000 by default) and the hub holds at most

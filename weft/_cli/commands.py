@@ -22,7 +22,7 @@ refused or reset connection, a timeout), 2 for bad arguments (a TLS file or
 a MODULE:FACTORY that cannot be used included), 128 + the signal's number
 for a ``connect`` ended by a signal, and 141 (128 + SIGPIPE) for one whose
 stdout's reader went away.  Failures are one line on stderr; ``-v`` adds
-the traceback.  See ``docs/cli.md``.
+the traceback.  See https://github.com/weft-project/weft/blob/main/docs/cli.md.
 """
 
 from __future__ import annotations

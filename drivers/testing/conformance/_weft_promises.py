@@ -1,8 +1,8 @@
 """weft's promises beyond the asyncio contract, checked on any transport.
 
 Every weft driver keeps these; asyncio's and uvloop's own transports miss
-some (``docs/conformance.md`` has the table).  Each check is named for the
-promise it holds a transport to: a clock bound to the connection, writes
+some (https://github.com/weft-project/weft/blob/main/docs/conformance.md has the table).  Each check
+is named for the promise it holds a transport to: a clock bound to the connection, writes
 after the end discarded, weft's exceptions, flow control on every write
 path, what was written being what is sent, a paused reader getting nothing,
 an exception from any callback ending that connection, names that outlive
