@@ -37,6 +37,13 @@ class _Owner(Protocol):
     def _response_finished(self) -> None:
         """The response is complete."""
 
+    def _send_quick(
+        self, writer: ResponseWriter, status: int, pairs: list[tuple[bytes, bytes]], body: bytes
+    ) -> bool:
+        """Write ``writer``'s whole response without h11 if the connection can;
+        whether it did (false: the response goes through h11)."""
+        ...
+
     def _is_writable(self) -> bool:
         """Whether the transport is taking more (writing not paused)."""
         ...
@@ -155,6 +162,13 @@ class ResponseWriter:
         pairs = header_list(headers)
         if not any(name.lower() == b"content-length" for name, _ in pairs):
             pairs.append((b"content-length", b"%d" % len(body)))
+        if self._owner._send_quick(self, status, pairs, body):
+            self._started = self._finished = True
+            self._status = status
+            if body and not self._head_only:
+                self._body_size = len(body)
+            self._owner._response_finished()
+            return
         head = self._head(status, pairs, None, complete=True)
         # One write for the whole response: a small response is one packet.
         if body and not self._head_only:
