@@ -579,7 +579,9 @@ class HTTPServerProtocol(Protocol):
         )
         self._open(request, ResponseWriter(self, head_only=method == b"HEAD"), 0, False, head)
 
-    def _send_quick(self, writer: ResponseWriter, status: int, pairs: list[tuple[bytes, bytes]], body: bytes) -> bool:
+    def _send_quick(
+        self, writer: ResponseWriter, status: int, pairs: list[tuple[bytes, bytes]], body: bytes
+    ) -> bool:
         """(ResponseWriter) write a whole response to a quick exchange without
         h11, if it is the simple kind (see :func:`write_response`); whether it was."""
         exchange = self._exchange
@@ -715,7 +717,12 @@ class HTTPServerProtocol(Protocol):
         self._open(request, ResponseWriter(self, head_only=event.method == b"HEAD"), length, chunked, None)
 
     def _open(
-        self, request: Request, response: ResponseWriter, length: int | None, chunked: bool, quick: bytes | None
+        self,
+        request: Request,
+        response: ResponseWriter,
+        length: int | None,
+        chunked: bool,
+        quick: bytes | None,
     ) -> None:
         """Begin the exchange of ``request``: call the handler."""
         self._exchange = _Exchange(request, response, length, chunked, quick)
@@ -788,7 +795,7 @@ class HTTPServerProtocol(Protocol):
             closing = exchange.must_close
             if not closing and not body.asked:
                 body._end()
-            their_state = h11.DONE if body.done else h11.SEND_BODY
+            their_state: type[h11._util.Sentinel] = h11.DONE if body.done else h11.SEND_BODY
         else:
             closing = exchange.must_close or connection.our_state is not h11.DONE
             their_state = connection.their_state

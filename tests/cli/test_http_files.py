@@ -425,3 +425,82 @@ def test_an_unreadable_directory_is_a_403(root: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(os, "scandir", refuse)
     assert get(serve(root), "/plain/").status == 403
+
+
+# ------------------------------------------------------------ the cache of small files
+
+
+@pytest.fixture
+def settled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files count as settled at once (the tests' files were just written)."""
+    monkeypatch.setattr("weft._cli.file_server.SETTLE_SECONDS", -1.0)
+
+
+CONDITIONAL_REQUESTS = [
+    ("GET", ""),
+    ("HEAD", ""),
+    ("GET", "Range: bytes=2-5\r\n"),
+    ("GET", "Range: bytes=-3\r\n"),
+    ("GET", "Range: bytes=99-\r\n"),
+    ("GET", "Range: bytes=1-2,4-5\r\n"),
+    ("GET", "If-None-Match: *\r\n"),
+    ("GET", "If-None-Match: \"other\"\r\n"),
+    ("GET", "If-Modified-Since: Sun, 06 Nov 2094 08:49:37 GMT\r\n"),
+    ("GET", "If-Range: \"other\"\r\nRange: bytes=0-1\r\n"),
+]
+
+
+@pytest.mark.parametrize(("method", "headers"), CONDITIONAL_REQUESTS)
+def test_a_cached_answer_is_the_answer_from_the_file(
+    root: Path, settled: None, method: str, headers: str
+) -> None:
+    """Once a small file's answer is cached, every request (conditional, ranged,
+    HEAD) gets what it got from the file itself."""
+    from_file = get(serve(root), "/hello.txt", method=method, headers=headers)
+    files = FileServer(root)
+    conn = connect(HTTPServerProtocol(files))
+    get(conn, "/hello.txt")  # reads the file and caches its answer
+    assert "/hello.txt" in files._cache
+    from_cache = get(conn, "/hello.txt", method=method, headers=headers)
+    assert (from_cache.status, from_cache.body) == (from_file.status, from_file.body)
+    assert {k: v for k, v in from_cache.headers.items() if k != "date"} == {
+        k: v for k, v in from_file.headers.items() if k != "date"
+    }
+
+
+def test_a_changed_file_is_read_again(root: Path, settled: None) -> None:
+    """A rewrite (same size), a file renamed over the name, a removal: each is
+    seen at the next request, by the stat that revalidates the cache."""
+    files = FileServer(root)
+    conn = connect(HTTPServerProtocol(files))
+    assert get(conn, "/hello.txt").body == b"hello, files\n"
+    target = root / "hello.txt"
+    target.write_bytes(b"HELLO, FILES\n")
+    os.utime(target, ns=(0, target.stat().st_mtime_ns + 10**9))  # a timestamp tick away, surely
+    assert get(conn, "/hello.txt").body == b"HELLO, FILES\n"
+    (root / "new.txt").write_bytes(b"renamed over\n")
+    os.replace(root / "new.txt", target)
+    assert get(conn, "/hello.txt").body == b"renamed over\n"
+    target.unlink()
+    assert get(conn, "/hello.txt").status == 404
+    assert "/hello.txt" not in files._cache
+
+
+def test_a_name_swapped_for_a_link_out_of_the_root_is_refused(root: Path, settled: None) -> None:
+    """A cached path whose file becomes a symbolic link out of the root is
+    checked again in full (the link leads to another inode): 403."""
+    files = FileServer(root)
+    conn = connect(HTTPServerProtocol(files))
+    assert get(conn, "/hello.txt").status == 200
+    (root / "hello.txt").unlink()
+    (root / "hello.txt").symlink_to(root.parent / "secret.txt")
+    assert get(conn, "/hello.txt").status == 403
+
+
+def test_a_file_changed_just_now_is_not_cached(root: Path) -> None:
+    """A file changed under SETTLE_SECONDS ago could change again within its
+    timestamps' granularity unseen: it is read from the disk each time."""
+    files = FileServer(root)
+    conn = connect(HTTPServerProtocol(files))
+    assert get(conn, "/hello.txt").status == 200
+    assert files._cache == {}

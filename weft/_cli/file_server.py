@@ -27,6 +27,19 @@ socket it goes out with ``sendfile`` as the client takes it, never through
 Python's memory; over TLS it is read a small piece at a time, as flow
 control allows.  A client that never reads costs a descriptor, not memory.
 
+Small files are answered from a cache: the first GET of a path resolves it
+(the traversal checks, the link check), opens, reads and dates the file,
+and keeps its bytes and its headers; each later GET or HEAD of the same path
+costs one ``stat`` of the resolved name, and the cached answer is used only
+if the file's device, inode, size, modification and change times (in
+nanoseconds) are all unchanged, so a file rewritten, replaced or renamed
+over is read again.  A file changed less than :data:`SETTLE_SECONDS` before
+it was read is not cached (a rewrite within the file system's timestamp
+granularity could leave all five unchanged, the "racily clean" case git
+guards against the same way).  A name swapped for a symbolic link leads to
+another inode, so the full checks run again.  The cache is bounded
+(:data:`CACHE_ENTRIES` paths, :data:`CACHE_BYTES` bytes of content).
+
 It reads the disk, so it lives beside the drivers, not in ``protocols/``.
 The reads are ordinary blocking reads on the driver's thread: fast for
 local disks, which is what it is for.
@@ -45,6 +58,7 @@ import html
 import mimetypes
 import os
 import stat
+import time
 from email.utils import formatdate
 from urllib.parse import quote, unquote
 
@@ -62,6 +76,41 @@ __all__ = ["SMALL_FILE_SIZE", "FileServer"]
 SMALL_FILE_SIZE = 64 * 1024
 
 _TEXT = "text/plain; charset=utf-8"
+
+#: The most paths whose answers the cache keeps, and the most bytes of content.
+CACHE_ENTRIES = 1024
+CACHE_BYTES = 16 * 1024 * 1024
+#: A file changed less than this many seconds before it was read is not cached.
+SETTLE_SECONDS = 2.0
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What revalidates a cached file: any change to its content changes one of these."""
+    return (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+class _Cached:
+    """A small file's answer, kept for its request path."""
+
+    __slots__ = ("body", "etag", "fields", "identity", "modified", "mtime", "path")
+
+    def __init__(
+        self,
+        path: str,
+        info: os.stat_result,
+        etag: str,
+        modified: str,
+        fields: list[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        self.path = path
+        self.identity = _identity(info)
+        self.mtime = int(info.st_mtime)
+        self.etag = etag
+        self.modified = modified
+        #: The 200's headers, Content-Length included, as bytes pairs.
+        self.fields = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+        self.body = body
 
 
 class _Refused(WeftError):
@@ -81,9 +130,24 @@ class FileServer:
             raise ArgumentError(f"not a directory: {os.fspath(root)}")
         #: The directory served, with every symbolic link resolved.
         self.root = real
+        # Request path -> the small file's answer (see the module docstring).
+        self._cache: dict[str, _Cached] = {}
+        self._cached_bytes = 0
 
     def __call__(self, request: Request, response: ResponseWriter) -> None:
         """Answer one request."""
+        method = request.method
+        if method == "GET" or method == "HEAD":
+            cached = self._cache.get(request.path)
+            if cached is not None:
+                try:
+                    fresh = _identity(os.stat(cached.path)) == cached.identity
+                except OSError:
+                    fresh = False
+                if fresh:
+                    self._send_cached(request, response, cached)
+                    return
+                self._forget(request.path)
         if request.method not in ("GET", "HEAD"):
             _send_text(response, 405, "method not allowed", [("allow", "GET, HEAD")])
             return
@@ -144,6 +208,64 @@ class FileServer:
             if stat.S_ISLNK(os.lstat(path).st_mode):
                 return True
         return False
+
+    # ------------------------------------------------------------ the cache
+
+    def _remember(
+        self,
+        key: str,
+        path: str,
+        info: os.stat_result,
+        etag: str,
+        modified: str,
+        fields: list[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        """Keep a small file's answer for ``key``, unless it changed too recently to trust."""
+        if time.time() - info.st_ctime < SETTLE_SECONDS or len(body) > CACHE_BYTES:
+            return
+        self._forget(key)
+        cache = self._cache
+        while cache and (len(cache) >= CACHE_ENTRIES or self._cached_bytes + len(body) > CACHE_BYTES):
+            self._forget(next(iter(cache)))  # the oldest
+        cache[key] = _Cached(path, info, etag, modified, fields, body)
+        self._cached_bytes += len(body)
+
+    def _forget(self, key: str) -> None:
+        cached = self._cache.pop(key, None)
+        if cached is not None:
+            self._cached_bytes -= len(cached.body)
+
+    def _send_cached(self, request: Request, response: ResponseWriter, cached: _Cached) -> None:
+        """Answer from the cache, by the same rules as :meth:`_file`."""
+        headers = request.headers
+        if (
+            headers._lookup("if-none-match") is None
+            and headers._lookup("if-modified-since") is None
+            and headers._lookup("range") is None
+        ):
+            response.send(200, cached.fields, cached.body)  # the usual request: no condition
+            return
+        etag, modified, body = cached.etag, cached.modified, cached.body
+        if not_modified(headers.get("if-none-match"), headers.get("if-modified-since"), etag, cached.mtime):
+            response.start(304, [("etag", etag), ("last-modified", modified)])
+            response.end()
+            return
+        size = len(body)
+        wanted = byte_range(headers.get("range"), size)
+        if wanted is None or not range_still_valid(headers.get("if-range"), etag, modified):
+            response.send(200, cached.fields, body)
+            return
+        if isinstance(wanted, str):  # UNSATISFIABLE
+            _send_text(response, 416, "range not satisfiable", [("content-range", f"bytes */{size}")])
+            return
+        start, count = wanted
+        fields = [pair for pair in cached.fields if pair[0] != b"content-length"]
+        fields += [
+            (b"content-range", f"bytes {start}-{start + count - 1}/{size}".encode("ascii")),
+            (b"content-length", b"%d" % count),
+        ]
+        response.send(206, fields, body[start : start + count])
 
     # ------------------------------------------------------------ answers
 
@@ -224,6 +346,8 @@ class FileServer:
                 return
             finally:
                 region.close()
+            if status == 200 and len(body) == size:
+                self._remember(request.path, path, info, etag, modified, fields, body)
             response.send(status, fields, body)
             return
         # Sent from the file as the client takes it (sendfile on a plain
