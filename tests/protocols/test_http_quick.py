@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from tests.protocols.test_http_framing import AMBIGUOUS_REQUESTS
 from weft.drivers.testing import chunkings, connect
-from weft.protocols.http import HTTPLimits, HTTPServerProtocol, Request, ResponseWriter
-from weft.protocols.http import _server
+from weft.protocols.http import HTTPLimits, HTTPServerProtocol, Request, ResponseWriter, _server
 from weft.protocols.http._headers import Headers
 from weft.protocols.http._quick import read_head, write_response
 
@@ -42,8 +41,19 @@ spaces = st.sampled_from([b"", b" ", b"\t", b"  "])
 names = st.one_of(
     tokens,
     st.sampled_from(
-        [b"Host", b"host", b"Content-Length", b"Transfer-Encoding", b"Connection", b"Expect", b"Upgrade",
-         b"TE", b"Trailer", b"X-A", b"x-a"]
+        [
+            b"Host",
+            b"host",
+            b"Content-Length",
+            b"Transfer-Encoding",
+            b"Connection",
+            b"Expect",
+            b"Upgrade",
+            b"TE",
+            b"Trailer",
+            b"X-A",
+            b"x-a",
+        ]
     ),
     tricky,
 )
@@ -62,7 +72,9 @@ def field_lines(draw: st.DrawFn) -> bytes:
 @st.composite
 def request_heads(draw: st.DrawFn) -> bytes:
     """A request head (without the blank line's CRLF), mostly valid, sometimes not."""
-    method = draw(st.one_of(st.sampled_from([b"GET", b"HEAD", b"POST", b"DELETE", b"CONNECT"]), tokens, tricky))
+    method = draw(
+        st.one_of(st.sampled_from([b"GET", b"HEAD", b"POST", b"DELETE", b"CONNECT"]), tokens, tricky)
+    )
     target = draw(st.one_of(st.just(b"/"), visible.map(lambda v: b"/" + v), tricky))
     version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0", b"HTTP/2.0", b"http/1.1"]))
     separator = draw(st.sampled_from([b" ", b" ", b"  ", b"\t"]))
@@ -122,7 +134,8 @@ def test_read_head_takes_the_common_requests(head: bytes) -> None:
     quick = read_head(head)
     assert quick is not None
     request, _ = h11_reads(head)
-    assert quick[0] == request.method and quick[1] == request.target
+    assert quick[0] == request.method
+    assert quick[1] == request.target
     assert quick[2] == list(request.headers.raw_items())
 
 
@@ -150,7 +163,9 @@ def test_read_head_leaves_the_rest_to_h11(head: bytes) -> None:
 
 response_fields = st.lists(
     st.tuples(
-        st.one_of(tokens, st.sampled_from([b"Connection", b"Host", b"Transfer-Encoding", b"content-length"]), tricky),
+        st.one_of(
+            tokens, st.sampled_from([b"Connection", b"Host", b"Transfer-Encoding", b"content-length"]), tricky
+        ),
         st.one_of(values, st.sampled_from([b"close", b"keep-alive, close", b"chunked", b"5"])),
     ),
     max_size=5,
@@ -272,7 +287,11 @@ requests = st.one_of(
 )
 
 
-@given(st.lists(requests, min_size=1, max_size=4).map(b"".join).flatmap(lambda data: chunkings(data, max_chunks=6)))
+@given(
+    st.lists(requests, min_size=1, max_size=4)
+    .map(b"".join)
+    .flatmap(lambda data: chunkings(data, max_chunks=6))
+)
 @settings(max_examples=300, deadline=None)
 def test_a_server_answers_as_h11_alone_would(chunks: list[bytes]) -> None:
     """Pipelines of generated requests, valid and not, in any chunking: the
@@ -303,5 +322,6 @@ def test_the_quick_path_serves_a_keep_alive_stream_without_h11() -> None:
     conn.clock.advance(0)
     conn.clock.advance(0)
     assert conn.written.count(b"HTTP/1.1 200 OK") == 5
-    assert protocol._h11.their_state is h11.IDLE and protocol._h11.trailing_data == (b"", False)
+    assert protocol._h11.their_state is h11.IDLE
+    assert protocol._h11.trailing_data == (b"", False)
     assert serve([stream], quick=True)[:3] == serve([stream], quick=False)[:3]
