@@ -358,6 +358,10 @@ class Reactor:
         readers, writers, streams = self._readers, self._writers, self._streams
         read_size = READ_SIZE
         ready, timers = self._ready, self._timers
+        # The queue's own list, tested for emptiness each turn without a call
+        # (a method call per turn is a good part of a turn that echoes a few
+        # messages); the queue is asked only when it holds a timer.
+        timer_heap = timers._heap
         always_ready = self._always_ready
         monotonic = time.monotonic
         while True:
@@ -366,7 +370,7 @@ class Reactor:
             if ready or always_ready or self._stopping:
                 timeout = 0.0
             else:
-                deadline = timers.next_deadline()
+                deadline = timers.next_deadline() if timer_heap else None
                 timeout = -1.0 if deadline is None else max(deadline - monotonic(), 0.0)
                 if once_waiting is not None and once_waiting < math.inf and not 0 <= timeout <= once_waiting:
                     timeout = once_waiting
@@ -419,7 +423,7 @@ class Reactor:
                             writer()
                         except Exception as exc:
                             self._fd_callback_failed(fd, exc)
-            if len(timers):
+            if timer_heap:
                 now = monotonic()
                 while (timer := timers.pop_due(now)) is not None:
                     ready.append(timer)
