@@ -18,6 +18,7 @@ import pytest
 
 from tests.support import TIMEOUT
 from weft.drivers import Runtime
+from weft.drivers._runtime import TCPRuntime
 from weft.drivers._core.connecting import AddressByAddress, ResolverPool, interleaved
 from weft.drivers._core.futures import Future
 from weft.drivers.testing import FakeClock, RecordingProtocol
@@ -171,15 +172,17 @@ def _stub_resolver(monkeypatch: pytest.MonkeyPatch, runtime: Runtime, found: lis
     monkeypatch.setattr(AddressByAddress, "_getaddrinfo", getaddrinfo)
     loop = getattr(runtime, "loop", None)
     if loop is not None:  # asyncio resolves with its own loop.getaddrinfo
+        real_getaddrinfo = loop.getaddrinfo
 
-        async def loop_getaddrinfo(host: str, port: int, **_: Any) -> list[Any]:
-            assert host == "eyeballs.test"
+        async def loop_getaddrinfo(host: str, port: int, **options: Any) -> list[Any]:
+            if host != "eyeballs.test":  # uvloop's sock_connect checks the addresses it is given
+                return await real_getaddrinfo(host, port, **options)  # type: ignore[no-any-return]
             return infos
 
         monkeypatch.setattr(loop, "getaddrinfo", loop_getaddrinfo)
 
 
-@pytest.mark.drivers(only=("reactor", "coroutine", "asyncio"))
+@pytest.mark.drivers(requires=(TCPRuntime,))
 def test_a_black_holed_first_address_costs_the_delay_not_the_timeout(
     runtime: Runtime, black_hole: int, live: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
