@@ -173,9 +173,11 @@ def connect_tcp(
         options: dict[str, Any] = {}
         if happy_eyeballs_delay is not None:
             options = {"happy_eyeballs_delay": happy_eyeballs_delay, "interleave": 1}
-        return _connect(
-            runtime, factory, target, timeout, lambda side: loop.create_connection(side, host, port, **options)
-        )
+
+        def open_(side: Callable[[], asyncio.Protocol]) -> Awaitable[object]:
+            return loop.create_connection(side, host, port, **options)
+
+        return _connect(runtime, factory, target, timeout, open_)
 
     async def open_staggered(side: Callable[[], asyncio.Protocol]) -> object:
         sock = await connected_socket(loop, host, port, target, happy_eyeballs_delay)

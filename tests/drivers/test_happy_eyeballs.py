@@ -18,9 +18,9 @@ import pytest
 
 from tests.support import TIMEOUT
 from weft.drivers import Runtime
-from weft.drivers._runtime import TCPRuntime
 from weft.drivers._core.connecting import AddressByAddress, ResolverPool, interleaved
 from weft.drivers._core.futures import Future
+from weft.drivers._runtime import TCPRuntime
 from weft.drivers.testing import FakeClock, RecordingProtocol
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
