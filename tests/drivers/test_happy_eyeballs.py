@@ -180,6 +180,17 @@ def _stub_resolver(monkeypatch: pytest.MonkeyPatch, runtime: Runtime, found: lis
             return infos
 
         monkeypatch.setattr(loop, "getaddrinfo", loop_getaddrinfo)
+    if getattr(runtime, "name", None) == "trio":  # Trio resolves with trio.socket.getaddrinfo
+        import trio
+
+        real_trio_getaddrinfo = trio.socket.getaddrinfo
+
+        async def trio_getaddrinfo(host: str, port: int, **options: Any) -> list[Any]:
+            if host != "eyeballs.test":
+                return await real_trio_getaddrinfo(host, port, **options)
+            return infos
+
+        monkeypatch.setattr(trio.socket, "getaddrinfo", trio_getaddrinfo)
 
 
 @pytest.mark.drivers(requires=(TCPRuntime,))
