@@ -8,13 +8,14 @@ Each attempt is a short-lived thread that starts a non-blocking ``connect``
 and waits in ``poll`` for it to end, so there are never more connect
 threads than attempts under way.
 
-The scheduler thread decides; an attempt thread only reports (``0`` or the
-errno) and never closes its socket, nor does the scheduler while the
-thread still polls it (a descriptor closed under ``poll`` may be another
-connection's by the time the kernel looks).  To stop the attempts that
-lost, or all of them when the connect fails or times out, the scheduler
-closes one end of a socket pair every attempt thread polls beside its
-socket; each wakes, reports, and the scheduler closes its socket then.
+The scheduler thread decides; an attempt thread reports (``0`` or the
+errno).  Nobody closes a socket while its thread still polls it (a
+descriptor closed under ``poll`` may be another connection's by the time
+the kernel looks).  To stop the attempts that lost, or all of them when the
+connect fails or times out, the scheduler closes one end of a socket pair
+every attempt thread polls beside its socket; each wakes and closes its own
+socket (the last one the pair), without waiting for a scheduler turn that
+may never come.
 Each thread's ``poll`` also has its own bound, a moment past the connect's
 timeout, so no thread outlives a runtime closed under it for long.
 """
@@ -65,8 +66,10 @@ class TCPConnect(AddressByAddress):
         self.timeout = timeout
         #: The attempts under way (their threads polling), by socket.
         self.socks: set[socket.socket] = set()
-        # Attempt threads not yet reported; the pair they all poll (its
-        # write end closed to wake them), made with the first attempt.
+        # Attempt threads not yet done with their socket; the pair they all
+        # poll (its write end closed to wake them), made with the first
+        # attempt; the lock the threads and the scheduler share them under.
+        self._lock = threading.Lock()
         self._threads = 0
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._timer: Timer | None = None
@@ -80,15 +83,16 @@ class TCPConnect(AddressByAddress):
 
     def _attempt(self, family: int, address: Any) -> None:
         try:
-            sock = socket.socket(family, socket.SOCK_STREAM)
             if self._wake is None:
                 self._wake = socket.socketpair()
+            sock = socket.socket(family, socket.SOCK_STREAM)
         except OSError as exc:  # out of descriptors, a family the host lacks
             self.address_failed(exc)
             return
         sock.setblocking(False)
-        self.socks.add(sock)
-        self._threads += 1
+        with self._lock:
+            self.socks.add(sock)
+            self._threads += 1
         woken = self._wake[0]
         thread = threading.Thread(
             target=self._wait, args=(sock, address, woken), name=f"weft-connect {self.target}", daemon=True
@@ -97,7 +101,9 @@ class TCPConnect(AddressByAddress):
 
     def _wait(self, sock: socket.socket, address: Any, woken: socket.socket) -> None:
         """(attempt thread) Connect ``sock`` and report how it ended: 0, the
-        errno, or ``None`` when woken (or the bound passed) first."""
+        errno, or ``None`` when the bound passed first; given up on (woken),
+        close it here, so that no socket waits for a scheduler turn that may
+        never come (a runtime closed just after)."""
         code: int | None = sock.connect_ex(address)
         if code in (errno.EINPROGRESS, errno.EAGAIN):
             poller = select.poll()
@@ -111,26 +117,41 @@ class TCPConnect(AddressByAddress):
                 ready, code = set(), exc.errno
             else:
                 code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if sock.fileno() in ready else None
+        with self._lock:
+            if sock not in self.socks:
+                self._done_with(sock)
+                return
         self.runtime.call_soon_threadsafe(self._ended, sock, code)
 
     def _ended(self, sock: socket.socket, code: int | None) -> None:
         """An attempt thread reported: the socket's fate, and the next step."""
-        self._threads -= 1
-        mine = sock in self.socks
-        self.socks.discard(sock)
-        if not mine or self.result.done():
-            sock.close()  # given up on (another won, the connect failed)
-        elif code is None:  # its poll's own bound: the timeout is due
-            sock.close()
+        with self._lock:
+            mine = sock in self.socks and not self.result.done()
+            self.socks.discard(sock)
+            if not mine or code != 0:
+                self._done_with(sock)  # given up on meanwhile, or failed
+            else:
+                self._threads -= 1
+        if not mine:
+            return
+        if code is None:  # its poll's own bound: the timeout is due
             self.expire()
         elif code:
-            sock.close()
             self.address_failed(OSError(code, os.strerror(code)))
         else:
             self.address_won()
             self._give_up_attempts()
             self._connected(sock)
-        self._close_wake()
+
+    def _done_with(self, sock: socket.socket) -> None:
+        """(under the lock) An attempt's thread is done and its socket not
+        wanted: close it, and the wake-up pair once no thread polls it."""
+        sock.close()
+        self._threads -= 1
+        if self._threads == 0 and not self.socks and self._wake is not None:
+            for end in self._wake:
+                end.close()
+            self._wake = None
 
     def _connected(self, sock: socket.socket) -> None:
         sock.setblocking(True)
@@ -146,20 +167,17 @@ class TCPConnect(AddressByAddress):
         self.result.set_result(transport)
 
     def _give_up_attempts(self) -> None:
-        """Stop the timeout and wake every attempt thread still waiting (their
-        sockets are closed as they report)."""
+        """Stop the timeout and wake every attempt thread still waiting (each
+        closes its socket as it wakes)."""
         if self._timer is not None:
             self._timer.cancel()
-        self.socks.clear()
-        if self._wake is not None:
-            self._wake[1].close()  # the threads' end reads end-of-file: each wakes
-
-    def _close_wake(self) -> None:
-        """Once the connect is over and no thread polls it any more, the pair goes."""
-        if self._wake is not None and self._threads == 0 and not self.socks:
-            for end in self._wake:
-                end.close()
-            self._wake = None
+        with self._lock:
+            self.socks.clear()
+            if self._wake is not None:
+                self._wake[1].close()  # the threads' end reads end-of-file: each wakes
+                if self._threads == 0:
+                    self._wake[0].close()
+                    self._wake = None
 
     def expire(self) -> None:
         """The timeout passed."""
@@ -170,5 +188,4 @@ class TCPConnect(AddressByAddress):
             return
         self.stop_trying()
         self._give_up_attempts()
-        self._close_wake()
         self.result.set_exception(error)

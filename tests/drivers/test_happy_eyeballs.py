@@ -208,3 +208,67 @@ def test_a_black_holed_first_address_costs_the_delay_not_the_timeout(
     transport = connecting.result()
     assert transport.get_extra_info("peername")[1] == live_port
     transport.close()
+
+
+@pytest.fixture
+def refusing() -> int:
+    """A loopback port nobody listens on (bound, then closed): connecting is refused."""
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        return int(placeholder.getsockname()[1])
+
+
+@pytest.mark.drivers(requires=(TCPRuntime,))
+def test_without_a_delay_a_black_holed_first_address_costs_the_timeout(
+    runtime: Runtime, black_hole: int, live: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """happy_eyeballs_delay=None reaches every driver: the live second address
+    is never tried while the first hangs, so the connect times out, naming the name."""
+    _stub_resolver(monkeypatch, runtime, [("127.0.0.1", black_hole), ("127.0.0.1", live.getsockname()[1])])
+    connect_tcp: Any = runtime.connect_tcp  # (happy_eyeballs_delay is not in the TCPRuntime protocol)
+    connecting = connect_tcp(RecordingProtocol, "eyeballs.test", 80, timeout=0.5, happy_eyeballs_delay=None)
+    assert runtime.run_until(connecting.done, TIMEOUT)
+    error = connecting.exception()
+    assert isinstance(error, TimeoutError)
+    assert "cannot connect to eyeballs.test:80" in str(error)
+
+
+@pytest.mark.drivers(requires=(TCPRuntime,))
+def test_when_every_address_refuses_the_connect_fails_naming_the_name(
+    runtime: Runtime, refusing: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both addresses refuse: the connect fails (once both have) with an
+    OSError naming the name, ConnectionRefusedError where weft makes the
+    attempts (asyncio's own create_connection merges different errors into
+    one plain OSError)."""
+    _stub_resolver(monkeypatch, runtime, [("127.0.0.1", refusing), ("127.0.0.2", refusing)])
+    connecting = runtime.connect_tcp(RecordingProtocol, "eyeballs.test", 80, timeout=TIMEOUT)
+    assert runtime.run_until(connecting.done, TIMEOUT)
+    error = connecting.exception()
+    assert isinstance(error, OSError)
+    assert "cannot connect to eyeballs.test:80" in str(error)
+    if getattr(runtime, "name", None) != "asyncio":
+        assert isinstance(error, ConnectionRefusedError)
+
+
+@pytest.mark.drivers(requires=(TCPRuntime,))
+def test_an_address_that_never_answers_times_out_naming_the_name(
+    runtime: Runtime, black_hole: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overall timeout holds over the attempts: the first address never
+    answers and the second refuses, so the connect waits on the first until
+    the timeout and fails with TimeoutError naming the name (not the
+    refusal); a connect made next on the same runtime still works."""
+    _stub_resolver(monkeypatch, runtime, [("127.0.0.1", black_hole), ("127.0.0.2", black_hole)])
+    connecting = runtime.connect_tcp(RecordingProtocol, "eyeballs.test", 80, timeout=0.5)
+    assert runtime.run_until(connecting.done, TIMEOUT)
+    error = connecting.exception()
+    assert isinstance(error, TimeoutError)
+    assert "cannot connect to eyeballs.test:80" in str(error)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        again = runtime.connect_tcp(RecordingProtocol, "127.0.0.1", port, timeout=TIMEOUT)
+        assert runtime.run_until(again.done, TIMEOUT)
+        again.result().close()
