@@ -57,7 +57,7 @@ __all__ = [
     "interleaved",
 ]
 
-logger = logging.getLogger("weft.drivers")
+logger = logging.getLogger("weft.drivers._core")
 
 #: ``(family, address)``: one address to try, as ``socket.connect`` takes it.
 Address = tuple[int, Any]

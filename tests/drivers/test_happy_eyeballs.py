@@ -131,6 +131,22 @@ def test_the_resolver_pool_is_bounded_and_runs_everything() -> None:
     assert pool.threads == 4
 
 
+def test_a_call_that_raises_leaves_the_pool_its_thread(caplog: pytest.LogCaptureFixture) -> None:
+    """A call that lets an error escape (a lookup reporting to a closed loop)
+    is logged, and its thread goes on serving: the pool keeps its bound."""
+    pool = ResolverPool(max_threads=1)
+
+    def broken() -> None:
+        raise RuntimeError("the loop is closed")
+
+    pool.submit(broken)
+    finished = threading.Event()
+    pool.submit(finished.set)
+    assert finished.wait(TIMEOUT)
+    assert pool.threads == 1
+    assert "a call on the resolver pool raised" in caplog.text
+
+
 # ------------------------------------------------------------ over loopback
 
 
