@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import os
 import queue
 import socket
@@ -55,6 +56,8 @@ __all__ = [
     "ResolverPool",
     "interleaved",
 ]
+
+logger = logging.getLogger("weft.drivers._core")
 
 #: ``(family, address)``: one address to try, as ``socket.connect`` takes it.
 Address = tuple[int, Any]
@@ -106,6 +109,11 @@ class ResolverPool:
             call = self._calls.get()
             try:
                 call()
+            except Exception:
+                # A call's errors are its own; one that escapes (a loop
+                # closed under a lookup) must not end the thread, which
+                # would lower the pool's bound for good.
+                logger.exception("a call on the resolver pool raised")
             finally:
                 with self._lock:
                     self._idle += 1

@@ -40,6 +40,7 @@ import outcome
 import trio
 
 from weft.drivers._core.child_processes import Process, StderrOption
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import kept_listener
 from weft.drivers._core.signal_handlers import SignalHandlers
@@ -188,16 +189,24 @@ class TrioRuntime:
         return kept_listener(partial(TrioListener, self, factory, sockets), sockets, self._listeners)
 
     def connect_tcp(
-        self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+        self,
+        factory: Callable[[], Any],
+        host: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
     ) -> Future[Transport]:
-        """Connect to ``host:port``.  The future gets the transport once
+        """Connect to ``host:port``, with Happy Eyeballs across its addresses
+        (the next one ``happy_eyeballs_delay`` seconds after the previous;
+        ``None``: one after another).  The future gets the transport once
         ``connection_made`` has run, or the error: ``ConnectionRefusedError``
         and others with the address in the message, ``TimeoutError`` after
         ``timeout`` seconds, ``socket.gaierror`` for a name that does not
         resolve, or what the protocol factory raised."""
         self._check_open()
         target = format_address((host, port))
-        return connect(self, factory, socket.AF_INET, (host, port), target, timeout)
+        return connect(self, factory, socket.AF_INET, (host, port), target, timeout, happy_eyeballs_delay)
 
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT

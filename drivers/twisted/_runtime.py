@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 
 from weft.drivers._core import polled_datagrams
 from weft.drivers._core.child_processes import Process, StderrOption
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
@@ -208,15 +209,25 @@ class TwistedRuntime:
         return twisted_sockets.listen_unix(self, factory, path)
 
     def connect_tcp(
-        self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+        self,
+        factory: Callable[[], Any],
+        host: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
     ) -> Future[Transport]:
-        """Connect to ``host:port`` with Twisted's ``connectTCP``.  The future gets
-        the transport once ``connection_made`` has run, or the error:
+        """Connect to ``host:port`` with Twisted's ``connectTCP``, with Happy
+        Eyeballs across its addresses (the next one ``happy_eyeballs_delay``
+        seconds after the previous; ``None``: one after another).  The future
+        gets the transport once ``connection_made`` has run, or the error:
         ``ConnectionRefusedError`` and others with the address in the message,
         ``TimeoutError`` after ``timeout`` seconds, ``socket.gaierror`` for a
         name that does not resolve, or what the protocol factory raised."""
         self._check_open()
-        return twisted_sockets.connect_tcp(self, factory, host, port, timeout=timeout)
+        return twisted_sockets.connect_tcp(
+            self, factory, host, port, timeout=timeout, happy_eyeballs_delay=happy_eyeballs_delay
+        )
 
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT

@@ -20,6 +20,7 @@ from tests.support import TIMEOUT
 from weft.drivers import Runtime
 from weft.drivers._core.connecting import AddressByAddress, ResolverPool, interleaved
 from weft.drivers._core.futures import Future
+from weft.drivers._runtime import TCPRuntime
 from weft.drivers.testing import FakeClock, RecordingProtocol
 
 V4, V6 = socket.AF_INET, socket.AF_INET6
@@ -130,6 +131,22 @@ def test_the_resolver_pool_is_bounded_and_runs_everything() -> None:
     assert pool.threads == 4
 
 
+def test_a_call_that_raises_leaves_the_pool_its_thread(caplog: pytest.LogCaptureFixture) -> None:
+    """A call that lets an error escape (a lookup reporting to a closed loop)
+    is logged, and its thread goes on serving: the pool keeps its bound."""
+    pool = ResolverPool(max_threads=1)
+
+    def broken() -> None:
+        raise RuntimeError("the loop is closed")
+
+    pool.submit(broken)
+    finished = threading.Event()
+    pool.submit(finished.set)
+    assert finished.wait(TIMEOUT)
+    assert pool.threads == 1
+    assert "a call on the resolver pool raised" in caplog.text
+
+
 # ------------------------------------------------------------ over loopback
 
 
@@ -171,15 +188,28 @@ def _stub_resolver(monkeypatch: pytest.MonkeyPatch, runtime: Runtime, found: lis
     monkeypatch.setattr(AddressByAddress, "_getaddrinfo", getaddrinfo)
     loop = getattr(runtime, "loop", None)
     if loop is not None:  # asyncio resolves with its own loop.getaddrinfo
+        real_getaddrinfo = loop.getaddrinfo
 
-        async def loop_getaddrinfo(host: str, port: int, **_: Any) -> list[Any]:
-            assert host == "eyeballs.test"
+        async def loop_getaddrinfo(host: str, port: int, **options: Any) -> list[Any]:
+            if host != "eyeballs.test":  # uvloop's sock_connect checks the addresses it is given
+                return await real_getaddrinfo(host, port, **options)  # type: ignore[no-any-return]
             return infos
 
         monkeypatch.setattr(loop, "getaddrinfo", loop_getaddrinfo)
+    if getattr(runtime, "name", None) == "trio":  # Trio resolves with trio.socket.getaddrinfo
+        import trio
+
+        real_trio_getaddrinfo = trio.socket.getaddrinfo
+
+        async def trio_getaddrinfo(host: str, port: int, **options: Any) -> list[Any]:
+            if host != "eyeballs.test":
+                return await real_trio_getaddrinfo(host, port, **options)
+            return infos
+
+        monkeypatch.setattr(trio.socket, "getaddrinfo", trio_getaddrinfo)
 
 
-@pytest.mark.drivers(only=("reactor", "coroutine", "asyncio"))
+@pytest.mark.drivers(requires=(TCPRuntime,))
 def test_a_black_holed_first_address_costs_the_delay_not_the_timeout(
     runtime: Runtime, black_hole: int, live: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,3 +224,67 @@ def test_a_black_holed_first_address_costs_the_delay_not_the_timeout(
     transport = connecting.result()
     assert transport.get_extra_info("peername")[1] == live_port
     transport.close()
+
+
+@pytest.fixture
+def refusing() -> int:
+    """A loopback port nobody listens on (bound, then closed): connecting is refused."""
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        return int(placeholder.getsockname()[1])
+
+
+@pytest.mark.drivers(requires=(TCPRuntime,))
+def test_without_a_delay_a_black_holed_first_address_costs_the_timeout(
+    runtime: Runtime, black_hole: int, live: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """happy_eyeballs_delay=None reaches every driver: the live second address
+    is never tried while the first hangs, so the connect times out, naming the name."""
+    _stub_resolver(monkeypatch, runtime, [("127.0.0.1", black_hole), ("127.0.0.1", live.getsockname()[1])])
+    connect_tcp: Any = runtime.connect_tcp  # (happy_eyeballs_delay is not in the TCPRuntime protocol)
+    connecting = connect_tcp(RecordingProtocol, "eyeballs.test", 80, timeout=0.5, happy_eyeballs_delay=None)
+    assert runtime.run_until(connecting.done, TIMEOUT)
+    error = connecting.exception()
+    assert isinstance(error, TimeoutError)
+    assert "cannot connect to eyeballs.test:80" in str(error)
+
+
+@pytest.mark.drivers(requires=(TCPRuntime,))
+def test_when_every_address_refuses_the_connect_fails_naming_the_name(
+    runtime: Runtime, refusing: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both addresses refuse: the connect fails (once both have) with an
+    OSError naming the name, ConnectionRefusedError where weft makes the
+    attempts (asyncio's own create_connection merges different errors into
+    one plain OSError)."""
+    _stub_resolver(monkeypatch, runtime, [("127.0.0.1", refusing), ("127.0.0.2", refusing)])
+    connecting = runtime.connect_tcp(RecordingProtocol, "eyeballs.test", 80, timeout=TIMEOUT)
+    assert runtime.run_until(connecting.done, TIMEOUT)
+    error = connecting.exception()
+    assert isinstance(error, OSError)
+    assert "cannot connect to eyeballs.test:80" in str(error)
+    if getattr(runtime, "name", None) != "asyncio":
+        assert isinstance(error, ConnectionRefusedError)
+
+
+@pytest.mark.drivers(requires=(TCPRuntime,))
+def test_an_address_that_never_answers_times_out_naming_the_name(
+    runtime: Runtime, black_hole: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The overall timeout holds over the attempts: the first address never
+    answers and the second refuses, so the connect waits on the first until
+    the timeout and fails with TimeoutError naming the name (not the
+    refusal); a connect made next on the same runtime still works."""
+    _stub_resolver(monkeypatch, runtime, [("127.0.0.1", black_hole), ("127.0.0.2", black_hole)])
+    connecting = runtime.connect_tcp(RecordingProtocol, "eyeballs.test", 80, timeout=0.5)
+    assert runtime.run_until(connecting.done, TIMEOUT)
+    error = connecting.exception()
+    assert isinstance(error, TimeoutError)
+    assert "cannot connect to eyeballs.test:80" in str(error)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        again = runtime.connect_tcp(RecordingProtocol, "127.0.0.1", port, timeout=TIMEOUT)
+        assert runtime.run_until(again.done, TIMEOUT)
+        again.result().close()
