@@ -527,8 +527,9 @@ def socket_transport(
         read_fd=fd,
         write_fd=fd,
         # read(2) and write(2) on the socket's descriptor: what recv and send
-        # with no flags do, through os's calls, whose arguments cost far
-        # less to pass than socket's (see docs/performance.md).
+        # with no flags do, through os's calls, whose arguments cost far less
+        # to pass than socket's (the performance page, "Instructions per
+        # message": https://github.com/weft-project/weft/blob/main/docs/performance.md).
         recv=partial(os.read, fd),
         send=partial(os.write, fd),
         sendv=sock.sendmsg,
