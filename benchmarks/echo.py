@@ -43,6 +43,9 @@ TARGETS: list[tuple[str, str, float, tuple[int, ...] | None]] = [
     ("weft-uvloop", "uvloop", 1.10, None),
     # Issue 12: Twisted's own echo on weft's reactor against the same on Twisted's epoll reactor.
     ("twisted-on-weft", "twisted", 0.80, (50,)),
+    # Issue 15: weft's coroutine driver (a task per connection) against the
+    # asyncio program that shape is written as, streams.
+    ("weft-coroutine", "asyncio-streams", 1.00, (50,)),
 ]
 
 #: A run in which the server or the client waited for its core (another task

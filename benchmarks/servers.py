@@ -94,6 +94,14 @@ def server_kinds() -> list[ServerKind]:
         if info.available()
     ]
     kinds.append(ServerKind("asyncio", "asyncio.Protocol echo, default event loop", None, True))
+    kinds.append(
+        ServerKind(
+            "asyncio-streams",
+            "asyncio streams echo (start_server; read, write, drain), default event loop",
+            None,
+            True,
+        )
+    )
     if find_spec("uvloop") is not None:
         kinds.append(ServerKind("uvloop", "asyncio.Protocol echo on uvloop", None, True))
     kinds.append(ServerKind("c-epoll", "C epoll echo (c_echo.c): the floor", None, True))
@@ -261,6 +269,14 @@ def serve(kind: str, ready: Callable[[int], None]) -> None:
         import asyncio
 
         serve_asyncio(asyncio.new_event_loop, ready)
+    elif kind == "asyncio-streams":
+        import asyncio
+
+        # The same server as asyncio_loops.py's streams row (imported here:
+        # loop_servers imports this module).
+        from loop_servers import serve_streams
+
+        serve_streams(asyncio.new_event_loop(), ready)
     elif kind == "uvloop":
         import uvloop
 

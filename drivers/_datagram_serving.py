@@ -3,7 +3,7 @@
 ``serve_datagrams(DatagramEchoProtocol)`` opens one UDP endpoint (on
 127.0.0.1:8000 unless told otherwise) or one UNIX datagram socket, says so
 with one line on stderr (``listening on udp 127.0.0.1:8000``), and runs
-until SIGINT or SIGTERM.  Then it stops gracefully, as :func:`~weft.drivers.serve`
+until SIGINT, SIGTERM or SIGHUP.  Then it stops gracefully, as :func:`~weft.drivers.serve`
 does for streams: the endpoint is closed, so that the datagrams already
 queued for the kernel still go out, for up to ``grace`` seconds; then it is
 aborted.  A datagram server has no connections to wait for, so this is
@@ -13,11 +13,11 @@ quick.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
 
+from weft.drivers._core.signal_handlers import stop_signals
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._registry import open_runtime
 from weft.drivers._runtime import ProtocolFactory
@@ -48,7 +48,7 @@ def serve_datagrams(
     grace: float = DEFAULT_GRACE,
     on_ready: Callable[[DatagramTransport], object] | None = announce_datagrams,
 ) -> None:
-    """Serve ``factory``'s datagram protocol on one endpoint until SIGINT or SIGTERM.
+    """Serve ``factory``'s datagram protocol on one endpoint until SIGINT, SIGTERM or SIGHUP.
 
     UDP on ``host:port`` (port 8000 unless given; 0 picks a free one;
     host ``None`` or ``""``: every interface), or a UNIX datagram socket at
@@ -81,7 +81,7 @@ def serve_datagrams(
             bare = exc if exc.errno is None else OSError(exc.errno, os.strerror(exc.errno))
             raise in_context(bare, f"cannot listen on {where}") from exc
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in stop_signals():
                 runtime.add_signal_handler(signum, runtime.stop)
         if on_ready is not None:
             on_ready(transport)

@@ -26,7 +26,7 @@ from weft.drivers._runtime import (
 from weft.protocols.contract import FileWriteTransport
 from weft.protocols.errors import ArgumentError
 
-__all__ = ["DRIVERS", "DriverInfo", "UnavailableDriverError", "open_runtime"]
+__all__ = ["AUTO", "DRIVERS", "DriverInfo", "UnavailableDriverError", "auto_driver", "open_runtime"]
 
 
 class UnavailableDriverError(ArgumentError):
@@ -50,6 +50,10 @@ class DriverInfo:
     #: without importing the driver (a missing extra); the test suite checks
     #: each declaration against the runtime it opens.
     capabilities: frozenset[type] = frozenset()
+    #: Whether the running system allows it, beyond its modules: a cheap,
+    #: cached check that returns the one-line reason it cannot run (io_uring
+    #: refused), or None.  Asked only once the modules are there.
+    probe: Callable[[], str | None] | None = None
 
     def offers(self, *capabilities: type) -> bool:
         """Whether it offers every one of ``capabilities``."""
@@ -61,14 +65,17 @@ class DriverInfo:
 
     def available(self) -> bool:
         """Whether it can run here."""
-        return not self.missing()
+        return self.unavailable_reason() is None
 
     def unavailable_reason(self) -> str | None:
-        """Why it cannot run here, naming the pip extra to install; None when it can."""
-        if not (missing := self.missing()):
-            return None
-        hint = f": pip install 'weft[{self.extra}]'" if self.extra else ""
-        return f"the {self.name} driver needs {', '.join(missing)}, which is not installed{hint}"
+        """Why it cannot run here (naming the pip extra to install, or what the
+        system refuses); None when it can."""
+        if missing := self.missing():
+            hint = f": pip install 'weft[{self.extra}]'" if self.extra else ""
+            return f"the {self.name} driver needs {', '.join(missing)}, which is not installed{hint}"
+        if self.probe is not None and (refusal := self.probe()) is not None:
+            return f"the {self.name} driver cannot run here: {refusal}"
+        return None
 
     def open(self) -> Runtime:
         """A new runtime of this driver; UnavailableDriverError if it cannot run here."""
@@ -121,6 +128,22 @@ def _blocking() -> Runtime:
     return BlockingRuntime()
 
 
+def _completion() -> Runtime:
+    from weft.drivers.completion import CompletionRuntime, RingUnavailableError
+
+    try:
+        return CompletionRuntime()
+    except RingUnavailableError as exc:
+        reason = f"the completion driver cannot run here: io_uring is unavailable: {exc.strerror or exc}"
+        raise UnavailableDriverError(reason) from exc
+
+
+def _completion_refusal() -> str | None:
+    from weft.drivers.completion import unavailable_reason
+
+    return unavailable_reason()
+
+
 def _twisted() -> Runtime:
     from weft.drivers.twisted import TwistedRuntime
 
@@ -166,6 +189,15 @@ DRIVERS: dict[str, DriverInfo] = {
         _coroutine,
         _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
     ),
+    "completion": DriverInfo(
+        "completion",
+        "the reactor on Linux io_uring: operations submitted, completions acted on",
+        (),
+        None,
+        _completion,
+        _OS_DRIVER | {ProcessRuntime, FileWriteTransport},
+        probe=_completion_refusal,
+    ),
     "blocking": DriverInfo(
         "blocking",
         "threads and blocking sockets: a reader and a writer thread per connection",
@@ -195,14 +227,36 @@ DRIVERS: dict[str, DriverInfo] = {
 }
 
 
+#: The name that picks the best driver that runs here (:func:`auto_driver`).
+AUTO = "auto"
+
+#: What ``auto`` picks, in order of preference: the first that can run here.
+#: The reactor comes first: measured on small messages (https://github.com/weft-project/weft/blob/main/docs/performance.md,
+#: "The completion driver"), weft's io_uring driver spends more CPU per
+#: message than the reactor's epoll, so it is a choice to make, not a default.
+AUTO_PREFERENCE: tuple[str, ...] = ("reactor", "completion")
+
+
+def auto_driver() -> str:
+    """The driver ``auto`` picks here: the first of :data:`AUTO_PREFERENCE`
+    that can run (the reactor always can)."""
+    for name in AUTO_PREFERENCE:
+        if DRIVERS[name].available():
+            return name
+    return "reactor"
+
+
 def open_runtime(name: str = "reactor") -> Runtime:
-    """A new runtime of the driver called ``name``.
+    """A new runtime of the driver called ``name`` (``"auto"``: :func:`auto_driver`'s).
 
     Raises :class:`UnavailableDriverError` (an ArgumentError) for a driver
     that cannot run here, and ArgumentError for a name nobody knows.
     """
+    if name == AUTO:
+        name = auto_driver()
     try:
         info = DRIVERS[name]
     except KeyError:
-        raise ArgumentError(f"no driver called {name!r}; choose from {', '.join(DRIVERS)}") from None
+        choices = ", ".join([*DRIVERS, AUTO])
+        raise ArgumentError(f"no driver called {name!r}; choose from {choices}") from None
     return info.open()

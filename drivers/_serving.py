@@ -2,20 +2,25 @@
 
 ``serve(EchoProtocol)`` is a whole server: it listens (on 127.0.0.1:8000
 unless told otherwise), says so with one line on stderr
-(``listening on 127.0.0.1:8000``), and runs until SIGINT or SIGTERM.  Then it
+(``listening on 127.0.0.1:8000``), and runs until SIGINT, SIGTERM or SIGHUP.  Then it
 stops gracefully:
 
 1. it stops accepting (the listening sockets close at once, so a new client is
    refused rather than left waiting);
-2. it lets the open connections finish, for up to ``grace`` seconds;
-3. it aborts whatever is still open, and returns.
+2. it tells each open connection's protocol that has a ``server_stopping()``
+   method (see :class:`StoppingProtocol`), so a connection that will never
+   end by itself can end now (pub/sub closes a subscriber that already
+   half-closed);
+3. it lets the open connections finish, for up to ``grace`` seconds;
+4. it aborts whatever is still open, and returns.
 
 The factory may also be an ``async def`` handler taking a
 :class:`~weft.drivers.coroutines.Stream`: ``serve(echo)`` with ``async def
 echo(stream)`` runs one task per connection (see
 :func:`weft.drivers.coroutines.stream_handler`).
 
-A second SIGINT or SIGTERM cuts the grace period short.  :func:`serve` works
+A second signal cuts the grace period short (SIGHUP is left alone when it
+is ignored, as under ``nohup``).  :func:`serve` works
 through the :class:`~weft.drivers._runtime.Runtime` interface only, so it runs
 on every driver; :class:`Server` is the same machinery on a runtime the caller
 owns.
@@ -38,7 +43,6 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -52,6 +56,7 @@ from weft.drivers._core.connection_limit import (
     checked_idle_timeout,
     checked_max_connections,
 )
+from weft.drivers._core.signal_handlers import stop_signals
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._core.stdio import STDIN, STDOUT, blocking_modes_restored
 from weft.drivers._registry import open_runtime
@@ -75,12 +80,13 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "Server",
+    "StoppingProtocol",
     "announce",
     "in_context",
     "serve",
 ]
 
-logger = logging.getLogger("weft.serve")
+logger = logging.getLogger("weft.drivers")
 
 #: Where a server listens unless told otherwise: loopback only, so that
 #: trying weft out never opens a port to the network.
@@ -94,6 +100,23 @@ DEFAULT_GRACE = 5.0
 
 # Once aborted, connections need only a turn or two to report their end.
 _ABORT_WAIT = 1.0
+
+
+@runtime_checkable
+class StoppingProtocol(Protocol):
+    """A protocol that wants to hear of a graceful stop: ``server_stopping()``
+    is called once, on the connection's own thread (through its clock, so an
+    exception ends that connection only), right after the listeners close.
+
+    It is a hint, not an order: finish what is in flight and close if
+    nothing more is coming (uvicorn's protocols close idle keep-alive
+    connections on their ``shutdown()``).  A protocol without the method is
+    simply given the grace period.  A :class:`~weft.protocols.tls.TLSProtocol`
+    passes it on to the protocol inside.
+    """
+
+    def server_stopping(self) -> None:
+        """The server is stopping gracefully."""
 
 
 class Server:
@@ -279,6 +302,7 @@ class Server:
         self._stopping = True
         for listener in self.listeners:
             listener.close()
+        self._tell_stopping()
         waiting = len(self.open_connections())
         if waiting:
             logger.info(
@@ -302,6 +326,17 @@ class Server:
             for transport in rest:
                 transport.abort()
             self.runtime.run_until(self._drained, timeout=_ABORT_WAIT)
+
+    def _tell_stopping(self) -> None:
+        """Call ``server_stopping()`` on each open connection's protocol that has one."""
+        for transport in self.open_connections():
+            protocol = transport.get_protocol()
+            if isinstance(protocol, _PipeConnection):
+                protocol = protocol.protocol
+            if isinstance(protocol, StoppingProtocol):
+                clock = transport.get_extra_info("clock")
+                if clock is not None:
+                    clock.call_later(0, protocol.server_stopping)
 
     def stop(self) -> None:
         """Stop gracefully; called again while connections finish, cut them off now."""
@@ -382,7 +417,7 @@ def serve(
     busy_reply: bytes | None = None,
     idle_timeout: float | None = None,
 ) -> None:
-    """Serve ``factory`` until SIGINT or SIGTERM, then stop gracefully and return.
+    """Serve ``factory`` until SIGINT, SIGTERM or SIGHUP, then stop gracefully and return.
 
     ``factory`` makes a protocol per connection, or is an ``async def``
     handler awaited with a :class:`~weft.drivers.coroutines.Stream` per
@@ -437,7 +472,7 @@ def serve(
                 server.listen_tcp(host, DEFAULT_PORT if port is None else port)
             # Before announcing: whoever reads the line may signal at once.
             if threading.current_thread() is threading.main_thread():
-                for signum in (signal.SIGINT, signal.SIGTERM):
+                for signum in stop_signals():
                     runtime.add_signal_handler(signum, server.stop)
             if on_ready is not None:
                 on_ready(server)

@@ -43,6 +43,7 @@ PUBLIC_MODULES = frozenset(
         "weft.drivers",
         "weft.drivers.asyncio",
         "weft.drivers.blocking",
+        "weft.drivers.completion",
         "weft.drivers.coroutine",
         "weft.drivers.coroutines",
         "weft.drivers.reactor",
@@ -59,6 +60,7 @@ PUBLIC_MODULES = frozenset(
 DRIVER_PACKAGES = (
     "weft.drivers.asyncio",
     "weft.drivers.blocking",
+    "weft.drivers.completion",
     "weft.drivers.coroutine",
     "weft.drivers.reactor",
     "weft.drivers.testing",

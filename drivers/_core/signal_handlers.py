@@ -16,7 +16,18 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["SignalHandlers"]
+__all__ = ["SignalHandlers", "stop_signals"]
+
+
+def stop_signals() -> tuple[int, ...]:
+    """The signals a server stops gracefully on: SIGINT (Ctrl-C), SIGTERM
+    (``kill``, ``docker stop``, supervisors) and SIGHUP (the terminal went
+    away), unless SIGHUP is ignored: under ``nohup`` it stays ignored, as
+    the person who typed ``nohup`` asked."""
+    hangup = getattr(signal, "SIGHUP", None)  # no SIGHUP on Windows
+    if hangup is None or signal.getsignal(hangup) is signal.SIG_IGN:
+        return (signal.SIGINT, signal.SIGTERM)
+    return (signal.SIGINT, signal.SIGTERM, hangup)
 
 
 class SignalHandlers:

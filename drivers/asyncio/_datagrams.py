@@ -63,7 +63,7 @@ from weft.protocols.contract import DatagramTransport
 
 __all__ = ["AsyncioDatagramTransport", "open_udp", "open_unix_datagram"]
 
-logger = logging.getLogger("weft.asyncio")
+logger = logging.getLogger("weft.drivers.asyncio")
 
 ProtocolFactory = Callable[[], Any]
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["connect_pipes"]
 
-logger = logging.getLogger("weft.asyncio")
+logger = logging.getLogger("weft.drivers.asyncio")
 
 
 def connect_pipes(

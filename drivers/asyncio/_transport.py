@@ -59,6 +59,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from weft.drivers._core.connection_clock import ConnectionClock
+from weft.drivers._core.connection_log import log_closed, log_opened
 from weft.drivers._core.held_delivery import HeldDelivery
 from weft.drivers._core.lifecycle import Event, TransportLifecycle
 from weft.drivers._core.socket_defaults import LINGER_ZERO
@@ -71,7 +72,7 @@ from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["AsyncioTransport", "Role"]
 
-logger = logging.getLogger("weft.asyncio")
+logger = logging.getLogger("weft.drivers.asyncio")
 
 #: What an asyncio transport does for a weft connection.
 Role = Literal["both", "read", "write"]
@@ -519,6 +520,7 @@ class AsyncioTransport(HeldDelivery, FlowControlMixin):
         self._made = True
         for hook in self.on_made:
             hook(self)
+        log_opened(logger, self)
         try:
             self._protocol.connection_made(self)
         except Exception as exc:
@@ -719,6 +721,7 @@ class AsyncioTransport(HeldDelivery, FlowControlMixin):
         self._drop()
         try:
             if self._made:
+                log_closed(logger, self, self._error)
                 try:
                     self._protocol.connection_lost(self._error)
                 except Exception as exc:

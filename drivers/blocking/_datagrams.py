@@ -53,7 +53,7 @@ from weft.protocols._flow_control import WriteFlowControl
 
 __all__ = ["MAX_UNDELIVERED", "ThreadedDatagramTransport"]
 
-logger = logging.getLogger("weft.blocking")
+logger = logging.getLogger("weft.drivers.blocking")
 
 #: Datagrams read and not yet delivered by the scheduler thread before the
 #: I/O thread stops reading.

@@ -27,7 +27,7 @@ from weft.protocols.errors import ArgumentError, ClosedResourceError
 
 __all__ = ["Scheduler"]
 
-logger = logging.getLogger("weft.blocking")
+logger = logging.getLogger("weft.drivers.blocking")
 
 
 class Scheduler:

@@ -45,6 +45,7 @@ from typing import Any
 
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.connection_clock import ConnectionClock
+from weft.drivers._core.connection_log import log_closed, log_opened
 from weft.drivers._core.lifecycle import Event, TransportLifecycle
 from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers._core.timers import Timer
@@ -57,7 +58,7 @@ from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["READ_SIZE", "ReadOnlyThreadedTransport", "ThreadedTransport"]
 
-logger = logging.getLogger("weft.blocking")
+logger = logging.getLogger("weft.drivers.blocking")
 
 
 # Chunks read and not yet delivered before the reader waits.  One is
@@ -137,6 +138,7 @@ class ThreadedTransport(TransportBookkeeping):
             threading.Thread(target=target, name=f"weft-{role} {name}", daemon=True).start()
         if self._idle_timeout is not None:
             self._idle_timer = self._scheduler.call_later(self._idle_timeout, self._check_idle)
+        log_opened(logger, self)
         self._call(self._protocol.connection_made, self)
 
     def _apply(self, event: Event) -> None:
@@ -381,6 +383,7 @@ class ThreadedTransport(TransportBookkeeping):
             self._channel.close(reset=self._reset_on_close)
         except OSError:
             logger.exception("closing %r", self)
+        log_closed(logger, self, self._end_exc)
         try:
             self._protocol.connection_lost(self._end_exc)
         except Exception:

@@ -35,6 +35,7 @@ import logging
 from typing import Any
 
 from weft.drivers._core.child_processes import ReadOnly
+from weft.drivers._core.connection_log import log_opened
 from weft.drivers._core.futures import Future
 from weft.drivers._core.lifecycle import Event, WriteState
 from weft.drivers.coroutines._task import Task
@@ -43,7 +44,7 @@ from weft.protocols.contract import FileRegion
 
 __all__ = ["TaskReadPipeTransport", "TaskTransport"]
 
-logger = logging.getLogger("weft.coroutine")
+logger = logging.getLogger("weft.drivers.coroutine")
 
 
 class TaskTransport(DescriptorTransport):
@@ -53,6 +54,8 @@ class TaskTransport(DescriptorTransport):
     (``listen_tcp``, ``connect_tcp``, ``connect_pipes``, ``spawn_process``...),
     never by applications.
     """
+
+    _logger = logger
 
     __slots__ = ("_pump_task", "_readable", "_reader_on", "_waiter", "_writer_on")
 
@@ -72,6 +75,7 @@ class TaskTransport(DescriptorTransport):
     def start(self) -> None:
         """Call ``connection_made``, then start the connection's task."""
         self._reactor._open[self] = self.abort
+        log_opened(logger, self)
         try:
             self._protocol.connection_made(self)
         except Exception as exc:

@@ -49,7 +49,7 @@ class ReactorDatagramTransport(PolledDatagramTransport, asyncio.DatagramTranspor
     # (_extra is asyncio.BaseTransport's slot.)
     __slots__ = ENDPOINT_SLOTS
 
-    _logger = logging.getLogger("weft.reactor")
+    _logger = logging.getLogger("weft.drivers.reactor")
     _kind = "ReactorDatagramTransport"
     _host: TransportLoop
 

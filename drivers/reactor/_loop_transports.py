@@ -41,6 +41,7 @@ from functools import partial
 from typing import Any
 
 from weft.drivers._core.child_processes import ReadOnly
+from weft.drivers._core.connection_log import log_closed
 from weft.drivers._core.file_region import FileSlice
 from weft.drivers._core.lifecycle import ConnectionState, Event
 from weft.drivers._core.socket_defaults import READ_SIZE
@@ -59,7 +60,7 @@ __all__ = [
     "transport_socket",
 ]
 
-logger = logging.getLogger("weft.reactor")
+logger = logging.getLogger("weft.drivers.reactor")
 
 # asyncio's sendfile modes (asyncio.constants._SendfileMode): TRY_NATIVE
 # makes loop.sendfile() call the loop's _sendfile_native, which sends with
@@ -280,6 +281,7 @@ class LoopStreamTransport(DescriptorTransport):
             self._force_close(None)
 
     def _connection_lost(self, exc: BaseException | None) -> None:
+        log_closed(self._logger, self, exc)
         try:
             if self._made:
                 self._protocol.connection_lost(exc)

@@ -61,7 +61,7 @@ from weft.protocols.contract import DatagramTransport
 
 __all__ = ["DatagramHost", "TrioDatagramTransport", "open_udp", "open_unix_datagram"]
 
-logger = logging.getLogger("weft.trio")
+logger = logging.getLogger("weft.drivers.trio")
 
 
 class TrioDatagramTransport(EndpointBookkeeping, TwoLoopTask):

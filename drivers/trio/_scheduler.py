@@ -41,7 +41,7 @@ from weft.protocols.errors import ArgumentError
 
 __all__ = ["CallbackScheduler", "MonotonicClock"]
 
-logger = logging.getLogger("weft.trio")
+logger = logging.getLogger("weft.drivers.trio")
 
 
 class MonotonicClock(trio.abc.Clock):

@@ -23,7 +23,7 @@ from weft.protocols._flow_control import WriteFlowControl
 
 __all__ = ["TwoLoopTask"]
 
-logger = logging.getLogger("weft.trio")
+logger = logging.getLogger("weft.drivers.trio")
 
 
 class TwoLoopTask:

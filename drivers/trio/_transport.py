@@ -60,6 +60,7 @@ from typing import Any
 import trio
 
 from weft.drivers._core.connection_clock import ConnectionClock, DriverClock
+from weft.drivers._core.connection_log import log_closed, log_opened
 from weft.drivers._core.lifecycle import Event, TransportLifecycle, WriteState
 from weft.drivers._core.socket_defaults import LINGER_ZERO, READ_SIZE
 from weft.drivers._core.transport_base import TransportBookkeeping
@@ -72,7 +73,7 @@ from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["MAX_SEND", "READ_SIZE", "TrioTransport"]
 
-logger = logging.getLogger("weft.trio")
+logger = logging.getLogger("weft.drivers.trio")
 
 #: The most one ``send_all`` is handed: writes queued meanwhile are joined up
 #: to it, and a bigger write goes in pieces of it, so that flow control sees
@@ -150,6 +151,7 @@ class TrioTransport(TransportBookkeeping, TwoLoopTask):
         """Call ``connection_made``, then start the connection's task in the runtime's nursery."""
         self._started = True
         self._runtime._spawn(self.run)
+        log_opened(logger, self)
         try:
             self._protocol.connection_made(self)
         except Exception as exc:
@@ -210,12 +212,14 @@ class TrioTransport(TransportBookkeeping, TwoLoopTask):
             admitted = admitted[sent:]
         self._queue.append(admitted)
         self._buffer_size += len(admitted)
-        if self._flow.should_pause(self._buffer_size):
-            self._pause_protocol()
+        # The sender is woken (no longer idle) before pause_writing: a write
+        # made from inside it must queue behind this one, not go at once.
         parked = self._sender_parked
         if parked is not None:
             self._sender_parked = None
             trio.lowlevel.reschedule(parked)
+        if self._flow.should_pause(self._buffer_size):
+            self._pause_protocol()
 
     def write_file(self, region: FileRegion) -> None:
         """Queue ``region`` after what was written (see the contract's ``write_file``)."""
@@ -228,9 +232,9 @@ class TrioTransport(TransportBookkeeping, TwoLoopTask):
             return
         self._queue.append(region)
         self._buffer_size += size
+        self._wake_sender()  # before pause_writing: see write()
         if self._flow.should_pause(self._buffer_size):
             self._pause_protocol()
-        self._wake_sender()
 
     def write_eof(self) -> None:
         """Half-close once what was written is sent; reading goes on."""
@@ -455,6 +459,7 @@ class TrioTransport(TransportBookkeeping, TwoLoopTask):
             self._queue.clear()
             self._buffer_size = 0
             self._held.clear()
+            log_closed(logger, self, self._error)
             self._report_lost()
 
 

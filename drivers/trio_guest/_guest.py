@@ -42,7 +42,7 @@ from weft.protocols.errors import ArgumentError, BusyResourceError, InvalidState
 
 __all__ = ["DEFAULT_CLOSE_TIMEOUT", "TrioGuest", "start_trio_guest"]
 
-logger = logging.getLogger("weft.trio_guest")
+logger = logging.getLogger("weft.drivers.trio_guest")
 
 _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")

@@ -46,7 +46,7 @@ class TwistedDatagramTransport(PolledDatagramTransport):
 
     __slots__ = (*ENDPOINT_SLOTS, "_extra")
 
-    _logger = logging.getLogger("weft.twisted")
+    _logger = logging.getLogger("weft.drivers.twisted")
     _kind = "TwistedDatagramTransport"
     _host: TwistedHost
 

@@ -37,7 +37,7 @@ handed.  How weft's contract maps onto Twisted's:
   later turn, never from inside ``close``/``abort``.
 * **Errors.**  An exception from any protocol callback (``connection_made``,
   ``data_received``, ``pause_writing``, a timer...) is logged on the
-  ``weft.twisted`` logger and ends that connection alone with it: Twisted
+  ``weft.drivers.twisted`` logger and ends that connection alone with it: Twisted
   never sees it.
 * ``get_extra_info("clock")`` is a weft clock bound to the connection;
   ``"peername"``, ``"sockname"`` and ``"socket"`` are taken when the
@@ -66,6 +66,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from weft.drivers._core.connection_clock import ConnectionClock, DriverClock
+from weft.drivers._core.connection_log import log_closed, log_opened
 from weft.drivers._core.file_sending import send_from_file, sendfile_refused
 from weft.drivers._core.held_delivery import HeldDelivery
 from weft.drivers._core.lifecycle import Event, TransportLifecycle, WriteState
@@ -76,7 +77,7 @@ from weft.protocols.errors import WriteAfterEofError
 
 __all__ = ["CHUNK", "Carrier", "Link", "TwistedSide", "TwistedTransport"]
 
-logger = logging.getLogger("weft.twisted")
+logger = logging.getLogger("weft.drivers.twisted")
 
 #: The most the driver hands Twisted between two of its ``resumeProducing``
 #: calls (Twisted's own read size and default ``bufferSize``).
@@ -519,6 +520,7 @@ class TwistedTransport(HeldDelivery):
         self._made = True
         for hook in self.on_made:
             hook(self)
+        log_opened(logger, self)
         try:
             protocol.connection_made(self)
         except Exception as exc:
@@ -588,6 +590,7 @@ class TwistedTransport(HeldDelivery):
     def _connection_lost(self, exc: BaseException | None) -> None:
         try:
             if self._made:
+                log_closed(logger, self, exc)
                 try:
                     self._protocol.connection_lost(exc)
                 except Exception as failure:

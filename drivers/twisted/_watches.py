@@ -28,7 +28,7 @@ from weft.protocols.errors import BusyResourceError
 
 __all__ = ["FdOwner", "FdWatch", "FdWatches"]
 
-logger = logging.getLogger("weft.twisted")
+logger = logging.getLogger("weft.drivers.twisted")
 
 
 class FdOwner(Protocol):

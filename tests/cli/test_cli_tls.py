@@ -162,7 +162,7 @@ def test_a_plain_client_gets_a_handshake_failure_not_a_hang(children: Children) 
     [
         (["serve", "echo", "--tls"], "--tls needs --cert"),
         (["serve", "echo", "--cert", "x.pem"], "--cert and --key go with --tls"),
-        (["connect", "127.0.0.1", "1", "--cafile", "ca.pem"], "go with --tls"),
+        (["connect", "127.0.0.1", "1", "--cafile", "ca.pem"], "--cafile goes with --tls"),
         (["connect", "127.0.0.1", "1", "--via", "cat"], "give one of"),
         (["connect", "--via", "cat", "--tls"], "needs --server-name"),
     ],
@@ -177,13 +177,13 @@ def test_tls_argument_errors(args: list[str], message: str) -> None:
 
 
 def test_a_missing_certificate_file_is_one_line(tmp_path: Path) -> None:
-    """A --cert that does not exist: exit 1, one line, no traceback."""
-    result = run("serve", "echo", "--port", "0", "--tls", "--cert", str(tmp_path / "missing.pem"))
-    assert result.returncode == 1
+    """A --cert that does not exist: a usage error (exit 2), one line naming it, no traceback."""
+    missing = tmp_path / "missing.pem"
+    result = run("serve", "echo", "--port", "0", "--tls", "--cert", str(missing))
+    assert result.returncode == 2
     text = result.stderr.decode()
     assert "Traceback" not in text
-    assert len(text.splitlines()) == 1
-    assert "No such file" in text
+    assert text.splitlines() == [f"weft: --cert {missing}: no such file"]
 
 
 def test_connect_via_a_command_that_fails_says_so() -> None:

@@ -17,6 +17,7 @@ EXPECTED = {
     "idle_timeout.py": "closed after 59 fake seconds",
     "pubsub_in_memory.py": "alice got b'news' b'weft 0.1 is out'",
     "echo_on_asyncio.py": "weft client got: and back",
+    "echo_on_completion.py": "echoed: hello, io_uring\nechoed over TLS: hello over TLS",
     "echo_on_twisted.py": "echoed: hello, weft\nweft client got: and back",
     "echo_on_trio.py": "weft client got: and back\ntrio code over a weft stream: as trio",
     "process_lines.py": "answers [b'HELLO', b'WEFT'], exit status 0",
@@ -68,10 +69,44 @@ SERVERS = {
 }
 
 
+#: Modules served by the command line (``weft serve MODULE:FACTORY``), not
+#: run as scripts: each factory with the input it is given over --stdio and
+#: what it must answer (tests/cli/test_cli_factories.py serves them on every driver).
+SERVED_BY_THE_CLI: dict[str, list[tuple[str, bytes, bytes]]] = {
+    "shout.py": [
+        ("ShoutProtocol", b"hello\nweft\n", b"HELLO\nWEFT\n"),
+        ("shout", b"hello\nweft\n", b"HELLO\nWEFT\n"),
+    ],
+}
+
+
 def test_every_example_is_checked() -> None:
     """Each script in examples/ is listed here or is a pytest file run below."""
     scripts = {path.name for path in EXAMPLES.glob("*.py") if not path.name.startswith("test_")}
-    assert scripts == set(EXPECTED) | SERVERS | {name for name, *_ in WITH_ARGUMENTS}
+    assert scripts == set(EXPECTED) | SERVERS | {name for name, *_ in WITH_ARGUMENTS} | set(SERVED_BY_THE_CLI)
+
+
+@pytest.mark.parametrize(
+    ("name", "factory", "given", "answer"),
+    [(name, *case) for name, cases in sorted(SERVED_BY_THE_CLI.items()) for case in cases],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_example_served_by_the_cli(name: str, factory: str, given: bytes, answer: bytes) -> None:
+    """``weft serve examples.MODULE:FACTORY`` from the repository's top, as
+    the module's docstring says, answers as it should (over --stdio here)."""
+    spec = f"examples.{name.removesuffix('.py')}:{factory}"
+    docstring = (EXAMPLES / name).read_text()
+    assert f"weft serve {spec}" in docstring
+    result = subprocess.run(
+        [sys.executable, "-m", "weft", "serve", spec, "--stdio"],
+        input=given,
+        capture_output=True,
+        timeout=60,
+        check=False,
+        cwd=EXAMPLES.parent,
+    )
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert result.stdout == answer
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

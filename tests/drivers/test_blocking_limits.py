@@ -192,7 +192,7 @@ def test_the_limit_is_logged_once_when_reached_and_once_when_back() -> None:
     ends = Ends()
     runtime = BlockingRuntime(max_connections=1, busy_reply=BUSY)
     with (
-        log_records("weft.blocking") as records,
+        log_records("weft.drivers.blocking") as records,
         serving(lambda: WatchedEcho(ends), runtime) as listener,
     ):
         with connect(listener.port) as first:

@@ -98,7 +98,14 @@ def test_each_driver_declares_what_its_runtime_has(runtime: Runtime, driver: str
 def test_processes_are_not_everywhere() -> None:
     """The registry's declarations differ where the drivers do: asyncio and
     uvloop start no processes, the others do; every driver offers write_file."""
-    assert driver_names(requires={ProcessRuntime}) == ["reactor", "coroutine", "blocking", "twisted", "trio"]
+    assert driver_names(requires={ProcessRuntime}) == [
+        "reactor",
+        "coroutine",
+        "completion",
+        "blocking",
+        "twisted",
+        "trio",
+    ]
     assert driver_names(lacks={ProcessRuntime}) == ["asyncio", "uvloop"]
     assert driver_names(requires={FileWriteTransport}) == list(DRIVERS)
 
@@ -108,7 +115,7 @@ def test_selecting_by_name_and_leaving_out_with_a_reason() -> None:
     some out; a name the registry does not know is an error, not an empty selection."""
     assert driver_names(only=("coroutine", "reactor")) == ["reactor", "coroutine"]
     spawners = driver_names(requires={ProcessRuntime}, exclude={"blocking": "why"})
-    assert spawners == ["reactor", "coroutine", "twisted", "trio"]
+    assert spawners == ["reactor", "coroutine", "completion", "twisted", "trio"]
     with pytest.raises(KeyError, match="no driver called 'reactr'"):
         driver_names(only=("reactr",))
     with pytest.raises(KeyError, match="no driver called 'blockng'"):

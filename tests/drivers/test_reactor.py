@@ -239,7 +239,7 @@ def test_an_exception_in_a_plain_callback_is_logged_and_the_loop_goes_on(
 
     reactor.call_soon(fail)
     reactor.call_soon(ran.append, "after")
-    with caplog.at_level(logging.ERROR, logger="weft.reactor"):
+    with caplog.at_level(logging.ERROR, logger="weft.drivers.reactor"):
         assert reactor.run_until(lambda: bool(ran), TIMEOUT)
     assert any(record.exc_info and "broken callback" in str(record.exc_info[1]) for record in caplog.records)
 
@@ -281,7 +281,7 @@ def test_a_protocol_error_ends_only_its_connection(
         )
         assert reactor.run_until(connecting.done, TIMEOUT)
     assert reactor.run_until(lambda: len(servers) == 2, TIMEOUT)
-    with caplog.at_level(logging.ERROR, logger="weft.reactor"):
+    with caplog.at_level(logging.ERROR, logger="weft.drivers.reactor"):
         doomed.transport.write(b"boom")
         assert reactor.run_until(lambda: doomed.lost, TIMEOUT)
     assert isinstance(servers[0].lost[0], RuntimeError)
@@ -306,7 +306,7 @@ def test_a_failing_connection_timer_ends_only_that_connection(
         raise LookupError("timer bug")
 
     clock_of(first.transport).call_later(0.01, fail)
-    with caplog.at_level(logging.ERROR, logger="weft.reactor"):
+    with caplog.at_level(logging.ERROR, logger="weft.drivers.reactor"):
         assert reactor.run_until(lambda: first.lost, TIMEOUT)
     assert isinstance(first.lost_exc, LookupError)
     second.transport.write(b"ok")
@@ -736,7 +736,7 @@ def test_call_before_close_runs_first_and_may_turn_the_loop(
     reactor.call_before_close(fail)
     reactor.call_before_close(finish_on_the_loop)
     reactor.call_before_close(seen.append, "called off").cancel()
-    with caplog.at_level(logging.ERROR, logger="weft.reactor"):
+    with caplog.at_level(logging.ERROR, logger="weft.drivers.reactor"):
         reactor.close()
     assert seen == ["first", "timer fired", "echoed b'last words', connection lost: False"]
     assert client.lost  # aborted by close, after the hooks

@@ -223,13 +223,13 @@ def test_timers_run_in_deadline_order_and_never_when_cancelled(runtime: TrioRunt
 def test_a_failing_callback_is_logged_and_the_others_run(
     runtime: TrioRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A call_soon callback that raises is logged on weft.trio; the next one runs."""
+    """A call_soon callback that raises is logged on weft.drivers.trio; the next one runs."""
     ran: list[str] = []
 
     def fail() -> None:
         raise ValueError("boom")
 
-    with caplog.at_level(logging.ERROR, logger="weft.trio"):
+    with caplog.at_level(logging.ERROR, logger="weft.drivers.trio"):
         runtime.call_soon(fail)
         runtime.call_soon(ran.append, "after")
         assert runtime.run_until(lambda: ran == ["after"], TIMEOUT)

@@ -499,7 +499,7 @@ print("closed; the run is done:", guest.done())
     assert done.returncode == 0, done.stderr
     assert done.stdout == "closed; the run is done: False\n"
     assert (
-        "weft.trio_guest: a Trio guest run was still going 0.05 s after its reactor began to close "
+        "weft.drivers.trio_guest: a Trio guest run was still going 0.05 s after its reactor began to close "
         "and cancelled it: it is abandoned, and Trio cannot run again in this thread"
     ) in done.stderr
 

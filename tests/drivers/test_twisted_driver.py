@@ -273,10 +273,10 @@ class Explodes(FlowRecorder):
 def test_an_exception_from_a_callback_aborts_that_connection_and_is_reported(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """data_received raising: logged on weft.twisted, Twisted's connection
+    """data_received raising: logged on weft.drivers.twisted, Twisted's connection
     aborted (a reset), and connection_lost gets the exception; Twisted never sees it."""
     mapped = Mapped(Explodes())
-    with caplog.at_level(logging.ERROR, logger="weft.twisted"):
+    with caplog.at_level(logging.ERROR, logger="weft.drivers.twisted"):
         mapped.transport.side.dataReceived(b"trigger")
     assert mapped.twisted.aborted
     (record,) = caplog.records

@@ -13,15 +13,22 @@ The ends, as ``nc`` users expect them:
   and the bridge stops reading stdin and closes;
 * an error ends the session and is raised by :meth:`StdioBridge.run`, with
   where it happened in the message: after a reset, what was already read
-  from the connection is still flushed to stdout; a broken stdout aborts
-  the connection;
+  from the connection is still flushed to stdout;
+* a broken stdout (its reader, ``head`` say, has gone) aborts the
+  connection and is no error: :attr:`StdioBridge.stdout_broken` says so,
+  and the command exits as a program killed by SIGPIPE would;
 * with an idle timeout, a session with no bytes either way for that long
   ends with ``TimeoutError``.
+
+With ``crlf`` (``connect --crlf``, as ``ncat -C``) every LF read from stdin
+that is not already preceded by a CR is sent as CRLF, for line protocols
+that insist on it (SMTP, HTTP/1.1 by hand).
 """
 
 from __future__ import annotations
 
 import errno
+import re
 from typing import Any
 
 from weft.drivers._core.futures import Future
@@ -46,6 +53,8 @@ class _Side:
 
     def connection_made(self, transport: Transport) -> None:
         self.transport = transport
+        if self is self.bridge._network:
+            self.bridge.network_made(transport)
         if self.other.transport is None:
             # Nowhere to put what it reads until the other side is up (a
             # driver may make the pipes' connection on a later turn).
@@ -79,6 +88,24 @@ class _Side:
         self.bridge.side_lost(self, exc)
 
 
+_LONE_LF = re.compile(rb"(?<!\r)\n")
+
+
+class _CRLFSide(_Side):
+    """The stdin side of ``--crlf``: a lone LF goes out as CRLF."""
+
+    def __init__(self, bridge: StdioBridge, name: str) -> None:
+        super().__init__(bridge, name)
+        self._last_was_cr = False  # a CR ending one read, its LF starting the next
+
+    def data_received(self, data: bytes) -> None:
+        converted = _LONE_LF.sub(b"\r\n", data)
+        if self._last_was_cr and data[:1] == b"\n":
+            converted = converted[1:]  # that LF had its CR, at the end of the last read
+        self._last_was_cr = data[-1:] == b"\r"
+        super().data_received(converted)
+
+
 class StdioBridge:
     """Bridges two file descriptors (stdin and stdout by default) to one connection.
 
@@ -97,6 +124,7 @@ class StdioBridge:
         idle_timeout: float | None = None,
         read_fd: int = STDIN,
         write_fd: int = STDOUT,
+        crlf: bool = False,
     ) -> None:
         if idle_timeout is not None and not idle_timeout > 0:
             raise ArgumentError(f"idle_timeout must be > 0 seconds, not {idle_timeout!r}")
@@ -107,21 +135,52 @@ class StdioBridge:
         self.read_fd = read_fd
         self.write_fd = write_fd
         self._network = _Side(self, "network")
-        self._stdio = _Side(self, "stdio")
+        self._stdio = _CRLFSide(self, "stdio") if crlf else _Side(self, "stdio")
+        # The first connection accepted, in listen mode (see accept_one).
+        self._accepting: Future[Transport] | None = None
         self._network.other, self._stdio.other = self._stdio, self._network
         self._connect_settled = False
+        # Inside run(): only then is the runtime the bridge's to stop (a
+        # connect that completes after an interrupt is aborted later, from
+        # whoever runs the runtime next, which must not be stopped by it).
+        self._running = False
         self._last_activity = runtime.now()
         self._idle_timer: TimerHandle | None = None
         #: What ended the session, if it did not end cleanly.
         self.error: BaseException | None = None
         #: The signal number :meth:`interrupt` was called with, if it was.
         self.interrupted: int | None = None
+        #: Whether the session ended because stdout's reader went away (EPIPE).
+        self.stdout_broken = False
 
     # ---------------------------------------------------------------- API
 
     def network_protocol(self) -> Any:
         """The protocol factory to connect with (it makes the one network side)."""
         return self._network
+
+    def accept_one(self) -> tuple[Any, Future[Transport]]:
+        """For listen mode (``connect --listen``, as ``ncat -l``): a protocol
+        factory for a listener, and the future of the first connection.
+
+        The first connection accepted gets the network side; any other that
+        races in before the listener is closed is closed at once.
+        """
+        accepted: Future[Transport] = Future(self.runtime.call_soon)
+        self._accepting = accepted
+
+        def factory() -> Any:
+            if self._network.transport is None and not accepted.done():
+                return self._network
+            return _Refused()
+
+        return factory, accepted
+
+    def network_made(self, transport: Transport) -> None:
+        """The network side is connected (in listen mode: the first connection is in)."""
+        accepting = self._accepting
+        if accepting is not None and not accepting.done():
+            accepting.set_result(transport)
 
     @property
     def network_transport(self) -> Transport | None:
@@ -141,11 +200,13 @@ class StdioBridge:
         """
         connecting.add_done_callback(self._connected)
         with blocking_modes_restored(self.read_fd, self.write_fd):
+            self._running = True
             try:
                 self.runtime.run()
             finally:
+                self._running = False
                 self._abort_both()
-        if self.error is not None and self.interrupted is None:
+        if self.error is not None and self.interrupted is None and not self.stdout_broken:
             raise self.error
 
     def interrupt(self, signum: int) -> None:
@@ -187,6 +248,13 @@ class StdioBridge:
     def side_lost(self, side: _Side, exc: BaseException | None) -> None:
         """One side's connection_lost: end the other side too."""
         other = side.other.transport
+        if side is self._stdio and isinstance(exc, BrokenPipeError):
+            # stdout's reader has gone (``| head -1``): no error, the session is over.
+            self.stdout_broken = True
+            if other is not None:
+                other.abort()
+            self._stop_if_done()
+            return
         if exc is not None and self.error is None:
             where = f"connection to {self.target}" if side is self._network else "standard input/output"
             self.error = in_context(exc, where) if isinstance(exc, OSError) else exc
@@ -208,7 +276,12 @@ class StdioBridge:
         self._connect_settled = True
         exc = connecting.exception()
         if exc is not None:
-            if isinstance(exc, OSError) and not str(exc.strerror).startswith("cannot connect"):
+            listening = self._accepting is not None  # its errors say what they are
+            if (
+                isinstance(exc, OSError)
+                and not listening
+                and not str(exc.strerror).startswith("cannot connect")
+            ):
                 exc = in_context(exc, f"cannot connect to {self.target}")  # a name that did not resolve
             self.error = exc
             self._stop_if_done()
@@ -247,4 +320,21 @@ class StdioBridge:
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
                 self._idle_timer = None
-            self.runtime.stop()
+            if self._running:
+                self.runtime.stop()
+
+
+class _Refused:
+    """A connection that raced in after the one listen mode accepts: closed at once."""
+
+    def connection_made(self, transport: Transport) -> None:
+        transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        pass

@@ -1,0 +1,180 @@
+"""The ring as the reactor's poller: readiness and completions from one ``io_uring_enter``.
+
+The completion driver is the reactor (:class:`~weft.drivers.reactor.Reactor`)
+with this poller in place of epoll.  It serves two kinds of user:
+
+* What the reactor watches for readiness (its wake-up eventfd, so timers,
+  ``call_soon_threadsafe`` and signals; listeners; connects in progress;
+  child processes' pidfds; datagram endpoints; anything given to
+  ``add_reader``): each watched fd has a ``POLL_ADD`` on the ring, and
+  :meth:`RingPoller.poll` returns ``(fd, mask)`` pairs as epoll's would.
+* Operations (a transport's receive and send, a listener's accept): each
+  has a ``user_data`` and a handler in :attr:`RingPoller.completions`, called
+  with ``(res, flags)`` from inside :meth:`~RingPoller.poll` when its
+  completion is reaped.
+
+Every entry prepared during a turn waits in the submission queue, and the
+next :meth:`~RingPoller.poll` hands them all over and waits for completions
+in a single ``io_uring_enter``: one system call per turn of the loop, however
+many connections sent or received in it.
+
+Readiness is level-triggered, as the reactor's callers expect (an acceptor
+takes at most 64 connections per event, a datagram endpoint a batch): each
+poll is one-shot and armed again at the start of the next turn, after its
+callback ran, so a descriptor still ready is reported again.  (A multishot
+poll is edge-triggered: a reader that left data behind would never hear of
+it again.)
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable
+
+from weft.drivers.completion._uring import Ring
+from weft.drivers.reactor._pollers import ERROR, HANGUP
+from weft.protocols.errors import ClosedResourceError
+
+__all__ = ["Handler", "RingPoller"]
+
+logger = logging.getLogger("weft.drivers.completion")
+
+#: What an operation's owner is called with: ``(res, flags)`` of its completion.
+Handler = Callable[[int, int], object]
+
+#: The user_data of entries whose completion nobody waits for (cancels, poll removals).
+IGNORED = 0
+
+#: Everything the kernel may still own at close: handlers of operations that
+#: never completed in time, with the buffers they reference.  Kept for the
+#: life of the process rather than freed under the kernel.
+_abandoned: list[object] = []
+
+
+class RingPoller:
+    """A :class:`~weft.drivers.reactor._pollers.Poller` over an io_uring, and
+    the dispatcher of its operations' completions (see the module docstring)."""
+
+    name = "io_uring"
+
+    def __init__(self, ring: Ring | None = None) -> None:
+        #: The ring; raises RingUnavailableError when the kernel refuses one.
+        self.ring = ring if ring is not None else Ring(256, 4096)
+        self.changes = 0
+        #: Each operation's handler, by user_data; the owner adds and removes its own.
+        self.completions: dict[int, Handler] = {}
+        self._next_id = 1
+        self._watched: dict[int, int] = {}  # fd -> mask
+        self._armed: dict[int, int] = {}  # fd -> user_data of its POLL_ADD
+        self._polls: dict[int, int] = {}  # user_data of a POLL_ADD -> fd
+        self._to_arm: set[int] = set()
+
+    def new_ids(self, count: int) -> int:
+        """Reserve ``count`` consecutive user_data values; the first of them."""
+        first = self._next_id
+        self._next_id += count
+        return first
+
+    # ------------------------------------------------------------- Poller
+
+    def register(self, fd: int, mask: int) -> None:
+        """Watch ``fd`` for ``mask``; ClosedResourceError if it is not open."""
+        try:
+            os.fstat(fd)
+        except OSError as exc:
+            error = ClosedResourceError(f"file descriptor {fd} is not open")
+            raise error from exc
+        self.changes += 1
+        self._watched[fd] = mask
+        self._to_arm.add(fd)
+
+    def modify(self, fd: int, mask: int) -> None:
+        """Watch ``fd`` for ``mask`` instead (the armed poll is replaced)."""
+        self.changes += 1
+        self._watched[fd] = mask
+        self._disarm(fd)
+        self._to_arm.add(fd)
+
+    def unregister(self, fd: int) -> None:
+        """Stop watching ``fd``, at once.
+
+        The poll's removal is handed to the kernel now, not at the next
+        turn: the caller may close ``fd`` next, and an armed poll holds the
+        file open (a listening socket would stay bound, a peer would not see
+        the close).
+        """
+        self.changes += 1
+        if self._watched.pop(fd, None) is None:
+            return
+        self._to_arm.discard(fd)
+        if self._disarm(fd) and not self.ring.closed:
+            self.ring.flush()
+
+    def _disarm(self, fd: int) -> bool:
+        user_data = self._armed.pop(fd, None)
+        if user_data is None:
+            return False
+        del self._polls[user_data]
+        self.ring.prep_poll_remove(user_data, IGNORED)
+        return True
+
+    def poll(self, timeout: float) -> list[tuple[int, int]]:
+        """Arm what needs it, submit every queued entry and wait up to
+        ``timeout`` seconds (forever if negative) in one ``io_uring_enter``;
+        run the handlers of the operations that completed; return the
+        readiness events, ``(fd, mask)`` pairs."""
+        ring = self.ring
+        if self._to_arm:
+            self._arm_all()
+        ring.submit_and_wait(None if timeout < 0 else timeout)
+        events: list[tuple[int, int]] = []
+        completions, polls, armed, to_arm = self.completions, self._polls, self._armed, self._to_arm
+        for user_data, res, flags in ring.reap():
+            handler = completions.get(user_data)
+            if handler is not None:
+                try:
+                    handler(res, flags)
+                except Exception as exc:  # a driver bug: never stop the loop for it
+                    logger.error("exception in the completion handler %r", handler, exc_info=exc)
+                continue
+            fd = polls.pop(user_data, None)
+            if fd is None:
+                continue  # a removed poll, a cancel: nobody waits for it
+            del armed[fd]
+            to_arm.add(fd)
+            if res < 0:
+                if res == -errno.ECANCELED:
+                    continue
+                # The kernel could not poll it (EBADF...): as epoll reports a
+                # broken descriptor, so that its reader meets the error.
+                res = ERROR | HANGUP
+            events.append((fd, res))
+        return events
+
+    def _arm_all(self) -> None:
+        ring, watched, armed, polls = self.ring, self._watched, self._armed, self._polls
+        for fd in self._to_arm:
+            mask = watched.get(fd)
+            if mask is None or fd in armed:
+                continue
+            user_data = self._next_id
+            self._next_id += 1
+            armed[fd] = user_data
+            polls[user_data] = fd
+            ring.prep_poll_add(fd, mask, user_data)
+        self._to_arm.clear()
+
+    def in_flight(self) -> int:
+        """How many operations still have a handler waiting (not polls)."""
+        return len(self.completions)
+
+    def close(self) -> None:
+        """Close the ring.  Handlers still waiting (operations that never
+        completed) are kept for the life of the process, with their buffers,
+        so that the kernel can never write into freed memory."""
+        if self.completions:
+            _abandoned.extend(self.completions.values())
+            self.completions.clear()
+        self.ring.close()

@@ -1,0 +1,424 @@
+"""The completion driver's byte-stream transport: operations submitted, completions acted on.
+
+A :class:`CompletionTransport` is the reactor's
+:class:`~weft.drivers.reactor.DescriptorTransport` (the same lifecycle, flow
+control, file regions and endings) whose bytes move by io_uring operations
+instead of readiness and ``recv``/``send``:
+
+Receiving
+    one receive is kept armed (``RECV`` on a socket, ``READ`` on a pipe or
+    terminal) into the transport's own 64 KiB buffer, which the kernel owns
+    until the completion.  The completion hands the bytes to the protocol and
+    arms the next receive.  ``pause_reading`` arms no more; a receive still in
+    the kernel completes anyway and its bytes (or the EOF) are held until
+    ``resume_reading``, which delivers them on a later turn and only then
+    arms again (:class:`~weft.drivers._core.held_delivery.HeldDelivery`, as
+    Twisted's iocpreactor does).
+Sending
+    at most one send in flight, holding its ``bytes`` alive until the
+    completion: writes can never interleave.  ``write()`` with nothing in
+    flight submits at once; later writes queue, and the completion sends
+    the whole queue as one operation.  Bytes in flight count in
+    ``get_write_buffer_size()`` (the kernel has not taken them yet), so the
+    water marks work as on the reactor.  A file region is read in pieces and
+    each piece sent the same way.
+Ending
+    ``close()`` sends what is queued, then cancels the receive; ``abort()``
+    and errors cancel both.  ``connection_lost`` runs only once every
+    operation the kernel owned has completed or been cancelled, and the
+    descriptor is closed after it (reset first, ``SO_LINGER`` 0, for an
+    aborted TCP connection), so the kernel never writes into a buffer that
+    was let go, nor touches a descriptor number that was reused.
+
+The submissions are only queued here; the loop's next turn hands them all to
+the kernel in one ``io_uring_enter`` (:class:`~weft.drivers.completion._ring_poller.RingPoller`).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from weft.drivers._core.child_processes import ReadOnly
+from weft.drivers._core.connection_log import log_opened
+from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
+from weft.drivers._core.held_delivery import HeldDelivery
+from weft.drivers._core.lifecycle import Event, WriteState
+from weft.drivers.completion._ring_poller import IGNORED, RingPoller
+from weft.drivers.completion._uring import address_of_bytes, writable_address
+from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
+from weft.protocols.contract import FileRegion
+
+if TYPE_CHECKING:
+    from weft.drivers.reactor._plumbing import TransportLoop
+
+__all__ = ["CompletionReadPipeTransport", "CompletionTransport"]
+
+logger = logging.getLogger("weft.drivers.completion")
+
+# What _in_flight holds while a poll waits for writability (a file region).
+_WRITABLE = b""
+_POLLOUT = 0x004
+
+# Results that mean "try again", not "broken".
+_RETRY = frozenset({-errno.EINTR, -errno.EAGAIN})
+
+
+class CompletionTransport(HeldDelivery, DescriptorTransport):
+    """A :class:`weft.protocols.contract.Transport` whose I/O is io_uring operations.
+
+    Made by the :class:`~weft.drivers.completion.CompletionRuntime`
+    (``listen_tcp``, ``connect_tcp``, ``connect_pipes``, ``spawn_process``...),
+    never by applications.  See the module docstring.
+    """
+
+    _logger: ClassVar[logging.Logger] = logger
+
+    __slots__ = (
+        "_delivery",
+        "_held",
+        "_in_flight",
+        "_lost_exc",
+        "_poller",
+        "_recv_address",
+        "_recv_buffer",
+        "_recv_id",
+        "_recv_pending",
+        "_recv_seq",
+        "_recv_view",
+        "_ring",
+        "_send_id",
+        "_prep_recv",
+        "_prep_send",
+        "_send_seq",
+    )
+
+    def __init__(self, reactor: TransportLoop, protocol: Any, **kwargs: Any) -> None:
+        super().__init__(reactor, protocol, **kwargs)
+        poller: RingPoller = reactor.poller  # type: ignore[attr-defined]
+        self._poller = poller
+        self._ring = poller.ring
+        self._recv_id = poller.new_ids(2)
+        self._send_id = self._recv_id + 1
+        # RECV/SEND on a socket (SEND with MSG_NOSIGNAL); READ/WRITE on
+        # anything else (pipes, terminals, files, a socket given as stdio).
+        # Bound once, so the hot paths never ask which.
+        on_socket = "socket" in kwargs["extra"]
+        ring = self._ring
+        self._prep_recv = ring.prep_recv if on_socket else ring.prep_read
+        self._prep_send = ring.prep_send if on_socket else ring.prep_write
+        self._recv_buffer: bytearray | None = None
+        self._recv_view: memoryview | None = None
+        self._recv_address = 0
+        self._recv_pending = False
+        # Where the last receive and send were prepared (Ring.withdraw).
+        self._recv_seq = 0
+        self._send_seq = 0
+        # The bytes the kernel is sending: referenced until the completion.
+        self._in_flight: bytes | None = None
+        self._held: deque[bytes | None] = deque()
+        self._delivery: Any = None
+        self._lost_exc: BaseException | None = None
+
+    # --------------------------------------------------------------- start
+
+    def start(self) -> None:
+        """Call ``connection_made``, then arm the first receive (unless it paused)."""
+        completions = self._poller.completions
+        completions[self._recv_id] = self._recv_done
+        completions[self._send_id] = self._send_done
+        self._reactor._open[self] = self.abort
+        log_opened(self._logger, self)
+        try:
+            self._protocol.connection_made(self)
+        except Exception as exc:
+            self._callback_failed(exc)
+            return
+        if self._lifecycle.wants_data:
+            self._arm_recv()
+
+    # ------------------------------------------------------------ receiving
+
+    def _arm_recv(self) -> None:
+        if self._recv_pending:
+            return
+        if self._recv_buffer is None:
+            # The kernel writes here: kept (and never resized) until the
+            # transport is released, after the last completion.
+            self._recv_buffer = bytearray(READ_SIZE)
+            self._recv_view = memoryview(self._recv_buffer)
+            self._recv_address = writable_address(self._recv_buffer)
+        self._recv_pending = True
+        self._recv_seq = self._prep_recv(self._read_fd, self._recv_address, READ_SIZE, self._recv_id)
+
+    def _recv_done(self, res: int, flags: int) -> None:
+        """A receive completed: ``res`` bytes, 0 for EOF, or ``-errno``."""
+        self._recv_pending = False
+        lifecycle = self._lifecycle
+        if lifecycle.closing:
+            # Reading stopped (close, abort): what came is dropped, as the
+            # reactor would leave it unread.
+            if lifecycle.lost:
+                self._operation_ended()
+            return
+        if res > 0:
+            data = self._recv_view[:res].tobytes()  # type: ignore[index]
+            if lifecycle.wants_data and not self._held:
+                try:
+                    self._protocol.data_received(data)
+                except Exception as exc:
+                    self._callback_failed(exc)
+                    return
+                if self._lifecycle.wants_data:
+                    self._arm_recv()
+            else:
+                self._held.append(data)  # paused: delivered after resume_reading
+        elif res == 0:
+            self._eof()
+        elif res in _RETRY or res == -errno.ECANCELED:
+            if lifecycle.wants_data:
+                self._arm_recv()
+        else:
+            self._recv_failed(OSError(-res, os.strerror(-res)))
+
+    # HeldDelivery's hooks: how this transport pauses, resumes and delivers.
+
+    def _pause_source(self) -> None:
+        """Nothing to do: no receive is armed again; one in flight is held when it completes."""
+
+    def _resume_source(self) -> None:
+        if self._lifecycle.wants_data and not self._lifecycle.closing:
+            self._arm_recv()
+
+    def _soon_deliver(self, callback: Callable[[], object]) -> Any:
+        return self._reactor.call_soon(callback)
+
+    def _hand_over(self, data: bytes) -> None:
+        self._protocol.data_received(data)
+
+    def _stop_reading(self) -> None:
+        """Reading ends (close, abort, an error): cancel the receive in flight."""
+        self._stop_delivering()
+        if self._recv_pending and not self._ring.closed:
+            self._cancel(self._recv_seq, self._recv_id)
+
+    def _cancel(self, sequence: int, user_data: int) -> None:
+        """End an operation: withdrawn if the kernel has not seen it yet (its
+        completion comes back as a no-op), else cancelled."""
+        if not self._ring.withdraw(sequence):
+            self._ring.prep_cancel(user_data, IGNORED)
+
+    # -------------------------------------------------------------- sending
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send ``data`` (one operation) if nothing is in flight, else queue it."""
+        if self._idle_writer and type(data) is bytes:
+            # The hot path: nothing in flight or queued, still open, and bytes.
+            if data:
+                self._submit_send(data)
+                if self._flow.should_pause(self._buffer_size):
+                    self._protocol.pause_writing()
+            return
+        self._write_otherwise(data)
+
+    def _submit_send(self, data: bytes, *, counted: bool = False) -> None:
+        """Hand ``data`` to the kernel; it stays referenced until the completion."""
+        self._in_flight = data
+        self._idle_writer = False
+        if not counted:
+            self._buffer_size += len(data)
+        self._send_seq = self._prep_send(self._write_fd, address_of_bytes(data), len(data), self._send_id)
+
+    def _send_done(self, res: int, flags: int) -> None:
+        """The send in flight completed: ``res`` bytes taken, or ``-errno``."""
+        data = self._in_flight
+        self._in_flight = None
+        lifecycle = self._lifecycle
+        if lifecycle.dropped or data is None:
+            if lifecycle.lost:
+                self._operation_ended()
+            return
+        if res < 0:
+            if res in _RETRY:
+                self._submit_send(data, counted=True)
+                return
+            self._force_close(OSError(-res, os.strerror(-res)))
+            return
+        if data is _WRITABLE:  # a poll's completion: res is its mask
+            if (self._buffer or self._file_queue) and not self._send_queued():
+                return
+        elif res < len(data):
+            self._buffer_size -= res
+            # Taken in part (a socket buffer filled): the rest goes first.
+            self._submit_send(data[res:], counted=True)
+        else:
+            self._buffer_size -= res
+            if (self._buffer or self._file_queue) and not self._send_queued():
+                return
+        if self._flow.should_resume(self._buffer_size):
+            try:
+                self._protocol.resume_writing()
+            except Exception as exc:
+                self._callback_failed(exc)
+                return
+        if self._in_flight is not None or self._lifecycle.dropped:
+            return
+        if self._buffer or self._file_queue:  # resume_writing wrote
+            self._send_queued()
+        else:
+            self._all_sent()
+
+    def _send_queued(self) -> bool:
+        """Send the whole queue as one operation (or the next piece of a file
+        region at its head); False after an error, with the connection ending."""
+        buffer = self._buffer
+        if buffer:
+            if len(buffer) == 1:
+                head = buffer.popleft()
+                data = head if type(head) is bytes else bytes(head)
+            else:
+                data = b"".join(buffer)
+                buffer.clear()
+            self._submit_send(data, counted=True)
+            return True
+        region: FileRegion = self._file_queue[0]  # type: ignore[assignment]
+        if not self._sendfile_refused:
+            return self._send_from_file(region)
+        try:
+            piece = region.read(PIECE_SIZE)
+        except OSError as exc:
+            self._force_close(exc)
+            return False
+        if not len(region):
+            self._file_sent()  # the bytes written after it move to _buffer
+        if not piece:  # the file was shorter than the region said
+            self._buffer_size -= len(region)
+            return self._send_queued() if (self._buffer or self._file_queue) else True
+        self._submit_send(piece, counted=True)
+        return True
+
+    def _send_from_file(self, region: FileRegion) -> bool:
+        """One ``sendfile`` of the region at the head of the queue, straight
+        from the file (zero copy), then a poll operation for writability in
+        place of a send in flight: its completion sends the next part.
+
+        sendfile has no io_uring operation of its own; the poll keeps the
+        one-operation-at-a-time rule, and one sendfile (at most 2 MiB) per
+        turn keeps a fast reader of a big file from holding the loop."""
+        try:
+            sent = send_from_file(self._write_fd, region)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            if not sendfile_refused(exc):
+                self._force_close(exc)
+                return False
+            self._sendfile_refused = True
+            return self._send_queued()
+        self._buffer_size -= sent
+        if not len(region):
+            self._file_sent()
+        self._wait_writable()
+        return True
+
+    def _wait_writable(self) -> None:
+        """A poll operation in place of a send: its completion sends what is queued."""
+        self._in_flight = _WRITABLE
+        self._idle_writer = False
+        self._send_seq = self._ring.prep_poll_add(self._write_fd, _POLLOUT, self._send_id)
+
+    def _all_sent(self) -> None:
+        lifecycle = self._lifecycle
+        if lifecycle.closing:
+            self._finish(None)
+        elif lifecycle.write_state is WriteState.EOF_PENDING:
+            lifecycle.apply(Event.EOF_SENT)
+            if self._half_close is not None:
+                self._half_close()
+        else:
+            self._idle_writer = True
+
+    def write_file(self, region: FileRegion) -> None:
+        """Queue ``region`` after what was written (see the contract); it is
+        read in pieces, each sent as one operation."""
+        was_idle = self._idle_writer
+        if not self._queue_file(region):
+            return
+        if not was_idle or self._lifecycle.lost:
+            return  # a send is in flight: its completion sends the region
+        if self._flow.paused:
+            # Over the high-water mark: pause_writing saw all of it counted;
+            # the sending starts on the next turn.
+            self._wait_writable()
+        else:
+            self._send_queued()
+
+    def write_eof(self) -> None:
+        """Half-close once what is queued and in flight is sent."""
+        if not self._lifecycle.writable:  # EOF asked already, or closing
+            return
+        if self._half_close is None:
+            raise NotImplementedError("this transport cannot half-close (see can_write_eof)")
+        self._lifecycle.apply(Event.WRITE_EOF)
+        self._idle_writer = False
+        if self._in_flight is None and not self._buffer and not self._file_queue:
+            self._lifecycle.apply(Event.EOF_SENT)
+            self._half_close()
+
+    def __repr__(self) -> str:
+        lifecycle = self._lifecycle
+        state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
+        fds = f"{self._read_fd}/{self._write_fd}"
+        return f"<CompletionTransport fd={fds} {state} buffered={self._buffer_size}>"
+
+    # -------------------------------------------------------------- endings
+
+    def close(self) -> None:
+        """Send what is queued, then close; ``connection_lost(None)`` follows
+        once the kernel has given back every operation."""
+        if self._lifecycle.closing:
+            return
+        self._lifecycle.apply(Event.CLOSE)
+        self._idle_writer = False
+        self._stop_reading()
+        if self._in_flight is None and not self._buffer and not self._file_queue:
+            self._finish(None)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        """The connection is over: cancel what the kernel still owns;
+        ``connection_lost`` once it has all come back."""
+        self._lifecycle.apply(Event.LOST)
+        self._lost_exc = exc
+        self._stop_delivering()
+        ring = self._ring
+        if not ring.closed:
+            if self._recv_pending:
+                self._cancel(self._recv_seq, self._recv_id)
+            if self._in_flight is not None and self._lifecycle.dropped:
+                self._cancel(self._send_seq, self._send_id)
+        self._operation_ended()
+
+    def _operation_ended(self) -> None:
+        """Once lost: when no operation is left in the kernel, schedule ``connection_lost``."""
+        if self._recv_pending or self._in_flight is not None:
+            return
+        self._reactor.call_soon(self._connection_lost, self._lost_exc)
+
+    def _release(self) -> None:
+        """After ``connection_lost``: forget the handlers and buffer, close the descriptors."""
+        completions = self._poller.completions
+        completions.pop(self._recv_id, None)
+        completions.pop(self._send_id, None)
+        self._recv_view = None
+        self._recv_buffer = None
+        super()._release()
+
+
+class CompletionReadPipeTransport(ReadOnly, CompletionTransport):
+    """The completion driver's transport for a descriptor it only reads (a child's stderr)."""
+
+    __slots__ = ()

@@ -1,0 +1,565 @@
+"""weft's own io_uring binding: three system calls through ctypes, and the rings through mmap.
+
+No compiled code, so it installs with pip wherever weft does (x86_64,
+aarch64 and the other Linux architectures that number the calls
+425/426/427).  It does only what the completion driver needs:
+
+* :class:`Ring` sets up a ring (``io_uring_setup``), maps its submission
+  and completion queues and its submission-entry array into Python
+  (``mmap``; one mapping for both queues, ``IORING_FEAT_SINGLE_MMAP``),
+  prepares entries (``prep_*``: one ``struct.pack_into`` each, straight into
+  the shared array), submits them and waits with a timeout in one
+  ``io_uring_enter`` (``IORING_ENTER_EXT_ARG``), and reaps completions.
+* The ring owns no Python objects.  Whoever prepares an operation keeps
+  what its addresses point at (a buffer, a ``sockaddr``, a timespec)
+  referenced until the operation's completion arrives: the kernel owns that
+  memory until then.  The driver maps each ``user_data`` to the object that
+  waits for it.
+
+Why not PyPI's ``liburing``?  When this was written it shipped one x86_64
+wheel and no source, was marked Alpha, needed Linux 6.14, and three of its
+bugs showed up in a loopback echo (see https://github.com/weft-project/weft/blob/main/docs/drivers-completion.md).
+Why not ``pyuring``?  It submits and waits per operation, which is what
+batching is meant to avoid.
+
+Refusal is an exception, never a crash: a kernel without io_uring
+(``ENOSYS``), ``kernel.io_uring_disabled`` (``EPERM``), a seccomp profile
+(``EPERM``/``ENOSYS``), a memory limit (``ENOMEM``) all raise
+:class:`RingUnavailableError` from :class:`Ring`'s constructor, with the
+reason in one line.
+
+Memory ordering: the queues are read and written with plain loads and
+stores.  On x86_64 (total store order) that is what liburing's barriers
+compile to.  Every submission is made visible to the kernel by the
+``io_uring_enter`` call of the same thread, so submission needs no fence on
+any architecture; completions are read only after such a call returns.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import platform
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from weft.protocols.errors import WeftError
+
+__all__ = [
+    "IORING_ACCEPT_MULTISHOT",
+    "IORING_ASYNC_CANCEL_ALL",
+    "IORING_ASYNC_CANCEL_ANY",
+    "IORING_ASYNC_CANCEL_FD",
+    "IORING_CQE_F_MORE",
+    "IORING_POLL_ADD_MULTI",
+    "Op",
+    "Ring",
+    "RingUnavailableError",
+    "address_of_bytes",
+    "ring_span",
+]
+
+# ---------------------------------------------------------------- constants
+
+#: io_uring_setup, io_uring_enter, io_uring_register: the generic numbers,
+#: the same on every Linux architecture weft names here.
+_SYSCALLS = {"setup": 425, "enter": 426, "register": 427}
+#: Architectures whose tables number them otherwise (alpha, MIPS, ia64).
+_OTHER_NUMBERING = ("alpha", "mips", "ia64")
+
+
+class Op:
+    """The opcodes used (``enum io_uring_op``)."""
+
+    NOP = 0
+    POLL_ADD = 6
+    POLL_REMOVE = 7
+    TIMEOUT = 11
+    ACCEPT = 13
+    ASYNC_CANCEL = 14
+    CONNECT = 16
+    CLOSE = 19
+    READ = 22
+    WRITE = 23
+    SEND = 26
+    RECV = 27
+    SHUTDOWN = 34
+
+
+# Setup flags.
+_SETUP_CQSIZE = 1 << 3
+_SETUP_CLAMP = 1 << 4
+_SETUP_SUBMIT_ALL = 1 << 7
+_SETUP_COOP_TASKRUN = 1 << 8
+# Features.
+_FEAT_SINGLE_MMAP = 1 << 0
+_FEAT_NODROP = 1 << 1
+_FEAT_EXT_ARG = 1 << 8
+# Enter flags.
+_ENTER_GETEVENTS = 1 << 0
+_ENTER_EXT_ARG = 1 << 3
+# mmap offsets.
+_OFF_SQ_RING = 0
+_OFF_SQES = 0x10000000
+
+#: ``len`` of a POLL_ADD: stay armed, one completion per readiness.
+IORING_POLL_ADD_MULTI = 1 << 0
+#: ``ioprio`` of an ACCEPT: stay armed, one completion per connection.
+IORING_ACCEPT_MULTISHOT = 1 << 0
+#: Cancel flags: every match, match by fd, match anything.
+IORING_ASYNC_CANCEL_ALL = 1 << 0
+IORING_ASYNC_CANCEL_FD = 1 << 1
+IORING_ASYNC_CANCEL_ANY = 1 << 2
+#: A completion flag: more completions will come for this operation.
+IORING_CQE_F_MORE = 1 << 1
+
+_MSG_NOSIGNAL = 0x4000
+#: ``off`` of a READ/WRITE: the file's current position (a pipe has none).
+_CURRENT_POSITION = 0xFFFFFFFFFFFFFFFF
+
+# struct io_uring_sqe (64 bytes): opcode, flags, ioprio, fd, off, addr, len,
+# op_flags, user_data, buf_index, personality, file_index, addr3, pad.
+_SQE = struct.Struct("<BBHiQQIIQHHiQQ")
+# struct io_uring_cqe (16 bytes): user_data, res, flags.
+_CQE = struct.Struct("<QiI")
+# struct io_uring_params (120 bytes): 10 u32, then the SQ and CQ offsets.
+_PARAMS = struct.Struct("<10I" + "8IQ" + "8IQ")
+# struct io_uring_getevents_arg: sigmask, sigmask_sz, min_wait_usec, ts.
+_GETEVENTS_ARG = struct.Struct("<QIIQ")
+# struct __kernel_timespec.
+_TIMESPEC = struct.Struct("<qq")
+_U32 = 0xFFFFFFFF
+
+
+class RingUnavailableError(WeftError, OSError):
+    """io_uring cannot be used here: the kernel lacks it, or a policy refuses it.
+
+    ``errno`` is the system call's error; the message says what it means and
+    what to do (use the reactor, or lift the restriction).
+    """
+
+
+def _explain(code: int) -> str:
+    if code == errno.ENOSYS:
+        return "this kernel has no io_uring, or a seccomp profile hides it (ENOSYS)"
+    if code == errno.EPERM:
+        return (
+            "io_uring is refused: the sysctl kernel.io_uring_disabled is set, or a seccomp "
+            "profile (a container's) forbids it (EPERM)"
+        )
+    if code == errno.ENOMEM:
+        return "the kernel refused the ring's memory (ENOMEM: RLIMIT_MEMLOCK or memory cgroup)"
+    if code == errno.EINVAL:
+        return "this kernel's io_uring lacks what weft needs (EINVAL: Linux 5.19 or later is needed)"
+    return f"io_uring_setup failed: {os.strerror(code)} ({errno.errorcode.get(code, code)})"
+
+
+# ------------------------------------------------------------- system calls
+
+
+class _SystemCalls:
+    """The three system calls, bound once through libc's ``syscall``.
+
+    Tests replace :data:`syscalls` (or its ``setup``) to force a refusal.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        if not sys.platform.startswith("linux"):
+            self.reason = f"io_uring is Linux's; this is {sys.platform}"
+        elif platform.machine().lower().startswith(_OTHER_NUMBERING):
+            machine = platform.machine()
+            self.reason = f"weft's io_uring binding does not know the system-call numbers of {machine}"
+        self._syscall: Any = None
+        if self.reason is None:
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                syscall = libc.syscall
+            except (OSError, AttributeError) as exc:
+                self.reason = f"libc's syscall() cannot be reached through ctypes: {exc}"
+            else:
+                syscall.restype = ctypes.c_long
+                self._syscall = syscall
+
+    def _call(self, number: int, *args: int) -> int:
+        if self._syscall is None:
+            raise RingUnavailableError(errno.ENOSYS, self.reason or "io_uring is not available")
+        result: int = self._syscall(number, *(ctypes.c_long(arg) for arg in args))
+        if result < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        return result
+
+    def setup(self, entries: int, params_address: int) -> int:
+        """``io_uring_setup``: the ring's fd."""
+        return self._call(_SYSCALLS["setup"], entries, params_address)
+
+    def enter(self, fd: int, to_submit: int, min_complete: int, flags: int, arg: int, size: int) -> int:
+        """``io_uring_enter``: how many entries the kernel took."""
+        return self._call(_SYSCALLS["enter"], fd, to_submit, min_complete, flags, arg, size)
+
+    def register(self, fd: int, opcode: int, arg: int, count: int) -> int:
+        """``io_uring_register``."""
+        return self._call(_SYSCALLS["register"], fd, opcode, arg, count)
+
+
+#: The system calls every ring uses; replace to simulate a refusing kernel.
+syscalls = _SystemCalls()
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def _address_of(buffer: Any) -> int:
+    """The address of a writable buffer (bytearray, mmap, ctypes array)."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+
+
+def _bytes_address_by_ctypes(data: bytes) -> int:
+    address: int = ctypes.c_void_p.from_buffer(ctypes.c_char_p(data)).value or 0
+    return address
+
+
+def _pick_bytes_address() -> Callable[[bytes], int]:
+    """How to find where a ``bytes`` object keeps its bytes.
+
+    CPython keeps them inline, at a fixed offset from the object (its
+    ``id``): that costs one addition, against a third of a microsecond
+    through ctypes.  The offset is checked against ctypes here, once; where
+    it does not hold (another implementation), ctypes is used.
+    """
+    offset = sys.getsizeof(b"") - 1
+    sample = b"weft io_uring address probe"
+    if sys.implementation.name == "cpython" and id(sample) + offset == _bytes_address_by_ctypes(sample):
+
+        def fast(data: bytes) -> int:
+            return id(data) + offset
+
+        return fast
+    return _bytes_address_by_ctypes
+
+
+#: ``address_of_bytes(data)``: where ``data``'s bytes are.  The caller keeps
+#: ``data`` referenced for as long as the kernel may read them.
+address_of_bytes = _pick_bytes_address()
+
+
+def ring_span(head: int, tail: int) -> int:
+    """How many entries lie between ``head`` and ``tail``, two free-running
+    32-bit counters (the kernel's): correct across their wrap at 2**32."""
+    return (tail - head) & _U32
+
+
+# --------------------------------------------------------------------- ring
+
+
+class Ring:
+    """One io_uring instance: its queues mapped into Python.
+
+    ``entries`` submission slots (rounded up to a power of two by the
+    kernel) and ``completions`` completion slots.  Raises
+    :class:`RingUnavailableError` when the kernel refuses.
+    """
+
+    def __init__(self, entries: int = 256, completions: int = 4096) -> None:
+        self.fd = -1
+        self._closed = False
+        params = ctypes.create_string_buffer(_PARAMS.size)
+        fields = [0] * 10 + [0] * 9 + [0] * 9
+        fields[1] = completions
+        # COOP_TASKRUN: completions are posted when the loop enters the
+        # kernel anyway, not by interrupting it; SUBMIT_ALL: one bad entry
+        # does not stop the batch behind it.  Older kernels refuse these
+        # flags (EINVAL): then the plain ring.
+        flag_sets = (
+            _SETUP_CQSIZE | _SETUP_CLAMP | _SETUP_SUBMIT_ALL | _SETUP_COOP_TASKRUN,
+            _SETUP_CQSIZE | _SETUP_CLAMP,
+        )
+        error: OSError | None = None
+        for flags in flag_sets:
+            fields[2] = flags
+            _PARAMS.pack_into(params, 0, *fields)
+            try:
+                self.fd = syscalls.setup(entries, ctypes.addressof(params))
+            except RingUnavailableError:
+                raise
+            except OSError as exc:
+                error = exc
+                if exc.errno != errno.EINVAL:
+                    break
+                continue
+            error = None
+            break
+        if error is not None:
+            code = error.errno or errno.ENOSYS
+            raise RingUnavailableError(code, _explain(code)) from error
+        try:
+            self._map(_PARAMS.unpack_from(params, 0))
+        except BaseException:
+            os.close(self.fd)
+            self.fd = -1
+            raise
+        # The enter call's extra argument: a wait with a timeout.
+        self._timespec = ctypes.create_string_buffer(_TIMESPEC.size)
+        self._getevents = ctypes.create_string_buffer(_GETEVENTS_ARG.size)
+        _GETEVENTS_ARG.pack_into(self._getevents, 0, 0, 0, 0, ctypes.addressof(self._timespec))
+        self._getevents_address = ctypes.addressof(self._getevents)
+        #: How many io_uring_enter calls were made (the syscall benchmark reads it).
+        self.enters = 0
+
+    def _map(self, values: tuple[int, ...]) -> None:
+        sq_entries, cq_entries, _flags, _cpu, _idle, features = values[:6]
+        sq_off, cq_off = values[10:18], values[19:27]
+        self.features = features
+        if not features & _FEAT_SINGLE_MMAP or not features & _FEAT_EXT_ARG or not features & _FEAT_NODROP:
+            raise RingUnavailableError(
+                errno.EINVAL, "this kernel's io_uring is too old for weft (Linux 5.19 or later is needed)"
+            )
+        self.sq_entries = sq_entries
+        self.cq_entries = cq_entries
+        sq_head, sq_tail, sq_mask, _sq_n, sq_flags, _dropped, sq_array = sq_off[:7]
+        cq_head, cq_tail, cq_mask, _cq_n, _overflow, cqes = cq_off[:6]
+        size = max(sq_array + sq_entries * 4, cqes + cq_entries * _CQE.size)
+        self._rings = mmap.mmap(
+            self.fd, size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+            mmap.PROT_READ | mmap.PROT_WRITE, offset=_OFF_SQ_RING,
+        )
+        self._sqes = mmap.mmap(
+            self.fd, sq_entries * _SQE.size, mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+            mmap.PROT_READ | mmap.PROT_WRITE, offset=_OFF_SQES,
+        )
+        words = memoryview(self._rings).cast("I")
+        self._words = words
+        self._sq_mask = words[sq_mask // 4]
+        self._cq_mask = words[cq_mask // 4]
+        self._sq_head_at = sq_head // 4
+        self._sq_tail_at = sq_tail // 4
+        self._sq_flags_at = sq_flags // 4
+        self._cq_head_at = cq_head // 4
+        self._cq_tail_at = cq_tail // 4
+        self._cqes = cqes
+        # Slot i of the array names entry i, for good: entries are then
+        # written straight at tail & mask, with no indirection to update.
+        for index in range(sq_entries):
+            words[sq_array // 4 + index] = index
+        self._sq_tail = words[self._sq_tail_at]
+        self._submitted = self._sq_tail
+        self._cq_head = words[self._cq_head_at]
+
+    # ------------------------------------------------------------ preparing
+
+    @property
+    def pending(self) -> int:
+        """Entries prepared and not yet handed to the kernel."""
+        return ring_span(self._submitted, self._sq_tail)
+
+    def _prepare(
+        self,
+        opcode: int,
+        fd: int,
+        user_data: int,
+        *,
+        addr: int = 0,
+        length: int = 0,
+        off: int = 0,
+        op_flags: int = 0,
+        ioprio: int = 0,
+        sqe_flags: int = 0,
+        buf_group: int = 0,
+    ) -> int:
+        if self._closed:
+            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+        tail = self._sq_tail
+        if ring_span(self._words[self._sq_head_at], tail) >= self.sq_entries:
+            self.submit()  # full: hand the batch over now, without waiting
+            tail = self._sq_tail
+        _SQE.pack_into(
+            self._sqes, (tail & self._sq_mask) * 64, opcode, sqe_flags, ioprio, fd, off, addr,
+            length, op_flags, user_data, buf_group, 0, 0, 0, 0,
+        )  # fmt: skip
+        self._sq_tail = (tail + 1) & _U32
+        return tail
+
+    def withdraw(self, sequence: int) -> bool:
+        """Turn the entry prepared as ``sequence`` (what its ``prep_*`` returned)
+        into a no-op, if it has not been handed to the kernel yet: its
+        completion then comes back with its user_data and ``res`` 0, and the
+        kernel never touches its buffer.  Whether it was still here to withdraw.
+        """
+        if ring_span(self._submitted, sequence) >= self.pending:
+            return False
+        offset = (sequence & self._sq_mask) * _SQE.size
+        self._sqes[offset] = Op.NOP
+        self._sqes[offset + 1] = 0  # no flags (a link, a buffer selection)
+        return True
+
+    def prep_nop(self, user_data: int) -> int:
+        """A no-op: its completion comes back at once."""
+        return self._prepare(Op.NOP, -1, user_data)
+
+    def prep_poll_add(self, fd: int, events: int, user_data: int, *, multishot: bool = False) -> int:
+        """Wait for ``events`` (poll(2) bits) on ``fd``; the result is the events seen."""
+        return self._prepare(
+            Op.POLL_ADD, fd, user_data, op_flags=events, length=IORING_POLL_ADD_MULTI if multishot else 0
+        )
+
+    def prep_poll_remove(self, target: int, user_data: int) -> int:
+        """Cancel the POLL_ADD whose user_data is ``target``."""
+        return self._prepare(Op.POLL_REMOVE, -1, user_data, addr=target)
+
+    def prep_timeout(self, timespec: Any, user_data: int, *, count: int = 0) -> int:
+        """Complete (``-ETIME``) after the time in ``timespec`` (a buffer made by
+        :func:`timespec`, kept by the caller until the completion), or after
+        ``count`` other completions, whichever first."""
+        return self._prepare(Op.TIMEOUT, -1, user_data, addr=_address_of(timespec), length=1, off=count)
+
+    def prep_cancel(self, target: int, user_data: int, *, flags: int = 0, fd: int = -1) -> int:
+        """Cancel the operation whose user_data is ``target`` (or, with
+        :data:`IORING_ASYNC_CANCEL_FD`, those on ``fd``); the result is 0,
+        ``-ENOENT`` (nothing to cancel) or ``-EALREADY`` (it is finishing)."""
+        return self._prepare(Op.ASYNC_CANCEL, fd, user_data, addr=target, op_flags=flags)
+
+    def prep_accept(self, fd: int, user_data: int, *, multishot: bool = False) -> int:
+        """Accept a connection on the listening socket ``fd`` (the result is the
+        new fd, non-blocking and close-on-exec); multishot stays armed."""
+        flags = socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+        return self._prepare(
+            Op.ACCEPT, fd, user_data, op_flags=flags, ioprio=IORING_ACCEPT_MULTISHOT if multishot else 0
+        )
+
+    def prep_connect(self, fd: int, sockaddr: Any, size: int, user_data: int) -> int:
+        """Connect ``fd`` to the address in the buffer ``sockaddr`` (``size`` bytes)."""
+        return self._prepare(Op.CONNECT, fd, user_data, addr=_address_of(sockaddr), off=size)
+
+    def prep_recv(self, fd: int, address: int, size: int, user_data: int) -> int:
+        """Receive at most ``size`` bytes into memory at ``address``."""
+        return self._prepare(Op.RECV, fd, user_data, addr=address, length=size)
+
+    def prep_send(self, fd: int, address: int, size: int, user_data: int) -> int:
+        """Send ``size`` bytes from ``address`` (no SIGPIPE: a gone peer is ``-EPIPE``)."""
+        return self._prepare(Op.SEND, fd, user_data, addr=address, length=size, op_flags=_MSG_NOSIGNAL)
+
+    def prep_read(self, fd: int, address: int, size: int, user_data: int) -> int:
+        """``read(2)`` at most ``size`` bytes into ``address`` (from the current position)."""
+        return self._prepare(Op.READ, fd, user_data, addr=address, length=size, off=_CURRENT_POSITION)
+
+    def prep_write(self, fd: int, address: int, size: int, user_data: int) -> int:
+        """``write(2)`` ``size`` bytes from ``address`` (at the current position)."""
+        return self._prepare(Op.WRITE, fd, user_data, addr=address, length=size, off=_CURRENT_POSITION)
+
+    def prep_shutdown(self, fd: int, how: int, user_data: int) -> int:
+        """``shutdown(2)`` the socket ``fd``."""
+        return self._prepare(Op.SHUTDOWN, fd, user_data, length=how)
+
+    def prep_close(self, fd: int, user_data: int) -> int:
+        """``close(2)`` ``fd``."""
+        return self._prepare(Op.CLOSE, fd, user_data)
+
+    # ------------------------------------------------------------- entering
+
+    def submit(self) -> int:
+        """Hand what is prepared to the kernel without waiting; how much it took."""
+        return self._enter(0, 0, None)
+
+    def flush(self) -> int:
+        """Hand over what is prepared and let the kernel finish what it can at
+        once (a poll removal, a cancel), without waiting for completions."""
+        return self._enter(0, _ENTER_GETEVENTS, None)
+
+    def submit_and_wait(self, timeout: float | None) -> int:
+        """Hand over what is prepared and wait, at most ``timeout`` seconds (None:
+        as long as it takes), for one completion, in one ``io_uring_enter``.
+
+        Returns at once when completions are already there.  An interrupted
+        or expired wait is not an error: :meth:`reap` then finds what came.
+        """
+        if self.ready():
+            return self._enter(0, 0, None) if self.pending else 0
+        return self._enter(1, _ENTER_GETEVENTS, timeout)
+
+    def _enter(self, min_complete: int, flags: int, timeout: float | None) -> int:
+        if self._closed:
+            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+        to_submit = self.pending
+        self._words[self._sq_tail_at] = self._sq_tail
+        if flags & _ENTER_GETEVENTS:
+            if timeout is None:
+                arg, size = 0, 0
+            else:
+                whole = int(timeout)
+                _TIMESPEC.pack_into(self._timespec, 0, whole, int((timeout - whole) * 1e9))
+                arg, size = self._getevents_address, _GETEVENTS_ARG.size
+                flags |= _ENTER_EXT_ARG
+        else:
+            arg, size = 0, 0
+        self.enters += 1
+        try:
+            taken = syscalls.enter(self.fd, to_submit, min_complete, flags, arg, size)
+        except OSError as exc:
+            if exc.errno in (errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY):
+                # Expired or interrupted, or the completion queue is full:
+                # what was submitted is counted by the kernel's head.
+                taken = ring_span(self._submitted, self._words[self._sq_head_at])
+            else:
+                raise
+        self._submitted = (self._submitted + taken) & _U32
+        return taken
+
+    # -------------------------------------------------------------- reaping
+
+    def ready(self) -> int:
+        """How many completions wait to be reaped."""
+        return ring_span(self._cq_head, self._words[self._cq_tail_at])
+
+    def reap(self) -> list[tuple[int, int, int]]:
+        """Every completion waiting: ``(user_data, res, flags)`` each, in order."""
+        head = self._cq_head
+        count = ring_span(head, self._words[self._cq_tail_at])
+        if not count:
+            return []
+        mask, base, rings, unpack = self._cq_mask, self._cqes, self._rings, _CQE.unpack_from
+        completions = [unpack(rings, base + ((head + index) & mask) * 16) for index in range(count)]
+        self._cq_head = (head + count) & _U32
+        self._words[self._cq_head_at] = self._cq_head
+        return completions
+
+    # -------------------------------------------------------------- closing
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def close(self) -> None:
+        """Unmap the queues and close the ring.
+
+        The kernel cancels whatever is still in flight; the caller must have
+        waited for every completion first if it owns memory the kernel could
+        still write (the driver does).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._words.release()
+        self._rings.close()
+        self._sqes.close()
+        os.close(self.fd)
+
+
+def timespec(seconds: float) -> ctypes.Array[ctypes.c_char]:
+    """A ``__kernel_timespec`` for :meth:`Ring.prep_timeout`."""
+    buffer = ctypes.create_string_buffer(_TIMESPEC.size)
+    whole = int(seconds)
+    _TIMESPEC.pack_into(buffer, 0, whole, int((seconds - whole) * 1e9))
+    return buffer
+
+
+def writable_address(buffer: Any) -> int:
+    """The address of a writable buffer (a bytearray, a ctypes array); the
+    buffer cannot be resized while the address is in use."""
+    return _address_of(buffer)

@@ -1,0 +1,289 @@
+"""weft's io_uring binding (drivers/completion/_uring.py): every operation the
+completion driver uses, against the real kernel, and the refusal path.
+
+Each test waits for completions with a bounded loop (:func:`wait_for`), never
+a sleep; a kernel that refuses io_uring skips the operation tests (the
+refusal tests run everywhere, with the setup call forced to fail).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import socket
+import struct
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import TIMEOUT
+from weft.drivers.completion import _uring
+from weft.drivers.completion._uring import Ring, RingUnavailableError, ring_span
+from weft.protocols.errors import WeftError
+
+Completion = tuple[int, int, int]
+
+
+def _usable() -> str | None:
+    try:
+        Ring(4, 8).close()
+    except RingUnavailableError as exc:
+        return str(exc)
+    return None
+
+
+_REFUSED = _usable()
+needs_ring = pytest.mark.skipif(_REFUSED is not None, reason=f"io_uring refused here: {_REFUSED}")
+
+
+@pytest.fixture
+def ring() -> Iterator[Ring]:
+    made = Ring(8, 64)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def wait_for(ring: Ring, count: int) -> list[Completion]:
+    """Submit and reap until ``count`` completions came (at most TIMEOUT seconds)."""
+    got: list[Completion] = []
+    for _ in range(int(TIMEOUT / 0.05)):
+        ring.submit_and_wait(0.05)
+        got.extend(ring.reap())
+        if len(got) >= count:
+            return got
+    raise TimeoutError(f"{len(got)} of {count} completions came: {got}")
+
+
+def by_user_data(completions: list[Completion]) -> dict[int, Completion]:
+    return {completion[0]: completion for completion in completions}
+
+
+# ------------------------------------------------------------------ refusal
+
+
+@pytest.mark.parametrize("code", [errno.ENOSYS, errno.EPERM, errno.ENOMEM])
+def test_a_refused_setup_raises_a_weft_error_saying_why(monkeypatch: pytest.MonkeyPatch, code: int) -> None:
+    """A kernel without io_uring, io_uring_disabled or seccomp, a memory limit:
+    each is a RingUnavailableError (a WeftError and an OSError) with its errno
+    and a one-line reason, never a crash."""
+
+    def refuse(entries: int, params: int) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(_uring.syscalls, "setup", refuse)
+    with pytest.raises(RingUnavailableError) as raised:
+        Ring()
+    assert isinstance(raised.value, WeftError)
+    assert raised.value.errno == code
+    assert "\n" not in str(raised.value)
+    assert errno.errorcode[code] in str(raised.value)
+
+
+def test_without_libc_syscall_the_ring_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the system calls cannot be reached (not Linux, an unknown
+    architecture), making a ring raises with that reason."""
+    calls = _uring._SystemCalls()
+    calls._syscall = None
+    calls.reason = "io_uring is Linux's; this is plan9"
+    monkeypatch.setattr(_uring, "syscalls", calls)
+    with pytest.raises(RingUnavailableError, match="plan9"):
+        Ring()
+
+
+def test_ring_span_counts_across_the_32_bit_wrap() -> None:
+    """The kernel's head and tail are free-running 32-bit counters: the
+    distance between them is right when the tail has wrapped past 2**32."""
+    assert ring_span(5, 9) == 4
+    assert ring_span(0xFFFFFFFE, 2) == 4
+    assert ring_span(0xFFFFFFFF, 0xFFFFFFFF) == 0
+
+
+# --------------------------------------------------------------- operations
+
+
+@needs_ring
+def test_completions_wrap_around_the_queues(ring: Ring) -> None:
+    """Many more operations than the queues have slots, in batches: every
+    completion comes back once, in order, as the indices wrap."""
+    seen: list[int] = []
+    for batch in range(40):
+        for index in range(6):
+            ring.prep_nop(batch * 6 + index)
+        seen.extend(completion[0] for completion in wait_for(ring, 6))
+    assert seen == list(range(240))
+
+
+@needs_ring
+def test_preparing_more_than_the_queue_holds_submits_early(ring: Ring) -> None:
+    """A full submission queue is handed to the kernel before the next entry
+    is written, so nothing prepared is overwritten."""
+    for index in range(20):
+        ring.prep_nop(index)
+    assert sorted(c[0] for c in wait_for(ring, 20)) == list(range(20))
+
+
+@needs_ring
+def test_a_wait_with_a_timeout_returns_empty_handed(ring: Ring) -> None:
+    """submit_and_wait with a timeout and nothing in flight returns, and reaps nothing."""
+    ring.submit_and_wait(0.01)
+    assert ring.reap() == []
+
+
+@needs_ring
+def test_timeout_operation_expires(ring: Ring) -> None:
+    """A TIMEOUT completes with -ETIME once its time has passed."""
+    when = _uring.timespec(0.01)
+    ring.prep_timeout(when, 1)
+    assert wait_for(ring, 1) == [(1, -errno.ETIME, 0)]
+
+
+@needs_ring
+def test_cancel_ends_a_pending_operation(ring: Ring) -> None:
+    """ASYNC_CANCEL of a receive that waits: the receive ends with -ECANCELED,
+    the cancel with 0; a cancel of nothing is -ENOENT."""
+    left, right = socket.socketpair()
+    with left, right:
+        buffer = bytearray(16)
+        ring.prep_recv(left.fileno(), _uring.writable_address(buffer), 16, 1)
+        ring.submit()
+        ring.prep_cancel(1, 2)
+        results = by_user_data(wait_for(ring, 2))
+        assert results[1][1] == -errno.ECANCELED
+        assert results[2][1] == 0
+        ring.prep_cancel(1, 3)
+        assert wait_for(ring, 1) == [(3, -errno.ENOENT, 0)]
+
+
+@needs_ring
+def test_send_and_recv_on_a_socket(ring: Ring) -> None:
+    """SEND from a bytes object, RECV into a bytearray: the bytes arrive whole."""
+    left, right = socket.socketpair()
+    with left, right:
+        data = b"completion model" * 4
+        buffer = bytearray(256)
+        ring.prep_recv(right.fileno(), _uring.writable_address(buffer), 256, 1)
+        ring.prep_send(left.fileno(), _uring.address_of_bytes(data), len(data), 2)
+        results = by_user_data(wait_for(ring, 2))
+        assert results[2][1] == len(data)
+        assert bytes(buffer[: results[1][1]]) == data
+
+
+@needs_ring
+def test_send_to_a_gone_peer_is_epipe_not_a_signal(ring: Ring) -> None:
+    """A SEND after the peer closed fails with -EPIPE (MSG_NOSIGNAL: no SIGPIPE)."""
+    left, right = socket.socketpair()
+    with left:
+        right.close()
+        data = b"x"
+        ring.prep_send(left.fileno(), _uring.address_of_bytes(data), 1, 1)
+        assert wait_for(ring, 1)[0][1] == -errno.EPIPE
+
+
+@needs_ring
+def test_read_and_write_on_a_pipe(ring: Ring) -> None:
+    """READ waits on an empty non-blocking pipe (the kernel polls for it) and
+    gets what a WRITE puts in; a READ at EOF completes with 0."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    try:
+        buffer = bytearray(64)
+        ring.prep_read(read_end, _uring.writable_address(buffer), 64, 1)
+        ring.submit_and_wait(0.01)
+        assert ring.reap() == []
+        data = b"through a pipe"
+        ring.prep_write(write_end, _uring.address_of_bytes(data), len(data), 2)
+        results = by_user_data(wait_for(ring, 2))
+        assert results[2][1] == len(data)
+        assert bytes(buffer[: results[1][1]]) == data
+        os.close(write_end)
+        write_end = -1
+        ring.prep_read(read_end, _uring.writable_address(buffer), 64, 3)
+        assert wait_for(ring, 1) == [(3, 0, 0)]
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+
+
+@needs_ring
+def test_poll_add_one_shot_and_multishot(ring: Ring) -> None:
+    """POLL_ADD reports readiness with the poll bits; a multishot poll stays
+    armed (IORING_CQE_F_MORE) and reports again on new data; POLL_REMOVE ends it."""
+    left, right = socket.socketpair()
+    with left, right:
+        ring.prep_poll_add(left.fileno(), 1, 1)  # POLLIN, once
+        ring.prep_poll_add(left.fileno(), 1, 2, multishot=True)
+        right.send(b"a")
+        results = by_user_data(wait_for(ring, 2))
+        assert results[1] == (1, 1, 0)
+        assert results[2][1] & 1
+        assert results[2][2] & _uring.IORING_CQE_F_MORE
+        left.recv(1)
+        right.send(b"b")
+        assert wait_for(ring, 1)[0][:2] == (2, 1)
+        ring.prep_poll_remove(2, 3)
+        results = by_user_data(wait_for(ring, 2))
+        assert results[3][1] == 0
+        assert results[2][1] == -errno.ECANCELED
+        assert not results[2][2] & _uring.IORING_CQE_F_MORE
+
+
+@needs_ring
+def test_accept_multishot_and_connect(ring: Ring) -> None:
+    """A multishot ACCEPT gives one completion (a new fd) per connection and
+    stays armed; CONNECT from a ring completes with 0."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    clients = [socket.socket() for _ in range(3)]
+    accepted: list[int] = []
+    try:
+        ring.prep_accept(listener.fileno(), 1, multishot=True)
+        # sockaddr_in: the family in host order, the port in network order.
+        loopback = socket.inet_aton("127.0.0.1")
+        address = struct.pack("=H", socket.AF_INET) + struct.pack("!H4s8x", port, loopback)
+        sockaddr = ctypes.create_string_buffer(address, len(address))
+        ring.prep_connect(clients[0].fileno(), sockaddr, len(address), 2)
+        results = wait_for(ring, 2)
+        connected = [c for c in results if c[0] == 2]
+        assert connected == [(2, 0, 0)]
+        for client in clients[1:]:
+            client.connect(("127.0.0.1", port))
+        while len(accepted) < 3:
+            for user_data, res, flags in results if not accepted else wait_for(ring, 1):
+                if user_data == 1:
+                    assert res >= 0
+                    assert flags & _uring.IORING_CQE_F_MORE
+                    accepted.append(res)
+            results = []
+        assert not os.get_blocking(accepted[0])
+    finally:
+        for fd in accepted:
+            os.close(fd)
+        for client in clients:
+            client.close()
+        listener.close()
+
+
+@needs_ring
+def test_shutdown_and_close(ring: Ring) -> None:
+    """SHUTDOWN(SHUT_WR) makes the peer read EOF; CLOSE closes the descriptor."""
+    left, right = socket.socketpair()
+    with right:
+        ring.prep_shutdown(left.fileno(), socket.SHUT_WR, 1)
+        assert wait_for(ring, 1) == [(1, 0, 0)]
+        assert right.recv(1) == b""
+        ring.prep_close(left.detach(), 2)
+        assert wait_for(ring, 1) == [(2, 0, 0)]
+
+
+@needs_ring
+def test_a_closed_ring_refuses_new_operations(ring: Ring) -> None:
+    """Preparing on a closed ring is a RingUnavailableError, not a crash."""
+    ring.close()
+    with pytest.raises(RingUnavailableError):
+        ring.prep_nop(1)
