@@ -125,6 +125,10 @@ _CURRENT_POSITION = 0xFFFFFFFFFFFFFFFF
 # struct io_uring_sqe (64 bytes): opcode, flags, ioprio, fd, off, addr, len,
 # op_flags, user_data, buf_index, personality, file_index, addr3, pad.
 _SQE = struct.Struct("<BBHiQQIIQHHiQQ")
+# The fields of an entry that change between two sends of one connection:
+# addr (offset 16) and len (offset 24).
+_ADDR_LEN = struct.Struct("<QI")
+_ADDR_AT = 16
 # struct io_uring_cqe (16 bytes): user_data, res, flags.
 _CQE = struct.Struct("<QiI")
 # struct io_uring_params (120 bytes): 10 u32, then the SQ and CQ offsets.
@@ -225,6 +229,21 @@ def _bytes_address_by_ctypes(data: bytes) -> int:
     return address
 
 
+def _inline_bytes_offset() -> int | None:
+    """Where CPython keeps a ``bytes`` object's bytes, from the object's ``id``:
+    one addition, against a third of a microsecond through ctypes.  Checked
+    against ctypes once; None where it does not hold (another implementation)."""
+    offset = sys.getsizeof(b"") - 1
+    sample = b"weft io_uring address probe"
+    if sys.implementation.name == "cpython" and id(sample) + offset == _bytes_address_by_ctypes(sample):
+        return offset
+    return None
+
+
+#: See :func:`_inline_bytes_offset`.
+_BYTES_OFFSET = _inline_bytes_offset()
+
+
 def _pick_bytes_address() -> Callable[[bytes], int]:
     """How to find where a ``bytes`` object keeps its bytes.
 
@@ -233,9 +252,8 @@ def _pick_bytes_address() -> Callable[[bytes], int]:
     through ctypes.  The offset is checked against ctypes here, once; where
     it does not hold (another implementation), ctypes is used.
     """
-    offset = sys.getsizeof(b"") - 1
-    sample = b"weft io_uring address probe"
-    if sys.implementation.name == "cpython" and id(sample) + offset == _bytes_address_by_ctypes(sample):
+    offset = _BYTES_OFFSET
+    if offset is not None:
 
         def fast(data: bytes) -> int:
             return id(data) + offset
@@ -322,6 +340,10 @@ class Ring:
             )
         self.sq_entries = sq_entries
         self.cq_entries = cq_entries
+        # The kernel takes every entry handed over (SUBMIT_ALL, and no
+        # SQPOLL), so its head is at _submitted after each enter: the queue
+        # is full once this many wait, with no read of the shared head.
+        self._sq_capacity = sq_entries
         sq_head, sq_tail, sq_mask, _sq_n, sq_flags, _dropped, sq_array = sq_off[:7]
         cq_head, cq_tail, cq_mask, _cq_n, _overflow, cqes = cq_off[:6]
         size = max(sq_array + sq_entries * 4, cqes + cq_entries * _CQE.size)
@@ -375,13 +397,73 @@ class Ring:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
         tail = self._sq_tail
-        if ring_span(self._words[self._sq_head_at], tail) >= self.sq_entries:
+        if (tail - self._submitted) & _U32 >= self._sq_capacity:
             self.submit()  # full: hand the batch over now, without waiting
             tail = self._sq_tail
         _SQE.pack_into(
             self._sqes, (tail & self._sq_mask) * 64, opcode, sqe_flags, ioprio, fd, off, addr,
             length, op_flags, user_data, buf_group, 0, 0, 0, 0,
         )  # fmt: skip
+        self._sq_tail = (tail + 1) & _U32
+        return tail
+
+    @staticmethod
+    def entry(
+        opcode: int, fd: int, user_data: int, *, addr: int = 0, length: int = 0, off: int = 0, op_flags: int = 0
+    ) -> bytes:
+        """A submission entry made once and pushed many times (:meth:`push`,
+        :meth:`push_bytes`): a connection's receive into its own buffer is the
+        same 64 bytes every time, its send differs only in address and length.
+        :data:`Op` names the opcodes; ``SEND`` wants ``MSG_NOSIGNAL`` in
+        ``op_flags`` (:meth:`send_entry` and :meth:`recv_entry` make them)."""
+        return _SQE.pack(opcode, 0, 0, fd, off, addr, length, op_flags, user_data, 0, 0, 0, 0, 0)
+
+    @classmethod
+    def recv_entry(cls, fd: int, address: int, size: int, user_data: int, *, on_socket: bool = True) -> bytes:
+        """A ``RECV`` (a ``READ`` at the current position where not ``on_socket``)
+        of at most ``size`` bytes into ``address``: for :meth:`push`."""
+        if on_socket:
+            return cls.entry(Op.RECV, fd, user_data, addr=address, length=size)
+        return cls.entry(Op.READ, fd, user_data, addr=address, length=size, off=_CURRENT_POSITION)
+
+    @classmethod
+    def send_entry(cls, fd: int, user_data: int, *, on_socket: bool = True) -> bytes:
+        """A ``SEND`` (no SIGPIPE; a ``WRITE`` at the current position where not
+        ``on_socket``) with its address and length left to :meth:`push_bytes`."""
+        if on_socket:
+            return cls.entry(Op.SEND, fd, user_data, op_flags=_MSG_NOSIGNAL)
+        return cls.entry(Op.WRITE, fd, user_data, off=_CURRENT_POSITION)
+
+    def push(self, entry: bytes) -> int:
+        """Queue a copy of ``entry`` (64 bytes, from :meth:`entry`); its sequence,
+        as the ``prep_*`` methods return it.  The hot paths' way: one copy
+        into the shared array in place of packing fourteen fields."""
+        if self._closed:
+            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+        tail = self._sq_tail
+        if (tail - self._submitted) & _U32 >= self._sq_capacity:
+            self.submit()
+            tail = self._sq_tail
+        offset = (tail & self._sq_mask) << 6
+        self._sqes[offset : offset + 64] = entry
+        self._sq_tail = (tail + 1) & _U32
+        return tail
+
+    def push_bytes(self, entry: bytes, data: bytes) -> int:
+        """Queue ``entry`` (a :meth:`send_entry`) pointed at all of ``data``; its
+        sequence.  The caller keeps ``data`` referenced until the completion."""
+        if self._closed:
+            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+        tail = self._sq_tail
+        if (tail - self._submitted) & _U32 >= self._sq_capacity:
+            self.submit()
+            tail = self._sq_tail
+        offset = (tail & self._sq_mask) << 6
+        sqes = self._sqes
+        sqes[offset : offset + 64] = entry
+        inline = _BYTES_OFFSET
+        address = id(data) + inline if inline is not None else address_of_bytes(data)
+        _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, address, len(data))
         self._sq_tail = (tail + 1) & _U32
         return tail
 
@@ -522,11 +604,19 @@ class Ring:
         count = ring_span(head, self._words[self._cq_tail_at])
         if not count:
             return []
-        mask, base, rings, unpack = self._cq_mask, self._cqes, self._rings, _CQE.unpack_from
-        completions = [unpack(rings, base + ((head + index) & mask) * 16) for index in range(count)]
+        # One copy of the run of entries (two where it wraps past the
+        # ring's end) and one unpacking pass over it: the slots are then
+        # free, and given back to the kernel before any handler runs.
+        mask, base, rings = self._cq_mask, self._cqes, self._rings
+        start = head & mask
+        end = start + count
+        if end <= mask + 1:
+            run = rings[base + start * 16 : base + end * 16]
+        else:
+            run = rings[base + start * 16 : base + (mask + 1) * 16] + rings[base : base + (end - mask - 1) * 16]
         self._cq_head = (head + count) & _U32
         self._words[self._cq_head_at] = self._cq_head
-        return completions
+        return list(_CQE.iter_unpack(run))
 
     # -------------------------------------------------------------- closing
 
