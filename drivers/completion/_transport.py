@@ -259,13 +259,19 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         data = self._in_flight
         self._in_flight = None
         lifecycle = self._lifecycle
-        if data and res == len(data) and lifecycle.writable and not self._flow.paused:
-            if not self._buffer and not self._file_queue:
-                # The hot path: all taken, nothing queued behind it, still
-                # open, no resume_writing due: idle again (_all_sent's case).
-                self._buffer_size -= res
-                self._idle_writer = True
-                return
+        if (
+            data
+            and res == len(data)
+            and lifecycle.writable
+            and not self._flow.paused
+            and not self._buffer
+            and not self._file_queue
+        ):
+            # The hot path: all taken, nothing queued behind it, still open,
+            # no resume_writing due: idle again (_all_sent's case).
+            self._buffer_size -= res
+            self._idle_writer = True
+            return
         if lifecycle.dropped or data is None:
             if lifecycle.lost:
                 self._operation_ended()

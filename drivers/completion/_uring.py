@@ -409,8 +409,9 @@ class Ring:
 
     @staticmethod
     def entry(
-        opcode: int, fd: int, user_data: int, *, addr: int = 0, length: int = 0, off: int = 0, op_flags: int = 0
-    ) -> bytes:
+        opcode: int, fd: int, user_data: int, *, addr: int = 0, length: int = 0, off: int = 0,
+        op_flags: int = 0,
+    ) -> bytes:  # fmt: skip
         """A submission entry made once and pushed many times (:meth:`push`,
         :meth:`push_bytes`): a connection's receive into its own buffer is the
         same 64 bytes every time, its send differs only in address and length.
@@ -613,7 +614,8 @@ class Ring:
         if end <= mask + 1:
             run = rings[base + start * 16 : base + end * 16]
         else:
-            run = rings[base + start * 16 : base + (mask + 1) * 16] + rings[base : base + (end - mask - 1) * 16]
+            wrapped = end - mask - 1
+            run = rings[base + start * 16 : base + (mask + 1) * 16] + rings[base : base + wrapped * 16]
         self._cq_head = (head + count) & _U32
         self._words[self._cq_head_at] = self._cq_head
         return list(_CQE.iter_unpack(run))
