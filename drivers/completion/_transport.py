@@ -64,6 +64,9 @@ logger = logging.getLogger("weft.drivers.completion")
 _WRITABLE = b""
 _POLLOUT = 0x004
 
+#: The receive buffer a connection starts with (see CompletionTransport._new_recv_buffer).
+FIRST_READ_SIZE = 4096
+
 # Results that mean "try again", not "broken".
 _RETRY = frozenset({-errno.EINTR, -errno.EAGAIN})
 
@@ -90,6 +93,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         "_recv_pending",
         "_recv_seq",
         "_recv_entry",
+        "_recv_grow_at",
         "_recv_view",
         "_ring",
         "_send_entry",
@@ -116,6 +120,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         self._recv_buffer: bytearray | None = None
         self._recv_view: memoryview | None = None
         self._recv_address = 0
+        # A receive of this many bytes filled the buffer: the next one gets a
+        # bigger buffer (-1: it is as big as it gets).
+        self._recv_grow_at = -1
         self._recv_pending = False
         # Where the last receive and send were prepared (Ring.withdraw).
         self._recv_seq = 0
@@ -130,9 +137,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
 
     def start(self) -> None:
         """Call ``connection_made``, then arm the first receive (unless it paused)."""
-        completions = self._poller.completions
-        completions[self._recv_id] = self._recv_done
-        completions[self._send_id] = self._send_done
+        streams = self._poller.streams
+        streams[self._recv_id] = self
+        streams[self._send_id] = self
         self._reactor._open[self] = self.abort
         log_opened(self._logger, self)
         try:
@@ -149,16 +156,29 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         if self._recv_pending:
             return
         if self._recv_buffer is None:
-            # The kernel writes here: kept (and never resized) until the
-            # transport is released, after the last completion.
-            self._recv_buffer = bytearray(READ_SIZE)
-            self._recv_view = memoryview(self._recv_buffer)
-            self._recv_address = writable_address(self._recv_buffer)
-            self._recv_entry = self._ring.recv_entry(
-                self._read_fd, self._recv_address, READ_SIZE, self._recv_id, on_socket=self._on_socket
-            )
+            self._new_recv_buffer(FIRST_READ_SIZE)
         self._recv_pending = True
         self._recv_seq = self._ring.push(self._recv_entry)
+
+    def _new_recv_buffer(self, size: int) -> None:
+        """Receive into a new buffer of ``size`` bytes from the next receive on.
+
+        Called only with no receive in flight: the buffer it replaces is
+        the kernel's no longer.  The kernel writes into the new one until the
+        transport is released, after the last completion (or until a receive
+        fills it and it is replaced by a bigger one).  A connection starts
+        with :data:`FIRST_READ_SIZE` bytes, so an idle or chatty one costs a
+        page, not 64 KiB zeroed; the first receive that fills it moves it to
+        ``READ_SIZE``, what the reactor reads at a time.
+        """
+        buffer = bytearray(size)
+        self._recv_buffer = buffer
+        self._recv_view = memoryview(buffer)
+        self._recv_address = writable_address(buffer)
+        self._recv_entry = self._ring.recv_entry(
+            self._read_fd, self._recv_address, size, self._recv_id, on_socket=self._on_socket
+        )
+        self._recv_grow_at = size if size < READ_SIZE else -1
 
     def _recv_done(self, res: int, flags: int) -> None:
         """A receive completed: ``res`` bytes, 0 for EOF, or ``-errno``."""
@@ -173,6 +193,8 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
                 self._callback_failed(exc)
                 return
             if lifecycle.wants_data and not self._recv_pending:
+                if res == self._recv_grow_at:  # filled: a bigger buffer from now on
+                    self._new_recv_buffer(READ_SIZE)
                 self._recv_pending = True
                 self._recv_seq = self._ring.push(self._recv_entry)
             return
@@ -444,9 +466,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
 
     def _release(self) -> None:
         """After ``connection_lost``: forget the handlers and buffer, close the descriptors."""
-        completions = self._poller.completions
-        completions.pop(self._recv_id, None)
-        completions.pop(self._send_id, None)
+        streams = self._poller.streams
+        streams.pop(self._recv_id, None)
+        streams.pop(self._send_id, None)
         self._recv_view = None
         self._recv_buffer = None
         super()._release()

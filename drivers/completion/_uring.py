@@ -369,6 +369,9 @@ class Ring:
         # written straight at tail & mask, with no indirection to update.
         for index in range(sq_entries):
             words[sq_array // 4 + index] = index
+        # What was prepared and what was handed over, counted from the
+        # kernel's tail at setup as plain (unbounded) Python ints: no wrap to
+        # mask on the hot paths; the shared tail gets the low 32 bits.
         self._sq_tail = words[self._sq_tail_at]
         self._submitted = self._sq_tail
         self._cq_head = words[self._cq_head_at]
@@ -378,7 +381,7 @@ class Ring:
     @property
     def pending(self) -> int:
         """Entries prepared and not yet handed to the kernel."""
-        return ring_span(self._submitted, self._sq_tail)
+        return self._sq_tail - self._submitted
 
     def _prepare(
         self,
@@ -397,14 +400,14 @@ class Ring:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
         tail = self._sq_tail
-        if (tail - self._submitted) & _U32 >= self._sq_capacity:
+        if tail - self._submitted >= self._sq_capacity:
             self.submit()  # full: hand the batch over now, without waiting
             tail = self._sq_tail
         _SQE.pack_into(
             self._sqes, (tail & self._sq_mask) * 64, opcode, sqe_flags, ioprio, fd, off, addr,
             length, op_flags, user_data, buf_group, 0, 0, 0, 0,
         )  # fmt: skip
-        self._sq_tail = (tail + 1) & _U32
+        self._sq_tail = tail + 1
         return tail
 
     @staticmethod
@@ -442,12 +445,11 @@ class Ring:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
         tail = self._sq_tail
-        if (tail - self._submitted) & _U32 >= self._sq_capacity:
+        if tail - self._submitted >= self._sq_capacity:
             self.submit()
-            tail = self._sq_tail
         offset = (tail & self._sq_mask) << 6
         self._sqes[offset : offset + 64] = entry
-        self._sq_tail = (tail + 1) & _U32
+        self._sq_tail = tail + 1
         return tail
 
     def push_bytes(self, entry: bytes, data: bytes) -> int:
@@ -456,16 +458,15 @@ class Ring:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
         tail = self._sq_tail
-        if (tail - self._submitted) & _U32 >= self._sq_capacity:
+        if tail - self._submitted >= self._sq_capacity:
             self.submit()
-            tail = self._sq_tail
         offset = (tail & self._sq_mask) << 6
         sqes = self._sqes
         sqes[offset : offset + 64] = entry
         inline = _BYTES_OFFSET
         address = id(data) + inline if inline is not None else address_of_bytes(data)
         _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, address, len(data))
-        self._sq_tail = (tail + 1) & _U32
+        self._sq_tail = tail + 1
         return tail
 
     def withdraw(self, sequence: int) -> bool:
@@ -474,7 +475,7 @@ class Ring:
         completion then comes back with its user_data and ``res`` 0, and the
         kernel never touches its buffer.  Whether it was still here to withdraw.
         """
-        if ring_span(self._submitted, sequence) >= self.pending:
+        if not self._submitted <= sequence < self._sq_tail:
             return False
         offset = (sequence & self._sq_mask) * _SQE.size
         self._sqes[offset] = Op.NOP
@@ -569,7 +570,7 @@ class Ring:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
         to_submit = self.pending
-        self._words[self._sq_tail_at] = self._sq_tail
+        self._words[self._sq_tail_at] = self._sq_tail & _U32
         if flags & _ENTER_GETEVENTS:
             if timeout is None:
                 arg, size = 0, 0
@@ -587,10 +588,10 @@ class Ring:
             if exc.errno in (errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY):
                 # Expired or interrupted, or the completion queue is full:
                 # what was submitted is counted by the kernel's head.
-                taken = ring_span(self._submitted, self._words[self._sq_head_at])
+                taken = ring_span(self._submitted & _U32, self._words[self._sq_head_at])
             else:
                 raise
-        self._submitted = (self._submitted + taken) & _U32
+        self._submitted += taken
         return taken
 
     # -------------------------------------------------------------- reaping
