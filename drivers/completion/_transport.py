@@ -7,13 +7,16 @@ instead of readiness and ``recv``/``send``:
 
 Receiving
     one receive is kept armed (``RECV`` on a socket, ``READ`` on a pipe or
-    terminal) into the transport's own 64 KiB buffer, which the kernel owns
-    until the completion.  The completion hands the bytes to the protocol and
-    arms the next receive.  ``pause_reading`` arms no more; a receive still in
-    the kernel completes anyway and its bytes (or the EOF) are held until
-    ``resume_reading``, which delivers them on a later turn and only then
-    arms again (:class:`~weft.drivers._core.held_delivery.HeldDelivery`, as
-    Twisted's iocpreactor does).
+    terminal) into the transport's own buffer (a page at first, 64 KiB once a
+    receive fills it), which the kernel owns until the completion.  The
+    completion hands the bytes to the protocol and arms the next receive
+    (the common case is handled in the poller's loop itself, see
+    :meth:`~weft.drivers.completion._ring_poller.RingPoller.poll`).
+    ``pause_reading`` arms no more; a receive still in the kernel completes
+    anyway and its bytes (or the EOF) are held until ``resume_reading``,
+    which delivers them on a later turn and only then arms again
+    (:class:`~weft.drivers._core.held_delivery.HeldDelivery`, as Twisted's
+    iocpreactor does).
 Sending
     at most one send in flight, holding its ``bytes`` alive until the
     completion: writes can never interleave.  ``write()`` with nothing in

@@ -8,8 +8,11 @@ aarch64 and the other Linux architectures that number the calls
   and completion queues and its submission-entry array into Python
   (``mmap``; one mapping for both queues, ``IORING_FEAT_SINGLE_MMAP``),
   prepares entries (``prep_*``: one ``struct.pack_into`` each, straight into
-  the shared array), submits them and waits with a timeout in one
-  ``io_uring_enter`` (``IORING_ENTER_EXT_ARG``), and reaps completions.
+  the shared array; on the hot paths, :meth:`Ring.push` copies an entry made
+  once per connection and :meth:`Ring.push_bytes` patches only a send's
+  address and length), submits them and waits with a timeout in one
+  ``io_uring_enter`` (``IORING_ENTER_EXT_ARG``), and reaps completions (one
+  copy and one unpacking pass per run of them).
 * The ring owns no Python objects.  Whoever prepares an operation keeps
   what its addresses point at (a buffer, a ``sockaddr``, a timespec)
   referenced until the operation's completion arrives: the kernel owns that
@@ -193,7 +196,7 @@ class _SystemCalls:
     def _call(self, number: int, *args: int) -> int:
         if self._syscall is None:
             raise RingUnavailableError(errno.ENOSYS, self.reason or "io_uring is not available")
-        result: int = self._syscall(number, *(ctypes.c_long(arg) for arg in args))
+        result: int = self._syscall(number, *map(ctypes.c_long, args))
         if result < 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))
