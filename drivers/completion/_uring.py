@@ -49,6 +49,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from weft.protocols.errors import WeftError
@@ -141,6 +142,9 @@ _GETEVENTS_ARG = struct.Struct("<QIIQ")
 # struct __kernel_timespec.
 _TIMESPEC = struct.Struct("<qq")
 _U32 = 0xFFFFFFFF
+#: io_uring_enter's errors that are not failures: the wait expired or was
+#: interrupted, or the completion queue is full (reap, then enter again).
+_NOT_FAILURES = frozenset({errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY})
 
 
 class RingUnavailableError(WeftError, OSError):
@@ -183,15 +187,25 @@ class _SystemCalls:
             machine = platform.machine()
             self.reason = f"weft's io_uring binding does not know the system-call numbers of {machine}"
         self._syscall: Any = None
+        self._prototyped: Any = None
         if self.reason is None:
             try:
                 libc = ctypes.CDLL(None, use_errno=True)
                 syscall = libc.syscall
+                prototyped = libc["syscall"]  # a function object of its own
             except (OSError, AttributeError) as exc:
                 self.reason = f"libc's syscall() cannot be reached through ctypes: {exc}"
             else:
                 syscall.restype = ctypes.c_long
                 self._syscall = syscall
+                # The same function with its arguments declared: ctypes then
+                # converts plain ints itself, with no c_long made per
+                # argument (io_uring_enter runs once per turn of the loop).
+                # syscall() is variadic, and its arguments are longs in the
+                # integer registers either way on Linux's x86_64 and aarch64.
+                prototyped.restype = ctypes.c_long
+                prototyped.argtypes = (ctypes.c_long,) * 7
+                self._prototyped = prototyped
 
     def _call(self, number: int, *args: int) -> int:
         if self._syscall is None:
@@ -213,6 +227,15 @@ class _SystemCalls:
     def register(self, fd: int, opcode: int, arg: int, count: int) -> int:
         """``io_uring_register``."""
         return self._call(_SYSCALLS["register"], fd, opcode, arg, count)
+
+    def raw_enter(self) -> Callable[[int, int, int, int, int, int], int]:
+        """``io_uring_enter`` for a ring's hot path: ``(fd, to_submit,
+        min_complete, flags, arg, size)``, returning the raw result (-1 with
+        ``ctypes.get_errno()`` set on failure) rather than raising."""
+        prototyped = self._prototyped
+        if prototyped is None:
+            raise RingUnavailableError(errno.ENOSYS, self.reason or "io_uring is not available")
+        return partial(prototyped, _SYSCALLS["enter"])
 
 
 #: The system calls every ring uses; replace to simulate a refusing kernel.
@@ -321,6 +344,7 @@ class Ring:
             raise RingUnavailableError(code, _explain(code)) from error
         try:
             self._map(_PARAMS.unpack_from(params, 0))
+            self._raw_enter = syscalls.raw_enter()
         except BaseException:
             os.close(self.fd)
             self.fd = -1
@@ -565,14 +589,14 @@ class Ring:
         Returns at once when completions are already there.  An interrupted
         or expired wait is not an error: :meth:`reap` then finds what came.
         """
-        if self.ready():
-            return self._enter(0, 0, None) if self.pending else 0
+        if (self._words[self._cq_tail_at] - self._cq_head) & _U32:  # ready()
+            return self._enter(0, 0, None) if self._sq_tail != self._submitted else 0
         return self._enter(1, _ENTER_GETEVENTS, timeout)
 
     def _enter(self, min_complete: int, flags: int, timeout: float | None) -> int:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
-        to_submit = self.pending
+        to_submit = self._sq_tail - self._submitted
         self._words[self._sq_tail_at] = self._sq_tail & _U32
         if flags & _ENTER_GETEVENTS:
             if timeout is None:
@@ -585,15 +609,14 @@ class Ring:
         else:
             arg, size = 0, 0
         self.enters += 1
-        try:
-            taken = syscalls.enter(self.fd, to_submit, min_complete, flags, arg, size)
-        except OSError as exc:
-            if exc.errno in (errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY):
-                # Expired or interrupted, or the completion queue is full:
-                # what was submitted is counted by the kernel's head.
-                taken = ring_span(self._submitted & _U32, self._words[self._sq_head_at])
-            else:
-                raise
+        taken = self._raw_enter(self.fd, to_submit, min_complete, flags, arg, size)
+        if taken < 0:
+            code = ctypes.get_errno()
+            if code not in _NOT_FAILURES:
+                raise OSError(code, os.strerror(code))
+            # Expired or interrupted, or the completion queue is full: what
+            # was submitted is counted by the kernel's head.
+            taken = ring_span(self._submitted & _U32, self._words[self._sq_head_at])
         self._submitted += taken
         return taken
 
@@ -606,7 +629,7 @@ class Ring:
     def reap(self) -> list[tuple[int, int, int]]:
         """Every completion waiting: ``(user_data, res, flags)`` each, in order."""
         head = self._cq_head
-        count = ring_span(head, self._words[self._cq_tail_at])
+        count = (self._words[self._cq_tail_at] - head) & _U32
         if not count:
             return []
         # One copy of the run of entries (two where it wraps past the

@@ -372,3 +372,19 @@ def test_a_run_of_completions_across_the_queue_end_comes_back_in_order() -> None
         assert [c[0] for c in ring.reap()] == list(range(13, 26))
     finally:
         ring.close()
+
+
+@needs_ring
+def test_a_failed_enter_raises_the_kernels_error(ring: Ring) -> None:
+    """io_uring_enter on the hot path returns its raw result: a real failure
+    (here EBADF, a descriptor that is no ring) still comes out as an OSError
+    with the kernel's errno, and an expired wait (ETIME) does not."""
+    real = ring.fd
+    ring.fd = -1
+    try:
+        with pytest.raises(OSError, match="Bad file descriptor") as raised:
+            ring.submit_and_wait(0.01)
+        assert raised.value.errno == errno.EBADF
+    finally:
+        ring.fd = real
+    assert ring.submit_and_wait(0.01) == 0
