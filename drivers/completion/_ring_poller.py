@@ -32,15 +32,12 @@ import errno
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.completion._uring import Ring
 from weft.drivers.reactor._pollers import ERROR, HANGUP
 from weft.protocols.errors import ClosedResourceError
-
-if TYPE_CHECKING:
-    from weft.drivers.completion._transport import CompletionTransport
 
 __all__ = ["Handler", "RingPoller"]
 
@@ -70,10 +67,11 @@ class RingPoller:
         self.changes = 0
         #: Each operation's handler, by user_data; the owner adds and removes its own.
         self.completions: dict[int, Handler] = {}
-        #: The byte-stream transports, by the user_data of their receive and
-        #: of their send: their completions' common cases are handled in
+        #: The byte-stream transports (CompletionTransport, which imports
+        #: this module: not named here), by the user_data of their receive
+        #: and of their send: their completions' common cases are handled in
         #: :meth:`poll` itself (see there); the transport adds and removes itself.
-        self.streams: dict[int, CompletionTransport] = {}
+        self.streams: dict[int, Any] = {}
         self._next_id = 1
         self._watched: dict[int, int] = {}  # fd -> mask
         self._armed: dict[int, int] = {}  # fd -> user_data of its POLL_ADD
@@ -155,7 +153,7 @@ class RingPoller:
                         if res > 0 and lifecycle.wants_data and not stream._held:
                             stream._recv_pending = False
                             try:
-                                stream._protocol.data_received(stream._recv_view[:res].tobytes())  # type: ignore[index]
+                                stream._protocol.data_received(stream._recv_view[:res].tobytes())
                             except Exception as exc:
                                 stream._callback_failed(exc)
                                 continue
