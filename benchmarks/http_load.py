@@ -1,4 +1,4 @@
-"""HTTP benchmark: ``weft serve http`` on each driver against a minimal h11 server, in one run.
+"""HTTP benchmark: ``weft serve http`` on each driver against twisted.web, uvicorn and h11, in one run.
 
 Every server (see ``http_servers.py``) runs in its own process pinned to
 one core (0); ``wrk``, the HTTP load tool, runs pinned to the other (1) with
@@ -7,10 +7,13 @@ again as soon as the previous answer is in.  Every server answers with 200
 and the same 13 bytes.  Per server the table gives the requests per second
 wrk saw, the server's CPU time per request, read from the server process's
 own accounting over exactly the measured run, and both as ratios to the
-h11-on-asyncio baseline's::
+twisted.web baseline's (``Site``, a resource answering from memory, no
+access log; uvicorn with its h11 and its httptools parsers, and a minimal
+h11 server, are the other peers; a peer whose package is missing is
+skipped, with a line saying so)::
 
     python benchmarks/http_load.py                    # every server, about 2 minutes
-    python benchmarks/http_load.py --servers weft-reactor-hello,h11-asyncio --repeat 9
+    python benchmarks/http_load.py --servers weft-reactor-hello,twisted-web --repeat 9
     python benchmarks/http_load.py --markdown         # a table for docs/performance.md
 
 First every server must answer a probe correctly (two keep-alive requests,
@@ -47,8 +50,9 @@ import echo
 import http_servers
 import servers
 
-#: The baseline every ratio is taken against.
-BASELINE = "h11-asyncio"
+#: The baseline every ratio is taken against (the other one when it is not installed).
+BASELINE = "twisted-web"
+FALLBACK_BASELINE = "h11-asyncio"
 
 #: A run in which the server waited for its core (another task had it)
 #: longer than this share of the window is disturbed, and run again.
@@ -320,9 +324,9 @@ COLUMNS = [
     "server",
     "req/s",
     "median req/s",
-    "req/s vs h11",
+    "req/s vs base",
     "CPU µs/req",
-    "CPU vs h11",
+    "CPU vs base",
     "CPU vs same loop",
     "server busy",
     "client busy",
@@ -335,7 +339,7 @@ def _ratio(mine: float | None, theirs: float | None) -> str:
 
 def table_rows(cells: list[Cell], kinds: dict[str, servers.ServerKind]) -> list[list[str]]:
     by_kind = {cell.kind: cell.result for cell in cells}
-    baseline = by_kind.get(BASELINE)
+    baseline = by_kind.get(BASELINE) or by_kind.get(FALLBACK_BASELINE)
     rows = []
     for cell in cells:
         result = cell.result
@@ -389,7 +393,7 @@ def header_notes(headers: dict[str, list[str]]) -> list[str]:
 def versions(wrk: str) -> str:
     """h11's, uvloop's and wrk's versions."""
     parts = []
-    for name in ("h11", "uvloop"):
+    for name in ("h11", "uvloop", "twisted", "uvicorn", "httptools"):
         try:
             parts.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
@@ -409,8 +413,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=(
             "HTTP benchmark: requests/s and server CPU per request of `weft serve http` on each "
-            "driver (and of weft's HTTP server answering from memory) against a minimal h11 server "
-            "on asyncio, under wrk."
+            "driver (and of weft's HTTP server answering from memory) against twisted.web, uvicorn "
+            "(h11 and httptools) and a minimal h11 server, under wrk."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -460,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SystemExit(f"{kind} failed its probe: {exc}") from None
         cells = run_all(args, chosen, wrk, root)
     rows = table_rows(cells, {kind.name: kind for kind in kinds})
+    ran = {cell.kind for cell in cells if cell.result is not None}
+    baseline_name = BASELINE if BASELINE in ran else FALLBACK_BASELINE
     command = shlex.join(["python", "benchmarks/http_load.py", *(sys.argv[1:] if argv is None else argv)])
     header = [
         f"{started}; {echo.machine()}; {versions(wrk)}; weft {echo.weft_version()}",
@@ -473,11 +479,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"req/s: as wrk counted them, in the {args.stat} run; median req/s: the median over the runs.",
         "CPU µs/req: the server's CPU time (user+system, from /proc/<pid>/task/*/schedstat) over the "
         "measured wrk run / the requests completed in it.",
-        f"vs h11: that figure over {BASELINE}'s (req/s: above 1 is faster; CPU: below 1 is cheaper); "
-        "vs same loop: weft on a loop over the h11 server on that loop.",
+        f"vs base: that figure over {baseline_name}'s (req/s: above 1 is faster; CPU: below 1 is "
+        "cheaper); vs same loop: weft on a loop over the h11 server on that loop.",
+        "weft-*-files is what `weft serve http --root DIR --no-access-log` runs (twisted-web logs nothing "
+        "either).",
         "server busy: server CPU time / wall time; "
         "client busy: wrk's CPU time (both its threads) / wall time.",
         *header_notes(headers),
+        *http_servers.missing_peers(),
     ]
     if any(cell.disturbed for cell in cells):
         notes.append(f"!: disturbed: the server waited for its core over {DISTURBED:.0%} of that run.")

@@ -19,7 +19,18 @@ server adds ``last-modified``); none sends a ``Date``.  The kinds:
   answers from memory (the protocol's cost without the file server's);
 * ``h11-asyncio``: a minimal h11 server, an ``asyncio.Protocol`` on asyncio's
   default loop: the baseline every ratio is taken against;
-* ``h11-uvloop``: the same protocol on uvloop, when uvloop is installed.
+* ``h11-uvloop``: the same protocol on uvloop, when uvloop is installed;
+* ``twisted-web``: twisted.web's ``Site`` on Twisted's default (epoll)
+  reactor with a ``Resource`` answering from memory and no access log
+  (``Site.log`` does nothing): the baseline every ratio is taken against;
+* ``twisted-web-files``: the same ``Site`` serving ``DIR`` with
+  ``twisted.web.static.File``, no access log;
+* ``uvicorn-h11`` and ``uvicorn-httptools``: uvicorn with each of its
+  parsers, a bare ASGI app answering from memory, its default loop (uvloop
+  when installed), no access log, no ``Server`` header.
+
+A peer whose package is not installed is left out of the run, with a line
+saying which package it needs (:func:`missing_peers`).
 """
 
 from __future__ import annotations
@@ -66,7 +77,40 @@ def server_kinds() -> list[servers.ServerKind]:
     )
     if find_spec("uvloop") is not None:
         kinds.append(servers.ServerKind("h11-uvloop", "the same h11 asyncio.Protocol on uvloop", None, True))
+    for name, description in PEERS.items():
+        if not _missing(name):
+            kinds.append(servers.ServerKind(name, description, None, True))
     return kinds
+
+
+#: The peers from other projects, and what each says of itself.
+PEERS = {
+    "twisted-web": "twisted.web Site, a Resource answering from memory, no access log",
+    "twisted-web-files": "twisted.web Site serving DIR with static.File, no access log",
+    "uvicorn-h11": "uvicorn --http h11, a bare ASGI app answering from memory, no access log",
+    "uvicorn-httptools": "uvicorn --http httptools, the same app, no access log",
+}
+
+#: The packages each peer needs.
+_NEEDS = {
+    "twisted-web": ("twisted",),
+    "twisted-web-files": ("twisted",),
+    "uvicorn-h11": ("uvicorn", "h11"),
+    "uvicorn-httptools": ("uvicorn", "httptools"),
+}
+
+
+def _missing(kind: str) -> list[str]:
+    return [package for package in _NEEDS.get(kind, ()) if find_spec(package) is None]
+
+
+def missing_peers() -> list[str]:
+    """One line per peer that cannot run here, naming the package it needs."""
+    return [
+        f"{kind}: skipped, needs {', '.join(missing)} (pip install {' '.join(missing)})"
+        for kind in PEERS
+        if (missing := _missing(kind))
+    ]
 
 
 # ------------------------------------------------------------------ servers
@@ -161,6 +205,53 @@ def serve_h11(loop_factory: Callable[[], Any], ready: Callable[[int], None]) -> 
     loop.run_forever()
 
 
+def serve_twisted_web(root: str | None, ready: Callable[[int], None]) -> None:
+    """twisted.web's Site on Twisted's default reactor: from memory, or ``root`` with static.File."""
+    from twisted.internet import reactor
+    from twisted.web import resource, server, static
+
+    class Hello(resource.Resource):
+        isLeaf = True
+
+        def render_GET(self, request: Any) -> bytes:
+            request.setHeader(b"content-type", b"text/plain")
+            return BODY
+
+    class QuietSite(server.Site):
+        def log(self, request: Any) -> None:
+            """No access log (twisted.web's default writes one line per request)."""
+
+    site = QuietSite(Hello() if root is None else static.File(root))
+    port = cast(Any, reactor).listenTCP(0, site, interface=servers.HOST)
+    ready(int(port.getHost().port))
+    cast(Any, reactor).run()
+
+
+def serve_uvicorn(http: str, ready: Callable[[int], None]) -> None:
+    """uvicorn with the parser ``http`` (h11 or httptools), a bare ASGI app, no access log."""
+    import socket
+
+    import uvicorn
+
+    headers = [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(BODY))]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": BODY})
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((servers.HOST, 0))
+    listener.listen(1024)
+    config = uvicorn.Config(
+        app, http=http, access_log=False, log_level="warning", server_header=False, lifespan="off"
+    )
+    ready(int(listener.getsockname()[1]))  # connections wait in the backlog until it accepts
+    uvicorn.Server(config).run(sockets=[listener])
+
+
 def serve(kind: str, root: str, ready: Callable[[int], None]) -> None:
     """Run the server called ``kind`` (see :func:`server_kinds`)."""
     if kind.startswith("weft-"):
@@ -176,6 +267,10 @@ def serve(kind: str, root: str, ready: Callable[[int], None]) -> None:
         import uvloop
 
         serve_h11(uvloop.new_event_loop, ready)
+    elif kind in ("twisted-web", "twisted-web-files"):
+        serve_twisted_web(root if kind == "twisted-web-files" else None, ready)
+    elif kind in ("uvicorn-h11", "uvicorn-httptools"):
+        serve_uvicorn(kind.removeprefix("uvicorn-"), ready)
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
 

@@ -1,29 +1,31 @@
-"""User-space instructions per echoed message, counted by callgrind (the machine's load does not change it).
+"""User-space instructions per echoed message, counted by callgrind.
 
-Each server kind of ``servers.py`` runs under ``valgrind --tool=callgrind``;
-the C load generator warms it up, the counters are zeroed
-(``callgrind_control -z``), a fresh set of connections plays ping-pong
-``--count`` messages each, and the counters are dumped (``-d``).  The
-figure is every instruction the server executed in user space over that
-window, divided by the messages echoed (the new connections' accepting and
-closing included).  Kernel work (system calls, the TCP stack, io_uring's
-own) is not in it: ``perf record`` shows that part::
+CPU time per message (``echo.py``) moves with whatever else the machine is
+doing; an instruction count does not.  This runs each echo server of
+``servers.py`` under ``valgrind --tool=callgrind``, warms it up with one
+load of the C load generator, zeroes the counters, plays a second load
+(``--count`` messages on each of ``--connections`` connections, new ones),
+dumps the counters, and prints the server's instructions per message, with
+its ratio to the first server listed::
 
-    python benchmarks/instructions.py
-    python benchmarks/instructions.py --servers weft-reactor,asyncio --sizes 64,16k --count 100
-    python benchmarks/instructions.py --connections 1 --count 2000 --keep /tmp/cg   # keep the profiles
+    python benchmarks/instructions.py --servers weft-reactor,uvloop,asyncio --sizes 64,1k,16k
 
-Needs valgrind (``apt-get install valgrind``).  It is slow: the server runs
-some fifty times slower under callgrind.  One caveat when reading it:
-valgrind counts each iteration of a ``rep movsb`` as an instruction, and
-glibc copies large blocks that way, so a copy of 16 KiB shows as about
-16,000 instructions though the CPU moves it in a fraction of a
-microsecond.
+Only user space is counted (the kernel's share, four fifths of a small
+message's cost, is the same for every server: see docs/performance.md), and
+the count includes accepting and closing the measured connections, spread
+over their messages: use a ``--count`` of several hundred.  A server under
+callgrind runs about fifty times slower, so the number of messages handled
+per turn of its loop differs from a free run's.  Needs valgrind
+(``apt-get install valgrind``).  To count weft's compiled reactor, run this
+with the Python of an environment where the compiled wheel is installed
+(``weft drivers`` says which one is).
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
+import os
 import shutil
 import subprocess
 import sys
@@ -34,86 +36,107 @@ from pathlib import Path
 import cli
 import loadgen
 import native
-import servers
 
+HERE = Path(__file__).resolve().parent
+#: Messages per connection in the unmeasured warm-up load.
 WARMUP_COUNT = 50
-SCRIPT = Path(__file__).resolve().parent / "servers.py"
+#: Seconds a load may take under callgrind.
+LOAD_TIMEOUT = 900.0
 
 
 def total_instructions(dump: Path) -> int:
-    """The instruction total of a callgrind dump."""
+    """The instruction total a callgrind dump file records."""
     total = 0
-    with open(dump) as lines:
-        for line in lines:
-            if line.startswith(("totals:", "summary:")):
+    with open(dump) as file:
+        for line in file:
+            if line.startswith(("summary:", "totals:")):
                 total = max(total, int(line.split()[1]))
     return total
 
 
-def measure(kind: str, size: int, connections: int, count: int, directory: Path) -> tuple[float, int]:
-    """Instructions per message of ``kind`` at ``size`` bytes; and the messages."""
-    command = [str(native.build("c_echo"))] if kind == "c-epoll" else [sys.executable, str(SCRIPT), kind]
-    out = directory / f"callgrind.{kind}.{size}.{connections}"
+def measure(kind: str, size: int, connections: int, count: int, binary: Path, workdir: Path) -> float:
+    """Instructions per message of ``kind`` echoing ``size``-byte messages."""
+    out = workdir / f"{kind}.{size}.out"
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     server = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+        [*valgrind, sys.executable, str(HERE / "servers.py"), kind],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
         assert server.stdout is not None
-        line = server.stdout.readline().split()
-        if not line or line[0] != "READY":
-            raise SystemExit(f"the {kind} server did not start under valgrind")
-        port = int(line[1])
-        binary = native.build("loadgen")
-        loadgen.run(binary, port, connections=connections, size=size, count=WARMUP_COUNT, timeout=900)
-        control = ["callgrind_control"]
-        subprocess.run([*control, "-z", str(server.pid)], check=True, capture_output=True, timeout=300)
-        result = loadgen.run(binary, port, connections=connections, size=size, count=count, timeout=1800)
-        subprocess.run([*control, "-d", str(server.pid)], check=True, capture_output=True, timeout=300)
+        ready = server.stdout.readline().split()
+        if not ready or ready[0] != "READY":
+            raise SystemExit(f"{kind} did not start under valgrind")
+        port = int(ready[1])
+        loadgen.run(
+            binary, port, connections=connections, size=size, count=WARMUP_COUNT, timeout=LOAD_TIMEOUT
+        )
+        subprocess.run(["callgrind_control", "-z", str(server.pid)], check=True, capture_output=True)
+        result = loadgen.run(
+            binary, port, connections=connections, size=size, count=count, timeout=LOAD_TIMEOUT
+        )
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True, capture_output=True)
     finally:
-        # SIGKILL: a server waiting in io_uring_enter under valgrind does not
-        # take SIGTERM until the call returns, which an idle one never does.
+        # SIGKILL: under valgrind a server waiting in io_uring_enter (the
+        # completion driver, idle) does not take SIGTERM until the call
+        # returns, which it never does.
         server.kill()
         server.wait()
-    dumps = sorted(directory.glob(f"{out.name}.*"), key=lambda path: int(path.suffix[1:]))
+    dumps = sorted(glob.glob(f"{out}.*"))
     if not dumps:
         raise SystemExit(f"callgrind wrote no dump for {kind}")
-    return total_instructions(dumps[-1]) / result.messages, result.messages
+    return total_instructions(Path(dumps[-1])) / result.messages
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="User-space instructions per echoed message (callgrind), server by server.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--servers", default="weft-reactor,uvloop,asyncio", help="servers.py kinds, comma-separated"
+    )
+    parser.add_argument("--sizes", type=cli.parse_sizes, default=[64, 1024, 16384], help="message sizes")
+    parser.add_argument("--connections", type=int, default=50, help="connections")
+    parser.add_argument("--count", type=int, default=500, help="measured messages per connection")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table for docs")
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--servers", default="weft-reactor,weft-completion", help="comma-separated kinds")
-    parser.add_argument("--sizes", type=cli.parse_sizes, default=[64, 1024, 16384], help="message sizes")
-    parser.add_argument("--connections", type=int, default=50, help="connections playing ping-pong")
-    parser.add_argument("--count", type=int, default=100, help="messages per connection, measured")
-    parser.add_argument("--keep", type=Path, help="keep the callgrind dumps in this directory")
-    args = parser.parse_args(argv)
-    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        raise SystemExit("valgrind is needed (apt-get install valgrind)")
-    kinds = cli.choose_servers(args.servers, servers.server_kinds())
-    directory = args.keep or Path(tempfile.mkdtemp(prefix="weft-callgrind-"))
-    directory.mkdir(parents=True, exist_ok=True)
-    try:
-        print(f"| size | conns | server | instructions/msg | vs {kinds[0]} |")
-        print("|---|--:|---|--:|--:|")
+    args = parse_args(argv)
+    if shutil.which("valgrind") is None:
+        print("needs valgrind (apt-get install valgrind)", file=sys.stderr)
+        return 2
+    kinds = args.servers.split(",")
+    binary = native.build("loadgen")
+    rows: list[tuple[int, str, float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="weft-callgrind-") as workdir:
         for size in args.sizes:
             first = None
             for kind in kinds:
-                per, _messages = measure(kind, size, args.connections, args.count, directory)
-                first = first or per
-                shown = cli.show_size(size)
-                ratio = per / first
-                print(f"| {shown} | {args.connections} | {kind} | {per:,.0f} | {ratio:.2f} |", flush=True)
-    finally:
-        if args.keep is None:
-            shutil.rmtree(directory, ignore_errors=True)
+                per_message = measure(kind, size, args.connections, args.count, binary, Path(workdir))
+                first = first or per_message
+                rows.append((size, kind, per_message, per_message / first))
+                if not args.markdown:
+                    print(
+                        f"{size:>6} B x {args.connections}  {kind:<16} {per_message:>8,.0f} instructions/msg"
+                        f"  {per_message / first:.2f}",
+                        flush=True,
+                    )
+    if args.markdown:
+        print(f"| size | server | instructions/msg | vs {kinds[0]} |")
+        print("|---|---|--:|--:|")
+        for size, kind, per_message, ratio in rows:
+            print(f"| {size} B | {kind} | {per_message:,.0f} | {ratio:.2f} |")
+    print(
+        f"({args.count} messages on each of {args.connections} connections; python {sys.executable};"
+        f" {os.uname().sysname} {os.uname().release})"
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -13,7 +13,8 @@ This package is the interface every driver shares:
   processes), each listed in :data:`CAPABILITIES`; a runtime asked for one it
   lacks raises :class:`CapabilityError`.  :func:`open_runtime` gives a
   runtime by name, from :data:`DRIVERS`, the registry of every driver, which
-  also says what each offers (``docs/drivers.md`` has the table).
+  also says what each offers (the table:
+  https://github.com/weft-project/weft/blob/main/docs/drivers.md).
 * :func:`serve` serves a protocol on any driver until SIGINT, SIGTERM or SIGHUP,
   then stops gracefully (:class:`Server` is the same, without the signals);
   :func:`serve_datagrams` serves a datagram protocol on one UDP or UNIX
@@ -31,7 +32,7 @@ The drivers, one package each:
 * :mod:`weft.drivers.blocking`: threads and blocking sockets.
 * :mod:`weft.drivers.twisted`: a Twisted reactor (the ``twisted`` extra).
 * :mod:`weft.drivers.testing`: in memory, for tests, with a fake clock and a
-  stepped pump (``docs/testing.md``).
+  stepped pump (https://github.com/weft-project/weft/blob/main/docs/testing.md).
 """
 
 from weft.drivers._core.child_processes import Process, Stderr

@@ -231,7 +231,7 @@ DRIVERS: dict[str, DriverInfo] = {
 AUTO = "auto"
 
 #: What ``auto`` picks, in order of preference: the first that can run here.
-#: The reactor comes first: measured on small messages (docs/performance.md,
+#: The reactor comes first: measured on small messages (https://github.com/weft-project/weft/blob/main/docs/performance.md,
 #: "The completion driver"), weft's io_uring driver spends more CPU per
 #: message than the reactor's epoll, so it is a choice to make, not a default.
 AUTO_PREFERENCE: tuple[str, ...] = ("reactor", "completion")

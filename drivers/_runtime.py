@@ -14,7 +14,7 @@ into ``IReactorTCP``, ``IReactorProcess`` and friends:
 * :class:`UNIXRuntime`: ``listen_unix``, ``connect_unix``;
 * :class:`PipesRuntime`: ``connect_pipes``, a protocol over two file descriptors;
 * :class:`DatagramRuntime`: ``open_udp``, ``open_unix_datagram``, datagram
-  endpoints (``docs/datagrams.md``);
+  endpoints (https://github.com/weft-project/weft/blob/main/docs/datagrams.md);
 * :class:`SignalsRuntime`: ``add_signal_handler``, ``remove_signal_handler``;
 * :class:`ProcessRuntime`: ``spawn_process``, a child process with a protocol
   on its stdio.
@@ -78,6 +78,12 @@ class Listener(Protocol):
     @property
     def addresses(self) -> list[Any]:
         """What it is bound to: ``(host, port, ...)`` tuples, or paths."""
+        ...
+
+    @property
+    def port(self) -> int:
+        """The TCP port (the real one when 0 was asked for); ``ArgumentError``
+        for a listener on a path."""
         ...
 
     @property
@@ -181,7 +187,7 @@ class DatagramRuntime(Protocol):
     transport once the protocol has had ``connection_made`` (or the error:
     ``OSError`` such as ``EADDRINUSE``, ``socket.gaierror`` for a name
     that does not resolve, or what the factory raised); bad arguments
-    raise at once.  See ``docs/datagrams.md``.
+    raise at once.  See https://github.com/weft-project/weft/blob/main/docs/datagrams.md.
     """
 
     def open_udp(
@@ -247,7 +253,7 @@ class ProcessRuntime(Protocol):
         transport.  The :class:`~weft.drivers.Process` gives the exit status
         and sends signals.  A program that cannot be started raises here
         (``FileNotFoundError``, ``PermissionError``), with nothing left open.
-        See ``docs/processes.md``.
+        See https://github.com/weft-project/weft/blob/main/docs/processes.md.
         """
         ...
 
@@ -287,5 +293,5 @@ def lacks(runtime: object, capability: type, doing: str) -> CapabilityError:
     name = getattr(runtime, "name", type(runtime).__name__)
     return CapabilityError(
         f"the {name!r} runtime cannot {doing} (it is no {capability.__name__}); "
-        "see the capability table in docs/drivers.md"
+        "see the capability table in https://github.com/weft-project/weft/blob/main/docs/drivers.md"
     )

@@ -7,8 +7,12 @@ stops gracefully:
 
 1. it stops accepting (the listening sockets close at once, so a new client is
    refused rather than left waiting);
-2. it lets the open connections finish, for up to ``grace`` seconds;
-3. it aborts whatever is still open, and returns.
+2. it tells each open connection's protocol that has a ``server_stopping()``
+   method (see :class:`StoppingProtocol`), so a connection that will never
+   end by itself can end now (pub/sub closes a subscriber that already
+   half-closed);
+3. it lets the open connections finish, for up to ``grace`` seconds;
+4. it aborts whatever is still open, and returns.
 
 The factory may also be an ``async def`` handler taking a
 :class:`~weft.drivers.coroutines.Stream`: ``serve(echo)`` with ``async def
@@ -76,6 +80,7 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "Server",
+    "StoppingProtocol",
     "announce",
     "in_context",
     "serve",
@@ -95,6 +100,23 @@ DEFAULT_GRACE = 5.0
 
 # Once aborted, connections need only a turn or two to report their end.
 _ABORT_WAIT = 1.0
+
+
+@runtime_checkable
+class StoppingProtocol(Protocol):
+    """A protocol that wants to hear of a graceful stop: ``server_stopping()``
+    is called once, on the connection's own thread (through its clock, so an
+    exception ends that connection only), right after the listeners close.
+
+    It is a hint, not an order: finish what is in flight and close if
+    nothing more is coming (uvicorn's protocols close idle keep-alive
+    connections on their ``shutdown()``).  A protocol without the method is
+    simply given the grace period.  A :class:`~weft.protocols.tls.TLSProtocol`
+    passes it on to the protocol inside.
+    """
+
+    def server_stopping(self) -> None:
+        """The server is stopping gracefully."""
 
 
 class Server:
@@ -280,6 +302,7 @@ class Server:
         self._stopping = True
         for listener in self.listeners:
             listener.close()
+        self._tell_stopping()
         waiting = len(self.open_connections())
         if waiting:
             logger.info(
@@ -303,6 +326,17 @@ class Server:
             for transport in rest:
                 transport.abort()
             self.runtime.run_until(self._drained, timeout=_ABORT_WAIT)
+
+    def _tell_stopping(self) -> None:
+        """Call ``server_stopping()`` on each open connection's protocol that has one."""
+        for transport in self.open_connections():
+            protocol = transport.get_protocol()
+            if isinstance(protocol, _PipeConnection):
+                protocol = protocol.protocol
+            if isinstance(protocol, StoppingProtocol):
+                clock = transport.get_extra_info("clock")
+                if clock is not None:
+                    clock.call_later(0, protocol.server_stopping)
 
     def stop(self) -> None:
         """Stop gracefully; called again while connections finish, cut them off now."""

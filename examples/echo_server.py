@@ -1,4 +1,4 @@
-"""An echo server: every byte a client sends comes back.
+r"""An echo server: every byte a client sends comes back.
 
 Run: python examples/echo_server.py [DRIVER [PORT]]
      (DRIVER: reactor, the default, or any driver `weft drivers` lists;

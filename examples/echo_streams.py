@@ -1,4 +1,4 @@
-"""An echo server written as a coroutine: one task per connection, on any driver.
+r"""An echo server written as a coroutine: one task per connection, on any driver.
 
 The same server as examples/echo_server.py, in the other style: a handler
 that awaits a stream instead of a protocol that is called back.

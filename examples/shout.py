@@ -1,4 +1,4 @@
-"""A protocol of your own, served by the command line: every line comes back in capitals.
+r"""A protocol of your own, served by the command line: every line comes back in capitals.
 
 The same service written both ways weft serves, in one module that
 `weft serve MODULE:FACTORY` imports (as `uvicorn module:app` does); run it

@@ -1,11 +1,11 @@
-"""An echo server over TLS: the echo protocol behind weft's TLS layer.
+r"""An echo server over TLS: the echo protocol behind weft's TLS layer.
 
 Run: python examples/tls_echo_server.py CERT KEY [DRIVER [PORT]]
      (CERT, KEY: PEM files; DRIVER: reactor, the default, or any driver
      `weft drivers` lists; PORT: 8443 unless given, 0 for a free one.)
 A certificate to try it with, valid for "localhost" for 30 days:
-     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \\
-         -keyout key.pem -out cert.pem -subj /CN=localhost \\
+     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+         -keyout key.pem -out cert.pem -subj /CN=localhost \
          -addext subjectAltName=DNS:localhost -days 30
 Try: printf 'hello\n' | weft connect 127.0.0.1 8443 --tls --cafile cert.pem --server-name localhost
 """

@@ -24,6 +24,8 @@ Datagrams have a contract of their own, with asyncio's names too: a
 
 Time reaches a protocol only through a :class:`Clock`, which the transport
 offers as ``transport.get_extra_info("clock")``; :func:`clock_of` fetches it.
+Every weft driver's clock is also a :class:`WallClock`: it tells the time of
+day (``wall_time()``) as well as measuring time, for an HTTP ``Date``.
 A plain asyncio or uvloop transport offers none, so there :func:`clock_of`
 gives the clock of the asyncio loop running the connection (see
 :mod:`weft.protocols._loop_clock`), and raises a clear error only where
@@ -82,6 +84,7 @@ __all__ = [
     "ReadTransport",
     "TimerHandle",
     "Transport",
+    "WallClock",
     "WriteTransport",
     "clock_of",
     "file_writer_of",
@@ -121,6 +124,28 @@ class Clock(_TypingProtocol):
 
     def call_later(self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> TimerHandle:
         """Run ``callback(*args)`` after ``delay`` seconds; return its handle."""
+        ...
+
+
+@runtime_checkable
+class WallClock(Clock, _TypingProtocol):
+    """A :class:`Clock` that also reads the wall clock: what every weft
+    driver's transports offer.
+
+    ``wall_time()`` is seconds since the Unix epoch, UTC (what
+    ``time.time()`` says, on a real driver; what the test set, on the memory
+    driver's FakeClock).  It may jump when the system's time is set, so it
+    is for *telling* the time (an HTTP ``Date``, a log line), never for
+    measuring it: deadlines are on :meth:`Clock.now`.  A plain asyncio
+    transport's clock (:func:`clock_of`'s fallback) is not a WallClock:
+    asyncio's loop keeps no wall time, and protocols may not read one
+    themselves, so a protocol asks with ``getattr(clock, "wall_time",
+    None)`` and does without (an HTTP server then sends no ``Date``, as
+    RFC 9110 asks of a server without a clock).
+    """
+
+    def wall_time(self) -> float:
+        """Seconds since the Unix epoch (UTC), as ``time.time()``."""
         ...
 
 

@@ -14,7 +14,9 @@
     ├── WriteAfterEofError (also RuntimeError)  write() after write_eof()
     ├── ClosedResourceError (also RuntimeError) using something already closed
     ├── BusyResourceError (also RuntimeError)   a second reader or writer for an fd
-    ├── InvalidStateError (also RuntimeError)   a future's result asked too early, or set twice
+    ├── InvalidStateError (also RuntimeError)   a call in the wrong state: a future's result
+    │   │                                        asked too early, or set twice
+    │   └── NotConnectedError (also AttributeError)  a protocol used before connection_made
     ├── NoClockError (also LookupError)         a transport offers no clock
     └── NotSettledError (also RuntimeError)     a memory pump never went quiet
 
@@ -39,6 +41,7 @@ __all__ = [
     "LineTooLongError",
     "MalformedFrameError",
     "NoClockError",
+    "NotConnectedError",
     "NotSettledError",
     "ProtocolError",
     "UnencodableFrameError",
@@ -137,7 +140,20 @@ class BusyResourceError(WeftError, RuntimeError):
 
 
 class InvalidStateError(WeftError, RuntimeError):
-    """A future's result was asked for before it was set, or set twice."""
+    """A call made in a state that does not allow it: a future's result
+    asked for before it was set, or set twice; a protocol used before it
+    was connected (:class:`NotConnectedError`)."""
+
+
+class NotConnectedError(InvalidStateError, AttributeError):
+    """A protocol was used before its connection was made: ``send_line``,
+    ``subscribe``, ``publish``... called before ``connection_made`` gave it
+    a transport.  The message names the call and what to do first.
+
+    Also an ``AttributeError``, the builtin for an attribute that is not
+    there yet: ``getattr(protocol, "transport", None)`` and ``hasattr``
+    still answer "not connected" instead of raising.
+    """
 
 
 class NoClockError(WeftError, LookupError):

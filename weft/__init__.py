@@ -10,7 +10,7 @@ Two layers, and the command line on top:
   asyncio and uvloop, coroutines, blocking threads, and an in-memory driver
   in :mod:`weft.drivers.testing`), chosen with one argument.
 * ``weft`` (or ``python -m weft``): serve and connect from a shell
-  (``docs/cli.md``).
+  (https://github.com/weft-project/weft/blob/main/docs/cli.md).
 """
 
 from __future__ import annotations

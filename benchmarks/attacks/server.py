@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 WEFT = (sys.executable, "-m", "weft")
 LAUNCHER = (sys.executable, "-m", "benchmarks.attacks.launcher")
 
-_LISTENING = re.compile(r"^listening on 127\.0\.0\.1:(\d+)$")
+# serve http says it with a URL: listening on http://127.0.0.1:PORT/
+_LISTENING = re.compile(r"^listening on (?:https?://)?127\.0\.0\.1:(\d+)/?$")
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 #: How long a server may take to start listening.

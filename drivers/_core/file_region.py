@@ -65,6 +65,18 @@ class FileSlice:
             os.close(fd)
             raise
 
+    def narrow(self, offset: int, count: int) -> None:
+        """Make the region ``count`` bytes of the file from ``offset`` instead
+        (a byte range of a file opened whole: no second open).
+
+        Raises :class:`~weft.protocols.errors.ArgumentError` for a negative
+        ``offset`` or ``count``.
+        """
+        if offset < 0 or count < 0:
+            raise ArgumentError(f"offset and count must be >= 0, not {offset} and {count}")
+        self._offset = offset
+        self._remaining = count
+
     @property
     def offset(self) -> int:
         """Where in the file the next byte to send is."""

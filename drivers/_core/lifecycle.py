@@ -26,7 +26,7 @@ asks a flag first and returns.  The flags (:attr:`~TransportLifecycle.closing`,
 are plain attributes, recomputed only when a transition happens, so a hot
 path reads an attribute and never calls a method to learn the state.
 
-What each user-visible call does in each state is tabled in docs/drivers.md
+What each user-visible call does in each state is tabled in https://github.com/weft-project/weft/blob/main/docs/drivers.md
 ("One transport lifecycle"); the docstrings of the states below say the
 same.
 """

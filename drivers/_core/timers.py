@@ -90,6 +90,9 @@ class TimerQueue:
     PURGE_THRESHOLD = 100
 
     def __init__(self) -> None:
+        # Always this one list (a purge refills it in place), so that a loop
+        # may keep it and test it for emptiness without a call per turn:
+        # empty means no timer at all, live or cancelled.
         self._heap: list[tuple[float, int, Timer]] = []
         self._sequence = 0
         self._cancelled = 0
@@ -107,8 +110,10 @@ class TimerQueue:
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a live timer, or ``None``."""
-        self._drop_cancelled_head()
-        return self._heap[0][0] if self._heap else None
+        heap = self._heap
+        if heap and heap[0][2]._cancelled:
+            self._drop_cancelled_head()
+        return heap[0][0] if heap else None
 
     def pop_due(self, now: float) -> Timer | None:
         """Remove and return the earliest live timer due at ``now``, or ``None``."""
@@ -138,7 +143,7 @@ class TimerQueue:
                 if entry[2].cancelled():
                     entry[2]._queue = None
             heapq.heapify(live)
-            self._heap = live
+            self._heap[:] = live
             self._cancelled = 0
 
 

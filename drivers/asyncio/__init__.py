@@ -5,7 +5,7 @@ asyncio loop (``AsyncioRuntime.with_uvloop()`` for uvloop, which needs the
 ``uvloop`` extra); ``weft serve echo --driver asyncio`` or ``--driver
 uvloop``.  Its transports (streams and datagram endpoints) keep weft's
 contract over asyncio's own.  See
-``docs/drivers-asyncio.md``.
+https://github.com/weft-project/weft/blob/main/docs/asyncio.md.
 """
 
 from weft.drivers.asyncio._datagrams import AsyncioDatagramTransport

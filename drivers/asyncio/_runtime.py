@@ -14,7 +14,7 @@ so that weft protocols and coroutines share it::
 
 Protocols get :class:`~weft.drivers.asyncio._transport.AsyncioTransport`\\ s,
 which keep weft's contract where asyncio's transports do not; see
-``docs/asyncio.md`` for what the adapter changes and why.
+https://github.com/weft-project/weft/blob/main/docs/asyncio.md for what the adapter changes and why.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.loop_polling import run_polling
 from weft.drivers._core.signal_handlers import SignalHandlers
@@ -133,15 +134,25 @@ class AsyncioRuntime:
         return asyncio_sockets.listen_unix(self, factory, path)
 
     def connect_tcp(
-        self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+        self,
+        factory: Callable[[], Any],
+        host: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
     ) -> Future[Transport]:
-        """Connect to ``host:port``.  The future gets the transport once
+        """Connect to ``host:port``, with Happy Eyeballs across its addresses
+        (the next one ``happy_eyeballs_delay`` seconds after the previous;
+        ``None``: one after another).  The future gets the transport once
         ``connection_made`` has run, or the error: ``ConnectionRefusedError``
         and others with the address in the message, ``TimeoutError`` after
         ``timeout`` seconds, ``socket.gaierror`` for a name that does not
         resolve, or what the protocol factory raised."""
         self._check_open()
-        return asyncio_sockets.connect_tcp(self, factory, host, port, timeout=timeout)
+        return asyncio_sockets.connect_tcp(
+            self, factory, host, port, timeout=timeout, happy_eyeballs_delay=happy_eyeballs_delay
+        )
 
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -180,7 +191,7 @@ class AsyncioRuntime:
         to bind, ``remote_address`` to connect to, ``family`` when neither
         says; names are looked up in the loop's default executor.  The
         transport keeps weft's contract over asyncio's (see
-        :mod:`weft.drivers.asyncio._datagrams` and ``docs/datagrams.md``).
+        :mod:`weft.drivers.asyncio._datagrams` and https://github.com/weft-project/weft/blob/main/docs/datagrams.md).
         """
         self._check_open()
         return asyncio_datagrams.open_udp(

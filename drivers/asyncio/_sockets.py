@@ -11,7 +11,8 @@ accepts the waiting connections and closes them at once, silently),
 and each accepted socket becomes asyncio's transport with
 ``loop.connect_accepted_socket``.
 
-Connecting runs asyncio's ``create_connection`` in a task and reports
+Connecting runs asyncio's ``create_connection`` (with Happy Eyeballs; on uvloop,
+weft's own attempts, :mod:`weft.drivers.asyncio._eyeballs`) in a task and reports
 through a weft :class:`~weft.drivers._core.futures.Future`, with the reactor's
 errors: ``ConnectionRefusedError`` and the rest with the address in the
 message, ``TimeoutError`` when ``timeout`` passes.
@@ -28,9 +29,11 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.accepting import Acceptor
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import ListeningSockets, kept_listener
 from weft.drivers._core.socket_binding import bind_tcp, bind_unix
+from weft.drivers.asyncio._eyeballs import connected_socket
 from weft.drivers.asyncio._transport import AsyncioTransport
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
@@ -145,13 +148,51 @@ def _listen(
 
 
 def connect_tcp(
-    runtime: AdapterRuntime, factory: ProtocolFactory, host: str, port: int, *, timeout: float
+    runtime: AdapterRuntime,
+    factory: ProtocolFactory,
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
 ) -> Future[Transport]:
-    """Connect to ``host:port`` (asyncio tries each address it resolves to)."""
+    """Connect to ``host:port`` with Happy Eyeballs (RFC 8305): families
+    interleaved, the next address ``happy_eyeballs_delay`` seconds after the
+    previous or at once when it fails (``None``: one after another).
+
+    asyncio's own loops (and weft's reactor as one) do it in
+    ``create_connection``, the name looked up on the loop's default
+    executor (bounded).  uvloop's ``create_connection`` has no such option:
+    there weft makes the attempts itself over ``loop.sock_connect``, the
+    lookup on weft's shared resolver pool, and hands the winner to
+    ``create_connection(sock=...)`` (:mod:`weft.drivers.asyncio._eyeballs`).
+    """
     loop = runtime.loop
-    return _connect(
-        runtime, factory, f"{host}:{port}", timeout, lambda side: loop.create_connection(side, host, port)
-    )
+    target = f"{host}:{port}"
+    if isinstance(loop, asyncio.BaseEventLoop):
+        options: dict[str, Any] = {}
+        if happy_eyeballs_delay is not None:
+            options = {"happy_eyeballs_delay": happy_eyeballs_delay, "interleave": 1}
+
+        def open_(side: Callable[[], asyncio.Protocol]) -> Awaitable[object]:
+            return loop.create_connection(side, host, port, **options)
+
+        return _connect(runtime, factory, target, timeout, open_)
+
+    async def open_staggered(side: Callable[[], asyncio.Protocol]) -> object:
+        sock = await connected_socket(loop, host, port, target, happy_eyeballs_delay)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            return await loop.create_connection(side, sock=sock)
+        finally:
+            # libuv owns the descriptor now and closes it.  uvloop detaches
+            # ``sock`` when its transport closes, but one closed within
+            # connection_made (the protocol factory raised) closes before
+            # uvloop attaches ``sock``: collected, it would close the same
+            # number again, perhaps another connection's by then.
+            sock.detach()
+
+    return _connect(runtime, factory, target, timeout, open_staggered)
 
 
 def connect_unix(
@@ -208,8 +249,8 @@ def _in_context(exc: OSError, target: str) -> OSError:
 
     A name that does not resolve stays the ``socket.gaierror`` it is.
     """
-    if isinstance(exc, socket.gaierror):
-        return exc
+    if isinstance(exc, socket.gaierror) or str(exc.strerror).startswith(f"cannot connect to {target}:"):
+        return exc  # (weft's own attempts name the target already)
     if exc.errno is None:  # asyncio's "Multiple exceptions: ..." for several addresses
         return OSError(f"cannot connect to {target}: {exc}")
     # OSError(errno, ...) builds the matching subclass.

@@ -10,7 +10,7 @@ happen while you wait::
         conn.protocol.subscribe(b"news")
         conn.wait_for(lambda: replies, timeout=5)
 
-See ``docs/drivers-blocking.md``.
+See https://github.com/weft-project/weft/blob/main/docs/drivers-blocking.md.
 """
 
 from weft.drivers.blocking._client import Connection, connect_pipes, connect_tcp, connect_unix, spawn_process

@@ -21,7 +21,7 @@ __all__ = ["PoolRuntime"]
 
 
 class PoolRuntime(Protocol):
-    """The blocking runtime, as its listeners see it."""
+    """The blocking runtime, as its listeners and connects see it."""
 
     @property
     def _listeners(self) -> set[Any]:
@@ -32,6 +32,12 @@ class PoolRuntime(Protocol):
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: Any) -> Timer:
         """:meth:`call_soon` from any thread; wakes the scheduler."""
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Timer:
+        """Run ``callback(*args)`` after ``delay`` seconds (from the scheduler's thread)."""
+
+    def now(self) -> float:
+        """Monotonic seconds."""
 
     def _transport(
         self,

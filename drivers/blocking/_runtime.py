@@ -11,7 +11,7 @@ thread*), runs every protocol callback and timer.  Each connection adds a
 reader thread and a writer thread (:mod:`weft.drivers.blocking._transport`),
 each listener an accept thread (:mod:`weft.drivers.blocking._sockets`), each
 connect a short-lived thread, each child process a thread that waits for its
-exit.  See ``docs/drivers-blocking.md``.
+exit.  See https://github.com/weft-project/weft/blob/main/docs/drivers-blocking.md.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from weft.drivers._core.child_processes import (
     StderrOption,
     start_with_protocols,
 )
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.connection_limit import checked_idle_timeout, checked_max_connections
 from weft.drivers._core.datagram_sockets import (
     open_udp_socket,
@@ -178,16 +179,24 @@ class BlockingRuntime:
         return kept_listener(make, sockets, self._listeners)
 
     def connect_tcp(
-        self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+        self,
+        factory: Callable[[], Any],
+        host: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
     ) -> Future[Transport]:
-        """Connect to ``host:port`` in a thread.  The future (resolved on the
-        scheduler thread) gets the transport once ``connection_made`` has run,
-        or the error: ``ConnectionRefusedError`` and others with the address in
-        the message, ``TimeoutError`` after ``timeout`` seconds,
-        ``socket.gaierror``, or what the factory raised."""
+        """Connect to ``host:port``, with Happy Eyeballs across its addresses
+        (a thread per attempt, the next one ``happy_eyeballs_delay`` seconds
+        after the previous; ``None``: one after another).  The future
+        (resolved on the scheduler thread) gets the transport once
+        ``connection_made`` has run, or the error: ``ConnectionRefusedError``
+        and others with the address in the message, ``TimeoutError`` after
+        ``timeout`` seconds, ``socket.gaierror``, or what the factory raised."""
         self._check_open()
         target = format_address((host, port))
-        return connect(self, factory, socket.AF_INET, (host, port), target, timeout)
+        return connect(self, factory, socket.AF_INET, (host, port), target, timeout, happy_eyeballs_delay)
 
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT

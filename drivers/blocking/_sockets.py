@@ -17,8 +17,10 @@ Each accepted connection gets the listener's ``idle_timeout``: one on which
 no byte moves either way for that long is closed, so idle clients cannot
 hold the pool for ever.
 
-Connecting runs in a thread (``socket.create_connection``: name resolution,
-each address in turn, the timeout) and resolves a
+Connecting over TCP is Happy Eyeballs (RFC 8305) with a short-lived thread
+per attempt, the name looked up on weft's shared resolver pool
+(:mod:`weft.drivers.blocking._connecting`); over a UNIX-domain socket, one
+blocking ``connect`` in a thread.  Either resolves a
 :class:`~weft.drivers._core.futures.Future` from the scheduler thread.
 """
 
@@ -42,9 +44,11 @@ from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers.blocking._channels import SocketChannel
+from weft.drivers.blocking._connecting import TCPConnect
 from weft.drivers.blocking._refusals import Refusals
 from weft.drivers.blocking._transport import ThreadedTransport
 from weft.protocols.contract import Transport
+from weft.protocols.errors import ArgumentError
 
 if TYPE_CHECKING:
     from weft.drivers.blocking._plumbing import PoolRuntime
@@ -239,28 +243,35 @@ def connect(
     address: Any,
     target: str,
     timeout: float,
+    delay: float | None = None,
 ) -> Future[Transport]:
-    """Connect in a thread; the future gets the transport once ``connection_made`` ran, or the error."""
+    """Connect; the future gets the transport once ``connection_made`` ran, or the error.
+
+    TCP: Happy Eyeballs every ``delay`` seconds (:mod:`weft.drivers.blocking._connecting`),
+    begun on the scheduler thread, as its timers must be.  UNIX: one blocking
+    ``connect`` in a thread.
+    """
     result: Future[Transport] = Future(runtime.call_soon)
+    if family != socket.AF_UNIX:
+        if timeout != timeout:
+            raise ArgumentError("timeout is NaN")
+        host, port = address
+        runtime.call_soon(TCPConnect(runtime, factory, result, target, timeout, delay).start, host, port)
+        return result
 
     def attempt() -> None:
         try:
-            if family == socket.AF_UNIX:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    sock.settimeout(timeout)
-                    sock.connect(address)
-                except BaseException:
-                    sock.close()
-                    raise
-            else:
-                sock = socket.create_connection(address, timeout=timeout)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(timeout)
+                sock.connect(address)
+            except BaseException:
+                sock.close()
+                raise
         except TimeoutError:
             error: BaseException = TimeoutError(
                 errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s"
             )
-        except socket.gaierror as exc:
-            error = exc
         except OSError as exc:
             error = OSError(exc.errno, f"cannot connect to {target}: {exc.strerror}") if exc.errno else exc
         else:
@@ -270,8 +281,6 @@ def connect(
 
     def connected(sock: socket.socket) -> None:
         sock.settimeout(None)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             protocol = factory()
         except Exception as exc:

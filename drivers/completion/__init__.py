@@ -13,7 +13,7 @@ The binding is weft's own (:mod:`weft.drivers.completion._uring`: ctypes
 and mmap, no compiled code).  Where io_uring is refused (an old kernel,
 ``kernel.io_uring_disabled``, a container's seccomp profile),
 :func:`unavailable_reason` says why in one line, ``weft drivers`` shows it,
-and the ``auto`` driver picks the reactor.  See ``docs/drivers-completion.md``.
+and the ``auto`` driver picks the reactor.  See https://github.com/weft-project/weft/blob/main/docs/drivers-completion.md.
 """
 
 from weft.drivers.completion._probe import unavailable_reason

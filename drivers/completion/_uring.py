@@ -21,7 +21,7 @@ aarch64 and the other Linux architectures that number the calls
 
 Why not PyPI's ``liburing``?  When this was written it shipped one x86_64
 wheel and no source, was marked Alpha, needed Linux 6.14, and three of its
-bugs showed up in a loopback echo (see ``docs/drivers-completion.md``).
+bugs showed up in a loopback echo (see https://github.com/weft-project/weft/blob/main/docs/drivers-completion.md).
 Why not ``pyuring``?  It submits and waits per operation, which is what
 batching is meant to avoid.
 

@@ -12,7 +12,7 @@ Why have it, when the reactor runs the same protocols with less work per
 message?  It is the proof that coroutines sit on top of the callback layer
 and can carry the I/O themselves, and the place where a program that is
 mostly coroutines pays one scheduler rather than two.  The benchmarks
-(``docs/performance.md``) say what a task per connection costs.
+(https://github.com/weft-project/weft/blob/main/docs/performance.md) say what a task per connection costs.
 """
 
 from __future__ import annotations

@@ -7,9 +7,9 @@ runtime, a :class:`~weft.drivers.testing._fake_clock.FakeClock`).  The task is s
 by callbacks it schedules there, so coroutine code and callback code share one
 loop and one kind of future (:class:`weft.drivers._core.futures.Future`): callback
 code resolves it and adds callbacks; coroutine code awaits it.  Nothing in
-the callback layer depends on this package.  See ``docs/coroutines.md``;
+the callback layer depends on this package.  See https://github.com/weft-project/weft/blob/main/docs/coroutines.md;
 on weft's asyncio driver, :mod:`~weft.drivers.coroutines._asyncio_interop`
-bridges weft tasks and asyncio both ways (``docs/asyncio.md``).
+bridges weft tasks and asyncio both ways (https://github.com/weft-project/weft/blob/main/docs/asyncio.md).
 """
 
 from weft.drivers.coroutines._asyncio_interop import AsyncioHost, from_asyncio, to_asyncio
@@ -29,14 +29,23 @@ from weft.drivers.coroutines._sleep import sleep
 from weft.drivers.coroutines._streams import Stream, StreamProtocol
 from weft.drivers.coroutines._task import Task, checkpoint, current_task, spawn
 from weft.drivers.coroutines._taskgroup import TaskGroup
-from weft.drivers.coroutines._timeouts import TimeoutScope, fail_after, move_on_after, wait_for
+from weft.drivers.coroutines._timeouts import (
+    FailAfterScope,
+    MoveOnScope,
+    TimeoutScope,
+    fail_after,
+    move_on_after,
+    wait_for,
+)
 
 __all__ = [
     "AsyncioHost",
     "Cancelled",
     "DatagramSocket",
     "DatagramSocketProtocol",
+    "FailAfterScope",
     "Host",
+    "MoveOnScope",
     "NotInTaskError",
     "ProcessStream",
     "RunnableHost",

@@ -8,8 +8,8 @@ pid, its exit status (``await wait()``), signals, and its stderr as a second
 stream when asked for.
 
 The stream and the exit stay independent, as in the runtime
-(``docs/processes.md``): closing the stream closes the child's pipes and
-does not wait for it to exit, and the child exiting does not close the
+(https://github.com/weft-project/weft/blob/main/docs/processes.md): closing the stream closes the
+child's pipes and does not wait for it to exit, and the child exiting does not close the
 stream.  Wait for both when both matter.
 """
 

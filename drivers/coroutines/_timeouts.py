@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from weft.drivers.coroutines._errors import Cancelled, TimedOutError
 from weft.drivers.coroutines._task import Task, current_task
@@ -22,7 +22,7 @@ from weft.drivers.coroutines._waiting import cancel_and_wait
 from weft.protocols.contract import TimerHandle
 from weft.protocols.errors import ArgumentError, InvalidStateError
 
-__all__ = ["TimeoutScope", "fail_after", "move_on_after", "wait_for"]
+__all__ = ["FailAfterScope", "MoveOnScope", "TimeoutScope", "fail_after", "move_on_after", "wait_for"]
 
 _T = TypeVar("_T")
 
@@ -30,16 +30,16 @@ _T = TypeVar("_T")
 class TimeoutScope:
     """A deadline on the body of a ``with`` block, in the current task.
 
-    Use :func:`fail_after` or :func:`move_on_after` to make one.  After the
+    The part :class:`FailAfterScope` and :class:`MoveOnScope` share: use
+    :func:`fail_after` or :func:`move_on_after` to make one.  After the
     block, :attr:`expired` says whether the deadline fired and
     :attr:`cancelled_caught` whether the body was cancelled because of it.
     """
 
-    def __init__(self, seconds: float | None, *, raise_on_expiry: bool) -> None:
+    def __init__(self, seconds: float | None) -> None:
         if seconds is not None and (math.isnan(seconds)):
             raise ArgumentError("a timeout cannot be NaN")
         self._seconds = seconds
-        self._raise = raise_on_expiry
         self._task: Task[Any] | None = None
         self._timer: TimerHandle | None = None
         self._start = 0.0
@@ -55,7 +55,7 @@ class TimeoutScope:
             return None
         return self._start + self._seconds
 
-    def __enter__(self) -> TimeoutScope:
+    def __enter__(self) -> Self:
         if self._task is not None:
             raise InvalidStateError("a timeout scope can be entered once")
         self._task = task = current_task()
@@ -72,9 +72,8 @@ class TimeoutScope:
         self.expired = True
         task.cancel("timeout")
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    def _leave(self, exc: BaseException | None) -> bool:
+        """End the scope; whether the body ended with this scope's own cancellation."""
         task = self._task
         if self._timer is not None:
             self._timer.cancel()
@@ -82,25 +81,51 @@ class TimeoutScope:
         if task is None or not self.expired:
             return False
         remaining = task.uncancel()
-        if isinstance(exc, Cancelled) and remaining == 0:
-            self.cancelled_caught = True
-            if self._raise:
-                raise TimedOutError(f"timed out after {self._seconds} seconds") from exc
-            return True
-        return False
+        self.cancelled_caught = isinstance(exc, Cancelled) and remaining == 0
+        return self.cancelled_caught
 
 
-def fail_after(seconds: float | None) -> TimeoutScope:
+class FailAfterScope(TimeoutScope):
+    """What :func:`fail_after` returns: its deadline's cancellation leaves the
+    block as :class:`TimedOutError`.
+
+    It never swallows an exception, so its ``__exit__`` is typed ``-> None``:
+    a type checker knows the code after the block runs only if the body
+    finished (a ``return`` inside it is the function's last word).
+    """
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._leave(exc):
+            raise TimedOutError(f"timed out after {self._seconds} seconds") from exc
+
+
+class MoveOnScope(TimeoutScope):
+    """What :func:`move_on_after` returns: its deadline's cancellation ends the
+    block quietly and the task carries on after it.
+
+    Its ``__exit__`` may swallow that cancellation, so it is typed ``-> bool``
+    and a type checker treats the code after the block as reachable.
+    """
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool:
+        return self._leave(exc)
+
+
+def fail_after(seconds: float | None) -> FailAfterScope:
     """``with fail_after(s):`` -- cancel the body after ``s`` seconds of the
     task's host time and raise :class:`TimedOutError` (a ``TimeoutError``).
     ``None`` means no deadline."""
-    return TimeoutScope(seconds, raise_on_expiry=True)
+    return FailAfterScope(seconds)
 
 
-def move_on_after(seconds: float | None) -> TimeoutScope:
+def move_on_after(seconds: float | None) -> MoveOnScope:
     """``with move_on_after(s) as scope:`` -- cancel the body after ``s``
     seconds and carry on after the block; ``scope.cancelled_caught`` tells."""
-    return TimeoutScope(seconds, raise_on_expiry=False)
+    return MoveOnScope(seconds)
 
 
 async def wait_for(awaitable: Awaitable[_T], seconds: float | None) -> _T:

@@ -3,10 +3,12 @@
 A single-threaded event loop over the operating system's best readiness API
 (epoll on Linux), with transports for TCP and UNIX sockets, pipes, stdio,
 subprocesses and PTYs, and datagram endpoints (UDP, UNIX datagram sockets:
-``docs/datagrams.md``).  :class:`Reactor` is a :class:`~weft.drivers.Runtime`
-(``weft serve echo``).  :func:`new_event_loop`, :class:`EventLoopPolicy`
-and :func:`run` make it an asyncio event loop, as uvloop's names do.  See
-``docs/reactor.md``, ``docs/asyncio.md`` and ``docs/processes.md``.
+https://github.com/weft-project/weft/blob/main/docs/datagrams.md).  :class:`Reactor` is a
+:class:`~weft.drivers.Runtime` (``weft serve echo``).  :func:`new_event_loop`,
+:class:`EventLoopPolicy` and :func:`run` make it an asyncio event loop, as
+uvloop's names do.  See https://github.com/weft-project/weft/blob/main/docs/reactor.md,
+https://github.com/weft-project/weft/blob/main/docs/asyncio.md and
+https://github.com/weft-project/weft/blob/main/docs/processes.md.
 """
 
 from weft.drivers.reactor._datagrams import ReactorDatagramTransport, datagram_transport

@@ -32,7 +32,7 @@ code share one thread and one loop.
 Where asyncio's contract and weft's differ, this loop's asyncio API follows
 asyncio's: ``loop.add_reader`` replaces a reader silently (the reactor's own
 ``add_reader`` raises), and an exception from a protocol goes to the loop's
-exception handler.  See ``docs/asyncio.md``.
+exception handler.  See https://github.com/weft-project/weft/blob/main/docs/asyncio.md.
 """
 
 from __future__ import annotations

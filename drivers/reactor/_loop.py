@@ -33,6 +33,7 @@ from functools import partial
 from typing import Any, TypeVarTuple, Unpack
 
 from weft.drivers._core import polled_datagrams
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.timers import Timer, TimerQueue
@@ -357,6 +358,10 @@ class Reactor:
         readers, writers, streams = self._readers, self._writers, self._streams
         read_size = READ_SIZE
         ready, timers = self._ready, self._timers
+        # The queue's own list, tested for emptiness each turn without a call
+        # (a method call per turn is a good part of a turn that echoes a few
+        # messages); the queue is asked only when it holds a timer.
+        timer_heap = timers._heap
         always_ready = self._always_ready
         monotonic = time.monotonic
         while True:
@@ -365,7 +370,7 @@ class Reactor:
             if ready or always_ready or self._stopping:
                 timeout = 0.0
             else:
-                deadline = timers.next_deadline()
+                deadline = timers.next_deadline() if timer_heap else None
                 timeout = -1.0 if deadline is None else max(deadline - monotonic(), 0.0)
                 if once_waiting is not None and once_waiting < math.inf and not 0 <= timeout <= once_waiting:
                     timeout = once_waiting
@@ -418,7 +423,7 @@ class Reactor:
                             writer()
                         except Exception as exc:
                             self._fd_callback_failed(fd, exc)
-            if len(timers):
+            if timer_heap:
                 now = monotonic()
                 while (timer := timers.pop_due(now)) is not None:
                     ready.append(timer)
@@ -459,9 +464,13 @@ class Reactor:
         port: int,
         *,
         timeout: float = sockets.DEFAULT_CONNECT_TIMEOUT,
+        happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
     ) -> Future[Transport]:
-        """Connect to ``host:port``; see :func:`~weft.drivers.reactor._sockets.connect_tcp`."""
-        return sockets.connect_tcp(self, factory, host, port, timeout=timeout)
+        """Connect to ``host:port``, with Happy Eyeballs across its addresses;
+        see :func:`~weft.drivers.reactor._sockets.connect_tcp`."""
+        return sockets.connect_tcp(
+            self, factory, host, port, timeout=timeout, happy_eyeballs_delay=happy_eyeballs_delay
+        )
 
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = sockets.DEFAULT_CONNECT_TIMEOUT
@@ -496,7 +505,7 @@ class Reactor:
         (``OSError`` such as ``EADDRINUSE``, ``socket.gaierror``, or what
         the factory raised).  Names are looked up in a thread, so the loop
         never blocks; numeric addresses need none.  Bad arguments raise at
-        once (``ArgumentError``, ``TypeError``).  See ``docs/datagrams.md``.
+        once (``ArgumentError``, ``TypeError``).  See https://github.com/weft-project/weft/blob/main/docs/datagrams.md.
         """
         return polled_datagrams.open_udp(
             self,

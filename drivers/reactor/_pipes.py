@@ -6,7 +6,7 @@ terminal, a regular file, ``/dev/null``, a socket inherited as stdin);
 the reactor's :class:`~weft.drivers.reactor._descriptor_transport.DescriptorTransport` with
 ``read``/``write``/``writev`` as its system calls, since a pipe cannot
 ``recv``.  A regular file or ``/dev/null``, which epoll refuses, is served by
-the reactor's always-ready path (see ``docs/processes.md``).
+the reactor's always-ready path (see https://github.com/weft-project/weft/blob/main/docs/processes.md).
 
 What becomes of the descriptors when the connection ends is decided once,
 by whoever asks for the transport (:data:`FdsAtEnd`):

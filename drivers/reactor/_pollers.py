@@ -25,6 +25,7 @@ import math
 import os
 import select
 import selectors
+from collections.abc import Callable
 from typing import Protocol
 
 from weft.protocols.errors import ClosedResourceError
@@ -85,8 +86,11 @@ class EpollPoller:
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self.changes = 0
-        # Enough for every event of a busy loop; poll() grows nothing.
-        self._max_events = 1024
+        #: Wait up to ``timeout`` seconds (forever if negative); ``(fd, mask)``
+        #: pairs.  The epoll object's own method, called with no Python in
+        #: between (once per turn of the loop): its default of at most
+        #: FD_SETSIZE - 1 events per call is enough for a busy loop.
+        self.poll: Callable[[float], list[tuple[int, int]]] = self._epoll.poll
 
     def register(self, fd: int, mask: int) -> None:
         """Watch ``fd``."""
@@ -110,10 +114,6 @@ class EpollPoller:
             self._epoll.unregister(fd)
         except (OSError, ValueError):
             pass  # already closed: the kernel dropped it
-
-    def poll(self, timeout: float) -> list[tuple[int, int]]:
-        """Wait for events."""
-        return self._epoll.poll(timeout, self._max_events)
 
     def close(self) -> None:
         """Close the epoll descriptor."""

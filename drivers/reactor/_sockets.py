@@ -13,6 +13,7 @@ fails it with ``ConnectionRefusedError``, an expired timeout with
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import socket
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from weft.drivers._core.accepting import Acceptor
-from weft.drivers._core.connecting import AddressByAddress
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY, AddressByAddress
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import (
@@ -134,16 +135,22 @@ def connect_tcp(
     port: int,
     *,
     timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
 ) -> Future[Transport]:
-    """Connect to ``host:port`` (trying each address it resolves to in turn).
+    """Connect to ``host:port``, with Happy Eyeballs (RFC 8305) across the
+    addresses it resolves to.
 
     The future gets the transport once ``connection_made`` has run, or the
     error: ``ConnectionRefusedError``, ``TimeoutError`` after ``timeout``
     seconds in all, ``socket.gaierror`` for a name that does not resolve.
-    Name resolution runs in a thread, so it never blocks the loop.
+    The lookup runs on the shared resolver pool, so it never blocks the
+    loop.  The addresses are tried families interleaved, the next one
+    ``happy_eyeballs_delay`` seconds after the previous (or at once when it
+    fails), the first to connect winning; ``None``: one after another (see
+    :mod:`weft.drivers._core.connecting`).
     """
     result: Future[Transport] = Future(reactor.call_soon)
-    _Connect(reactor, factory, result, f"{host}:{port}", timeout).start_tcp(host, port)
+    _Connect(reactor, factory, result, f"{host}:{port}", timeout, happy_eyeballs_delay).start_tcp(host, port)
     return result
 
 
@@ -152,13 +159,13 @@ def connect_unix(
 ) -> Future[Transport]:
     """Connect to the UNIX-domain socket at ``path``."""
     result: Future[Transport] = Future(reactor.call_soon)
-    _Connect(reactor, factory, result, path, timeout).start_unix(path)
+    _Connect(reactor, factory, result, path, timeout, None).start_unix(path)
     return result
 
 
 class _Connect(AddressByAddress):
-    """One connect: each address in turn (:class:`AddressByAddress`), a non-blocking
-    ``connect`` the reactor watches for each, the timeout."""
+    """One connect: attempts to the addresses (:class:`AddressByAddress`), a
+    non-blocking ``connect`` the reactor watches for each, the timeout."""
 
     def __init__(
         self,
@@ -167,35 +174,50 @@ class _Connect(AddressByAddress):
         result: Future[Transport],
         target: str,
         timeout: float,
+        delay: float | None,
     ) -> None:
-        super().__init__(reactor.call_soon_threadsafe, target)
+        super().__init__(reactor.call_soon_threadsafe, target, call_later=reactor.call_later, delay=delay)
         self.reactor = reactor
         self.factory = factory
         self.result = result
-        self.sock: socket.socket | None = None
+        #: The attempts under way, by socket.
+        self.socks: set[socket.socket] = set()
         self.timer = reactor.call_later(timeout, self.expire, timeout)
 
     def _attempt(self, family: int, address: Any) -> None:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # out of descriptors, a family the host lacks
+            self.address_failed(exc)
+            return
         sock.setblocking(False)
-        self.sock = sock
         code = sock.connect_ex(address)
         if code in (0, errno.EINPROGRESS, errno.EAGAIN):
-            self.reactor._set_writer(sock.fileno(), self.connected, None)
+            self.socks.add(sock)
+            self.reactor._set_writer(sock.fileno(), functools.partial(self.connected, sock), None)
         else:
-            self.give_up_on_address(OSError(code, os.strerror(code)))
+            sock.close()
+            self.address_failed(OSError(code, os.strerror(code)))
 
-    def connected(self) -> None:
-        sock = self.sock
-        if sock is None:  # already failed (timed out)
-            return
+    def _drop(self, sock: socket.socket) -> None:
+        self.socks.discard(sock)
         self.reactor._set_writer(sock.fileno(), None, None)
+        sock.close()
+
+    def connected(self, sock: socket.socket) -> None:
+        if sock not in self.socks:  # already given up (another won, or timed out)
+            return
         code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
-            self.give_up_on_address(_os_error(code))
+            self._drop(sock)
+            self.address_failed(_os_error(code))
             return
+        self.socks.discard(sock)
+        self.reactor._set_writer(sock.fileno(), None, None)
+        self.address_won()
+        for other in list(self.socks):  # the attempts that lost the race
+            self._drop(other)
         self.timer.cancel()
-        self.sock = None
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
@@ -208,13 +230,6 @@ class _Connect(AddressByAddress):
         transport.start()
         self.result.set_result(transport)
 
-    def give_up_on_address(self, error: OSError) -> None:
-        self.errors.append(error)
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-        self.next_address()
-
     def expire(self, timeout: float) -> None:
         self.fail(self.timeout_error(timeout))
 
@@ -222,10 +237,9 @@ class _Connect(AddressByAddress):
         if self.result.done():
             return
         self.timer.cancel()
-        if self.sock is not None:
-            self.reactor._set_writer(self.sock.fileno(), None, None)
-            self.sock.close()
-            self.sock = None
+        self.stop_trying()
+        for sock in list(self.socks):
+            self._drop(sock)
         self.result.set_exception(error)
 
 

@@ -2,21 +2,21 @@
 
 * :func:`connect` and :func:`connect_pair` join protocols in memory, through
   real transports, on a :class:`FakeClock`; a :class:`Pump` moves the bytes
-  when you step it (``docs/testing.md``).
+  when you step it (https://github.com/weft-project/weft/blob/main/docs/testing.md).
 * :class:`MemoryRuntime` is a whole runtime in memory, for code that calls
   ``listen_tcp``, ``connect_tcp`` or runs a ``Server``: listeners and
   connections joined by pumps, on a fake clock, with refused, reset and
   unanswered connections on demand.
 * :class:`MemoryNetwork` carries datagrams between endpoints in memory, on
   a fake clock, with loss, duplication and reordering on demand, seeded
-  (``docs/datagrams.md``); :class:`MemoryRuntime` has one.
+  (https://github.com/weft-project/weft/blob/main/docs/datagrams.md); :class:`MemoryRuntime` has one.
 * :class:`RecordingProtocol` records every call it receives;
   :class:`RecordingDatagramProtocol` the calls of a datagram protocol.
 * :func:`chunkings` and :func:`chunked` are hypothesis strategies that split
   bytes every way; they need the ``test`` extra (hypothesis), and say so
   when it is missing.
 * :mod:`weft.drivers.testing.conformance` is the transport conformance
-  suite: any transport checked against the contract (``docs/conformance.md``).
+  suite: any transport checked against the contract (https://github.com/weft-project/weft/blob/main/docs/conformance.md).
 """
 
 from __future__ import annotations

@@ -6,6 +6,12 @@ also the memory driver's event loop: what a memory transport defers (a
 is scheduled on it for "now" and runs at the next :meth:`FakeClock.advance`.
 Every method of the memory driver's test handles runs ``advance(0)`` before
 it returns, so tests rarely call it themselves.
+
+It keeps a wall clock too (:meth:`FakeClock.wall_time`, what an HTTP
+``Date`` is made from): it starts at :data:`DEFAULT_WALL_TIME`, or the
+``wall`` a test gives, moves with :meth:`FakeClock.advance`, and jumps with
+:meth:`FakeClock.set_wall_time`, as a real one does when the system's time
+is set (the monotonic :meth:`FakeClock.now` does not move then).
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from typing import TypeVarTuple, Unpack
 from weft.drivers._core.timers import Timer, TimerQueue
 from weft.protocols.errors import ArgumentError
 
-__all__ = ["FakeClock"]
+__all__ = ["DEFAULT_WALL_TIME", "FakeClock"]
+
+#: Where a FakeClock's wall clock starts unless told: 2001-09-09 01:46:40 UTC
+#: (a round 10**9 seconds since the epoch), so tests see a fixed date.
+DEFAULT_WALL_TIME = 1_000_000_000.0
 
 _Ts = TypeVarTuple("_Ts")
 
@@ -33,13 +43,26 @@ class FakeClock:
     then the outer one carries on.
     """
 
-    def __init__(self, start: float = 0.0) -> None:
+    def __init__(self, start: float = 0.0, *, wall: float = DEFAULT_WALL_TIME) -> None:
         self._now = float(start)
+        # The wall clock is kept as its distance from now(), so advance()
+        # moves both and set_wall_time() moves only this.
+        self._wall_offset = float(wall) - self._now
         self._timers = TimerQueue()
 
     def now(self) -> float:
         """The current fake time, in seconds."""
         return self._now
+
+    def wall_time(self) -> float:
+        """The fake wall clock: seconds since the Unix epoch (UTC)."""
+        return self._now + self._wall_offset
+
+    def set_wall_time(self, seconds: float) -> None:
+        """Set the wall clock to ``seconds`` since the epoch; :meth:`now` does not move."""
+        if math.isnan(seconds):
+            raise ArgumentError("wall time is NaN")
+        self._wall_offset = float(seconds) - self._now
 
     def call_later(self, delay: float, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts) -> Timer:
         """Run ``callback(*args)`` once ``delay`` seconds have been advanced."""

@@ -8,7 +8,7 @@ own (as Trio's guest, so that ``run()`` can be entered and left as on every
 driver); :func:`open_trio_runtime` gives one inside a running Trio program.
 ``connect_stream`` runs a weft protocol over any Trio stream, and
 :class:`TrioStream` presents a weft coroutine stream as a Trio stream.  See
-``docs/drivers-trio.md``.
+https://github.com/weft-project/weft/blob/main/docs/drivers-trio.md.
 """
 
 try:

@@ -20,7 +20,7 @@ It runs in one of two ways:
 
 Trio allows one run per thread, so a thread has at most one
 ``TrioRuntime()`` open at a time, and none inside a Trio program (use
-``open_trio_runtime`` there).  See ``docs/drivers-trio.md``.
+``open_trio_runtime`` there).  See https://github.com/weft-project/weft/blob/main/docs/drivers-trio.md.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import outcome
 import trio
 
 from weft.drivers._core.child_processes import Process, StderrOption
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import kept_listener
 from weft.drivers._core.signal_handlers import SignalHandlers
@@ -188,16 +189,24 @@ class TrioRuntime:
         return kept_listener(partial(TrioListener, self, factory, sockets), sockets, self._listeners)
 
     def connect_tcp(
-        self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+        self,
+        factory: Callable[[], Any],
+        host: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
     ) -> Future[Transport]:
-        """Connect to ``host:port``.  The future gets the transport once
+        """Connect to ``host:port``, with Happy Eyeballs across its addresses
+        (the next one ``happy_eyeballs_delay`` seconds after the previous;
+        ``None``: one after another).  The future gets the transport once
         ``connection_made`` has run, or the error: ``ConnectionRefusedError``
         and others with the address in the message, ``TimeoutError`` after
         ``timeout`` seconds, ``socket.gaierror`` for a name that does not
         resolve, or what the protocol factory raised."""
         self._check_open()
         target = format_address((host, port))
-        return connect(self, factory, socket.AF_INET, (host, port), target, timeout)
+        return connect(self, factory, socket.AF_INET, (host, port), target, timeout, happy_eyeballs_delay)
 
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -239,8 +248,8 @@ class TrioRuntime:
         The transport owns the stream from then on: its task reads and
         writes it, and closes it when the connection ends.  ``extra`` adds
         to what ``get_extra_info`` answers (``peername``, ``sockname``).
-        See ``docs/drivers-trio.md`` for where a Trio stream's contract and
-        weft's differ.
+        See https://github.com/weft-project/weft/blob/main/docs/drivers-trio.md for where a Trio
+        stream's contract and weft's differ.
         """
         self._check_open()
         names: dict[str, Any] = {"peername": None, "sockname": None}

@@ -10,9 +10,13 @@ shared with the reactor and asyncio; the task only waits for readability
 
 Each connection is a :class:`~weft.drivers.trio._transport.TrioTransport`
 over a ``trio.SocketStream``.  Connecting is a task too: names are looked
-up with ``trio.socket.getaddrinfo`` (in Trio's thread pool), each address
-is tried in turn with Trio's ``connect``, and the whole is bounded by the
-timeout; the :class:`~weft.drivers.Future` gets the transport once
+up with ``trio.socket.getaddrinfo`` (in Trio's thread pool, bounded by its
+default limiter, and cancelled by the timeout), the addresses are tried with
+Happy Eyeballs (RFC 8305) in a nursery, a task per attempt with Trio's
+``connect``: families interleaved as on every weft driver
+(:func:`~weft.drivers._core.connecting.interleaved`), the next attempt after
+the delay or at once when one fails, the first to connect cancelling the
+others; and the whole is bounded by the timeout; the :class:`~weft.drivers.Future` gets the transport once
 ``connection_made`` has run, or the error with the address in its message,
 as on the reactor.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -29,6 +34,7 @@ from typing import Any, Protocol
 import trio
 
 from weft.drivers._core.accepting import Acceptor
+from weft.drivers._core.connecting import interleaved
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import unique_addresses
@@ -156,11 +162,12 @@ def connect(
     address: Any,
     target: str,
     timeout: float,
+    delay: float | None = None,
 ) -> Future[Transport]:
-    """Connect to ``address`` (``(host, port)`` for TCP, a path for UNIX) in a task
-    (see the module docstring)."""
+    """Connect to ``address`` (``(host, port)`` for TCP, a path for UNIX) in a
+    task, with Happy Eyeballs every ``delay`` seconds (see the module docstring)."""
     result: Future[Transport] = Future(runtime.call_soon)
-    runtime._spawn(_connect, runtime, factory, family, address, target, timeout, result)
+    runtime._spawn(_connect, runtime, factory, family, address, target, timeout, delay, result)
     return result
 
 
@@ -171,12 +178,13 @@ async def _connect(
     address: Any,
     target: str,
     timeout: float,
+    delay: float | None,
     result: Future[Transport],
 ) -> None:
     connected: tuple[socket.socket, trio.socket.SocketType] | None = None
     try:
         with trio.move_on_after(timeout):
-            connected = await _connected_socket(family, address, target)
+            connected = await _connected_socket(family, address, target, delay)
         if connected is None:
             raise TimeoutError(errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s")
     except OSError as exc:
@@ -197,7 +205,7 @@ async def _connect(
 
 
 async def _connected_socket(
-    family: int, address: Any, target: str
+    family: int, address: Any, target: str, delay: float | None
 ) -> tuple[socket.socket, trio.socket.SocketType]:
     """A socket connected to the first of ``address``'s addresses that answers; OSError naming ``target``."""
     if family == socket.AF_UNIX:
@@ -205,22 +213,66 @@ async def _connected_socket(
     else:
         host, port = address
         infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        candidates = [(info[0], info[4]) for info in unique_addresses(infos)]
-    errors: list[OSError] = []
-    for each_family, each_address in candidates:
-        sock = socket.socket(each_family, socket.SOCK_STREAM)
+        candidates = interleaved([(info[0], info[4]) for info in unique_addresses(infos)])
+    race = _Race()
+    try:
+        async with trio.open_nursery() as nursery:
+            for each_family, each_address in candidates:
+                failed = trio.Event()
+                nursery.start_soon(race.attempt, nursery.cancel_scope, each_family, each_address, failed)
+                # The next address when this one fails, or after ``delay``
+                # (None: only when it fails); a winner cancels the wait.
+                with trio.move_on_after(math.inf if delay is None else delay):
+                    await failed.wait()
+    except BaseException:
+        race.close_winner()  # (the caller's timeout, at the very moment one won)
+        raise
+    if race.winner is not None:
+        return race.winner
+    last = race.errors[-1] if race.errors else OSError(errno.EADDRNOTAVAIL, "no address")
+    # OSError(errno, ...) builds the matching subclass (ConnectionRefusedError...).
+    raise OSError(last.errno, f"cannot connect to {target}: {last.strerror or os.strerror(last.errno or 0)}")
+
+
+class _Race:
+    """The attempts of one connect (Happy Eyeballs, RFC 8305): the first to
+    connect wins and cancels the others, through the nursery they run in."""
+
+    def __init__(self) -> None:
+        self.winner: tuple[socket.socket, trio.socket.SocketType] | None = None
+        #: Each failed address's error, in order.
+        self.errors: list[OSError] = []
+
+    async def attempt(
+        self, attempts: trio.CancelScope, family: int, address: Any, failed: trio.Event
+    ) -> None:
+        """Connect to ``address``: win (cancelling ``attempts``), or record the error and set ``failed``."""
+        try:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as exc:  # out of descriptors, a family the host lacks
+            self.errors.append(exc)
+            failed.set()
+            return
         sock.setblocking(False)
         trio_sock = trio.socket.from_stdlib_socket(sock)
         try:
-            await trio_sock.connect(each_address)
+            await trio_sock.connect(address)
         except OSError as exc:
             sock.close()
-            errors.append(exc)
-            continue
-        except BaseException:
+            self.errors.append(exc)
+            failed.set()
+            return
+        except BaseException:  # cancelled: another won, or the timeout
             sock.close()
             raise
-        return sock, trio_sock
-    last = errors[-1] if errors else OSError(errno.EADDRNOTAVAIL, "no address")
-    # OSError(errno, ...) builds the matching subclass (ConnectionRefusedError...).
-    raise OSError(last.errno, f"cannot connect to {target}: {last.strerror or os.strerror(last.errno or 0)}")
+        if self.winner is not None:  # (two in one turn: the first keeps it)
+            sock.close()
+            return
+        self.winner = (sock, trio_sock)
+        attempts.cancel()
+
+    def close_winner(self) -> None:
+        """Close the winner's socket (the connect is given up on after all)."""
+        if self.winner is not None:
+            self.winner[0].close()
+            self.winner = None

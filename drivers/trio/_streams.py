@@ -27,7 +27,7 @@ lets several tasks send at once, Trio's contract does not); use after
 reset, a peer gone, weft's stream closed by another owner) raises
 ``trio.BrokenResourceError``, with the ``OSError`` as its cause.  The
 differences between the two contracts that remain are in
-``docs/drivers-trio.md``.
+https://github.com/weft-project/weft/blob/main/docs/drivers-trio.md.
 """
 
 from __future__ import annotations

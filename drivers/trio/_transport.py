@@ -212,12 +212,14 @@ class TrioTransport(TransportBookkeeping, TwoLoopTask):
             admitted = admitted[sent:]
         self._queue.append(admitted)
         self._buffer_size += len(admitted)
-        if self._flow.should_pause(self._buffer_size):
-            self._pause_protocol()
+        # The sender is woken (no longer idle) before pause_writing: a write
+        # made from inside it must queue behind this one, not go at once.
         parked = self._sender_parked
         if parked is not None:
             self._sender_parked = None
             trio.lowlevel.reschedule(parked)
+        if self._flow.should_pause(self._buffer_size):
+            self._pause_protocol()
 
     def write_file(self, region: FileRegion) -> None:
         """Queue ``region`` after what was written (see the contract's ``write_file``)."""
@@ -230,9 +232,9 @@ class TrioTransport(TransportBookkeeping, TwoLoopTask):
             return
         self._queue.append(region)
         self._buffer_size += size
+        self._wake_sender()  # before pause_writing: see write()
         if self._flow.should_pause(self._buffer_size):
             self._pause_protocol()
-        self._wake_sender()
 
     def write_eof(self) -> None:
         """Half-close once what was written is sent; reading goes on."""

@@ -16,7 +16,7 @@ wakes the reactor through ``call_soon_threadsafe``.  Closing the reactor
 cancels a run still going and waits for it to finish, as Trio requires.
 A Twisted program on weft's reactor hosts Trio the same way
 (``start_trio_guest(reactor.weft, main)``).  Needs the ``trio`` extra
-(``pip install 'weft[trio]'``).  See ``docs/trio.md``.
+(``pip install 'weft[trio]'``).  See https://github.com/weft-project/weft/blob/main/docs/trio.md.
 """
 
 try:

@@ -10,7 +10,7 @@ echo --driver twisted``.  It needs the ``twisted`` extra (``pip install
 own TCP, UNIX and pipe transports: flow control through Twisted's
 producer/consumer, half-close through ``IHalfCloseableProtocol``, the clock
 from the reactor (or any ``IReactorTime``).  :func:`new_reactor` makes a
-reactor of a kind without installing it.  See ``docs/drivers-twisted.md``.
+reactor of a kind without installing it.  See https://github.com/weft-project/weft/blob/main/docs/drivers-twisted.md.
 """
 
 from weft.drivers.twisted._datagrams import TwistedDatagramTransport

@@ -23,8 +23,8 @@ see :mod:`weft.drivers.twisted._clock`), or any ``IReactorTime`` given as
 ``clock=`` (``twisted.internet.task.Clock``, to test timeouts with no real
 time passing).  Protocols get
 :class:`~weft.drivers.twisted._transport.TwistedTransport`\\ s over Twisted's
-own TCP, UNIX and pipe transports; ``docs/drivers-twisted.md`` says what the
-driver maps where.
+own TCP, UNIX and pipe transports; https://github.com/weft-project/weft/blob/main/docs/drivers-twisted.md
+says what the driver maps where.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from twisted.python.failure import Failure
 
 from weft.drivers._core import polled_datagrams
 from weft.drivers._core.child_processes import Process, StderrOption
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
@@ -208,15 +209,25 @@ class TwistedRuntime:
         return twisted_sockets.listen_unix(self, factory, path)
 
     def connect_tcp(
-        self, factory: Callable[[], Any], host: str, port: int, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
+        self,
+        factory: Callable[[], Any],
+        host: str,
+        port: int,
+        *,
+        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
     ) -> Future[Transport]:
-        """Connect to ``host:port`` with Twisted's ``connectTCP``.  The future gets
-        the transport once ``connection_made`` has run, or the error:
+        """Connect to ``host:port`` with Twisted's ``connectTCP``, with Happy
+        Eyeballs across its addresses (the next one ``happy_eyeballs_delay``
+        seconds after the previous; ``None``: one after another).  The future
+        gets the transport once ``connection_made`` has run, or the error:
         ``ConnectionRefusedError`` and others with the address in the message,
         ``TimeoutError`` after ``timeout`` seconds, ``socket.gaierror`` for a
         name that does not resolve, or what the protocol factory raised."""
         self._check_open()
-        return twisted_sockets.connect_tcp(self, factory, host, port, timeout=timeout)
+        return twisted_sockets.connect_tcp(
+            self, factory, host, port, timeout=timeout, happy_eyeballs_delay=happy_eyeballs_delay
+        )
 
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
@@ -268,7 +279,7 @@ class TwistedRuntime:
     ) -> Future[DatagramTransport]:
         """A UDP endpoint (IPv4 or IPv6); the arguments and the future are the
         reactor's (:meth:`weft.drivers.reactor.Reactor.open_udp`).  See
-        :mod:`weft.drivers.twisted._datagrams` and ``docs/datagrams.md``."""
+        :mod:`weft.drivers.twisted._datagrams` and https://github.com/weft-project/weft/blob/main/docs/datagrams.md."""
         self._check_open()
         return polled_datagrams.open_udp(
             self,

@@ -10,9 +10,11 @@ still readable, tries again at once.  Each accepted socket is handed to
 Twisted with ``adoptStreamConnection``, which makes it one of Twisted's own
 TCP (or UNIX) transports.
 
-Connecting is Twisted's ``connectTCP``/``connectUNIX``, one address at a
-time: a name is looked up first, in a thread, and each address it resolves
-to is tried in turn, under one deadline on the runtime's clock.  The
+Connecting is Twisted's ``connectTCP``/``connectUNIX``, one per attempt: a
+name is looked up first, on weft's shared resolver pool, and the addresses
+it resolves to are tried with Happy Eyeballs (RFC 8305, as on the reactor:
+:mod:`weft.drivers._core.connecting`), the first to connect winning, under
+one deadline on the runtime's clock.  The
 future gets the transport once ``connection_made`` has run, or the error as
 every weft driver gives it: ``ConnectionRefusedError`` and the rest (built
 from the errno Twisted reports) with the address in the message,
@@ -37,7 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from weft.drivers._core.accepting import Acceptor
-from weft.drivers._core.connecting import AddressByAddress
+from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY, AddressByAddress
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import ListeningSockets, kept_listener
 from weft.drivers._core.socket_binding import (
@@ -145,10 +147,17 @@ def _listen(host: TwistedHost, factory: ProtocolFactory, sockets: list[socket.so
 
 
 def connect_tcp(
-    host: TwistedHost, factory: ProtocolFactory, address: str, port: int, *, timeout: float
+    host: TwistedHost,
+    factory: ProtocolFactory,
+    address: str,
+    port: int,
+    *,
+    timeout: float,
+    happy_eyeballs_delay: float | None = HAPPY_EYEBALLS_DELAY,
 ) -> Future[Transport]:
-    """Connect to ``address:port`` (each address a name resolves to, in turn)."""
-    attempt = _Connect(host, factory, f"{address}:{port}", timeout)
+    """Connect to ``address:port``, with Happy Eyeballs across the addresses a
+    name resolves to (``happy_eyeballs_delay`` ``None``: one after another)."""
+    attempt = _Connect(host, factory, f"{address}:{port}", timeout, happy_eyeballs_delay)
     attempt.start_tcp(address, port)
     return attempt.result
 
@@ -191,40 +200,59 @@ class _Attempt:
 
 
 class _Connect(AddressByAddress):
-    """One connect: each address in turn (:class:`AddressByAddress`), with
-    Twisted's ``connectTCP`` or ``connectUNIX`` for each, the deadline."""
+    """One connect: Happy Eyeballs across the addresses (:class:`AddressByAddress`),
+    a Twisted ``connectTCP`` (or ``connectUNIX``) per attempt, the deadline.
 
-    def __init__(self, host: TwistedHost, factory: ProtocolFactory, target: str, timeout: float) -> None:
+    Each attempt has its own client factory (:class:`_Attempt`); the first
+    whose connection Twisted builds a protocol for gets the connect's one
+    transport, and the others are stopped (``stopConnecting``) or, connected
+    in the same turn, given no protocol, which makes Twisted close them.
+    """
+
+    def __init__(
+        self,
+        host: TwistedHost,
+        factory: ProtocolFactory,
+        target: str,
+        timeout: float,
+        delay: float | None = None,
+    ) -> None:
         if timeout != timeout:
             raise ArgumentError("timeout is NaN")
         if host._closed:
             raise ClosedResourceError("the runtime is closed")
-        super().__init__(host.call_soon_threadsafe, target)
+        super().__init__(host.call_soon_threadsafe, target, call_later=host.call_later, delay=delay)
         self.host = host
         self.result: Future[Transport] = Future(host.call_soon)
         # The factory runs once connected, as on the reactor; if it raises,
         # the future says so (nobody else would see it: no log).
         self.transport = host._new_transport(factory, log_factory_errors=False)
         self.transport.on_started.append(self._started)
-        self.attempt: _Attempt | None = None
-        self.connector: Any = None
+        #: The attempts under way, with their Twisted connectors.
+        self.attempts: dict[_Attempt, Any | None] = {}
         self.timer: Timer = host.call_later(timeout, self.expire, timeout)
         host._connecting.add(self)
 
     def _attempt(self, family: int, address: Any) -> None:
-        attempt = self.attempt = _Attempt(self)
+        attempt = _Attempt(self)
+        # Registered first: Twisted reports some failures (no route, a
+        # family the host lacks) before connectTCP returns.
+        self.attempts[attempt] = None
         reactor = self.host.reactor
         # No timeout of Twisted's: the deadline is this connect's, across addresses.
         if family == socket.AF_UNIX:
-            self.connector = reactor.connectUNIX(address, attempt, timeout=None)
+            connector = reactor.connectUNIX(address, attempt, timeout=None)
         else:
-            self.connector = reactor.connectTCP(address[0], address[1], attempt, timeout=None)
+            connector = reactor.connectTCP(address[0], address[1], attempt, timeout=None)
+        if attempt in self.attempts:
+            self.attempts[attempt] = connector
 
     def connected(self, attempt: _Attempt) -> TwistedSide | None:
-        """Twisted connected ``attempt``: its side, or None if it came too late."""
-        if attempt is not self.attempt or self.result.done():
+        """Twisted connected ``attempt``: its side, or None if another won or it came too late."""
+        if self.attempts.pop(attempt, None) is None or self.result.done():
             return None
-        self.connector = None
+        self.address_won()
+        self._stop_attempts()
         return self.transport.side
 
     def _started(self, transport: TwistedTransport) -> None:
@@ -238,11 +266,18 @@ class _Connect(AddressByAddress):
             self.result.set_exception(transport._error or ConnectionError(f"cannot connect to {self.target}"))
 
     def attempt_failed(self, attempt: _Attempt, reason: Failure) -> None:
-        if attempt is not self.attempt or self.result.done():
-            return
-        self.connector = None
-        self.errors.append(_os_error(reason.value))
-        self.next_address()
+        """Twisted could not connect ``attempt``: the next address, or the error."""
+        if attempt not in self.attempts or self.result.done():
+            return  # given up on already
+        del self.attempts[attempt]
+        self.address_failed(_os_error(reason.value))
+
+    def _stop_attempts(self) -> None:
+        """Give up every attempt under way (their failure reports are ignored)."""
+        attempts, self.attempts = self.attempts, {}
+        for connector in attempts.values():
+            if connector is not None and connector.state == "connecting":
+                connector.stopConnecting()
 
     def expire(self, timeout: float) -> None:
         self.fail(self.timeout_error(timeout))
@@ -255,10 +290,8 @@ class _Connect(AddressByAddress):
         if self.result.done():
             return
         self._settled()
-        self.attempt = None
-        connector, self.connector = self.connector, None
-        if connector is not None and connector.state == "connecting":
-            connector.stopConnecting()
+        self.stop_trying()
+        self._stop_attempts()
         self.result.set_exception(error)
 
     def _settled(self) -> None:

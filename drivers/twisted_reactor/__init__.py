@@ -15,7 +15,7 @@ Twisted plugin that names it).  ``reactor.weft`` is the weft reactor
 underneath, on which weft protocols are served beside Twisted code, one
 epoll for both.  ``install(reactor=r)`` runs Twisted on a weft reactor ``r``
 you already have.  Needs the ``twisted`` extra (``pip install
-'weft[twisted]'``).  See ``docs/twisted.md``.
+'weft[twisted]'``).  See https://github.com/weft-project/weft/blob/main/docs/twisted.md.
 """
 
 try:

@@ -6,7 +6,7 @@
 * :func:`build_query` and :func:`parse_answer` are the wire format alone
   (RFC 1035), for any other use.
 
-See ``docs/datagrams.md``.
+See https://github.com/weft-project/weft/blob/main/docs/datagrams.md.
 """
 
 from weft.protocols.dns._errors import (

@@ -28,7 +28,7 @@ from weft.protocols.dns._errors import (
     DNSTruncatedError,
 )
 from weft.protocols.dns._wire import TYPE_A, build_query, encode_name, parse_answer
-from weft.protocols.errors import ArgumentError, ClosedResourceError, MalformedFrameError
+from weft.protocols.errors import ArgumentError, ClosedResourceError, MalformedFrameError, NotConnectedError
 
 __all__ = ["DEFAULT_ATTEMPTS", "DEFAULT_TIMEOUT", "DNSResolverProtocol", "Lookup"]
 
@@ -109,11 +109,19 @@ class DNSResolverProtocol(DatagramProtocol):
         """Look ``name`` up; ``callback(lookup)`` runs once it is done.
 
         Raises at once for a name that cannot be a DNS name
-        (:class:`~weft.protocols.errors.UnencodableFrameError`) and before
-        ``connection_made`` or after the end (ClosedResourceError).
+        (:class:`~weft.protocols.errors.UnencodableFrameError`), before
+        ``connection_made``
+        (:class:`~weft.protocols.errors.NotConnectedError`) and after the
+        end (:class:`~weft.protocols.errors.ClosedResourceError`).
         """
-        if self._clock is None or self._ended:
-            raise ClosedResourceError("the resolver has no endpoint (not made yet, or ended)")
+        if self._ended:
+            raise ClosedResourceError("the resolver's endpoint has ended: make a new resolver")
+        if self._clock is None:
+            raise NotConnectedError(
+                "DNSResolverProtocol.resolve() was used before the resolver was connected: open its "
+                "datagram endpoint first (runtime.open_udp(lambda: resolver, remote_address=server)) "
+                "and resolve from its connection_made() on"
+            )
         encode_name(name)  # refuse a bad name before drawing an id
         query_id = self._free_id()
         lookup = Lookup(

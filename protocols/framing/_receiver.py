@@ -24,6 +24,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from weft.protocols._transport_slot import TransportSlot
 from weft.protocols.contract import Protocol, Transport
 from weft.protocols.errors import ProtocolError
 from weft.protocols.framing._length_prefixed import LengthPrefixedParser, encode_length_prefixed
@@ -39,9 +40,15 @@ _READY_PARSERS = (LineParser, LengthPrefixedParser, NetstringParser)
 
 
 class FrameReceiver(Protocol):
-    """Base class for protocols that receive frames; see the module docstring."""
+    """Base class for protocols that receive frames; see the module docstring.
 
-    transport: Transport
+    Its sending and flow-control methods need the transport
+    ``connection_made`` hands over: called before, they raise
+    :class:`~weft.protocols.errors.NotConnectedError`, which says so.
+    """
+
+    #: The transport, from ``connection_made`` on (before: NotConnectedError).
+    transport = TransportSlot()
 
     def __init__(self) -> None:
         self._parser: FrameParser = self.make_parser()
@@ -156,7 +163,7 @@ class FrameReceiver(Protocol):
 
     def connection_made(self, transport: Any) -> None:
         """Keep the transport."""
-        self.transport: Transport = transport
+        self.transport = transport
         self._halted = False
 
     def data_received(self, data: bytes) -> None:

@@ -5,9 +5,10 @@ only from the clock.  The server bounds every state a connection can wait in,
 answers a client only as fast as it reads, and sends files without holding
 them in memory.
 
-See ``docs/http.md`` for the model, then the API.
+See https://github.com/weft-project/weft/blob/main/docs/http.md for the model, then the API.
 """
 
+from weft.protocols.http._access_log import AccessLog
 from weft.protocols.http._body import BodyStream
 from weft.protocols.http._busy import busy_response
 from weft.protocols.http._client import ClientRequest, HTTPClientProtocol, OnComplete, OnResponse
@@ -29,6 +30,7 @@ from weft.protocols.http._response import ResponseWriter
 from weft.protocols.http._server import Handler, HTTPServerProtocol
 
 __all__ = [
+    "AccessLog",
     "BodyStream",
     "BodyTooLargeError",
     "ClientRequest",

@@ -47,6 +47,14 @@ class Headers:
             index.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
         self._index = index
 
+    @classmethod
+    def _parsed(cls, raw: list[tuple[bytes, bytes]], index: dict[str, list[str]]) -> Headers:
+        """(the quick path) fields already indexed as ``__init__`` would index them."""
+        headers = cls.__new__(cls)
+        headers._raw = raw
+        headers._index = index
+        return headers
+
     @property
     def raw(self) -> list[tuple[bytes, bytes]]:
         """The fields as received: ``(name, value)`` bytes, original case, in order."""

@@ -18,8 +18,8 @@ doing), in the style of h11's own ``_state.py``.  A request's cycle::
 
 and, from anywhere, LINGERING (an error response, then a bounded close) or
 CLOSED.  :data:`DEADLINES` says what bounds each state and what happens
-when it passes; ``docs/http.md`` has the same as a table.  While writing is
-paused, the send deadline (``send_timeout``, no progress) runs on top of the
+when it passes; https://github.com/weft-project/weft/blob/main/docs/http.md has the same as a
+table.  While writing is paused, the send deadline (``send_timeout``, no progress) runs on top of the
 state's own, whatever the state.
 """
 

@@ -135,6 +135,10 @@ class H11Pump:
         """Bytes of the next message received so far (0: the peer is silent)."""
         return self.meter.pending() + self._inbox_size
 
+    def drained(self) -> bool:
+        """Whether h11 holds no byte and no EOF, and nothing waits to be fed to it."""
+        return not self._inbox_size and not self._eof and self.connection.trailing_data == (b"", False)
+
     def _feed_piece(self) -> None:
         """Hand h11 the next piece of the inbox (then its EOF, if that came)."""
         inbox = self._inbox

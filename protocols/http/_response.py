@@ -37,6 +37,13 @@ class _Owner(Protocol):
     def _response_finished(self) -> None:
         """The response is complete."""
 
+    def _send_quick(
+        self, writer: ResponseWriter, status: int, pairs: list[tuple[bytes, bytes]], body: bytes
+    ) -> bool:
+        """Write ``writer``'s whole response without h11 if the connection can;
+        whether it did (false: the response goes through h11)."""
+        ...
+
     def _is_writable(self) -> bool:
         """Whether the transport is taking more (writing not paused)."""
         ...
@@ -65,7 +72,7 @@ class ResponseWriter:
     :attr:`abandoned` is true.
     """
 
-    __slots__ = ("_abandoned", "_finished", "_head_only", "_owner", "_started")
+    __slots__ = ("_abandoned", "_body_size", "_finished", "_head_only", "_owner", "_started", "_status")
 
     def __init__(self, owner: _Owner, *, head_only: bool = False) -> None:
         self._owner = owner
@@ -73,6 +80,9 @@ class ResponseWriter:
         self._started = False
         self._finished = False
         self._abandoned = False
+        # For the access log: the status sent, and the body's bytes sent.
+        self._status = 0
+        self._body_size = 0
 
     @property
     def started(self) -> bool:
@@ -116,6 +126,7 @@ class ResponseWriter:
         pairs = self._owner._response_starting(pairs, complete=complete)
         phrase = reason.encode("latin-1") if reason is not None else reason_phrase(status)
         self._started = True
+        self._status = status
         return h11.Response(status_code=status, headers=pairs, reason=phrase)
 
     def write(self, data: bytes) -> bool:
@@ -126,6 +137,7 @@ class ResponseWriter:
             raise HTTPUsageError("write() before start() or after end()")
         if data and not self._head_only:
             self._owner._send(h11.Data(data=bytes(data)))
+            self._body_size += len(data)
         return self.writable
 
     def end(self, data: bytes = b"") -> None:
@@ -137,6 +149,7 @@ class ResponseWriter:
         self._finished = True
         if data and not self._head_only:
             self._owner._send(h11.Data(data=bytes(data)), h11.EndOfMessage())
+            self._body_size += len(data)
         else:
             self._owner._send(h11.EndOfMessage())
         self._owner._response_finished()
@@ -149,10 +162,18 @@ class ResponseWriter:
         pairs = header_list(headers)
         if not any(name.lower() == b"content-length" for name, _ in pairs):
             pairs.append((b"content-length", b"%d" % len(body)))
+        if self._owner._send_quick(self, status, pairs, body):
+            self._started = self._finished = True
+            self._status = status
+            if body and not self._head_only:
+                self._body_size = len(body)
+            self._owner._response_finished()
+            return
         head = self._head(status, pairs, None, complete=True)
         # One write for the whole response: a small response is one packet.
         if body and not self._head_only:
             self._owner._send(head, h11.Data(data=bytes(body)), h11.EndOfMessage())
+            self._body_size = len(body)
         else:
             self._owner._send(head, h11.EndOfMessage())
         self._finished = True
@@ -179,6 +200,7 @@ class ResponseWriter:
         if self._head_only or not len(region):
             region.close()
         else:
+            self._body_size += len(region)
             self._owner._send_file(region)
         return self.writable
 
@@ -204,6 +226,7 @@ class ResponseWriter:
             region.close()
             self._owner._send(head, h11.EndOfMessage())
         else:
+            self._body_size = len(region)
             self._owner._send_file(region, head=head, end=True)
         self._finished = True
         self._owner._response_finished()

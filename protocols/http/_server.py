@@ -18,9 +18,18 @@ the framing; this module adds what h11 leaves to its user:
 * fairness: a client that pipelines and never reads is answered only as
   fast as it reads, and at most ``max_requests_per_turn`` requests per turn;
 * ``100 Continue`` on demand, file regions sent without being held in
-  memory, and what to do when a handler fails.
+  memory, and what to do when a handler fails;
+* an access log, when given one (:class:`~weft.protocols.http._access_log.AccessLog`:
+  a Common Log Format line per response, the server's own error responses
+  included);
+* a ``Date`` header on every response (the server's own error responses
+  included) when the transport's clock tells the time of day (a
+  :class:`~weft.protocols.contract.WallClock`: every weft driver's), as
+  RFC 9110 section 6.6.1 asks of a server with a clock.  A handler's own
+  ``Date`` is kept.  The value changes once a second and is formatted once
+  a second (:mod:`weft.protocols.http._dates`).
 
-See ``docs/http.md``.
+See https://github.com/weft-project/weft/blob/main/docs/http.md.
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ import h11
 
 from weft.protocols.contract import Clock, FileRegion, Protocol, TimerHandle, Transport, clock_of
 from weft.protocols.errors import NoClockError
+from weft.protocols.http._access_log import AccessLog
 from weft.protocols.http._body import BodyStream
+from weft.protocols.http._dates import http_date
 from weft.protocols.http._errors import (
     BodyTooLargeError,
     HeadersTooLargeError,
@@ -52,8 +63,15 @@ from weft.protocols.http._limits import HTTPLimits
 from weft.protocols.http._messages import Request
 from weft.protocols.http._output import Output
 from weft.protocols.http._pump import H11Pump, WritableWaiters
+from weft.protocols.http._quick import QuickHead, read_head, write_response
 from weft.protocols.http._response import ResponseWriter
-from weft.protocols.http._wire import canned_response, chunk_bytes_announced, framing_fault, host_fault
+from weft.protocols.http._wire import (
+    canned_response,
+    chunk_bytes_announced,
+    framing_fault,
+    host_fault,
+    reason_phrase,
+)
 
 __all__ = ["LINGER_TIMEOUT", "HTTPServerProtocol", "Handler"]
 
@@ -61,6 +79,11 @@ logger = logging.getLogger("weft.protocols.http")
 
 #: What a server calls for each request: ``handler(request, response)``.
 Handler = Callable[[Request, ResponseWriter], object]
+
+#: Whether servers read simple request heads and write whole responses
+#: themselves (:mod:`weft.protocols.http._quick`), h11 taking over for
+#: anything else.  The tests turn it off to compare with h11 alone.
+QUICK_PATH = True
 
 _S = ServerState
 _FRESH, _IDLE, _HEAD, _HANDLING = _S.FRESH, _S.IDLE, _S.HEAD, _S.HANDLING
@@ -80,9 +103,16 @@ def _status_for(error: HTTPError) -> int:
 class _Exchange:
     """One request and its response."""
 
-    __slots__ = ("body", "chunked", "length", "must_close", "request", "response")
+    __slots__ = ("body", "chunked", "length", "must_close", "quick", "request", "response")
 
-    def __init__(self, request: Request, response: ResponseWriter, length: int | None, chunked: bool) -> None:
+    def __init__(
+        self,
+        request: Request,
+        response: ResponseWriter,
+        length: int | None,
+        chunked: bool,
+        quick: bytes | None = None,
+    ) -> None:
         self.request = request
         self.response = response
         self.body = request.body
@@ -91,6 +121,9 @@ class _Exchange:
         self.length = length
         self.chunked = chunked
         self.must_close = False
+        #: The request's head, while h11 has not seen it (read by the quick
+        #: path); None once h11 has (or always had) the exchange.
+        self.quick = quick
 
 
 class HTTPServerProtocol(Protocol):
@@ -106,12 +139,20 @@ class HTTPServerProtocol(Protocol):
     started, the connection is aborted.  :attr:`state` says where the
     connection is (a :class:`~weft.protocols.http._lifecycle.ServerState`).
 
+    ``access_log`` (an :class:`~weft.protocols.http._access_log.AccessLog`)
+    logs a line per response; ``None`` (the default) logs nothing and costs
+    one test per response.
+
     Needs a transport with a clock (every weft driver's).
     """
 
-    def __init__(self, handler: Handler, *, limits: HTTPLimits | None = None) -> None:
+    def __init__(
+        self, handler: Handler, *, limits: HTTPLimits | None = None, access_log: AccessLog | None = None
+    ) -> None:
         self.handler = handler
         self.limits = limits if limits is not None else HTTPLimits()
+        self.access_log = access_log
+        self._peer_host = "-"
         # h11, fed and pumped (the pump is shared with the client).
         self._wire = H11Pump(
             h11.SERVER,
@@ -126,6 +167,8 @@ class HTTPServerProtocol(Protocol):
         self._meter = self._wire.meter
         self._transport: Transport | None = None
         self._clock: Clock | None = None
+        # The clock's wall time, when it tells one: for Date.
+        self._wall_time: Callable[[], float] | None = None
         self._output: Output | None = None
         self._state = _FRESH
         self._closed = False  # LINGERING or CLOSED: no more HTTP on this connection
@@ -149,6 +192,13 @@ class HTTPServerProtocol(Protocol):
         self._send_mark = (0, 0)
         self._timer: TimerHandle | None = None
         self._timer_at = math.inf
+        # The quick path (see _quick.py): while on, received bytes wait in
+        # _qbuf (from _qpos on) rather than in h11, which sees them only for
+        # a request or a response the quick path leaves to it.
+        self._quick = QUICK_PATH
+        self._qbuf = b""
+        self._qpos = 0
+        self._qeof = False  # the peer's EOF came while the quick path was on
 
     @property
     def state(self) -> ServerState:
@@ -175,6 +225,11 @@ class HTTPServerProtocol(Protocol):
             self._become_closed()
             transport.abort()
             raise
+        self._wall_time = getattr(self._clock, "wall_time", None)
+        if self.access_log is not None:
+            peer = transport.get_extra_info("peername")
+            if isinstance(peer, tuple) and peer:
+                self._peer_host = str(peer[0])
         self._output = Output(transport, self._file_failed)
         self._head_due = self._clock.now() + self.limits.head_timeout
         self._set_due(self._head_due)
@@ -189,7 +244,13 @@ class HTTPServerProtocol(Protocol):
         elif state is _RECEIVING or state is _DISCARDING:
             # Later than before: the timer need not move.
             self._due = self._now() + self.limits.body_timeout
-        self._wire.feed(data)
+        if self._quick:
+            if self._qpos >= len(self._qbuf):
+                self._qbuf, self._qpos = bytes(data), 0
+            else:
+                self._qbuf, self._qpos = self._qbuf[self._qpos :] + data, 0
+        else:
+            self._wire.feed(data)
         self._pump()
 
     def eof_received(self) -> bool:
@@ -199,7 +260,10 @@ class HTTPServerProtocol(Protocol):
             self._become_closed()
             return False
         if not self._closed:
-            self._wire.feed_eof()
+            if self._quick:
+                self._qeof = True
+            else:
+                self._wire.feed_eof()
             self._pump()
         return True
 
@@ -272,6 +336,11 @@ class HTTPServerProtocol(Protocol):
         clock = self._clock
         return clock.now() if clock is not None else 0.0
 
+    def _date(self) -> bytes | None:
+        """The ``Date`` header's value now, or ``None`` without a wall clock."""
+        wall_time = self._wall_time
+        return http_date(wall_time()) if wall_time is not None else None
+
     def _handler_due(self) -> float | None:
         timeout = self.limits.handler_timeout
         return None if timeout is None else self._now() + timeout
@@ -318,9 +387,10 @@ class HTTPServerProtocol(Protocol):
                 self._transport.close()
 
     def _head_timed_out(self) -> None:
-        if self._wire.pending() and self._transport is not None:
+        if self._pending() and self._transport is not None:
             logger.info("refusing an HTTP request: its head took over %s s", self.limits.head_timeout)
-            self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT))
+            self._transport.write(canned_response(HTTPStatus.REQUEST_TIMEOUT, date=self._date()))
+            self._log_canned(HTTPStatus.REQUEST_TIMEOUT, None, head_only=False)
             self._close_lingering()
             return
         self._close()
@@ -380,7 +450,162 @@ class HTTPServerProtocol(Protocol):
             return  # the pump running further up the stack takes the next event
         if self._next_turn is None:
             self._begun_this_turn = 0  # a new turn of the loop: fairness starts again
+        if self._quick:
+            self._quick_pump()
+            if self._quick:
+                return
         wire.pump()
+
+    def _pending(self) -> int:
+        """Bytes of the next request received so far (0: the client is silent)."""
+        return len(self._qbuf) - self._qpos + self._wire.pending()
+
+    # ------------------------------------------------------- the quick path
+
+    def _quick_pump(self) -> None:
+        """The pump of the quick path: read simple heads from ``_qbuf`` and
+        begin their exchanges while the connection wants requests; hand
+        everything to h11 at the first head that is not simple (or is not
+        going to be: a blank line h11 would see, a first byte h11 refuses,
+        more than a head's limit, the peer's EOF).  Reading goes on only
+        while a head is awaited, as H11Pump does."""
+        wire, transport = self._wire, self._transport
+        if wire.stopped or transport is None:
+            return
+        wire.pumping = True
+        need_data = False
+        limits = self.limits
+        try:
+            while self._quick and not wire.stopped:
+                exchange = self._exchange
+                if exchange is not None:
+                    if exchange.quick is not None and exchange.body.wants_data:
+                        self._quick_body_end(exchange)  # a body-less request: its end is known
+                        continue
+                    break
+                if self._next_turn is not None:
+                    break
+                buf, pos = self._qbuf, self._qpos
+                if self._begun_this_turn >= limits.max_requests_per_turn and pos < len(buf):
+                    self._defer_to_next_turn()
+                    break
+                end = buf.find(b"\r\n\r\n", pos)
+                if end < 0:
+                    rest = len(buf) - pos
+                    if not self._qeof and (
+                        rest == 0
+                        or (
+                            rest <= limits.max_head_size
+                            and buf[pos] > 0x20
+                            and buf.find(b"\n\n", pos) < 0
+                            and buf.find(b"\n\r\n", pos) < 0
+                        )
+                    ):
+                        need_data = True
+                        break
+                    self._quick_to_h11()
+                    break
+                parsed = read_head(buf[pos : end + 2]) if end + 4 - pos <= limits.max_head_size else None
+                if parsed is None:
+                    self._quick_to_h11()
+                    break
+                if end + 4 == len(buf):
+                    self._qbuf, self._qpos = b"", 0
+                else:
+                    self._qpos = end + 4
+                self._begin_quick(parsed, buf[pos : end + 4])
+        finally:
+            wire.pumping = False
+        if self._quick and not wire.stopped:
+            if need_data:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _quick_to_h11(self) -> None:
+        """The quick path ends here: what waits goes to h11, which reads on."""
+        rest = self._qbuf[self._qpos :]
+        self._qbuf, self._qpos, self._quick = b"", 0, False
+        self._meter.mark()
+        if rest:
+            self._wire.feed(rest)
+        if self._qeof:
+            self._wire.feed_eof()
+
+    def _quick_sync(self, exchange: _Exchange) -> None:
+        """h11 is to write this quick exchange's response: it reads the head
+        first (the same request the quick path read), then what followed it."""
+        head = exchange.quick
+        if head is None:
+            return
+        exchange.quick = None
+        connection = self._h11
+        rest = self._qbuf[self._qpos :]
+        self._qbuf, self._qpos, self._quick = b"", 0, False
+        self._meter.mark()
+        connection.receive_data(head)
+        connection.next_event()  # the request
+        if exchange.body.done:
+            connection.next_event()  # its end (it has no body)
+            self._meter.mark()
+        if rest:
+            self._wire.feed(rest)
+        if self._qeof:
+            self._wire.feed_eof()
+
+    def _quick_body_end(self, exchange: _Exchange) -> None:
+        """The end of a quick request's (empty) body, once its handler wants it:
+        what h11's EndOfMessage does on the other path."""
+        self._call(exchange.body._end)
+        if exchange is self._exchange and not self._closed:
+            if exchange.response.finished:
+                self._after_response(exchange)
+            else:
+                self._settle(exchange)
+
+    def _begin_quick(self, parsed: QuickHead, head: bytes) -> None:
+        """A request read by the quick path: HTTP/1.1, one Host, no body."""
+        method, target, raw, index = parsed
+        fault = host_fault(index["host"][0])
+        if fault is not None:
+            self._refuse(MalformedHTTPError(fault))
+            return
+        request = Request(
+            method.decode("ascii"),
+            target.decode("latin-1"),
+            Headers._parsed(raw, index),
+            "1.1",
+            BodyStream(self, limit=self.limits.max_body_size),
+        )
+        self._open(request, ResponseWriter(self, head_only=method == b"HEAD"), 0, False, head)
+
+    def _send_quick(
+        self, writer: ResponseWriter, status: int, pairs: list[tuple[bytes, bytes]], body: bytes
+    ) -> bool:
+        """(ResponseWriter) write a whole response to a quick exchange without
+        h11, if it is the simple kind (see :func:`write_response`); whether it was."""
+        exchange = self._exchange
+        output = self._output
+        if (
+            exchange is None
+            or exchange.quick is None
+            or writer is not exchange.response
+            or writer._started
+            or output is None
+            or self._closed
+            or type(status) is not int
+            or not 200 <= status <= 599
+        ):
+            return False
+        pairs = self._response_starting(pairs, complete=True)
+        written = write_response(status, reason_phrase(status), pairs, body, head_only=writer._head_only)
+        if written is None:
+            return False  # h11 writes it (_response_starting may run twice: it adds nothing twice)
+        data, closes = written
+        if closes:
+            exchange.must_close = True
+        output.write(data)
+        return True
 
     def _need_data(self) -> None:
         """(H11Pump) h11 waits for bytes: a chunk's size may be known by now."""
@@ -393,7 +618,7 @@ class HTTPServerProtocol(Protocol):
         if exchange is None:
             if self._next_turn is not None:
                 return False
-            if self._begun_this_turn >= self.limits.max_requests_per_turn and self._wire.pending():
+            if self._begun_this_turn >= self.limits.max_requests_per_turn and self._pending():
                 self._defer_to_next_turn()
                 return False
             return True
@@ -489,8 +714,18 @@ class HTTPServerProtocol(Protocol):
             version.decode("ascii"),
             body,
         )
-        response = ResponseWriter(self, head_only=event.method == b"HEAD")
-        self._exchange = _Exchange(request, response, length, chunked)
+        self._open(request, ResponseWriter(self, head_only=event.method == b"HEAD"), length, chunked, None)
+
+    def _open(
+        self,
+        request: Request,
+        response: ResponseWriter,
+        length: int | None,
+        chunked: bool,
+        quick: bytes | None,
+    ) -> None:
+        """Begin the exchange of ``request``: call the handler."""
+        self._exchange = _Exchange(request, response, length, chunked, quick)
         self._begun_this_turn += 1
         self._enter(_HANDLING, self._handler_due())
         self._call(self.handler, request, response)
@@ -518,7 +753,34 @@ class HTTPServerProtocol(Protocol):
         exchange = self._exchange
         if exchange is None or self._closed:
             return
+        if self.access_log is not None:
+            request, response = exchange.request, exchange.response
+            self.access_log.log(
+                self._peer_host,
+                request.method,
+                request.target,
+                request.http_version,
+                response._status,
+                response._body_size,
+                self._wall_time() if self._wall_time is not None else None,
+            )
         self._after_response(exchange)
+
+    def _log_canned(self, status: int, request: Request | None, *, head_only: bool) -> None:
+        """Log a response the server wrote itself (``request`` ``None``: none was parsed)."""
+        access_log = self.access_log
+        if access_log is None:
+            return
+        size = 0 if head_only else len(b"%d %s\n" % (status, reason_phrase(status)))
+        access_log.log(
+            self._peer_host,
+            request.method if request is not None else None,
+            request.target if request is not None else "",
+            request.http_version if request is not None else "",
+            status,
+            size,
+            self._wall_time() if self._wall_time is not None else None,
+        )
 
     def _after_response(self, exchange: _Exchange) -> None:
         """The response is complete: go on to the next request, drop or read
@@ -526,16 +788,24 @@ class HTTPServerProtocol(Protocol):
         response, or close."""
         connection = self._h11
         output = self._output
-        closing = exchange.must_close or connection.our_state is not h11.DONE
         body = exchange.body
-        their_state = connection.their_state
-        if not closing and exchange.length == 0 and not body.asked and their_state is h11.SEND_BODY:
-            # A request without a body (most are): its end is already known,
-            # so take it here rather than through a round of discarding.
-            connection.next_event()
-            self._meter.mark()
-            body._end()
-        their_state = connection.their_state
+        if exchange.quick is not None:
+            # h11 never saw this exchange: the request had no body, the
+            # response was whole.
+            closing = exchange.must_close
+            if not closing and not body.asked:
+                body._end()
+            their_state: type[h11._util.Sentinel] = h11.DONE if body.done else h11.SEND_BODY
+        else:
+            closing = exchange.must_close or connection.our_state is not h11.DONE
+            their_state = connection.their_state
+            if not closing and exchange.length == 0 and not body.asked and their_state is h11.SEND_BODY:
+                # A request without a body (most are): its end is already known,
+                # so take it here rather than through a round of discarding.
+                connection.next_event()
+                self._meter.mark()
+                body._end()
+            their_state = connection.their_state
         if output is not None and (
             (closing and output.busy)
             or (not closing and their_state is h11.DONE and (output.busy or output.paused))
@@ -565,11 +835,15 @@ class HTTPServerProtocol(Protocol):
             self._close()
 
     def _next_cycle(self) -> None:
-        self._h11.start_next_cycle()
+        exchange = self._exchange
+        if exchange is None or exchange.quick is None:
+            self._h11.start_next_cycle()
+            if QUICK_PATH and not self._quick and self._wire.drained():
+                self._quick = True  # h11 holds nothing more: the quick path reads on
         self._exchange = None
         now = self._now()
         self._head_due = now + self.limits.head_timeout
-        if self._wire.pending():
+        if self._pending():
             self._enter(_HEAD, self._head_due)
         else:
             self._enter(_IDLE, now + self.limits.keep_alive_timeout)
@@ -579,6 +853,9 @@ class HTTPServerProtocol(Protocol):
 
     def _send(self, *events: h11.Event) -> None:
         """(ResponseWriter) encode ``events`` and write them, in one write."""
+        exchange = self._exchange
+        if exchange is not None and exchange.quick is not None:
+            self._quick_sync(exchange)
         data = self._wire.encode(*events)
         output = self._output
         if data and output is not None:
@@ -591,6 +868,9 @@ class HTTPServerProtocol(Protocol):
     def _send_file(self, region: FileRegion, *, head: h11.Response | None = None, end: bool = False) -> None:
         """(ResponseWriter) frame ``region`` as body data between ``head`` and
         the end, and send it all in order; ``region`` is closed whatever happens."""
+        exchange = self._exchange
+        if exchange is not None and exchange.quick is not None:
+            self._quick_sync(exchange)
         connection = self._h11
         pieces: list[bytes | FileRegion] = []
         try:
@@ -628,13 +908,22 @@ class HTTPServerProtocol(Protocol):
     def _response_starting(
         self, pairs: list[tuple[bytes, bytes]], *, complete: bool
     ) -> list[tuple[bytes, bytes]]:
-        """(ResponseWriter) decide whether this connection can be reused."""
+        """(ResponseWriter) add ``Date``; decide whether this connection can be reused."""
+        wall_time = self._wall_time
+        if wall_time is not None:
+            for name, _ in pairs:
+                if name.lower() == b"date":
+                    break  # the handler's own
+            else:
+                pairs.insert(0, (b"date", http_date(wall_time())))
         exchange = self._exchange
         if exchange is None:
             return pairs
         body = exchange.body
         connection = self._h11
-        if connection.they_are_waiting_for_100_continue and (not body.wants_data or body._discarding):
+        if exchange.quick is not None:
+            pass  # no body, no 100 Continue: nothing to decide
+        elif connection.they_are_waiting_for_100_continue and (not body.wants_data or body._discarding):
             # The client holds its body back until told to send it: it may
             # send it anyway, later, so nothing after it can be trusted.
             exchange.must_close = True
@@ -793,7 +1082,8 @@ class HTTPServerProtocol(Protocol):
         if status is None:
             status = _status_for(error)
         if self._output is not None:
-            self._output.write(canned_response(status, head_only=head_only))
+            self._output.write(canned_response(status, head_only=head_only, date=self._date()))
+            self._log_canned(status, exchange.request if exchange is not None else None, head_only=head_only)
         self._close_lingering()
 
     # ---------------------------------------------------------- the end

@@ -182,17 +182,19 @@ def reason_phrase(status: int) -> bytes:
         return b""
 
 
-def canned_response(status: int, *, head_only: bool = False) -> bytes:
+def canned_response(status: int, *, head_only: bool = False, date: bytes | None = None) -> bytes:
     """A complete ``Connection: close`` response with a one-line text body,
     for answering a request the server will not hand to its handler (or
     answers in its place).  ``head_only``: the answer to a HEAD request,
-    which has the body's Content-Length but not the body."""
+    which has the body's Content-Length but not the body.  ``date``: the
+    ``Date`` header's value (none without one)."""
     phrase = reason_phrase(status)
     body = b"%d %s\n" % (status, phrase)
+    dated = b"date: %s\r\n" % date if date is not None else b""
     return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"HTTP/1.1 %d %s\r\n%scontent-type: text/plain; charset=utf-8\r\n"
         b"content-length: %d\r\nconnection: close\r\n\r\n%s"
-        % (status, phrase, len(body), b"" if head_only else body)
+        % (status, phrase, dated, len(body), b"" if head_only else body)
     )
 
 

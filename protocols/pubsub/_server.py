@@ -1,7 +1,7 @@
 """The pub/sub server protocol: one per connection, all sharing a hub.
 
-Memory stays bounded whatever the clients do (docs/pubsub.md, "Limits", has
-the whole list with each default and reply):
+Memory stays bounded whatever the clients do (https://github.com/weft-project/weft/blob/main/docs/pubsub.md,
+"Limits", has the whole list with each default and reply):
 
 * a connection may be subscribed to at most ``max_subscriptions`` topics
   (the hub's limit, 1,000 by default) and the hub holds at most
@@ -30,6 +30,23 @@ When a client half-closes (sends EOF), the server closes its side too after
 flushing, unless the client is subscribed to something: then it stays
 half-open and keeps delivering, so ``printf 'SUB news\\n' | weft connect ...``
 listens for as long as it likes.
+
+Who counts.  ``PUB`` answers ``OK <n>``, ``n`` the subscribers the message
+was handed to, and a subscriber whose connection is known to be gone is
+dropped from the hub before it could be counted: its transport is closing
+or lost (a reset seen, a close), or the write of this very message failed
+(the kernel refused it: the peer had reset, as ``weft connect`` does when
+interrupted).  A half-closed subscriber still counts: TCP's half-close
+ends only the client's sending, and it can still read.  A peer that
+vanished without a trace (no reset) is counted by the first publication
+that reaches it, as TCP cannot tell sooner; that write draws the reset
+that drops it.
+
+A graceful stop (``weft serve``'s SIGINT or SIGTERM) closes a subscriber
+that half-closed at once, after flushing what it was sent
+(:meth:`PubSubServerProtocol.server_stopping`): it can send nothing more, so
+there is nothing to let it finish, and it would otherwise hold the stop
+for the whole grace period.
 """
 
 from __future__ import annotations
@@ -115,6 +132,8 @@ class PubSubServerProtocol(LineProtocol):
         self.max_backlog = max_backlog
         #: This connection's subscription limit; ``None`` means the hub's.
         self.max_subscriptions = max_subscriptions
+        # The client half-closed: it will send no more commands.
+        self._eof_received = False
 
     def line_received(self, line: bytes) -> None:
         """Run one command and answer it."""
@@ -148,9 +167,15 @@ class PubSubServerProtocol(LineProtocol):
             self.transport.write(encode_ok())
 
     def deliver(self, topic: bytes, message: bytes) -> bool:
-        """Send one publication, unless this subscriber is closing or too far behind."""
+        """Send one publication, unless this subscriber is gone or too far behind.
+
+        Gone: its transport is closing or lost, or becomes so by this very
+        write (the send failed); it then leaves every topic, so it is counted
+        by no publication, this one included.
+        """
         transport = self.transport
         if transport.is_closing():
+            self.hub.unsubscribe_all(self)
             return False
         line = _message_line(topic, message)
         if transport.get_write_buffer_size() + len(line) > self.max_backlog:
@@ -159,6 +184,9 @@ class PubSubServerProtocol(LineProtocol):
             transport.close()
             return False
         transport.write(line)
+        if transport.is_closing():  # the send failed: the peer reset, or is gone
+            self.hub.unsubscribe_all(self)
+            return False
         return True
 
     def frame_error(self, exc: ProtocolError) -> None:
@@ -182,7 +210,17 @@ class PubSubServerProtocol(LineProtocol):
 
     def eof_received(self) -> bool:
         """Stay half-open for a subscriber, close for anyone else."""
+        self._eof_received = True
         return self.hub.subscription_count(self) > 0
+
+    def server_stopping(self) -> None:
+        """The server is stopping gracefully: a client that half-closed (it
+        can send no more commands, so nothing of it is in flight) is closed
+        now, after what it was sent; any other goes on until it leaves or
+        the grace period ends."""
+        if self._eof_received:
+            self.hub.unsubscribe_all(self)
+            self.transport.close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """Leave every topic."""

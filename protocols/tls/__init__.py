@@ -8,7 +8,7 @@
 * :func:`client_context` and :func:`server_context` build contexts with
   secure defaults.
 
-See docs/tls.md.
+See https://github.com/weft-project/weft/blob/main/docs/tls.md.
 """
 
 from weft.protocols.tls._contexts import client_context, server_context

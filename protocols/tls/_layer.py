@@ -210,7 +210,10 @@ class TLSProtocol(Protocol):
     def lower_transport(self) -> Transport:
         """The transport below (the socket, pipe or memory transport)."""
         if self._transport is None:
-            raise TLSError("the TLS layer has no transport yet")
+            raise TLSError(
+                "the TLS layer has no transport yet: connect it first (hand it to a driver, "
+                "or attach() it to a transport for start_tls)"
+            )
         return self._transport
 
     # --------------------------------------------------- the transport below
@@ -281,6 +284,13 @@ class TLSProtocol(Protocol):
             self._enter(_CLOSED)
             return False
         return bool(self._app.eof_received())  # taken as a close_notify, by request
+
+    def server_stopping(self) -> None:
+        """A graceful stop of the server (see ``weft.drivers.Server``): passed
+        on to the application protocol, if it listens for it."""
+        stopping = getattr(self._app, "server_stopping", None)
+        if callable(stopping):
+            stopping()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """The transport below is gone: tell the application, once."""
@@ -442,7 +452,10 @@ class TLSProtocol(Protocol):
 
     def _clock_(self) -> Clock:
         if self._clock is None:
-            raise TLSError("the TLS layer has no transport yet")
+            raise TLSError(
+                "the TLS layer has no transport yet: connect it first (hand it to a driver, "
+                "or attach() it to a transport for start_tls)"
+            )
         return self._clock
 
     def _process(self) -> None:

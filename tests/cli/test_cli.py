@@ -237,6 +237,34 @@ def test_connect_keeps_receiving_after_stdin_ends(children: Children) -> None:
     assert stop(server) == 0
 
 
+def test_an_interrupted_subscriber_is_not_counted_and_a_half_closed_one_does_not_hold_the_stop(
+    children: Children,
+) -> None:
+    """The documented case: ``printf 'SUB news\\n' | weft connect`` then
+    Ctrl-C.  The interrupted subscriber reset its connection, so the next
+    PUB does not count it; another that half-closed and still listens counts
+    and gets the message.  On SIGTERM the server closes the half-closed one
+    at once instead of waiting out its grace period of ten minutes."""
+    server = children.weft("serve", "pubsub", "--port", "0", "--grace", "600")
+    port = server.port()
+    subscribers = []
+    for _ in range(2):
+        subscriber = children.weft("connect", "127.0.0.1", str(port))
+        subscriber.write(b"SUB news\n")
+        subscriber.wait_for_stdout(b"OK\r\n")
+        subscriber.close_stdin()
+        subscribers.append(subscriber)
+    interrupted, listening = subscribers
+    assert stop(interrupted, signal.SIGINT) == 128 + signal.SIGINT
+    with connect(port) as publisher:
+        publisher.sendall(b"PUB news hi\n")
+        assert receive_exactly(publisher, b"OK 1\r\n") == b"OK 1\r\n"
+    listening.wait_for_stdout(b"MSG news hi\r\n")
+    assert stop(server) == 0
+    assert "cut off" not in server.stderr
+    assert listening.wait() == 0
+
+
 def test_connect_half_closes_on_stdin_eof(children: Children, listener: socket.socket) -> None:
     """Against a plain socket server: stdin's bytes arrive, then EOF (a half-close);
     the reply sent after it still reaches stdout, and the server's close ends weft with 0."""
@@ -393,6 +421,7 @@ def test_idle_timeout_on_the_blocking_driver(children: Children) -> None:
         ["serve", "echo", "--port", "8000", "--unix", "/tmp/x.sock"],
         ["serve", "echo", "--stdio", "--host", "127.0.0.1"],
         ["serve", "echo", "--driver", "no-such-driver"],
+        ["serve", "echo", "--no-access-log"],
         ["serve", "echo", "--grace", "nan"],
         ["serve", "echo", "--grace", "-1"],
         ["serve", "echo", "--max-connections", "0"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import shlex
 import shutil
 import ssl
@@ -62,6 +63,45 @@ def test_curl_fetches_files_over_one_connection(children: Children, site: Path, 
     assert (out / "hello.txt").read_bytes() == b"hello, http\n"
     assert (out / "big.bin").read_bytes() == (site / "big.bin").read_bytes()
     assert stop(server) == 0
+
+
+def test_the_ready_line_is_a_url_and_curl_resumes_a_download(children: Children, site: Path) -> None:
+    """serve http says where it listens as a URL one can click; curl resumes
+    a cut download with a Range (206) and revalidates with the ETag (304);
+    each response is dated."""
+    server = children.weft("serve", "http", "--root", str(site), "--port", "0")
+    line = server.wait_for_stderr(r"^listening on http://127\.0\.0\.1:(?P<port>\d+)/$")
+    url = f"{line.group(0).split()[-1]}big.bin"
+    out = site.parent / "part.bin"
+    out.write_bytes((site / "big.bin").read_bytes()[:1000])
+    resumed = curl("-C", "-", "-o", str(out), "-w", "%{http_code}", url)
+    assert resumed.stdout == b"206", resumed.stderr
+    assert out.read_bytes() == (site / "big.bin").read_bytes()
+    head = curl("-I", url).stdout.decode().lower()
+    etag = head.split("etag: ", 1)[1].split("\r\n", 1)[0]
+    assert "\r\ndate: " in head
+    revalidated = curl("-o", "/dev/null", "-w", "%{http_code}", "-H", f"If-None-Match: {etag}", url)
+    assert revalidated.stdout == b"304"
+    assert stop(server) == 0
+
+
+def test_the_access_log_is_on_stderr_unless_turned_off(children: Children, site: Path) -> None:
+    """serve http logs each response as a Common Log Format line on stderr,
+    as python -m http.server does; --no-access-log writes none."""
+    server, port = serve_http(children, site)
+    assert curl(f"http://127.0.0.1:{port}/hello.txt", f"http://127.0.0.1:{port}/missing").returncode == 0
+    server.wait_for_stderr(r'"GET /missing HTTP/1\.1" 404 \d+$')
+    assert stop(server) == 0
+    log = [line for line in server.stderr.splitlines() if '"GET' in line]
+    when = r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\]"
+    pattern = rf'^127\.0\.0\.1 - - {when} "GET /hello\.txt HTTP/1\.1" 200 12$'
+    assert re.match(pattern, log[0]), log
+    assert len(log) == 2
+
+    quiet, port = serve_http(children, site, "--no-access-log")
+    assert curl(f"http://127.0.0.1:{port}/hello.txt").stdout == b"hello, http\n"
+    assert stop(quiet) == 0
+    assert '"GET' not in quiet.stderr
 
 
 def test_curl_head_and_conditional_get(children: Children, site: Path) -> None:

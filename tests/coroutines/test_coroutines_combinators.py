@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import get_type_hints
+
 import pytest
 
 from weft.drivers import Future
 from weft.drivers.coroutines import (
     Cancelled,
+    FailAfterScope,
+    MoveOnScope,
     TimedOutError,
     current_task,
     fail_after,
@@ -197,6 +201,23 @@ def test_fail_after_is_quiet_when_the_body_is_in_time() -> None:
 
     assert run(clock, main()) == "fine"
     assert clock.pending() == []
+
+
+def test_a_return_inside_fail_after_ends_the_function() -> None:
+    """fail_after never swallows an exception, and says so to type checkers: its
+    ``__exit__`` is typed ``-> None`` (mypy --strict, which checks this file,
+    accepts ``main`` with its only return inside the block), while
+    move_on_after's, which may swallow its deadline's cancellation, is ``-> bool``."""
+    clock = FakeClock()
+
+    async def main() -> str:
+        with fail_after(5):
+            await sleep(1)
+            return "in time"
+
+    assert run(clock, main()) == "in time"
+    assert get_type_hints(FailAfterScope.__exit__)["return"] is type(None)
+    assert get_type_hints(MoveOnScope.__exit__)["return"] is bool
 
 
 def test_move_on_after_stops_the_body_and_carries_on() -> None:

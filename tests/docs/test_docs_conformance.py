@@ -30,13 +30,20 @@ def run(code: str, name: str) -> dict[str, Any]:
     return scope
 
 
-def test_the_page_has_its_three_examples() -> None:
-    """A transport of one's own, the same inside a test, and asyncio's own transports."""
+def test_the_page_has_its_two_examples() -> None:
+    """A transport of one's own, and asyncio's own transports."""
     blocks = examples()
-    assert len(blocks) == 3
+    assert len(blocks) == 2
     assert "class MeteredTransport" in blocks[0]
-    assert "def test_metered_transports_conform" in blocks[1]
-    assert "AsyncioLoopHarness" in blocks[2]
+    assert "AsyncioLoopHarness" in blocks[1]
+
+
+def example_test() -> str:
+    """The test function the page shows inline, after the first example, as code."""
+    inline = r"`(def test_metered_transports_conform\(\) -> None:)\s+(check_transport\(.*?\))`"
+    found = re.search(inline, DOC.read_text(), re.S)
+    assert found is not None
+    return f"{found.group(1)}\n    {found.group(2)}\n"
 
 
 def test_a_transport_of_ones_own_passes_and_prints_what_the_page_says(
@@ -53,7 +60,7 @@ def test_a_transport_of_ones_own_passes_and_prints_what_the_page_says(
 
 def test_the_test_function_runs_the_suite() -> None:
     """The example test, defined after the first example, passes when called."""
-    scope = run(examples()[0].replace("print(report)", "pass") + examples()[1], "examples 1 and 2")
+    scope = run(examples()[0].replace("print(report)", "pass") + example_test(), "example 1 and its test")
     scope["test_metered_transports_conform"]()
 
 
@@ -85,7 +92,7 @@ def test_asyncio_own_transports_keep_the_contract_and_fail_the_marked_promises()
     the promises it finds asyncio failing are the ✗ of the page's table (and
     perhaps those whose ✓ has a footnote: they depend on Python's version)."""
     pytest.importorskip("uvloop", reason="uvloop is not installed (pip install 'weft[uvloop]')")
-    scope = run(examples()[2], "example 3")
+    scope = run(examples()[1], "example 2")
     table = re.findall(r"^\| `(\w+)` \| weft promise \| ✓ \| (✗|✓¹?|n/a) \|", DOC.read_text(), re.M)
     marked = {name for name, cell in table if cell == "✗"}
     depends_on_the_version = {name for name, cell in table if cell == "✓¹"}

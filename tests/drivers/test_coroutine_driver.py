@@ -156,13 +156,13 @@ def test_coroutine_code_and_callback_code_share_the_runtime(runtime: CoroutineRu
     listener = serve_tcp(runtime, shout)
 
     async def client() -> bytes:
-        async with await open_tcp(runtime, "127.0.0.1", listener.port) as stream:  # type: ignore[attr-defined]
+        async with await open_tcp(runtime, "127.0.0.1", listener.port) as stream:
             await stream.send(b"hello\n")
             return await stream.readline()
 
     assert run(runtime, client(), timeout=TIMEOUT) == b"HELLO\n"
     callback_client = RecordingProtocol()
-    connecting = runtime.connect_tcp(lambda: callback_client, "127.0.0.1", listener.port)  # type: ignore[attr-defined]
+    connecting = runtime.connect_tcp(lambda: callback_client, "127.0.0.1", listener.port)
     assert runtime.run_until(connecting.done, TIMEOUT)
     callback_client.transport.write(b"again\n")
     assert runtime.run_until(lambda: callback_client.received == b"AGAIN\n", TIMEOUT)

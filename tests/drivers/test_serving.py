@@ -24,6 +24,7 @@ from weft.drivers.testing import FakeClock, RecordingProtocol
 from weft.drivers.testing import connect as memory_connect
 from weft.protocols import EchoProtocol
 from weft.protocols.errors import ArgumentError
+from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
 
 #: Bounds every wait; a passing test never comes near it.
 
@@ -161,6 +162,27 @@ def test_a_second_stop_cuts_the_grace_period_short(runtime: Runtime) -> None:
     assert rescued == []
     assert runtime.run_until(lambda: client.lost, TIMEOUT)
     assert isinstance(client.lost_exc, ConnectionResetError)
+
+
+def test_stop_does_not_wait_for_a_half_closed_subscriber(runtime: Runtime) -> None:
+    """A pub/sub subscriber that half-closed and went silent does not hold a
+    graceful stop for its grace period (ten minutes here): the server tells
+    its protocol (server_stopping), which closes it after what it was sent."""
+    hub = PubSubHub()
+    server = Server(runtime, lambda: PubSubServerProtocol(hub), grace=600)
+    server.listen_tcp("127.0.0.1", 0)
+    client = connected_client(runtime, server)
+    client.transport.write(b"SUB news\n")
+    client.transport.write_eof()
+    assert runtime.run_until(lambda: client.received == b"OK\r\n" and hub.topic_count == 1, TIMEOUT)
+    rescued = rescue_after_timeout(runtime, server)
+    runtime.call_soon(server.stop)
+    server.run()
+    assert rescued == []
+    assert server.open_connections() == []
+    assert runtime.run_until(lambda: client.lost, TIMEOUT)
+    assert client.lost_exc is None
+    assert hub.topic_count == 0
 
 
 def test_stop_before_run(runtime: Runtime) -> None:

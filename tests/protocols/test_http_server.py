@@ -61,11 +61,16 @@ def replies(conn: MemoryConnection, *, methods: list[str] | None = None) -> list
 
 
 def test_a_request_is_answered_and_the_connection_kept() -> None:
-    """A GET gets its answer, with Content-Length, and the connection stays open for more."""
+    """A GET gets its answer, with Content-Length and the fake clock's Date,
+    and the connection stays open for more."""
     conn = serve()
     conn.deliver(request("GET", "/hello"))
     assert replies(conn) == [
-        Reply(200, {"content-type": "text/plain", "content-length": "11"}, b"GET /hello ")
+        Reply(
+            200,
+            {"date": "Sun, 09 Sep 2001 01:46:40 GMT", "content-type": "text/plain", "content-length": "11"},
+            b"GET /hello ",
+        )
     ]
     conn.deliver(request("POST", "/again", body=b"data"))
     assert [reply.body for reply in replies(conn)] == [b"POST /again data"]

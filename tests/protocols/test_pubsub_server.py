@@ -337,6 +337,62 @@ def test_clean_loss_removes_subscriptions() -> None:
     assert hub.topics_of(protocol) == []
 
 
+def test_a_subscriber_whose_write_fails_is_dropped_and_not_counted() -> None:
+    """A send that fails (the peer had reset: the transport closes itself
+    inside write, and connection_lost comes only later) is not a delivery:
+    the PUB is answered OK 0 and the subscriber has left the hub at once."""
+    hub = PubSubHub()
+    gone, subscriber = serve(hub)
+    _, publisher = serve(hub)
+    assert say(subscriber, b"SUB news\n") == b"OK\r\n"
+    transport = subscriber.transport
+    transport.write = lambda data: transport.abort()  # type: ignore[method-assign]
+    publisher.deliver(b"PUB news hi\n")
+    assert publisher.take_written() == b"OK 0\r\n"
+    assert hub.subscribers_of(b"news") == []
+    assert hub.topics_of(gone) == []
+
+
+def test_a_subscriber_whose_transport_is_closing_is_dropped_before_counting() -> None:
+    """A subscriber whose transport is already closing (a reset seen, a
+    close) is dropped from the hub by the next publication, not counted."""
+    hub = PubSubHub()
+    closing, subscriber = serve(hub)
+    _, publisher = serve(hub)
+    assert say(subscriber, b"SUB news\nSUB sports\n") == b"OK\r\nOK\r\n"
+    subscriber.peer_reads = False  # the close waits on the unread OK: still closing, not lost
+    subscriber.transport.write(b"queued\r\n")
+    subscriber.transport.close()
+    assert subscriber.transport.is_closing()
+    assert not subscriber.closed
+    publisher.deliver(b"PUB news hi\n")
+    assert publisher.take_written() == b"OK 0\r\n"
+    assert hub.topics_of(closing) == []
+
+
+def test_a_half_closed_subscriber_counts_and_is_closed_when_the_server_stops() -> None:
+    """A half-closed subscriber can still read, so it counts; server_stopping
+    closes it (after what it was sent), while a subscriber that can still
+    send commands is left to finish."""
+    hub = PubSubHub()
+    half_closed, quiet = serve(hub)
+    open_protocol, talking = serve(hub)
+    _, publisher = serve(hub)
+    assert say(quiet, b"SUB news\n") == b"OK\r\n"
+    assert say(talking, b"SUB news\n") == b"OK\r\n"
+    quiet.deliver_eof()
+    assert say(publisher, b"PUB news hi\n") == b"OK 2\r\n"
+    assert quiet.take_written() == b"MSG news hi\r\n"
+    quiet.peer_reads = False
+    assert say(publisher, b"PUB news last\n") == b"OK 2\r\n"
+    half_closed.server_stopping()
+    open_protocol.server_stopping()
+    assert hub.subscribers_of(b"news") == [open_protocol]
+    assert quiet.read() == b"MSG news last\r\n"
+    assert quiet.closed
+    assert not talking.closed
+
+
 def test_eof_from_non_subscriber_closes_after_flushing() -> None:
     """A client that is not subscribed and half-closes gets all its replies,
     then the server closes too."""

@@ -118,8 +118,11 @@ class Child:
         return found[0]
 
     def listening(self) -> str:
-        """Wait for the ``listening on ...`` line; return the address it names."""
-        return self.wait_for_stderr(LISTENING).group("address")
+        """Wait for the ``listening on ...`` line; return the address it names
+        (``127.0.0.1:8000`` also from ``serve http``'s ``http://127.0.0.1:8000/``)."""
+        address = self.wait_for_stderr(LISTENING).group("address")
+        url = re.fullmatch(r"https?://(?P<address>[^/]+)/", address)
+        return url.group("address") if url is not None else address
 
     def port(self) -> int:
         """Wait for ``listening on 127.0.0.1:PORT``; return the port."""

@@ -140,6 +140,10 @@ class StdioBridge:
         self._accepting: Future[Transport] | None = None
         self._network.other, self._stdio.other = self._stdio, self._network
         self._connect_settled = False
+        # Inside run(): only then is the runtime the bridge's to stop (a
+        # connect that completes after an interrupt is aborted later, from
+        # whoever runs the runtime next, which must not be stopped by it).
+        self._running = False
         self._last_activity = runtime.now()
         self._idle_timer: TimerHandle | None = None
         #: What ended the session, if it did not end cleanly.
@@ -196,9 +200,11 @@ class StdioBridge:
         """
         connecting.add_done_callback(self._connected)
         with blocking_modes_restored(self.read_fd, self.write_fd):
+            self._running = True
             try:
                 self.runtime.run()
             finally:
+                self._running = False
                 self._abort_both()
         if self.error is not None and self.interrupted is None and not self.stdout_broken:
             raise self.error
@@ -314,7 +320,8 @@ class StdioBridge:
             if self._idle_timer is not None:
                 self._idle_timer.cancel()
                 self._idle_timer = None
-            self.runtime.stop()
+            if self._running:
+                self.runtime.stop()
 
 
 class _Refused:

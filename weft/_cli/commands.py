@@ -3,7 +3,7 @@
 ::
 
     weft serve {echo,pubsub,http} | MODULE:FACTORY | --factory MODULE:FACTORY [--app-dir DIR]
-               [--host H] [--port P | --unix PATH | --stdio] [--root DIR]
+               [--host H] [--port P | --unix PATH | --stdio] [--root DIR] [--no-access-log]
                [--tls --cert FILE [--key FILE] [--client-ca FILE [--require-client-cert]]
                       [--alpn PROTO[,PROTO]]]
                [--driver D] [--grace SECONDS] [--max-connections N] [--idle-timeout SECONDS]
@@ -22,7 +22,7 @@ refused or reset connection, a timeout), 2 for bad arguments (a TLS file or
 a MODULE:FACTORY that cannot be used included), 128 + the signal's number
 for a ``connect`` ended by a signal, and 141 (128 + SIGPIPE) for one whose
 stdout's reader went away.  Failures are one line on stderr; ``-v`` adds
-the traceback.  See ``docs/cli.md``.
+the traceback.  See https://github.com/weft-project/weft/blob/main/docs/cli.md.
 """
 
 from __future__ import annotations
@@ -52,7 +52,15 @@ from weft.drivers._core.socket_binding import format_address
 from weft.drivers._datagram_serving import serve_datagrams
 from weft.drivers._registry import AUTO, DRIVERS, auto_driver, open_runtime
 from weft.drivers._runtime import ProtocolFactory, Runtime
-from weft.drivers._serving import DEFAULT_GRACE, DEFAULT_HOST, DEFAULT_PORT, in_context, serve
+from weft.drivers._serving import (
+    DEFAULT_GRACE,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    Server,
+    announce,
+    in_context,
+    serve,
+)
 from weft.drivers.blocking._sockets import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS
 from weft.drivers.coroutines import Stream
 from weft.drivers.coroutines._streams import StreamHandler
@@ -60,7 +68,7 @@ from weft.protocols._datagram_echo import DatagramEchoProtocol
 from weft.protocols._echo import EchoProtocol
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, WeftError
-from weft.protocols.http import HTTPServerProtocol
+from weft.protocols.http import AccessLog, HTTPServerProtocol
 from weft.protocols.http._busy import busy_response
 from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
 from weft.protocols.pubsub.wire import encode_error
@@ -162,6 +170,11 @@ def _add_serve(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     parser.add_argument(
         "--root", metavar="DIR", help="serve http: the directory whose files are served (default: .)"
+    )
+    parser.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="serve http: write no access log (by default a Common Log Format line per response, on stderr)",
     )
     tls = parser.add_argument_group("TLS")
     tls.add_argument("--tls", action="store_true", help="serve over TLS (needs --cert)")
@@ -333,7 +346,9 @@ def _pubsub(_args: argparse.Namespace) -> ProtocolFactory:
 
 def _http(args: argparse.Namespace) -> ProtocolFactory:
     files = FileServer(args.root if args.root is not None else ".")
-    return lambda: HTTPServerProtocol(files)
+    # Off, the server holds no access log at all: not one call per response.
+    access_log = None if args.no_access_log else AccessLog()
+    return lambda: HTTPServerProtocol(files, access_log=access_log)
 
 
 _SERVERS: dict[str, Callable[[argparse.Namespace], ProtocolFactory]] = {
@@ -406,6 +421,8 @@ def _serve(args: argparse.Namespace) -> int:
         args.parser.error("--cert and --key go with --tls")
     if args.root is not None and args.protocol != "http":
         args.parser.error("--root goes with serve http")
+    if args.no_access_log and args.protocol != "http":
+        args.parser.error("--no-access-log goes with serve http")
     if args.stdio and (args.max_connections is not None or args.idle_timeout is not None):
         args.parser.error("--max-connections and --idle-timeout go with --port or --unix, not --stdio")
     if args.idle_timeout is not None and args.driver != "blocking":
@@ -437,6 +454,7 @@ def _serve(args: argparse.Namespace) -> int:
         served = _tls_server(factory, context, args.alpn or ()) if context is not None else factory
     serve(
         served,
+        on_ready=_announce_urls("https" if args.tls else "http") if protocol == "http" else announce,
         host=DEFAULT_HOST if args.host is None else args.host,
         port=args.port,
         unix=args.unix,
@@ -448,6 +466,23 @@ def _serve(args: argparse.Namespace) -> int:
         idle_timeout=None if args.idle_timeout is None else args.idle_timeout or math.inf,
     )
     return EXIT_OK
+
+
+def _announce_urls(scheme: str) -> Callable[[Server], None]:
+    """``serve http``'s ready line: each TCP address as a URL a person can
+    click (``listening on http://127.0.0.1:8000/``), a UNIX socket's path as it is."""
+
+    def announce_urls(server: Server) -> None:
+        addresses = [
+            f"{scheme}://{text}/" if isinstance(address, tuple) else text
+            for listener in server.listeners
+            for address in listener.addresses
+            if (text := format_address(address))
+        ]
+        if addresses:
+            print("listening on " + ", ".join(addresses), file=sys.stderr, flush=True)
+
+    return announce_urls
 
 
 def _serve_datagrams(args: argparse.Namespace) -> int:

@@ -2,13 +2,43 @@
 
 :class:`FileServer` is a handler for :class:`~weft.protocols.http.HTTPServerProtocol`
 that serves the files under one directory, as ``python -m http.server``
-does: a content type guessed from the name, ``HEAD``, ``Last-Modified`` and
-``If-Modified-Since`` (a 304), ``index.html`` or a plain HTML listing for a
-directory.  A file over :data:`SMALL_FILE_SIZE` is handed to the response
+does: a content type guessed from the name, ``HEAD`` (the headers GET would
+get, without the body), ``index.html`` or a plain HTML listing for a
+directory.  Beyond ``http.server``, as nginx does (the rules are in
+:mod:`weft._cli.file_conditions`):
+
+* validators: a strong ``ETag`` made from the file's modification time (in
+  nanoseconds) and size, and ``Last-Modified``; ``If-None-Match`` (weak
+  comparison, ``*``) and, without it, ``If-Modified-Since`` answer 304;
+* one byte range per request: ``Range: bytes=a-b``, ``a-`` or ``-n``
+  answers 206 with ``Content-Range``; a range past the end 416 with
+  ``Content-Range: bytes */SIZE``; several ranges, a malformed header or an
+  empty file the whole file (200); ``If-Range`` (an ETag compared strongly,
+  or the Last-Modified date exactly) lets the range apply only to the file
+  the client has part of.  Files say ``Accept-Ranges: bytes``;
+* a file the server may not read answers 403, like a directory it may not
+  list, however the refusal comes (opening or reading).
+
+The ``Date`` header is the protocol's (from the driver's wall clock).
+
+A file over :data:`SMALL_FILE_SIZE` is handed to the response
 as a file region (:class:`~weft.drivers._core.file_region.FileSlice`): on a plain
 socket it goes out with ``sendfile`` as the client takes it, never through
 Python's memory; over TLS it is read a small piece at a time, as flow
 control allows.  A client that never reads costs a descriptor, not memory.
+
+Small files are answered from a cache: the first GET of a path resolves it
+(the traversal checks, the link check), opens, reads and dates the file,
+and keeps its bytes and its headers; each later GET or HEAD of the same path
+costs one ``stat`` of the resolved name, and the cached answer is used only
+if the file's device, inode, size, modification and change times (in
+nanoseconds) are all unchanged, so a file rewritten, replaced or renamed
+over is read again.  A file changed less than :data:`SETTLE_SECONDS` before
+it was read is not cached (a rewrite within the file system's timestamp
+granularity could leave all five unchanged, the "racily clean" case git
+guards against the same way).  A name swapped for a symbolic link leads to
+another inode, so the full checks run again.  The cache is bounded
+(:data:`CACHE_ENTRIES` paths, :data:`CACHE_BYTES` bytes of content).
 
 It reads the disk, so it lives beside the drivers, not in ``protocols/``.
 The reads are ordinary blocking reads on the driver's thread: fast for
@@ -28,9 +58,11 @@ import html
 import mimetypes
 import os
 import stat
-from email.utils import formatdate, parsedate_to_datetime
+import time
+from email.utils import formatdate
 from urllib.parse import quote, unquote
 
+from weft._cli.file_conditions import byte_range, entity_tag, not_modified, range_still_valid
 from weft.drivers._core.file_region import FileSlice
 from weft.protocols.errors import ArgumentError, WeftError
 from weft.protocols.http import Request, ResponseWriter
@@ -44,6 +76,41 @@ __all__ = ["SMALL_FILE_SIZE", "FileServer"]
 SMALL_FILE_SIZE = 64 * 1024
 
 _TEXT = "text/plain; charset=utf-8"
+
+#: The most paths whose answers the cache keeps, and the most bytes of content.
+CACHE_ENTRIES = 1024
+CACHE_BYTES = 16 * 1024 * 1024
+#: A file changed less than this many seconds before it was read is not cached.
+SETTLE_SECONDS = 2.0
+
+
+def _identity(info: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What revalidates a cached file: any change to its content changes one of these."""
+    return (info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+class _Cached:
+    """A small file's answer, kept for its request path."""
+
+    __slots__ = ("body", "etag", "fields", "identity", "modified", "mtime", "path")
+
+    def __init__(
+        self,
+        path: str,
+        info: os.stat_result,
+        etag: str,
+        modified: str,
+        fields: list[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        self.path = path
+        self.identity = _identity(info)
+        self.mtime = int(info.st_mtime)
+        self.etag = etag
+        self.modified = modified
+        #: The 200's headers, Content-Length included, as bytes pairs.
+        self.fields = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in fields]
+        self.body = body
 
 
 class _Refused(WeftError):
@@ -63,9 +130,24 @@ class FileServer:
             raise ArgumentError(f"not a directory: {os.fspath(root)}")
         #: The directory served, with every symbolic link resolved.
         self.root = real
+        # Request path -> the small file's answer (see the module docstring).
+        self._cache: dict[str, _Cached] = {}
+        self._cached_bytes = 0
 
     def __call__(self, request: Request, response: ResponseWriter) -> None:
         """Answer one request."""
+        method = request.method
+        if method == "GET" or method == "HEAD":
+            cached = self._cache.get(request.path)
+            if cached is not None:
+                try:
+                    fresh = _identity(os.stat(cached.path)) == cached.identity
+                except OSError:
+                    fresh = False
+                if fresh:
+                    self._send_cached(request, response, cached)
+                    return
+                self._forget(request.path)
         if request.method not in ("GET", "HEAD"):
             _send_text(response, 405, "method not allowed", [("allow", "GET, HEAD")])
             return
@@ -127,6 +209,64 @@ class FileServer:
                 return True
         return False
 
+    # ------------------------------------------------------------ the cache
+
+    def _remember(
+        self,
+        key: str,
+        path: str,
+        info: os.stat_result,
+        etag: str,
+        modified: str,
+        fields: list[tuple[str, str]],
+        body: bytes,
+    ) -> None:
+        """Keep a small file's answer for ``key``, unless it changed too recently to trust."""
+        if time.time() - info.st_ctime < SETTLE_SECONDS or len(body) > CACHE_BYTES:
+            return
+        self._forget(key)
+        cache = self._cache
+        while cache and (len(cache) >= CACHE_ENTRIES or self._cached_bytes + len(body) > CACHE_BYTES):
+            self._forget(next(iter(cache)))  # the oldest
+        cache[key] = _Cached(path, info, etag, modified, fields, body)
+        self._cached_bytes += len(body)
+
+    def _forget(self, key: str) -> None:
+        cached = self._cache.pop(key, None)
+        if cached is not None:
+            self._cached_bytes -= len(cached.body)
+
+    def _send_cached(self, request: Request, response: ResponseWriter, cached: _Cached) -> None:
+        """Answer from the cache, by the same rules as :meth:`_file`."""
+        headers = request.headers
+        if (
+            headers._lookup("if-none-match") is None
+            and headers._lookup("if-modified-since") is None
+            and headers._lookup("range") is None
+        ):
+            response.send(200, cached.fields, cached.body)  # the usual request: no condition
+            return
+        etag, modified, body = cached.etag, cached.modified, cached.body
+        if not_modified(headers.get("if-none-match"), headers.get("if-modified-since"), etag, cached.mtime):
+            response.start(304, [("etag", etag), ("last-modified", modified)])
+            response.end()
+            return
+        size = len(body)
+        wanted = byte_range(headers.get("range"), size)
+        if wanted is None or not range_still_valid(headers.get("if-range"), etag, modified):
+            response.send(200, cached.fields, body)
+            return
+        if isinstance(wanted, str):  # UNSATISFIABLE
+            _send_text(response, 416, "range not satisfiable", [("content-range", f"bytes */{size}")])
+            return
+        start, count = wanted
+        fields = [pair for pair in cached.fields if pair[0] != b"content-length"]
+        fields += [
+            (b"content-range", f"bytes {start}-{start + count - 1}/{size}".encode("ascii")),
+            (b"content-length", b"%d" % count),
+        ]
+        response.send(206, fields, body[start : start + count])
+
     # ------------------------------------------------------------ answers
 
     def _directory(self, request: Request, response: ResponseWriter, path: str) -> None:
@@ -144,7 +284,10 @@ class FileServer:
             return
         try:
             page = _listing(request.path, path)
-        except PermissionError:
+        except FileNotFoundError:  # gone since it was looked up
+            _send_text(response, 404, "not found")
+            return
+        except OSError:  # not ours to list
             _send_text(response, 403, "forbidden")
             return
         response.send(200, [("content-type", "text/html; charset=utf-8")], page)
@@ -165,29 +308,51 @@ class FileServer:
             region.close()
             _send_text(response, 403, "forbidden")
             return
-        modified = _http_date(int(info.st_mtime))
-        if _not_modified_since(request.headers.get("if-modified-since"), int(info.st_mtime)):
+        size = info.st_size
+        mtime = int(info.st_mtime)
+        etag = entity_tag(info)
+        modified = _http_date(mtime)
+        headers = request.headers
+        if not_modified(headers.get("if-none-match"), headers.get("if-modified-since"), etag, mtime):
             region.close()
-            response.start(304, [("last-modified", modified)])
+            response.start(304, [("etag", etag), ("last-modified", modified)])
             response.end()
             return
-        headers = [
+        status = 200
+        fields = [
             ("content-type", _content_type(os.path.splitext(path)[1])),
-            ("content-length", str(info.st_size)),
+            ("accept-ranges", "bytes"),
+            ("etag", etag),
             ("last-modified", modified),
         ]
-        if request.method == "GET" and 0 < info.st_size <= SMALL_FILE_SIZE:
+        wanted = byte_range(headers.get("range"), size)
+        if wanted is not None and range_still_valid(headers.get("if-range"), etag, modified):
+            if isinstance(wanted, str):  # UNSATISFIABLE
+                region.close()
+                _send_text(response, 416, "range not satisfiable", [("content-range", f"bytes */{size}")])
+                return
+            start, count = wanted
+            region.narrow(start, count)
+            fields.append(("content-range", f"bytes {start}-{start + count - 1}/{size}"))
+            status, size = 206, count
+        fields.append(("content-length", str(size)))
+        if request.method == "GET" and 0 < size <= SMALL_FILE_SIZE:
             # One read, and the whole response in one write: cheaper than a
             # sendfile after the head, and no more than flow control allows.
             try:
-                body = region.read(info.st_size)
+                body = region.read(size)
+            except OSError:  # opened, yet not readable (EIO, EISDIR, a lock...)
+                _send_text(response, 403, "forbidden")
+                return
             finally:
                 region.close()
-            response.send(200, headers, body)
+            if status == 200 and len(body) == size:
+                self._remember(request.path, path, info, etag, modified, fields, body)
+            response.send(status, fields, body)
             return
         # Sent from the file as the client takes it (sendfile on a plain
         # socket), never read whole; HEAD and empty files close it at once.
-        response.send_file(200, headers, region)
+        response.send_file(status, fields, region)
 
 
 @functools.lru_cache(maxsize=256)
@@ -204,18 +369,6 @@ def _send_text(
     response: ResponseWriter, status: int, message: str, headers: list[tuple[str, str]] | None = None
 ) -> None:
     response.send(status, [("content-type", _TEXT), *(headers or [])], f"{status} {message}\n".encode())
-
-
-def _not_modified_since(header: str | None, mtime: int) -> bool:
-    if header is None:
-        return False
-    try:
-        since = parsedate_to_datetime(header)
-    except (TypeError, ValueError):
-        return False  # a malformed date is ignored, as RFC 9110 says
-    if since.tzinfo is None:
-        return False
-    return mtime <= since.timestamp()
 
 
 def _listing(url_path: str, directory: str) -> bytes:

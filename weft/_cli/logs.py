@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from weft.protocols.errors import ArgumentError
+from weft.protocols.http._access_log import ACCESS_LOGGER
 
 __all__ = [
     "ACCESS_LOGGER",
@@ -47,9 +48,6 @@ __all__ = [
     "settings_from",
 ]
 
-#: The HTTP access log's logger: a channel of its own (as ``uvicorn.access``),
-#: so it can be switched off without touching the rest.
-ACCESS_LOGGER = "weft.access"
 
 LEVELS = {
     "debug": logging.DEBUG,

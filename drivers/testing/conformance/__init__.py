@@ -38,7 +38,8 @@ Ready-made harnesses: :class:`RuntimeHarness` (any weft runtime, over TCP,
 UNIX sockets, pipes or a socketpair), :class:`MemoryHarness` (the memory
 driver), :class:`AsyncioLoopHarness` (an asyncio-compatible loop's own
 transports, with no weft code in between).  Nothing here needs pytest;
-``docs/conformance.md`` shows the suite run on a transport of one's own.
+https://github.com/weft-project/weft/blob/main/docs/conformance.md shows the suite run on a
+transport of one's own.
 """
 
 from weft.drivers.testing.conformance._asyncio_contract import ASYNCIO_CONTRACT, HARNESS_CHECKS

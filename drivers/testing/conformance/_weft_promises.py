@@ -1,8 +1,8 @@
 """weft's promises beyond the asyncio contract, checked on any transport.
 
 Every weft driver keeps these; asyncio's and uvloop's own transports miss
-some (``docs/conformance.md`` has the table).  Each check is named for the
-promise it holds a transport to: a clock bound to the connection, writes
+some (https://github.com/weft-project/weft/blob/main/docs/conformance.md has the table).  Each check
+is named for the promise it holds a transport to: a clock bound to the connection, writes
 after the end discarded, weft's exceptions, flow control on every write
 path, what was written being what is sent, a paused reader getting nothing,
 an exception from any callback ending that connection, names that outlive
@@ -18,7 +18,7 @@ from weft.drivers.testing.conformance._asyncio_contract import MIB, needs_write_
 from weft.drivers.testing.conformance._checking import Group, checks_of
 from weft.drivers.testing.conformance._expectations import expect, expect_equal, expect_raises
 from weft.drivers.testing.conformance._session import Connection, FlowRecorder, Session
-from weft.protocols.contract import Clock
+from weft.protocols.contract import Clock, WallClock
 from weft.protocols.errors import ArgumentError, WeftError, WriteAfterEofError
 
 __all__ = ["TRANSPORT_PROMISES"]
@@ -32,11 +32,16 @@ AFTER_A_REPORT = 3.0
 
 def every_transport_offers_a_clock(session: Session) -> None:
     """get_extra_info("clock") is a Clock (now, call_later) on both ends: the
-    only time a protocol may read, so every timeout can run on a fake clock."""
+    only time a protocol may read, so every timeout can run on a fake clock.
+    It tells the time of day too (a WallClock: wall_time, for an HTTP Date)."""
     connection = session.connect()
     for side, protocol in (("client", connection.client), ("server", connection.server)):
         clock = protocol.transport.get_extra_info("clock")
         expect(isinstance(clock, Clock), f"the {side}'s get_extra_info('clock') is {clock!r}, not a Clock")
+        expect(
+            isinstance(clock, WallClock) and isinstance(clock.wall_time(), float),
+            f"the {side}'s clock {clock!r} tells no wall time (wall_time())",
+        )
 
 
 def the_clock_runs_calls_in_deadline_order_and_never_a_cancelled_one(session: Session) -> None:
