@@ -32,7 +32,9 @@ import errno
 import logging
 import os
 from collections.abc import Callable
+from typing import Any
 
+from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.completion._uring import Ring
 from weft.drivers.reactor._pollers import ERROR, HANGUP
 from weft.protocols.errors import ClosedResourceError
@@ -65,6 +67,11 @@ class RingPoller:
         self.changes = 0
         #: Each operation's handler, by user_data; the owner adds and removes its own.
         self.completions: dict[int, Handler] = {}
+        #: The byte-stream transports (CompletionTransport, which imports
+        #: this module: not named here), by the user_data of their receive
+        #: and of their send: their completions' common cases are handled in
+        #: :meth:`poll` itself (see there); the transport adds and removes itself.
+        self.streams: dict[int, Any] = {}
         self._next_id = 1
         self._watched: dict[int, int] = {}  # fd -> mask
         self._armed: dict[int, int] = {}  # fd -> user_data of its POLL_ADD
@@ -131,7 +138,52 @@ class RingPoller:
         ring.submit_and_wait(None if timeout < 0 else timeout)
         events: list[tuple[int, int]] = []
         completions, polls, armed, to_arm = self.completions, self._polls, self._armed, self._to_arm
+        streams, push = self.streams, ring.push
         for user_data, res, flags in ring.reap():
+            stream = streams.get(user_data)
+            if stream is not None:
+                # A transport's receive or send.  The common cases are done
+                # right here: CompletionTransport._recv_done's and
+                # _send_done's hot paths, inlined (as the reactor's loop
+                # inlines its reads: a Python call is a good part of what a
+                # message costs); anything else goes to the transport.
+                try:
+                    if user_data == stream._recv_id:
+                        lifecycle = stream._lifecycle
+                        if res > 0 and lifecycle.wants_data and not stream._held:
+                            stream._recv_pending = False
+                            try:
+                                stream._protocol.data_received(stream._recv_view[:res].tobytes())
+                            except Exception as exc:
+                                stream._callback_failed(exc)
+                                continue
+                            if lifecycle.wants_data and not stream._recv_pending:
+                                if res == stream._recv_grow_at:  # filled: a bigger buffer
+                                    stream._new_recv_buffer(READ_SIZE)
+                                stream._recv_pending = True
+                                stream._recv_seq = push(stream._recv_entry)
+                        else:
+                            stream._recv_done(res, flags)
+                        continue
+                    data = stream._in_flight
+                    if (
+                        data
+                        and res == len(data)
+                        and stream._lifecycle.writable
+                        and not stream._flow.paused
+                        and not stream._buffer
+                        and not stream._file_queue
+                    ):
+                        # All taken, nothing queued behind it, still open, no
+                        # resume_writing due: the transport is idle again.
+                        stream._in_flight = None
+                        stream._buffer_size -= res
+                        stream._idle_writer = True
+                    else:
+                        stream._send_done(res, flags)
+                except Exception as exc:  # a driver bug: never stop the loop for it
+                    logger.error("exception in the completion handler of %r", stream, exc_info=exc)
+                continue
             handler = completions.get(user_data)
             if handler is not None:
                 try:
@@ -168,7 +220,7 @@ class RingPoller:
 
     def in_flight(self) -> int:
         """How many operations still have a handler waiting (not polls)."""
-        return len(self.completions)
+        return len(self.completions) + len(self.streams)
 
     def close(self) -> None:
         """Close the ring.  Handlers still waiting (operations that never
@@ -177,4 +229,7 @@ class RingPoller:
         if self.completions:
             _abandoned.extend(self.completions.values())
             self.completions.clear()
+        if self.streams:
+            _abandoned.extend(self.streams.values())
+            self.streams.clear()
         self.ring.close()

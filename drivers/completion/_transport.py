@@ -7,13 +7,16 @@ instead of readiness and ``recv``/``send``:
 
 Receiving
     one receive is kept armed (``RECV`` on a socket, ``READ`` on a pipe or
-    terminal) into the transport's own 64 KiB buffer, which the kernel owns
-    until the completion.  The completion hands the bytes to the protocol and
-    arms the next receive.  ``pause_reading`` arms no more; a receive still in
-    the kernel completes anyway and its bytes (or the EOF) are held until
-    ``resume_reading``, which delivers them on a later turn and only then
-    arms again (:class:`~weft.drivers._core.held_delivery.HeldDelivery`, as
-    Twisted's iocpreactor does).
+    terminal) into the transport's own buffer (a page at first, 64 KiB once a
+    receive fills it), which the kernel owns until the completion.  The
+    completion hands the bytes to the protocol and arms the next receive
+    (the common case is handled in the poller's loop itself, see
+    :meth:`~weft.drivers.completion._ring_poller.RingPoller.poll`).
+    ``pause_reading`` arms no more; a receive still in the kernel completes
+    anyway and its bytes (or the EOF) are held until ``resume_reading``,
+    which delivers them on a later turn and only then arms again
+    (:class:`~weft.drivers._core.held_delivery.HeldDelivery`, as Twisted's
+    iocpreactor does).
 Sending
     at most one send in flight, holding its ``bytes`` alive until the
     completion: writes can never interleave.  ``write()`` with nothing in
@@ -49,7 +52,7 @@ from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile
 from weft.drivers._core.held_delivery import HeldDelivery
 from weft.drivers._core.lifecycle import Event, WriteState
 from weft.drivers.completion._ring_poller import IGNORED, RingPoller
-from weft.drivers.completion._uring import address_of_bytes, writable_address
+from weft.drivers.completion._uring import writable_address
 from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
 from weft.protocols.contract import FileRegion
 
@@ -63,6 +66,9 @@ logger = logging.getLogger("weft.drivers.completion")
 # What _in_flight holds while a poll waits for writability (a file region).
 _WRITABLE = b""
 _POLLOUT = 0x004
+
+#: The receive buffer a connection starts with (see CompletionTransport._new_recv_buffer).
+FIRST_READ_SIZE = 4096
 
 # Results that mean "try again", not "broken".
 _RETRY = frozenset({-errno.EINTR, -errno.EAGAIN})
@@ -89,12 +95,14 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         "_recv_id",
         "_recv_pending",
         "_recv_seq",
+        "_recv_entry",
+        "_recv_grow_at",
         "_recv_view",
         "_ring",
+        "_send_entry",
         "_send_id",
-        "_prep_recv",
-        "_prep_send",
         "_send_seq",
+        "_on_socket",
     )
 
     def __init__(self, reactor: TransportLoop, protocol: Any, **kwargs: Any) -> None:
@@ -106,14 +114,18 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         self._send_id = self._recv_id + 1
         # RECV/SEND on a socket (SEND with MSG_NOSIGNAL); READ/WRITE on
         # anything else (pipes, terminals, files, a socket given as stdio).
-        # Bound once, so the hot paths never ask which.
-        on_socket = "socket" in kwargs["extra"]
-        ring = self._ring
-        self._prep_recv = ring.prep_recv if on_socket else ring.prep_read
-        self._prep_send = ring.prep_send if on_socket else ring.prep_write
+        # Each is a submission entry made once (the receive's at its first
+        # arming, with its buffer), so the hot paths copy 64 bytes into the
+        # ring and patch a send's address and length, never pack an entry.
+        self._on_socket = "socket" in kwargs["extra"]
+        self._send_entry = poller.ring.send_entry(self._write_fd, self._send_id, on_socket=self._on_socket)
+        self._recv_entry = b""
         self._recv_buffer: bytearray | None = None
         self._recv_view: memoryview | None = None
         self._recv_address = 0
+        # A receive of this many bytes filled the buffer: the next one gets a
+        # bigger buffer (-1: it is as big as it gets).
+        self._recv_grow_at = -1
         self._recv_pending = False
         # Where the last receive and send were prepared (Ring.withdraw).
         self._recv_seq = 0
@@ -128,9 +140,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
 
     def start(self) -> None:
         """Call ``connection_made``, then arm the first receive (unless it paused)."""
-        completions = self._poller.completions
-        completions[self._recv_id] = self._recv_done
-        completions[self._send_id] = self._send_done
+        streams = self._poller.streams
+        streams[self._recv_id] = self
+        streams[self._send_id] = self
         self._reactor._open[self] = self.abort
         log_opened(self._logger, self)
         try:
@@ -147,18 +159,48 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         if self._recv_pending:
             return
         if self._recv_buffer is None:
-            # The kernel writes here: kept (and never resized) until the
-            # transport is released, after the last completion.
-            self._recv_buffer = bytearray(READ_SIZE)
-            self._recv_view = memoryview(self._recv_buffer)
-            self._recv_address = writable_address(self._recv_buffer)
+            self._new_recv_buffer(FIRST_READ_SIZE)
         self._recv_pending = True
-        self._recv_seq = self._prep_recv(self._read_fd, self._recv_address, READ_SIZE, self._recv_id)
+        self._recv_seq = self._ring.push(self._recv_entry)
+
+    def _new_recv_buffer(self, size: int) -> None:
+        """Receive into a new buffer of ``size`` bytes from the next receive on.
+
+        Called only with no receive in flight: the buffer it replaces is
+        the kernel's no longer.  The kernel writes into the new one until the
+        transport is released, after the last completion (or until a receive
+        fills it and it is replaced by a bigger one).  A connection starts
+        with :data:`FIRST_READ_SIZE` bytes, so an idle or chatty one costs a
+        page, not 64 KiB zeroed; the first receive that fills it moves it to
+        ``READ_SIZE``, what the reactor reads at a time.
+        """
+        buffer = bytearray(size)
+        self._recv_buffer = buffer
+        self._recv_view = memoryview(buffer)
+        self._recv_address = writable_address(buffer)
+        self._recv_entry = self._ring.recv_entry(
+            self._read_fd, self._recv_address, size, self._recv_id, on_socket=self._on_socket
+        )
+        self._recv_grow_at = size if size < READ_SIZE else -1
 
     def _recv_done(self, res: int, flags: int) -> None:
         """A receive completed: ``res`` bytes, 0 for EOF, or ``-errno``."""
         self._recv_pending = False
         lifecycle = self._lifecycle
+        if res > 0 and lifecycle.wants_data and not self._held:
+            # The hot path (wants_data: open, reading, not paused): deliver,
+            # and arm the same receive again (_arm_recv, inlined).
+            try:
+                self._protocol.data_received(self._recv_view[:res].tobytes())  # type: ignore[index]
+            except Exception as exc:
+                self._callback_failed(exc)
+                return
+            if lifecycle.wants_data and not self._recv_pending:
+                if res == self._recv_grow_at:  # filled: a bigger buffer from now on
+                    self._new_recv_buffer(READ_SIZE)
+                self._recv_pending = True
+                self._recv_seq = self._ring.push(self._recv_entry)
+            return
         if lifecycle.closing:
             # Reading stopped (close, abort): what came is dropped, as the
             # reactor would leave it unread.
@@ -217,10 +259,14 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Send ``data`` (one operation) if nothing is in flight, else queue it."""
         if self._idle_writer and type(data) is bytes:
-            # The hot path: nothing in flight or queued, still open, and bytes.
+            # The hot path: nothing in flight or queued, still open, and bytes
+            # (_submit_send, inlined).
             if data:
-                self._submit_send(data)
-                if self._flow.should_pause(self._buffer_size):
+                self._in_flight = data
+                self._idle_writer = False
+                self._buffer_size += len(data)
+                self._send_seq = self._ring.push_bytes(self._send_entry, data)
+                if self._buffer_size > self._flow.high and self._flow.should_pause(self._buffer_size):
                     self._protocol.pause_writing()
             return
         self._write_otherwise(data)
@@ -231,13 +277,26 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         self._idle_writer = False
         if not counted:
             self._buffer_size += len(data)
-        self._send_seq = self._prep_send(self._write_fd, address_of_bytes(data), len(data), self._send_id)
+        self._send_seq = self._ring.push_bytes(self._send_entry, data)
 
     def _send_done(self, res: int, flags: int) -> None:
         """The send in flight completed: ``res`` bytes taken, or ``-errno``."""
         data = self._in_flight
         self._in_flight = None
         lifecycle = self._lifecycle
+        if (
+            data
+            and res == len(data)
+            and lifecycle.writable
+            and not self._flow.paused
+            and not self._buffer
+            and not self._file_queue
+        ):
+            # The hot path: all taken, nothing queued behind it, still open,
+            # no resume_writing due: idle again (_all_sent's case).
+            self._buffer_size -= res
+            self._idle_writer = True
+            return
         if lifecycle.dropped or data is None:
             if lifecycle.lost:
                 self._operation_ended()
@@ -410,9 +469,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
 
     def _release(self) -> None:
         """After ``connection_lost``: forget the handlers and buffer, close the descriptors."""
-        completions = self._poller.completions
-        completions.pop(self._recv_id, None)
-        completions.pop(self._send_id, None)
+        streams = self._poller.streams
+        streams.pop(self._recv_id, None)
+        streams.pop(self._send_id, None)
         self._recv_view = None
         self._recv_buffer = None
         super()._release()

@@ -8,8 +8,11 @@ aarch64 and the other Linux architectures that number the calls
   and completion queues and its submission-entry array into Python
   (``mmap``; one mapping for both queues, ``IORING_FEAT_SINGLE_MMAP``),
   prepares entries (``prep_*``: one ``struct.pack_into`` each, straight into
-  the shared array), submits them and waits with a timeout in one
-  ``io_uring_enter`` (``IORING_ENTER_EXT_ARG``), and reaps completions.
+  the shared array; on the hot paths, :meth:`Ring.push` copies an entry made
+  once per connection and :meth:`Ring.push_bytes` patches only a send's
+  address and length), submits them and waits with a timeout in one
+  ``io_uring_enter`` (``IORING_ENTER_EXT_ARG``), and reaps completions (one
+  copy and one unpacking pass per run of them).
 * The ring owns no Python objects.  Whoever prepares an operation keeps
   what its addresses point at (a buffer, a ``sockaddr``, a timespec)
   referenced until the operation's completion arrives: the kernel owns that
@@ -46,6 +49,7 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from weft.protocols.errors import WeftError
@@ -125,6 +129,10 @@ _CURRENT_POSITION = 0xFFFFFFFFFFFFFFFF
 # struct io_uring_sqe (64 bytes): opcode, flags, ioprio, fd, off, addr, len,
 # op_flags, user_data, buf_index, personality, file_index, addr3, pad.
 _SQE = struct.Struct("<BBHiQQIIQHHiQQ")
+# The fields of an entry that change between two sends of one connection:
+# addr (offset 16) and len (offset 24).
+_ADDR_LEN = struct.Struct("<QI")
+_ADDR_AT = 16
 # struct io_uring_cqe (16 bytes): user_data, res, flags.
 _CQE = struct.Struct("<QiI")
 # struct io_uring_params (120 bytes): 10 u32, then the SQ and CQ offsets.
@@ -134,6 +142,9 @@ _GETEVENTS_ARG = struct.Struct("<QIIQ")
 # struct __kernel_timespec.
 _TIMESPEC = struct.Struct("<qq")
 _U32 = 0xFFFFFFFF
+#: io_uring_enter's errors that are not failures: the wait expired or was
+#: interrupted, or the completion queue is full (reap, then enter again).
+_NOT_FAILURES = frozenset({errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY})
 
 
 class RingUnavailableError(WeftError, OSError):
@@ -176,20 +187,30 @@ class _SystemCalls:
             machine = platform.machine()
             self.reason = f"weft's io_uring binding does not know the system-call numbers of {machine}"
         self._syscall: Any = None
+        self._prototyped: Any = None
         if self.reason is None:
             try:
                 libc = ctypes.CDLL(None, use_errno=True)
                 syscall = libc.syscall
+                prototyped = libc["syscall"]  # a function object of its own
             except (OSError, AttributeError) as exc:
                 self.reason = f"libc's syscall() cannot be reached through ctypes: {exc}"
             else:
                 syscall.restype = ctypes.c_long
                 self._syscall = syscall
+                # The same function with its arguments declared: ctypes then
+                # converts plain ints itself, with no c_long made per
+                # argument (io_uring_enter runs once per turn of the loop).
+                # syscall() is variadic, and its arguments are longs in the
+                # integer registers either way on Linux's x86_64 and aarch64.
+                prototyped.restype = ctypes.c_long
+                prototyped.argtypes = (ctypes.c_long,) * 7
+                self._prototyped = prototyped
 
     def _call(self, number: int, *args: int) -> int:
         if self._syscall is None:
             raise RingUnavailableError(errno.ENOSYS, self.reason or "io_uring is not available")
-        result: int = self._syscall(number, *(ctypes.c_long(arg) for arg in args))
+        result: int = self._syscall(number, *map(ctypes.c_long, args))
         if result < 0:
             code = ctypes.get_errno()
             raise OSError(code, os.strerror(code))
@@ -206,6 +227,15 @@ class _SystemCalls:
     def register(self, fd: int, opcode: int, arg: int, count: int) -> int:
         """``io_uring_register``."""
         return self._call(_SYSCALLS["register"], fd, opcode, arg, count)
+
+    def raw_enter(self) -> Callable[[int, int, int, int, int, int], int]:
+        """``io_uring_enter`` for a ring's hot path: ``(fd, to_submit,
+        min_complete, flags, arg, size)``, returning the raw result (-1 with
+        ``ctypes.get_errno()`` set on failure) rather than raising."""
+        prototyped = self._prototyped
+        if prototyped is None:
+            raise RingUnavailableError(errno.ENOSYS, self.reason or "io_uring is not available")
+        return partial(prototyped, _SYSCALLS["enter"])
 
 
 #: The system calls every ring uses; replace to simulate a refusing kernel.
@@ -225,6 +255,21 @@ def _bytes_address_by_ctypes(data: bytes) -> int:
     return address
 
 
+def _inline_bytes_offset() -> int | None:
+    """Where CPython keeps a ``bytes`` object's bytes, from the object's ``id``:
+    one addition, against a third of a microsecond through ctypes.  Checked
+    against ctypes once; None where it does not hold (another implementation)."""
+    offset = sys.getsizeof(b"") - 1
+    sample = b"weft io_uring address probe"
+    if sys.implementation.name == "cpython" and id(sample) + offset == _bytes_address_by_ctypes(sample):
+        return offset
+    return None
+
+
+#: See :func:`_inline_bytes_offset`.
+_BYTES_OFFSET = _inline_bytes_offset()
+
+
 def _pick_bytes_address() -> Callable[[bytes], int]:
     """How to find where a ``bytes`` object keeps its bytes.
 
@@ -233,9 +278,8 @@ def _pick_bytes_address() -> Callable[[bytes], int]:
     through ctypes.  The offset is checked against ctypes here, once; where
     it does not hold (another implementation), ctypes is used.
     """
-    offset = sys.getsizeof(b"") - 1
-    sample = b"weft io_uring address probe"
-    if sys.implementation.name == "cpython" and id(sample) + offset == _bytes_address_by_ctypes(sample):
+    offset = _BYTES_OFFSET
+    if offset is not None:
 
         def fast(data: bytes) -> int:
             return id(data) + offset
@@ -300,6 +344,7 @@ class Ring:
             raise RingUnavailableError(code, _explain(code)) from error
         try:
             self._map(_PARAMS.unpack_from(params, 0))
+            self._raw_enter = syscalls.raw_enter()
         except BaseException:
             os.close(self.fd)
             self.fd = -1
@@ -322,6 +367,10 @@ class Ring:
             )
         self.sq_entries = sq_entries
         self.cq_entries = cq_entries
+        # The kernel takes every entry handed over (SUBMIT_ALL, and no
+        # SQPOLL), so its head is at _submitted after each enter: the queue
+        # is full once this many wait, with no read of the shared head.
+        self._sq_capacity = sq_entries
         sq_head, sq_tail, sq_mask, _sq_n, sq_flags, _dropped, sq_array = sq_off[:7]
         cq_head, cq_tail, cq_mask, _cq_n, _overflow, cqes = cq_off[:6]
         size = max(sq_array + sq_entries * 4, cqes + cq_entries * _CQE.size)
@@ -347,6 +396,9 @@ class Ring:
         # written straight at tail & mask, with no indirection to update.
         for index in range(sq_entries):
             words[sq_array // 4 + index] = index
+        # What was prepared and what was handed over, counted from the
+        # kernel's tail at setup as plain (unbounded) Python ints: no wrap to
+        # mask on the hot paths; the shared tail gets the low 32 bits.
         self._sq_tail = words[self._sq_tail_at]
         self._submitted = self._sq_tail
         self._cq_head = words[self._cq_head_at]
@@ -356,7 +408,7 @@ class Ring:
     @property
     def pending(self) -> int:
         """Entries prepared and not yet handed to the kernel."""
-        return ring_span(self._submitted, self._sq_tail)
+        return self._sq_tail - self._submitted
 
     def _prepare(
         self,
@@ -375,14 +427,73 @@ class Ring:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
         tail = self._sq_tail
-        if ring_span(self._words[self._sq_head_at], tail) >= self.sq_entries:
+        if tail - self._submitted >= self._sq_capacity:
             self.submit()  # full: hand the batch over now, without waiting
             tail = self._sq_tail
         _SQE.pack_into(
             self._sqes, (tail & self._sq_mask) * 64, opcode, sqe_flags, ioprio, fd, off, addr,
             length, op_flags, user_data, buf_group, 0, 0, 0, 0,
         )  # fmt: skip
-        self._sq_tail = (tail + 1) & _U32
+        self._sq_tail = tail + 1
+        return tail
+
+    @staticmethod
+    def entry(
+        opcode: int, fd: int, user_data: int, *, addr: int = 0, length: int = 0, off: int = 0,
+        op_flags: int = 0,
+    ) -> bytes:  # fmt: skip
+        """A submission entry made once and pushed many times (:meth:`push`,
+        :meth:`push_bytes`): a connection's receive into its own buffer is the
+        same 64 bytes every time, its send differs only in address and length.
+        :data:`Op` names the opcodes; ``SEND`` wants ``MSG_NOSIGNAL`` in
+        ``op_flags`` (:meth:`send_entry` and :meth:`recv_entry` make them)."""
+        return _SQE.pack(opcode, 0, 0, fd, off, addr, length, op_flags, user_data, 0, 0, 0, 0, 0)
+
+    @classmethod
+    def recv_entry(cls, fd: int, address: int, size: int, user_data: int, *, on_socket: bool = True) -> bytes:
+        """A ``RECV`` (a ``READ`` at the current position where not ``on_socket``)
+        of at most ``size`` bytes into ``address``: for :meth:`push`."""
+        if on_socket:
+            return cls.entry(Op.RECV, fd, user_data, addr=address, length=size)
+        return cls.entry(Op.READ, fd, user_data, addr=address, length=size, off=_CURRENT_POSITION)
+
+    @classmethod
+    def send_entry(cls, fd: int, user_data: int, *, on_socket: bool = True) -> bytes:
+        """A ``SEND`` (no SIGPIPE; a ``WRITE`` at the current position where not
+        ``on_socket``) with its address and length left to :meth:`push_bytes`."""
+        if on_socket:
+            return cls.entry(Op.SEND, fd, user_data, op_flags=_MSG_NOSIGNAL)
+        return cls.entry(Op.WRITE, fd, user_data, off=_CURRENT_POSITION)
+
+    def push(self, entry: bytes) -> int:
+        """Queue a copy of ``entry`` (64 bytes, from :meth:`entry`); its sequence,
+        as the ``prep_*`` methods return it.  The hot paths' way: one copy
+        into the shared array in place of packing fourteen fields."""
+        if self._closed:
+            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+        tail = self._sq_tail
+        if tail - self._submitted >= self._sq_capacity:
+            self.submit()
+        offset = (tail & self._sq_mask) << 6
+        self._sqes[offset : offset + 64] = entry
+        self._sq_tail = tail + 1
+        return tail
+
+    def push_bytes(self, entry: bytes, data: bytes) -> int:
+        """Queue ``entry`` (a :meth:`send_entry`) pointed at all of ``data``; its
+        sequence.  The caller keeps ``data`` referenced until the completion."""
+        if self._closed:
+            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+        tail = self._sq_tail
+        if tail - self._submitted >= self._sq_capacity:
+            self.submit()
+        offset = (tail & self._sq_mask) << 6
+        sqes = self._sqes
+        sqes[offset : offset + 64] = entry
+        inline = _BYTES_OFFSET
+        address = id(data) + inline if inline is not None else address_of_bytes(data)
+        _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, address, len(data))
+        self._sq_tail = tail + 1
         return tail
 
     def withdraw(self, sequence: int) -> bool:
@@ -391,7 +502,7 @@ class Ring:
         completion then comes back with its user_data and ``res`` 0, and the
         kernel never touches its buffer.  Whether it was still here to withdraw.
         """
-        if ring_span(self._submitted, sequence) >= self.pending:
+        if not self._submitted <= sequence < self._sq_tail:
             return False
         offset = (sequence & self._sq_mask) * _SQE.size
         self._sqes[offset] = Op.NOP
@@ -478,15 +589,15 @@ class Ring:
         Returns at once when completions are already there.  An interrupted
         or expired wait is not an error: :meth:`reap` then finds what came.
         """
-        if self.ready():
-            return self._enter(0, 0, None) if self.pending else 0
+        if (self._words[self._cq_tail_at] - self._cq_head) & _U32:  # ready()
+            return self._enter(0, 0, None) if self._sq_tail != self._submitted else 0
         return self._enter(1, _ENTER_GETEVENTS, timeout)
 
     def _enter(self, min_complete: int, flags: int, timeout: float | None) -> int:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
-        to_submit = self.pending
-        self._words[self._sq_tail_at] = self._sq_tail
+        to_submit = self._sq_tail - self._submitted
+        self._words[self._sq_tail_at] = self._sq_tail & _U32
         if flags & _ENTER_GETEVENTS:
             if timeout is None:
                 arg, size = 0, 0
@@ -498,16 +609,15 @@ class Ring:
         else:
             arg, size = 0, 0
         self.enters += 1
-        try:
-            taken = syscalls.enter(self.fd, to_submit, min_complete, flags, arg, size)
-        except OSError as exc:
-            if exc.errno in (errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY):
-                # Expired or interrupted, or the completion queue is full:
-                # what was submitted is counted by the kernel's head.
-                taken = ring_span(self._submitted, self._words[self._sq_head_at])
-            else:
-                raise
-        self._submitted = (self._submitted + taken) & _U32
+        taken = self._raw_enter(self.fd, to_submit, min_complete, flags, arg, size)
+        if taken < 0:
+            code = ctypes.get_errno()
+            if code not in _NOT_FAILURES:
+                raise OSError(code, os.strerror(code))
+            # Expired or interrupted, or the completion queue is full: what
+            # was submitted is counted by the kernel's head.
+            taken = ring_span(self._submitted & _U32, self._words[self._sq_head_at])
+        self._submitted += taken
         return taken
 
     # -------------------------------------------------------------- reaping
@@ -519,14 +629,23 @@ class Ring:
     def reap(self) -> list[tuple[int, int, int]]:
         """Every completion waiting: ``(user_data, res, flags)`` each, in order."""
         head = self._cq_head
-        count = ring_span(head, self._words[self._cq_tail_at])
+        count = (self._words[self._cq_tail_at] - head) & _U32
         if not count:
             return []
-        mask, base, rings, unpack = self._cq_mask, self._cqes, self._rings, _CQE.unpack_from
-        completions = [unpack(rings, base + ((head + index) & mask) * 16) for index in range(count)]
+        # One copy of the run of entries (two where it wraps past the
+        # ring's end) and one unpacking pass over it: the slots are then
+        # free, and given back to the kernel before any handler runs.
+        mask, base, rings = self._cq_mask, self._cqes, self._rings
+        start = head & mask
+        end = start + count
+        if end <= mask + 1:
+            run = rings[base + start * 16 : base + end * 16]
+        else:
+            wrapped = end - mask - 1
+            run = rings[base + start * 16 : base + (mask + 1) * 16] + rings[base : base + wrapped * 16]
         self._cq_head = (head + count) & _U32
         self._words[self._cq_head_at] = self._cq_head
-        return completions
+        return list(_CQE.iter_unpack(run))
 
     # -------------------------------------------------------------- closing
 

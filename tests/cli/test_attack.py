@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from benchmarks.attacks.results import Figure
 from benchmarks.attacks.server import Servers
 from benchmarks.attacks.settings import BUSY_LINE, BUSY_STATUS, FAST, MiB
 from benchmarks.attacks.workspace import Workspace
+from weft.drivers import DRIVERS
 
 # The driver lists in this file are deliberate subsets, not the registry's
 # matrix (tests/support/drivers.py): this is the quick subset of the attack
@@ -28,21 +30,39 @@ from benchmarks.attacks.workspace import Workspace
 # suite (benchmarks/attack.py) runs each case on every driver it applies to.
 
 #: The malformed table runs on one event-loop driver, on the
-#: thread-per-connection one, on Twisted's transports and on the
-#: task-per-connection one (Trio's): the HTTP parsing is shared, what differs
-#: is how each ends a connection.
-TABLE_DRIVERS = ("reactor", "blocking", "twisted", "trio")
+#: thread-per-connection one, on Twisted's transports, on the
+#: task-per-connection one (Trio's) and on the completion driver (whose close
+#: waits for the kernel to give back the operations in flight): the HTTP
+#: parsing is shared, what differs is how each ends a connection.
+TABLE_DRIVERS = ("reactor", "blocking", "twisted", "trio", "completion")
 #: Descriptor exhaustion under the shared accept code (drivers/_core/accepting.py)
 #: on weft's own loop, on asyncio's, on Twisted's reactor (which takes each
 #: accepted socket over as one of its own transports) and on Trio's (whose
-#: tasks wait for the listening sockets to be readable).
-EXHAUSTION_DRIVERS = ("reactor", "asyncio", "twisted", "trio")
-#: Never-reading downloaders on weft's own write path and on the Twisted
-#: driver's (a region sent with sendfile behind Twisted's producer).
-DOWNLOAD_DRIVERS = ("reactor", "twisted")
+#: tasks wait for the listening sockets to be readable); and under the
+#: completion driver's multishot accept, which the kernel ends on EMFILE.
+EXHAUSTION_DRIVERS = ("reactor", "asyncio", "twisted", "trio", "completion")
+#: Never-reading downloaders on weft's own write path, on the Twisted
+#: driver's (a region sent with sendfile behind Twisted's producer) and on the
+#: completion driver's (sendfile, then a poll operation in place of a send).
+DOWNLOAD_DRIVERS = ("reactor", "twisted", "completion")
 #: The pool limit is the Server's on every event-loop driver, and the blocking
-#: driver's own pool: one of each, and Trio's, whose connections are tasks.
-POOL_DRIVERS = ("reactor", "blocking", "trio")
+#: driver's own pool: one of each, Trio's, whose connections are tasks, and
+#: the completion driver's, whose refusals are sends on the ring.
+POOL_DRIVERS = ("reactor", "blocking", "trio", "completion")
+
+
+def runnable(drivers: tuple[str, ...]) -> list[Any]:
+    """``drivers`` as parameters, each skipped where it cannot run (io_uring
+    refused, say), with the registry's reason."""
+    return [
+        pytest.param(
+            name,
+            marks=pytest.mark.skipif(
+                not DRIVERS[name].available(), reason=str(DRIVERS[name].unavailable_reason())
+            ),
+        )
+        for name in drivers
+    ]
 
 TINY = dataclasses.replace(
     FAST,
@@ -81,6 +101,8 @@ def table_outcomes(workspace: Workspace) -> dict[tuple[str, str], malformed.Outc
     outcomes: dict[tuple[str, str], malformed.Outcome] = {}
     with Servers() as servers:
         for driver in TABLE_DRIVERS:
+            if not DRIVERS[driver].available():
+                continue
             server = servers.weft("http", driver, "--root", str(workspace.site))
             for outcome in malformed.send_rows(server.port):
                 outcomes[driver, outcome.row.name] = outcome
@@ -89,7 +111,7 @@ def table_outcomes(workspace: Workspace) -> dict[tuple[str, str], malformed.Outc
 
 
 @pytest.mark.parametrize("row", malformed.ROWS, ids=[row.name for row in malformed.ROWS])
-@pytest.mark.parametrize("driver", TABLE_DRIVERS)
+@pytest.mark.parametrize("driver", runnable(TABLE_DRIVERS))
 def test_malformed_request(
     table_outcomes: dict[tuple[str, str], malformed.Outcome], driver: str, row: malformed.Malformed
 ) -> None:
@@ -112,7 +134,7 @@ def test_table_rows_have_unique_names_and_sound_expectations() -> None:
 # --------------------------------------------------------- never-reading peers
 
 
-@pytest.mark.parametrize("driver", DOWNLOAD_DRIVERS)
+@pytest.mark.parametrize("driver", runnable(DOWNLOAD_DRIVERS))
 def test_never_reading_downloaders_cost_little_memory(workspace: Workspace, driver: str) -> None:
     """A hundred clients that GET a 2 GiB file and never read it: the server's
     RSS grows by less than 80 KiB a client (the file is not buffered per
@@ -129,7 +151,7 @@ def test_never_reading_downloaders_cost_little_memory(workspace: Workspace, driv
 # --------------------------------------------------- descriptor exhaustion
 
 
-@pytest.mark.parametrize("driver", EXHAUSTION_DRIVERS)
+@pytest.mark.parametrize("driver", runnable(EXHAUSTION_DRIVERS))
 def test_descriptor_exhaustion(workspace: Workspace, driver: str) -> None:
     """Out of descriptors (RLIMIT_NOFILE 64, 200 clients), the server logs no
     traceback and at most about a line a second, does not spin, keeps its
@@ -150,7 +172,7 @@ def test_descriptor_exhaustion(workspace: Workspace, driver: str) -> None:
 # ---------------------------------------------------------- pool exhaustion
 
 
-@pytest.mark.parametrize("driver", POOL_DRIVERS)
+@pytest.mark.parametrize("driver", runnable(POOL_DRIVERS))
 def test_pool_exhaustion(workspace: Workspace, driver: str) -> None:
     """With --max-connections 4 taken by idle clients, the next echo client gets
     the busy line and the next HTTP client a 503 with Retry-After; once an idle

@@ -24,7 +24,9 @@ from tests.support import TIMEOUT
 from weft._cli import commands as cli
 from weft.drivers import DRIVERS, UnavailableDriverError, open_runtime
 from weft.drivers import _registry as registry
+from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.completion import CompletionRuntime, CompletionTransport, _uring, unavailable_reason
+from weft.drivers.completion._transport import FIRST_READ_SIZE
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
 from weft.protocols import EchoProtocol
@@ -99,6 +101,23 @@ def test_one_enter_serves_many_connections(runtime: CompletionRuntime) -> None:
     assert runtime.run_until(lambda: all(c.received == b"ping" for c in clients), TIMEOUT)
     operations = 4 * len(clients)
     assert runtime.ring.enters - before < operations / 4
+
+
+@needs_ring
+def test_a_connection_receives_into_a_page_until_a_receive_fills_it(runtime: CompletionRuntime) -> None:
+    """A connection starts receiving into FIRST_READ_SIZE bytes (an idle or
+    chatty connection costs a page, not 64 KiB); a receive that fills it moves
+    it to READ_SIZE for the receives after; every byte arrives, in order."""
+    client, servers, _listener = connected(runtime, RecordingProtocol)
+    receiving: CompletionTransport = servers[0].transport
+    client.transport.write(b"small")
+    assert runtime.run_until(lambda: servers[0].received == b"small", TIMEOUT)
+    assert len(receiving._recv_buffer or b"") == FIRST_READ_SIZE
+    big = bytes(index % 251 for index in range(300_000))
+    client.transport.write(big)
+    assert runtime.run_until(lambda: len(servers[0].received) == 5 + len(big), TIMEOUT)
+    assert servers[0].received == b"small" + big
+    assert len(receiving._recv_buffer or b"") == READ_SIZE
 
 
 @needs_ring
@@ -204,6 +223,7 @@ def test_closing_the_runtime_waits_for_the_kernel(runtime: CompletionRuntime) ->
     assert lost(client)
     assert lost(servers[0])
     assert poller.completions == {}
+    assert poller.streams == {}
 
 
 @needs_ring

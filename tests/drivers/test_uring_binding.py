@@ -287,3 +287,104 @@ def test_a_closed_ring_refuses_new_operations(ring: Ring) -> None:
     ring.close()
     with pytest.raises(RingUnavailableError):
         ring.prep_nop(1)
+
+
+# ------------------------------------------------------ prebuilt entries
+
+
+@needs_ring
+def test_prebuilt_receive_and_send_entries_are_pushed_again_and_again(ring: Ring) -> None:
+    """One receive entry and one send entry, made once, pushed for each of many
+    messages of different lengths: push_bytes points the send at each bytes
+    object in turn, and every message arrives whole."""
+    left, right = socket.socketpair()
+    with left, right:
+        buffer = bytearray(256)
+        receive = Ring.recv_entry(right.fileno(), _uring.writable_address(buffer), 256, 1)
+        send = Ring.send_entry(left.fileno(), 2)
+        for length in (1, 17, 64, 255):
+            data = bytes(range(length))
+            ring.push(receive)
+            ring.push_bytes(send, data)
+            results = by_user_data(wait_for(ring, 2))
+            assert results[2][1] == length
+            assert bytes(buffer[: results[1][1]]) == data
+
+
+@needs_ring
+def test_prebuilt_entries_on_a_pipe_are_read_and_write(ring: Ring) -> None:
+    """Made for a descriptor that is not a socket, the entries are READ and
+    WRITE at the current position, and move bytes through a pipe."""
+    read_end, write_end = os.pipe()
+    try:
+        buffer = bytearray(64)
+        ring.push(Ring.recv_entry(read_end, _uring.writable_address(buffer), 64, 1, on_socket=False))
+        data = b"prebuilt, through a pipe"
+        ring.push_bytes(Ring.send_entry(write_end, 2, on_socket=False), data)
+        results = by_user_data(wait_for(ring, 2))
+        assert results[2][1] == len(data)
+        assert bytes(buffer[: results[1][1]]) == data
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@needs_ring
+def test_pushing_more_than_the_queue_holds_submits_early(ring: Ring) -> None:
+    """push hands a full submission queue to the kernel before it writes the
+    next entry, as the prep_* methods do: nothing pushed is overwritten."""
+    for index in range(20):
+        ring.push(Ring.entry(_uring.Op.NOP, -1, index))
+    assert sorted(c[0] for c in wait_for(ring, 20)) == list(range(20))
+
+
+@needs_ring
+def test_a_closed_ring_refuses_pushes(ring: Ring) -> None:
+    """Pushing onto a closed ring is a RingUnavailableError, not a crash."""
+    entry = Ring.entry(_uring.Op.NOP, -1, 1)
+    ring.close()
+    with pytest.raises(RingUnavailableError):
+        ring.push(entry)
+    with pytest.raises(RingUnavailableError):
+        ring.push_bytes(Ring.send_entry(0, 1), b"x")
+
+
+@needs_ring
+def test_a_run_of_completions_across_the_queue_end_comes_back_in_order() -> None:
+    """Completions reaped in one pass where the run crosses the end of the
+    completion queue (it is copied in two parts): every one, in order."""
+    ring = Ring(8, 16)
+    try:
+        for index in range(13):
+            ring.prep_nop(index)
+            if index % 8 == 7:
+                ring.submit()
+        assert [c[0] for c in wait_for(ring, 13)] == list(range(13))
+        for index in range(13, 26):  # head at 13 of 16: this run wraps
+            ring.prep_nop(index)
+            if index % 8 == 7:
+                ring.submit()
+        ring.submit()
+        for _ in range(int(TIMEOUT / 0.05)):
+            if ring.ready() >= 13:
+                break
+            ring.submit_and_wait(0.05)
+        assert [c[0] for c in ring.reap()] == list(range(13, 26))
+    finally:
+        ring.close()
+
+
+@needs_ring
+def test_a_failed_enter_raises_the_kernels_error(ring: Ring) -> None:
+    """io_uring_enter on the hot path returns its raw result: a real failure
+    (here EBADF, a descriptor that is no ring) still comes out as an OSError
+    with the kernel's errno, and an expired wait (ETIME) does not."""
+    real = ring.fd
+    ring.fd = -1
+    try:
+        with pytest.raises(OSError, match="Bad file descriptor") as raised:
+            ring.submit_and_wait(0.01)
+        assert raised.value.errno == errno.EBADF
+    finally:
+        ring.fd = real
+    assert ring.submit_and_wait(0.01) == 0
