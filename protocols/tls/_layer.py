@@ -265,12 +265,16 @@ class TLSProtocol(Protocol):
             return
         self._process()
 
-    #: Ciphertext from the peer in a buffer the driver lends for this call
-    #: only (weft's reactor reads sockets into one of its own, 256 KiB at a
-    #: time, for a protocol that has this method).  The layer copies the
-    #: bytes into the session's MemoryBIO first thing, as it does from
-    #: ``data_received``, so the two are one method.
-    buffer_received = data_received
+    def buffer_received(self, data: memoryview) -> None:
+        """Ciphertext from the peer in a buffer the driver lends for this call only.
+
+        weft's reactor reads sockets into one of its own, 256 KiB at a time,
+        for a protocol that has this method.  The layer copies the bytes into
+        the session's MemoryBIO first thing, as :meth:`data_received` does,
+        so this hands them there (through ``data_received``, so a subclass
+        that overrides it sees every byte whichever way they came).
+        """
+        self.data_received(data)
 
     def eof_received(self) -> bool:
         """The peer ended the byte stream; with or without close_notify?"""

@@ -628,3 +628,20 @@ def test_a_record_cut_short_by_a_reset() -> None:
     assert server.received == b""
     assert isinstance(lost(server), ConnectionResetError)
     assert isinstance(lost(client), ConnectionResetError)
+
+
+def test_ciphertext_in_a_lent_buffer_goes_through_data_received() -> None:
+    """``buffer_received`` (weft's reactor lends its read buffer to a protocol that
+    has it) hands the bytes to ``data_received``, so a subclass overriding
+    ``data_received`` sees the ciphertext whichever way it arrives."""
+    seen: list[bytes] = []
+
+    class Metered(TLSProtocol):
+        def data_received(self, data: bytes | bytearray | memoryview) -> None:
+            seen.append(bytes(data))
+            super().data_received(data)
+
+    server = Metered(RecordingProtocol(), server_context(), server_side=True)
+    connect(server)
+    server.buffer_received(memoryview(b"\x16\x03\x01"))
+    assert seen == [b"\x16\x03\x01"]
