@@ -146,16 +146,32 @@ def feed_protocol(protocol: Any, chunks: list[bytes], method: str) -> None:
         receive(chunk)
 
 
-def weft_line_parser(chunks: list[bytes]) -> int:
-    parser = LineParser(max_length=LINE_LIMIT)
-    count = 0
-    feed = parser.feed
-    frames = parser.frames
-    for chunk in chunks:
-        feed(chunk)
-        for _line in frames():
-            count += 1
-    return count
+def parser_runner(make_parser: Callable[[], Any]) -> Runner:
+    """Feed each chunk to a new parser and take every frame it completes."""
+
+    def run(chunks: list[bytes]) -> int:
+        parser = make_parser()
+        count = 0
+        feed = parser.feed
+        frames = parser.frames
+        for chunk in chunks:
+            feed(chunk)
+            for _frame in frames():
+                count += 1
+        return count
+
+    return run
+
+
+def protocol_runner(make_protocol: Callable[[], Any]) -> Runner:
+    """Hand each chunk to a new protocol's ``data_received``; its handler counts."""
+
+    def run(chunks: list[bytes]) -> int:
+        protocol = make_protocol()
+        feed_protocol(protocol, chunks, "data_received")
+        return int(protocol.count)
+
+    return run
 
 
 class CountingLines(LineProtocol):
@@ -169,22 +185,6 @@ class CountingLines(LineProtocol):
         self.count += 1
 
 
-def weft_line_protocol(chunks: list[bytes]) -> int:
-    protocol = CountingLines()
-    feed_protocol(protocol, chunks, "data_received")
-    return protocol.count
-
-
-def weft_length_prefixed_parser(chunks: list[bytes]) -> int:
-    parser = LengthPrefixedParser(max_length=LINE_LIMIT)
-    count = 0
-    for chunk in chunks:
-        parser.feed(chunk)
-        for _frame in parser.frames():
-            count += 1
-    return count
-
-
 class CountingLengthPrefixed(LengthPrefixedProtocol):
     """Counts the frames it receives."""
 
@@ -196,22 +196,6 @@ class CountingLengthPrefixed(LengthPrefixedProtocol):
         self.count += 1
 
 
-def weft_length_prefixed_protocol(chunks: list[bytes]) -> int:
-    protocol = CountingLengthPrefixed()
-    feed_protocol(protocol, chunks, "data_received")
-    return protocol.count
-
-
-def weft_netstring_parser(chunks: list[bytes]) -> int:
-    parser = NetstringParser(max_length=LINE_LIMIT)
-    count = 0
-    for chunk in chunks:
-        parser.feed(chunk)
-        for _frame in parser.frames():
-            count += 1
-    return count
-
-
 class CountingNetstrings(NetstringProtocol):
     """Counts the netstrings it receives."""
 
@@ -221,12 +205,6 @@ class CountingNetstrings(NetstringProtocol):
     def frame_received(self, frame: bytes) -> None:
         """Count it."""
         self.count += 1
-
-
-def weft_netstring_protocol(chunks: list[bytes]) -> int:
-    protocol = CountingNetstrings()
-    feed_protocol(protocol, chunks, "data_received")
-    return protocol.count
 
 
 def asyncio_readline(chunks: list[bytes]) -> int:
@@ -327,18 +305,18 @@ def twisted_runners() -> dict[str, dict[str, Runner]]:
 def runners() -> dict[str, dict[str, Runner]]:
     found: dict[str, dict[str, Runner]] = {
         "lines": {
-            "weft LineParser": weft_line_parser,
-            "weft LineProtocol": weft_line_protocol,
+            "weft LineParser": parser_runner(lambda: LineParser(max_length=LINE_LIMIT)),
+            "weft LineProtocol": protocol_runner(CountingLines),
             "asyncio StreamReader.readline": asyncio_readline,
         },
         "length-prefixed": {
-            "weft LengthPrefixedParser": weft_length_prefixed_parser,
-            "weft LengthPrefixedProtocol": weft_length_prefixed_protocol,
+            "weft LengthPrefixedParser": parser_runner(lambda: LengthPrefixedParser(max_length=LINE_LIMIT)),
+            "weft LengthPrefixedProtocol": protocol_runner(CountingLengthPrefixed),
             "asyncio StreamReader.readexactly": asyncio_readexactly,
         },
         "netstrings": {
-            "weft NetstringParser": weft_netstring_parser,
-            "weft NetstringProtocol": weft_netstring_protocol,
+            "weft NetstringParser": parser_runner(lambda: NetstringParser(max_length=LINE_LIMIT)),
+            "weft NetstringProtocol": protocol_runner(CountingNetstrings),
         },
     }
     for framing, peers in twisted_runners().items():
