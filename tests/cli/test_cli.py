@@ -153,15 +153,17 @@ def test_serve_stdio_leaves_stdin_blocking(children: Children) -> None:
 # ------------------------------------------------------------ graceful stop
 
 
-def test_graceful_stop_lets_a_connection_finish(children: Children) -> None:
-    """On SIGTERM the server stops accepting at once, lets the open connection
-    go on to its end, and then exits 0."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_graceful_stop_lets_a_connection_finish(children: Children, signum: int) -> None:
+    """On SIGTERM, or SIGHUP (the terminal went away), the server stops
+    accepting at once, lets the open connection go on to its end, and then
+    exits 0."""
     server = children.weft("serve", "echo", "--port", "0", "--grace", "60")
     port = server.port()
     with connect(port) as client:
         client.sendall(b"before\n")
         assert receive_exactly(client, b"before\n") == b"before\n"
-        server.signal(signal.SIGTERM)
+        server.signal(signum)
         server.wait_for_stderr(r"^weft: stopping: waiting up to 60 s for 1 open connection")
         with pytest.raises(ConnectionRefusedError):
             connect(port).close()

@@ -211,24 +211,7 @@ def test_crlf_across_reads(chunks: list[bytes], sent: bytes) -> None:
 # ------------------------------------------------------------------ SIGHUP
 
 
-def test_sighup_stops_serve_gracefully(children: Children) -> None:
-    """SIGHUP (the terminal went away) stops as SIGTERM does: no more accepts,
-    the open connection finishes, exit 0."""
-    server = children.weft("serve", "echo", "--port", "0", "--grace", "60")
-    port = server.port()
-    with connect(port) as client:
-        client.sendall(b"before\n")
-        assert receive_exactly(client, b"before\n") == b"before\n"
-        server.signal(signal.SIGHUP)
-        server.wait_for_stderr(r"^weft: stopping: waiting up to 60 s for 1 open connection")
-        with pytest.raises(ConnectionRefusedError):
-            connect(port).close()
-        client.sendall(b"after\n")
-        assert receive_exactly(client, b"after\n") == b"after\n"
-        client.shutdown(socket.SHUT_WR)
-        assert receive_to_eof(client) == b""
-    assert server.wait() == 0
-
+# SIGHUP stopping as SIGTERM does: test_cli.py's test_graceful_stop_lets_a_connection_finish.
 
 def test_sighup_is_left_ignored_under_nohup(children: Children) -> None:
     """Started with SIGHUP ignored (as nohup does), the server keeps it
