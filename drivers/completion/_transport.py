@@ -428,12 +428,6 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             self._lifecycle.apply(Event.EOF_SENT)
             self._half_close()
 
-    def __repr__(self) -> str:
-        lifecycle = self._lifecycle
-        state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
-        fds = f"{self._read_fd}/{self._write_fd}"
-        return f"<CompletionTransport fd={fds} {state} buffered={self._buffer_size}>"
-
     # -------------------------------------------------------------- endings
 
     def close(self) -> None:

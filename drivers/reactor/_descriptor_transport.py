@@ -331,7 +331,7 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
         lifecycle = self._lifecycle
         state = "lost" if lifecycle.lost else "closing" if lifecycle.closing else "open"
         fds = f"{self._read_fd}/{self._write_fd}"
-        return f"<DescriptorTransport fd={fds} {state} buffered={self._buffer_size}>"
+        return f"<{type(self).__name__} fd={fds} {state} buffered={self._buffer_size}>"
 
     # ---------------------------------------------------- readiness events
 
