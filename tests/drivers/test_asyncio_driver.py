@@ -451,7 +451,10 @@ def test_a_listener_keeps_its_addresses_and_live_connections(runtime: AsyncioRun
     run(runtime, late.done)
     assert isinstance(late.exception(), ConnectionRefusedError)
     clients[1].transport.write(b"still here")
-    run(runtime, lambda: servers[1].received == b"still here")
+    # Whichever server end is clients[1]'s: the two connects race (weft's
+    # Happy Eyeballs on uvloop runs each in a task), so accept order need
+    # not be connect order.
+    run(runtime, lambda: [server.received for server in servers].count(b"still here") == 1)
     assert listener.addresses == [("127.0.0.1", listener.port)]
 
 
