@@ -234,12 +234,16 @@ class TLSProtocol(Protocol):
 
         ``reading_paused``: the application had paused the transport's
         reading before the switch.  That pause becomes the application's
-        pause of the TLS transport, so its ``resume_reading`` there resumes
-        the transport below; until then the layer processes nothing (the
-        handshake included).
+        pause of the TLS transport: the plaintext waits for its
+        ``resume_reading`` there, but the handshake does not (the layer
+        reads the transport below until the session is up).
         """
         self._transport = transport
         self._app_reading_paused = reading_paused
+        if reading_paused:
+            # The transport below is the layer's now, and the handshake
+            # must read it; the pause is the application's, on plaintext.
+            transport.resume_reading()
         try:
             self._clock = clock_of(transport)
         except NoClockError as exc:
@@ -259,7 +263,7 @@ class TLSProtocol(Protocol):
             return
         session = self._session
         session.receive_data(data)
-        if self._app_reading_paused:
+        if self._app_reading_paused and self._state is not _HANDSHAKING:
             if session.pending_ciphertext > MAX_HELD_CIPHERTEXT:
                 self.lower_transport.pause_reading()
             return
@@ -409,11 +413,17 @@ class TLSProtocol(Protocol):
         return state is not _OPEN and state is not _HANDSHAKING
 
     def pause_reading(self) -> None:
-        """Deliver no plaintext until resume_reading; pause the transport below."""
+        """Deliver no plaintext until resume_reading; pause the transport below.
+
+        During the handshake the transport below goes on reading: the pause
+        is on plaintext, and a handshake held by it would only end at its
+        deadline.  The transport below pauses once the session is up.
+        """
         if self._app_reading_paused or self._state is _CLOSED or self._state is _LOST:
             return
         self._app_reading_paused = True
-        self.lower_transport.pause_reading()
+        if self._state is not _HANDSHAKING:
+            self.lower_transport.pause_reading()
 
     def resume_reading(self) -> None:
         """Deliver what was held, soon, and read on."""
@@ -517,6 +527,10 @@ class TLSProtocol(Protocol):
             self._encrypt(held[0] if len(held) == 1 else b"".join(held))
         if self._state is _OPEN and self._eof_requested:
             self._send_close_notify()
+        if self._app_reading_paused and self._state is _OPEN and self._transport is not None:
+            # Paused during the handshake: the transport below, which went on
+            # reading for the handshake's sake, pauses now.
+            self._transport.pause_reading()
         self._maybe_resume_app()
 
     def _peer_closed(self) -> None:

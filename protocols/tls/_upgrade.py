@@ -36,7 +36,8 @@ def start_tls(
     ``protocol`` keeps its connection: it does not hear ``connection_made``
     again, and should use the returned transport from now on.  If it had
     paused the transport's reading, the returned transport starts paused:
-    nothing (the handshake included) happens until it resumes reading there.  ``options``
+    the handshake goes on, and the plaintext waits until it resumes reading
+    there.  ``options``
     are :class:`~weft.protocols.tls._layer.TLSProtocol`'s (timeouts,
     ``truncation_is_eof``, ``on_handshake``).
     """

@@ -127,10 +127,10 @@ class TLSHarness:
 
         Up: both handshakes complete and the records they sent (session
         tickets) taken by the carrier, so each check begins on an
-        established, quiet session.  Or until it cannot be: a layer stops
-        reading its carrier while its application has paused reading (a
-        check pauses in connection_made, which TLS calls at once), so the
-        handshake then waits for resume_reading.
+        established, quiet session.  Or until an application has paused
+        reading (a check pauses in connection_made, which TLS calls at
+        once): the handshake goes on without waiting for it, and the check
+        itself decides what to wait for.
         """
         layers = (tls_client(client), tls_server(server))
         pair = self.carrier.connect(*layers)

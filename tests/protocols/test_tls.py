@@ -415,6 +415,51 @@ def test_pause_reading_holds_plaintext_until_resume() -> None:
     assert server.received == b"held for later"
 
 
+
+class PausedFromTheStart(RecordingProtocol):
+    """A server application that holds its reading from ``connection_made`` on
+    (one waiting for a free slot before it reads a request, say)."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        transport.pause_reading()
+
+
+def test_a_pause_made_in_connection_made_holds_plaintext_but_not_the_handshake() -> None:
+    """The application hears connection_made before the handshake (as in
+    Twisted); pausing there holds only what it would be handed.  The handshake
+    completes on both sides, the client's data waits, and resume delivers it."""
+    handshakes: list[str] = []
+    client, server = RecordingProtocol(), PausedFromTheStart()
+    pump = connect_pair(
+        tls_client(client, on_handshake=lambda _: handshakes.append("client")),
+        tls_server(server, on_handshake=lambda _: handshakes.append("server")),
+    )
+    client.transport.write(b"sent while the server waits")
+    pump.run()
+    assert sorted(handshakes) == ["client", "server"]
+    assert server.received == b""
+    assert not server.transport.is_reading()
+    server.transport.resume_reading()
+    pump.run()
+    assert server.received == b"sent while the server waits"
+
+
+def test_a_pause_during_the_handshake_does_not_let_it_time_out() -> None:
+    """A server paused from connection_made on, and never resumed, still
+    completes its handshake: the handshake deadline does not end it."""
+    client, server = RecordingProtocol(), PausedFromTheStart()
+    clock = FakeClock()
+    pump = connect_pair(
+        tls_client(client), tls_server(server, handshake_timeout=5.0), clock=clock
+    )
+    pump.run()
+    clock.advance(10.0)
+    pump.run()
+    assert all(event[0] != "connection_lost" for event in server.events), server.events
+    assert server.transport.get_extra_info("version") in ("TLSv1.2", "TLSv1.3")
+
+
 # --------------------------------------------------------- client certificates
 
 
@@ -591,9 +636,9 @@ class PausingStartTLSServer(StartTLSServer):
 
 
 def test_a_pause_made_before_start_tls_is_lifted_on_the_new_transport() -> None:
-    """A protocol that paused reading, then switched: nothing happens (the
-    ClientHello that came along waits) until it resumes reading on its new
-    transport, and then the handshake and the lines go on."""
+    """A protocol that paused reading, then switched: the handshake goes on
+    (the ClientHello that came along is answered), but the lines inside wait
+    until it resumes reading on its new transport."""
     server = PausingStartTLSServer()
     conn = connect(server)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -601,15 +646,19 @@ def test_a_pause_made_before_start_tls_is_lifted_on_the_new_transport() -> None:
     with pytest.raises(ssl.SSLWantReadError):
         session.do_handshake()
     conn.deliver(b"STARTTLS\r\n" + outgoing.read())
-    assert conn.take_written() == b"GO AHEAD\r\n"  # no ServerHello: still paused
+    written = conn.take_written()
+    assert written.startswith(b"GO AHEAD\r\n")
+    assert len(written) > len(b"GO AHEAD\r\n")  # the ServerHello: the handshake did not wait
     assert not server.transport.is_reading()
-    server.resume_reading()
-    conn.clock.advance(0)
-    assert server.transport.is_reading()
-    incoming.write(conn.take_written())
+    incoming.write(written.removeprefix(b"GO AHEAD\r\n"))
     session.do_handshake()
     session.write(b"INSIDE\r\n")
     conn.deliver(outgoing.read())
+    assert server.lines == [b"STARTTLS"]  # held while paused
+    assert not conn.transport.is_reading()  # the session is up: the transport below pauses
+    server.resume_reading()
+    conn.clock.advance(0)
+    assert server.transport.is_reading()
     incoming.write(conn.take_written())
     assert session.read(100) == b"ECHO INSIDE\r\n"
     assert server.lines == [b"STARTTLS", b"INSIDE"]
