@@ -12,6 +12,7 @@ be whole, so a long frame in many small chunks costs linear time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from operator import length_hint
 
 from weft.protocols.errors import ArgumentError, FrameTooLongError, ProtocolError
 from weft.protocols.framing._parser import iter_frames
@@ -71,7 +72,18 @@ class CuttingParser(FrameQueue):
         if rest:
             rest.append(data)
             data = b"".join(rest)
-        self._cut(data)
+        frames, offset, self._need = self._cut(data)
+        if frames:
+            # FrameQueue._queue, inlined on this path that runs once per chunk.
+            if length_hint(self._pending):
+                self._frames += frames
+            else:
+                self._frames = frames
+                self._pending = iter(frames)
+        # What is left is kept until the frame it starts can be whole.
+        end = len(data)
+        self._rest = [data[offset:]] if offset < end else []
+        self._rest_size = end - offset
 
     def next_frame(self) -> bytes | None:
         """The next payload, or ``None`` until one has all arrived."""
@@ -95,8 +107,13 @@ class CuttingParser(FrameQueue):
 
     # ------------------------------------------------------ for subclasses
 
-    def _cut(self, data: bytes) -> None:
-        """Cut the whole frames at the front of ``data`` and :meth:`_keep` them."""
+    def _cut(self, data: bytes) -> tuple[list[bytes], int, int]:
+        """Cut the whole frames at the front of ``data``.
+
+        Returns them, where the rest of ``data`` starts, and how many bytes
+        from there it takes before cutting can go on.  A bad header stops
+        the cutting at its start, with its error in ``_refused``.
+        """
         raise NotImplementedError
 
     def _encode(self, payload: bytes) -> bytes:
@@ -106,15 +123,6 @@ class CuttingParser(FrameQueue):
     def _first_need(self) -> int:
         """The bytes it takes to start cutting (a whole prefix, say)."""
         raise NotImplementedError
-
-    def _keep(self, frames: list[bytes], data: bytes, offset: int, need: int) -> None:
-        """After a cut: the new ``frames``, and ``data[offset:]`` kept until ``need`` bytes are held."""
-        if frames:
-            self._queue(frames)
-        end = len(data)
-        self._rest = [data[offset:]] if offset < end else []
-        self._rest_size = end - offset
-        self._need = need
 
     def _too_long(self, length: int, what: str = "frame") -> FrameTooLongError:
         return FrameTooLongError(
