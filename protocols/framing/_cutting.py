@@ -74,10 +74,11 @@ class CuttingParser(FrameQueue):
             data = b"".join(rest)
         frames, offset, self._need = self._cut(data)
         if frames:
-            # FrameQueue._queue, inlined on this path that runs once per chunk.
             if length_hint(self._pending):
-                self._frames += frames
+                self._queue(frames)
             else:
+                # FrameQueue._queue's common case, inlined on this path
+                # that runs once per chunk: none waiting.
                 self._frames = frames
                 self._pending = iter(frames)
         # What is left is kept until the frame it starts can be whole.

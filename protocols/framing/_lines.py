@@ -151,14 +151,15 @@ class LineParser(FrameQueue):
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Take more bytes."""
         partial = self._partial
-        if self._state is not _LINES or len(partial) > len(data) or type(data) is not bytes:
+        if self._state is not _LINES or len(partial) > len(data):
             self._feed_otherwise(data)
             return
         # A chunk at least as long as the partial line: searching the
         # partial line again with it costs less than the bookkeeping of a
         # straddling delimiter, and stays linear (each byte is searched at
         # most twice: once when it came, once with a next chunk at least as
-        # long).
+        # long).  The sum is bytes whatever bytes-like ``data`` is (a copy
+        # of a bytearray, which may change after this call).
         buffer = partial + data
         self.bytes_scanned += len(buffer)
         pieces = buffer.split(self._delimiter)
@@ -171,10 +172,11 @@ class LineParser(FrameQueue):
             return
         self._partial = pieces.pop()
         if pieces:
-            # FrameQueue._queue, inlined on this path that runs once per chunk.
             if length_hint(self._pending):
-                self._frames += pieces
+                self._queue(pieces)
             else:
+                # FrameQueue._queue's common case, inlined on this path
+                # that runs once per chunk: none waiting.
                 self._frames = pieces
                 self._pending = iter(pieces)
 
@@ -208,14 +210,13 @@ class LineParser(FrameQueue):
     # ------------------------------------------------------------ internals
 
     def _feed_otherwise(self, data: bytes | bytearray | memoryview) -> None:
-        """:meth:`feed` off its common path: no bytes, not bytes, a partial
-        line longer than the chunk, or no cutting at all."""
+        """:meth:`feed` off its common path: a partial line longer than the
+        chunk, or no cutting at all."""
         state = self._state
         if not data or state is _SPENT:
             return
         if type(data) is not bytes:
-            self.feed(bytes(data))
-            return
+            data = bytes(data)
         if state is _REFUSED:
             # Nothing after an over-long line is cut: the bytes are held
             # only for take_buffer, until next_frame reaches the error.

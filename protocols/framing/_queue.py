@@ -54,16 +54,21 @@ class FrameQueue:
 
     def _queue(self, frames: list[bytes]) -> None:
         """Queue ``frames``, just cut, after those not yet handed out."""
-        if length_hint(self._pending):
-            # Frames still waiting: the iterator, live, goes on to the new
-            # ones (O(new frames), however many wait).
-            self._frames += frames
-        else:
-            # None waiting (the common case): the new frames alone.  An
-            # iterator at the end of its list may be exhausted already, and
-            # an exhausted list iterator has forgotten its list.
-            self._frames = frames
-            self._pending = iter(frames)
+        if waiting := length_hint(self._pending):
+            queued = self._frames
+            if 2 * waiting >= len(queued):
+                # Frames waiting, and at most as many handed out: the live
+                # iterator goes on to the new ones (O(new frames)).
+                queued += frames
+                return
+            # More handed out than waiting (a reader taking fewer frames
+            # than come): those go, the waiting ones move to a new list, in
+            # time linear in the frames dropped.  Taking them ends the
+            # iterator a delivery loop may hold.
+            frames = [*self._pending, *frames]
+        # An exhausted list iterator has forgotten its list: a new one.
+        self._frames = frames
+        self._pending = iter(frames)
 
     def _drop_queued(self) -> None:
         """Forget every frame not yet handed out (ending the iterator)."""

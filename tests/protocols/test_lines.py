@@ -631,3 +631,17 @@ def test_many_short_lines_byte_by_byte_are_scanned_in_linear_time() -> None:
         count += len(list(parser.frames()))
     assert count == 20_000
     assert parser.bytes_scanned <= 3 * len(data)
+
+
+def test_a_reader_one_line_behind_does_not_keep_the_lines_it_took() -> None:
+    """A reader always one line behind (fed a line, it takes the one before), 10 000 times:
+    the queue keeps the waiting line and a few taken ones, not every line ever fed.
+    (White-box: the queue's list, ``_frames``, holds the lines taken and waiting.)"""
+    parser = LineParser()
+    parser.feed(b"0\n")
+    for index in range(1, 10_001):
+        parser.feed(b"%d\n" % index)
+        assert parser.next_frame() == b"%d" % (index - 1)
+        assert parser.buffered == len(b"%d\n" % index)
+        assert len(parser._frames) <= 4
+    assert list(parser.frames()) == [b"10000"]
