@@ -1,12 +1,14 @@
 """The machinery the length-prefixed and netstring parsers share.
 
-Both cut whole frames as bytes are fed, in one loop over each chunk, and
-queue them (:mod:`~weft.protocols.framing._queue`), so FrameReceiver's
-delivery loop takes frames with no call per frame.  A bad header stops the cutting where it is; its error is
-raised by :meth:`CuttingParser.next_frame` once the frames before it are
-out, so the good frames come first whatever the chunking.  The bytes of a
-frame still arriving are kept as pieces and joined once, when the frame can
-be whole, so a long frame in many small chunks costs linear time.
+Both cut whole frames as bytes are fed, in one loop over each chunk, check
+them against the limit there, and queue them
+(:mod:`~weft.protocols.framing._queue`), so FrameReceiver's delivery loop
+takes frames with no call per frame.  A bad header stops the cutting where
+it is; its error is raised by :meth:`CuttingParser.next_frame` once the
+frames before it are out, so the good frames come first whatever the
+chunking.  The bytes of a frame still arriving are kept as pieces and
+joined once, when the frame can be whole, so a long frame in many small
+chunks costs linear time.
 """
 
 from __future__ import annotations
