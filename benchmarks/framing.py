@@ -15,6 +15,12 @@ adds one to a counter).  The figure is frames per second of CPU time
 interleaved so that a disturbance of the machine hits all of them alike.
 Ratios are to Twisted's receivers (the peers the issue names).
 
+Two "bare Python" rows per framing are yardsticks, not implementations: the
+same handler called once per frame on frames cut beforehand (what any
+Python library that hands each frame to a method pays at least), and the
+tightest plain loop that cuts and hands out frames (a split, or an unpack
+and a slice, per frame), with no limit, pause, raw mode or closing check.
+
     python benchmarks/framing.py              # every table, about a minute
     python benchmarks/framing.py --markdown   # the same, for docs/performance.md
 
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -51,11 +58,16 @@ CHUNKINGS = {"large": (1, 68_000), "small": (64, 4096)}
 
 @dataclass
 class Workload:
-    """The chunks to feed and how many frames they hold."""
+    """The chunks to feed, and the frames they hold (as a parser hands them out)."""
 
     name: str
     chunks: list[bytes]
-    frames: int
+    payloads: list[bytes]
+
+    @property
+    def frames(self) -> int:
+        """How many frames the chunks hold."""
+        return len(self.payloads)
 
 
 def line_workload(chunking: str, total: int, seed: int = 11) -> Workload:
@@ -65,9 +77,10 @@ def line_workload(chunking: str, total: int, seed: int = 11) -> Workload:
     size = 0
     while size < total:
         line = bytes(rng.choices(alphabet, k=rng.randrange(71)))
-        lines.append(line + b"\n")
+        lines.append(line)
         size += len(line) + 1
-    return Workload(f"lines, {chunking} chunks", cut(b"".join(lines), chunking, rng), len(lines))
+    data = b"".join(line + b"\n" for line in lines)
+    return Workload(f"lines, {chunking} chunks", cut(data, chunking, rng), lines)
 
 
 def payloads(total: int, rng: random.Random) -> list[bytes]:
@@ -84,14 +97,14 @@ def length_prefixed_workload(chunking: str, total: int, seed: int = 12) -> Workl
     rng = random.Random(seed)
     frames = payloads(total, rng)
     data = b"".join(encode_length_prefixed(frame) for frame in frames)
-    return Workload(f"length-prefixed, {chunking} chunks", cut(data, chunking, rng), len(frames))
+    return Workload(f"length-prefixed, {chunking} chunks", cut(data, chunking, rng), frames)
 
 
 def netstring_workload(chunking: str, total: int, seed: int = 13) -> Workload:
     rng = random.Random(seed)
     frames = payloads(total, rng)
     data = b"".join(encode_netstring(frame) for frame in frames)
-    return Workload(f"netstrings, {chunking} chunks", cut(data, chunking, rng), len(frames))
+    return Workload(f"netstrings, {chunking} chunks", cut(data, chunking, rng), frames)
 
 
 def cut(data: bytes, chunking: str, rng: random.Random) -> list[bytes]:
@@ -134,7 +147,7 @@ class NullTransport:
         return default
 
 
-Runner = Callable[[list[bytes]], int]
+Runner = Callable[[Workload], int]
 
 
 def feed_protocol(protocol: Any, chunks: list[bytes], method: str) -> None:
@@ -149,12 +162,12 @@ def feed_protocol(protocol: Any, chunks: list[bytes], method: str) -> None:
 def parser_runner(make_parser: Callable[[], Any]) -> Runner:
     """Feed each chunk to a new parser and take every frame it completes."""
 
-    def run(chunks: list[bytes]) -> int:
+    def run(workload: Workload) -> int:
         parser = make_parser()
         count = 0
         feed = parser.feed
         frames = parser.frames
-        for chunk in chunks:
+        for chunk in workload.chunks:
             feed(chunk)
             for _frame in frames():
                 count += 1
@@ -166,9 +179,9 @@ def parser_runner(make_parser: Callable[[], Any]) -> Runner:
 def protocol_runner(make_protocol: Callable[[], Any]) -> Runner:
     """Hand each chunk to a new protocol's ``data_received``; its handler counts."""
 
-    def run(chunks: list[bytes]) -> int:
+    def run(workload: Workload) -> int:
         protocol = make_protocol()
-        feed_protocol(protocol, chunks, "data_received")
+        feed_protocol(protocol, workload.chunks, "data_received")
         return int(protocol.count)
 
     return run
@@ -207,12 +220,89 @@ class CountingNetstrings(NetstringProtocol):
         self.count += 1
 
 
-def asyncio_readline(chunks: list[bytes]) -> int:
-    return asyncio.run(_stream_frames(chunks, "lines"))
+def asyncio_readline(workload: Workload) -> int:
+    return asyncio.run(_stream_frames(workload.chunks, "lines"))
 
 
-def asyncio_readexactly(chunks: list[bytes]) -> int:
-    return asyncio.run(_stream_frames(chunks, "length-prefixed"))
+def asyncio_readexactly(workload: Workload) -> int:
+    return asyncio.run(_stream_frames(workload.chunks, "length-prefixed"))
+
+
+# ------------------------------------------------------ bare Python yardsticks
+
+
+class Counter:
+    """The handler every implementation has: a method that counts."""
+
+    count = 0
+
+    def frame_received(self, frame: bytes) -> None:
+        """Count it."""
+        self.count += 1
+
+
+def calls_alone(workload: Workload) -> int:
+    """The handler called once per frame, on frames cut beforehand."""
+    counter = Counter()
+    handler = counter.frame_received
+    for frame in workload.payloads:
+        handler(frame)
+    return counter.count
+
+
+def bare_lines(workload: Workload) -> int:
+    """One split per chunk, the rest carried over, a call per line; nothing checked."""
+    counter = Counter()
+    handler = counter.frame_received
+    rest = b""
+    for chunk in workload.chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            handler(line)
+    return counter.count
+
+
+def bare_length_prefixed(workload: Workload) -> int:
+    """An unpack_from and a slice per frame, a call per frame; nothing checked."""
+    counter = Counter()
+    handler = counter.frame_received
+    unpack_length = struct.Struct(">I").unpack_from
+    rest = b""
+    for chunk in workload.chunks:
+        data = rest + chunk
+        end = len(data)
+        last = end - 4
+        offset = 0
+        while offset <= last:
+            (length,) = unpack_length(data, offset)
+            start = offset + 4
+            stop = start + length
+            if stop > end:
+                break
+            handler(data[start:stop])
+            offset = stop
+        rest = data[offset:]
+    return counter.count
+
+
+def bare_netstrings(workload: Workload) -> int:
+    """A find, an int and a slice per frame, a call per frame; nothing checked."""
+    counter = Counter()
+    handler = counter.frame_received
+    rest = b""
+    for chunk in workload.chunks:
+        data = rest + chunk
+        end = len(data)
+        offset = 0
+        while (colon := data.find(b":", offset)) >= 0:
+            stop = colon + 1 + int(data[offset:colon])
+            if stop >= end:
+                break
+            handler(data[colon + 1 : stop])
+            offset = stop + 1
+        rest = data[offset:]
+    return counter.count
 
 
 async def _stream_frames(chunks: list[bytes], framing: str) -> int:
@@ -285,9 +375,9 @@ def twisted_runners() -> dict[str, dict[str, Runner]]:
             self.count += 1
 
     def runner(cls: type) -> Runner:
-        def run(chunks: list[bytes]) -> int:
+        def run(workload: Workload) -> int:
             protocol = cls()
-            feed_protocol(protocol, chunks, "dataReceived")
+            feed_protocol(protocol, workload.chunks, "dataReceived")
             return int(protocol.count)
 
         return run
@@ -308,15 +398,21 @@ def runners() -> dict[str, dict[str, Runner]]:
             "weft LineParser": parser_runner(lambda: LineParser(max_length=LINE_LIMIT)),
             "weft LineProtocol": protocol_runner(CountingLines),
             "asyncio StreamReader.readline": asyncio_readline,
+            "bare Python: a call per line, pre-cut": calls_alone,
+            "bare Python: split, a call per line": bare_lines,
         },
         "length-prefixed": {
             "weft LengthPrefixedParser": parser_runner(lambda: LengthPrefixedParser(max_length=LINE_LIMIT)),
             "weft LengthPrefixedProtocol": protocol_runner(CountingLengthPrefixed),
             "asyncio StreamReader.readexactly": asyncio_readexactly,
+            "bare Python: a call per frame, pre-cut": calls_alone,
+            "bare Python: unpack, slice, a call per frame": bare_length_prefixed,
         },
         "netstrings": {
             "weft NetstringParser": parser_runner(lambda: NetstringParser(max_length=LINE_LIMIT)),
             "weft NetstringProtocol": protocol_runner(CountingNetstrings),
+            "bare Python: a call per frame, pre-cut": calls_alone,
+            "bare Python: find, int, slice, a call per frame": bare_netstrings,
         },
     }
     for framing, peers in twisted_runners().items():
@@ -344,7 +440,7 @@ def measure(workload: Workload, contenders: dict[str, Runner], repeat: int) -> d
     for _ in range(repeat):
         for name, run in contenders.items():
             started = time.process_time()
-            count = run(workload.chunks)
+            count = run(workload)
             elapsed = time.process_time() - started
             if count != workload.frames:
                 raise SystemExit(f"{name} counted {count} frames of {workload.name}, not {workload.frames}")
@@ -381,13 +477,13 @@ def show(workload: Workload, rates: dict[str, float], references: list[str], mar
         print("|---|---:|" + "---:|" * len(references))
     else:
         print(f"\n{title}")
-        print(f"  {'implementation':34} {'M frames/s':>10}  " + "  ".join(f"{h:>22}" for h in ratio_heads))
+        print(f"  {'implementation':48} {'M frames/s':>10}  " + "  ".join(f"{h:>22}" for h in ratio_heads))
     for name, rate in rates.items():
         ratios = [f"{rate / rates[ref]:.2f}" for ref in references]
         if markdown:
             print(f"| {name} | {rate / 1e6:.2f} | " + " | ".join(ratios) + " |")
         else:
-            print(f"  {name:34} {rate / 1e6:10.2f}  " + "  ".join(f"{r:>22}" for r in ratios))
+            print(f"  {name:48} {rate / 1e6:10.2f}  " + "  ".join(f"{r:>22}" for r in ratios))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """The machinery the length-prefixed and netstring parsers share.
 
-Both cut whole frames as bytes are fed, in one loop over each chunk, and
-hand them out in order through one iterator (``_pending``) that is the
-parser's position, so FrameReceiver's delivery loop takes frames with no
-call per frame.  A bad header stops the cutting where it is; its error is
-raised by :meth:`CuttingParser.next_frame` once the frames before it are
-out, so the good frames come first whatever the chunking.  The bytes of a
-frame still arriving are kept as pieces and joined once, when the frame can
-be whole, so a long frame in many small chunks costs linear time.
+Both cut whole frames as bytes are fed, in one loop over each chunk, check
+them against the limit there, and queue them
+(:mod:`~weft.protocols.framing._queue`), so FrameReceiver's delivery loop
+takes frames with no call per frame.  A bad header stops the cutting where
+it is; its error is raised by :meth:`CuttingParser.next_frame` once the
+frames before it are out, so the good frames come first whatever the
+chunking.  The bytes of a frame still arriving are kept as pieces and
+joined once, when the frame can be whole, so a long frame in many small
+chunks costs linear time.
 """
 
 from __future__ import annotations
@@ -17,22 +18,22 @@ from operator import length_hint
 
 from weft.protocols.errors import ArgumentError, FrameTooLongError, ProtocolError
 from weft.protocols.framing._parser import iter_frames
+from weft.protocols.framing._queue import FrameQueue
 
 __all__ = ["CuttingParser"]
 
 
-class CuttingParser:
+class CuttingParser(FrameQueue):
     """Base of the parsers that cut frames as they are fed; subclasses cut (:meth:`_cut`)."""
 
-    __slots__ = ("_max_length", "_frames", "_pending", "_rest", "_rest_size", "_need", "_refused", "_error")
+    __slots__ = ("_max_length", "_rest", "_rest_size", "_need", "_refused", "_error")
 
     def __init__(self, max_length: int, need: int) -> None:
         if max_length < 0:
             raise ArgumentError(f"max_length must be >= 0, not {max_length}")
+        # The queue of whole frames (FrameQueue): every one within the limit.
+        super().__init__()
         self._max_length = max_length
-        # Whole frames not yet handed out, and the iterator over them.
-        self._frames: list[bytes] = []
-        self._pending: Iterator[bytes] = iter(self._frames)
         # The bytes after the last whole frame, as fed, and how many; and
         # how many it takes before cutting can go on.
         self._rest: list[bytes] = []
@@ -73,7 +74,19 @@ class CuttingParser:
         if rest:
             rest.append(data)
             data = b"".join(rest)
-        self._cut(data)
+        frames, offset, self._need = self._cut(data)
+        if frames:
+            if length_hint(self._pending):
+                self._queue(frames)
+            else:
+                # FrameQueue._queue's common case, inlined on this path
+                # that runs once per chunk: none waiting.
+                self._frames = frames
+                self._pending = iter(frames)
+        # What is left is kept until the frame it starts can be whole.
+        end = len(data)
+        self._rest = [data[offset:]] if offset < end else []
+        self._rest_size = end - offset
 
     def next_frame(self) -> bytes | None:
         """The next payload, or ``None`` until one has all arrived."""
@@ -97,8 +110,13 @@ class CuttingParser:
 
     # ------------------------------------------------------ for subclasses
 
-    def _cut(self, data: bytes) -> None:
-        """Cut the whole frames at the front of ``data`` and :meth:`_keep` them."""
+    def _cut(self, data: bytes) -> tuple[list[bytes], int, int]:
+        """Cut the whole frames at the front of ``data``.
+
+        Returns them, where the rest of ``data`` starts, and how many bytes
+        from there it takes before cutting can go on.  A bad header stops
+        the cutting at its start, with its error in ``_refused``.
+        """
         raise NotImplementedError
 
     def _encode(self, payload: bytes) -> bytes:
@@ -109,40 +127,12 @@ class CuttingParser:
         """The bytes it takes to start cutting (a whole prefix, say)."""
         raise NotImplementedError
 
-    def _keep(self, frames: list[bytes], data: bytes, offset: int, need: int) -> None:
-        """After a cut: the new ``frames``, and ``data[offset:]`` kept until ``need`` bytes are held."""
-        if frames:
-            # An exhausted list iterator forgets its list, so frames not yet
-            # taken move to a new list with the new ones.
-            if waiting := [*self._pending]:
-                waiting += frames
-                frames = waiting
-            self._frames = frames
-            self._pending = iter(frames)
-        end = len(data)
-        self._rest = [data[offset:]] if offset < end else []
-        self._rest_size = end - offset
-        self._need = need
-
     def _too_long(self, length: int, what: str = "frame") -> FrameTooLongError:
         return FrameTooLongError(
             f"{what} of {length} bytes is over the limit of {self._max_length}",
             limit=self._max_length,
             length=length,
         )
-
-    # ------------------------------------------ for FrameReceiver's loop
-
-    @property
-    def _longest(self) -> int:
-        # Frames are checked as they are cut: none handed out is longer.
-        return self._max_length
-
-    def _settled(self) -> bool:
-        return self._error is None and self._refused is None
-
-    def _fail(self, length: int) -> ProtocolError:
-        return self._spend(self._too_long(length))
 
     # ----------------------------------------------------------- internals
 
@@ -153,13 +143,8 @@ class CuttingParser:
         return error
 
     def _reset(self) -> None:
-        self._frames = []
-        self._pending = iter(self._frames)
+        self._drop_queued()
         self._rest = []
         self._rest_size = 0
         self._need = self._first_need()
         self._refused = None
-
-    def _waiting(self) -> list[bytes]:
-        """The whole frames not yet handed out, left in place."""
-        return self._frames[len(self._frames) - length_hint(self._pending) :]

@@ -62,16 +62,16 @@ class LengthPrefixedParser(CuttingParser):
         """Bytes in each length prefix."""
         return self._prefix_size
 
-    def _cut(self, data: bytes) -> None:
+    def _cut(self, data: bytes) -> tuple[list[bytes], int, int]:
         unpack_length = self._unpack_length
         prefix_size = self._prefix_size
         limit = self._max_length
         end = len(data)
+        last = end - prefix_size  # the last offset a whole prefix fits at
         frames: list[bytes] = []
         cut = frames.append
         offset = 0
-        need = prefix_size
-        while offset + prefix_size <= end:
+        while offset <= last:
             (length,) = unpack_length(data, offset)
             if length > limit:
                 self._refused = self._too_long(length)
@@ -79,11 +79,10 @@ class LengthPrefixedParser(CuttingParser):
             start = offset + prefix_size
             stop = start + length
             if stop > end:
-                need = prefix_size + length
-                break
+                return frames, offset, prefix_size + length
             cut(data[start:stop])
             offset = stop
-        self._keep(frames, data, offset, need)
+        return frames, offset, prefix_size
 
     def _encode(self, payload: bytes) -> bytes:
         return len(payload).to_bytes(self._prefix_size, "big") + payload

@@ -3,18 +3,31 @@
 Cost is linear in the input whatever the chunking.  Twisted's
 ``LineReceiver`` re-searches (and re-copies) its whole buffer for every chunk,
 which is quadratic when a long line arrives in many small pieces; here a line
-still waiting for its delimiter is kept as a list of pieces and only the new
-bytes are searched.  ``bytes_scanned`` counts the bytes searched, so a test
-can prove it without timing anything.
+still waiting for its delimiter and longer than the chunks arriving is kept
+as a list of pieces and only the new bytes are searched.  ``bytes_scanned``
+counts the bytes searched, so a test can prove it without timing anything.
+
+The common case is one path with nothing else on it: a chunk at least as
+long as the partial line before it is joined to it and cut with one
+``bytes.split``, its lines queued (:mod:`~weft.protocols.framing._queue`)
+and its last piece kept as the new partial line.  The lines are checked
+against the limit there and then, so that handing them out costs nothing
+per line, and the check costs nothing per line either: a chunk no longer
+than the limit cannot hold a line over it, and a longer one is proved clean
+by a few ``rfind`` hops, one per ``max_length`` bytes
+(:meth:`LineParser._surely_within_limit`); only a chunk that may hold an
+over-long line is measured line by line.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from operator import length_hint
 
 from weft.protocols.errors import ArgumentError, LineTooLongError, UnencodableFrameError
 from weft.protocols.framing._parser import DEFAULT_MAX_FRAME_LENGTH, iter_frames
+from weft.protocols.framing._queue import FrameQueue
 
 __all__ = ["LineParser", "encode_line"]
 
@@ -32,7 +45,29 @@ def encode_line(line: bytes, delimiter: bytes = b"\n") -> bytes:
     return line + delimiter
 
 
-class LineParser:
+class _State(enum.Enum):
+    """What a :class:`LineParser` is doing with the bytes it is fed."""
+
+    #: Cutting lines; the partial line, if any, is one piece (``_partial``).
+    LINES = "lines"
+    #: Cutting lines; the partial line, longer than the chunks arriving, is
+    #: kept in pieces (``_pieces``) and only new bytes are searched.
+    LONG_LINE = "long line"
+    #: An over-long line comes after the queued lines (``_refused``): nothing
+    #: more is cut, and its bytes and all after them are held, as fed, in
+    #: ``_pieces`` (raw mode may still claim them).
+    REFUSED = "refused"
+    #: The error was raised (``_error``): input is ignored.
+    SPENT = "spent"
+
+
+_LINES = _State.LINES
+_LONG_LINE = _State.LONG_LINE
+_REFUSED = _State.REFUSED
+_SPENT = _State.SPENT
+
+
+class LineParser(FrameQueue):
     """Cuts a byte stream into lines (the delimiter is removed).
 
     ``max_length`` bounds a line, delimiter excluded.  A longer line raises
@@ -48,11 +83,13 @@ class LineParser:
     __slots__ = (
         "_delimiter",
         "_max_length",
-        "_lines",
-        "_pending",
+        "_unchecked",
+        "_state",
         "_partial",
-        "_partial_size",
+        "_pieces",
+        "_pieces_size",
         "_tail",
+        "_refused",
         "_error",
         "bytes_scanned",
     )
@@ -64,25 +101,27 @@ class LineParser:
             raise ArgumentError("delimiter must not be empty")
         if max_length < 0:
             raise ArgumentError(f"max_length must be >= 0, not {max_length}")
+        # The queue of whole lines (FrameQueue): every one within the limit.
+        super().__init__()
         self._delimiter = delimiter
         self._max_length = max_length
-        # Whole lines, and an iterator over them that is the parser's
-        # position: a line taken from it is handed out.  One iterator, shared
-        # with the line protocol's delivery loop (see
-        # FrameReceiver._deliver_lines), so that loop advances the parser at
-        # no cost per line, and whatever else takes lines meanwhile (a
-        # handler that switches to raw mode takes the rest) takes them from
-        # under it.
-        self._lines: list[bytes] = []
-        self._pending: Iterator[bytes] = iter(self._lines)
-        # The line still waiting for its delimiter, kept in pieces so that a
-        # long line arriving in many chunks is never re-copied.
-        self._partial: list[bytes] = []
-        self._partial_size = 0
-        # The last len(delimiter) - 1 bytes of the partial line: a delimiter
-        # may straddle two chunks.
+        # The most bytes a chunk can be cut into with no line over the limit
+        # possible: a whole line in it is shorter by a delimiter, and the
+        # piece left at its end may still end with a delimiter's first bytes.
+        self._unchecked = max_length + len(delimiter) - 1
+        self._state = _LINES
+        # LINES: the line still waiting for its delimiter, in one piece.
+        self._partial = b""
+        # LONG_LINE: that line in pieces, never re-copied while it grows;
+        # REFUSED: the bytes held.  And how many bytes they hold.
+        self._pieces: list[bytes] = []
+        self._pieces_size = 0
+        # LONG_LINE: its last len(delimiter) - 1 bytes, where a delimiter
+        # straddling two chunks would start.
         self._tail = b""
-        # Once set, the parser is spent: it raises this again and again.
+        # REFUSED: the error of the over-long line, raised once the lines
+        # before it are handed out.  SPENT: the error raised, again and again.
+        self._refused: LineTooLongError | None = None
         self._error: LineTooLongError | None = None
         #: How many bytes the parser has searched for delimiters, in total.
         self.bytes_scanned = 0
@@ -106,67 +145,49 @@ class LineParser:
     def buffered(self) -> int:
         """How many bytes are held: whole lines not yet taken, and the partial line."""
         waiting = self._waiting()
-        return sum(map(len, waiting)) + len(waiting) * len(self._delimiter) + self._partial_size
+        held = len(self._partial) + self._pieces_size
+        return sum(map(len, waiting)) + len(waiting) * len(self._delimiter) + held
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Take more bytes."""
-        if not data or self._error is not None:
-            return
-        if type(data) is not bytes:
-            data = bytes(data)
-        delimiter = self._delimiter
-        self.bytes_scanned += len(data)
         partial = self._partial
-        if not partial:
-            pieces = data.split(delimiter)
-        elif self._partial_size <= len(data):
-            # A partial line no longer than the new bytes: searching it again
-            # with them is cheaper than the bookkeeping of a straddling
-            # delimiter, and the cost stays linear (each byte is searched at
-            # most twice: once when it came, once with a next chunk at least
-            # as long).
-            self.bytes_scanned += self._partial_size
-            pieces = (b"".join(partial) + data).split(delimiter)
-        else:
-            # A long partial line (many small chunks of one long line): only
-            # the new bytes are searched, find() up to the delimiter and
-            # split() of the rest, so each byte is searched once.
-            end = self._end_of_partial_line(data)
-            if end < 0:
-                self._add_partial(data)
-                return
-            first, rest = self._partial_line_through(data, end)
-            pieces = rest.split(delimiter)
-            pieces[0:0] = [first]
-        last = pieces.pop()
+        if self._state is not _LINES or len(partial) > len(data):
+            self._feed_otherwise(data)
+            return
+        # A chunk at least as long as the partial line: searching the
+        # partial line again with it costs less than the bookkeeping of a
+        # straddling delimiter, and stays linear (each byte is searched at
+        # most twice: once when it came, once with a next chunk at least as
+        # long).  The sum is bytes whatever bytes-like ``data`` is (a copy
+        # of a bytearray, which may change after this call).
+        buffer = partial + data
+        self.bytes_scanned += len(buffer)
+        pieces = buffer.split(self._delimiter)
+        if (
+            len(buffer) > self._unchecked
+            and not self._surely_within_limit(buffer)
+            and (index := self._first_over_limit(pieces)) is not None
+        ):
+            self._refuse(pieces, index)
+            return
+        self._partial = pieces.pop()
         if pieces:
-            # An exhausted list iterator forgets its list, so lines not yet
-            # taken move to a new list with the new ones (usually there are none).
-            if waiting := [*self._pending]:
-                waiting += pieces
-                pieces = waiting
-            self._lines = pieces
-            self._pending = iter(pieces)
-        # The partial line was used up above (a long one by
-        # _partial_line_through): the last piece is the new one.
-        if last:
-            self._partial = [last]
-            self._partial_size = len(last)
-            if len(delimiter) > 1:
-                self._tail = last[1 - len(delimiter) :]
-        elif partial:
-            self._clear_partial()
+            if length_hint(self._pending):
+                self._queue(pieces)
+            else:
+                # FrameQueue._queue's common case, inlined on this path
+                # that runs once per chunk: none waiting.
+                self._frames = pieces
+                self._pending = iter(pieces)
 
     def next_frame(self) -> bytes | None:
         """The next line, or ``None`` until another delimiter arrives."""
         if (line := next(self._pending, None)) is not None:
-            if len(line) > self._max_length:
-                raise self._fail(len(line))
             return line
         if self._error is not None:
             raise self._error
-        if self._partial_over_limit():
-            raise self._fail(self._partial_size)
+        if self._refused is not None:
+            raise self._spend(self._refused)
         return None
 
     next_line = next_frame
@@ -178,23 +199,136 @@ class LineParser:
     def take_buffer(self) -> bytes:
         """Remove and return everything held, as the bytes that were fed."""
         delimiter = self._delimiter
-        held = b"".join(line + delimiter for line in self._pending) + b"".join(self._partial)
-        self._clear_lines()
-        self._clear_partial()
+        waiting = b"".join(line + delimiter for line in self._pending)
+        held = waiting + self._partial + b"".join(self._pieces)
+        self._drop_queued()
+        if self._state is not _SPENT:
+            # An over-long line not yet reached goes with its bytes.
+            self._cut_lines(b"")
         return held
 
     # ------------------------------------------------------------ internals
 
-    def _waiting(self) -> list[bytes]:
-        """The whole lines not yet handed out, left in place."""
-        return self._lines[len(self._lines) - length_hint(self._pending) :]
+    def _feed_otherwise(self, data: bytes | bytearray | memoryview) -> None:
+        """:meth:`feed` off its common path: a partial line longer than the
+        chunk, or no cutting at all."""
+        state = self._state
+        if not data or state is _SPENT:
+            return
+        if type(data) is not bytes:
+            data = bytes(data)
+        if state is _REFUSED:
+            # Nothing after an over-long line is cut: the bytes are held
+            # only for take_buffer, until next_frame reaches the error.
+            self._hold_piece(data)
+            return
+        if state is _LINES:
+            # The partial line is longer than the chunk: from now on it is
+            # kept in pieces and only new bytes are searched.
+            partial = self._partial
+            self._state = _LONG_LINE
+            self._partial = b""
+            self._pieces = [partial]
+            self._pieces_size = len(partial)
+            self._tail = partial[1 - len(self._delimiter) :] if len(self._delimiter) > 1 else b""
+        if self._pieces_size <= len(data):
+            # The chunk is as long as the line so far: back to one piece, and
+            # the common path.
+            self._cut_lines(b"".join(self._pieces))
+            self.feed(data)
+            return
+        end = self._end_of_partial_line(data)
+        if end < 0:
+            self.bytes_scanned += len(data)
+            self._hold_piece(data)
+            if self._pieces_size > self._unchecked:
+                # Over the limit whatever comes next.
+                self._refused = self._too_long(self._pieces_size)
+                self._state = _REFUSED
+            return
+        self.bytes_scanned += end
+        pieces = self._pieces
+        start = end - len(self._delimiter)
+        if start >= 0:
+            pieces.append(data[:start])
+            line = b"".join(pieces)
+        else:
+            # The delimiter straddles: it starts in the pieces.
+            joined = b"".join(pieces)
+            line = joined[: len(joined) + start]
+        self._cut_lines(b"")
+        if len(line) > self._max_length:
+            self._refuse([line, data[end:]], 0)
+            return
+        self._queue([line])
+        self.feed(data[end:])
 
-    def _clear_lines(self) -> None:
-        self._lines = []
-        self._pending = iter(self._lines)
+    def _cut_lines(self, partial: bytes) -> None:
+        """Back to the LINES state, with ``partial`` as the partial line."""
+        self._state = _LINES
+        self._partial = partial
+        self._pieces = []
+        self._pieces_size = 0
+        self._tail = b""
+        self._refused = None
+
+    def _hold_piece(self, piece: bytes) -> None:
+        self._pieces.append(piece)
+        self._pieces_size += len(piece)
+        width = len(self._delimiter)
+        if width > 1:
+            self._tail = (self._tail + piece)[1 - width :]
+
+    def _surely_within_limit(self, buffer: bytes) -> bool:
+        """Whether ``buffer`` certainly splits into lines within the limit
+        (and a last piece that may still end in time); False when it may not.
+
+        Hops from delimiter to delimiter, each time to the last one a line
+        within the limit could end with: one ``rfind`` per ``max_length``
+        bytes or so, which reads each byte about once, backwards from the
+        end of its window, whatever the number of lines.  A delimiter that
+        overlaps itself (``b"aa"``) may be found where ``split`` would not
+        cut, but never more than ``len(delimiter) - 1`` bytes after a cut
+        ``split`` makes: the windows are sized so that every line ``split``
+        makes still fits, and a borderline case answers False (and is
+        measured line by line).
+        """
+        limit = self._max_length
+        delimiter = self._delimiter
+        width = len(delimiter)
+        rfind = buffer.rfind
+        end = len(buffer)
+        position = 0
+        while end - position > limit + 1 - width:
+            found = rfind(delimiter, position, position + limit + 1)
+            if found < 0:
+                return False
+            position = found + width
+        return True
+
+    def _first_over_limit(self, pieces: list[bytes]) -> int | None:
+        """The index of the first piece over the limit (the last piece, the
+        partial line, only once no delimiter can end it in time), or None."""
+        limit = self._max_length
+        for index in range(len(pieces) - 1):
+            if len(pieces[index]) > limit:
+                return index
+        if len(pieces[-1]) > self._unchecked:
+            return len(pieces) - 1
+        return None
+
+    def _refuse(self, pieces: list[bytes], index: int) -> None:
+        """Queue the lines before ``pieces[index]``, an over-long one; hold it
+        and the rest uncut (as fed) behind its error."""
+        if index:
+            self._queue(pieces[:index])
+        self._cut_lines(b"")
+        self._hold_piece(self._delimiter.join(pieces[index:]))
+        self._refused = self._too_long(len(pieces[index]))
+        self._state = _REFUSED
 
     def _end_of_partial_line(self, data: bytes) -> int:
-        """Where the delimiter that ends the partial line ends in ``data``, or -1.
+        """Where the delimiter that ends the (long) partial line ends in ``data``, or -1.
 
         Searches only ``data`` and the few partial-line bytes a straddling
         delimiter could start in.
@@ -210,45 +344,12 @@ class LineParser:
         start = data.find(delimiter)
         return -1 if start < 0 else start + width
 
-    def _partial_line_through(self, data: bytes, end: int) -> tuple[bytes, bytes]:
-        """The completed partial line (delimiter dropped), and the bytes after it."""
-        joined = b"".join(self._partial) + data[:end]
-        self._clear_partial()
-        return joined[: len(joined) - len(self._delimiter)], data[end:]
-
-    def _add_partial(self, piece: bytes) -> None:
-        self._partial.append(piece)
-        self._partial_size += len(piece)
-        width = len(self._delimiter)
-        if width > 1:
-            self._tail = (self._tail + piece)[-(width - 1) :]
-
-    def _clear_partial(self) -> None:
-        self._partial = []
-        self._partial_size = 0
-        self._tail = b""
-
-    @property
-    def _longest(self) -> int:
-        return self._max_length
-
-    def _settled(self) -> bool:
-        return self._error is None and not self._partial_over_limit()
-
-    def _partial_over_limit(self) -> bool:
-        """Whether the partial line is certainly over the limit, whatever bytes come next.
-
-        It may end with the first bytes of a delimiter, so only past
-        ``max_length + len(delimiter) - 1``: the same verdict whatever the chunking.
-        """
-        return self._partial_size > self._max_length + len(self._delimiter) - 1
-
-    def _fail(self, length: int) -> LineTooLongError:
-        """Spend the parser on a line of ``length`` bytes over the limit; return the error to raise."""
-        error = self._too_long(length)
+    def _spend(self, error: LineTooLongError) -> LineTooLongError:
+        """Spend the parser on ``error``, just reached; return it to raise."""
         # Nothing after an over-long line is trusted: drop it all.
-        self._clear_lines()
-        self._clear_partial()
+        self._drop_queued()
+        self._cut_lines(b"")
+        self._state = _SPENT
         self._error = error
         return error
 

@@ -43,7 +43,7 @@ class NetstringParser(CuttingParser):
         super().__init__(max_length, 1)
         self._max_digits = len(str(max_length))
 
-    def _cut(self, data: bytes) -> None:
+    def _cut(self, data: bytes) -> tuple[list[bytes], int, int]:
         max_digits = self._max_digits
         limit = self._max_length
         end = len(data)
@@ -76,7 +76,7 @@ class NetstringParser(CuttingParser):
                 break
             cut(data[colon + 1 : stop])
             offset = stop + 1
-        self._keep(frames, data, offset, need)
+        return frames, offset, need
 
     def _encode(self, payload: bytes) -> bytes:
         return encode_netstring(payload)

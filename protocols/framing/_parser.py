@@ -73,29 +73,22 @@ class ReadyFrames(Protocol):
     """What weft's own parsers offer the framing protocols' fast delivery loop.
 
     Internal to the framing package (the names are underscored): a parser
-    that cuts frames as it is fed keeps them in a list behind one iterator,
-    ``_pending``, which is its position in them, so the protocol's loop
-    takes frames with no call per frame.
+    that cuts and checks frames as it is fed queues them behind one
+    iterator, ``_pending``, which is its position in them, so the
+    protocol's loop takes frames with no call per frame (see
+    :mod:`~weft.protocols.framing._queue`).
     """
 
-    #: The frames cut and not yet handed out.
+    #: The frames cut and not yet handed out, every one within the limits.
     _pending: Iterator[bytes]
-    @property
-    def _longest(self) -> int:
-        """The longest frame to hand out; a longer one is ``_fail``'s.
-
-        Only the line parser checks lengths this late; the others cut only
-        frames within it.
-        """
-        ...
+    #: The error met after those frames, raised once they are handed out.
+    _refused: ProtocolError | None
+    #: The error raised, once raised: the parser is spent.
+    _error: ProtocolError | None
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Take more bytes (as :meth:`FrameParser.feed`)."""
 
-    def _fail(self, length: int) -> ProtocolError:
-        """Spend the parser on a frame of ``length`` bytes just taken; return the error."""
-        ...
-
-    def _settled(self) -> bool:
-        """Whether :meth:`FrameParser.next_frame` would now return None without raising."""
-        ...
+    def _hold(self) -> None:
+        """End the iterator a delivery loop holds, keeping the frames it had
+        not reached for the next one."""

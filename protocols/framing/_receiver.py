@@ -21,8 +21,7 @@ Frames stop being delivered once the transport is closing.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from weft.protocols._transport_slot import TransportSlot
 from weft.protocols.contract import Protocol, Transport
@@ -49,6 +48,9 @@ class FrameReceiver(Protocol):
 
     #: The transport, from ``connection_made`` on (before: NotConnectedError).
     transport = TransportSlot()
+
+    #: The method the fast delivery loop hands each frame to.
+    _handler_name: ClassVar[str] = "frame_received"
 
     def __init__(self) -> None:
         self._parser: FrameParser = self.make_parser()
@@ -103,6 +105,7 @@ class FrameReceiver(Protocol):
     def pause_reading(self) -> None:
         """Deliver nothing more until :meth:`resume_reading`; pause the transport too."""
         self._paused = True
+        self._stop_delivery()
         self.transport.pause_reading()
 
     def resume_reading(self) -> None:
@@ -116,6 +119,7 @@ class FrameReceiver(Protocol):
     def set_raw_mode(self) -> None:
         """From the end of the current frame on, deliver bytes unparsed."""
         self._raw = True
+        self._stop_delivery()
         self._deliver()
 
     def set_frame_mode(self, extra: bytes = b"") -> None:
@@ -172,8 +176,21 @@ class FrameReceiver(Protocol):
             return
         ready = self._ready
         if ready is not None and not (self._raw or self._paused or self._delivering):
+            # _deliver_ready, inlined on the path every chunk takes.
             ready.feed(data)
-            self._deliver_ready(ready)
+            is_closing = self.transport.is_closing
+            handler = getattr(self, self._handler_name)
+            pending = ready._pending
+            self._delivering = True
+            try:
+                for frame in pending:
+                    if is_closing():
+                        return
+                    handler(frame)
+            finally:
+                self._delivering = False
+            if ready._pending is not pending or ready._refused is not None or ready._error is not None:
+                self._deliver_frames()
             return
         if self._raw and not self._paused and not self._delivering:
             held = self._parser.take_buffer()
@@ -184,48 +201,54 @@ class FrameReceiver(Protocol):
 
     # ----------------------------------------------------------- internals
 
-    def _frame_handler(self) -> Callable[[bytes], object]:
-        """What each frame is handed to."""
-        return self.frame_received
+    def _stop_delivery(self) -> None:
+        """Stop the fast loop after the frame being handled, if it is running.
+
+        Pausing and raw mode end the parser's iterator, which the loop holds
+        (``_hold``): the loop stops there with no test of its own per frame.
+        """
+        if self._delivering and self._ready is not None:
+            self._ready._hold()
 
     def _deliver_ready(self, parser: ReadyFrames) -> None:
-        """:meth:`_deliver`'s loop for the common case, cut to what a frame needs.
+        """:meth:`_deliver_frames`'s loop for the common case, cut to what a frame needs.
 
-        Per frame: the length check (a line parser checks it here, as it
-        hands the line out), the handler, and a look at whether the handler
-        paused, switched to raw mode or closed.  The iterator is the
-        parser's own position, so a frame handed out here is gone from the
-        parser, and frames the handler makes the parser give up (raw mode,
-        STARTTLS) end this loop.
+        Per frame: a look at whether the transport is closing, and the
+        handler.  Nothing else can change between two frames without this
+        loop hearing of it: the parser checked each frame's length as it cut
+        it; a pause or a switch to raw mode ends the parser's iterator,
+        which is this loop's (:meth:`_stop_delivery`), and so does whatever
+        takes frames from under it (the buffer taken for STARTTLS or by
+        ``set_frame_mode``).  After the loop, anything left over (a switch
+        of mode, a pause lifted in the same handler, frames queued anew,
+        the error the parser holds) goes to the general loop.
         """
         is_closing = self.transport.is_closing
-        if is_closing():
-            return
-        limit = parser._longest
-        handler = self._frame_handler()
+        handler = getattr(self, self._handler_name)
         pending = parser._pending
         self._delivering = True
         try:
             for frame in pending:
-                if len(frame) > limit:
-                    self._halted = True
-                    self.frame_error(parser._fail(len(frame)))
+                if is_closing():
                     return
                 handler(frame)
-                if self._paused or self._raw or is_closing():
-                    break
-            else:
-                # Every frame handed out, and none fed meanwhile (a
-                # handler's set_frame_mode(extra) makes a new iterator).
-                if parser._pending is pending and parser._settled():
-                    return
         finally:
             self._delivering = False
-        # The rest, by the general loop: what a switch of mode left, or the
-        # error the parser holds.
-        self._deliver()
+        if parser._pending is not pending or parser._refused is not None or parser._error is not None:
+            self._deliver_frames()
 
     def _deliver(self) -> None:
+        """Deliver what the parser holds, as far as the protocol's state allows."""
+        if self._delivering or self._halted:
+            return
+        ready = self._ready
+        if ready is not None and not (self._raw or self._paused):
+            self._deliver_ready(ready)
+        else:
+            self._deliver_frames()
+
+    def _deliver_frames(self) -> None:
+        """The general loop: frames one by one, raw data, errors, pauses."""
         if self._delivering or self._halted:
             return
         self._delivering = True
@@ -264,11 +287,13 @@ class LineProtocol(FrameReceiver):
     delimiter: bytes = b"\n"
     max_line_length: int = DEFAULT_MAX_FRAME_LENGTH
 
-    def _frame_handler(self) -> Callable[[bytes], object]:
+    _handler_name = "line_received"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
         # Straight to line_received, unless a subclass handles frames itself.
-        if type(self).frame_received is LineProtocol.frame_received:
-            return self.line_received
-        return self.frame_received
+        overridden = cls.frame_received is not LineProtocol.frame_received
+        cls._handler_name = "frame_received" if overridden else "line_received"
 
     def make_parser(self) -> FrameParser:
         """A :class:`~weft.protocols.framing._lines.LineParser` with this class's settings."""

@@ -37,6 +37,10 @@ def test_every_framing_table_lists_weft_and_its_peers() -> None:
         "weft LengthPrefixedProtocol",
         "asyncio StreamReader.readexactly",
         "weft NetstringProtocol",
+        "bare Python: a call per line, pre-cut",
+        "bare Python: split, a call per line",
+        "bare Python: unpack, slice, a call per frame",
+        "bare Python: find, int, slice, a call per frame",
     ]
     if importlib.util.find_spec("twisted.protocols") is not None:
         expected += ["Twisted LineReceiver", "Twisted LineOnlyReceiver", "Twisted Int32StringReceiver"]

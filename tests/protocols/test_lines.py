@@ -333,6 +333,19 @@ def test_take_buffer_gives_back_a_partial_line_over_the_limit_not_yet_reached() 
     assert parser.error is None
 
 
+def test_take_buffer_gives_back_a_whole_line_over_the_limit_not_yet_reached() -> None:
+    """A whole over-long line found when it was fed, and the lines after it, are given back
+    as fed by ``take_buffer`` before ``next_frame`` reaches it; the parser then goes on."""
+    parser = LineParser(max_length=4)
+    parser.feed(b"ok\n" + b"x" * 50 + b"\nmore\ntail")
+    assert parser.next_frame() == b"ok"
+    assert parser.buffered == 50 + 1 + 5 + 4
+    assert parser.take_buffer() == b"x" * 50 + b"\nmore\ntail"
+    parser.feed(b"y\n")
+    assert list(parser.frames()) == [b"y"]
+    assert parser.error is None
+
+
 # ----------------------------------------------------------------- encoding
 
 
@@ -503,6 +516,64 @@ def test_take_buffer_at_any_point_returns_the_unconsumed_suffix(
     assert list(parser.frames()) == rest.split(delimiter)[:-1]
 
 
+# ------------------------------------------- the limit, checked as a chunk is cut
+#
+# A chunk longer than the limit is proved clean by hops from delimiter to
+# delimiter (LineParser._surely_within_limit) rather than by measuring every
+# line; these hold it to the spec where that proof is tightest: lines at,
+# just under and just over the limit, in chunks many times longer, with the
+# delimiters that overlap themselves.
+
+
+@pytest.mark.parametrize("delimiter", DELIMITERS)
+def test_a_long_chunk_of_lines_all_at_the_limit_is_accepted(delimiter: bytes) -> None:
+    """Hundreds of lines of exactly ``max_length`` bytes in one feed: every one comes out."""
+    lines = [bytes([65 + index % 20]) * 16 for index in range(300)]
+    parser = LineParser(delimiter, max_length=16)
+    parser.feed(b"".join(line + delimiter for line in lines) + b"Z" * (16 + len(delimiter) - 1))
+    assert drain(parser) == lines
+
+
+@pytest.mark.parametrize("delimiter", DELIMITERS)
+def test_one_line_over_the_limit_deep_in_a_long_chunk_is_refused_in_place(delimiter: bytes) -> None:
+    """One line of ``max_length + 1`` bytes among hundreds of short ones: the lines before it
+    come out, then the error."""
+    before = [b"b" * (index % 16) for index in range(500)]
+    after = [b"b" * 3] * 50
+    data = b"".join(line + delimiter for line in [*before, b"Z" * 17, *after])
+    parser = LineParser(delimiter, max_length=16)
+    parser.feed(data)
+    assert drain(parser) == [*before, LineTooLongError]
+
+
+# A line's length: short (0 to 3 bytes), or near the limit (-2 to +1 from it).
+line_lengths = st.lists(
+    st.tuples(st.just(0), st.integers(0, 3)) | st.tuples(st.just(1), st.integers(-2, 1)),
+    min_size=1,
+    max_size=80,
+)
+
+
+@given(
+    limit=st.integers(0, 24),
+    lengths=line_lengths,
+    delimiter=st.sampled_from(DELIMITERS),
+    filler=st.sampled_from(ALPHABET),
+    rnd=st.data(),
+)
+def test_lines_near_the_limit_in_long_chunks_give_the_events_of_the_spec(
+    limit: int, lengths: list[tuple[int, int]], delimiter: bytes, filler: bytes, rnd: st.DataObject
+) -> None:
+    """Lines short or at the limit (-2 to +1 bytes from it), made of one of the delimiters'
+    bytes so that partial and overlapping delimiters abound, in one feed and in any
+    chunking: the lines and the error the spec (``bytes.split``) gives."""
+    lines = [filler * max(0, near * limit + length) for near, length in lengths]
+    data = delimiter.join(lines)
+    expected = model(data, delimiter, limit)
+    assert run(LineParser(delimiter, limit), [data]) == expected
+    assert run(LineParser(delimiter, limit), rnd.draw(chunkings(data))) == expected
+
+
 # ---------------------------------------------------------------- linearity
 
 
@@ -560,3 +631,17 @@ def test_many_short_lines_byte_by_byte_are_scanned_in_linear_time() -> None:
         count += len(list(parser.frames()))
     assert count == 20_000
     assert parser.bytes_scanned <= 3 * len(data)
+
+
+def test_a_reader_one_line_behind_does_not_keep_the_lines_it_took() -> None:
+    """A reader always one line behind (fed a line, it takes the one before), 10 000 times:
+    the queue keeps the waiting line and a few taken ones, not every line ever fed.
+    (White-box: the queue's list, ``_frames``, holds the lines taken and waiting.)"""
+    parser = LineParser()
+    parser.feed(b"0\n")
+    for index in range(1, 10_001):
+        parser.feed(b"%d\n" % index)
+        assert parser.next_frame() == b"%d" % (index - 1)
+        assert parser.buffered == len(b"%d\n" % index)
+        assert len(parser._frames) <= 4
+    assert list(parser.frames()) == [b"10000"]

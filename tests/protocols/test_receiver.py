@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +23,7 @@ from weft.protocols.framing import (
     LineProtocol,
     NetstringProtocol,
     encode_length_prefixed,
+    encode_netstring,
 )
 
 
@@ -691,3 +694,159 @@ def test_a_line_over_the_limit_after_good_ones_in_one_chunk() -> None:
     assert protocol.lines == [b"ab", b"cd"]
     assert [type(e) for e in protocol.errors] == [LineTooLongError]
     assert conn.closed
+
+
+# --------------------------------- what can happen inside the one loop's batch
+#
+# The loop tests nothing per frame but the transport closing: a pause or a
+# switch to raw mode ends the parser's iterator under it.  These prove each
+# way a handler can change things in the middle of a chunk's frames.
+
+
+class Reentrant(Scripted):
+    """Like :class:`Scripted`; a line ``feed:<bytes>`` hands ``<bytes>`` to its own
+    ``data_received`` from inside the handler, as a transport that delivers
+    synchronously (a loopback peer answering a write) would; ``pause+resume``
+    pauses and resumes in the same handler."""
+
+    def line_received(self, line: bytes) -> None:
+        super().line_received(line)
+        if line.startswith(b"feed:"):
+            self.data_received(line.removeprefix(b"feed:").replace(b"|", b"\n"))
+        elif line == b"pause+resume":
+            self.pause_reading()
+            self.resume_reading()
+
+
+def test_pause_and_resume_in_one_handler_goes_on_with_the_rest_in_order() -> None:
+    """A handler that pauses and resumes at once: every line after it comes, once, in order."""
+    protocol = Reentrant()
+    connect(protocol).deliver(b"a\npause+resume\nb\nc\n")
+    assert protocol.lines == [b"a", b"pause+resume", b"b", b"c"]
+
+
+def test_data_arriving_inside_a_handler_comes_after_the_lines_before_it() -> None:
+    """Bytes delivered from inside a handler are queued behind the lines already cut."""
+    protocol = Reentrant()
+    connect(protocol).deliver(b"a\nfeed:x|y|\nb\nc\n")
+    assert protocol.lines == [b"a", b"feed:x|y|", b"b", b"c", b"x", b"y"]
+
+
+def test_data_arriving_inside_a_handler_that_paused_waits_for_resume() -> None:
+    """A handler pauses, then bytes arrive from inside it: none of their lines, nor the
+    lines after the pausing one, is delivered until resume; then all come, in order."""
+
+    class PauseThenFeed(Reentrant):
+        def line_received(self, line: bytes) -> None:
+            if line == b"hold":
+                self.lines.append(line)
+                self.pause_reading()
+                self.data_received(b"x\ny\n")
+                return
+            super().line_received(line)
+
+    protocol = PauseThenFeed()
+    connect(protocol).deliver(b"a\nhold\nb\n")
+    assert protocol.lines == [b"a", b"hold"]
+    protocol.resume_reading()
+    assert protocol.lines == [b"a", b"hold", b"b", b"x", b"y"]
+
+
+def test_pausing_on_every_line_of_a_long_chunk_delivers_each_line_once_in_order() -> None:
+    """2 000 lines in one chunk, the handler pausing on each and resumed each time: every
+    line arrives once, in order (each pause sets aside the rest of the batch in O(1))."""
+    protocol, conn = scripted()
+    lines = [b"pause"] * 2000
+    conn.deliver(b"".join(line + b"\n" for line in lines))
+    resumes = 0
+    while protocol.paused and resumes <= len(lines):
+        protocol.resume_reading()
+        resumes += 1
+    assert protocol.lines == lines
+    assert resumes == len(lines)
+
+
+def test_empty_lines_in_one_chunk_are_each_delivered() -> None:
+    """Delimiters back to back are empty lines, every one delivered, with the partial kept."""
+    protocol, conn = scripted()
+    conn.deliver(b"\n\n\na\n\nb")
+    assert protocol.lines == [b"", b"", b"", b"a", b""]
+    conn.deliver(b"\n")
+    assert protocol.lines == [b"", b"", b"", b"a", b"", b"b"]
+
+
+def test_a_close_before_an_over_long_line_in_the_same_chunk_reports_no_error() -> None:
+    """A handler that closes ends delivery there: the over-long line after it in the same
+    chunk is never reached, so ``frame_error`` is not called."""
+    protocol, conn = scripted(max_line_length=4)
+    conn.deliver(b"a\nQUIT\n" + b"x" * 40 + b"\nb\n")
+    assert protocol.lines == [b"a", b"QUIT"]
+    assert protocol.errors == []
+    assert conn.closed
+
+
+def test_a_line_over_the_limit_in_a_chunk_longer_than_the_limit_after_a_pause() -> None:
+    """Lines, a pause, more lines, then an over-long line, in one chunk longer than the
+    limit: delivery stops at the pause; on resume the lines come, then the error."""
+    protocol, conn = scripted(max_line_length=8)
+    conn.deliver(b"a\npause\nb\nc\n" + b"z" * 30 + b"\nnever\n")
+    assert protocol.lines == [b"a", b"pause"]
+    assert protocol.errors == []
+    protocol.resume_reading()
+    assert protocol.lines == [b"a", b"pause", b"b", b"c"]
+    assert [type(e) for e in protocol.errors] == [LineTooLongError]
+    conn.clock.advance(0)  # the close, asked while the transport was paused, completes
+    assert conn.closed
+
+
+class SwitchingFrames(LengthPrefixedProtocol):
+    """Records frames; the frame ``raw`` switches to raw mode, whose bytes it records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[bytes] = []
+        self.raw: list[bytes] = []
+
+    def frame_received(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        if frame == b"raw":
+            self.set_raw_mode()
+
+    def raw_data_received(self, data: bytes) -> None:
+        self.raw.append(data)
+
+
+class SwitchingNetstrings(NetstringProtocol):
+    """:class:`SwitchingFrames` for netstrings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[bytes] = []
+        self.raw: list[bytes] = []
+
+    def frame_received(self, frame: bytes) -> None:
+        self.frames.append(frame)
+        if frame == b"raw":
+            self.set_raw_mode()
+
+    def raw_data_received(self, data: bytes) -> None:
+        self.raw.append(data)
+
+
+@pytest.mark.parametrize(
+    ("make", "encode"),
+    [(SwitchingFrames, encode_length_prefixed), (SwitchingNetstrings, encode_netstring)],
+    ids=["length-prefixed", "netstrings"],
+)
+def test_raw_mode_in_the_middle_of_a_chunk_of_frames_gets_the_rest_as_sent(
+    make: type[SwitchingFrames | SwitchingNetstrings], encode: Callable[[bytes], bytes]
+) -> None:
+    """A switch to raw mode from a frame handler in the middle of a chunk: the frames after
+    it, whole or not, reach ``raw_data_received`` exactly as they were on the wire."""
+    protocol = make()
+    conn = connect(protocol)
+    rest = encode(b"b") + encode(b"c") + encode(b"partial")[:-2]
+    conn.deliver(encode(b"a") + encode(b"raw") + rest)
+    conn.deliver(b"more")
+    assert protocol.frames == [b"a", b"raw"]
+    assert b"".join(protocol.raw) == rest + b"more"
