@@ -9,8 +9,8 @@ stops gracefully:
    refused rather than left waiting);
 2. it tells each open connection's protocol that has a ``server_stopping()``
    method (see :class:`StoppingProtocol`), so a connection that will never
-   end by itself can end now (pub/sub closes a subscriber that already
-   half-closed);
+   end by itself can end now (pub/sub closes a connection between commands,
+   a subscriber included; HTTP an idle keep-alive one);
 3. it lets the open connections finish, for up to ``grace`` seconds;
 4. it aborts whatever is still open, and returns.
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from weft.drivers._core.timers import Timer
 from weft.drivers.blocking._channels import Channel
+from weft.drivers.blocking._hand_over import SocketHandOver
 from weft.drivers.blocking._transport import ThreadedTransport
 
 __all__ = ["PoolRuntime"]
@@ -26,6 +27,10 @@ class PoolRuntime(Protocol):
     @property
     def _listeners(self) -> set[Any]:
         """The listeners still open (closing the runtime closes them)."""
+
+    @property
+    def _hand_over(self) -> SocketHandOver:
+        """Where accepted sockets wait for the scheduler thread to start them."""
 
     def call_soon(self, callback: Callable[..., object], *args: Any) -> Timer:
         """Run ``callback(*args)`` on the scheduler's next turn."""

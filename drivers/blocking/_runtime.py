@@ -45,6 +45,7 @@ from weft.drivers._core.socket_binding import DEFAULT_BACKLOG, bind_tcp, bind_un
 from weft.drivers._core.timers import Timer
 from weft.drivers.blocking._channels import Channel, PipeChannel, channel_names
 from weft.drivers.blocking._datagrams import ThreadedDatagramTransport
+from weft.drivers.blocking._hand_over import SocketHandOver
 from weft.drivers.blocking._scheduler import Scheduler
 from weft.drivers.blocking._sockets import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -99,6 +100,8 @@ class BlockingRuntime:
         # Children still running (see spawn_process).
         self._processes: set[Process] = set()
         self._signals = SignalHandlers(self._scheduler.call_soon_threadsafe)
+        # Sockets the accept threads accepted, queued for the scheduler to start.
+        self._hand_over = SocketHandOver(self._scheduler.call_soon_threadsafe)
 
     # -------------------------------------------------------------- clock
 
@@ -410,6 +413,9 @@ class BlockingRuntime:
             return
         for listener in list(self._listeners):
             listener.close()
+        # Accepted, but their start still queued: the scheduler's queue is
+        # dropped below, and would leave them to the garbage collector.
+        self._hand_over.close()
         self._signals.remove_all()
         for transport in list(self._connections):
             transport.abort()

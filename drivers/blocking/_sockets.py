@@ -204,7 +204,9 @@ class BlockingListener(ListeningSockets):
             refusals.refuse(sock)
             return True
         self.limit_report.admitted()
-        self._runtime.call_soon_threadsafe(self._start, sock)
+        # Not call_soon_threadsafe alone: a runtime closed before the start
+        # runs must still close the socket (see _hand_over.py).
+        self._runtime._hand_over.send(sock, self._start)
         return True
 
     # ------------------------------------------------------ scheduler thread

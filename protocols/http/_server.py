@@ -173,6 +173,8 @@ class HTTPServerProtocol(Protocol):
         self._state = _FRESH
         self._closed = False  # LINGERING or CLOSED: no more HTTP on this connection
         self._eof_received = False
+        # The server is stopping: every exchange from now on ends the connection.
+        self._stopping = False
         self._exchange: _Exchange | None = None
         self._writable = WritableWaiters(self._is_writable, self._call)
         # Fairness: requests begun in this turn of the loop, and the call
@@ -294,6 +296,20 @@ class HTTPServerProtocol(Protocol):
         exchange = self._exchange
         if self._state is _DRAINING and exchange is not None:
             self._after_response(exchange)
+
+    def server_stopping(self) -> None:
+        """The server is stopping gracefully: close now if no request is in
+        hand (a new connection, an idle keep-alive one); else answer it with
+        ``Connection: close`` (if its response has not started) and close
+        after it, as uvicorn and nginx do.  Without this an idle keep-alive
+        client would hold the stop for its keep-alive timeout."""
+        if self._closed:
+            return
+        self._stopping = True
+        if self._state is _IDLE or self._state is _FRESH:
+            self._close()
+        elif self._exchange is not None:
+            self._exchange.must_close = True
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """The connection is gone: stop timers, tell a body reader."""
@@ -725,7 +741,9 @@ class HTTPServerProtocol(Protocol):
         quick: bytes | None,
     ) -> None:
         """Begin the exchange of ``request``: call the handler."""
-        self._exchange = _Exchange(request, response, length, chunked, quick)
+        exchange = self._exchange = _Exchange(request, response, length, chunked, quick)
+        if self._stopping:  # one test per request: a request whose head was coming at the stop
+            exchange.must_close = True
         self._begun_this_turn += 1
         self._enter(_HANDLING, self._handler_due())
         self._call(self.handler, request, response)

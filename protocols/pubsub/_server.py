@@ -42,16 +42,21 @@ vanished without a trace (no reset) is counted by the first publication
 that reaches it, as TCP cannot tell sooner; that write draws the reset
 that drops it.
 
-A graceful stop (``weft serve``'s SIGINT or SIGTERM) closes a subscriber
-that half-closed at once, after flushing what it was sent
-(:meth:`PubSubServerProtocol.server_stopping`): it can send nothing more, so
-there is nothing to let it finish, and it would otherwise hold the stop
-for the whole grace period.
+A graceful stop (``weft serve``'s SIGINT or SIGTERM) closes every
+connection between commands at once, after flushing what it was sent
+(:meth:`PubSubServerProtocol.server_stopping`): a subscriber waits for
+messages for as long as it is left open, so nothing it does would end by
+itself, and it would otherwise hold the stop for the whole grace period.
+A connection whose command has begun to arrive is answered first, then
+closed; one that half-closed can send nothing more, so it is closed at once.
 """
 
 from __future__ import annotations
 
+import enum
+
 from weft.protocols.errors import ArgumentError, LineTooLongError, ProtocolError
+from weft.protocols.framing._lines import LineParser
 from weft.protocols.framing._receiver import LineProtocol
 from weft.protocols.pubsub._hub import PubSubHub, SubscriptionLimitError, TooManyTopicsError
 from weft.protocols.pubsub.wire import (
@@ -106,6 +111,19 @@ class _MessageLine:
 _message_line = _MessageLine()
 
 
+class _Phase(enum.Enum):
+    """Where a connection is on its way to its end (the transport says when it has ended)."""
+
+    #: Commands come and are answered.
+    SERVING = "serving"
+    #: The client half-closed: no more commands come; a subscriber still
+    #: gets its messages.
+    HALF_CLOSED = "half-closed"
+    #: The server is stopping and a command had begun to arrive: it is
+    #: answered, then the connection closes.
+    FINISHING = "finishing"
+
+
 class PubSubServerProtocol(LineProtocol):
     """Serves the pub/sub wire format (see :mod:`weft.protocols.pubsub.wire`)."""
 
@@ -132,8 +150,7 @@ class PubSubServerProtocol(LineProtocol):
         self.max_backlog = max_backlog
         #: This connection's subscription limit; ``None`` means the hub's.
         self.max_subscriptions = max_subscriptions
-        # The client half-closed: it will send no more commands.
-        self._eof_received = False
+        self._phase = _Phase.SERVING
 
     def line_received(self, line: bytes) -> None:
         """Run one command and answer it."""
@@ -209,18 +226,49 @@ class PubSubServerProtocol(LineProtocol):
         self.resume_reading()
 
     def eof_received(self) -> bool:
-        """Stay half-open for a subscriber, close for anyone else."""
-        self._eof_received = True
+        """Stay half-open for a subscriber, close for anyone else (and while
+        finishing: the command begun will never be whole)."""
+        if self._phase is _Phase.FINISHING:
+            self.hub.unsubscribe_all(self)
+            return False
+        self._phase = _Phase.HALF_CLOSED
         return self.hub.subscription_count(self) > 0
 
     def server_stopping(self) -> None:
-        """The server is stopping gracefully: a client that half-closed (it
-        can send no more commands, so nothing of it is in flight) is closed
-        now, after what it was sent; any other goes on until it leaves or
-        the grace period ends."""
-        if self._eof_received:
-            self.hub.unsubscribe_all(self)
-            self.transport.close()
+        """The server is stopping gracefully: close now, after what was sent,
+        unless a command has begun to arrive; then answer it and close.
+
+        A subscriber, half-closed or not, would otherwise hold the stop for
+        the whole grace period: it waits for messages as long as it is open.
+        A client between commands has nothing in flight (as an idle
+        keep-alive connection, which HTTP servers close at a stop).
+        """
+        if self._phase is _Phase.HALF_CLOSED or not self._command_begun():
+            self._end()
+            return
+        self._phase = _Phase.FINISHING
+        # The check after each line goes on this connection's own handler
+        # (an instance attribute, found before the class's method by the
+        # delivery loop), so no other connection's lines pay for it.
+        self.line_received = self._line_received_then_end  # type: ignore[method-assign]
+
+    def _line_received_then_end(self, line: bytes) -> None:
+        """(While finishing) run the command; close once no other has begun."""
+        PubSubServerProtocol.line_received(self, line)
+        if not self._command_begun() and not self.transport.is_closing():
+            self._end()
+
+    def _command_begun(self) -> bool:
+        """Whether bytes of a command are held: part of a line, or whole
+        lines waiting while reading is paused."""
+        parser = self.parser
+        # Another parser (a subclass's): what it holds is unknown, so assume some.
+        return not isinstance(parser, LineParser) or parser.buffered > 0
+
+    def _end(self) -> None:
+        """Leave every topic and close, after flushing what was written."""
+        self.hub.unsubscribe_all(self)
+        self.transport.close()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         """Leave every topic."""

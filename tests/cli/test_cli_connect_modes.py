@@ -10,6 +10,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,50 @@ def test_listen_can_be_interrupted_while_waiting(children: Children) -> None:
     weft.port()
     assert stop(weft, signal.SIGINT) == 128 + signal.SIGINT
     assert weft.stderr.splitlines() == [weft.stderr.splitlines()[0]]
+
+
+#: ``weft connect --listen 0`` in a process that ignores SIGINT (as a shell's
+#: background job does) and signals itself the moment it announces its
+#: address: the earliest a reader of that line could.
+SIGNALLED_AT_ANNOUNCEMENT = """
+import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+class SignalsOnAnnouncement:
+    def __init__(self, inner):
+        self.inner = inner
+
+    def write(self, text):
+        written = self.inner.write(text)
+        if text.startswith("listening on"):
+            os.kill(os.getpid(), signal.SIGINT)
+        return written
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+sys.stderr = SignalsOnAnnouncement(sys.stderr)
+from weft._cli import main
+sys.exit(main(["connect", "--listen", "0"]))
+"""
+
+
+def test_listen_handles_a_signal_sent_as_soon_as_it_announces_its_address() -> None:
+    """The signal handlers are set before "listening on" is printed: a SIGINT
+    sent by whoever reads that line is handled (130) even in a process that
+    ignores SIGINT, where before it was lost and the command waited for a
+    client for ever (the flake of test_listen_can_be_interrupted_while_waiting
+    in background runs of the suite)."""
+    done = subprocess.run(
+        [sys.executable, "-c", SIGNALLED_AT_ANNOUNCEMENT],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 128 + signal.SIGINT, done.stderr
+    assert done.stderr.startswith("listening on 127.0.0.1:")
 
 
 @pytest.mark.parametrize(

@@ -172,3 +172,40 @@ def test_a_check_of_ones_own_runs_like_the_suites() -> None:
     report = run_checks(MemoryHarness(), checks)
     assert [outcome.check.name for outcome in report.passed] == [HARNESS_CHECKS[0].name, "a_byte_arrives"]
     assert [outcome.detail for outcome in report.failed] == ["what arrived: expected b'xx', got b'x'"]
+
+
+def test_the_write_file_flow_control_check_waits_for_a_send_reported_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A driver may learn that bytes were sent after the peer has them: the
+    blocking driver's writer thread reports to the scheduler thread, and on
+    a loaded machine the peer's reader can deliver first.  The check must
+    not count on the report having come (it failed then, under load, seeing
+    the first region still in the buffer at the next pause).  Here every
+    report is held back until the peer protocol has received the bytes, the
+    worst order the threads can take, every time."""
+    from weft.drivers.blocking._transport import ThreadedTransport
+    from weft.drivers.testing.conformance import RuntimeHarness, run_check
+
+    transports: list[ThreadedTransport] = []
+    reported: dict[int, int] = {}
+    start, report_sent = ThreadedTransport.start, ThreadedTransport._report_sent
+
+    def kept_start(self: ThreadedTransport) -> None:
+        transports.append(self)
+        start(self)
+
+    def report_once_the_peer_has_it(self: ThreadedTransport) -> None:
+        sent = reported.get(id(self), 0) + self._sent_unreported
+        received = sum(len(peer.get_protocol().received) for peer in transports if peer is not self)
+        if received < sent:
+            self._scheduler.call_soon(report_once_the_peer_has_it, self)  # a later turn
+            return
+        reported[id(self)] = sent
+        report_sent(self)
+
+    monkeypatch.setattr(ThreadedTransport, "start", kept_start)
+    monkeypatch.setattr(ThreadedTransport, "_report_sent", report_once_the_peer_has_it)
+    (check,) = [check for check in ALL_CHECKS if check.name == "write_file_counts_in_flow_control"]
+    outcome = run_check(check, RuntimeHarness("blocking", "tcp"))
+    assert (outcome.verdict, outcome.detail) == (Verdict.PASSED, "")

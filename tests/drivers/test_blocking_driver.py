@@ -7,10 +7,12 @@ Every wait is bounded and waits on an event, never on time.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import socket
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -157,6 +159,35 @@ def test_spawning_what_cannot_run_fails_at_once_and_sockets_have_no_exit() -> No
         assert conn.process is None
         with pytest.raises(ArgumentError):
             conn.wait_for_exit(TIMEOUT)
+
+
+def test_closing_the_runtime_closes_an_accepted_socket_whose_start_is_still_queued() -> None:
+    """An accept thread hands each socket to the scheduler thread, which
+    starts it on its next turn; a runtime closed before that turn closes the
+    socket (the client reads end-of-file) rather than dropping it with the
+    scheduler's queue for the garbage collector (a ResourceWarning, which
+    failed tests under load when a client connected just before the end)."""
+    runtime = BlockingRuntime()
+    listener = runtime.listen_tcp(RecordingProtocol, "127.0.0.1", 0)
+    handed = threading.Event()
+    hand_over = runtime._hand_over
+    send = hand_over.send
+
+    def send_and_tell(sock: socket.socket, start: Callable[[socket.socket], object]) -> None:
+        send(sock, start)
+        handed.set()
+
+    hand_over.send = send_and_tell  # type: ignore[method-assign]
+    with socket.create_connection(("127.0.0.1", listener.port), TIMEOUT) as client:
+        assert handed.wait(TIMEOUT)  # accepted and queued; the scheduler never ran
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            runtime.close()
+            gc.collect()
+        assert [str(warning.message) for warning in caught] == []
+        client.settimeout(TIMEOUT)
+        assert client.recv(1) == b""
+    assert runtime.connections == set()
 
 
 def test_connect_errors_are_clear() -> None:

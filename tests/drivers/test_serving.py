@@ -20,10 +20,11 @@ from weft.drivers import PipesRuntime, Runtime, Server, open_runtime, serve
 from weft.drivers._core.connection_limit import BUSY_LINGER, REPORT_INTERVAL, BusyProtocol, LimitReport
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._serving import announce
-from weft.drivers.testing import FakeClock, RecordingProtocol
+from weft.drivers.testing import FakeClock, MemoryRuntime, RecordingProtocol
 from weft.drivers.testing import connect as memory_connect
 from weft.protocols import EchoProtocol
 from weft.protocols.errors import ArgumentError
+from weft.protocols.http import HTTPServerProtocol, Request, ResponseWriter
 from weft.protocols.pubsub import PubSubHub, PubSubServerProtocol
 
 #: Bounds every wait; a passing test never comes near it.
@@ -183,6 +184,90 @@ def test_stop_does_not_wait_for_a_half_closed_subscriber(runtime: Runtime) -> No
     assert runtime.run_until(lambda: client.lost, TIMEOUT)
     assert client.lost_exc is None
     assert hub.topic_count == 0
+
+
+def test_stop_ends_a_live_subscriber(runtime: Runtime) -> None:
+    """A pub/sub subscriber that has not half-closed would wait for messages
+    for the whole grace period (ten minutes here): server_stopping closes it
+    at once, after what it was sent, and the stop ends with it."""
+    hub = PubSubHub()
+    server = Server(runtime, lambda: PubSubServerProtocol(hub), grace=600)
+    server.listen_tcp("127.0.0.1", 0)
+    client = connected_client(runtime, server)
+    client.transport.write(b"SUB news\n")
+    assert runtime.run_until(lambda: client.received == b"OK\r\n" and hub.topic_count == 1, TIMEOUT)
+    rescued = rescue_after_timeout(runtime, server)
+    runtime.call_soon(server.stop)
+    server.run()
+    assert rescued == []
+    assert server.open_connections() == []
+    assert runtime.run_until(lambda: client.lost, TIMEOUT)
+    assert (client.received, client.lost_exc) == (b"OK\r\n", None)
+    assert hub.topic_count == 0
+
+
+def test_the_stop_ends_when_the_last_connection_does_not_at_the_grace_period() -> None:
+    """On the fake clock: a stop at t=60 with a client open and 5 s of grace
+    returns at t=61.5, when that client leaves (the wait is checked again as
+    each connection ends), not at t=65; nothing is cut off."""
+    runtime = MemoryRuntime()
+    server = Server(runtime, EchoProtocol, grace=5)
+    server.listen_tcp("127.0.0.1", 8000)
+    client = RecordingProtocol()
+    connecting = runtime.connect_tcp(lambda: client, "127.0.0.1", 8000)
+    assert runtime.run_until(connecting.done)
+    runtime.call_later(60, server.stop)
+    runtime.call_later(61.5, client.transport.write_eof)  # the echo server then closes
+    with log_records(logging.getLogger("weft.drivers")) as lines:
+        server.run()
+    assert runtime.now() == 61.5
+    assert lines == ["stopping: waiting up to 5 s for 1 open connection (stop again to cut them off)"]
+    assert server.open_connections() == []
+    assert (client.lost, client.lost_exc) == (True, None)
+
+
+def test_a_live_subscriber_does_not_hold_the_stop_on_the_fake_clock() -> None:
+    """On the fake clock: a stop at t=60 with a live subscriber returns at
+    t=60, no time spent waiting; the subscriber got what it was sent, then
+    an orderly close."""
+    runtime = MemoryRuntime()
+    hub = PubSubHub()
+    server = Server(runtime, lambda: PubSubServerProtocol(hub), grace=5)
+    server.listen_tcp("127.0.0.1", 8000)
+    client = RecordingProtocol()
+    connecting = runtime.connect_tcp(lambda: client, "127.0.0.1", 8000)
+    assert runtime.run_until(connecting.done)
+    client.transport.write(b"SUB news\nPUB news hello\n")
+    runtime.call_later(60, server.stop)
+    with log_records(logging.getLogger("weft.drivers")) as lines:
+        server.run()
+    assert runtime.now() == 60
+    assert not any(line.startswith("cut off") for line in lines)
+    assert client.received == b"OK\r\nMSG news hello\r\nOK 1\r\n"
+    assert (client.lost, client.lost_exc) == (True, None)
+    assert hub.topic_count == 0
+
+
+def test_an_idle_keep_alive_http_client_does_not_hold_the_stop_on_the_fake_clock() -> None:
+    """On the fake clock: a stop at t=1 with an HTTP client kept alive after
+    its response returns at t=1, not at t=5 when its keep-alive timeout
+    would end it."""
+    runtime = MemoryRuntime()
+
+    def hello(_request: Request, response: ResponseWriter) -> None:
+        response.send(200, body=b"hello")
+
+    server = Server(runtime, lambda: HTTPServerProtocol(hello), grace=5)
+    server.listen_tcp("127.0.0.1", 8000)
+    client = RecordingProtocol()
+    connecting = runtime.connect_tcp(lambda: client, "127.0.0.1", 8000)
+    assert runtime.run_until(connecting.done)
+    client.transport.write(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+    assert runtime.run_until(lambda: client.received.endswith(b"\r\n\r\nhello"))
+    runtime.call_later(1, server.stop)
+    server.run()
+    assert runtime.now() == 1
+    assert (client.lost, client.lost_exc) == (True, None)
 
 
 def test_stop_before_run(runtime: Runtime) -> None:

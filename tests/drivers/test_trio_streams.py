@@ -294,9 +294,6 @@ DIFFERENCES: dict[TrioPairMaker, set[str]] = {
     },
     lockstep_streams: {
         "peername_and_sockname_are_kept_after_the_end",
-        # No buffer: the bytes send_all is handing over count in the write
-        # buffer until the peer takes them, so the region's pause sees them too.
-        "write_file_counts_in_flow_control",
     },
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -149,6 +150,12 @@ def main(suite: Suite, argv: list[str] | None = None) -> int:
     if args.target != "all" and args.target not in suite.targets:
         parser.error(f"unknown {suite.option} {args.target!r}: one of {', '.join(suite.targets)}, or all")
     if args.child:
+        # A job a shell starts in the background inherits SIGINT ignored, and
+        # so does this child; asyncio's test_runners then hangs, as
+        # _thread.interrupt_main() does nothing while SIGINT is ignored
+        # (Runner's own SIGINT handling is what it tests).  The frameworks'
+        # tests expect Python's default: a KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         result = suite.run_here(args.child, args.target, args.verbose)
         print(json.dumps(result.__dict__))
         return 0

@@ -375,6 +375,86 @@ def test_a_client_half_close_still_gets_its_answer() -> None:
     assert conn.closed
 
 
+# ----------------------------------------------------------- graceful stop
+
+
+def stop(conn: MemoryConnection) -> None:
+    """What weft.drivers.Server does at a graceful stop: tell the protocol."""
+    protocol = conn.protocol
+    assert isinstance(protocol, HTTPServerProtocol)
+    protocol.server_stopping()
+    conn.clock.advance(0)
+
+
+def test_server_stopping_closes_an_idle_keep_alive_connection() -> None:
+    """A kept-alive connection waiting for its next request has nothing in
+    flight: it is closed at once rather than holding the stop for its
+    keep-alive timeout, as uvicorn and nginx do."""
+    conn = serve()
+    conn.deliver(request("GET", "/"))
+    assert [reply.body for reply in replies(conn)] == [b"GET / "]
+    stop(conn)
+    assert conn.closed
+    assert conn.take_written() == b""
+
+
+def test_server_stopping_closes_a_connection_that_sent_nothing_yet() -> None:
+    """A new connection with no byte of a request yet is closed at once too."""
+    conn = serve()
+    stop(conn)
+    assert conn.closed
+    assert conn.written == b""
+
+
+def test_server_stopping_answers_the_request_in_hand_with_connection_close() -> None:
+    """A request being handled is answered, with Connection: close, and the
+    connection closes after it; a request pipelined after it gets no answer."""
+    responses: list[ResponseWriter] = []
+    conn = serve(lambda request, response: responses.append(response))
+    conn.deliver(request("GET", "/1") + request("GET", "/2"))
+    stop(conn)
+    assert not conn.closed
+    responses[0].send(200, body=b"last")
+    conn.clock.advance(0)
+    (reply,) = replies(conn)
+    assert (reply.body, reply.headers["connection"]) == (b"last", "close")
+    assert conn.closed
+    assert len(responses) == 1
+
+
+def test_server_stopping_lets_a_started_response_finish_then_closes() -> None:
+    """A response already streaming when the stop comes is finished, then
+    the connection closes."""
+    responses: list[ResponseWriter] = []
+    conn = serve(lambda request, response: responses.append(response))
+    conn.deliver(request("GET", "/"))
+    responses[0].start(200)
+    responses[0].write(b"first ")
+    stop(conn)
+    responses[0].write(b"second")
+    responses[0].end()
+    conn.clock.advance(0)
+    assert [reply.body for reply in replies(conn)] == [b"first second"]
+    assert conn.closed
+
+
+@pytest.mark.parametrize(
+    "sent", [request("GET", "/"), request("POST", "/", body=b"data")], ids=["quick-path", "h11"]
+)
+def test_a_request_whose_head_was_coming_at_the_stop_is_answered_then_closes(sent: bytes) -> None:
+    """The first bytes of a request came before the stop: it is answered,
+    with Connection: close, and the connection closes."""
+    conn = serve()
+    conn.deliver(sent[:10])
+    stop(conn)
+    assert not conn.closed
+    conn.deliver(sent[10:])
+    (reply,) = replies(conn)
+    assert reply.headers["connection"] == "close"
+    assert reply.body.startswith(sent[:4].strip())
+    assert conn.closed
+
+
 # ------------------------------------------------------------------ limits
 
 

@@ -372,25 +372,85 @@ def test_a_subscriber_whose_transport_is_closing_is_dropped_before_counting() ->
 
 def test_a_half_closed_subscriber_counts_and_is_closed_when_the_server_stops() -> None:
     """A half-closed subscriber can still read, so it counts; server_stopping
-    closes it (after what it was sent), while a subscriber that can still
-    send commands is left to finish."""
+    closes it, after what it was sent."""
     hub = PubSubHub()
     half_closed, quiet = serve(hub)
-    open_protocol, talking = serve(hub)
     _, publisher = serve(hub)
     assert say(quiet, b"SUB news\n") == b"OK\r\n"
-    assert say(talking, b"SUB news\n") == b"OK\r\n"
     quiet.deliver_eof()
-    assert say(publisher, b"PUB news hi\n") == b"OK 2\r\n"
+    assert say(publisher, b"PUB news hi\n") == b"OK 1\r\n"
     assert quiet.take_written() == b"MSG news hi\r\n"
     quiet.peer_reads = False
-    assert say(publisher, b"PUB news last\n") == b"OK 2\r\n"
+    assert say(publisher, b"PUB news last\n") == b"OK 1\r\n"
     half_closed.server_stopping()
-    open_protocol.server_stopping()
-    assert hub.subscribers_of(b"news") == [open_protocol]
+    assert hub.subscribers_of(b"news") == []
     assert quiet.read() == b"MSG news last\r\n"
     assert quiet.closed
-    assert not talking.closed
+
+
+def test_server_stopping_ends_a_live_subscriber_after_what_it_was_sent() -> None:
+    """A subscriber that has not half-closed waits for messages as long as it
+    is open, so it would hold a graceful stop for the whole grace period:
+    server_stopping closes it at once (it leaves the hub now), after the
+    messages already sent to it."""
+    hub = PubSubHub()
+    live, subscriber = serve(hub)
+    _, publisher = serve(hub)
+    assert say(subscriber, b"SUB news\n") == b"OK\r\n"
+    subscriber.peer_reads = False
+    assert say(publisher, b"PUB news last\n") == b"OK 1\r\n"
+    live.server_stopping()
+    assert hub.subscribers_of(b"news") == []
+    assert say(publisher, b"PUB news later\n") == b"OK 0\r\n"
+    assert subscriber.read() == b"MSG news last\r\n"
+    assert subscriber.closed
+    assert subscriber.eof_written
+
+
+def test_server_stopping_closes_a_connection_between_commands() -> None:
+    """A connection with no command begun (a publisher between two PUBs) has
+    nothing in flight: it is closed at once, as an idle keep-alive one is."""
+    hub = PubSubHub()
+    idle, conn = serve(hub)
+    assert say(conn, b"PUB news hi\n") == b"OK 0\r\n"
+    idle.server_stopping()
+    assert conn.eof_written
+    conn.clock.advance(0)  # connection_lost comes on a later turn, as on every driver
+    assert conn.closed
+
+
+def test_server_stopping_answers_a_command_that_has_begun_then_closes() -> None:
+    """A command whose first bytes came before the stop is run and answered,
+    and so is any whole line that came with its end; then the connection closes."""
+    hub = PubSubHub()
+    _, subscriber = serve(hub)
+    assert say(subscriber, b"SUB news\n") == b"OK\r\n"
+    finishing, conn = serve(hub)
+    conn.deliver(b"PUB news he")
+    finishing.server_stopping()
+    assert not conn.transport.is_closing()
+    conn.deliver(b"llo\nPUB news ag")
+    assert conn.take_written() == b"OK 1\r\n"
+    assert not conn.transport.is_closing()
+    conn.deliver(b"ain\n")
+    assert conn.take_written() == b"OK 1\r\n"
+    assert conn.closed
+    assert subscriber.take_written() == b"MSG news hello\r\nMSG news again\r\n"
+
+
+def test_eof_while_finishing_a_command_closes() -> None:
+    """A client that half-closes in the middle of its command while the
+    server stops will never complete it: the connection closes, the piece
+    unanswered."""
+    hub = PubSubHub()
+    finishing, conn = serve(hub)
+    assert say(conn, b"SUB news\n") == b"OK\r\n"
+    conn.deliver(b"PUB news half")
+    finishing.server_stopping()
+    conn.deliver_eof()
+    assert conn.take_written() == b""
+    assert conn.closed
+    assert hub.subscribers_of(b"news") == []
 
 
 def test_eof_from_non_subscriber_closes_after_flushing() -> None:

@@ -609,6 +609,13 @@ def _connect(args: argparse.Namespace) -> int:
         if wrap is not None:
             network = _wrapped(network, wrap)
         limit = {} if args.timeout is None else {"timeout": args.timeout}
+        if threading.current_thread() is threading.main_thread():
+            # Handled, not fatal: the terminal's stdin must get its mode back.
+            # Set before --listen announces its address: whoever reads that
+            # line may signal at once, and a signal the process ignores (a
+            # shell's background job ignores SIGINT) would be lost.
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                runtime.add_signal_handler(signum, bridge.interrupt, signum)
         if args.listen:
             connecting = _listen_once(runtime, bridge, args)
         elif args.via is not None:
@@ -617,10 +624,6 @@ def _connect(args: argparse.Namespace) -> int:
             connecting = runtime.connect_unix(network, args.unix, **limit)
         else:
             connecting = runtime.connect_tcp(network, args.host, args.port, **limit)
-        if threading.current_thread() is threading.main_thread():
-            # Handled, not fatal: the terminal's stdin must get its mode back.
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                runtime.add_signal_handler(signum, bridge.interrupt, signum)
         bridge.run(connecting)
     finally:
         runtime.close()
