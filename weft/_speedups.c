@@ -38,7 +38,10 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
+#include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The size of the spare buffer: the reactor's read size (READ_SIZE). */
@@ -307,6 +310,460 @@ static PyTypeObject DescriptorWriterType = {
     .tp_members = bound_call_members,
 };
 
+/* ----------------------------------------------------------- dispatch */
+
+/* The reactor's handing out of one poll's events (Reactor._loop in
+ * drivers/reactor/_loop.py), as one call per turn.  It does what the Python
+ * loop there does, event by event and in the same order, and routes every
+ * exception to the same hooks:
+ *
+ *   for fd, mask in events:
+ *       if mask == READABLE:
+ *           stream = streams.get(fd)
+ *           if stream is not None:
+ *               try: data = stream._recv(read_size)
+ *               except (BlockingIOError, InterruptedError): continue
+ *               except OSError as exc: stream._recv_failed(exc); continue
+ *               try:
+ *                   if data: stream._protocol.data_received(data)
+ *                   else: stream._eof()
+ *               except Exception as exc: stream._callback_failed(exc)
+ *               continue
+ *           [readers.get(fd), called as below]; continue
+ *       if mask & read_events: [readers.get(fd)(), or reactor._fd_callback_failed(fd, exc)]
+ *       if mask & write_events: [writers.get(fd)(), the same]
+ *
+ * An exception that is no Exception (KeyboardInterrupt, SystemExit) leaves
+ * at once, the rest of the events unhandled, as from the Python loop.  What
+ * it saves is the interpreter's work between the calls: unpacking, the mask
+ * test, the look-ups and attribute loads.
+ *
+ * On epoll, dispatcher.turn(timeout, before_dispatch, always_ready) is the
+ * whole of the loop's I/O step, in place of
+ *
+ *   events = poller.poll(timeout)        # select.epoll.poll
+ *   if before_dispatch is not None: before_dispatch()
+ *   if always_ready: events += always_ready.items()
+ *   [the loop above]
+ *
+ * with epoll_wait made here, into an array of its own: no (fd, mask) tuple
+ * per event, no list, no array allocated per call.  Its rules are
+ * select.epoll.poll's: at most 1023 events; the timeout in seconds, rounded
+ * up to milliseconds, negative for none; EINTR runs the signal handlers and
+ * waits again for what is left of the timeout, unless a handler raised.  The
+ * GIL is released around a wait that can block, and kept for a timeout of 0. */
+
+/* select.epoll.poll's default number of events per call (FD_SETSIZE - 1). */
+#define MAX_EVENTS 1023
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *reactor;
+    PyObject *streams;
+    PyObject *readers;
+    PyObject *writers;
+    PyObject *read_size;
+    long readable;
+    long read_events;
+    long write_events;
+    vectorcallfunc vectorcall;
+    int epoll_fd;                 /* -1: no turn(), only dispatcher(events) */
+    int dispatching;              /* in turn(): its events are in use */
+    struct epoll_event *events;   /* MAX_EVENTS of them, for turn() */
+} Dispatcher;
+
+static PyObject *str_recv, *str_protocol, *str_data_received, *str_eof, *str_recv_failed,
+    *str_callback_failed, *str_fd_callback_failed;
+
+/* "except ... as exc: owner.hook(*first, exc)", for the exception being
+ * raised: the hook runs with it as the exception being handled, so that one
+ * it raises gets it as __context__, as in the Python loop. */
+static int
+handle(PyObject *owner, PyObject *hook, PyObject *first)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *exc = PyErr_GetRaisedException();
+#else
+    PyObject *type, *exc, *traceback;
+    PyErr_Fetch(&type, &exc, &traceback);
+    PyErr_NormalizeException(&type, &exc, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(exc, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+#endif
+    PyObject *handled = PyErr_GetHandledException();
+    PyErr_SetHandledException(exc);
+    PyObject *args[3] = {owner, first, exc};
+    PyObject *result = first == NULL
+        ? PyObject_VectorcallMethod(hook, (PyObject *[]){owner, exc}, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+        : PyObject_VectorcallMethod(hook, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyErr_SetHandledException(handled);
+    Py_XDECREF(handled);
+    Py_DECREF(exc);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* A plain readable event for a stream transport: read, and hand the bytes
+ * (or the EOF) to its protocol. */
+static int
+read_stream(Dispatcher *self, PyObject *stream)
+{
+    PyObject *recv = PyObject_GetAttr(stream, str_recv);
+    PyObject *data = recv == NULL ? NULL : PyObject_CallOneArg(recv, self->read_size);
+    Py_XDECREF(recv);
+    if (data == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_BlockingIOError) || PyErr_ExceptionMatches(PyExc_InterruptedError)) {
+            PyErr_Clear();
+            return 0;
+        }
+        if (PyErr_ExceptionMatches(PyExc_OSError)) {
+            return handle(stream, str_recv_failed, NULL);
+        }
+        return -1;
+    }
+    PyObject *result = NULL;
+    int has_data = PyObject_IsTrue(data);
+    if (has_data > 0) {
+        PyObject *protocol = PyObject_GetAttr(stream, str_protocol);
+        if (protocol != NULL) {
+            result = PyObject_CallMethodOneArg(protocol, str_data_received, data);
+            Py_DECREF(protocol);
+        }
+    }
+    else if (has_data == 0) {
+        result = PyObject_CallMethodNoArgs(stream, str_eof);
+    }
+    Py_DECREF(data);
+    if (result != NULL) {
+        Py_DECREF(result);
+        return 0;
+    }
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        return handle(stream, str_callback_failed, NULL);
+    }
+    return -1;
+}
+
+/* callbacks.get(fd)(), its Exception to reactor._fd_callback_failed(fd, exc). */
+static int
+run_callback(Dispatcher *self, PyObject *callbacks, PyObject *fd)
+{
+    PyObject *callback = PyDict_GetItemWithError(callbacks, fd);
+    if (callback == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(callback);  /* it may unregister itself */
+    PyObject *result = PyObject_CallNoArgs(callback);
+    Py_DECREF(callback);
+    if (result != NULL) {
+        Py_DECREF(result);
+        return 0;
+    }
+    if (PyErr_ExceptionMatches(PyExc_Exception)) {
+        return handle(self->reactor, str_fd_callback_failed, fd);
+    }
+    return -1;
+}
+
+static int
+dispatch_event(Dispatcher *self, PyObject *fd, long mask)
+{
+    if (mask == self->readable) {
+        PyObject *stream = PyDict_GetItemWithError(self->streams, fd);
+        if (stream != NULL) {
+            Py_INCREF(stream);  /* its protocol may close it, and so unregister it */
+            int done = read_stream(self, stream);
+            Py_DECREF(stream);
+            return done;
+        }
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        return run_callback(self, self->readers, fd);
+    }
+    if ((mask & self->read_events) && run_callback(self, self->readers, fd) < 0) {
+        return -1;
+    }
+    if ((mask & self->write_events) && run_callback(self, self->writers, fd) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+dispatch_one(Dispatcher *self, PyObject *event)
+{
+    if (!PyTuple_CheckExact(event) || PyTuple_GET_SIZE(event) != 2) {
+        PyErr_Format(PyExc_TypeError, "a poller's event is an (fd, mask) tuple, not %.200R", event);
+        return -1;
+    }
+    long mask = PyLong_AsLong(PyTuple_GET_ITEM(event, 1));
+    if (mask == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    return dispatch_event(self, PyTuple_GET_ITEM(event, 0), mask);
+}
+
+static int
+dispatch_events(Dispatcher *self, PyObject *events)
+{
+    if (PyList_CheckExact(events)) {
+        /* Indexed, not iterated: what the Python loop's list iterator does. */
+        for (Py_ssize_t index = 0; index < PyList_GET_SIZE(events); index++) {
+            PyObject *event = PyList_GET_ITEM(events, index);
+            Py_INCREF(event);
+            int done = dispatch_one(self, event);
+            Py_DECREF(event);
+            if (done < 0) {
+                return -1;
+            }
+        }
+        return 0;
+    }
+    PyObject *iterator = PyObject_GetIter(events);
+    if (iterator == NULL) {
+        return -1;
+    }
+    PyObject *event;
+    while ((event = PyIter_Next(iterator)) != NULL) {
+        int done = dispatch_one(self, event);
+        Py_DECREF(event);
+        if (done < 0) {
+            Py_DECREF(iterator);
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *
+dispatcher_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (one_argument("Dispatcher", nargsf, kwnames) < 0) {
+        return NULL;
+    }
+    if (dispatch_events((Dispatcher *)self, args[0]) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static long long
+monotonic_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* epoll_wait into self->events, as select.epoll.poll waits: how many
+ * events came, or -1 with an exception set. */
+static int
+wait_for_events(Dispatcher *self, double timeout)
+{
+    if (isnan(timeout)) {
+        PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+        return -1;
+    }
+    double rounded = ceil(timeout * 1e3);
+    if (rounded > INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "timeout is too large");
+        return -1;
+    }
+    int ms = rounded < 0 ? -1 : (int)rounded;
+    long long deadline = ms > 0 ? monotonic_ms() + ms : 0;
+    for (;;) {
+        int count;
+        if (ms == 0) {
+            /* Returns at once: no other thread needs the GIL meanwhile. */
+            count = epoll_wait(self->epoll_fd, self->events, MAX_EVENTS, 0);
+        }
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            count = epoll_wait(self->epoll_fd, self->events, MAX_EVENTS, ms);
+            Py_END_ALLOW_THREADS
+        }
+        if (count >= 0) {
+            return count;
+        }
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+        if (ms > 0) {
+            long long left = deadline - monotonic_ms();
+            if (left < 0) {
+                return 0;  /* the time is up: no events, as epoll.poll */
+            }
+            ms = (int)left;
+        }
+    }
+}
+
+static PyObject *
+dispatcher_turn(Dispatcher *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "turn() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *before_dispatch = args[1], *always_ready = args[2];
+    if (!PyDict_Check(always_ready)) {
+        PyErr_SetString(PyExc_TypeError, "turn(): always_ready must be a dict");
+        return NULL;
+    }
+    if (self->epoll_fd < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "this dispatcher has no epoll descriptor to wait on");
+        return NULL;
+    }
+    if (self->dispatching) {
+        PyErr_SetString(PyExc_RuntimeError, "turn() called from within a turn of the same dispatcher");
+        return NULL;
+    }
+    double timeout = PyFloat_AsDouble(args[0]);
+    if (timeout == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    int count = wait_for_events(self, timeout);
+    if (count < 0) {
+        return NULL;
+    }
+    if (before_dispatch != Py_None) {
+        PyObject *result = PyObject_CallNoArgs(before_dispatch);
+        if (result == NULL) {
+            return NULL;
+        }
+        Py_DECREF(result);
+    }
+    /* Taken now, as the Python loop extends its events before handing any out. */
+    PyObject *extra = PyDict_GET_SIZE(always_ready) ? PyDict_Items(always_ready) : NULL;
+    if (extra == NULL && PyErr_Occurred()) {
+        return NULL;
+    }
+    int failed = 0;
+    self->dispatching = 1;
+    for (int index = 0; index < count && !failed; index++) {
+        PyObject *fd = PyLong_FromLong(self->events[index].data.fd);
+        failed = fd == NULL || dispatch_event(self, fd, (long)self->events[index].events) < 0;
+        Py_XDECREF(fd);
+    }
+    self->dispatching = 0;
+    if (!failed && extra != NULL) {
+        failed = dispatch_events(self, extra) < 0;
+    }
+    Py_XDECREF(extra);
+    if (failed) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef dispatcher_methods[] = {
+    {"turn", (PyCFunction)(void (*)(void))dispatcher_turn, METH_FASTCALL,
+     PyDoc_STR("turn(timeout, before_dispatch, always_ready)\n--\n\n"
+               "Wait on the epoll descriptor, as select.epoll.poll(timeout), run\n"
+               "before_dispatch() (unless None), and hand out the events, then\n"
+               "always_ready's items, as dispatcher(events) does.")},
+    {NULL},
+};
+
+static PyObject *
+dispatcher_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"reactor", "streams", "readers", "writers", "read_size",
+                               "readable", "read_events", "write_events", "epoll_fd", NULL};
+    PyObject *reactor, *streams, *readers, *writers, *read_size;
+    long readable, read_events, write_events;
+    int epoll_fd = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!O!Olll|i:Dispatcher", keywords, &reactor,
+                                     &PyDict_Type, &streams, &PyDict_Type, &readers, &PyDict_Type,
+                                     &writers, &read_size, &readable, &read_events, &write_events,
+                                     &epoll_fd)) {
+        return NULL;
+    }
+    Dispatcher *self = (Dispatcher *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    if (epoll_fd >= 0 && (self->events = PyMem_New(struct epoll_event, MAX_EVENTS)) == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->epoll_fd = epoll_fd;
+    self->reactor = Py_NewRef(reactor);
+    self->streams = Py_NewRef(streams);
+    self->readers = Py_NewRef(readers);
+    self->writers = Py_NewRef(writers);
+    self->read_size = Py_NewRef(read_size);
+    self->readable = readable;
+    self->read_events = read_events;
+    self->write_events = write_events;
+    self->vectorcall = dispatcher_vectorcall;
+    return (PyObject *)self;
+}
+
+/* The reactor holds its dispatcher, which holds the reactor: a cycle for
+ * the garbage collector. */
+static int
+dispatcher_traverse(Dispatcher *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->reactor);
+    Py_VISIT(self->streams);
+    Py_VISIT(self->readers);
+    Py_VISIT(self->writers);
+    Py_VISIT(self->read_size);
+    return 0;
+}
+
+static int
+dispatcher_clear(Dispatcher *self)
+{
+    Py_CLEAR(self->reactor);
+    Py_CLEAR(self->streams);
+    Py_CLEAR(self->readers);
+    Py_CLEAR(self->writers);
+    Py_CLEAR(self->read_size);
+    return 0;
+}
+
+static void
+dispatcher_dealloc(Dispatcher *self)
+{
+    PyObject_GC_UnTrack(self);
+    dispatcher_clear(self);
+    PyMem_Free(self->events);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject DispatcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "weft._speedups.Dispatcher",
+    .tp_doc = PyDoc_STR(
+        "Dispatcher(reactor, streams, readers, writers, read_size, readable, read_events, write_events,\n"
+        "           epoll_fd=-1)\n--\n\n"
+        "dispatcher(events) hands out one poll's (fd, mask) events as Reactor._loop's\n"
+        "Python loop does, in order, with the same hooks for every exception."),
+    .tp_basicsize = sizeof(Dispatcher),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_new = dispatcher_new,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Dispatcher, vectorcall),
+    .tp_traverse = (traverseproc)dispatcher_traverse,
+    .tp_clear = (inquiry)dispatcher_clear,
+    .tp_dealloc = (destructor)dispatcher_dealloc,
+    .tp_methods = dispatcher_methods,
+};
+
 /* --------------------------------------------------------------- module */
 
 static struct PyModuleDef speedups_module = {
@@ -322,7 +779,17 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (PyType_Ready(&DescriptorReaderType) < 0 || PyType_Ready(&DescriptorWriterType) < 0) {
+    if (PyType_Ready(&DescriptorReaderType) < 0 || PyType_Ready(&DescriptorWriterType) < 0
+        || PyType_Ready(&DispatcherType) < 0) {
+        return NULL;
+    }
+    if ((str_recv = PyUnicode_InternFromString("_recv")) == NULL
+        || (str_protocol = PyUnicode_InternFromString("_protocol")) == NULL
+        || (str_data_received = PyUnicode_InternFromString("data_received")) == NULL
+        || (str_eof = PyUnicode_InternFromString("_eof")) == NULL
+        || (str_recv_failed = PyUnicode_InternFromString("_recv_failed")) == NULL
+        || (str_callback_failed = PyUnicode_InternFromString("_callback_failed")) == NULL
+        || (str_fd_callback_failed = PyUnicode_InternFromString("_fd_callback_failed")) == NULL) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -331,6 +798,7 @@ PyInit__speedups(void)
     }
     if (PyModule_AddObjectRef(module, "DescriptorReader", (PyObject *)&DescriptorReaderType) < 0
         || PyModule_AddObjectRef(module, "DescriptorWriter", (PyObject *)&DescriptorWriterType) < 0
+        || PyModule_AddObjectRef(module, "Dispatcher", (PyObject *)&DispatcherType) < 0
         || PyModule_AddIntConstant(module, "SPARE_SIZE", SPARE_SIZE) < 0
         || PyModule_AddIntConstant(module, "COPY_LIMIT", COPY_LIMIT) < 0) {
         Py_DECREF(module);

@@ -5,7 +5,8 @@ back to ``os.read``/``os.write`` when it is not built or
 ``WEFT_PURE_PYTHON=1`` is set.
 """
 
-from typing import Final, final
+from collections.abc import Callable, Iterable
+from typing import Any, Final, final
 
 from typing_extensions import Buffer
 
@@ -35,3 +36,29 @@ class DescriptorWriter:
 
     def __init__(self, fd: int) -> None: ...
     def __call__(self, data: Buffer, /) -> int: ...
+
+@final
+class Dispatcher:
+    """``dispatcher(events)`` hands out one poll's ``(fd, mask)`` events as
+    ``Reactor._loop``'s Python loop does: the same calls, in the same order,
+    the same hooks for every exception."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        streams: dict[int, Any],
+        readers: dict[int, Callable[[], object]],
+        writers: dict[int, Callable[[], object]],
+        read_size: int,
+        readable: int,
+        read_events: int,
+        write_events: int,
+        epoll_fd: int = -1,
+    ) -> None: ...
+    def __call__(self, events: Iterable[tuple[int, int]], /) -> None: ...
+    def turn(
+        self, timeout: float, before_dispatch: Callable[[], object] | None, always_ready: dict[int, int], /
+    ) -> None:
+        """Wait on the epoll descriptor as ``select.epoll.poll(timeout)``, run
+        ``before_dispatch()`` (unless None), then hand out the events and
+        ``always_ready``'s items as ``dispatcher(events)`` does."""

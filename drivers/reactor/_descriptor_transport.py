@@ -37,7 +37,7 @@ from collections.abc import Callable
 from itertools import islice
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from weft.drivers._core import descriptor_calls
+from weft.drivers._core import accelerator
 from weft.drivers._core.connection_clock import ConnectionClock
 from weft.drivers._core.connection_log import log_closed, log_opened
 from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
@@ -588,9 +588,9 @@ def socket_transport(
         # pass than socket's: the C accelerator's, or os's (the performance
         # page, "Instructions per message" and "The C accelerator":
         # https://github.com/weft-project/weft/blob/main/docs/performance.md).
-        recv=descriptor_calls.reader(fd),
+        recv=accelerator.reader(fd),
         recv_into=sock.recv_into,
-        send=descriptor_calls.writer(fd),
+        send=accelerator.writer(fd),
         sendv=sock.sendmsg,
         extra=info,
         close=sock.close,

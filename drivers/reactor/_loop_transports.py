@@ -40,7 +40,7 @@ import stat
 from functools import partial
 from typing import Any
 
-from weft.drivers._core import descriptor_calls
+from weft.drivers._core import accelerator
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.connection_log import log_closed
 from weft.drivers._core.file_region import FileSlice
@@ -382,8 +382,8 @@ def pipe_transport_for_loop(
         write_fd=fd,
         # A pipe, socket or character device (refused otherwise, above): the
         # C accelerator's calls where it is built, else os's.
-        recv=_reader_gone if writing else descriptor_calls.reader(fd),
-        send=descriptor_calls.writer(fd),
+        recv=_reader_gone if writing else accelerator.reader(fd),
+        send=accelerator.writer(fd),
         sendv=partial(os.writev, fd),
         extra=info,
         close=pipe.close,

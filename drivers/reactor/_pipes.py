@@ -40,7 +40,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from weft.drivers._core import descriptor_calls
+from weft.drivers._core import accelerator
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.pipe_descriptors import FdsAtEnd, PipeEnds, socket_names
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
@@ -124,7 +124,7 @@ def pipe_transport(
     # Last, after everything that can fail: a refused fd keeps its mode.
     ends.make_non_blocking()
     # The C accelerator's calls, or os's (a regular file always gets os's).
-    recv, send = descriptor_calls.stream_calls(read_fd, write_fd)
+    recv, send = accelerator.stream_calls(read_fd, write_fd)
     make: Callable[..., DescriptorTransport] = (
         reactor.stream_transport_class if transport_class is None else transport_class
     )

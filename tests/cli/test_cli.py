@@ -21,7 +21,7 @@ from tests.support.drivers import CONNECTS, SERVES
 from tests.support.processes import ROOT, WEFT, Children, connect, receive_exactly, receive_to_eof, stop
 from weft._cli import commands as cli
 from weft.drivers import DRIVERS, DriverInfo
-from weft.drivers._core import descriptor_calls
+from weft.drivers._core import accelerator
 
 
 @pytest.fixture
@@ -502,7 +502,7 @@ def test_drivers_lists_every_driver() -> None:
     ]
     assert rows[0].startswith("reactor ")
     # The reactor's row says which system calls it makes (docs/performance.md, "The C accelerator").
-    assert rows[0].endswith(f"; {descriptor_calls.describe()}")
+    assert rows[0].endswith(f"; {accelerator.describe()}")
     assert auto.split()[:2] == ["auto", "yes"]
 
 

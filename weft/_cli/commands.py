@@ -47,7 +47,7 @@ from weft._cli.factories import is_spec
 from weft._cli.file_server import FileServer
 from weft._cli.logs import describe
 from weft._cli.tls_options import cli_client_context, cli_server_context, parse_alpn, session_lines
-from weft.drivers._core import descriptor_calls
+from weft.drivers._core import accelerator
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._datagram_serving import serve_datagrams
@@ -767,7 +767,7 @@ def _drivers(_args: argparse.Namespace) -> int:
             description += f"; {refusal.removeprefix(f'the {info.name} driver ')}"
         if info.name == "reactor":
             # Which system calls move its bytes: the C accelerator's, or os's.
-            description += f"; {descriptor_calls.describe()}"
+            description += f"; {accelerator.describe()}"
         rows.append((info.name, "yes" if refusal is None else "no", description))
     rows.append((AUTO, "yes", f"the best driver that runs here: {auto_driver()}"))
     widths = [max(len(row[column]) for row in rows) for column in range(2)]
