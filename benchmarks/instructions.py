@@ -21,9 +21,9 @@ the count includes accepting and closing the measured connections, spread
 over their messages: use a ``--count`` of several hundred.  A server under
 callgrind runs about fifty times slower, so the number of messages handled
 per turn of its loop differs from a free run's.  Needs valgrind
-(``apt-get install valgrind``).  To count weft's compiled reactor, run this
-with the Python of an environment where the compiled wheel is installed
-(``weft drivers`` says which one is).
+(``apt-get install valgrind``).  weft's servers run on its C accelerator
+where it is built (``weft drivers`` says whether it is); with
+``WEFT_PURE_PYTHON=1`` in the environment they run on the pure-Python path.
 """
 
 from __future__ import annotations
