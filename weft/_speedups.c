@@ -1,18 +1,25 @@
-/* weft._speedups: the reactor's per-message system calls, made from C.
+/* weft._speedups: the reactor's per-message work below the protocol, in C.
  *
- * One job: a reader and a writer bound to one non-blocking descriptor,
- * drop-in replacements for ``functools.partial(os.read, fd)`` and
- * ``functools.partial(os.write, fd)``, with the same results and the same
- * exceptions.  What they save per call (see docs/performance.md, "The C
- * accelerator"):
+ * Optional: weft runs the same without it, in pure Python (the selection is
+ * drivers/_core/accelerator.py; WEFT_PURE_PYTHON=1 forces the pure path).
+ * Two parts, each with the Python it replaces written out beside it:
  *
- *   - the partial's call and os's argument parsing: the reader and the
- *     writer are vectorcall objects that take their one argument as it is;
- *   - releasing the GIL around the system call and taking it back (a few
- *     hundred instructions each way, on every read and every write);
- *   - for a small read, the 64 KiB bytes object that os.read allocates and
- *     then shrinks: the read goes into a spare buffer kept here, and only
- *     what arrived is copied out into a bytes object of its size.
+ *   - DescriptorReader and DescriptorWriter: a reader and a writer bound to
+ *     one non-blocking descriptor, drop-in replacements for
+ *     ``functools.partial(os.read, fd)`` and ``functools.partial(os.write,
+ *     fd)``, with the same results and the same exceptions.  What they save
+ *     per call (see docs/performance.md, "The C accelerator"): the partial's
+ *     call and os's argument parsing (they are vectorcall objects that take
+ *     their one argument as it is); releasing the GIL around the system call
+ *     and taking it back (a few hundred instructions each way); and, for a
+ *     small read, the 64 KiB bytes object that os.read allocates and then
+ *     shrinks (the read goes into a spare buffer kept here, and only what
+ *     arrived is copied out into a bytes object of its size).
+ *   - Dispatcher: the reactor loop's handing out of a poll's events, and on
+ *     epoll the wait itself (see "dispatch" below).
+ *
+ * It needs the GIL (a free-threaded build of CPython turns the GIL on to
+ * import it, as for any module that does not say otherwise).
  *
  * Why holding the GIL through read(2) and write(2) is safe: the reactor's
  * descriptors are non-blocking (sockets, pipes, FIFOs and terminals, each set
@@ -40,9 +47,13 @@
 #include <errno.h>
 #include <math.h>
 #include <stddef.h>
-#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef __linux__
+#include <sys/epoll.h>
+#define WEFT_HAS_EPOLL 1
+#endif
 
 /* The size of the spare buffer: the reactor's read size (READ_SIZE). */
 #define SPARE_SIZE (64 * 1024)
@@ -369,7 +380,9 @@ typedef struct {
     vectorcallfunc vectorcall;
     int epoll_fd;                 /* -1: no turn(), only dispatcher(events) */
     int dispatching;              /* in turn(): its events are in use */
+#ifdef WEFT_HAS_EPOLL
     struct epoll_event *events;   /* MAX_EVENTS of them, for turn() */
+#endif
 } Dispatcher;
 
 static PyObject *str_recv, *str_protocol, *str_data_received, *str_eof, *str_recv_failed,
@@ -510,37 +523,26 @@ dispatch_one(Dispatcher *self, PyObject *event)
     return dispatch_event(self, PyTuple_GET_ITEM(event, 0), mask);
 }
 
+/* A poll's list of (fd, mask) events (a Poller's poll returns a list). */
 static int
 dispatch_events(Dispatcher *self, PyObject *events)
 {
-    if (PyList_CheckExact(events)) {
-        /* Indexed, not iterated: what the Python loop's list iterator does. */
-        for (Py_ssize_t index = 0; index < PyList_GET_SIZE(events); index++) {
-            PyObject *event = PyList_GET_ITEM(events, index);
-            Py_INCREF(event);
-            int done = dispatch_one(self, event);
-            Py_DECREF(event);
-            if (done < 0) {
-                return -1;
-            }
-        }
-        return 0;
-    }
-    PyObject *iterator = PyObject_GetIter(events);
-    if (iterator == NULL) {
+    if (!PyList_Check(events)) {
+        PyErr_Format(PyExc_TypeError, "a poller's events are a list, not %.200s", Py_TYPE(events)->tp_name);
         return -1;
     }
-    PyObject *event;
-    while ((event = PyIter_Next(iterator)) != NULL) {
+    /* Indexed, its length read each time: what the Python loop's list
+     * iterator does. */
+    for (Py_ssize_t index = 0; index < PyList_GET_SIZE(events); index++) {
+        PyObject *event = PyList_GET_ITEM(events, index);
+        Py_INCREF(event);
         int done = dispatch_one(self, event);
         Py_DECREF(event);
         if (done < 0) {
-            Py_DECREF(iterator);
             return -1;
         }
     }
-    Py_DECREF(iterator);
-    return PyErr_Occurred() ? -1 : 0;
+    return 0;
 }
 
 static PyObject *
@@ -555,6 +557,7 @@ dispatcher_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyOb
     Py_RETURN_NONE;
 }
 
+#ifdef WEFT_HAS_EPOLL
 static long long
 monotonic_ms(void)
 {
@@ -610,6 +613,8 @@ wait_for_events(Dispatcher *self, double timeout)
     }
 }
 
+#endif
+
 static PyObject *
 dispatcher_turn(Dispatcher *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -617,6 +622,10 @@ dispatcher_turn(Dispatcher *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "turn() takes 3 arguments (%zd given)", nargs);
         return NULL;
     }
+#ifndef WEFT_HAS_EPOLL
+    PyErr_SetString(PyExc_RuntimeError, "turn() waits on epoll, which this system does not have");
+    return NULL;
+#else
     PyObject *before_dispatch = args[1], *always_ready = args[2];
     if (!PyDict_Check(always_ready)) {
         PyErr_SetString(PyExc_TypeError, "turn(): always_ready must be a dict");
@@ -666,6 +675,7 @@ dispatcher_turn(Dispatcher *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_RETURN_NONE;
+#endif
 }
 
 static PyMethodDef dispatcher_methods[] = {
@@ -695,10 +705,18 @@ dispatcher_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) {
         return NULL;
     }
+#ifdef WEFT_HAS_EPOLL
     if (epoll_fd >= 0 && (self->events = PyMem_New(struct epoll_event, MAX_EVENTS)) == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
+#else
+    if (epoll_fd >= 0) {
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_ValueError, "an epoll descriptor, on a system without epoll");
+        return NULL;
+    }
+#endif
     self->epoll_fd = epoll_fd;
     self->reactor = Py_NewRef(reactor);
     self->streams = Py_NewRef(streams);
@@ -741,7 +759,9 @@ dispatcher_dealloc(Dispatcher *self)
 {
     PyObject_GC_UnTrack(self);
     dispatcher_clear(self);
+#ifdef WEFT_HAS_EPOLL
     PyMem_Free(self->events);
+#endif
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -5,7 +5,7 @@ back to ``os.read``/``os.write`` when it is not built or
 ``WEFT_PURE_PYTHON=1`` is set.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Final, final
 
 from typing_extensions import Buffer
@@ -55,7 +55,7 @@ class Dispatcher:
         write_events: int,
         epoll_fd: int = -1,
     ) -> None: ...
-    def __call__(self, events: Iterable[tuple[int, int]], /) -> None: ...
+    def __call__(self, events: list[tuple[int, int]], /) -> None: ...
     def turn(
         self, timeout: float, before_dispatch: Callable[[], object] | None, always_ready: dict[int, int], /
     ) -> None:
