@@ -548,8 +548,9 @@ def test_a_regular_file_gets_os_calls() -> None:
 
 @pytest.mark.parametrize("value", ["1", "yes"])
 def test_weft_pure_python_forces_os_calls(value: str) -> None:
-    """WEFT_PURE_PYTHON (any value but empty or 0) selects os's calls, and
-    the reactor's transports then hold partials of os.read and os.write."""
+    """WEFT_PURE_PYTHON (any value but empty or 0) selects the pure path: the
+    reactor's transports hold partials of os.read and os.write, and the
+    reactor no dispatcher (its loop hands out events in Python)."""
     code = (
         "import os\n"
         "from weft.drivers._core import accelerator\n"
@@ -557,7 +558,7 @@ def test_weft_pure_python_forces_os_calls(value: str) -> None:
         "from weft.drivers.testing import RecordingProtocol\n"
         "reactor = Reactor()\n"
         "transport = reactor.connect_pipes(RecordingProtocol, *os.pipe())\n"
-        "print(transport._recv.func is os.read, transport._send.func is os.write)\n"
+        "print(transport._recv.func is os.read, transport._send.func is os.write, reactor._dispatch)\n"
         "print(accelerator.ACCELERATED, accelerator.describe())\n"
         "transport.abort(); reactor.close()\n"
     )
@@ -571,6 +572,21 @@ def test_weft_pure_python_forces_os_calls(value: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
-        "True True",
+        "True True None",
         "False reads and writes in pure Python (WEFT_PURE_PYTHON is set)",
     ]
+
+
+@needs_accelerator
+@pytest.mark.parametrize("value", ["", "0"])
+def test_weft_pure_python_empty_or_zero_leaves_the_accelerator_on(value: str) -> None:
+    """WEFT_PURE_PYTHON set to nothing or 0 is as if unset: the accelerator is used."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from weft.drivers._core import accelerator; print(accelerator.ACCELERATED)"],
+        env={**os.environ, "WEFT_PURE_PYTHON": value},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "True\n"), done.stderr
