@@ -19,7 +19,10 @@
  *     epoll the wait itself (see "dispatch" below).
  *
  * It needs the GIL (a free-threaded build of CPython turns the GIL on to
- * import it, as for any module that does not say otherwise).
+ * import it, as for any module that does not say otherwise), and keeps its
+ * state in process-wide statics, with single-phase initialisation: one
+ * interpreter per process (CPython refuses such a module in an isolated
+ * subinterpreter).
  *
  * Why holding the GIL through read(2) and write(2) is safe: the reactor's
  * descriptors are non-blocking (sockets, pipes, FIFOs and terminals, each set
@@ -390,7 +393,11 @@ static PyObject *str_recv, *str_protocol, *str_data_received, *str_eof, *str_rec
 
 /* "except ... as exc: owner.hook(*first, exc)", for the exception being
  * raised: the hook runs with it as the exception being handled, so that one
- * it raises gets it as __context__, as in the Python loop. */
+ * it raises gets it as __context__, as in the Python loop.  (One difference
+ * no caller here can see: afterwards the thread's innermost handled
+ * exception is what sys.exception() said before, where the Python loop puts
+ * back its own frame's, which differs only inside a generator run while an
+ * outer exception is being handled.) */
 static int
 handle(PyObject *owner, PyObject *hook, PyObject *first)
 {
