@@ -10,15 +10,20 @@ its ratio to the first server listed::
 
     python benchmarks/instructions.py --servers weft-reactor,uvloop,asyncio --sizes 64,1k,16k
 
+The servers are ``servers.py``'s kinds, and ``loop_servers.py``'s echo
+programs on each asyncio loop (``protocol-weft``, ``streams-asyncio``...)::
+
+    python benchmarks/instructions.py --servers protocol-asyncio,protocol-weft,streams-asyncio,streams-weft
+
 Only user space is counted (the kernel's share, four fifths of a small
 message's cost, is the same for every server: see docs/performance.md), and
 the count includes accepting and closing the measured connections, spread
 over their messages: use a ``--count`` of several hundred.  A server under
 callgrind runs about fifty times slower, so the number of messages handled
 per turn of its loop differs from a free run's.  Needs valgrind
-(``apt-get install valgrind``).  To count weft's compiled reactor, run this
-with the Python of an environment where the compiled wheel is installed
-(``weft drivers`` says which one is).
+(``apt-get install valgrind``).  weft's servers run on its C accelerator
+where it is built (``weft drivers`` says whether it is); with
+``WEFT_PURE_PYTHON=1`` in the environment they run on the pure-Python path.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pathlib import Path
 
 import cli
 import loadgen
+import loop_servers
 import native
 
 HERE = Path(__file__).resolve().parent
@@ -54,12 +60,21 @@ def total_instructions(dump: Path) -> int:
     return total
 
 
+def script_for(kind: str) -> str:
+    """The script that runs the server called ``kind``: an asyncio program on a
+    named loop (``protocol-weft``) is ``loop_servers.py``'s, the rest ``servers.py``'s."""
+    program, _, loop = kind.partition("-")
+    if program in loop_servers.PROGRAMS and loop_servers.PROGRAMS[program][1] and loop in loop_servers.LOOPS:
+        return "loop_servers.py"
+    return "servers.py"
+
+
 def measure(kind: str, size: int, connections: int, count: int, binary: Path, workdir: Path) -> float:
     """Instructions per message of ``kind`` echoing ``size``-byte messages."""
     out = workdir / f"{kind}.{size}.out"
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
     server = subprocess.Popen(
-        [*valgrind, sys.executable, str(HERE / "servers.py"), kind],
+        [*valgrind, sys.executable, str(HERE / script_for(kind)), kind],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -278,6 +278,8 @@ MYPY_OVERLAY = {
     "__main__.py": "weft/__main__.py",
     "_cli": "weft/_cli",
     "py.typed": "weft/py.typed",
+    # The C accelerator's types (weft/_speedups.c is compiled, not read by mypy).
+    "_speedups.pyi": "weft/_speedups.pyi",
 }
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVarTuple, Unpack
 
-from weft.drivers._core import polled_datagrams
+from weft.drivers._core import accelerator, polled_datagrams
 from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.signal_handlers import SignalHandlers
@@ -43,7 +43,15 @@ from weft.drivers.reactor import _sockets as sockets
 from weft.drivers.reactor._datagrams import ReactorDatagramTransport
 from weft.drivers.reactor._descriptor_transport import LENT_READ_SIZE, READ_SIZE, DescriptorTransport
 from weft.drivers.reactor._plumbing import FdOwner, InlineReader
-from weft.drivers.reactor._pollers import ERROR, HANGUP, READABLE, WRITABLE, Poller, best_poller
+from weft.drivers.reactor._pollers import (
+    ERROR,
+    HANGUP,
+    READABLE,
+    WRITABLE,
+    EpollPoller,
+    Poller,
+    best_poller,
+)
 from weft.drivers.reactor._process import Process, Stderr
 from weft.drivers.reactor._sockets import ReactorListener
 from weft.protocols.contract import DatagramTransport, Transport
@@ -106,6 +114,23 @@ class Reactor:
         self._signals = SignalHandlers(self.call_soon_threadsafe)
         # Asked after every turn whether to stop (run_until's condition).
         self._after_turn: Callable[[], bool] | None = None
+        # The C accelerator's copy of the loop's handing out of events (see
+        # _loop), or None on the pure-Python path.  On epoll it waits too.
+        epoll = self._poller if isinstance(self._poller, EpollPoller) else None
+        self._dispatch = accelerator.dispatcher(
+            self,
+            self._streams,
+            self._readers,
+            self._writers,
+            READ_SIZE,
+            READABLE,
+            _READ_EVENTS,
+            _WRITE_EVENTS,
+            -1 if epoll is None else epoll.fileno(),
+        )
+        # The poller's own poll, which the dispatcher's turn() replaces (a
+        # poll wrapped since, to count or to script turns, is called instead).
+        self._own_poll = None if epoll is None else epoll.poll
         self._wake_read, self._wake_write = _wakeup_pair()
         self._set_reader(self._wake_read, self._drain_wakeup, None)
 
@@ -375,6 +400,8 @@ class Reactor:
         timer_heap = timers._heap
         always_ready = self._always_ready
         monotonic = time.monotonic
+        dispatch = self._dispatch
+        turn = dispatch.turn if dispatch is not None and poll is self._own_poll else None
         while True:
             if self._after_turn is not None and self._after_turn():
                 break
@@ -385,55 +412,65 @@ class Reactor:
                 timeout = -1.0 if deadline is None else max(deadline - monotonic(), 0.0)
                 if once_waiting is not None and once_waiting < math.inf and not 0 <= timeout <= once_waiting:
                     timeout = once_waiting
-            events = poll(timeout)
-            if before_dispatch is not None:
-                before_dispatch()
-            if always_ready:
-                events += always_ready.items()
-            for fd, mask in events:
-                if mask == READABLE:
-                    # The common case: a plain readable event.  For a stream
-                    # transport the read is done right here (this is
-                    # DescriptorTransport._read_ready, inlined: a function call
-                    # is a good part of what a message costs).
-                    stream = streams.get(fd)
-                    if stream is not None:
-                        try:
-                            data = stream._recv(read_size)
-                        except (BlockingIOError, InterruptedError):
+            if turn is not None:
+                # The poll and the loop below, in C (weft/_speedups.c: epoll's
+                # wait, then the same calls, in the same order, the same hooks
+                # for every exception).
+                turn(timeout, before_dispatch, always_ready)
+            else:
+                events = poll(timeout)
+                if before_dispatch is not None:
+                    before_dispatch()
+                if always_ready:
+                    events += always_ready.items()
+                if dispatch is not None:
+                    # The loop below, in C (another poller than epoll).
+                    dispatch(events)
+                else:
+                    for fd, mask in events:
+                        if mask == READABLE:
+                            # The common case: a plain readable event.  For a stream
+                            # transport the read is done right here (this is
+                            # DescriptorTransport._read_ready, inlined: a function call
+                            # is a good part of what a message costs).
+                            stream = streams.get(fd)
+                            if stream is not None:
+                                try:
+                                    data = stream._recv(read_size)
+                                except (BlockingIOError, InterruptedError):
+                                    continue
+                                except OSError as exc:
+                                    stream._recv_failed(exc)
+                                    continue
+                                try:
+                                    if data:
+                                        stream._protocol.data_received(data)
+                                    else:
+                                        stream._eof()
+                                except Exception as exc:
+                                    stream._callback_failed(exc)
+                                continue
+                            reader = readers.get(fd)
+                            if reader is not None:
+                                try:
+                                    reader()
+                                except Exception as exc:
+                                    self._fd_callback_failed(fd, exc)
                             continue
-                        except OSError as exc:
-                            stream._recv_failed(exc)
-                            continue
-                        try:
-                            if data:
-                                stream._protocol.data_received(data)
-                            else:
-                                stream._eof()
-                        except Exception as exc:
-                            stream._callback_failed(exc)
-                        continue
-                    reader = readers.get(fd)
-                    if reader is not None:
-                        try:
-                            reader()
-                        except Exception as exc:
-                            self._fd_callback_failed(fd, exc)
-                    continue
-                if mask & _READ_EVENTS:
-                    reader = readers.get(fd)
-                    if reader is not None:
-                        try:
-                            reader()
-                        except Exception as exc:
-                            self._fd_callback_failed(fd, exc)
-                if mask & _WRITE_EVENTS:
-                    writer = writers.get(fd)
-                    if writer is not None:
-                        try:
-                            writer()
-                        except Exception as exc:
-                            self._fd_callback_failed(fd, exc)
+                        if mask & _READ_EVENTS:
+                            reader = readers.get(fd)
+                            if reader is not None:
+                                try:
+                                    reader()
+                                except Exception as exc:
+                                    self._fd_callback_failed(fd, exc)
+                        if mask & _WRITE_EVENTS:
+                            writer = writers.get(fd)
+                            if writer is not None:
+                                try:
+                                    writer()
+                                except Exception as exc:
+                                    self._fd_callback_failed(fd, exc)
             if timer_heap:
                 now = monotonic()
                 while (timer := timers.pop_due(now)) is not None:

@@ -40,6 +40,7 @@ import stat
 from functools import partial
 from typing import Any
 
+from weft.drivers._core import accelerator
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.connection_log import log_closed
 from weft.drivers._core.file_region import FileSlice
@@ -379,8 +380,10 @@ def pipe_transport_for_loop(
         protocol,
         read_fd=fd,
         write_fd=fd,
-        recv=_reader_gone if writing else partial(os.read, fd),
-        send=partial(os.write, fd),
+        # A pipe, socket or character device (refused otherwise, above): the
+        # C accelerator's calls where it is built, else os's.
+        recv=_reader_gone if writing else accelerator.reader(fd),
+        send=accelerator.writer(fd),
         sendv=partial(os.writev, fd),
         extra=info,
         close=pipe.close,

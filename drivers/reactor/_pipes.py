@@ -40,6 +40,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from weft.drivers._core import accelerator
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.pipe_descriptors import FdsAtEnd, PipeEnds, socket_names
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport
@@ -122,6 +123,8 @@ def pipe_transport(
     }
     # Last, after everything that can fail: a refused fd keeps its mode.
     ends.make_non_blocking()
+    # The C accelerator's calls, or os's (a regular file always gets os's).
+    recv, send = accelerator.stream_calls(read_fd, write_fd)
     make: Callable[..., DescriptorTransport] = (
         reactor.stream_transport_class if transport_class is None else transport_class
     )
@@ -130,8 +133,8 @@ def pipe_transport(
         protocol,
         read_fd=read_fd,
         write_fd=write_fd,
-        recv=partial(os.read, read_fd),
-        send=partial(os.write, write_fd),
+        recv=recv,
+        send=send,
         sendv=partial(os.writev, write_fd),
         extra={"pipe": (read_fd, write_fd), **names, **(extra or {})},
         close=ends.close,

@@ -92,6 +92,10 @@ class EpollPoller:
         #: FD_SETSIZE - 1 events per call is enough for a busy loop.
         self.poll: Callable[[float], list[tuple[int, int]]] = self._epoll.poll
 
+    def fileno(self) -> int:
+        """The epoll descriptor (the C accelerator waits on it itself)."""
+        return self._epoll.fileno()
+
     def register(self, fd: int, mask: int) -> None:
         """Watch ``fd``."""
         self.changes += 1

@@ -21,6 +21,7 @@ from tests.support.drivers import CONNECTS, SERVES
 from tests.support.processes import ROOT, WEFT, Children, connect, receive_exactly, receive_to_eof, stop
 from weft._cli import commands as cli
 from weft.drivers import DRIVERS, DriverInfo
+from weft.drivers._core import accelerator
 
 
 @pytest.fixture
@@ -500,6 +501,8 @@ def test_drivers_lists_every_driver() -> None:
         [name, "yes" if info.available() else "no"] for name, info in DRIVERS.items()
     ]
     assert rows[0].startswith("reactor ")
+    # The reactor's row says which system calls it makes (docs/performance.md, "The C accelerator").
+    assert rows[0].endswith(f"; {accelerator.describe()}")
     assert auto.split()[:2] == ["auto", "yes"]
 
 

@@ -47,6 +47,7 @@ from weft._cli.factories import is_spec
 from weft._cli.file_server import FileServer
 from weft._cli.logs import describe
 from weft._cli.tls_options import cli_client_context, cli_server_context, parse_alpn, session_lines
+from weft.drivers._core import accelerator
 from weft.drivers._core.futures import Future
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._datagram_serving import serve_datagrams
@@ -767,6 +768,9 @@ def _drivers(_args: argparse.Namespace) -> int:
         elif refusal is not None:
             # Installed, but the system refuses it (io_uring disabled): why, in one line.
             description += f"; {refusal.removeprefix(f'the {info.name} driver ')}"
+        if info.name == "reactor":
+            # Which system calls move its bytes: the C accelerator's, or os's.
+            description += f"; {accelerator.describe()}"
         rows.append((info.name, "yes" if refusal is None else "no", description))
     rows.append((AUTO, "yes", f"the best driver that runs here: {auto_driver()}"))
     widths = [max(len(row[column]) for row in rows) for column in range(2)]

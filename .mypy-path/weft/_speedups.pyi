@@ -1,0 +1,1 @@
+../../weft/_speedups.pyi

@@ -1,0 +1,64 @@
+"""Types of weft's optional C accelerator (weft/_speedups.c).
+
+Import it through :mod:`weft.drivers._core.descriptor_calls`, which falls
+back to ``os.read``/``os.write`` when it is not built or
+``WEFT_PURE_PYTHON=1`` is set.
+"""
+
+from collections.abc import Callable
+from typing import Any, Final, final
+
+from typing_extensions import Buffer
+
+#: The size of the buffer reads go into (the reactor's read size).
+SPARE_SIZE: Final[int]
+#: Reads of at most this many bytes are copied out of that buffer; larger ones take it.
+COPY_LIMIT: Final[int]
+
+@final
+class DescriptorReader:
+    """``reader(size)`` is ``os.read(fd, size)``, made with the GIL held (``fd`` must be non-blocking)."""
+
+    @property
+    def fd(self) -> int:
+        """The descriptor this reads."""
+
+    def __init__(self, fd: int) -> None: ...
+    def __call__(self, size: int, /) -> bytes: ...
+
+@final
+class DescriptorWriter:
+    """``writer(data)`` is ``os.write(fd, data)``, made with the GIL held (``fd`` must be non-blocking)."""
+
+    @property
+    def fd(self) -> int:
+        """The descriptor this writes."""
+
+    def __init__(self, fd: int) -> None: ...
+    def __call__(self, data: Buffer, /) -> int: ...
+
+@final
+class Dispatcher:
+    """``dispatcher(events)`` hands out one poll's ``(fd, mask)`` events as
+    ``Reactor._loop``'s Python loop does: the same calls, in the same order,
+    the same hooks for every exception."""
+
+    def __init__(
+        self,
+        reactor: Any,
+        streams: dict[int, Any],
+        readers: dict[int, Callable[[], object]],
+        writers: dict[int, Callable[[], object]],
+        read_size: int,
+        readable: int,
+        read_events: int,
+        write_events: int,
+        epoll_fd: int = -1,
+    ) -> None: ...
+    def __call__(self, events: list[tuple[int, int]], /) -> None: ...
+    def turn(
+        self, timeout: float, before_dispatch: Callable[[], object] | None, always_ready: dict[int, int], /
+    ) -> None:
+        """Wait on the epoll descriptor as ``select.epoll.poll(timeout)``, run
+        ``before_dispatch()`` (unless None), then hand out the events and
+        ``always_ready``'s items as ``dispatcher(events)`` does."""
