@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from weft.drivers._core.socket_defaults import READ_SIZE
-from weft.drivers.completion._uring import Ring
+from weft.drivers.completion._uring import Ring, quick_sends_work, unpack_completions
 from weft.drivers.reactor._pollers import ERROR, HANGUP
 from weft.protocols.errors import ClosedResourceError
 
@@ -48,6 +48,11 @@ Handler = Callable[[int, int], object]
 
 #: The user_data of entries whose completion nobody waits for (cancels, poll removals).
 IGNORED = 0
+
+#: Set in the user_data of a transport's quick send (see RingPoller.poll):
+#: bit 62, so the top byte of that user_data, and of no other, is 0x40.
+QUICK = 1 << 62
+_QUICK_TOP_BYTE = QUICK >> 56
 
 #: Everything the kernel may still own at close: handlers of operations that
 #: never completed in time, with the buffers they reference.  Kept for the
@@ -72,6 +77,11 @@ class RingPoller:
         #: and of their send: their completions' common cases are handled in
         #: :meth:`poll` itself (see there); the transport adds and removes itself.
         self.streams: dict[int, Any] = {}
+        #: Whether transports on sockets may send quickly (see poll).
+        self.quick_sends_work = quick_sends_work()
+        #: The transports whose quick send was pushed since the last enter;
+        #: each appends itself (one send in flight each, so at most once).
+        self.quick_sends: list[Any] = []
         self._next_id = 1
         self._watched: dict[int, int] = {}  # fd -> mask
         self._armed: dict[int, int] = {}  # fd -> user_data of its POLL_ADD
@@ -130,16 +140,85 @@ class RingPoller:
     def poll(self, timeout: float) -> list[tuple[int, int]]:
         """Arm what needs it, submit every queued entry and wait up to
         ``timeout`` seconds (forever if negative) in one ``io_uring_enter``;
-        run the handlers of the operations that completed; return the
-        readiness events, ``(fd, mask)`` pairs."""
+        finish the quick sends it handed over; run the handlers of the
+        operations that completed; return the readiness events, ``(fd,
+        mask)`` pairs.
+
+        A transport's quick send (:meth:`~weft.drivers.completion._uring.Ring.quick_send_entry`)
+        is over when the enter that handed it over returns, and reports only
+        a failure (some bytes not sent).  So after the enter, the failures
+        among the run of completions are handed to their transports first
+        (they send the rest the usual way), then every other quick send of
+        the enter is finished here, as a send's completion would have been:
+        before any completion runs a protocol, so a protocol that answers a
+        message finds its transport idle and sends at once.  Such a send's
+        end makes no completion to wake the wait: when it has work to do (a
+        queue to send behind it, ``resume_writing``, a close to finish), the
+        enter does not wait.
+        """
         ring = self.ring
         if self._to_arm:
             self._arm_all()
+        quick = self.quick_sends
+        sent = None
+        if quick:
+            sent = quick.copy()
+            quick.clear()
+            if timeout:
+                for stream in sent:
+                    if (
+                        stream._buffer
+                        or stream._file_queue
+                        or stream._flow.paused
+                        or not stream._lifecycle.writable
+                    ):
+                        # Its send's end has work to do at once (send what
+                        # queued behind it, resume_writing, end the
+                        # connection): do not wait for anything else.
+                        timeout = 0.0
+                        break
         ring.submit_and_wait(None if timeout < 0 else timeout)
+        run = ring.reap_run()
+        streams = self.streams
+        if sent is not None:
+            if _QUICK_TOP_BYTE in run[7::16]:  # a quick send did not go whole
+                for user_data, res, _flags in unpack_completions(run):
+                    if user_data & QUICK:
+                        stream = streams.get(user_data ^ QUICK)
+                        if stream is not None and stream._quick:
+                            self._quick_failed(stream, res)
+            submitted = ring.submitted
+            for stream in sent:
+                if not stream._quick:
+                    continue  # it failed, and the rest went the usual way
+                if stream._send_seq >= submitted:
+                    quick.append(stream)  # the kernel took no more than this: next enter
+                    continue
+                data = stream._in_flight
+                stream._quick = False
+                try:
+                    if (
+                        stream._lifecycle.writable
+                        and not stream._flow.paused
+                        and not stream._buffer
+                        and not stream._file_queue
+                    ):
+                        # Sent, nothing queued behind it, still open, no
+                        # resume_writing due: the transport is idle again
+                        # (CompletionTransport._send_done's hot path).
+                        stream._in_flight = None
+                        stream._buffer_size -= len(data)
+                        stream._idle_writer = True
+                    else:
+                        stream._send_done(len(data), 0)
+                except Exception as exc:  # a driver bug: never stop the loop for it
+                    logger.error("exception finishing the quick send of %r", stream, exc_info=exc)
+        if not run:
+            return []
         events: list[tuple[int, int]] = []
         completions, polls, armed, to_arm = self.completions, self._polls, self._armed, self._to_arm
-        streams, push = self.streams, ring.push
-        for user_data, res, flags in ring.reap():
+        push = ring.push
+        for user_data, res, flags in unpack_completions(run):
             stream = streams.get(user_data)
             if stream is not None:
                 # A transport's receive or send.  The common cases are done
@@ -205,6 +284,13 @@ class RingPoller:
             events.append((fd, res))
         return events
 
+    @staticmethod
+    def _quick_failed(stream: Any, res: int) -> None:
+        try:
+            stream._quick_failed(res)
+        except Exception as exc:  # a driver bug: never stop the loop for it
+            logger.error("exception in the quick send failure of %r", stream, exc_info=exc)
+
     def _arm_all(self) -> None:
         ring, watched, armed, polls = self.ring, self._watched, self._armed, self._polls
         for fd in self._to_arm:
@@ -232,4 +318,5 @@ class RingPoller:
         if self.streams:
             _abandoned.extend(self.streams.values())
             self.streams.clear()
+        self.quick_sends.clear()
         self.ring.close()
