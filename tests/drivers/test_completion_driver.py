@@ -219,6 +219,172 @@ def test_abort_with_a_send_in_flight_resets_the_peer(runtime: CompletionRuntime)
             drain(peer)
 
 
+def peer_of(runtime: CompletionRuntime) -> tuple[CompletionTransport, RecordingProtocol, socket.socket]:
+    """A completion transport connected to a plain blocking socket the test reads."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener:
+        client = RecordingProtocol()
+        connecting = runtime.connect_tcp(lambda: client, "127.0.0.1", listener.getsockname()[1])
+        assert runtime.run_until(connecting.done, TIMEOUT)
+        peer, _ = listener.accept()
+    peer.settimeout(TIMEOUT)
+    return client.transport, client, peer  # type: ignore[return-value]
+
+
+def receive(sock: socket.socket, count: int) -> bytes:
+    got = b""
+    while len(got) < count:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+needs_quick_sends = pytest.mark.skipif(
+    _REFUSED is not None or not _uring.quick_sends_work(), reason="no quick sends on this kernel"
+)
+
+
+@needs_quick_sends
+def test_a_send_on_a_socket_is_quick_and_over_after_the_enter(runtime: CompletionRuntime) -> None:
+    """write() on a socket pushes a quick send: no completion comes for it, and
+    the turn whose enter hands it over finds it sent (the transport idle, its
+    buffer size back to 0), with the peer holding the bytes."""
+    transport, _client, peer = peer_of(runtime)
+    with peer:
+        transport.write(b"quick")
+        assert transport._quick
+        assert transport.get_write_buffer_size() == 5
+        runtime.run_once(0)
+        assert transport._in_flight is None
+        assert not transport._quick
+        assert transport.get_write_buffer_size() == 0
+        assert receive(peer, 5) == b"quick"
+
+
+@needs_quick_sends
+def test_what_a_full_socket_did_not_take_goes_next_and_in_order(runtime: CompletionRuntime) -> None:
+    """A quick send the socket takes only in part reports it; the rest goes
+    first, as an ordinary send that waits for room, and what was written
+    meanwhile after it: the peer reads every byte, in order."""
+    transport, _client, peer = peer_of(runtime)
+    with peer:
+        transport.set_write_buffer_limits(high=64 * 1024 * 1024)
+        data = os.urandom(16 * 1024 * 1024)  # more than a socket's buffers hold
+        transport.write(data)
+        runtime.run_once(0)
+        assert transport._in_flight is not None
+        assert not transport._quick  # the rest waits in the kernel for room
+        transport.write(b"and after it")
+        expected = data + b"and after it"
+        received = bytearray()
+        peer.setblocking(False)
+        for _ in range(100_000):
+            try:
+                while chunk := peer.recv(1 << 20):
+                    received += chunk
+            except BlockingIOError:
+                pass
+            if len(received) >= len(expected):
+                break
+            runtime.run_once(0.01)
+        assert received == expected
+        assert transport.get_write_buffer_size() == 0
+
+
+@needs_quick_sends
+def test_writes_behind_a_quick_send_go_without_waiting_for_an_event(
+    runtime: CompletionRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quick send's end makes no completion to wake the loop, so the enter
+    that hands over one with bytes queued behind it does not wait (here
+    nothing else would ever happen): its turn ends at once and sends the
+    queue; only then does a turn wait."""
+    transport, _client, peer = peer_of(runtime)
+    waits: list[float | None] = []
+    real = runtime.ring.submit_and_wait
+
+    def recording(timeout: float | None) -> int:
+        waits.append(timeout)
+        return real(timeout)
+
+    monkeypatch.setattr(runtime.ring, "submit_and_wait", recording)
+    with peer:
+        transport.write(b"one ")
+        transport.write(b"two ")
+        transport.write(b"three")
+        runtime.run_once(TIMEOUT)
+        assert waits == [0.0]  # it did not wait, though it was allowed to
+        assert transport._in_flight == b"two three"
+        runtime.run_once(0)
+        assert receive(peer, 13) == b"one two three"
+
+
+@needs_quick_sends
+def test_close_after_a_quick_send_ends_the_connection(runtime: CompletionRuntime) -> None:
+    """close() right after a write: the quick send goes, then the connection
+    ends (connection_lost(None), the peer reads the bytes and then EOF),
+    without any event from the peer."""
+    transport, client, peer = peer_of(runtime)
+    with peer:
+        transport.write(b"last words")
+        transport.close()
+        assert runtime.run_until(lambda: lost(client), TIMEOUT)
+        assert client.events[-1] == ("connection_lost", None)
+        assert receive(peer, 11) == b"last words"
+        assert peer.recv(10) == b""
+
+
+@needs_quick_sends
+def test_abort_before_the_enter_withdraws_a_quick_send(runtime: CompletionRuntime) -> None:
+    """abort() right after a write: the quick send, not yet handed over, is
+    withdrawn (no byte reaches the peer), connection_lost(None) follows and
+    the peer sees a reset."""
+    transport, client, peer = peer_of(runtime)
+    with peer:
+        transport.write(b"never sent")
+        assert transport._quick
+        transport.abort()
+        assert runtime.run_until(lambda: lost(client), TIMEOUT)
+        assert client.events[-1] == ("connection_lost", None)
+        with pytest.raises(ConnectionResetError):
+            peer.recv(100)
+
+
+@needs_quick_sends
+def test_a_quick_send_that_fails_ends_the_connection_with_the_error(runtime: CompletionRuntime) -> None:
+    """A quick send that fails outright (here its socket was shut down for
+    writing: EPIPE) ends the connection with the matching OSError, as the
+    reactor's send would; the receive it had armed is given back first."""
+    transport, client, peer = peer_of(runtime)
+    with peer:
+        transport.get_extra_info("socket").shutdown(socket.SHUT_WR)
+        transport.write(b"into a closed pipe")
+        assert runtime.run_until(lambda: lost(client), TIMEOUT)
+        error = client.events[-1][1]
+        assert isinstance(error, OSError)
+        assert error.errno == errno.EPIPE
+        assert not transport._recv_pending
+
+
+@needs_ring
+def test_without_quick_sends_every_send_reports_its_completion(
+    runtime: CompletionRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the kernel does not finish quick sends in the enter (the probe
+    says False), a socket's sends are ordinary ones, each completing; the
+    echo still works."""
+    runtime._ring_poller.quick_sends_work = False
+    client, _servers, _listener = connected(runtime)
+    server_end = next(iter(_listener.connections))
+    assert server_end._quick_entry == b""
+    client.transport.write(b"echo me")
+    assert runtime.run_until(lambda: client.received == b"echo me", TIMEOUT)
+
+
 @needs_ring
 def test_closing_the_runtime_waits_for_the_kernel(runtime: CompletionRuntime) -> None:
     """Closing the runtime with connections open aborts them and turns the
