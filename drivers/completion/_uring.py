@@ -361,6 +361,10 @@ def _pick_bytes_address() -> Callable[[bytes], int]:
     return _bytes_address_by_ctypes
 
 
+#: Where CPython keeps a ``bytes`` object's bytes, from its ``id`` (0 elsewhere,
+#: where it is not used: see Ring.push_bytes).
+_INLINE = _BYTES_OFFSET or 0
+
 #: ``address_of_bytes(data)``: where ``data``'s bytes are.  The caller keeps
 #: ``data`` referenced for as long as the kernel may read them.
 address_of_bytes = _pick_bytes_address()
@@ -579,36 +583,71 @@ class Ring:
             user_data, 0, 0, 0, 0, 0,
         )  # fmt: skip
 
+    # push and push_bytes run once or twice per message: they test nothing
+    # they need not.  A full queue is handed over first (submit refuses on
+    # a closed ring); otherwise a closed ring's entry array is an unmapped
+    # mmap, whose slice assignment raises ValueError, turned here into the
+    # RingUnavailableError that every other call on a closed ring raises.
+
     def push(self, entry: bytes) -> int:
         """Queue a copy of ``entry`` (64 bytes, from :meth:`entry`); its sequence,
         as the ``prep_*`` methods return it.  The hot paths' way: one copy
         into the shared array in place of packing fourteen fields."""
-        if self._closed:
-            raise RingUnavailableError(errno.EBADF, "the ring is closed")
         tail = self._sq_tail
         if tail - self._submitted >= self._sq_capacity:
             self.submit()
         offset = (tail & self._sq_mask) << 6
-        self._sqes[offset : offset + 64] = entry
+        try:
+            self._sqes[offset : offset + 64] = entry
+        except ValueError as exc:
+            raise self._refusal(exc) from None
         self._sq_tail = tail + 1
         return tail
 
-    def push_bytes(self, entry: bytes, data: bytes) -> int:
-        """Queue ``entry`` (a :meth:`send_entry`) pointed at all of ``data``; its
-        sequence.  The caller keeps ``data`` referenced until the completion."""
-        if self._closed:
-            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+    def _push_bytes_anywhere(self, entry: bytes, data: bytes) -> int:
+        """Queue ``entry`` (a :meth:`send_entry` or :meth:`quick_send_entry`)
+        pointed at all of ``data``; its sequence.  The caller keeps ``data``
+        referenced until the completion (a quick send's: until the enter
+        that hands it over returns)."""
         tail = self._sq_tail
         if tail - self._submitted >= self._sq_capacity:
             self.submit()
         offset = (tail & self._sq_mask) << 6
         sqes = self._sqes
-        sqes[offset : offset + 64] = entry
-        inline = _BYTES_OFFSET
-        address = id(data) + inline if inline is not None else address_of_bytes(data)
-        _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, address, len(data))
+        try:
+            sqes[offset : offset + 64] = entry
+        except ValueError as exc:
+            raise self._refusal(exc) from None
+        _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, address_of_bytes(data), len(data))
         self._sq_tail = tail + 1
         return tail
+
+    def _push_bytes_cpython(self, entry: bytes, data: bytes) -> int:
+        """Queue ``entry`` (a :meth:`send_entry` or :meth:`quick_send_entry`)
+        pointed at all of ``data``; its sequence.  The caller keeps ``data``
+        referenced until the completion (a quick send's: until the enter
+        that hands it over returns)."""
+        # As _push_bytes_anywhere, with where the bytes are found by one
+        # addition (see _inline_bytes_offset) rather than a call.
+        tail = self._sq_tail
+        if tail - self._submitted >= self._sq_capacity:
+            self.submit()
+        offset = (tail & self._sq_mask) << 6
+        sqes = self._sqes
+        try:
+            sqes[offset : offset + 64] = entry
+        except ValueError as exc:
+            raise self._refusal(exc) from None
+        _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, id(data) + _INLINE, len(data))
+        self._sq_tail = tail + 1
+        return tail
+
+    push_bytes = _push_bytes_cpython if _BYTES_OFFSET is not None else _push_bytes_anywhere
+
+    def _refusal(self, exc: Exception) -> Exception:
+        if self._closed:
+            return RingUnavailableError(errno.EBADF, "the ring is closed")
+        return exc
 
     def withdraw(self, sequence: int) -> bool:
         """Turn the entry prepared as ``sequence`` (what its ``prep_*`` returned)
