@@ -32,10 +32,19 @@ import errno
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from weft.drivers._core.socket_defaults import READ_SIZE
-from weft.drivers.completion._uring import Ring, quick_sends_work, unpack_completions
+from weft.drivers.completion._uring import (
+    IORING_CQE_BUFFER_SHIFT,
+    IORING_CQE_F_BUFFER,
+    IORING_CQE_F_MORE,
+    BufferRing,
+    Ring,
+    multishot_receives_work,
+    quick_sends_work,
+    unpack_completions,
+)
 from weft.drivers.reactor._pollers import ERROR, HANGUP
 from weft.protocols.errors import ClosedResourceError
 
@@ -53,6 +62,15 @@ IGNORED = 0
 #: bit 62, so the top byte of that user_data, and of no other, is 0x40.
 QUICK = 1 << 62
 _QUICK_TOP_BYTE = QUICK >> 56
+
+#: The shared receive buffers (see RingPoller.buffer_ring): how many, of
+#: READ_SIZE each (what the reactor reads at a time).  At least what the
+#: kernel fills in one enter: it finishes at most 20 operations a pass and
+#: two passes an enter (Linux 6.13 and later, with DEFER_TASKRUN), and a
+#: receive it cannot give a buffer ends with ENOBUFS and is armed again.
+SHARED_BUFFERS = 64
+#: Their group's id.
+BUFFER_GROUP = 1
 
 #: Everything the kernel may still own at close: handlers of operations that
 #: never completed in time, with the buffers they reference.  Kept for the
@@ -82,11 +100,31 @@ class RingPoller:
         #: The transports whose quick send was pushed since the last enter;
         #: each appends itself (one send in flight each, so at most once).
         self.quick_sends: list[Any] = []
+        #: The receive buffers shared by the sockets' multishot receives,
+        #: made at the first (see buffer_ring).
+        self.buffers: BufferRing | None = None
+        self._can_share_buffers = multishot_receives_work()
         self._next_id = 1
         self._watched: dict[int, int] = {}  # fd -> mask
         self._armed: dict[int, int] = {}  # fd -> user_data of its POLL_ADD
         self._polls: dict[int, int] = {}  # user_data of a POLL_ADD -> fd
         self._to_arm: set[int] = set()
+
+    def buffer_ring(self) -> BufferRing | None:
+        """The receive buffers the sockets share, made and registered on first
+        use; None where multishot receives are not to be had (the kernel, or
+        a registration it refused), and then each connection receives into
+        a buffer of its own."""
+        buffers = self.buffers
+        if buffers is None and self._can_share_buffers:
+            try:
+                buffers = self.buffers = BufferRing(self.ring, BUFFER_GROUP, SHARED_BUFFERS, READ_SIZE)
+            except OSError as exc:
+                # Refused (memory, or a single-issuer ring already owned by
+                # another thread): receive the other way, from now on.
+                self._can_share_buffers = False
+                logger.info("receiving without shared buffers: the kernel refused them (%s)", exc)
+        return buffers
 
     def new_ids(self, count: int) -> int:
         """Reserve ``count`` consecutive user_data values; the first of them."""
@@ -177,6 +215,9 @@ class RingPoller:
                         # connection): do not wait for anything else.
                         timeout = 0.0
                         break
+        buffers = self.buffers
+        if buffers is not None:
+            buffers.publish()  # what the last turn gave back
         ring.submit_and_wait(None if timeout < 0 else timeout)
         run = ring.reap_run()
         streams = self.streams
@@ -218,6 +259,9 @@ class RingPoller:
         events: list[tuple[int, int]] = []
         completions, polls, armed, to_arm = self.completions, self._polls, self._armed, self._to_arm
         push = ring.push
+        # The shared buffers (a completion names one only if there are some).
+        shared = cast(BufferRing, buffers)
+        views, slots, mask = ([], [], 0) if buffers is None else (buffers.views, buffers.slots, buffers.mask)
         for user_data, res, flags in unpack_completions(run):
             stream = streams.get(user_data)
             if stream is not None:
@@ -228,6 +272,26 @@ class RingPoller:
                 # message costs); anything else goes to the transport.
                 try:
                     if user_data == stream._recv_id:
+                        if flags & IORING_CQE_F_BUFFER:
+                            # A multishot receive's arrival, in a shared
+                            # buffer: copied out, and the buffer given back
+                            # at once (BufferRing.give_back, inlined).
+                            bid = flags >> IORING_CQE_BUFFER_SHIFT
+                            data = views[bid][:res].tobytes()
+                            tail = shared.tail
+                            if slots[tail & mask] == bid:
+                                shared.tail = tail + 1
+                            else:
+                                shared.give_back(bid)
+                            lifecycle = stream._lifecycle
+                            if flags & IORING_CQE_F_MORE and lifecycle.wants_data and not stream._held:
+                                try:
+                                    stream._protocol.data_received(data)
+                                except Exception as exc:
+                                    stream._callback_failed(exc)
+                            else:
+                                stream._received(data, flags)
+                            continue
                         lifecycle = stream._lifecycle
                         if res > 0 and lifecycle.wants_data and not stream._held:
                             stream._recv_pending = False
@@ -320,3 +384,9 @@ class RingPoller:
             self.streams.clear()
         self.quick_sends.clear()
         self.ring.close()
+        if self.buffers is not None:
+            if _abandoned:
+                _abandoned.append(self.buffers)  # what the kernel may still write into
+            else:
+                self.buffers.release()
+            self.buffers = None

@@ -574,3 +574,137 @@ def test_an_older_kernel_gets_the_next_setup() -> None:
         assert wait_for(ring, 1) == [(1, 0, 0)]
     finally:
         ring.close()
+
+
+# --------------------------------------------------- shared receive buffers
+
+needs_multishot = pytest.mark.skipif(
+    _REFUSED is not None or not _uring.multishot_receives_work(),
+    reason="no multishot receives on this kernel",
+)
+
+
+def arrivals(ring: Ring, buffers: _uring.BufferRing, user_data: int) -> list[tuple[bytes, int]]:
+    """The completions of ``user_data`` waiting now, each as (what it brought,
+    its flags), its buffer given back; one without a buffer as (its res in
+    ASCII, its flags)."""
+    got = []
+    for completion_user_data, res, flags in ring.reap():
+        if completion_user_data != user_data:
+            continue
+        if flags & _uring.IORING_CQE_F_BUFFER:
+            bid = flags >> _uring.IORING_CQE_BUFFER_SHIFT
+            got.append((bytes(buffers.views[bid][:res]), flags))
+            buffers.give_back(bid)
+        else:
+            got.append((b"%d" % res, flags))
+    return got
+
+
+@needs_multishot
+def test_a_multishot_receive_fills_shared_buffers_arrival_after_arrival(ring: Ring) -> None:
+    """One multishot RECV, armed once, completes for each arrival with a
+    buffer of the group and F_MORE; buffers given back (in order or not) are
+    taken again, so many more arrivals than buffers all come through; a
+    cancel ends it with -ECANCELED and no F_MORE."""
+    buffers = _uring.BufferRing(ring, 3, 4, 128)
+    left, right = socket.socketpair()
+    try:
+        ring.push(Ring.multishot_recv_entry(right.fileno(), 3, 9))
+        ring.submit()
+        seen: list[bytes] = []
+        for index in range(20):
+            message = b"arrival %d" % index
+            left.send(message)
+            for _ in range(int(TIMEOUT / 0.01)):
+                buffers.publish()
+                ring.submit_and_wait(0.01)
+                got = arrivals(ring, buffers, 9)
+                if got:
+                    break
+            [(data, flags)] = got
+            assert flags & _uring.IORING_CQE_F_MORE
+            seen.append(data)
+        assert seen == [b"arrival %d" % index for index in range(20)]
+        ring.prep_cancel(9, 10)
+        ended = [c for c in wait_for(ring, 2) if c[0] == 9]
+        assert ended == [(9, -errno.ECANCELED, 0)]
+    finally:
+        left.close()
+        right.close()
+        ring.close()
+        buffers.release()
+
+
+@needs_multishot
+def test_a_buffer_given_back_out_of_order_is_written_into_its_slot(ring: Ring) -> None:
+    """give_back in the order the kernel took the buffers only moves the tail;
+    out of order, the slot at the tail is written with the buffer given, and
+    the kernel takes that one next."""
+    buffers = _uring.BufferRing(ring, 3, 2, 64)
+    try:
+        assert buffers.slots == [0, 1]
+        buffers.give_back(0)  # in order: slot 0 names buffer 0 already
+        assert buffers.slots == [0, 1]
+        buffers.give_back(0)  # out of order: slot 1 now names buffer 0
+        assert buffers.slots == [0, 0]
+        assert buffers.tail == 4
+    finally:
+        ring.close()
+        buffers.release()
+
+
+@needs_multishot
+def test_a_multishot_receive_without_buffers_ends_with_enobufs(ring: Ring) -> None:
+    """With every buffer taken and none given back, the next arrival ends the
+    multishot receive with -ENOBUFS (no F_MORE): the bytes stay in the socket
+    for the receive armed again."""
+    buffers = _uring.BufferRing(ring, 3, 1, 64)
+    left, right = socket.socketpair()
+    try:
+        ring.push(Ring.multishot_recv_entry(right.fileno(), 3, 9))
+        left.send(b"takes the only buffer")
+        completions = [c for c in wait_for(ring, 1) if c[0] == 9]
+        assert completions[0][2] & _uring.IORING_CQE_F_BUFFER
+        left.send(b"finds none")
+        ended = [c for c in wait_for(ring, 1) if c[0] == 9]
+        assert ended == [(9, -errno.ENOBUFS, 0)]
+        buffers.give_back(completions[0][2] >> _uring.IORING_CQE_BUFFER_SHIFT)
+        buffers.publish()
+        ring.push(Ring.multishot_recv_entry(right.fileno(), 3, 9))
+        [(_user_data, res, flags)] = [c for c in wait_for(ring, 1) if c[0] == 9]
+        assert bytes(buffers.views[flags >> _uring.IORING_CQE_BUFFER_SHIFT][:res]) == b"finds none"
+    finally:
+        left.close()
+        right.close()
+        ring.close()
+        buffers.release()
+
+
+@needs_multishot
+def test_a_buffer_ring_holds_a_power_of_two_of_buffers(ring: Ring) -> None:
+    """A count the kernel would refuse is refused before it is asked."""
+    with pytest.raises(ValueError, match="power of two"):
+        _uring.BufferRing(ring, 3, 3, 64)
+
+
+@needs_ring
+def test_a_refused_buffer_ring_is_an_os_error_not_a_crash(
+    ring: Ring, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel that refuses the registration (here forced: EINVAL, an old
+    kernel) makes BufferRing raise OSError, its memory let go."""
+
+    def refuse(fd: int, opcode: int, arg: int, count: int) -> int:
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+
+    monkeypatch.setattr(_uring.syscalls, "register", refuse)
+    with pytest.raises(OSError, match="Invalid argument") as raised:
+        _uring.BufferRing(ring, 3, 4, 64)
+    assert raised.value.errno == errno.EINVAL
+
+
+@needs_multishot
+def test_this_kernel_does_multishot_receives() -> None:
+    """The probe the driver relies on holds on the kernel the tests run on."""
+    assert _uring.multishot_receives_work()
