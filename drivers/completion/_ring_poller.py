@@ -32,7 +32,7 @@ import errno
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.completion._uring import (
@@ -71,6 +71,23 @@ _QUICK_TOP_BYTE = QUICK >> 56
 SHARED_BUFFERS = 64
 #: Their group's id.
 BUFFER_GROUP = 1
+
+
+class _NoBuffers:
+    """What _dispatch is given where there are no shared buffers (no
+    completion then names one)."""
+
+    def __init__(self) -> None:
+        self.views: list[memoryview] = []
+        self.slots: list[int] = []
+        self.mask = 0
+        self.tail = 0
+
+    def put(self, tail: int, bid: int) -> None:
+        """Never called."""
+
+
+_NO_BUFFERS: Any = _NoBuffers()
 
 #: Everything the kernel may still own at close: handlers of operations that
 #: never completed in time, with the buffers they reference.  Kept for the
@@ -198,155 +215,173 @@ class RingPoller:
         if self._to_arm:
             self._arm_all()
         quick = self.quick_sends
-        sent = None
+        sent: list[Any] | None = None
+        ending: list[Any] | None = None
         if quick:
-            sent = quick.copy()
+            # Sort the quick sends about to be handed over: those whose end
+            # has work to do make this enter not wait; the others will simply
+            # be idle again.  Nothing runs between here and their end but the
+            # enter itself.
+            sent, ending = [], []
+            for stream in quick:
+                if (
+                    stream._buffer
+                    or stream._file_queue
+                    or stream._flow.paused
+                    or not stream._lifecycle.writable
+                ):
+                    ending.append(stream)
+                else:
+                    sent.append(stream)
             quick.clear()
-            if timeout:
-                for stream in sent:
-                    if (
-                        stream._buffer
-                        or stream._file_queue
-                        or stream._flow.paused
-                        or not stream._lifecycle.writable
-                    ):
-                        # Its send's end has work to do at once (send what
-                        # queued behind it, resume_writing, end the
-                        # connection): do not wait for anything else.
-                        timeout = 0.0
-                        break
+            if ending:
+                timeout = 0.0
         buffers = self.buffers
         if buffers is not None:
             buffers.publish()  # what the last turn gave back
         ring.submit_and_wait(None if timeout < 0 else timeout)
         run = ring.reap_run()
-        streams = self.streams
-        if sent is not None:
-            if _QUICK_TOP_BYTE in run[7::16]:  # a quick send did not go whole
-                for user_data, res, _flags in unpack_completions(run):
-                    if user_data & QUICK:
-                        stream = streams.get(user_data ^ QUICK)
-                        if stream is not None and stream._quick:
-                            self._quick_failed(stream, res)
-            submitted = ring.submitted
-            for stream in sent:
-                if not stream._quick:
-                    continue  # it failed, and the rest went the usual way
-                if stream._send_seq >= submitted:
-                    quick.append(stream)  # the kernel took no more than this: next enter
-                    continue
-                data = stream._in_flight
-                stream._quick = False
-                try:
-                    if (
-                        stream._lifecycle.writable
-                        and not stream._flow.paused
-                        and not stream._buffer
-                        and not stream._file_queue
-                    ):
-                        # Sent, nothing queued behind it, still open, no
-                        # resume_writing due: the transport is idle again
-                        # (CompletionTransport._send_done's hot path).
-                        stream._in_flight = None
-                        stream._buffer_size -= len(data)
-                        stream._idle_writer = True
-                    else:
-                        stream._send_done(len(data), 0)
-                except Exception as exc:  # a driver bug: never stop the loop for it
-                    logger.error("exception finishing the quick send of %r", stream, exc_info=exc)
+        if sent is not None and ending is not None:
+            self._end_quick_sends(run, sent, ending)
         if not run:
             return []
         events: list[tuple[int, int]] = []
-        completions, polls, armed, to_arm = self.completions, self._polls, self._armed, self._to_arm
-        push = ring.push
-        # The shared buffers (a completion names one only if there are some).
-        shared = cast(BufferRing, buffers)
-        views, slots, mask = ([], [], 0) if buffers is None else (buffers.views, buffers.slots, buffers.mask)
-        for user_data, res, flags in unpack_completions(run):
-            stream = streams.get(user_data)
-            if stream is not None:
-                # A transport's receive or send.  The common cases are done
-                # right here: CompletionTransport._recv_done's and
-                # _send_done's hot paths, inlined (as the reactor's loop
-                # inlines its reads: a Python call is a good part of what a
-                # message costs); anything else goes to the transport.
-                try:
-                    if user_data == stream._recv_id:
-                        if flags & IORING_CQE_F_BUFFER:
-                            # A multishot receive's arrival, in a shared
-                            # buffer: copied out, and the buffer given back
-                            # at once (BufferRing.give_back, inlined).
-                            bid = flags >> IORING_CQE_BUFFER_SHIFT
-                            data = views[bid][:res].tobytes()
-                            tail = shared.tail
-                            if slots[tail & mask] == bid:
-                                shared.tail = tail + 1
-                            else:
-                                shared.give_back(bid)
-                            lifecycle = stream._lifecycle
-                            if flags & IORING_CQE_F_MORE and lifecycle.wants_data and not stream._held:
-                                try:
-                                    stream._protocol.data_received(data)
-                                except Exception as exc:
-                                    stream._callback_failed(exc)
-                            else:
-                                stream._received(data, flags)
+        if buffers is None:
+            self._dispatch(run, events, _NO_BUFFERS)
+        else:
+            self._dispatch(run, events, buffers)
+        return events
+
+    def _dispatch(self, run: bytes, events: list[tuple[int, int]], buffers: BufferRing) -> None:
+        """Hand each completion of ``run`` to what waits for it (see poll)."""
+        streams, completions, polls = self.streams, self.completions, self._polls
+        armed, to_arm, push = self._armed, self._to_arm, self.ring.push
+        # The shared buffers, and the tail where they are given back, kept
+        # here for the run (BufferRing.give_back, inlined).
+        views, slots, mask, tail = buffers.views, buffers.slots, buffers.mask, buffers.tail
+        try:
+            for user_data, res, flags in unpack_completions(run):
+                stream = streams.get(user_data)
+                if stream is None:
+                    handler = completions.get(user_data)
+                    if handler is not None:
+                        try:
+                            handler(res, flags)
+                        except Exception as exc:  # a driver bug: never stop the loop for it
+                            logger.error("exception in the completion handler %r", handler, exc_info=exc)
+                        continue
+                    fd = polls.pop(user_data, None)
+                    if fd is None:
+                        continue  # a removed poll, a cancel, a quick send's failure (done)
+                    del armed[fd]
+                    to_arm.add(fd)
+                    if res < 0:
+                        if res == -errno.ECANCELED:
                             continue
+                        # The kernel could not poll it (EBADF...): as epoll
+                        # reports a broken descriptor, so that its reader meets
+                        # the error.
+                        res = ERROR | HANGUP
+                    events.append((fd, res))
+                    continue
+                # A transport's receive or send.  The common cases are done
+                # right here: CompletionTransport._recv_done's and _send_done's
+                # hot paths, inlined (as the reactor's loop inlines its reads:
+                # a Python call is a good part of what a message costs);
+                # anything else goes to the transport.
+                try:
+                    if user_data != stream._recv_id:
+                        data = stream._in_flight
+                        if (
+                            data
+                            and res == len(data)
+                            and stream._lifecycle.writable
+                            and not stream._flow.paused
+                            and not stream._buffer
+                            and not stream._file_queue
+                        ):
+                            # All taken, nothing queued behind it, still open, no
+                            # resume_writing due: the transport is idle again.
+                            stream._in_flight = None
+                            stream._buffer_size -= res
+                            stream._idle_writer = True
+                        else:
+                            stream._send_done(res, flags)
+                        continue
+                    if flags & IORING_CQE_F_BUFFER:
+                        # A multishot receive's arrival, in a shared buffer:
+                        # copied out, and the buffer given back at once (if
+                        # the slot at the tail names it already, as it does
+                        # when buffers come back in the order they went, only
+                        # the tail moves).
+                        bid = flags >> IORING_CQE_BUFFER_SHIFT
+                        data = views[bid][:res].tobytes()
+                        if slots[tail & mask] != bid:
+                            buffers.put(tail, bid)
+                        tail += 1
                         lifecycle = stream._lifecycle
-                        if res > 0 and lifecycle.wants_data and not stream._held:
-                            stream._recv_pending = False
+                        if flags & IORING_CQE_F_MORE and lifecycle.wants_data and not stream._held:
                             try:
-                                stream._protocol.data_received(stream._recv_view[:res].tobytes())
+                                stream._protocol.data_received(data)
                             except Exception as exc:
                                 stream._callback_failed(exc)
-                                continue
-                            if lifecycle.wants_data and not stream._recv_pending:
-                                if res == stream._recv_grow_at:  # filled: a bigger buffer
-                                    stream._new_recv_buffer(READ_SIZE)
-                                stream._recv_pending = True
-                                stream._recv_seq = push(stream._recv_entry)
                         else:
-                            stream._recv_done(res, flags)
+                            stream._received(data, flags)
                         continue
-                    data = stream._in_flight
-                    if (
-                        data
-                        and res == len(data)
-                        and stream._lifecycle.writable
-                        and not stream._flow.paused
-                        and not stream._buffer
-                        and not stream._file_queue
-                    ):
-                        # All taken, nothing queued behind it, still open, no
-                        # resume_writing due: the transport is idle again.
-                        stream._in_flight = None
-                        stream._buffer_size -= res
-                        stream._idle_writer = True
+                    lifecycle = stream._lifecycle
+                    if res > 0 and lifecycle.wants_data and not stream._held:
+                        stream._recv_pending = False
+                        try:
+                            stream._protocol.data_received(stream._recv_view[:res].tobytes())
+                        except Exception as exc:
+                            stream._callback_failed(exc)
+                            continue
+                        if lifecycle.wants_data and not stream._recv_pending:
+                            if res == stream._recv_grow_at:  # filled: a bigger buffer
+                                stream._new_recv_buffer(READ_SIZE)
+                            stream._recv_pending = True
+                            stream._recv_seq = push(stream._recv_entry)
                     else:
-                        stream._send_done(res, flags)
+                        stream._recv_done(res, flags)
                 except Exception as exc:  # a driver bug: never stop the loop for it
                     logger.error("exception in the completion handler of %r", stream, exc_info=exc)
-                continue
-            handler = completions.get(user_data)
-            if handler is not None:
+        finally:
+            buffers.tail = tail
+
+    def _end_quick_sends(self, run: bytes, sent: list[Any], ending: list[Any]) -> None:
+        """After the enter that handed them over: the quick sends' failures
+        first (see poll), then the end of every other, as its completion
+        would have been handled."""
+        streams, ring = self.streams, self.ring
+        if _QUICK_TOP_BYTE in run[7::16]:  # a quick send did not go whole
+            for user_data, res, _flags in unpack_completions(run):
+                if user_data & QUICK:
+                    stream = streams.get(user_data ^ QUICK)
+                    if stream is not None and stream._quick:
+                        self._quick_failed(stream, res)
+        if ring.pending:
+            # The kernel took fewer entries than it was given (it can, short
+            # of memory): those it did not take are not over; next enter.
+            submitted = ring.submitted
+            for group in (sent, ending):
+                for stream in [s for s in group if s._quick and s._send_seq >= submitted]:
+                    group.remove(stream)
+                    self.quick_sends.append(stream)
+        for stream in sent:
+            if stream._quick:  # (not if it failed: the rest went the usual way)
+                # Sent, nothing queued behind it, still open, no
+                # resume_writing due: idle again (_send_done's hot path).
+                stream._quick = False
+                stream._buffer_size -= len(stream._in_flight)
+                stream._in_flight = None
+                stream._idle_writer = True
+        for stream in ending:
+            if stream._quick:
+                stream._quick = False
                 try:
-                    handler(res, flags)
+                    stream._send_done(len(stream._in_flight), 0)
                 except Exception as exc:  # a driver bug: never stop the loop for it
-                    logger.error("exception in the completion handler %r", handler, exc_info=exc)
-                continue
-            fd = polls.pop(user_data, None)
-            if fd is None:
-                continue  # a removed poll, a cancel: nobody waits for it
-            del armed[fd]
-            to_arm.add(fd)
-            if res < 0:
-                if res == -errno.ECANCELED:
-                    continue
-                # The kernel could not poll it (EBADF...): as epoll reports a
-                # broken descriptor, so that its reader meets the error.
-                res = ERROR | HANGUP
-            events.append((fd, res))
-        return events
+                    logger.error("exception finishing the quick send of %r", stream, exc_info=exc)
 
     @staticmethod
     def _quick_failed(stream: Any, res: int) -> None:

@@ -957,13 +957,18 @@ class BufferRing:
 
         Buffers usually come back in the order the kernel took them, and
         then the slot at the tail names the very buffer already: only the
-        tail moves.  Otherwise the slot is written."""
+        tail moves.  Otherwise the slot is written (:meth:`put`)."""
         tail = self.tail
-        slot = tail & self.mask
-        if self.slots[slot] != bid:
-            self.slots[slot] = bid
-            self._entries[slot * 16 : slot * 16 + 16] = self._made[bid]
+        if self.slots[tail & self.mask] != bid:
+            self.put(tail, bid)
         self.tail = tail + 1
+
+    def put(self, tail: int, bid: int) -> None:
+        """Write buffer ``bid`` into the ring's slot at ``tail`` (the tail is
+        the caller's to move)."""
+        slot = tail & self.mask
+        self.slots[slot] = bid
+        self._entries[slot * 16 : slot * 16 + 16] = self._made[bid]
 
     def publish(self) -> None:
         """Tell the kernel how far the tail is (once per turn, before entering)."""
