@@ -196,7 +196,10 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         if not self._recv_entry:  # the first receive: how this one receives
             buffers = self._poller.buffer_ring() if self._on_socket else None
             if buffers is not None:
-                self._recv_entry = Ring.multishot_recv_entry(self._read_fd, buffers.group, self._recv_id)
+                # Capped: a flooding peer gets a few buffers per turn, about
+                # what the reactor reads, and no more is held if its
+                # connection pauses (see Ring.multishot_recv_entry).
+                self._recv_entry = Ring.multishot_recv_entry(self._read_fd, buffers, self._recv_id)
             else:
                 self._new_recv_buffer(FIRST_READ_SIZE)
         self._recv_pending = True

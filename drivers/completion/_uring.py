@@ -146,6 +146,9 @@ IORING_CQE_F_BUFFER = 1 << 0
 IORING_CQE_BUFFER_SHIFT = 16
 #: ``ioprio`` of a RECV: stay armed, one completion per arrival (Linux 6.0).
 IORING_RECV_MULTISHOT = 1 << 1
+# ``ioprio`` of a RECV: take as many buffers as ``len`` allows (Linux 6.10);
+# with ``len`` one buffer long, it only caps the receive (multishot_recv_entry).
+_RECVSEND_BUNDLE = 1 << 4
 #: An entry's flags: take a buffer from the group in ``buf_group`` (5.7).
 _IOSQE_BUFFER_SELECT = 1 << 5
 
@@ -609,20 +612,31 @@ class Ring:
     # RingUnavailableError that every other call on a closed ring raises.
 
     @staticmethod
-    def multishot_recv_entry(fd: int, group: int, user_data: int) -> bytes:
-        """A multishot ``RECV`` on the socket ``fd`` into buffers of the
-        :class:`BufferRing` ``group``, for :meth:`push`: armed once, it
-        completes once for each arrival of data, with a buffer of the group
-        (``IORING_CQE_F_BUFFER``, its id in ``flags >> 16``) and
-        ``IORING_CQE_F_MORE`` while it stays armed.  Its last completion
-        lacks ``F_MORE``: 0 at EOF, ``-ENOBUFS`` when the group had no
-        buffer left (the bytes wait in the socket), ``-ECANCELED``, an
+    def multishot_recv_entry(fd: int, buffers: BufferRing, user_data: int) -> bytes:
+        """A multishot ``RECV`` on the socket ``fd`` into the shared ``buffers``,
+        for :meth:`push`: armed once, it completes once for each arrival of
+        data, with one buffer (``IORING_CQE_F_BUFFER``, its id in
+        ``flags >> 16``) and ``IORING_CQE_F_MORE`` while it stays armed.
+        Its last completion lacks ``F_MORE``: 0 at EOF, ``-ENOBUFS`` when no
+        buffer was left (the bytes wait in the socket), ``-ECANCELED``, an
         error; or data, if the kernel ended it for its own reasons (a full
-        completion queue).  Linux 6.0; see :func:`multishot_receives_work`.
+        completion queue).
+
+        A *capped bundle* receive (Linux 6.10): each completion is at most a
+        buffer long, and one that reaches that is not followed at once by
+        another, but only after the kernel's other work.  A plain multishot
+        receive goes on into buffer after buffer (up to 32) while the socket
+        has data: one flooding peer would take that much per
+        ``io_uring_enter`` (2 MiB of 64 KiB buffers), and as much would be
+        held if its connection paused.  Capped, it takes a buffer at a time,
+        a few per enter, about what the reactor reads per turn.  Where the
+        kernel lacks it the entry is refused; :func:`multishot_receives_work`
+        asks.
         """
         return _SQE.pack(
-            Op.RECV, _IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT, fd, 0, 0, 0, 0, user_data, group, 0, 0, 0, 0
-        )
+            Op.RECV, _IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT | _RECVSEND_BUNDLE, fd, 0, 0, buffers.size,
+            0, user_data, buffers.group, 0, 0, 0, 0,
+        )  # fmt: skip
 
     def push(self, entry: bytes) -> int:
         """Queue a copy of ``entry`` (64 bytes, from :meth:`entry`); its sequence,
@@ -987,9 +1001,10 @@ class BufferRing:
 
 
 def multishot_receives_work() -> bool:
-    """Whether this kernel does multishot receives into a provided-buffer ring
-    as weft relies on (Linux 6.0): asked once per process, on a socket pair
-    (two arrivals, two completions with their buffers and ``F_MORE``; a
+    """Whether this kernel does capped multishot receives into a provided-buffer
+    ring as weft relies on (:meth:`Ring.multishot_recv_entry`, Linux 6.10):
+    asked once per process, on a socket pair (each arrival completes with a
+    buffer and ``F_MORE``, one longer than a buffer in buffer-long pieces; a
     cancel ends it without ``F_MORE``).  False on any other outcome or
     refusal; then each receive goes into a buffer of the connection's own."""
     return _multishot_probe()
@@ -1004,16 +1019,25 @@ def _multishot_probe() -> bool:
     left, right = socket.socketpair()
     buffers: BufferRing | None = None
     try:
-        buffers = BufferRing(ring, 1, 2, 64)
-        ring.push(Ring.multishot_recv_entry(right.fileno(), 1, 7))
+        shared = buffers = BufferRing(ring, 1, 4, 8)
+        ring.push(Ring.multishot_recv_entry(right.fileno(), shared, 7))
         got: list[tuple[int, int, int]] = []
-        for data in (b"first", b"second"):
+        more_and_buffer = IORING_CQE_F_MORE | IORING_CQE_F_BUFFER
+
+        def texts() -> list[bytes]:
+            return [
+                bytes(shared.views[flags >> IORING_CQE_BUFFER_SHIFT][:res])
+                for user_data, res, flags in got
+                if user_data == 7 and flags & more_and_buffer == more_and_buffer
+            ]
+
+        # One arrival in one buffer; then one in two, a buffer each.
+        for data, so_far in ((b"first", 5), (b"secondly, longer", 21)):
             left.send(data)
             for _ in range(100):
                 ring.submit_and_wait(0.01)
-                arrived = ring.reap()
-                if arrived:
-                    got.extend(arrived)
+                got.extend(ring.reap())
+                if sum(map(len, texts())) >= so_far:
                     break
         ring.prep_cancel(7, 8)
         for _ in range(100):
@@ -1021,16 +1045,10 @@ def _multishot_probe() -> bool:
             got.extend(ring.reap())
             if any(user_data == 7 and not flags & IORING_CQE_F_MORE for user_data, _res, flags in got):
                 break
-        receives = [(res, flags) for user_data, res, flags in got if user_data == 7]
-        more_and_buffer = IORING_CQE_F_MORE | IORING_CQE_F_BUFFER
-        texts = [
-            bytes(buffers.views[flags >> IORING_CQE_BUFFER_SHIFT][:res])
-            for res, flags in receives
-            if flags & more_and_buffer == more_and_buffer
-        ]
-        last_res, last_flags = receives[-1] if receives else (0, IORING_CQE_F_MORE)
+        ends = [(res, flags) for user_data, res, flags in got if user_data == 7]
+        last_res, last_flags = ends[-1] if ends else (0, IORING_CQE_F_MORE)
         ended = last_res == -errno.ECANCELED and not last_flags & IORING_CQE_F_MORE
-        return texts == [b"first", b"second"] and ended
+        return texts() == [b"first", b"secondly", b", longer"] and ended
     except OSError:
         return False
     finally:

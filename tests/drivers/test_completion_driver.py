@@ -11,12 +11,13 @@ call forced to fail).  Every wait is ``run_until`` with a bound.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -495,6 +496,35 @@ def test_pause_then_resume_before_the_cancel_completes_keeps_receiving(runtime: 
     assert runtime.run_until(lambda: servers[0].received == b"after a blink", TIMEOUT)
     assert receiving._recv_pending
     assert not receiving._recv_cancelled
+
+
+class PausesAtOnce(RecordingProtocol):
+    """Pauses reading at its first bytes, as a protocol whose writes back up does."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.transport.pause_reading()
+
+
+@needs_shared_buffers
+def test_a_flooding_peer_gets_a_few_buffers_per_turn(runtime: CompletionRuntime) -> None:
+    """A peer that floods a connection which pauses at its first bytes: what
+    the multishot receive took before the pause's cancel took effect, held
+    until resume_reading, is a few buffers, not the 32 a plain multishot
+    receive takes in one enter (the receive is capped)."""
+    listener = runtime.listen_tcp(PausesAtOnce, "127.0.0.1", 0)
+    peer = socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT)
+    with peer:
+        assert runtime.run_until(lambda: len(listener.connections) == 1, TIMEOUT)
+        receiving = cast(CompletionTransport, next(iter(listener.connections)))
+        peer.setblocking(False)
+        flood = bytes(4 * 1024 * 1024)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                peer.send(flood)  # until the kernel's buffers are full
+        assert runtime.run_until(lambda: receiving._lifecycle.paused and not receiving._recv_pending, TIMEOUT)
+        held = sum(len(data) for data in receiving._held if data is not None)
+        assert held <= 8 * READ_SIZE  # a plain multishot receive: up to 32 buffers
 
 
 @needs_shared_buffers

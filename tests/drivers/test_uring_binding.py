@@ -610,7 +610,7 @@ def test_a_multishot_receive_fills_shared_buffers_arrival_after_arrival(ring: Ri
     buffers = _uring.BufferRing(ring, 3, 4, 128)
     left, right = socket.socketpair()
     try:
-        ring.push(Ring.multishot_recv_entry(right.fileno(), 3, 9))
+        ring.push(Ring.multishot_recv_entry(right.fileno(), buffers, 9))
         ring.submit()
         seen: list[bytes] = []
         for index in range(20):
@@ -662,7 +662,7 @@ def test_a_multishot_receive_without_buffers_ends_with_enobufs(ring: Ring) -> No
     buffers = _uring.BufferRing(ring, 3, 1, 64)
     left, right = socket.socketpair()
     try:
-        ring.push(Ring.multishot_recv_entry(right.fileno(), 3, 9))
+        ring.push(Ring.multishot_recv_entry(right.fileno(), buffers, 9))
         left.send(b"takes the only buffer")
         completions = [c for c in wait_for(ring, 1) if c[0] == 9]
         assert completions[0][2] & _uring.IORING_CQE_F_BUFFER
@@ -671,7 +671,7 @@ def test_a_multishot_receive_without_buffers_ends_with_enobufs(ring: Ring) -> No
         assert ended == [(9, -errno.ENOBUFS, 0)]
         buffers.give_back(completions[0][2] >> _uring.IORING_CQE_BUFFER_SHIFT)
         buffers.publish()
-        ring.push(Ring.multishot_recv_entry(right.fileno(), 3, 9))
+        ring.push(Ring.multishot_recv_entry(right.fileno(), buffers, 9))
         [(_user_data, res, flags)] = [c for c in wait_for(ring, 1) if c[0] == 9]
         assert bytes(buffers.views[flags >> _uring.IORING_CQE_BUFFER_SHIFT][:res]) == b"finds none"
     finally:
