@@ -35,16 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from weft.drivers._core.socket_defaults import READ_SIZE
-from weft.drivers.completion._uring import (
-    IORING_CQE_BUFFER_SHIFT,
-    IORING_CQE_F_BUFFER,
-    IORING_CQE_F_MORE,
-    BufferRing,
-    Ring,
-    multishot_receives_work,
-    quick_sends_work,
-    unpack_completions,
-)
+from weft.drivers.completion._uring import Ring, quick_sends_work, unpack_completions
 from weft.drivers.reactor._pollers import ERROR, HANGUP
 from weft.protocols.errors import ClosedResourceError
 
@@ -63,31 +54,6 @@ IGNORED = 0
 QUICK = 1 << 62
 _QUICK_TOP_BYTE = QUICK >> 56
 
-#: The shared receive buffers (see RingPoller.buffer_ring): how many, of
-#: READ_SIZE each (what the reactor reads at a time).  At least what the
-#: kernel fills in one enter: it finishes at most 20 operations a pass and
-#: two passes an enter (Linux 6.13 and later, with DEFER_TASKRUN), and a
-#: receive it cannot give a buffer ends with ENOBUFS and is armed again.
-SHARED_BUFFERS = 64
-#: Their group's id.
-BUFFER_GROUP = 1
-
-
-class _NoBuffers:
-    """What _dispatch is given where there are no shared buffers (no
-    completion then names one)."""
-
-    def __init__(self) -> None:
-        self.views: list[memoryview] = []
-        self.slots: list[int] = []
-        self.mask = 0
-        self.tail = 0
-
-    def put(self, tail: int, bid: int) -> None:
-        """Never called."""
-
-
-_NO_BUFFERS: Any = _NoBuffers()
 
 #: Everything the kernel may still own at close: handlers of operations that
 #: never completed in time, with the buffers they reference.  Kept for the
@@ -117,31 +83,11 @@ class RingPoller:
         #: The transports whose quick send was pushed since the last enter;
         #: each appends itself (one send in flight each, so at most once).
         self.quick_sends: list[Any] = []
-        #: The receive buffers shared by the sockets' multishot receives,
-        #: made at the first (see buffer_ring).
-        self.buffers: BufferRing | None = None
-        self._can_share_buffers = multishot_receives_work()
         self._next_id = 1
         self._watched: dict[int, int] = {}  # fd -> mask
         self._armed: dict[int, int] = {}  # fd -> user_data of its POLL_ADD
         self._polls: dict[int, int] = {}  # user_data of a POLL_ADD -> fd
         self._to_arm: set[int] = set()
-
-    def buffer_ring(self) -> BufferRing | None:
-        """The receive buffers the sockets share, made and registered on first
-        use; None where multishot receives are not to be had (the kernel, or
-        a registration it refused), and then each connection receives into
-        a buffer of its own."""
-        buffers = self.buffers
-        if buffers is None and self._can_share_buffers:
-            try:
-                buffers = self.buffers = BufferRing(self.ring, BUFFER_GROUP, SHARED_BUFFERS, READ_SIZE)
-            except OSError as exc:
-                # Refused (memory, or a single-issuer ring already owned by
-                # another thread): receive the other way, from now on.
-                self._can_share_buffers = False
-                logger.info("receiving without shared buffers: the kernel refused them (%s)", exc)
-        return buffers
 
     def new_ids(self, count: int) -> int:
         """Reserve ``count`` consecutive user_data values; the first of them."""
@@ -236,9 +182,6 @@ class RingPoller:
             quick.clear()
             if ending:
                 timeout = 0.0
-        buffers = self.buffers
-        if buffers is not None:
-            buffers.publish()  # what the last turn gave back
         ring.submit_and_wait(None if timeout < 0 else timeout)
         run = ring.reap_run()
         if sent is not None and ending is not None:
@@ -246,107 +189,78 @@ class RingPoller:
         if not run:
             return []
         events: list[tuple[int, int]] = []
-        if buffers is None:
-            self._dispatch(run, events, _NO_BUFFERS)
-        else:
-            self._dispatch(run, events, buffers)
+        self._dispatch(run, events)
         return events
 
-    def _dispatch(self, run: bytes, events: list[tuple[int, int]], buffers: BufferRing) -> None:
+    def _dispatch(self, run: bytes, events: list[tuple[int, int]]) -> None:
         """Hand each completion of ``run`` to what waits for it (see poll)."""
         streams, completions, polls = self.streams, self.completions, self._polls
         armed, to_arm, push = self._armed, self._to_arm, self.ring.push
-        # The shared buffers, and the tail where they are given back, kept
-        # here for the run (BufferRing.give_back, inlined).
-        views, slots, mask, tail = buffers.views, buffers.slots, buffers.mask, buffers.tail
-        try:
-            for user_data, res, flags in unpack_completions(run):
-                stream = streams.get(user_data)
-                if stream is None:
-                    handler = completions.get(user_data)
-                    if handler is not None:
-                        try:
-                            handler(res, flags)
-                        except Exception as exc:  # a driver bug: never stop the loop for it
-                            logger.error("exception in the completion handler %r", handler, exc_info=exc)
-                        continue
-                    fd = polls.pop(user_data, None)
-                    if fd is None:
-                        continue  # a removed poll, a cancel, a quick send's failure (done)
-                    del armed[fd]
-                    to_arm.add(fd)
-                    if res < 0:
-                        if res == -errno.ECANCELED:
-                            continue
-                        # The kernel could not poll it (EBADF...): as epoll
-                        # reports a broken descriptor, so that its reader meets
-                        # the error.
-                        res = ERROR | HANGUP
-                    events.append((fd, res))
+        for user_data, res, flags in unpack_completions(run):
+            stream = streams.get(user_data)
+            if stream is None:
+                handler = completions.get(user_data)
+                if handler is not None:
+                    try:
+                        handler(res, flags)
+                    except Exception as exc:  # a driver bug: never stop the loop for it
+                        logger.error("exception in the completion handler %r", handler, exc_info=exc)
                     continue
-                # A transport's receive or send.  The common cases are done
-                # right here: CompletionTransport._recv_done's and _send_done's
-                # hot paths, inlined (as the reactor's loop inlines its reads:
-                # a Python call is a good part of what a message costs);
-                # anything else goes to the transport.
-                try:
-                    if user_data != stream._recv_id:
-                        data = stream._in_flight
-                        if (
-                            data
-                            and res == len(data)
-                            and stream._lifecycle.writable
-                            and not stream._flow.paused
-                            and not stream._buffer
-                            and not stream._file_queue
-                        ):
-                            # All taken, nothing queued behind it, still open, no
-                            # resume_writing due: the transport is idle again.
-                            stream._in_flight = None
-                            stream._buffer_size -= res
-                            stream._idle_writer = True
-                        else:
-                            stream._send_done(res, flags)
+                fd = polls.pop(user_data, None)
+                if fd is None:
+                    continue  # a removed poll, a cancel, a quick send's failure (done)
+                del armed[fd]
+                to_arm.add(fd)
+                if res < 0:
+                    if res == -errno.ECANCELED:
                         continue
-                    if flags & IORING_CQE_F_BUFFER:
-                        # A multishot receive's arrival, in a shared buffer:
-                        # copied out, and the buffer given back at once (if
-                        # the slot at the tail names it already, as it does
-                        # when buffers come back in the order they went, only
-                        # the tail moves).
-                        bid = flags >> IORING_CQE_BUFFER_SHIFT
-                        data = views[bid][:res].tobytes()
-                        if slots[tail & mask] != bid:
-                            buffers.put(tail, bid)
-                        tail += 1
-                        lifecycle = stream._lifecycle
-                        if flags & IORING_CQE_F_MORE and lifecycle.wants_data and not stream._held:
-                            try:
-                                stream._protocol.data_received(data)
-                            except Exception as exc:
-                                stream._callback_failed(exc)
-                        else:
-                            stream._received(data, flags)
-                        continue
-                    lifecycle = stream._lifecycle
-                    if res > 0 and lifecycle.wants_data and not stream._held:
-                        stream._recv_pending = False
-                        try:
-                            stream._protocol.data_received(stream._recv_view[:res].tobytes())
-                        except Exception as exc:
-                            stream._callback_failed(exc)
-                            continue
-                        if lifecycle.wants_data and not stream._recv_pending:
-                            if res == stream._recv_grow_at:  # filled: a bigger buffer
-                                stream._new_recv_buffer(READ_SIZE)
-                            stream._recv_pending = True
-                            stream._recv_seq = push(stream._recv_entry)
+                    # The kernel could not poll it (EBADF...): as epoll
+                    # reports a broken descriptor, so that its reader meets
+                    # the error.
+                    res = ERROR | HANGUP
+                events.append((fd, res))
+                continue
+            # A transport's receive or send.  The common cases are done
+            # right here: CompletionTransport._recv_done's and _send_done's
+            # hot paths, inlined (as the reactor's loop inlines its reads:
+            # a Python call is a good part of what a message costs);
+            # anything else goes to the transport.
+            try:
+                if user_data != stream._recv_id:
+                    data = stream._in_flight
+                    if (
+                        data
+                        and res == len(data)
+                        and stream._lifecycle.writable
+                        and not stream._flow.paused
+                        and not stream._buffer
+                        and not stream._file_queue
+                    ):
+                        # All taken, nothing queued behind it, still open, no
+                        # resume_writing due: the transport is idle again.
+                        stream._in_flight = None
+                        stream._buffer_size -= res
+                        stream._idle_writer = True
                     else:
-                        stream._recv_done(res, flags)
-                except Exception as exc:  # a driver bug: never stop the loop for it
-                    logger.error("exception in the completion handler of %r", stream, exc_info=exc)
-        finally:
-            buffers.tail = tail
+                        stream._send_done(res, flags)
+                    continue
+                lifecycle = stream._lifecycle
+                if res > 0 and lifecycle.wants_data and not stream._held:
+                    stream._recv_pending = False
+                    try:
+                        stream._protocol.data_received(stream._recv_view[:res].tobytes())
+                    except Exception as exc:
+                        stream._callback_failed(exc)
+                        continue
+                    if lifecycle.wants_data and not stream._recv_pending:
+                        if res == stream._recv_grow_at:  # filled: a bigger buffer
+                            stream._new_recv_buffer(READ_SIZE)
+                        stream._recv_pending = True
+                        stream._recv_seq = push(stream._recv_entry)
+                else:
+                    stream._recv_done(res, flags)
+            except Exception as exc:  # a driver bug: never stop the loop for it
+                logger.error("exception in the completion handler of %r", stream, exc_info=exc)
 
     def _end_quick_sends(self, run: bytes, sent: list[Any], ending: list[Any]) -> None:
         """After the enter that handed them over: the quick sends' failures
@@ -419,9 +333,3 @@ class RingPoller:
             self.streams.clear()
         self.quick_sends.clear()
         self.ring.close()
-        if self.buffers is not None:
-            if _abandoned:
-                _abandoned.append(self.buffers)  # what the kernel may still write into
-            else:
-                self.buffers.release()
-            self.buffers = None

@@ -6,24 +6,17 @@ control, file regions and endings) whose bytes move by io_uring operations
 instead of readiness and ``recv``/``send``:
 
 Receiving
-    on a socket, one multishot ``RECV`` is armed for as long as the
-    connection reads, into the buffers the runtime shares among its
-    connections (a :class:`~weft.drivers.completion._uring.BufferRing`):
-    each arrival completes it once, with the buffer the kernel took; the
-    bytes are copied out, the buffer given back at once, and the copy handed
-    to the protocol (the common case is handled in the poller's loop itself,
-    see :meth:`~weft.drivers.completion._ring_poller.RingPoller.poll`).
-    Nothing is submitted per message, and an idle connection holds no
-    buffer.  ``pause_reading`` cancels it, and ``resume_reading`` arms it
-    again.  Elsewhere (a pipe, a terminal; a kernel
-    without multishot receives) one receive is kept armed (``RECV``,
-    ``READ``) into the transport's own buffer (a page at first, 64 KiB once
-    a receive fills it), which the kernel owns until the completion; its
-    completion arms the next, and ``pause_reading`` arms no more.  Either
-    way, bytes (or the EOF) that complete while paused are held until
-    ``resume_reading``, which delivers them on a later turn and only then
-    receives again (:class:`~weft.drivers._core.held_delivery.HeldDelivery`,
-    as Twisted's iocpreactor does).
+    one receive is kept armed (``RECV`` on a socket, ``READ`` on a pipe or
+    terminal) into the transport's own buffer (a page at first, 64 KiB once a
+    receive fills it), which the kernel owns until the completion.  The
+    completion hands the bytes to the protocol and arms the next receive
+    (the common case is handled in the poller's loop itself, see
+    :meth:`~weft.drivers.completion._ring_poller.RingPoller.poll`).
+    ``pause_reading`` arms no more; a receive still in the kernel completes
+    anyway and its bytes (or the EOF) are held until ``resume_reading``,
+    which delivers them on a later turn and only then arms again
+    (:class:`~weft.drivers._core.held_delivery.HeldDelivery`, as Twisted's
+    iocpreactor does).
 Sending
     at most one send in flight, holding its ``bytes`` alive until the
     completion: writes can never interleave.  ``write()`` with nothing in
@@ -65,7 +58,7 @@ from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile
 from weft.drivers._core.held_delivery import HeldDelivery
 from weft.drivers._core.lifecycle import Event, WriteState
 from weft.drivers.completion._ring_poller import IGNORED, QUICK, RingPoller
-from weft.drivers.completion._uring import IORING_CQE_F_MORE, Ring, writable_address
+from weft.drivers.completion._uring import writable_address
 from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
 from weft.protocols.contract import FileRegion
 
@@ -85,10 +78,6 @@ FIRST_READ_SIZE = 4096
 
 # Results that mean "try again", not "broken".
 _RETRY = frozenset({-errno.EINTR, -errno.EAGAIN})
-# A receive that ended with these is armed again, if the connection still reads:
-# try again, cancelled (a pause that is over), the shared buffers ran out
-# (they are given back before the next enter; the bytes wait in the socket).
-_ARM_AGAIN = _RETRY | {-errno.ECANCELED, -errno.ENOBUFS}
 
 
 class CompletionTransport(HeldDelivery, DescriptorTransport):
@@ -112,7 +101,6 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         "_quick_sends",
         "_recv_address",
         "_recv_buffer",
-        "_recv_cancelled",
         "_recv_id",
         "_recv_pending",
         "_recv_seq",
@@ -159,9 +147,6 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         # bigger buffer (-1: it is as big as it gets).
         self._recv_grow_at = -1
         self._recv_pending = False
-        # A multishot receive was cancelled (bytes came while paused) and
-        # its last completion has not come yet.
-        self._recv_cancelled = False
         # Where the last receive and send were prepared (Ring.withdraw).
         self._recv_seq = 0
         self._send_seq = 0
@@ -193,15 +178,8 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
     def _arm_recv(self) -> None:
         if self._recv_pending:
             return
-        if not self._recv_entry:  # the first receive: how this one receives
-            buffers = self._poller.buffer_ring() if self._on_socket else None
-            if buffers is not None:
-                # Capped: a flooding peer gets a few buffers per turn, about
-                # what the reactor reads, and no more is held if its
-                # connection pauses (see Ring.multishot_recv_entry).
-                self._recv_entry = Ring.multishot_recv_entry(self._read_fd, buffers, self._recv_id)
-            else:
-                self._new_recv_buffer(FIRST_READ_SIZE)
+        if self._recv_buffer is None:
+            self._new_recv_buffer(FIRST_READ_SIZE)
         self._recv_pending = True
         self._recv_seq = self._ring.push(self._recv_entry)
 
@@ -225,38 +203,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         )
         self._recv_grow_at = size if size < READ_SIZE else -1
 
-    def _received(self, data: bytes, flags: int) -> None:
-        """A multishot receive brought ``data`` (copied out of the shared
-        buffer, given back already) and the poller's hot path did not take
-        it: reading is paused or over, bytes are held, or the kernel ended
-        the receive (no ``IORING_CQE_F_MORE``)."""
-        if not flags & IORING_CQE_F_MORE:
-            self._recv_pending = False
-            self._recv_cancelled = False
-        lifecycle = self._lifecycle
-        if lifecycle.closing:
-            # Reading stopped (close, abort): dropped, as the reactor would
-            # leave it unread.
-            if lifecycle.lost:
-                self._operation_ended()
-            return
-        if lifecycle.wants_data and not self._held:
-            try:
-                self._protocol.data_received(data)
-            except Exception as exc:
-                self._callback_failed(exc)
-                return
-        else:
-            self._held.append(data)  # delivered after resume_reading, in order
-        if not self._recv_pending and self._lifecycle.wants_data and not self._held:
-            self._arm_recv()
-
     def _recv_done(self, res: int, flags: int) -> None:
-        """A receive completed: ``res`` bytes, 0 for EOF, or ``-errno``; for a
-        multishot receive, its last completion with no data (0 for EOF, or
-        ``-errno``: ``ECANCELED``, ``ENOBUFS``, an error)."""
+        """A receive completed: ``res`` bytes, 0 for EOF, or ``-errno``."""
         self._recv_pending = False
-        self._recv_cancelled = False
         lifecycle = self._lifecycle
         if res > 0 and lifecycle.wants_data and not self._held:
             # The hot path (wants_data: open, reading, not paused): deliver,
@@ -292,7 +241,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
                 self._held.append(data)  # paused: delivered after resume_reading
         elif res == 0:
             self._eof()
-        elif res in _ARM_AGAIN:
+        elif res in _RETRY or res == -errno.ECANCELED:
             if lifecycle.wants_data:
                 self._arm_recv()
         else:
@@ -301,15 +250,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
     # HeldDelivery's hooks: how this transport pauses, resumes and delivers.
 
     def _pause_source(self) -> None:
-        """A single receive is not armed again (one in flight is held when it
-        completes); a multishot one is cancelled (what completes before the
-        cancel takes effect is held), so that the peer meets the kernel's
-        flow control, as it would on the reactor.  Not withdrawn: withdrawn,
-        it would complete as a no-op, which reads as an EOF."""
-        multishot = self._recv_buffer is None  # it has no buffer of its own
-        if self._recv_pending and not self._recv_cancelled and multishot:
-            self._recv_cancelled = True
-            self._ring.prep_cancel(self._recv_id, IGNORED)
+        """Nothing to do: no receive is armed again; one in flight is held when it completes."""
 
     def _resume_source(self) -> None:
         if self._lifecycle.wants_data and not self._lifecycle.closing:
@@ -324,8 +265,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
     def _stop_reading(self) -> None:
         """Reading ends (close, abort, an error): cancel the receive in flight."""
         self._stop_delivering()
-        if self._recv_pending and not self._recv_cancelled and not self._ring.closed:
-            self._recv_cancelled = True
+        if self._recv_pending and not self._ring.closed:
             self._cancel(self._recv_seq, self._recv_id)
 
     def _cancel(self, sequence: int, user_data: int) -> None:
@@ -566,8 +506,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         self._stop_delivering()
         ring = self._ring
         if not ring.closed:
-            if self._recv_pending and not self._recv_cancelled:
-                self._recv_cancelled = True
+            if self._recv_pending:
                 self._cancel(self._recv_seq, self._recv_id)
             if self._in_flight is not None and self._lifecycle.dropped:
                 if self._quick:

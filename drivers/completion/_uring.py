@@ -62,18 +62,13 @@ __all__ = [
     "IORING_ASYNC_CANCEL_ALL",
     "IORING_ASYNC_CANCEL_ANY",
     "IORING_ASYNC_CANCEL_FD",
-    "IORING_CQE_BUFFER_SHIFT",
-    "IORING_CQE_F_BUFFER",
     "IORING_CQE_F_MORE",
     "IORING_POLL_ADD_MULTI",
-    "IORING_RECV_MULTISHOT",
-    "BufferRing",
     "Op",
     "Ring",
     "RingThreadError",
     "RingUnavailableError",
     "address_of_bytes",
-    "multishot_receives_work",
     "quick_sends_work",
     "ring_span",
     "unpack_completions",
@@ -120,7 +115,6 @@ _FEAT_NODROP = 1 << 1
 _FEAT_EXT_ARG = 1 << 8
 # io_uring_register opcodes.
 _REGISTER_ENABLE_RINGS = 12
-_REGISTER_PBUF_RING = 22
 # Enter flags.
 _ENTER_GETEVENTS = 1 << 0
 _ENTER_EXT_ARG = 1 << 3
@@ -140,17 +134,6 @@ IORING_ASYNC_CANCEL_FD = 1 << 1
 IORING_ASYNC_CANCEL_ANY = 1 << 2
 #: A completion flag: more completions will come for this operation.
 IORING_CQE_F_MORE = 1 << 1
-#: A completion flag: the operation took a provided buffer, whose id is in
-#: the flags' top 16 bits (``flags >> IORING_CQE_BUFFER_SHIFT``).
-IORING_CQE_F_BUFFER = 1 << 0
-IORING_CQE_BUFFER_SHIFT = 16
-#: ``ioprio`` of a RECV: stay armed, one completion per arrival (Linux 6.0).
-IORING_RECV_MULTISHOT = 1 << 1
-# ``ioprio`` of a RECV: take as many buffers as ``len`` allows (Linux 6.10);
-# with ``len`` one buffer long, it only caps the receive (multishot_recv_entry).
-_RECVSEND_BUNDLE = 1 << 4
-#: An entry's flags: take a buffer from the group in ``buf_group`` (5.7).
-_IOSQE_BUFFER_SELECT = 1 << 5
 
 _MSG_NOSIGNAL = 0x4000
 _MSG_DONTWAIT = 0x40
@@ -171,11 +154,6 @@ _ADDR_AT = 16
 _OP_FLAGS_AT = 28
 # struct io_uring_cqe (16 bytes): user_data, res, flags.
 _CQE = struct.Struct("<QiI")
-# struct io_uring_buf (16 bytes): addr, len, bid, resv; in a buffer ring the
-# first entry's resv is the ring's tail (a u16 at offset 14).
-_BUF = struct.Struct("<QIHH")
-# struct io_uring_buf_reg (40 bytes): ring_addr, ring_entries, bgid, flags, resv[3].
-_BUF_REG = struct.Struct("<QIHH24x")
 # struct io_uring_params (120 bytes): 10 u32, then the SQ and CQ offsets.
 _PARAMS = struct.Struct("<10I" + "8IQ" + "8IQ")
 # struct io_uring_getevents_arg: sigmask, sigmask_sz, min_wait_usec, ts.
@@ -611,33 +589,6 @@ class Ring:
     # mmap, whose slice assignment raises ValueError, turned here into the
     # RingUnavailableError that every other call on a closed ring raises.
 
-    @staticmethod
-    def multishot_recv_entry(fd: int, buffers: BufferRing, user_data: int) -> bytes:
-        """A multishot ``RECV`` on the socket ``fd`` into the shared ``buffers``,
-        for :meth:`push`: armed once, it completes once for each arrival of
-        data, with one buffer (``IORING_CQE_F_BUFFER``, its id in
-        ``flags >> 16``) and ``IORING_CQE_F_MORE`` while it stays armed.
-        Its last completion lacks ``F_MORE``: 0 at EOF, ``-ENOBUFS`` when no
-        buffer was left (the bytes wait in the socket), ``-ECANCELED``, an
-        error; or data, if the kernel ended it for its own reasons (a full
-        completion queue).
-
-        A *capped bundle* receive (Linux 6.10): each completion is at most a
-        buffer long, and one that reaches that is not followed at once by
-        another, but only after the kernel's other work.  A plain multishot
-        receive goes on into buffer after buffer (up to 32) while the socket
-        has data: one flooding peer would take that much per
-        ``io_uring_enter`` (2 MiB of 64 KiB buffers), and as much would be
-        held if its connection paused.  Capped, it takes a buffer at a time,
-        a few per enter, about what the reactor reads per turn.  Where the
-        kernel lacks it the entry is refused; :func:`multishot_receives_work`
-        asks.
-        """
-        return _SQE.pack(
-            Op.RECV, _IOSQE_BUFFER_SELECT, IORING_RECV_MULTISHOT | _RECVSEND_BUNDLE, fd, 0, 0, buffers.size,
-            0, user_data, buffers.group, 0, 0, 0, 0,
-        )  # fmt: skip
-
     def push(self, entry: bytes) -> int:
         """Queue a copy of ``entry`` (64 bytes, from :meth:`entry`); its sequence,
         as the ``prep_*`` methods return it.  The hot paths' way: one copy
@@ -910,153 +861,6 @@ class Ring:
         self._rings.close()
         self._sqes.close()
         os.close(self.fd)
-
-
-class BufferRing:
-    """Receive buffers provided to the kernel, shared by every receive of a ring
-    that selects from the group ``group`` (``IORING_REGISTER_PBUF_RING``,
-    Linux 5.19).
-
-    ``count`` buffers of ``size`` bytes each, in one anonymous mapping (a
-    page is backed by memory only once the kernel writes into it), and a
-    ring of ``count`` entries (a power of two) through which the kernel takes
-    them: a receive that selects from the group is given the buffer at the
-    ring's head, and the completion names it.  The program reads what came
-    (``views[bid][:res]``) and gives the buffer back (:meth:`give_back`),
-    at the ring's tail; :meth:`publish` tells the kernel of what was given
-    back, once per turn.  A buffer is the kernel's from the moment it is in
-    the ring until the completion that names it.
-
-    Registered on ``ring`` at once: raises :class:`OSError` where the kernel
-    refuses (then receive into buffers of your own); on a single-issuer ring
-    it must be made on the ring's thread, or before any thread entered it.
-    """
-
-    def __init__(self, ring: Ring, group: int, count: int, size: int) -> None:
-        if count < 1 or count & (count - 1) or count > 32768:
-            raise ValueError(f"a buffer ring holds a power of two of buffers up to 32768, not {count}")
-        self.group = group
-        self.count = count
-        self.size = size
-        self._ring = ring
-        self._entries = mmap.mmap(-1, max(count * _BUF.size, mmap.PAGESIZE))  # page-aligned
-        self._memory = mmap.mmap(-1, count * size)
-        base = ctypes.addressof(ctypes.c_char.from_buffer(self._memory))
-        memory = memoryview(self._memory)
-        #: Each buffer as a memoryview: ``views[bid][:res]`` is what a receive got.
-        self.views = [memory[index * size : (index + 1) * size] for index in range(count)]
-        self._made = [_BUF.pack(base + index * size, size, index, 0) for index in range(count)]
-        #: Which buffer each slot of the ring names (see give_back).
-        self.slots = list(range(count))
-        self.mask = count - 1
-        entries = self._entries
-        for index, entry in enumerate(self._made):
-            entries[index * _BUF.size : (index + 1) * _BUF.size] = entry
-        #: Buffers given back so far, counted from ``count`` (all given at
-        #: first); the ring's tail is its low 16 bits.
-        self.tail = count
-        self._tail_word = memoryview(self._entries).cast("H")
-        self._tail_word[7] = count & 0xFFFF
-        registration = ctypes.create_string_buffer(
-            _BUF_REG.pack(ctypes.addressof(ctypes.c_char.from_buffer(entries)), count, group, 0)
-        )
-        try:
-            syscalls.register(ring.fd, _REGISTER_PBUF_RING, ctypes.addressof(registration), 1)
-        except OSError:
-            self.release()
-            raise
-
-    def give_back(self, bid: int) -> None:
-        """Give buffer ``bid`` back to the kernel (it is seen at :meth:`publish`).
-
-        Buffers usually come back in the order the kernel took them, and
-        then the slot at the tail names the very buffer already: only the
-        tail moves.  Otherwise the slot is written (:meth:`put`)."""
-        tail = self.tail
-        if self.slots[tail & self.mask] != bid:
-            self.put(tail, bid)
-        self.tail = tail + 1
-
-    def put(self, tail: int, bid: int) -> None:
-        """Write buffer ``bid`` into the ring's slot at ``tail`` (the tail is
-        the caller's to move)."""
-        slot = tail & self.mask
-        self.slots[slot] = bid
-        self._entries[slot * 16 : slot * 16 + 16] = self._made[bid]
-
-    def publish(self) -> None:
-        """Tell the kernel how far the tail is (once per turn, before entering)."""
-        self._tail_word[7] = self.tail & 0xFFFF
-
-    def release(self) -> None:
-        """Let go of the memory: only once the ring is closed (or nothing was
-        ever registered), since the kernel may write into any buffer it holds."""
-        self.views.clear()
-        self._tail_word.release()
-        try:
-            self._entries.close()
-            self._memory.close()
-        except BufferError:  # a view of a buffer still held somewhere: the collector frees it
-            pass
-
-
-def multishot_receives_work() -> bool:
-    """Whether this kernel does capped multishot receives into a provided-buffer
-    ring as weft relies on (:meth:`Ring.multishot_recv_entry`, Linux 6.10):
-    asked once per process, on a socket pair (each arrival completes with a
-    buffer and ``F_MORE``, one longer than a buffer in buffer-long pieces; a
-    cancel ends it without ``F_MORE``).  False on any other outcome or
-    refusal; then each receive goes into a buffer of the connection's own."""
-    return _multishot_probe()
-
-
-@functools.cache
-def _multishot_probe() -> bool:
-    try:
-        ring = Ring(4, 16)
-    except RingUnavailableError:
-        return False
-    left, right = socket.socketpair()
-    buffers: BufferRing | None = None
-    try:
-        shared = buffers = BufferRing(ring, 1, 4, 8)
-        ring.push(Ring.multishot_recv_entry(right.fileno(), shared, 7))
-        got: list[tuple[int, int, int]] = []
-        more_and_buffer = IORING_CQE_F_MORE | IORING_CQE_F_BUFFER
-
-        def texts() -> list[bytes]:
-            return [
-                bytes(shared.views[flags >> IORING_CQE_BUFFER_SHIFT][:res])
-                for user_data, res, flags in got
-                if user_data == 7 and flags & more_and_buffer == more_and_buffer
-            ]
-
-        # One arrival in one buffer; then one in two, a buffer each.
-        for data, so_far in ((b"first", 5), (b"secondly, longer", 21)):
-            left.send(data)
-            for _ in range(100):
-                ring.submit_and_wait(0.01)
-                got.extend(ring.reap())
-                if sum(map(len, texts())) >= so_far:
-                    break
-        ring.prep_cancel(7, 8)
-        for _ in range(100):
-            ring.submit_and_wait(0.01)
-            got.extend(ring.reap())
-            if any(user_data == 7 and not flags & IORING_CQE_F_MORE for user_data, _res, flags in got):
-                break
-        ends = [(res, flags) for user_data, res, flags in got if user_data == 7]
-        last_res, last_flags = ends[-1] if ends else (0, IORING_CQE_F_MORE)
-        ended = last_res == -errno.ECANCELED and not last_flags & IORING_CQE_F_MORE
-        return texts() == [b"first", b"secondly", b", longer"] and ended
-    except OSError:
-        return False
-    finally:
-        left.close()
-        right.close()
-        ring.close()
-        if buffers is not None:
-            buffers.release()
 
 
 #: ``unpack_completions(run)``: ``(user_data, res, flags)`` for each entry of

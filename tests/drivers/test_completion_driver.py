@@ -27,8 +27,6 @@ from weft.drivers import DRIVERS, UnavailableDriverError, open_runtime
 from weft.drivers import _registry as registry
 from weft.drivers._core.socket_defaults import READ_SIZE
 from weft.drivers.completion import CompletionRuntime, CompletionTransport, _uring, unavailable_reason
-from weft.drivers.completion import _ring_poller as ring_poller
-from weft.drivers.completion._ring_poller import SHARED_BUFFERS
 from weft.drivers.completion._transport import FIRST_READ_SIZE
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
@@ -108,12 +106,9 @@ def test_one_enter_serves_many_connections(runtime: CompletionRuntime) -> None:
 
 @needs_ring
 def test_a_connection_receives_into_a_page_until_a_receive_fills_it(runtime: CompletionRuntime) -> None:
-    """Without shared buffers (a kernel without multishot receives), a
-    connection starts receiving into FIRST_READ_SIZE bytes of its own (an
-    idle or chatty connection costs a page, not 64 KiB); a receive that
-    fills it moves it to READ_SIZE for the receives after; every byte
-    arrives, in order."""
-    runtime._ring_poller._can_share_buffers = False
+    """A connection starts receiving into FIRST_READ_SIZE bytes (an idle or
+    chatty connection costs a page, not 64 KiB); a receive that fills it moves
+    it to READ_SIZE for the receives after; every byte arrives, in order."""
     client, servers, _listener = connected(runtime, RecordingProtocol)
     receiving: CompletionTransport = servers[0].transport
     client.transport.write(b"small")
@@ -145,11 +140,9 @@ def test_writes_never_interleave_one_send_in_flight(runtime: CompletionRuntime) 
 
 @needs_ring
 def test_data_completed_while_paused_is_held_until_resume(runtime: CompletionRuntime) -> None:
-    """With single receives (no shared buffers), pause_reading arms no new
-    receive, but the one the kernel holds still completes: its bytes are
-    held, not delivered, and come after resume_reading, on a later turn, in
-    order.  (The multishot receive's pause has tests of its own below.)"""
-    runtime._ring_poller._can_share_buffers = False
+    """pause_reading arms no new receive, but the one the kernel holds still
+    completes: its bytes are held, not delivered, and come after
+    resume_reading, on a later turn, in order."""
     client, servers, _listener = connected(runtime, RecordingProtocol)
     server = servers[0]
     transport: CompletionTransport = server.transport
@@ -164,6 +157,39 @@ def test_data_completed_while_paused_is_held_until_resume(runtime: CompletionRun
     assert runtime.run_until(lambda: server.received == b"sent while paused", TIMEOUT)
     client.transport.write(b"; then more")
     assert runtime.run_until(lambda: server.received == b"sent while paused; then more", TIMEOUT)
+
+
+class PausesAtOnce(RecordingProtocol):
+    """Pauses reading at its first bytes, as a protocol whose writes back up does."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.transport.pause_reading()
+
+
+@needs_ring
+def test_a_flooding_peer_of_a_paused_connection_leaves_at_most_a_buffer_held(
+    runtime: CompletionRuntime,
+) -> None:
+    """A peer floods a connection that pauses at its first bytes: at most the
+    one receive the kernel held completes meanwhile, so what is held until
+    resume_reading is one buffer at most, and the rest waits in the kernel
+    (a multishot receive, tried and dropped, took up to 32 buffers here)."""
+    listener = runtime.listen_tcp(PausesAtOnce, "127.0.0.1", 0)
+    peer = socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT)
+    with peer:
+        assert runtime.run_until(lambda: len(listener.connections) == 1, TIMEOUT)
+        receiving = cast(CompletionTransport, next(iter(listener.connections)))
+        peer.setblocking(False)
+        flood = bytes(4 * 1024 * 1024)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                peer.send(flood)  # until the kernel's buffers are full
+        assert runtime.run_until(lambda: receiving._lifecycle.paused and not receiving._recv_pending, TIMEOUT)
+        runtime.run_once(0.01)
+        held = sum(len(data) for data in receiving._held if data is not None)
+        assert held <= READ_SIZE
+        assert not receiving._recv_pending
 
 
 class CheckingEnd(RecordingProtocol):
@@ -391,160 +417,6 @@ def test_without_quick_sends_every_send_reports_its_completion(
     assert server_end._quick_entry == b""
     client.transport.write(b"echo me")
     assert runtime.run_until(lambda: client.received == b"echo me", TIMEOUT)
-
-
-needs_shared_buffers = pytest.mark.skipif(
-    _REFUSED is not None or not _uring.multishot_receives_work(),
-    reason="no multishot receives on this kernel",
-)
-
-
-@needs_shared_buffers
-def test_a_socket_receives_through_one_multishot_receive_and_shared_buffers(
-    runtime: CompletionRuntime,
-) -> None:
-    """A connection arms one multishot receive, once: many more arrivals than
-    there are shared buffers are all delivered, in order, with no receive
-    submitted again (each buffer is given back as soon as it is copied out),
-    and the connection holds no buffer of its own."""
-    client, servers, _listener = connected(runtime, RecordingProtocol)
-    receiving: CompletionTransport = servers[0].transport
-    armed_at = receiving._recv_seq
-    for index in range(3 * SHARED_BUFFERS):
-        client.transport.write(b"message %d;" % index)
-        count = len(servers[0].received)
-        assert runtime.run_until(lambda: len(servers[0].received) > count, TIMEOUT)  # noqa: B023
-    assert servers[0].received == b"".join(b"message %d;" % index for index in range(3 * SHARED_BUFFERS))
-    assert receiving._recv_seq == armed_at
-    assert receiving._recv_buffer is None
-    buffers = runtime._ring_poller.buffers
-    assert buffers is not None
-    assert buffers.tail >= buffers.count + 3 * SHARED_BUFFERS
-
-
-@needs_shared_buffers
-def test_when_the_shared_buffers_run_out_the_bytes_wait_in_the_socket(
-    runtime: CompletionRuntime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With only two shared buffers, a burst to several connections at once
-    leaves receives without a buffer: they end with ENOBUFS, the bytes wait
-    in the kernel, and each is armed again once buffers are given back;
-    every byte arrives, in order, on every connection."""
-    monkeypatch.setattr(ring_poller, "SHARED_BUFFERS", 2)
-    ended: list[int] = []
-    real = CompletionTransport._recv_done
-
-    def recording(self: CompletionTransport, res: int, flags: int) -> None:
-        ended.append(res)
-        real(self, res, flags)
-
-    monkeypatch.setattr(CompletionTransport, "_recv_done", recording)
-    listener = runtime.listen_tcp(RecordingProtocol, "127.0.0.1", 0)
-    peers = [socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT) for _ in range(6)]
-    try:
-        assert runtime.run_until(lambda: len(listener.connections) == 6, TIMEOUT)
-        payloads = [os.urandom(200_000) for _ in peers]
-        for peer, payload in zip(peers, payloads, strict=True):
-            peer.sendall(payload[:100_000])
-        for peer, payload in zip(peers, payloads, strict=True):
-            peer.sendall(payload[100_000:])
-        protocols = [transport._protocol for transport in listener.connections]
-        wanted = set(payloads)
-        assert runtime.run_until(lambda: {bytes(p.received) for p in protocols} == wanted, TIMEOUT)
-        assert -errno.ENOBUFS in ended
-    finally:
-        for peer in peers:
-            peer.close()
-
-
-@needs_shared_buffers
-def test_pause_cancels_the_multishot_receive_and_resume_arms_it_again(runtime: CompletionRuntime) -> None:
-    """pause_reading cancels the multishot receive (not withdrawn: a withdrawn
-    one would read as an EOF), so bytes the peer sends then wait in the
-    socket, under the kernel's flow control: nothing is received, nothing
-    held.  resume_reading arms a receive again, and they come, in order."""
-    client, servers, _listener = connected(runtime, RecordingProtocol)
-    server = servers[0]
-    receiving: CompletionTransport = server.transport
-    receiving.pause_reading()
-    assert runtime.run_until(lambda: not receiving._recv_pending, TIMEOUT)
-    assert server.events[-1][0] != "eof_received"
-    client.transport.write(b"sent while paused")
-    runtime.run_once(0)  # the send goes (a quick one is over after the enter)
-    assert client.transport.get_write_buffer_size() == 0
-    runtime.run_once(0.01)
-    assert server.received == b""
-    assert not receiving._held
-    assert not receiving._recv_pending  # nothing armed while paused
-    receiving.resume_reading()
-    assert receiving._recv_pending
-    assert runtime.run_until(lambda: server.received == b"sent while paused", TIMEOUT)
-    client.transport.write(b"; then more")
-    assert runtime.run_until(lambda: server.received == b"sent while paused; then more", TIMEOUT)
-
-
-@needs_shared_buffers
-def test_pause_then_resume_before_the_cancel_completes_keeps_receiving(runtime: CompletionRuntime) -> None:
-    """resume_reading while the cancel a pause made is still in the kernel:
-    the cancel's completion arms the receive again; bytes sent after come."""
-    client, servers, _listener = connected(runtime, RecordingProtocol)
-    receiving: CompletionTransport = servers[0].transport
-    receiving.pause_reading()
-    receiving.resume_reading()
-    assert receiving._recv_cancelled
-    client.transport.write(b"after a blink")
-    assert runtime.run_until(lambda: servers[0].received == b"after a blink", TIMEOUT)
-    assert receiving._recv_pending
-    assert not receiving._recv_cancelled
-
-
-class PausesAtOnce(RecordingProtocol):
-    """Pauses reading at its first bytes, as a protocol whose writes back up does."""
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        self.transport.pause_reading()
-
-
-@needs_shared_buffers
-def test_a_flooding_peer_gets_a_few_buffers_per_turn(runtime: CompletionRuntime) -> None:
-    """A peer that floods a connection which pauses at its first bytes: what
-    the multishot receive took before the pause's cancel took effect, held
-    until resume_reading, is a few buffers, not the 32 a plain multishot
-    receive takes in one enter (the receive is capped)."""
-    listener = runtime.listen_tcp(PausesAtOnce, "127.0.0.1", 0)
-    peer = socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT)
-    with peer:
-        assert runtime.run_until(lambda: len(listener.connections) == 1, TIMEOUT)
-        receiving = cast(CompletionTransport, next(iter(listener.connections)))
-        peer.setblocking(False)
-        flood = bytes(4 * 1024 * 1024)
-        with contextlib.suppress(BlockingIOError):
-            while True:
-                peer.send(flood)  # until the kernel's buffers are full
-        assert runtime.run_until(lambda: receiving._lifecycle.paused and not receiving._recv_pending, TIMEOUT)
-        held = sum(len(data) for data in receiving._held if data is not None)
-        assert held <= 8 * READ_SIZE  # a plain multishot receive: up to 32 buffers
-
-
-@needs_shared_buffers
-def test_without_shared_buffers_a_socket_receives_into_its_own(
-    runtime: CompletionRuntime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where the kernel refuses the shared buffers' registration (here forced),
-    the runtime says so once and every socket receives into a buffer of its
-    own, single receives armed one after the other: the echo still works."""
-
-    def refuse(*args: object) -> None:
-        raise OSError(errno.ENOMEM, os.strerror(errno.ENOMEM))
-
-    monkeypatch.setattr(ring_poller, "BufferRing", refuse)
-    client, servers, _listener = connected(runtime)
-    client.transport.write(b"echo me")
-    assert runtime.run_until(lambda: client.received == b"echo me", TIMEOUT)
-    assert runtime._ring_poller.buffers is None
-    assert not runtime._ring_poller._can_share_buffers
-    assert servers[0].transport._recv_buffer is not None
 
 
 @needs_ring
