@@ -798,6 +798,14 @@ class Ring:
         self._owner = threading.get_ident()
         self._claimed = True
 
+    def check_thread(self) -> None:
+        """Raise :class:`RingThreadError` if the calling thread may not enter
+        the kernel with this ring (a single-issuer ring another thread owns);
+        before anything is done that would need it."""
+        owner = self._owner
+        if owner is not None and owner != threading.get_ident():
+            raise self._not_the_owner()
+
     def _not_the_owner(self) -> RingThreadError:
         return RingThreadError(
             f"io_uring_enter from thread {threading.get_ident()} refused: this ring belongs to "

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -26,7 +27,13 @@ from weft._cli import commands as cli
 from weft.drivers import DRIVERS, UnavailableDriverError, open_runtime
 from weft.drivers import _registry as registry
 from weft.drivers._core.socket_defaults import READ_SIZE
-from weft.drivers.completion import CompletionRuntime, CompletionTransport, _uring, unavailable_reason
+from weft.drivers.completion import (
+    CompletionRuntime,
+    CompletionTransport,
+    RingThreadError,
+    _uring,
+    unavailable_reason,
+)
 from weft.drivers.completion._transport import FIRST_READ_SIZE
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
@@ -565,3 +572,51 @@ def test_weft_drivers_shows_the_refusal(capsys: pytest.CaptureFixture[str]) -> N
 
 def _refusal_text() -> str:
     return _uring._explain(errno.EPERM)
+
+
+@needs_ring
+def test_a_runtime_made_on_one_thread_runs_on_another_and_is_closed_there() -> None:
+    """A completion runtime belongs to the first thread that turns it (a
+    single-issuer ring): made on the test's thread, it serves on another.
+    While that one has stopped turning it, turning or closing it from the
+    maker's thread raises RingThreadError and ends nothing: the owner goes
+    on serving, then closes it."""
+    runtime = CompletionRuntime()
+    if not runtime.ring.single_issuer:
+        runtime.close()
+        pytest.skip("this kernel has no single-issuer rings (Linux 6.1)")
+    listener = runtime.listen_tcp(EchoProtocol, "127.0.0.1", 0)  # no kernel entry yet
+    errors: list[BaseException] = []
+    first_round, between, second_round = threading.Event(), threading.Event(), threading.Event()
+
+    def serve() -> None:
+        try:
+            runtime.run_until(first_round.is_set, TIMEOUT)
+            between.set()
+            second_round.wait(TIMEOUT)
+            runtime.run_until(lambda: not second_round.is_set(), TIMEOUT)
+            runtime.close()
+        except BaseException as exc:  # recorded for the test to check
+            errors.append(exc)
+            between.set()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT) as peer:
+        peer.sendall(b"across threads")
+        assert peer.recv(100) == b"across threads"
+        runtime.call_soon_threadsafe(first_round.set)
+        assert between.wait(TIMEOUT)
+        assert runtime.ring.owner == server.ident
+        with pytest.raises(RingThreadError, match="belongs to thread"):
+            runtime.run_once(0)
+        with pytest.raises(RingThreadError, match="belongs to thread"):
+            runtime.close()
+        second_round.set()
+        peer.sendall(b"still served")
+        assert peer.recv(100) == b"still served"
+        runtime.call_soon_threadsafe(second_round.clear)
+    server.join(TIMEOUT)
+    assert not server.is_alive()
+    assert errors == []
+    assert runtime._closed
