@@ -54,7 +54,6 @@ IGNORED = 0
 QUICK = 1 << 62
 _QUICK_TOP_BYTE = QUICK >> 56
 
-
 #: Everything the kernel may still own at close: handlers of operations that
 #: never completed in time, with the buffers they reference.  Kept for the
 #: life of the process rather than freed under the kernel.

@@ -18,6 +18,14 @@ aarch64 and the other Linux architectures that number the calls
   referenced until the operation's completion arrives: the kernel owns that
   memory until then.  The driver maps each ``user_data`` to the object that
   waits for it.
+* A *quick send* (:meth:`Ring.quick_send_entry`) is over when the
+  ``io_uring_enter`` that hands it over returns, and posts a completion
+  only if it did not send every byte; :func:`quick_sends_work` asks the
+  kernel, once, whether it behaves so.
+* A ring is single-issuer where the kernel offers it (Linux 6.1): the first
+  thread that enters the kernel with it owns it, and another's enter is a
+  :class:`RingThreadError`.  Its deferred task work means completions are
+  posted only when that thread waits for them.
 
 Why not PyPI's ``liburing``?  When this was written it shipped one x86_64
 wheel and no source, was marked Alpha, needed Linux 6.14, and three of its
