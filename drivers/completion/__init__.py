@@ -20,12 +20,13 @@ from weft.drivers.completion._probe import unavailable_reason
 from weft.drivers.completion._ring_poller import RingPoller
 from weft.drivers.completion._runtime import CompletionRuntime
 from weft.drivers.completion._transport import CompletionTransport
-from weft.drivers.completion._uring import RingUnavailableError
+from weft.drivers.completion._uring import RingThreadError, RingUnavailableError
 
 __all__ = [
     "CompletionRuntime",
     "CompletionTransport",
     "RingPoller",
+    "RingThreadError",
     "RingUnavailableError",
     "unavailable_reason",
 ]

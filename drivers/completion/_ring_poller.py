@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from weft.drivers._core.socket_defaults import READ_SIZE
-from weft.drivers.completion._uring import Ring
+from weft.drivers.completion._uring import Ring, quick_sends_work, unpack_completions
 from weft.drivers.reactor._pollers import ERROR, HANGUP
 from weft.protocols.errors import ClosedResourceError
 
@@ -48,6 +48,11 @@ Handler = Callable[[int, int], object]
 
 #: The user_data of entries whose completion nobody waits for (cancels, poll removals).
 IGNORED = 0
+
+#: Set in the user_data of a transport's quick send (see RingPoller.poll):
+#: bit 62, so the top byte of that user_data, and of no other, is 0x40.
+QUICK = 1 << 62
+_QUICK_TOP_BYTE = QUICK >> 56
 
 #: Everything the kernel may still own at close: handlers of operations that
 #: never completed in time, with the buffers they reference.  Kept for the
@@ -72,6 +77,11 @@ class RingPoller:
         #: and of their send: their completions' common cases are handled in
         #: :meth:`poll` itself (see there); the transport adds and removes itself.
         self.streams: dict[int, Any] = {}
+        #: Whether transports on sockets may send quickly (see poll).
+        self.quick_sends_work = quick_sends_work()
+        #: The transports whose quick send was pushed since the last enter;
+        #: each appends itself (one send in flight each, so at most once).
+        self.quick_sends: list[Any] = []
         self._next_id = 1
         self._watched: dict[int, int] = {}  # fd -> mask
         self._armed: dict[int, int] = {}  # fd -> user_data of its POLL_ADD
@@ -130,41 +140,92 @@ class RingPoller:
     def poll(self, timeout: float) -> list[tuple[int, int]]:
         """Arm what needs it, submit every queued entry and wait up to
         ``timeout`` seconds (forever if negative) in one ``io_uring_enter``;
-        run the handlers of the operations that completed; return the
-        readiness events, ``(fd, mask)`` pairs."""
+        finish the quick sends it handed over; run the handlers of the
+        operations that completed; return the readiness events, ``(fd,
+        mask)`` pairs.
+
+        A transport's quick send (:meth:`~weft.drivers.completion._uring.Ring.quick_send_entry`)
+        is over when the enter that handed it over returns, and reports only
+        a failure (some bytes not sent).  So after the enter, the failures
+        among the run of completions are handed to their transports first
+        (they send the rest the usual way), then every other quick send of
+        the enter is finished here, as a send's completion would have been:
+        before any completion runs a protocol, so a protocol that answers a
+        message finds its transport idle and sends at once.  Such a send's
+        end makes no completion to wake the wait: when it has work to do (a
+        queue to send behind it, ``resume_writing``, a close to finish), the
+        enter does not wait.
+        """
         ring = self.ring
         if self._to_arm:
             self._arm_all()
+        quick = self.quick_sends
+        sent: list[Any] | None = None
+        ending: list[Any] | None = None
+        if quick:
+            # Sort the quick sends about to be handed over: those whose end
+            # has work to do make this enter not wait; the others will simply
+            # be idle again.  Nothing runs between here and their end but the
+            # enter itself.
+            sent, ending = [], []
+            for stream in quick:
+                if (
+                    stream._buffer
+                    or stream._file_queue
+                    or stream._flow.paused
+                    or not stream._lifecycle.writable
+                ):
+                    ending.append(stream)
+                else:
+                    sent.append(stream)
+            quick.clear()
+            if ending:
+                timeout = 0.0
         ring.submit_and_wait(None if timeout < 0 else timeout)
+        run = ring.reap_run()
+        if sent is not None and ending is not None:
+            self._end_quick_sends(run, sent, ending)
+        if not run:
+            return []
         events: list[tuple[int, int]] = []
-        completions, polls, armed, to_arm = self.completions, self._polls, self._armed, self._to_arm
-        streams, push = self.streams, ring.push
-        for user_data, res, flags in ring.reap():
+        self._dispatch(run, events)
+        return events
+
+    def _dispatch(self, run: bytes, events: list[tuple[int, int]]) -> None:
+        """Hand each completion of ``run`` to what waits for it (see poll)."""
+        streams, completions, polls = self.streams, self.completions, self._polls
+        armed, to_arm, push = self._armed, self._to_arm, self.ring.push
+        for user_data, res, flags in unpack_completions(run):
             stream = streams.get(user_data)
-            if stream is not None:
-                # A transport's receive or send.  The common cases are done
-                # right here: CompletionTransport._recv_done's and
-                # _send_done's hot paths, inlined (as the reactor's loop
-                # inlines its reads: a Python call is a good part of what a
-                # message costs); anything else goes to the transport.
-                try:
-                    if user_data == stream._recv_id:
-                        lifecycle = stream._lifecycle
-                        if res > 0 and lifecycle.wants_data and not stream._held:
-                            stream._recv_pending = False
-                            try:
-                                stream._protocol.data_received(stream._recv_view[:res].tobytes())
-                            except Exception as exc:
-                                stream._callback_failed(exc)
-                                continue
-                            if lifecycle.wants_data and not stream._recv_pending:
-                                if res == stream._recv_grow_at:  # filled: a bigger buffer
-                                    stream._new_recv_buffer(READ_SIZE)
-                                stream._recv_pending = True
-                                stream._recv_seq = push(stream._recv_entry)
-                        else:
-                            stream._recv_done(res, flags)
+            if stream is None:
+                handler = completions.get(user_data)
+                if handler is not None:
+                    try:
+                        handler(res, flags)
+                    except Exception as exc:  # a driver bug: never stop the loop for it
+                        logger.error("exception in the completion handler %r", handler, exc_info=exc)
+                    continue
+                fd = polls.pop(user_data, None)
+                if fd is None:
+                    continue  # a removed poll, a cancel, a quick send's failure (done)
+                del armed[fd]
+                to_arm.add(fd)
+                if res < 0:
+                    if res == -errno.ECANCELED:
                         continue
+                    # The kernel could not poll it (EBADF...): as epoll
+                    # reports a broken descriptor, so that its reader meets
+                    # the error.
+                    res = ERROR | HANGUP
+                events.append((fd, res))
+                continue
+            # A transport's receive or send.  The common cases are done
+            # right here: CompletionTransport._recv_done's and _send_done's
+            # hot paths, inlined (as the reactor's loop inlines its reads:
+            # a Python call is a good part of what a message costs);
+            # anything else goes to the transport.
+            try:
+                if user_data != stream._recv_id:
                     data = stream._in_flight
                     if (
                         data
@@ -181,29 +242,66 @@ class RingPoller:
                         stream._idle_writer = True
                     else:
                         stream._send_done(res, flags)
-                except Exception as exc:  # a driver bug: never stop the loop for it
-                    logger.error("exception in the completion handler of %r", stream, exc_info=exc)
-                continue
-            handler = completions.get(user_data)
-            if handler is not None:
-                try:
-                    handler(res, flags)
-                except Exception as exc:  # a driver bug: never stop the loop for it
-                    logger.error("exception in the completion handler %r", handler, exc_info=exc)
-                continue
-            fd = polls.pop(user_data, None)
-            if fd is None:
-                continue  # a removed poll, a cancel: nobody waits for it
-            del armed[fd]
-            to_arm.add(fd)
-            if res < 0:
-                if res == -errno.ECANCELED:
                     continue
-                # The kernel could not poll it (EBADF...): as epoll reports a
-                # broken descriptor, so that its reader meets the error.
-                res = ERROR | HANGUP
-            events.append((fd, res))
-        return events
+                lifecycle = stream._lifecycle
+                if res > 0 and lifecycle.wants_data and not stream._held:
+                    stream._recv_pending = False
+                    try:
+                        stream._protocol.data_received(stream._recv_view[:res].tobytes())
+                    except Exception as exc:
+                        stream._callback_failed(exc)
+                        continue
+                    if lifecycle.wants_data and not stream._recv_pending:
+                        if res == stream._recv_grow_at:  # filled: a bigger buffer
+                            stream._new_recv_buffer(READ_SIZE)
+                        stream._recv_pending = True
+                        stream._recv_seq = push(stream._recv_entry)
+                else:
+                    stream._recv_done(res, flags)
+            except Exception as exc:  # a driver bug: never stop the loop for it
+                logger.error("exception in the completion handler of %r", stream, exc_info=exc)
+
+    def _end_quick_sends(self, run: bytes, sent: list[Any], ending: list[Any]) -> None:
+        """After the enter that handed them over: the quick sends' failures
+        first (see poll), then the end of every other, as its completion
+        would have been handled."""
+        streams, ring = self.streams, self.ring
+        if _QUICK_TOP_BYTE in run[7::16]:  # a quick send did not go whole
+            for user_data, res, _flags in unpack_completions(run):
+                if user_data & QUICK:
+                    stream = streams.get(user_data ^ QUICK)
+                    if stream is not None and stream._quick:
+                        self._quick_failed(stream, res)
+        if ring.pending:
+            # The kernel took fewer entries than it was given (it can, short
+            # of memory): those it did not take are not over; next enter.
+            submitted = ring.submitted
+            for group in (sent, ending):
+                for stream in [s for s in group if s._quick and s._send_seq >= submitted]:
+                    group.remove(stream)
+                    self.quick_sends.append(stream)
+        for stream in sent:
+            if stream._quick:  # (not if it failed: the rest went the usual way)
+                # Sent, nothing queued behind it, still open, no
+                # resume_writing due: idle again (_send_done's hot path).
+                stream._quick = False
+                stream._buffer_size -= len(stream._in_flight)
+                stream._in_flight = None
+                stream._idle_writer = True
+        for stream in ending:
+            if stream._quick:
+                stream._quick = False
+                try:
+                    stream._send_done(len(stream._in_flight), 0)
+                except Exception as exc:  # a driver bug: never stop the loop for it
+                    logger.error("exception finishing the quick send of %r", stream, exc_info=exc)
+
+    @staticmethod
+    def _quick_failed(stream: Any, res: int) -> None:
+        try:
+            stream._quick_failed(res)
+        except Exception as exc:  # a driver bug: never stop the loop for it
+            logger.error("exception in the quick send failure of %r", stream, exc_info=exc)
 
     def _arm_all(self) -> None:
         ring, watched, armed, polls = self.ring, self._watched, self._armed, self._polls
@@ -232,4 +330,5 @@ class RingPoller:
         if self.streams:
             _abandoned.extend(self.streams.values())
             self.streams.clear()
+        self.quick_sends.clear()
         self.ring.close()

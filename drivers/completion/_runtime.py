@@ -41,6 +41,13 @@ class CompletionRuntime(Reactor):
     :class:`~weft.drivers.completion._uring.RingUnavailableError` (a
     ``WeftError``) when the kernel refuses io_uring; ``open_runtime`` turns
     that into :class:`~weft.drivers.UnavailableDriverError`.
+
+    One thread: where the kernel makes the ring single-issuer (Linux 6.1
+    and later), the first thread that turns the loop (``run``,
+    ``run_once``...) owns it, and running, turning or closing it on another
+    raises :class:`~weft.drivers.completion.RingThreadError`.  It may be
+    made on one thread and run on another; other threads reach it through
+    ``call_soon_threadsafe`` (and ``stop``), which only write an eventfd.
     """
 
     name = "completion"
@@ -74,6 +81,9 @@ class CompletionRuntime(Reactor):
             raise RuntimeError("cannot close a running reactor")
         if self._closed:
             return
+        # Closing turns the ring: on its own thread only, checked before
+        # anything is ended (RingThreadError).
+        self._ring_poller.ring.check_thread()
         if self._run_before_close():
             return
         for end in list(self._open.values()):

@@ -24,7 +24,13 @@ Sending
     the whole queue as one operation.  Bytes in flight count in
     ``get_write_buffer_size()`` (the kernel has not taken them yet), so the
     water marks work as on the reactor.  A file region is read in pieces and
-    each piece sent the same way.
+    each piece sent the same way.  On a socket, a send is *quick* where the
+    kernel allows (:meth:`~weft.drivers.completion._uring.Ring.quick_send_entry`):
+    it is over when the ``io_uring_enter`` that hands it over returns, and
+    posts a completion only if the socket did not take every byte; the
+    poller finishes it right after that enter
+    (:meth:`~weft.drivers.completion._ring_poller.RingPoller.poll`), and
+    what was not taken goes as an ordinary send, which waits for room.
 Ending
     ``close()`` sends what is queued, then cancels the receive; ``abort()``
     and errors cancel both.  ``connection_lost`` runs only once every
@@ -51,7 +57,7 @@ from weft.drivers._core.connection_log import log_opened
 from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
 from weft.drivers._core.held_delivery import HeldDelivery
 from weft.drivers._core.lifecycle import Event, WriteState
-from weft.drivers.completion._ring_poller import IGNORED, RingPoller
+from weft.drivers.completion._ring_poller import IGNORED, QUICK, RingPoller
 from weft.drivers.completion._uring import writable_address
 from weft.drivers.reactor._descriptor_transport import READ_SIZE, DescriptorTransport
 from weft.protocols.contract import FileRegion
@@ -90,6 +96,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         "_in_flight",
         "_lost_exc",
         "_poller",
+        "_quick",
+        "_quick_entry",
+        "_quick_sends",
         "_recv_address",
         "_recv_buffer",
         "_recv_id",
@@ -119,6 +128,17 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         # ring and patch a send's address and length, never pack an entry.
         self._on_socket = "socket" in kwargs["extra"]
         self._send_entry = poller.ring.send_entry(self._write_fd, self._send_id, on_socket=self._on_socket)
+        # A quick send's entry (b"" where there is none: not a socket, or a
+        # kernel that does not finish such sends in the enter), its
+        # user_data marked so that its failure is told from an ordinary
+        # send's completion; and the poller's list of quick sends to finish.
+        quick = self._on_socket and poller.quick_sends_work
+        self._quick_entry = b""
+        if quick:
+            self._quick_entry = poller.ring.quick_send_entry(self._write_fd, self._send_id | QUICK)
+        self._quick_sends = poller.quick_sends
+        # Whether the send in flight is a quick one.
+        self._quick = False
         self._recv_entry = b""
         self._recv_buffer: bytearray | None = None
         self._recv_view: memoryview | None = None
@@ -265,19 +285,55 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
                 self._in_flight = data
                 self._idle_writer = False
                 self._buffer_size += len(data)
-                self._send_seq = self._ring.push_bytes(self._send_entry, data)
+                quick = self._quick_entry
+                if quick:
+                    self._quick = True
+                    self._send_seq = self._ring.push_bytes(quick, data)
+                    self._quick_sends.append(self)
+                else:
+                    self._send_seq = self._ring.push_bytes(self._send_entry, data)
                 if self._buffer_size > self._flow.high and self._flow.should_pause(self._buffer_size):
                     self._protocol.pause_writing()
             return
         self._write_otherwise(data)
 
-    def _submit_send(self, data: bytes, *, counted: bool = False) -> None:
-        """Hand ``data`` to the kernel; it stays referenced until the completion."""
+    def _submit_send(self, data: bytes, *, counted: bool = False, quick: bool = True) -> None:
+        """Hand ``data`` to the kernel; it stays referenced until the completion
+        (a quick send's: until the poller finishes it after the enter)."""
         self._in_flight = data
         self._idle_writer = False
         if not counted:
             self._buffer_size += len(data)
-        self._send_seq = self._ring.push_bytes(self._send_entry, data)
+        if quick and self._quick_entry:
+            self._quick = True
+            self._send_seq = self._ring.push_bytes(self._quick_entry, data)
+            self._quick_sends.append(self)
+        else:
+            self._quick = False
+            self._send_seq = self._ring.push_bytes(self._send_entry, data)
+
+    def _quick_failed(self, res: int) -> None:
+        """The quick send in flight did not go whole: ``res`` bytes were sent
+        (``-EAGAIN``: none, the socket was full), or ``-errno``.  The rest
+        goes first, as an ordinary send that waits for room."""
+        data = self._in_flight
+        self._quick = False
+        if data is None:
+            return
+        lifecycle = self._lifecycle
+        if lifecycle.dropped:
+            self._in_flight = None
+            if lifecycle.lost:
+                self._operation_ended()
+            return
+        if res in _RETRY:
+            res = 0
+        if res < 0:
+            self._in_flight = None
+            self._force_close(OSError(-res, os.strerror(-res)))
+            return
+        self._buffer_size -= res
+        self._submit_send(data[res:] if res else data, counted=True, quick=False)
 
     def _send_done(self, res: int, flags: int) -> None:
         """The send in flight completed: ``res`` bytes taken, or ``-errno``."""
@@ -387,6 +443,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
     def _wait_writable(self) -> None:
         """A poll operation in place of a send: its completion sends what is queued."""
         self._in_flight = _WRITABLE
+        self._quick = False
         self._idle_writer = False
         self._send_seq = self._ring.prep_poll_add(self._write_fd, _POLLOUT, self._send_id)
 
@@ -452,7 +509,12 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             if self._recv_pending:
                 self._cancel(self._recv_seq, self._recv_id)
             if self._in_flight is not None and self._lifecycle.dropped:
-                self._cancel(self._send_seq, self._send_id)
+                if self._quick:
+                    # Withdrawn if the kernel has not seen it; if it has, it
+                    # is over already (the poller finishes it after the enter).
+                    ring.withdraw(self._send_seq)
+                else:
+                    self._cancel(self._send_seq, self._send_id)
         self._operation_ended()
 
     def _operation_ended(self) -> None:

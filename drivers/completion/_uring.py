@@ -18,6 +18,14 @@ aarch64 and the other Linux architectures that number the calls
   referenced until the operation's completion arrives: the kernel owns that
   memory until then.  The driver maps each ``user_data`` to the object that
   waits for it.
+* A *quick send* (:meth:`Ring.quick_send_entry`) is over when the
+  ``io_uring_enter`` that hands it over returns, and posts a completion
+  only if it did not send every byte; :func:`quick_sends_work` asks the
+  kernel, once, whether it behaves so.
+* A ring is single-issuer where the kernel offers it (Linux 6.1): the first
+  thread that enters the kernel with it owns it, and another's enter is a
+  :class:`RingThreadError`.  Its deferred task work means completions are
+  posted only when that thread waits for them.
 
 Why not PyPI's ``liburing``?  When this was written it shipped one x86_64
 wheel and no source, was marked Alpha, needed Linux 6.14, and three of its
@@ -40,19 +48,22 @@ any architecture; completions are read only after such a call returns.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import functools
 import mmap
 import os
 import platform
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from weft.protocols.errors import WeftError
+from weft.protocols.errors import InvalidStateError, WeftError
 
 __all__ = [
     "IORING_ACCEPT_MULTISHOT",
@@ -63,9 +74,12 @@ __all__ = [
     "IORING_POLL_ADD_MULTI",
     "Op",
     "Ring",
+    "RingThreadError",
     "RingUnavailableError",
     "address_of_bytes",
+    "quick_sends_work",
     "ring_span",
+    "unpack_completions",
 ]
 
 # ---------------------------------------------------------------- constants
@@ -98,12 +112,17 @@ class Op:
 # Setup flags.
 _SETUP_CQSIZE = 1 << 3
 _SETUP_CLAMP = 1 << 4
+_SETUP_R_DISABLED = 1 << 6
 _SETUP_SUBMIT_ALL = 1 << 7
 _SETUP_COOP_TASKRUN = 1 << 8
+_SETUP_SINGLE_ISSUER = 1 << 12
+_SETUP_DEFER_TASKRUN = 1 << 13
 # Features.
 _FEAT_SINGLE_MMAP = 1 << 0
 _FEAT_NODROP = 1 << 1
 _FEAT_EXT_ARG = 1 << 8
+# io_uring_register opcodes.
+_REGISTER_ENABLE_RINGS = 12
 # Enter flags.
 _ENTER_GETEVENTS = 1 << 0
 _ENTER_EXT_ARG = 1 << 3
@@ -115,6 +134,8 @@ _OFF_SQES = 0x10000000
 IORING_POLL_ADD_MULTI = 1 << 0
 #: ``ioprio`` of an ACCEPT: stay armed, one completion per connection.
 IORING_ACCEPT_MULTISHOT = 1 << 0
+#: ``ioprio`` of a RECV or SEND: wait for readiness before trying at all.
+IORING_RECVSEND_POLL_FIRST = 1 << 0
 #: Cancel flags: every match, match by fd, match anything.
 IORING_ASYNC_CANCEL_ALL = 1 << 0
 IORING_ASYNC_CANCEL_FD = 1 << 1
@@ -123,6 +144,10 @@ IORING_ASYNC_CANCEL_ANY = 1 << 2
 IORING_CQE_F_MORE = 1 << 1
 
 _MSG_NOSIGNAL = 0x4000
+_MSG_DONTWAIT = 0x40
+_MSG_WAITALL = 0x100
+#: An entry's flags: post no completion if it succeeds (Linux 5.17).
+_IOSQE_CQE_SKIP_SUCCESS = 1 << 6
 #: ``off`` of a READ/WRITE: the file's current position (a pipe has none).
 _CURRENT_POSITION = 0xFFFFFFFFFFFFFFFF
 
@@ -133,6 +158,8 @@ _SQE = struct.Struct("<BBHiQQIIQHHiQQ")
 # addr (offset 16) and len (offset 24).
 _ADDR_LEN = struct.Struct("<QI")
 _ADDR_AT = 16
+# Where an entry's operation flags are (msg_flags, poll events...).
+_OP_FLAGS_AT = 28
 # struct io_uring_cqe (16 bytes): user_data, res, flags.
 _CQE = struct.Struct("<QiI")
 # struct io_uring_params (120 bytes): 10 u32, then the SQ and CQ offsets.
@@ -146,12 +173,56 @@ _U32 = 0xFFFFFFFF
 #: interrupted, or the completion queue is full (reap, then enter again).
 _NOT_FAILURES = frozenset({errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY})
 
+#: The setups tried, best first; a kernel that refuses one (EINVAL: it does
+#: not know a flag) gets the next.  All take a completion queue of the size
+#: asked (CQSIZE, CLAMP).
+#:
+#: * Linux 6.1 and later: SINGLE_ISSUER (one thread submits and waits, so the
+#:   kernel skips the locking that several would need) and DEFER_TASKRUN (the
+#:   kernel's work to finish an operation, the receive's copy among it, waits
+#:   until that thread asks for completions, and is then done in one go at
+#:   most 20 at a time, instead of interrupting it whenever data arrives).
+#:   R_DISABLED: the ring is made disabled and enabled by the first thread that
+#:   enters it, which becomes its own (see :class:`RingThreadError`).
+#: * Linux 5.19 and 6.0: COOP_TASKRUN (completions are posted when the loop
+#:   enters the kernel anyway, not by interrupting it).
+#: * Older kernels are refused later, for want of the features weft needs.
+#:
+#: SUBMIT_ALL: one bad entry does not stop the batch behind it.
+_SETUPS = (
+    _SETUP_CQSIZE | _SETUP_CLAMP | _SETUP_SUBMIT_ALL | _SETUP_SINGLE_ISSUER | _SETUP_DEFER_TASKRUN
+    | _SETUP_R_DISABLED,
+    _SETUP_CQSIZE | _SETUP_CLAMP | _SETUP_SUBMIT_ALL | _SETUP_COOP_TASKRUN,
+    _SETUP_CQSIZE | _SETUP_CLAMP,
+)  # fmt: skip
+#: What a single-issuer ring falls back to when asked to serve any thread.
+_ANY_THREAD_SETUPS = _SETUPS[1:]
+
+# What io_uring_enter's last two arguments are when there is no extra
+# argument: a null pointer and a zero size, as ctypes objects of full width
+# (see _SystemCalls.raw_enter).
+_NULL = ctypes.c_void_p(None)
+_NO_SIZE = ctypes.c_size_t(0)
+_GETEVENTS_SIZE = ctypes.c_size_t(_GETEVENTS_ARG.size)
+
 
 class RingUnavailableError(WeftError, OSError):
     """io_uring cannot be used here: the kernel lacks it, or a policy refuses it.
 
     ``errno`` is the system call's error; the message says what it means and
     what to do (use the reactor, or lift the restriction).
+    """
+
+
+class RingThreadError(InvalidStateError):
+    """A single-issuer ring was entered from a thread that is not its own.
+
+    A ring made single-issuer (the default where the kernel offers it,
+    Linux 6.1 and later) belongs to the first thread that enters the kernel
+    with it: only that thread may submit and wait.  The kernel refuses any
+    other (``EEXIST``), and nothing was submitted.  Run, turn and close the
+    ring's runtime on one thread; other threads reach it through
+    ``call_soon_threadsafe``, which only writes an eventfd.
     """
 
 
@@ -187,25 +258,20 @@ class _SystemCalls:
             machine = platform.machine()
             self.reason = f"weft's io_uring binding does not know the system-call numbers of {machine}"
         self._syscall: Any = None
-        self._prototyped: Any = None
+        self._unconverted: Any = None
         if self.reason is None:
             try:
                 libc = ctypes.CDLL(None, use_errno=True)
                 syscall = libc.syscall
-                prototyped = libc["syscall"]  # a function object of its own
+                unconverted = libc["syscall"]  # a function object of its own
             except (OSError, AttributeError) as exc:
                 self.reason = f"libc's syscall() cannot be reached through ctypes: {exc}"
             else:
                 syscall.restype = ctypes.c_long
                 self._syscall = syscall
-                # The same function with its arguments declared: ctypes then
-                # converts plain ints itself, with no c_long made per
-                # argument (io_uring_enter runs once per turn of the loop).
-                # syscall() is variadic, and its arguments are longs in the
-                # integer registers either way on Linux's x86_64 and aarch64.
-                prototyped.restype = ctypes.c_long
-                prototyped.argtypes = (ctypes.c_long,) * 7
-                self._prototyped = prototyped
+                # The same function for the hot path, with no argtypes (see raw_enter).
+                unconverted.restype = ctypes.c_long
+                self._unconverted = unconverted
 
     def _call(self, number: int, *args: int) -> int:
         if self._syscall is None:
@@ -228,14 +294,29 @@ class _SystemCalls:
         """``io_uring_register``."""
         return self._call(_SYSCALLS["register"], fd, opcode, arg, count)
 
-    def raw_enter(self) -> Callable[[int, int, int, int, int, int], int]:
+    def raw_enter(self) -> Callable[[int, int, int, int, Any, Any], int]:
         """``io_uring_enter`` for a ring's hot path: ``(fd, to_submit,
         min_complete, flags, arg, size)``, returning the raw result (-1 with
-        ``ctypes.get_errno()`` set on failure) rather than raising."""
-        prototyped = self._prototyped
-        if prototyped is None:
+        ``ctypes.get_errno()`` set on failure) rather than raising.
+
+        ``arg`` and ``size`` must be ctypes objects (a ``c_void_p`` and a
+        ``c_size_t``, made once), the other four plain ints.  It runs once
+        per turn of the loop, so ctypes is left no argument to convert:
+        declared ``argtypes`` call a converter per argument, about 1,100
+        instructions each (a third of a microsecond), which made this call
+        cost three times what it does now.  An int without ``argtypes``
+        travels as a C int, widened into its 64-bit register; the four ints
+        here are ``unsigned int`` and ``u32`` in the kernel (fd, to_submit,
+        min_complete, flags), which reads only their low 32 bits.  The
+        pointer and the size are 64 bits wide and the size is the call's
+        seventh argument, on the stack on x86_64, where an int would fill
+        only half its slot: hence ctypes objects of full width for those,
+        and for the system-call number.
+        """
+        unconverted = self._unconverted
+        if unconverted is None:
             raise RingUnavailableError(errno.ENOSYS, self.reason or "io_uring is not available")
-        return partial(prototyped, _SYSCALLS["enter"])
+        return partial(unconverted, ctypes.c_long(_SYSCALLS["enter"]))
 
 
 #: The system calls every ring uses; replace to simulate a refusing kernel.
@@ -288,6 +369,10 @@ def _pick_bytes_address() -> Callable[[bytes], int]:
     return _bytes_address_by_ctypes
 
 
+#: Where CPython keeps a ``bytes`` object's bytes, from its ``id`` (0 elsewhere,
+#: where it is not used: see Ring.push_bytes).
+_INLINE = _BYTES_OFFSET or 0
+
 #: ``address_of_bytes(data)``: where ``data``'s bytes are.  The caller keeps
 #: ``data`` referenced for as long as the kernel may read them.
 address_of_bytes = _pick_bytes_address()
@@ -308,24 +393,27 @@ class Ring:
     ``entries`` submission slots (rounded up to a power of two by the
     kernel) and ``completions`` completion slots.  Raises
     :class:`RingUnavailableError` when the kernel refuses.
+
+    Where the kernel offers it (Linux 6.1 and later) the ring is
+    *single-issuer*: it belongs to the first thread that enters the kernel
+    with it (:meth:`submit`, :meth:`submit_and_wait`, :meth:`flush`, or a
+    full queue), and only that thread may do so again
+    (:class:`RingThreadError` otherwise).  Preparing entries is only memory
+    writes, and may happen before, on any thread that owns the ring's use
+    at the time.  ``single_issuer=False`` makes a ring any thread may enter
+    (one at a time), at the cost of the kernel's locking and of deferred
+    completion work.
     """
 
-    def __init__(self, entries: int = 256, completions: int = 4096) -> None:
+    def __init__(self, entries: int = 256, completions: int = 4096, *, single_issuer: bool = True) -> None:
         self.fd = -1
         self._closed = False
         params = ctypes.create_string_buffer(_PARAMS.size)
         fields = [0] * 10 + [0] * 9 + [0] * 9
         fields[1] = completions
-        # COOP_TASKRUN: completions are posted when the loop enters the
-        # kernel anyway, not by interrupting it; SUBMIT_ALL: one bad entry
-        # does not stop the batch behind it.  Older kernels refuse these
-        # flags (EINVAL): then the plain ring.
-        flag_sets = (
-            _SETUP_CQSIZE | _SETUP_CLAMP | _SETUP_SUBMIT_ALL | _SETUP_COOP_TASKRUN,
-            _SETUP_CQSIZE | _SETUP_CLAMP,
-        )
         error: OSError | None = None
-        for flags in flag_sets:
+        flags = 0
+        for flags in _SETUPS if single_issuer else _ANY_THREAD_SETUPS:
             fields[2] = flags
             _PARAMS.pack_into(params, 0, *fields)
             try:
@@ -342,6 +430,14 @@ class Ring:
         if error is not None:
             code = error.errno or errno.ENOSYS
             raise RingUnavailableError(code, _explain(code)) from error
+        #: The setup flags the kernel took (the first of _SETUPS it knows).
+        self.setup_flags = flags
+        #: Whether only one thread may enter the kernel with this ring.
+        self.single_issuer = bool(flags & _SETUP_SINGLE_ISSUER)
+        # A ring made disabled is enabled by the first enter, on the thread
+        # that makes it (which then owns the ring); see _claim.
+        self._claimed = not flags & _SETUP_R_DISABLED
+        self._owner: int | None = None
         try:
             self._map(_PARAMS.unpack_from(params, 0))
             self._raw_enter = syscalls.raw_enter()
@@ -349,11 +445,12 @@ class Ring:
             os.close(self.fd)
             self.fd = -1
             raise
-        # The enter call's extra argument: a wait with a timeout.
+        # The enter call's extra argument, for a wait with a timeout:
+        # io_uring_getevents_arg, pointing at a timespec.
         self._timespec = ctypes.create_string_buffer(_TIMESPEC.size)
         self._getevents = ctypes.create_string_buffer(_GETEVENTS_ARG.size)
         _GETEVENTS_ARG.pack_into(self._getevents, 0, 0, 0, 0, ctypes.addressof(self._timespec))
-        self._getevents_address = ctypes.addressof(self._getevents)
+        self._getevents_arg = ctypes.c_void_p(ctypes.addressof(self._getevents))
         #: How many io_uring_enter calls were made (the syscall benchmark reads it).
         self.enters = 0
 
@@ -410,6 +507,12 @@ class Ring:
         """Entries prepared and not yet handed to the kernel."""
         return self._sq_tail - self._submitted
 
+    @property
+    def submitted(self) -> int:
+        """How many entries were handed to the kernel: the entry prepared as
+        ``sequence`` has been once ``sequence < submitted``."""
+        return self._submitted
+
     def _prepare(
         self,
         opcode: int,
@@ -465,48 +568,112 @@ class Ring:
             return cls.entry(Op.SEND, fd, user_data, op_flags=_MSG_NOSIGNAL)
         return cls.entry(Op.WRITE, fd, user_data, off=_CURRENT_POSITION)
 
+    @staticmethod
+    def quick_send_entry(fd: int, user_data: int) -> bytes:
+        """A *quick* ``SEND`` on the socket ``fd``, for :meth:`push_bytes`: one
+        that is over when the ``io_uring_enter`` handing it to the kernel
+        returns, and posts a completion only if it did not send every byte.
+
+        It sends what the socket takes at once and never waits for room
+        (``MSG_DONTWAIT``, which io_uring makes final: it arms no poll to try
+        again); ``MSG_WAITALL`` makes a short send a failure; and a failure
+        is the only thing it reports (``IOSQE_CQE_SKIP_SUCCESS``): ``res``
+        is then the bytes sent before it stopped (0 to ``len - 1``; the
+        kernel reports ``-EAGAIN`` for none), or ``-errno`` if none were
+        and something broke.  So when the enter returns, the kernel is done
+        with the bytes whether a completion came or not, and the usual case,
+        every byte taken, costs no completion at all.
+
+        Only where :func:`quick_sends_work` says this kernel behaves so.
+        """
+        return _SQE.pack(
+            Op.SEND, _IOSQE_CQE_SKIP_SUCCESS, 0, fd, 0, 0, 0, _MSG_NOSIGNAL | _MSG_DONTWAIT | _MSG_WAITALL,
+            user_data, 0, 0, 0, 0, 0,
+        )  # fmt: skip
+
+    # push and push_bytes run once or twice per message: they test nothing
+    # they need not.  A full queue is handed over first (submit refuses on
+    # a closed ring); otherwise a closed ring's entry array is an unmapped
+    # mmap, whose slice assignment raises ValueError, turned here into the
+    # RingUnavailableError that every other call on a closed ring raises.
+
     def push(self, entry: bytes) -> int:
         """Queue a copy of ``entry`` (64 bytes, from :meth:`entry`); its sequence,
         as the ``prep_*`` methods return it.  The hot paths' way: one copy
         into the shared array in place of packing fourteen fields."""
-        if self._closed:
-            raise RingUnavailableError(errno.EBADF, "the ring is closed")
         tail = self._sq_tail
         if tail - self._submitted >= self._sq_capacity:
             self.submit()
         offset = (tail & self._sq_mask) << 6
-        self._sqes[offset : offset + 64] = entry
+        try:
+            self._sqes[offset : offset + 64] = entry
+        except ValueError as exc:
+            raise self._refusal(exc) from None
         self._sq_tail = tail + 1
         return tail
 
-    def push_bytes(self, entry: bytes, data: bytes) -> int:
-        """Queue ``entry`` (a :meth:`send_entry`) pointed at all of ``data``; its
-        sequence.  The caller keeps ``data`` referenced until the completion."""
-        if self._closed:
-            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+    def _push_bytes_anywhere(self, entry: bytes, data: bytes) -> int:
+        """Queue ``entry`` (a :meth:`send_entry` or :meth:`quick_send_entry`)
+        pointed at all of ``data``; its sequence.  The caller keeps ``data``
+        referenced until the completion (a quick send's: until the enter
+        that hands it over returns)."""
         tail = self._sq_tail
         if tail - self._submitted >= self._sq_capacity:
             self.submit()
         offset = (tail & self._sq_mask) << 6
         sqes = self._sqes
-        sqes[offset : offset + 64] = entry
-        inline = _BYTES_OFFSET
-        address = id(data) + inline if inline is not None else address_of_bytes(data)
-        _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, address, len(data))
+        try:
+            sqes[offset : offset + 64] = entry
+        except ValueError as exc:
+            raise self._refusal(exc) from None
+        _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, address_of_bytes(data), len(data))
         self._sq_tail = tail + 1
         return tail
+
+    def _push_bytes_cpython(self, entry: bytes, data: bytes) -> int:
+        """Queue ``entry`` (a :meth:`send_entry` or :meth:`quick_send_entry`)
+        pointed at all of ``data``; its sequence.  The caller keeps ``data``
+        referenced until the completion (a quick send's: until the enter
+        that hands it over returns)."""
+        # As _push_bytes_anywhere, with where the bytes are found by one
+        # addition (see _inline_bytes_offset) rather than a call.
+        tail = self._sq_tail
+        if tail - self._submitted >= self._sq_capacity:
+            self.submit()
+        offset = (tail & self._sq_mask) << 6
+        sqes = self._sqes
+        try:
+            sqes[offset : offset + 64] = entry
+        except ValueError as exc:
+            raise self._refusal(exc) from None
+        _ADDR_LEN.pack_into(sqes, offset + _ADDR_AT, id(data) + _INLINE, len(data))
+        self._sq_tail = tail + 1
+        return tail
+
+    push_bytes = _push_bytes_cpython if _BYTES_OFFSET is not None else _push_bytes_anywhere
+
+    def _refusal(self, exc: Exception) -> Exception:
+        if self._closed:
+            return RingUnavailableError(errno.EBADF, "the ring is closed")
+        return exc
 
     def withdraw(self, sequence: int) -> bool:
         """Turn the entry prepared as ``sequence`` (what its ``prep_*`` returned)
         into a no-op, if it has not been handed to the kernel yet: its
-        completion then comes back with its user_data and ``res`` 0, and the
-        kernel never touches its buffer.  Whether it was still here to withdraw.
+        completion then comes back with its user_data and ``res`` 0 (none
+        for a quick send, which reports only failures), and the kernel never
+        touches its buffer.  Whether it was still here to withdraw.
         """
         if not self._submitted <= sequence < self._sq_tail:
             return False
         offset = (sequence & self._sq_mask) * _SQE.size
-        self._sqes[offset] = Op.NOP
-        self._sqes[offset + 1] = 0  # no flags (a link, a buffer selection)
+        sqes = self._sqes
+        sqes[offset] = Op.NOP
+        # No flags (a link, a buffer selection), but a quick send's silence;
+        # and no operation flags, which a NOP would take for its own (a
+        # send's MSG_* bits are flags it refuses: EINVAL).
+        sqes[offset + 1] &= _IOSQE_CQE_SKIP_SUCCESS
+        sqes[offset + _OP_FLAGS_AT : offset + _OP_FLAGS_AT + 4] = b"\0\0\0\0"
         return True
 
     def prep_nop(self, user_data: int) -> int:
@@ -573,6 +740,13 @@ class Ring:
 
     # ------------------------------------------------------------- entering
 
+    @property
+    def owner(self) -> int | None:
+        """The ident of the thread that owns a single-issuer ring (the first
+        that entered the kernel with it); None until then, and for a ring
+        any thread may enter."""
+        return self._owner
+
     def submit(self) -> int:
         """Hand what is prepared to the kernel without waiting; how much it took."""
         return self._enter(0, 0, None)
@@ -596,29 +770,57 @@ class Ring:
     def _enter(self, min_complete: int, flags: int, timeout: float | None) -> int:
         if self._closed:
             raise RingUnavailableError(errno.EBADF, "the ring is closed")
+        if not self._claimed:
+            self._claim()
         to_submit = self._sq_tail - self._submitted
         self._words[self._sq_tail_at] = self._sq_tail & _U32
-        if flags & _ENTER_GETEVENTS:
-            if timeout is None:
-                arg, size = 0, 0
-            else:
-                whole = int(timeout)
-                _TIMESPEC.pack_into(self._timespec, 0, whole, int((timeout - whole) * 1e9))
-                arg, size = self._getevents_address, _GETEVENTS_ARG.size
-                flags |= _ENTER_EXT_ARG
+        if timeout is not None and flags & _ENTER_GETEVENTS:
+            whole = int(timeout)
+            _TIMESPEC.pack_into(self._timespec, 0, whole, int((timeout - whole) * 1e9))
+            arg, size = self._getevents_arg, _GETEVENTS_SIZE
+            flags |= _ENTER_EXT_ARG
         else:
-            arg, size = 0, 0
+            arg, size = _NULL, _NO_SIZE
         self.enters += 1
         taken = self._raw_enter(self.fd, to_submit, min_complete, flags, arg, size)
         if taken < 0:
             code = ctypes.get_errno()
             if code not in _NOT_FAILURES:
+                if code == errno.EEXIST and self.single_issuer:
+                    raise self._not_the_owner()
                 raise OSError(code, os.strerror(code))
             # Expired or interrupted, or the completion queue is full: what
             # was submitted is counted by the kernel's head.
             taken = ring_span(self._submitted & _U32, self._words[self._sq_head_at])
         self._submitted += taken
         return taken
+
+    def _claim(self) -> None:
+        """Enable a ring made disabled: the calling thread becomes its owner."""
+        try:
+            syscalls.register(self.fd, _REGISTER_ENABLE_RINGS, 0, 0)
+        except OSError as exc:
+            raise RingUnavailableError(
+                exc.errno or errno.EINVAL, f"the ring could not be enabled: {exc.strerror or exc}"
+            ) from exc
+        self._owner = threading.get_ident()
+        self._claimed = True
+
+    def check_thread(self) -> None:
+        """Raise :class:`RingThreadError` if the calling thread may not enter
+        the kernel with this ring (a single-issuer ring another thread owns);
+        before anything is done that would need it."""
+        owner = self._owner
+        if owner is not None and owner != threading.get_ident():
+            raise self._not_the_owner()
+
+    def _not_the_owner(self) -> RingThreadError:
+        return RingThreadError(
+            f"io_uring_enter from thread {threading.get_ident()} refused: this ring belongs to "
+            f"thread {self._owner}, the first that entered the kernel with it (a single-issuer "
+            "ring); run, turn and close its runtime on that thread, and reach it from others "
+            "with call_soon_threadsafe"
+        )
 
     # -------------------------------------------------------------- reaping
 
@@ -628,10 +830,17 @@ class Ring:
 
     def reap(self) -> list[tuple[int, int, int]]:
         """Every completion waiting: ``(user_data, res, flags)`` each, in order."""
+        return list(_CQE.iter_unpack(self.reap_run()))
+
+    def reap_run(self) -> bytes:
+        """Every completion waiting, as the run of 16-byte entries it is in the
+        queue (``struct io_uring_cqe``: user_data, res, flags; read them with
+        :func:`unpack_completions`), in order.  Their slots are the kernel's
+        again when this returns."""
         head = self._cq_head
         count = (self._words[self._cq_tail_at] - head) & _U32
         if not count:
-            return []
+            return b""
         # One copy of the run of entries (two where it wraps past the
         # ring's end) and one unpacking pass over it: the slots are then
         # free, and given back to the kernel before any handler runs.
@@ -645,7 +854,7 @@ class Ring:
             run = rings[base + start * 16 : base + (mask + 1) * 16] + rings[base : base + wrapped * 16]
         self._cq_head = (head + count) & _U32
         self._words[self._cq_head_at] = self._cq_head
-        return list(_CQE.iter_unpack(run))
+        return run
 
     # -------------------------------------------------------------- closing
 
@@ -668,6 +877,61 @@ class Ring:
         self._rings.close()
         self._sqes.close()
         os.close(self.fd)
+
+
+#: ``unpack_completions(run)``: ``(user_data, res, flags)`` for each entry of
+#: a run from :meth:`Ring.reap_run`.
+unpack_completions = _CQE.iter_unpack
+
+#: A quick send's bytes in the probe (quick_sends_work): never let go, since
+#: a kernel that misbehaved could still be reading them.
+_PROBE_BYTES = bytes(1 << 20)
+
+
+@functools.cache
+def quick_sends_work() -> bool:
+    """Whether this kernel treats a quick send (:meth:`Ring.quick_send_entry`)
+    as weft relies on: over when the enter that hands it over returns, a
+    completion only when not every byte went, and then the true count.
+
+    Asked once per process, of the kernel itself, on a UNIX socket pair made
+    to fill up: a small send goes whole and silently; a 1 MiB one is cut
+    short and reports exactly what the peer can read; one more, with no room
+    left, reports ``-EAGAIN`` and sends nothing.  False on any other outcome
+    (then the driver uses only sends that report their completion).
+    """
+    try:
+        ring = Ring(4, 8)
+    except RingUnavailableError:
+        return False
+    left, right = socket.socketpair()
+    try:
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        right.setblocking(False)
+        entry = Ring.quick_send_entry(left.fileno(), 1)
+        results: list[list[tuple[int, int, int]]] = []
+        for data in (_PROBE_BYTES[:100], _PROBE_BYTES, _PROBE_BYTES[:100]):
+            ring.push_bytes(entry, data)
+            ring.submit()
+            results.append(ring.reap())
+        received = 0
+        with contextlib.suppress(BlockingIOError):
+            while chunk := right.recv(1 << 20):
+                received += len(chunk)
+        small, big, full = results
+        return (
+            small == []
+            and len(big) == 1
+            and 0 < big[0][1] < len(_PROBE_BYTES)
+            and full == [(1, -errno.EAGAIN, 0)]
+            and received == 100 + big[0][1]
+        )
+    except OSError:
+        return False
+    finally:
+        left.close()
+        right.close()
+        ring.close()
 
 
 def timespec(seconds: float) -> ctypes.Array[ctypes.c_char]:

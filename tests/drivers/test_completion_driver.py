@@ -11,12 +11,14 @@ call forced to fail).  Every wait is ``run_until`` with a bound.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -25,7 +27,13 @@ from weft._cli import commands as cli
 from weft.drivers import DRIVERS, UnavailableDriverError, open_runtime
 from weft.drivers import _registry as registry
 from weft.drivers._core.socket_defaults import READ_SIZE
-from weft.drivers.completion import CompletionRuntime, CompletionTransport, _uring, unavailable_reason
+from weft.drivers.completion import (
+    CompletionRuntime,
+    CompletionTransport,
+    RingThreadError,
+    _uring,
+    unavailable_reason,
+)
 from weft.drivers.completion._transport import FIRST_READ_SIZE
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import RecordingProtocol
@@ -158,6 +166,39 @@ def test_data_completed_while_paused_is_held_until_resume(runtime: CompletionRun
     assert runtime.run_until(lambda: server.received == b"sent while paused; then more", TIMEOUT)
 
 
+class PausesAtOnce(RecordingProtocol):
+    """Pauses reading at its first bytes, as a protocol whose writes back up does."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.transport.pause_reading()
+
+
+@needs_ring
+def test_a_flooding_peer_of_a_paused_connection_leaves_at_most_a_buffer_held(
+    runtime: CompletionRuntime,
+) -> None:
+    """A peer floods a connection that pauses at its first bytes: at most the
+    one receive the kernel held completes meanwhile, so what is held until
+    resume_reading is one buffer at most, and the rest waits in the kernel
+    (a multishot receive, tried and dropped, took up to 32 buffers here)."""
+    listener = runtime.listen_tcp(PausesAtOnce, "127.0.0.1", 0)
+    peer = socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT)
+    with peer:
+        assert runtime.run_until(lambda: len(listener.connections) == 1, TIMEOUT)
+        receiving = cast(CompletionTransport, next(iter(listener.connections)))
+        peer.setblocking(False)
+        flood = bytes(4 * 1024 * 1024)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                peer.send(flood)  # until the kernel's buffers are full
+        assert runtime.run_until(lambda: receiving._lifecycle.paused and not receiving._recv_pending, TIMEOUT)
+        runtime.run_once(0.01)
+        held = sum(len(data) for data in receiving._held if data is not None)
+        assert held <= READ_SIZE
+        assert not receiving._recv_pending
+
+
 class CheckingEnd(RecordingProtocol):
     """Records, in connection_lost, whether the kernel still owned an
     operation and whether the descriptor was still open."""
@@ -201,8 +242,15 @@ def test_abort_with_a_send_in_flight_resets_the_peer(runtime: CompletionRuntime)
         transport.set_write_buffer_limits(high=64 * 1024 * 1024)
         for _ in range(64):
             transport.write(os.urandom(256 * 1024))
-        handed_over = lambda: transport._in_flight is not None and runtime.ring.pending == 0  # noqa: E731
-        assert runtime.run_until(handed_over, TIMEOUT)
+        # Turns that wait at most 50 ms each: once the socket is full, the
+        # send the kernel holds never completes, so no turn would end.
+        for _ in range(int(TIMEOUT / 0.05)):
+            runtime.run_once(0.05)
+            if transport._in_flight is not None and not transport._quick and runtime.ring.pending == 0:
+                break
+        assert runtime.ring.pending == 0
+        assert transport._in_flight is not None
+        assert not transport._quick, "the send left waiting in the kernel is an ordinary one"
         transport.abort()
         assert runtime.run_until(lambda: lost(client), TIMEOUT)
         assert client.events[-1] == ("connection_lost", None)
@@ -210,6 +258,172 @@ def test_abort_with_a_send_in_flight_resets_the_peer(runtime: CompletionRuntime)
         peer.settimeout(TIMEOUT)
         with pytest.raises(ConnectionResetError):
             drain(peer)
+
+
+def peer_of(runtime: CompletionRuntime) -> tuple[CompletionTransport, RecordingProtocol, socket.socket]:
+    """A completion transport connected to a plain blocking socket the test reads."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    with listener:
+        client = RecordingProtocol()
+        connecting = runtime.connect_tcp(lambda: client, "127.0.0.1", listener.getsockname()[1])
+        assert runtime.run_until(connecting.done, TIMEOUT)
+        peer, _ = listener.accept()
+    peer.settimeout(TIMEOUT)
+    return client.transport, client, peer  # type: ignore[return-value]
+
+
+def receive(sock: socket.socket, count: int) -> bytes:
+    got = b""
+    while len(got) < count:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
+needs_quick_sends = pytest.mark.skipif(
+    _REFUSED is not None or not _uring.quick_sends_work(), reason="no quick sends on this kernel"
+)
+
+
+@needs_quick_sends
+def test_a_send_on_a_socket_is_quick_and_over_after_the_enter(runtime: CompletionRuntime) -> None:
+    """write() on a socket pushes a quick send: no completion comes for it, and
+    the turn whose enter hands it over finds it sent (the transport idle, its
+    buffer size back to 0), with the peer holding the bytes."""
+    transport, _client, peer = peer_of(runtime)
+    with peer:
+        transport.write(b"quick")
+        assert transport._quick
+        assert transport.get_write_buffer_size() == 5
+        runtime.run_once(0)
+        assert transport._in_flight is None
+        assert not transport._quick
+        assert transport.get_write_buffer_size() == 0
+        assert receive(peer, 5) == b"quick"
+
+
+@needs_quick_sends
+def test_what_a_full_socket_did_not_take_goes_next_and_in_order(runtime: CompletionRuntime) -> None:
+    """A quick send the socket takes only in part reports it; the rest goes
+    first, as an ordinary send that waits for room, and what was written
+    meanwhile after it: the peer reads every byte, in order."""
+    transport, _client, peer = peer_of(runtime)
+    with peer:
+        transport.set_write_buffer_limits(high=64 * 1024 * 1024)
+        data = os.urandom(16 * 1024 * 1024)  # more than a socket's buffers hold
+        transport.write(data)
+        runtime.run_once(0)
+        assert transport._in_flight is not None
+        assert not transport._quick  # the rest waits in the kernel for room
+        transport.write(b"and after it")
+        expected = data + b"and after it"
+        received = bytearray()
+        peer.setblocking(False)
+        for _ in range(100_000):
+            try:
+                while chunk := peer.recv(1 << 20):
+                    received += chunk
+            except BlockingIOError:
+                pass
+            if len(received) >= len(expected):
+                break
+            runtime.run_once(0.01)
+        assert received == expected
+        assert transport.get_write_buffer_size() == 0
+
+
+@needs_quick_sends
+def test_writes_behind_a_quick_send_go_without_waiting_for_an_event(
+    runtime: CompletionRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quick send's end makes no completion to wake the loop, so the enter
+    that hands over one with bytes queued behind it does not wait (here
+    nothing else would ever happen): its turn ends at once and sends the
+    queue; only then does a turn wait."""
+    transport, _client, peer = peer_of(runtime)
+    waits: list[float | None] = []
+    real = runtime.ring.submit_and_wait
+
+    def recording(timeout: float | None) -> int:
+        waits.append(timeout)
+        return real(timeout)
+
+    monkeypatch.setattr(runtime.ring, "submit_and_wait", recording)
+    with peer:
+        transport.write(b"one ")
+        transport.write(b"two ")
+        transport.write(b"three")
+        runtime.run_once(TIMEOUT)
+        assert waits == [0.0]  # it did not wait, though it was allowed to
+        assert transport._in_flight == b"two three"
+        runtime.run_once(0)
+        assert receive(peer, 13) == b"one two three"
+
+
+@needs_quick_sends
+def test_close_after_a_quick_send_ends_the_connection(runtime: CompletionRuntime) -> None:
+    """close() right after a write: the quick send goes, then the connection
+    ends (connection_lost(None), the peer reads the bytes and then EOF),
+    without any event from the peer."""
+    transport, client, peer = peer_of(runtime)
+    with peer:
+        transport.write(b"last words")
+        transport.close()
+        assert runtime.run_until(lambda: lost(client), TIMEOUT)
+        assert client.events[-1] == ("connection_lost", None)
+        assert receive(peer, 11) == b"last words"
+        assert peer.recv(10) == b""
+
+
+@needs_quick_sends
+def test_abort_before_the_enter_withdraws_a_quick_send(runtime: CompletionRuntime) -> None:
+    """abort() right after a write: the quick send, not yet handed over, is
+    withdrawn (no byte reaches the peer), connection_lost(None) follows and
+    the peer sees a reset."""
+    transport, client, peer = peer_of(runtime)
+    with peer:
+        transport.write(b"never sent")
+        assert transport._quick
+        transport.abort()
+        assert runtime.run_until(lambda: lost(client), TIMEOUT)
+        assert client.events[-1] == ("connection_lost", None)
+        with pytest.raises(ConnectionResetError):
+            peer.recv(100)
+
+
+@needs_quick_sends
+def test_a_quick_send_that_fails_ends_the_connection_with_the_error(runtime: CompletionRuntime) -> None:
+    """A quick send that fails outright (here its socket was shut down for
+    writing: EPIPE) ends the connection with the matching OSError, as the
+    reactor's send would; the receive it had armed is given back first."""
+    transport, client, peer = peer_of(runtime)
+    with peer:
+        transport.get_extra_info("socket").shutdown(socket.SHUT_WR)
+        transport.write(b"into a closed pipe")
+        assert runtime.run_until(lambda: lost(client), TIMEOUT)
+        error = client.events[-1][1]
+        assert isinstance(error, OSError)
+        assert error.errno == errno.EPIPE
+        assert not transport._recv_pending
+
+
+@needs_ring
+def test_without_quick_sends_every_send_reports_its_completion(
+    runtime: CompletionRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the kernel does not finish quick sends in the enter (the probe
+    says False), a socket's sends are ordinary ones, each completing; the
+    echo still works."""
+    runtime._ring_poller.quick_sends_work = False
+    client, _servers, _listener = connected(runtime)
+    server_end = next(iter(_listener.connections))
+    assert server_end._quick_entry == b""
+    client.transport.write(b"echo me")
+    assert runtime.run_until(lambda: client.received == b"echo me", TIMEOUT)
 
 
 @needs_ring
@@ -358,3 +572,51 @@ def test_weft_drivers_shows_the_refusal(capsys: pytest.CaptureFixture[str]) -> N
 
 def _refusal_text() -> str:
     return _uring._explain(errno.EPERM)
+
+
+@needs_ring
+def test_a_runtime_made_on_one_thread_runs_on_another_and_is_closed_there() -> None:
+    """A completion runtime belongs to the first thread that turns it (a
+    single-issuer ring): made on the test's thread, it serves on another.
+    While that one has stopped turning it, turning or closing it from the
+    maker's thread raises RingThreadError and ends nothing: the owner goes
+    on serving, then closes it."""
+    runtime = CompletionRuntime()
+    if not runtime.ring.single_issuer:
+        runtime.close()
+        pytest.skip("this kernel has no single-issuer rings (Linux 6.1)")
+    listener = runtime.listen_tcp(EchoProtocol, "127.0.0.1", 0)  # no kernel entry yet
+    errors: list[BaseException] = []
+    first_round, between, second_round = threading.Event(), threading.Event(), threading.Event()
+
+    def serve() -> None:
+        try:
+            runtime.run_until(first_round.is_set, TIMEOUT)
+            between.set()
+            second_round.wait(TIMEOUT)
+            runtime.run_until(lambda: not second_round.is_set(), TIMEOUT)
+            runtime.close()
+        except BaseException as exc:  # recorded for the test to check
+            errors.append(exc)
+            between.set()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=TIMEOUT) as peer:
+        peer.sendall(b"across threads")
+        assert peer.recv(100) == b"across threads"
+        runtime.call_soon_threadsafe(first_round.set)
+        assert between.wait(TIMEOUT)
+        assert runtime.ring.owner == server.ident
+        with pytest.raises(RingThreadError, match="belongs to thread"):
+            runtime.run_once(0)
+        with pytest.raises(RingThreadError, match="belongs to thread"):
+            runtime.close()
+        second_round.set()
+        peer.sendall(b"still served")
+        assert peer.recv(100) == b"still served"
+        runtime.call_soon_threadsafe(second_round.clear)
+    server.join(TIMEOUT)
+    assert not server.is_alive()
+    assert errors == []
+    assert runtime._closed

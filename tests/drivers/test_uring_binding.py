@@ -13,13 +13,14 @@ import errno
 import os
 import socket
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.support import TIMEOUT
 from weft.drivers.completion import _uring
-from weft.drivers.completion._uring import Ring, RingUnavailableError, ring_span
+from weft.drivers.completion._uring import Ring, RingThreadError, RingUnavailableError, ring_span
 from weft.protocols.errors import WeftError
 
 Completion = tuple[int, int, int]
@@ -379,6 +380,7 @@ def test_a_failed_enter_raises_the_kernels_error(ring: Ring) -> None:
     """io_uring_enter on the hot path returns its raw result: a real failure
     (here EBADF, a descriptor that is no ring) still comes out as an OSError
     with the kernel's errno, and an expired wait (ETIME) does not."""
+    ring.submit()  # the ring is enabled (and owned) by its first enter
     real = ring.fd
     ring.fd = -1
     try:
@@ -388,3 +390,187 @@ def test_a_failed_enter_raises_the_kernels_error(ring: Ring) -> None:
     finally:
         ring.fd = real
     assert ring.submit_and_wait(0.01) == 0
+
+
+# ------------------------------------------------------------ quick sends
+
+
+def drain_nonblocking(sock: socket.socket) -> bytes:
+    """Everything ``sock`` holds now, without waiting for more."""
+    sock.setblocking(False)
+    got = b""
+    try:
+        while chunk := sock.recv(1 << 20):
+            got += chunk
+    except BlockingIOError:
+        pass
+    return got
+
+
+@needs_ring
+def test_a_quick_send_that_goes_whole_posts_no_completion(ring: Ring) -> None:
+    """A quick send the socket takes whole is over when submit() returns: no
+    completion, and the peer already holds every byte."""
+    left, right = socket.socketpair()
+    with left, right:
+        data = b"quick and quiet"
+        ring.push_bytes(Ring.quick_send_entry(left.fileno(), 7), data)
+        ring.submit()
+        assert ring.ready() == 0
+        assert drain_nonblocking(right) == data
+        ring.submit_and_wait(0.01)
+        assert ring.reap() == []
+
+
+@needs_ring
+def test_a_quick_send_cut_short_reports_exactly_what_went(ring: Ring) -> None:
+    """A quick send larger than the socket takes stops at once and reports,
+    as its only completion, the count the peer can read; with no room left,
+    the next reports -EAGAIN and sends nothing."""
+    left, right = socket.socketpair()
+    with left, right:
+        left.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        data = bytes(range(256)) * 4096  # 1 MiB
+        entry = Ring.quick_send_entry(left.fileno(), 7)
+        ring.push_bytes(entry, data)
+        ring.submit()
+        [(user_data, sent, _flags)] = ring.reap()
+        assert user_data == 7
+        assert 0 < sent < len(data)
+        ring.push_bytes(entry, b"no room")
+        ring.submit()
+        assert ring.reap() == [(7, -errno.EAGAIN, 0)]
+        assert drain_nonblocking(right) == data[:sent]
+
+
+@needs_ring
+def test_a_quick_send_to_a_gone_peer_reports_the_error(ring: Ring) -> None:
+    """A quick send that fails outright reports -errno (EPIPE: no SIGPIPE)."""
+    left, right = socket.socketpair()
+    with left:
+        right.close()
+        ring.push_bytes(Ring.quick_send_entry(left.fileno(), 7), b"x")
+        ring.submit()
+        assert ring.reap() == [(7, -errno.EPIPE, 0)]
+
+
+@needs_ring
+def test_a_withdrawn_send_completes_as_a_no_op(ring: Ring) -> None:
+    """withdraw() turns a send the kernel has not seen into a no-op: its
+    completion comes back with res 0 (its MSG_* flags are not taken for the
+    no-op's own), and nothing reaches the peer; once handed over, an entry
+    can no longer be withdrawn."""
+    left, right = socket.socketpair()
+    with left, right:
+        sequence = ring.push_bytes(Ring.send_entry(left.fileno(), 7), b"never sent")
+        assert ring.withdraw(sequence)
+        assert wait_for(ring, 1) == [(7, 0, 0)]
+        assert drain_nonblocking(right) == b""
+        assert not ring.withdraw(sequence)
+
+
+@needs_ring
+def test_a_withdrawn_quick_send_stays_silent(ring: Ring) -> None:
+    """withdraw() keeps a quick send's silence: the no-op it becomes posts no
+    completion, and nothing reaches the peer."""
+    left, right = socket.socketpair()
+    with left, right:
+        sequence = ring.push_bytes(Ring.quick_send_entry(left.fileno(), 7), b"never sent")
+        assert ring.withdraw(sequence)
+        ring.submit()
+        ring.submit_and_wait(0.01)
+        assert ring.reap() == []
+        assert drain_nonblocking(right) == b""
+
+
+@needs_ring
+def test_this_kernel_finishes_quick_sends_in_the_enter() -> None:
+    """The probe the driver relies on holds on the kernel the tests run on
+    (io_uring's MSG_DONTWAIT is final there since before 5.19)."""
+    assert _uring.quick_sends_work()
+
+
+# ----------------------------------------------------------------- threads
+
+
+@needs_ring
+def test_a_single_issuer_ring_belongs_to_the_first_thread_that_enters() -> None:
+    """Made on one thread, entered first on another: that one owns it; the
+    maker's enter is then refused with a RingThreadError (nothing submitted,
+    the entry still pending), and the owner goes on as before."""
+    ring = Ring(8, 64)
+    try:
+        if not ring.single_issuer:
+            pytest.skip("this kernel has no single-issuer rings (Linux 6.1)")
+        assert ring.owner is None
+        ring.prep_nop(1)
+        entered = threading.Thread(target=ring.submit)
+        entered.start()
+        entered.join(TIMEOUT)
+        assert ring.owner == entered.ident
+        ring.prep_nop(2)
+        with pytest.raises(RingThreadError, match="belongs to thread") as raised:
+            ring.submit()
+        assert isinstance(raised.value, WeftError)
+        assert ring.pending == 1
+        # A thread made later is a stranger too, even if it reuses the
+        # owner's ident: the kernel knows the task, not Python's ident.
+        errors: list[BaseException] = []
+        later = threading.Thread(target=_record, args=(errors, ring.submit))
+        later.start()
+        later.join(TIMEOUT)
+        assert [type(error) for error in errors] == [RingThreadError]
+    finally:
+        ring.close()
+
+
+def _record(errors: list[BaseException], call: Callable[[], object]) -> None:
+    try:
+        call()
+    except BaseException as exc:  # recorded for the test to check
+        errors.append(exc)
+
+
+@needs_ring
+def test_a_ring_for_any_thread_is_entered_from_several() -> None:
+    """single_issuer=False: any thread may enter (one at a time), and the
+    completions come back to whoever reaps."""
+    ring = Ring(8, 64, single_issuer=False)
+    try:
+        assert not ring.single_issuer
+        assert ring.owner is None
+        ring.prep_nop(1)
+        entered = threading.Thread(target=ring.submit)
+        entered.start()
+        entered.join(TIMEOUT)
+        ring.prep_nop(2)
+        assert sorted(c[0] for c in wait_for(ring, 2)) == [1, 2]
+        assert ring.owner is None
+    finally:
+        ring.close()
+
+
+@needs_ring
+def test_an_older_kernel_gets_the_next_setup() -> None:
+    """A kernel that refuses the single-issuer flags (EINVAL, before 6.1) gets
+    the ring without them: entered from any thread, as before."""
+    tried: list[int] = []
+    real = _uring.syscalls.setup
+
+    def refuse_new_flags(entries: int, params: int) -> int:
+        flags = struct.unpack_from("<I", ctypes.string_at(params, 12), 8)[0]
+        tried.append(flags)
+        if flags & (1 << 12):
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real(entries, params)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_uring.syscalls, "setup", refuse_new_flags)
+        ring = Ring(8, 64)
+    try:
+        assert len(tried) == 2
+        assert not ring.single_issuer
+        ring.prep_nop(1)
+        assert wait_for(ring, 1) == [(1, 0, 0)]
+    finally:
+        ring.close()
