@@ -134,8 +134,6 @@ _OFF_SQES = 0x10000000
 IORING_POLL_ADD_MULTI = 1 << 0
 #: ``ioprio`` of an ACCEPT: stay armed, one completion per connection.
 IORING_ACCEPT_MULTISHOT = 1 << 0
-#: ``ioprio`` of a RECV or SEND: wait for readiness before trying at all.
-IORING_RECVSEND_POLL_FIRST = 1 << 0
 #: Cancel flags: every match, match by fd, match anything.
 IORING_ASYNC_CANCEL_ALL = 1 << 0
 IORING_ASYNC_CANCEL_FD = 1 << 1
