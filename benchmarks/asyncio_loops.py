@@ -22,7 +22,10 @@ and both as ratios to asyncio's default loop on the same row::
     python benchmarks/asyncio_loops.py --markdown       # a table for docs/performance.md
 
 The target (issue 11): weft's loop at most 0.9x asyncio's CPU on the
-protocol and streams rows.  Each cell reports its best run (the lowest CPU
+protocol and streams rows.  Beside the protocol rows runs the floor,
+``c-floor``: the C epoll echo server (``c_echo.c``), which makes only the
+two system calls a message takes; its ratio is the best any loop could show
+on the row (``--no-floor`` leaves it out).  Each cell reports its best run (the lowest CPU
 per message or request; ``--stat median`` for the median one), over
 ``--repeat`` runs interleaved so slow drift on the machine hits every loop
 alike.  See benchmarks/README.md for what is measured and its caveats.
@@ -55,6 +58,13 @@ import servers
 
 #: The loop every ratio is taken against.
 BASELINE = "asyncio"
+
+#: The yardstick on the protocol rows: servers.py's C epoll echo server
+#: (c_echo.c), no loop and no Python, only the two system calls a message
+#: takes.  No loop can cost less than it; its ratio to asyncio's loop is the
+#: best any loop could show on the row (``--no-floor`` leaves it out).
+FLOOR = "c-floor"
+FLOOR_KIND = "c-epoll"
 
 #: (program, loop, limit): a loop's CPU over the baseline's on every row of a program.
 TARGETS: list[tuple[str, str, float]] = [("protocol", "weft", 0.90), ("streams", "weft", 0.90)]
@@ -166,6 +176,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--sizes", type=cli.parse_sizes, default=[64, 1024, 16384], help="echo message sizes (64,1k,16k)"
     )
     parser.add_argument("--connections", type=int, default=50, help="connections, for every row")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="leave out the C echo server measured on the protocol rows as the floor",
+    )
     cli.add_run_options(
         parser,
         best="the lowest CPU per message or request",
@@ -218,8 +234,9 @@ def table_rows_of(chosen: list[str], sizes: list[int]) -> list[Row]:
 
 def measure_echo(kind: str, size: int, args: argparse.Namespace, binary: Path) -> Sample:
     """One fresh echo server, one warmed-up, measured load from the C load generator."""
+    script = None if kind == FLOOR_KIND else LOOP_SERVERS  # servers.py starts the C server itself
     with servers.ServerProcess(
-        kind, cpu=args.server_cpu, fresh_malloc=args.fresh_malloc, script=LOOP_SERVERS
+        kind, cpu=args.server_cpu, fresh_malloc=args.fresh_malloc, script=script
     ) as server:
         try:
             result = loadgen.run(
@@ -265,7 +282,7 @@ class Measurer:
 
     def __call__(self, row: Row, loop: str) -> Sample:
         """One fresh server of ``row``'s program on ``loop``, measured once."""
-        kind = row.kind(loop)
+        kind = FLOOR_KIND if loop == FLOOR else row.kind(loop)
         if row.size is None:
             assert self.wrk is not None
             return measure_http(kind, self.args, self.wrk, self.root)
@@ -276,6 +293,10 @@ class Measurer:
 def run_grid(args: argparse.Namespace, chosen: list[str], rows: list[Row], measure: Measurer) -> list[Cell]:
     """Measure every chosen cell ``args.repeat`` times, interleaved; one Cell per loop and row."""
     loops_of = {row: [loop for loop in loop_servers.LOOPS if row.kind(loop) in chosen] for row in rows}
+    if args.floor:
+        for row in rows:
+            if row.program == "protocol":
+                loops_of[row].append(FLOOR)
     samples: dict[tuple[Row, str], list[Sample]] = {}
     errors: dict[tuple[Row, str], str] = {}
     total, done = args.repeat * sum(map(len, loops_of.values())), 0
@@ -379,8 +400,17 @@ def render_markdown(rows: list[list[str]]) -> str:
     return echo.render_markdown(rows, COLUMNS)
 
 
+def floor_ratio(cells: list[Cell], row: Row) -> float | None:
+    """The C floor's CPU over the baseline loop's on ``row``'s message size, if both ran."""
+    for cell in cells:
+        if cell.loop == FLOOR and cell.row.size == row.size:
+            return cpu_ratio(cells, cell)
+    return None
+
+
 def targets(cells: list[Cell]) -> list[str]:
-    """One line per target whose loops both ran: the ratio on each of its rows."""
+    """One line per target whose loops both ran: the ratio on each of its rows
+    (and the C floor's, where it ran: the least any loop could reach)."""
     lines = []
     for program, loop, limit in TARGETS:
         figures = []
@@ -390,7 +420,11 @@ def targets(cells: list[Cell]) -> list[str]:
             value = cpu_ratio(cells, cell)
             if value is not None:
                 where = cli.show_size(cell.row.size) if cell.row.size is not None else program
-                figures.append(f"{where}: {value:.2f} {'ok' if value <= limit else 'MISSED'}")
+                floor = floor_ratio(cells, cell.row) if cell.row.size is not None else None
+                figures.append(
+                    f"{where}: {value:.2f} {'ok' if value <= limit else 'MISSED'}"
+                    + ("" if floor is None else f" (C floor {floor:.2f})")
+                )
         if figures:
             lines.append(f"{program}: {loop} / {BASELINE} CPU <= {limit:.2f}: " + "; ".join(figures))
     return lines
@@ -454,6 +488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "vs asyncio: over the same program on asyncio's default loop, same row "
         "(CPU: below 1 is cheaper; rate: above 1 is faster); server busy: CPU time / wall time.",
     ]
+    if any(cell.loop == FLOOR for cell in cells):
+        notes.append(
+            f"{FLOOR}: the C epoll echo server (c_echo.c: no loop, no Python, one recv and one send "
+            "a message), the least CPU a message can cost here; its ratio is the best any loop could show."
+        )
     if any(cell.disturbed for cell in cells):
         notes.append(
             f"!: disturbed: the server or the client waited for its core over {DISTURBED:.0%} of that run."

@@ -94,10 +94,40 @@ def test_echo_rows_on_every_loop(children: Children) -> None:
             figures = rf"{FIGURE}\s+{FIGURE}\s+{FIGURE}\s+{ratio}\s+{ratio}\s+{FIGURE}"
             row = rf"^{program}\s+64 B\s+{loop}( !)?\s+{figures}$"
             assert re.search(row, out, re.MULTILINE), f"no {program}/{loop} row in:\n{out}"
+    floor = rf"^protocol\s+64 B\s+c-floor( !)?\s+{FIGURE}"
+    assert re.search(floor, out, re.MULTILINE), f"no floor row in:\n{out}"
+    assert not re.search(r"^streams\s.*c-floor", out, re.MULTILINE), out
     if "weft" in loops:
         assert re.search(
-            r"^\s+protocol: weft / asyncio CPU <= 0\.90: 64 B: [\d.]+ (ok|MISSED)$", out, re.MULTILINE
-        )
+            r"^\s+protocol: weft / asyncio CPU <= 0\.90: 64 B: [\d.]+ (ok|MISSED) \(C floor [\d.]+\)$",
+            out,
+            re.MULTILINE,
+        ), out
+
+
+@needs_two_cores
+@pytest.mark.skipif(
+    shutil.which(os.environ.get("CC", "gcc")) is None, reason="the load generator needs a C compiler (gcc)"
+)
+def test_no_floor_leaves_the_c_server_out(children: Children) -> None:
+    """--no-floor measures only the loops asked for: no C floor row, no floor in the target line."""
+    out = run_script(
+        children,
+        "--servers",
+        "protocol-asyncio,protocol-weft",
+        "--sizes",
+        "64",
+        "--connections",
+        "2",
+        "--duration",
+        "0.1",
+        "--warmup",
+        "0",
+        "--no-floor",
+    )
+    assert re.search(r"^protocol\s+64 B\s+weft", out, re.MULTILINE), out
+    assert "c-floor" not in out
+    assert re.search(r"64 B: [\d.]+ (ok|MISSED)$", out, re.MULTILINE), out
 
 
 @needs_two_cores
