@@ -242,10 +242,39 @@ def test_a_live_subscriber_does_not_hold_the_stop_on_the_fake_clock() -> None:
     with log_records(logging.getLogger("weft.drivers")) as lines:
         server.run()
     assert runtime.now() == 60
-    assert not any(line.startswith("cut off") for line in lines)
+    assert lines == ["stopping"]  # nothing counted as waited for: it closed when told
     assert client.received == b"OK\r\nMSG news hello\r\nOK 1\r\n"
     assert (client.lost, client.lost_exc) == (True, None)
     assert hub.topic_count == 0
+
+
+def test_the_stop_counts_only_the_connections_it_waits_for() -> None:
+    """On the fake clock: a stop at t=60 with a live subscriber (which closes
+    when told the server is stopping) and a client halfway through a command
+    (which does not) logs that it waits for one connection, not two; the
+    half-sent command then finishes, its answer goes out, and the server
+    closes that connection too, between commands: the stop ends then."""
+    runtime = MemoryRuntime()
+    hub = PubSubHub()
+    server = Server(runtime, lambda: PubSubServerProtocol(hub), grace=5)
+    server.listen_tcp("127.0.0.1", 8000)
+    subscriber, publisher = RecordingProtocol(), RecordingProtocol()
+    for client in (subscriber, publisher):
+        connecting = runtime.connect_tcp(lambda client=client: client, "127.0.0.1", 8000)
+        assert runtime.run_until(connecting.done)
+    subscriber.transport.write(b"SUB news\n")
+    publisher.transport.write(b"PUB news hel")
+    assert runtime.run_until(lambda: subscriber.received == b"OK\r\n")
+    runtime.call_later(60, server.stop)
+    runtime.call_later(61, lambda: publisher.transport.write(b"lo\n"))
+    with log_records(logging.getLogger("weft.drivers")) as lines:
+        server.run()
+    assert lines == ["stopping: waiting up to 5 s for 1 open connection (stop again to cut them off)"]
+    assert runtime.now() == 61
+    assert (subscriber.lost, subscriber.lost_exc) == (True, None)
+    assert publisher.received == b"OK 0\r\n"
+    assert (publisher.lost, publisher.lost_exc) == (True, None)
+    assert server.open_connections() == []
 
 
 def test_an_idle_keep_alive_http_client_does_not_hold_the_stop_on_the_fake_clock() -> None:
