@@ -62,3 +62,7 @@ class Dispatcher:
         """Wait on the epoll descriptor as ``select.epoll.poll(timeout)``, run
         ``before_dispatch()`` (unless None), then hand out the events and
         ``always_ready``'s items as ``dispatcher(events)`` does."""
+
+#: ``DescriptorTransport.write`` (drivers/reactor/_descriptor_transport.py) in C,
+#: as a method: ``transport_write(transport, data)`` when called on the class.
+def transport_write(transport: Any, data: Any, /) -> None: ...

@@ -1,6 +1,6 @@
 """The reactor's hot calls: weft's optional C accelerator's, or the pure-Python ones.
 
-Two things, each chosen once, at import:
+Three things, each chosen once, at import:
 
 * **The read and write calls a transport binds to its descriptors.**  The
   reactor's transports move bytes with one callable each way per
@@ -15,6 +15,9 @@ Two things, each chosen once, at import:
   A regular file or a block device always gets os's calls: ``O_NONBLOCK``
   does not stop a read there from waiting on the disk, and os's calls let
   other threads run meanwhile.
+* **A stream transport's ``write``** (:data:`transport_write`): the
+  reactor's ``DescriptorTransport.write`` is the accelerator's copy of it,
+  the same steps with no Python frame per call.
 * **The handing out of a poll's events** (:func:`dispatcher`): the
   accelerator's ``Dispatcher`` does in C what the reactor loop's Python
   ``for fd, mask in events`` does, or the loop does it itself.
@@ -33,7 +36,16 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
-__all__ = ["ACCELERATED", "PURE_REASON", "describe", "dispatcher", "reader", "stream_calls", "writer"]
+__all__ = [
+    "ACCELERATED",
+    "PURE_REASON",
+    "describe",
+    "dispatcher",
+    "reader",
+    "stream_calls",
+    "transport_write",
+    "writer",
+]
 
 #: The environment variable that forces the pure-Python calls.
 PURE_ENV = "WEFT_PURE_PYTHON"
@@ -62,6 +74,10 @@ _speedups, _reason = _accelerator()
 _new_reader: Callable[[int], Reader] | None = None if _speedups is None else _speedups.DescriptorReader
 _new_writer: Callable[[int], Writer] | None = None if _speedups is None else _speedups.DescriptorWriter
 _new_dispatcher: Callable[..., Dispatch] | None = None if _speedups is None else _speedups.Dispatcher
+
+#: The accelerator's copy of ``DescriptorTransport.write`` (a method: bound
+#: to the instance it is looked up on), or None on the pure-Python path.
+transport_write: Callable[[Any, Any], None] | None = None if _speedups is None else _speedups.transport_write
 
 #: Whether the C accelerator's calls are in use.
 ACCELERATED: bool = _reason is None

@@ -552,6 +552,17 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
         self.on_lost.clear()
 
 
+#: DescriptorTransport.write as written above, kept for the tests that hold the
+#: accelerator's copy to it.
+python_write = DescriptorTransport.write
+
+if accelerator.transport_write is not None:
+    # The accelerator's copy of write() (weft/_speedups.c): the same steps,
+    # without the Python frame each call would cost; subclasses that define
+    # their own write() are unaffected.
+    DescriptorTransport.write = accelerator.transport_write  # type: ignore[method-assign,assignment]
+
+
 # ------------------------------------------------------------ constructors
 
 

@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -248,6 +248,11 @@ def test_a_live_subscriber_does_not_hold_the_stop_on_the_fake_clock() -> None:
     assert hub.topic_count == 0
 
 
+def _returning(protocol: RecordingProtocol) -> Callable[[], RecordingProtocol]:
+    """A protocol factory that hands out ``protocol``."""
+    return lambda: protocol
+
+
 def test_the_stop_counts_only_the_connections_it_waits_for() -> None:
     """On the fake clock: a stop at t=60 with a live subscriber (which closes
     when told the server is stopping) and a client halfway through a command
@@ -260,7 +265,7 @@ def test_the_stop_counts_only_the_connections_it_waits_for() -> None:
     server.listen_tcp("127.0.0.1", 8000)
     subscriber, publisher = RecordingProtocol(), RecordingProtocol()
     for client in (subscriber, publisher):
-        connecting = runtime.connect_tcp(lambda client=client: client, "127.0.0.1", 8000)
+        connecting = runtime.connect_tcp(_returning(client), "127.0.0.1", 8000)
         assert runtime.run_until(connecting.done)
     subscriber.transport.write(b"SUB news\n")
     publisher.transport.write(b"PUB news hel")
