@@ -23,6 +23,8 @@ from tests.support.processes import ROOT, Children
 SCRIPT = str(ROOT / "benchmarks" / "asyncio_loops.py")
 #: Two cores this process may use: the server's and the client's.
 CORES = sorted(os.sched_getaffinity(0))[:2]
+#: An echo run as short as it gets: 64 B messages, two connections, 0.1 s, no warm-up.
+TINY_ECHO = ("--sizes", "64", "--connections", "2", "--duration", "0.1", "--warmup", "0")
 #: Every figure in the table is a number like 1,234 or 0.93 or 99%.
 FIGURE = r"[\d,.]+%?"
 
@@ -78,14 +80,7 @@ def test_echo_rows_on_every_loop(children: Children) -> None:
         children,
         "--servers",
         ",".join(servers),
-        "--sizes",
-        "64",
-        "--connections",
-        "2",
-        "--duration",
-        "0.1",
-        "--warmup",
-        "0",
+        *TINY_ECHO,
     )
     assert "python benchmarks/asyncio_loops.py --repeat 1" in out
     for program in ("protocol", "streams"):
@@ -115,14 +110,7 @@ def test_no_floor_leaves_the_c_server_out(children: Children) -> None:
         children,
         "--servers",
         "protocol-asyncio,protocol-weft",
-        "--sizes",
-        "64",
-        "--connections",
-        "2",
-        "--duration",
-        "0.1",
-        "--warmup",
-        "0",
+        *TINY_ECHO,
         "--no-floor",
     )
     assert re.search(r"^protocol\s+64 B\s+weft", out, re.MULTILINE), out

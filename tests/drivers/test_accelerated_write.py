@@ -10,7 +10,6 @@ what reaches the peer, what stays queued, how errors end the connection.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support import TIMEOUT
-from tests.support.accelerator import SPEEDUPS, needs_accelerator, needs_accelerator_in_use
+from tests.support.accelerator import SPEEDUPS, fill, needs_accelerator, needs_accelerator_in_use
 from weft.drivers.reactor import Reactor
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport, python_write
 from weft.drivers.testing import RecordingProtocol
@@ -80,17 +79,6 @@ def connected(write_kind: str) -> Iterator[Connected]:
     pair = Connected()
     yield pair
     pair.close()
-
-
-def fill(fd: int) -> int:
-    """Write to ``fd`` until the kernel takes no more; how many bytes it took."""
-    total = 0
-    chunk = b"f" * 65536
-    while True:
-        try:
-            total += os.write(fd, chunk)
-        except BlockingIOError:
-            return total
 
 
 def test_a_write_the_kernel_takes_whole_leaves_nothing_queued(connected: Connected) -> None:

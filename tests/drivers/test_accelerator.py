@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.support import TIMEOUT
-from tests.support.accelerator import SPEEDUPS, Alarm, Interrupted, needs_accelerator, nonblocking_pipe
+from tests.support.accelerator import SPEEDUPS, Alarm, Interrupted, fill, needs_accelerator, nonblocking_pipe
 from weft.drivers._core import accelerator
 
 _speedups: Any = SPEEDUPS
@@ -324,17 +324,6 @@ def test_what_os_write_refuses_is_refused_alike(data: Any) -> None:
         os.close(write_fd)
     assert outcomes[0][:2] == outcomes[1][:2]
     assert outcomes[0][0] == "raised"
-
-
-def fill(write_fd: int) -> int:
-    """Write to ``write_fd`` until the kernel takes no more; how much it took."""
-    total = 0
-    chunk = b"f" * 65536
-    while True:
-        try:
-            total += os.write(write_fd, chunk)
-        except BlockingIOError:
-            return total
 
 
 @needs_accelerator

@@ -41,3 +41,14 @@ def nonblocking_pipe() -> tuple[int, int]:
     os.set_blocking(read_fd, False)
     os.set_blocking(write_fd, False)
     return read_fd, write_fd
+
+
+def fill(write_fd: int) -> int:
+    """Write to ``write_fd`` until the kernel takes no more; how much it took."""
+    total = 0
+    chunk = b"f" * 65536
+    while True:
+        try:
+            total += os.write(write_fd, chunk)
+        except BlockingIOError:
+            return total
