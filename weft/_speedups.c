@@ -1167,28 +1167,103 @@ static PyObject *str_recv_id, *str_in_flight, *str_lifecycle, *str_writable, *st
     *str_recv_done, *str_quick, *str_cold_completion, *str_quick_failed, *str_requeue_unsubmitted,
     *str_driver_failed;
 
+/* Direct access to the transports' __slots__ (and their lifecycle's and
+ * flow control's): the hot paths read and write a few dozen attributes per
+ * message, and PyObject_GetAttr finds each through the type's MRO.  Each
+ * field keeps the type it was last resolved on (a strong reference, so the
+ * address can never name another type) and the slot's offset in it; a type
+ * whose attribute of that name is no plain writable slot, or a slot not
+ * set, goes through PyObject_GetAttr/SetAttr as before. */
+enum {
+    F_RECV_ID, F_IN_FLIGHT, F_LIFECYCLE, F_WRITABLE, F_FLOW, F_PAUSED, F_BUFFER, F_FILE_QUEUE,
+    F_BUFFER_SIZE, F_IDLE_WRITER, F_WANTS_DATA, F_HELD, F_RECV_PENDING, F_RECV_BUFFER, F_RECV_SIZE,
+    F_RECV_SEQ, F_RECV_ENTRY, F_QUICK, F_PROTOCOL, F_COUNT
+};
+
+typedef struct {
+    PyObject *name;
+    PyTypeObject *type;     /* resolved on; NULL: not yet */
+    Py_ssize_t offset;      /* -1: not a plain slot on that type */
+} Field;
+
+static Field fields[F_COUNT];
+
+static PyObject **
+field_slot(PyObject *obj, int index)
+{
+    Field *field = &fields[index];
+    PyTypeObject *type = Py_TYPE(obj);
+    if (field->type != type) {
+        Py_ssize_t offset = -1;
+        PyObject *descr = _PyType_Lookup(type, field->name);
+        if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+                offset = member->offset;
+            }
+        }
+        Py_INCREF(type);
+        Py_XSETREF(field->type, type);
+        field->offset = offset;
+    }
+    return field->offset < 0 ? NULL : (PyObject **)((char *)obj + field->offset);
+}
+
+/* getattr(obj, name): a new reference, or NULL with an exception set. */
+static PyObject *
+get_field(PyObject *obj, int index)
+{
+    PyObject **slot = field_slot(obj, index);
+    if (slot != NULL && *slot != NULL) {
+        return Py_NewRef(*slot);
+    }
+    return PyObject_GetAttr(obj, fields[index].name);
+}
+
+/* setattr(obj, name, value) */
+static int
+set_field(PyObject *obj, int index, PyObject *value)
+{
+    PyObject **slot = field_slot(obj, index);
+    if (slot == NULL) {
+        return PyObject_SetAttr(obj, fields[index].name, value);
+    }
+    PyObject *old = *slot;
+    *slot = Py_NewRef(value);
+    Py_XDECREF(old);
+    return 0;
+}
+
 /* getattr(obj, name) is true: 1, 0, or -1 with an exception set. */
 static int
-attr_true(PyObject *obj, PyObject *name)
+field_true(PyObject *obj, int index)
 {
-    PyObject *value = PyObject_GetAttr(obj, name);
+    PyObject **slot = field_slot(obj, index);
+    PyObject *value = slot != NULL ? *slot : NULL;
+    if (value == Py_True) {
+        return 1;
+    }
+    if (value == Py_False || value == Py_None) {
+        return 0;
+    }
+    value = get_field(obj, index);
     if (value == NULL) {
         return -1;
     }
-    int truth = value == Py_True ? 1 : value == Py_False || value == Py_None ? 0 : PyObject_IsTrue(value);
+    int truth = PyObject_IsTrue(value);
     Py_DECREF(value);
     return truth;
 }
 
 /* getattr(getattr(obj, outer), inner) is true. */
 static int
-attr_attr_true(PyObject *obj, PyObject *outer, PyObject *inner)
+field_field_true(PyObject *obj, int outer, int inner)
 {
-    PyObject *value = PyObject_GetAttr(obj, outer);
+    PyObject *value = get_field(obj, outer);
     if (value == NULL) {
         return -1;
     }
-    int truth = attr_true(value, inner);
+    int truth = field_true(value, inner);
     Py_DECREF(value);
     return truth;
 }
@@ -1199,16 +1274,16 @@ static int
 send_end_has_work(PyObject *stream)
 {
     int truth;
-    if ((truth = attr_true(stream, str_buffer)) != 0) {
+    if ((truth = field_true(stream, F_BUFFER)) != 0) {
         return truth;
     }
-    if ((truth = attr_true(stream, str_file_queue)) != 0) {
+    if ((truth = field_true(stream, F_FILE_QUEUE)) != 0) {
         return truth;
     }
-    if ((truth = attr_attr_true(stream, str_flow, str_paused)) != 0) {
+    if ((truth = field_field_true(stream, F_FLOW, F_PAUSED)) != 0) {
         return truth;
     }
-    truth = attr_attr_true(stream, str_lifecycle, str_writable);
+    truth = field_field_true(stream, F_LIFECYCLE, F_WRITABLE);
     return truth < 0 ? -1 : !truth;
 }
 
@@ -1216,7 +1291,7 @@ send_end_has_work(PyObject *stream)
 static int
 subtract_buffered(PyObject *stream, Py_ssize_t count)
 {
-    PyObject *size = PyObject_GetAttr(stream, str_buffer_size);
+    PyObject *size = get_field(stream, F_BUFFER_SIZE);
     if (size == NULL) {
         return -1;
     }
@@ -1229,7 +1304,7 @@ subtract_buffered(PyObject *stream, Py_ssize_t count)
     if (left == NULL) {
         return -1;
     }
-    int done = PyObject_SetAttr(stream, str_buffer_size, left);
+    int done = set_field(stream, F_BUFFER_SIZE, left);
     Py_DECREF(left);
     return done;
 }
@@ -1238,10 +1313,10 @@ subtract_buffered(PyObject *stream, Py_ssize_t count)
 static int
 send_idle_again(PyObject *stream, Py_ssize_t sent)
 {
-    if (PyObject_SetAttr(stream, str_in_flight, Py_None) < 0 || subtract_buffered(stream, sent) < 0) {
+    if (set_field(stream, F_IN_FLIGHT, Py_None) < 0 || subtract_buffered(stream, sent) < 0) {
         return -1;
     }
-    return PyObject_SetAttr(stream, str_idle_writer, Py_True);
+    return set_field(stream, F_IDLE_WRITER, Py_True);
 }
 
 /* An exception that is an Exception goes to poller._driver_failed(what, exc)
@@ -1292,13 +1367,13 @@ call_res_flags(PyObject *stream, PyObject *name, int32_t res, uint32_t flags)
 static int
 send_completed(PyObject *stream, int32_t res, uint32_t flags)
 {
-    PyObject *data = PyObject_GetAttr(stream, str_in_flight);
+    PyObject *data = get_field(stream, F_IN_FLIGHT);
     if (data == NULL) {
         return -1;
     }
     int idle = 0;
     if (PyBytes_CheckExact(data) && PyBytes_GET_SIZE(data) > 0 && res == PyBytes_GET_SIZE(data)) {
-        idle = attr_attr_true(stream, str_lifecycle, str_writable);
+        idle = field_field_true(stream, F_LIFECYCLE, F_WRITABLE);
         if (idle > 0) {
             int busy = send_end_has_work(stream);
             idle = busy < 0 ? -1 : !busy;
@@ -1324,12 +1399,12 @@ arm_receive(RingTurn *self, PyObject *stream, int filled_small)
     if (filled_small) {
         /* A receive filled the first, small buffer: full size from now on. */
         size_obj = PyLong_FromSsize_t(self->read_size);
-        if (size_obj == NULL || PyObject_SetAttr(stream, str_recv_size, size_obj) < 0) {
+        if (size_obj == NULL || set_field(stream, F_RECV_SIZE, size_obj) < 0) {
             Py_XDECREF(size_obj);
             return -1;
         }
     }
-    else if ((size_obj = PyObject_GetAttr(stream, str_recv_size)) == NULL) {
+    else if ((size_obj = get_field(stream, F_RECV_SIZE)) == NULL) {
         return -1;
     }
     Py_ssize_t size = PyLong_AsSsize_t(size_obj);
@@ -1342,8 +1417,8 @@ arm_receive(RingTurn *self, PyObject *stream, int filled_small)
         return -1;
     }
     /* Held by the transport before the kernel can see its address. */
-    int done = PyObject_SetAttr(stream, str_recv_buffer, buffer);
-    PyObject *entry = done < 0 ? NULL : PyObject_GetAttr(stream, str_recv_entry);
+    int done = set_field(stream, F_RECV_BUFFER, buffer);
+    PyObject *entry = done < 0 ? NULL : get_field(stream, F_RECV_ENTRY);
     Py_DECREF(buffer);
     if (entry == NULL) {
         return -1;
@@ -1357,12 +1432,12 @@ arm_receive(RingTurn *self, PyObject *stream, int filled_small)
     if (seq == NULL) {
         return -1;
     }
-    done = PyObject_SetAttr(stream, str_recv_seq, seq);
+    done = set_field(stream, F_RECV_SEQ, seq);
     Py_DECREF(seq);
     if (done < 0) {
         return -1;
     }
-    return PyObject_SetAttr(stream, str_recv_pending, Py_True);
+    return set_field(stream, F_RECV_PENDING, Py_True);
 }
 
 /* A receive's completion: RingPoller._dispatch's hot path (with the bytes
@@ -1370,20 +1445,20 @@ arm_receive(RingTurn *self, PyObject *stream, int filled_small)
 static int
 receive_completed(RingTurn *self, PyObject *stream, int32_t res, uint32_t flags)
 {
-    PyObject *lifecycle = PyObject_GetAttr(stream, str_lifecycle);
+    PyObject *lifecycle = get_field(stream, F_LIFECYCLE);
     if (lifecycle == NULL) {
         return -1;
     }
     int hot = 0;
     PyObject *buffer = NULL;
     if (res > 0) {
-        hot = attr_true(lifecycle, str_wants_data);
+        hot = field_true(lifecycle, F_WANTS_DATA);
         if (hot > 0) {
-            int held = attr_true(stream, str_held);
+            int held = field_true(stream, F_HELD);
             hot = held < 0 ? -1 : !held;
         }
         if (hot > 0) {
-            buffer = PyObject_GetAttr(stream, str_recv_buffer);
+            buffer = get_field(stream, F_RECV_BUFFER);
             if (buffer == NULL) {
                 hot = -1;
             }
@@ -1406,8 +1481,8 @@ receive_completed(RingTurn *self, PyObject *stream, int32_t res, uint32_t flags)
      * it becomes the bytes delivered. */
     Py_ssize_t size = PyBytes_GET_SIZE(buffer);
     int filled_small = res == size && size < self->read_size;
-    if (PyObject_SetAttr(stream, str_recv_pending, Py_False) < 0
-        || PyObject_SetAttr(stream, str_recv_buffer, Py_None) < 0) {
+    if (set_field(stream, F_RECV_PENDING, Py_False) < 0
+        || set_field(stream, F_RECV_BUFFER, Py_None) < 0) {
         Py_DECREF(buffer);
         Py_DECREF(lifecycle);
         return -1;
@@ -1429,7 +1504,7 @@ receive_completed(RingTurn *self, PyObject *stream, int32_t res, uint32_t flags)
             return -1;
         }
     }
-    PyObject *protocol = PyObject_GetAttr(stream, str_protocol);
+    PyObject *protocol = get_field(stream, F_PROTOCOL);
     PyObject *result = protocol == NULL ? NULL : PyObject_CallMethodOneArg(protocol, str_data_received, data);
     Py_XDECREF(protocol);
     Py_DECREF(data);
@@ -1441,10 +1516,10 @@ receive_completed(RingTurn *self, PyObject *stream, int32_t res, uint32_t flags)
         return handle(stream, str_callback_failed, NULL);
     }
     Py_DECREF(result);
-    int again = attr_true(lifecycle, str_wants_data);
+    int again = field_true(lifecycle, F_WANTS_DATA);
     Py_DECREF(lifecycle);
     if (again > 0) {
-        int pending = attr_true(stream, str_recv_pending);
+        int pending = field_true(stream, F_RECV_PENDING);
         again = pending < 0 ? -1 : !pending;
     }
     if (again <= 0) {
@@ -1484,7 +1559,7 @@ dispatch_completion(RingTurn *self, const Completion *completion, PyObject *even
         return done;
     }
     Py_INCREF(stream);  /* its protocol may close it, and so release it */
-    PyObject *recv_id = PyObject_GetAttr(stream, str_recv_id);
+    PyObject *recv_id = get_field(stream, F_RECV_ID);
     int is_receive = recv_id == NULL ? -1 : PyObject_RichCompareBool(recv_id, key, Py_EQ);
     Py_XDECREF(recv_id);
     Py_DECREF(key);
@@ -1527,7 +1602,7 @@ end_quick_sends(RingTurn *self, uint32_t count)
             continue;
         }
         Py_INCREF(stream);
-        int quick = attr_true(stream, str_quick);
+        int quick = field_true(stream, F_QUICK);
         int done = 0;
         if (quick > 0) {
             PyObject *res = PyLong_FromLong(completion->res);
@@ -1565,11 +1640,11 @@ end_quick_sends(RingTurn *self, uint32_t count)
         for (Py_ssize_t index = 0; index < PyList_GET_SIZE(list); index++) {
             PyObject *stream = PyList_GET_ITEM(list, index);
             Py_INCREF(stream);
-            int quick = attr_true(stream, str_quick);
+            int quick = field_true(stream, F_QUICK);
             int done = quick;
             if (quick > 0) {
-                done = PyObject_SetAttr(stream, str_quick, Py_False);
-                PyObject *data = done < 0 ? NULL : PyObject_GetAttr(stream, str_in_flight);
+                done = set_field(stream, F_QUICK, Py_False);
+                PyObject *data = done < 0 ? NULL : get_field(stream, F_IN_FLIGHT);
                 if (data == NULL) {
                     done = -1;
                 }
@@ -1846,11 +1921,24 @@ PyInit__speedups(void)
         {&str_recv_done, "_recv_done"}, {&str_quick, "_quick"}, {&str_cold_completion, "_cold_completion"},
         {&str_quick_failed, "_quick_failed"}, {&str_requeue_unsubmitted, "_requeue_unsubmitted"},
         {&str_driver_failed, "_driver_failed"},
+        {&str_protocol, "_protocol"},  /* the Dispatcher's too, interned again below: the same object */
     };
     for (size_t index = 0; index < sizeof(names) / sizeof(names[0]); index++) {
         if ((*names[index].name = PyUnicode_InternFromString(names[index].text)) == NULL) {
             return NULL;
         }
+    }
+    PyObject *field_names[F_COUNT] = {
+        [F_RECV_ID] = str_recv_id, [F_IN_FLIGHT] = str_in_flight, [F_LIFECYCLE] = str_lifecycle,
+        [F_WRITABLE] = str_writable, [F_FLOW] = str_flow, [F_PAUSED] = str_paused, [F_BUFFER] = str_buffer,
+        [F_FILE_QUEUE] = str_file_queue, [F_BUFFER_SIZE] = str_buffer_size, [F_IDLE_WRITER] = str_idle_writer,
+        [F_WANTS_DATA] = str_wants_data, [F_HELD] = str_held, [F_RECV_PENDING] = str_recv_pending,
+        [F_RECV_BUFFER] = str_recv_buffer, [F_RECV_SIZE] = str_recv_size, [F_RECV_SEQ] = str_recv_seq,
+        [F_RECV_ENTRY] = str_recv_entry, [F_QUICK] = str_quick, [F_PROTOCOL] = str_protocol,
+    };
+    for (int index = 0; index < F_COUNT; index++) {
+        fields[index].name = field_names[index];
+        fields[index].offset = -1;
     }
 #endif
     if ((str_recv = PyUnicode_InternFromString("_recv")) == NULL
