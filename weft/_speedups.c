@@ -2,7 +2,8 @@
  *
  * Optional: weft runs the same without it, in pure Python (the selection is
  * drivers/_core/accelerator.py; WEFT_PURE_PYTHON=1 forces the pure path).
- * Two parts, each with the Python it replaces written out beside it:
+ * Three parts, each with the Python it replaces written out beside it (or
+ * named, for the completion driver's, whose Python is in _ring_poller.py):
  *
  *   - DescriptorReader and DescriptorWriter: a reader and a writer bound to
  *     one non-blocking descriptor, drop-in replacements for
@@ -17,6 +18,9 @@
  *     arrived is copied out into a bytes object of its size).
  *   - Dispatcher: the reactor loop's handing out of a poll's events, and on
  *     epoll the wait itself (see "dispatch" below).
+ *   - RingCore and RingTurn (Linux): the completion driver's turn, its
+ *     enter, reaping and handing out of completions, with receives straight
+ *     into the bytes delivered (see "completion driver" below).
  *
  * It needs the GIL (a free-threaded build of CPython turns the GIL on to
  * import it, as for any module that does not say otherwise), and keeps its
@@ -1891,8 +1895,9 @@ static struct PyModuleDef speedups_module = {
     .m_name = "weft._speedups",
     .m_doc = PyDoc_STR(
         "weft's optional C accelerator: the reactor's read(2) and write(2) on one\n"
-        "non-blocking descriptor, without releasing the GIL.  weft runs the same\n"
-        "without it (WEFT_PURE_PYTHON=1 forces that)."),
+        "non-blocking descriptor, without releasing the GIL, its handing out of\n"
+        "events, and the completion driver's turn.  weft runs the same without it\n"
+        "(WEFT_PURE_PYTHON=1 forces that)."),
     .m_size = -1,
     .m_methods = speedups_functions,
 };

@@ -1,6 +1,7 @@
-"""The reactor's hot calls: weft's optional C accelerator's, or the pure-Python ones.
+"""The hot calls of the reactor and the completion driver: weft's optional C
+accelerator's, or the pure-Python ones.
 
-Two things, each chosen once, at import:
+Each chosen once, at import:
 
 * **The read and write calls a transport binds to its descriptors.**  The
   reactor's transports move bytes with one callable each way per

@@ -213,8 +213,8 @@ class RingPoller:
         if self._to_arm:
             self._arm_all()
         ring = self.ring
-        if not ring._claimed:
-            ring._claim()
+        if not ring._claimed and not ring.closed:
+            ring._claim()  # (a closed ring: the turn raises RingUnavailableError)
         try:
             return self._turn(timeout)  # type: ignore[misc]
         except OSError as exc:
