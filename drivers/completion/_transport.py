@@ -292,10 +292,13 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             if lifecycle.lost:
                 self._operation_ended()
             return
-        if res > 0 and buffer is not None:
+        if res > 0:
+            if buffer is None:  # never: a receive into bytes is armed with its buffer
+                self._recv_failed(OSError(errno.EFAULT, "a receive completed with no buffer of its own"))
+                return
             if res == len(buffer) < READ_SIZE:  # filled: a bigger buffer from now on
                 self._recv_size = READ_SIZE
-            data = bytes(buffer[:res])
+            data = bytes(buffer[:res])  # (a copy, unless whole: this path is not the hot one)
             if lifecycle.wants_data and not self._held:
                 try:
                     self._protocol.data_received(data)
