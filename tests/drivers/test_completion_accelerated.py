@@ -226,6 +226,24 @@ def test_an_exception_in_data_received_goes_to_the_callback_hook(
     assert any("exception in a callback of" in record.getMessage() for record in caplog.records)
 
 
+class Interrupting(RecordingProtocol):
+    def data_received(self, data: bytes) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_base_exception_in_data_received_leaves_the_turn(runtime: CompletionRuntime) -> None:
+    """KeyboardInterrupt from data_received is no protocol failure: it leaves
+    the turn at once, on either path, as from the reactor's loop, and the
+    connection is left open (not ended through the callback hook)."""
+    server, client = serve(runtime, Interrupting)
+    with client:
+        client.sendall(b"^C")
+        with pytest.raises(KeyboardInterrupt):
+            runtime.run_until(lambda: False, TIMEOUT)
+        assert not lost(server)
+        assert not server.transport.is_closing()
+
+
 def test_a_driver_bug_in_a_completion_is_logged_and_the_loop_goes_on(
     runtime: CompletionRuntime, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
