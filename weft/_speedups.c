@@ -2,7 +2,8 @@
  *
  * Optional: weft runs the same without it, in pure Python (the selection is
  * drivers/_core/accelerator.py; WEFT_PURE_PYTHON=1 forces the pure path).
- * Two parts, each with the Python it replaces written out beside it:
+ * Three parts, each with the Python it replaces written out beside it (or
+ * named, for the completion driver's, whose Python is in _ring_poller.py):
  *
  *   - DescriptorReader and DescriptorWriter: a reader and a writer bound to
  *     one non-blocking descriptor, drop-in replacements for
@@ -17,6 +18,9 @@
  *     arrived is copied out into a bytes object of its size).
  *   - Dispatcher: the reactor loop's handing out of a poll's events, and on
  *     epoll the wait itself (see "dispatch" below).
+ *   - RingCore and RingTurn (Linux): the completion driver's turn, its
+ *     enter, reaping and handing out of completions, with receives straight
+ *     into the bytes delivered (see "completion driver" below).
  *
  * It needs the GIL (a free-threaded build of CPython turns the GIL on to
  * import it, as for any module that does not say otherwise), and keeps its
@@ -885,16 +889,1111 @@ static PyMethodDef transport_write_def = {
     PyDoc_STR("write(self, data)\n--\n\n"
               "Send data now if the kernel takes it, else queue the rest.")};
 
+/* ------------------------------------------------------ completion driver */
+
+/* The completion driver's hot loop (drivers/completion), in C:
+ *
+ *   - RingCore: a ring's counters and its hot calls.  The Python Ring
+ *     (drivers/completion/_uring.py, its AcceleratedRing) maps the queues
+ *     and prepares the cold entries; the submission tail, the count handed
+ *     over and the completion head live here, so that C and Python agree on
+ *     them: push() and push_bytes() copy an entry into the shared array (and
+ *     patch a send's or a receive's address and length); enter() is the
+ *     io_uring_enter system call, made from C, with the GIL released only
+ *     when it may wait.
+ *   - RingTurn: RingPoller.poll's work after the polls are armed, as one
+ *     call per turn: the quick sends sorted, the enter, the completions
+ *     reaped straight from the mapped queue, the quick sends finished, and
+ *     each completion handed out.  The common cases of a transport's
+ *     receive and send are done here (_ring_poller.py has the same in
+ *     Python: RingPoller._dispatch and _end_quick_sends); everything else
+ *     goes to the same Python methods as on the pure path.
+ *
+ * Receiving into bytes: on this path a transport's receive goes straight
+ * into a bytes object made for it, not zeroed (as os.read reads), which the
+ * transport holds as _recv_buffer while the kernel owns it.  At the
+ * completion the transport lets go of it, it is shrunk to what arrived, and
+ * it is the bytes delivered: no copy out of a receive buffer.  A fresh one
+ * is made for the next receive.  The kernel writes into such an object only
+ * between the enter that hands its receive over and that receive's
+ * completion, and nothing else can reach it meanwhile (the transport keeps
+ * it private; a closed ring's transports are kept, buffers and all, for the
+ * life of the process: RingPoller.close). */
+
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef __NR_io_uring_enter
+#define __NR_io_uring_enter 426
+#endif
+
+#define ENTER_GETEVENTS (1U << 0)
+#define ENTER_EXT_ARG (1U << 3)
+#define QUICK_BIT (1ULL << 62)
+
+typedef struct {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+} Completion;
+
+typedef struct {
+    uint64_t sigmask;
+    uint32_t sigmask_sz;
+    uint32_t min_wait_usec;
+    uint64_t ts;
+} GeteventsArg;
+
+typedef struct {
+    int64_t tv_sec;
+    int64_t tv_nsec;
+} KernelTimespec;
+
+typedef struct {
+    PyObject_HEAD
+    int fd;
+    int closed;
+    char *sqes;
+    uint32_t *sq_head;
+    uint32_t *sq_tail_word;
+    uint32_t *cq_head_word;
+    uint32_t *cq_tail_word;
+    Completion *cqes;
+    uint32_t sq_mask;
+    uint32_t cq_mask;
+    unsigned long long capacity;
+    unsigned long long sq_tail;     /* prepared, free-running */
+    unsigned long long submitted;   /* handed to the kernel */
+    unsigned long long cq_head;     /* reaped (low 32 bits are the kernel's) */
+    unsigned long long enters;
+    double last_timeout;            /* of the last enter that could wait */
+    PyObject *submit;               /* ring.submit: a full queue is handed over */
+    PyObject *unavailable;          /* RingUnavailableError */
+    GeteventsArg getevents;
+    KernelTimespec timespec;
+} RingCore;
+
+static PyTypeObject RingCoreType;
+
+static int
+core_refuse_closed(RingCore *self)
+{
+    PyObject *exc = PyObject_CallFunction(self->unavailable, "is", EBADF, "the ring is closed");
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
+/* io_uring_enter with what is prepared: how many entries the kernel took,
+ * or -errno for a failure (an expired or interrupted wait and a full
+ * completion queue are none: what was taken is read from the kernel's
+ * head).  timeout < 0: no limit. */
+static long
+core_enter(RingCore *self, unsigned int min_complete, unsigned int flags, double timeout)
+{
+    unsigned int to_submit = (unsigned int)(self->sq_tail - self->submitted);
+    __atomic_store_n(self->sq_tail_word, (uint32_t)self->sq_tail, __ATOMIC_RELEASE);
+    void *arg = NULL;
+    size_t size = 0;
+    if (timeout >= 0 && (flags & ENTER_GETEVENTS)) {
+        double whole = floor(timeout);
+        self->timespec.tv_sec = (int64_t)whole;
+        self->timespec.tv_nsec = (int64_t)((timeout - whole) * 1e9);
+        arg = &self->getevents;
+        size = sizeof(self->getevents);
+        flags |= ENTER_EXT_ARG;
+    }
+    self->enters++;
+    if (min_complete) {
+        self->last_timeout = timeout;
+    }
+    long taken;
+    if (min_complete && timeout != 0) {
+        Py_BEGIN_ALLOW_THREADS
+        taken = syscall(__NR_io_uring_enter, self->fd, to_submit, min_complete, flags, arg, size);
+        Py_END_ALLOW_THREADS
+    }
+    else {
+        taken = syscall(__NR_io_uring_enter, self->fd, to_submit, min_complete, flags, arg, size);
+    }
+    if (taken < 0) {
+        int code = errno;
+        if (code != ETIME && code != EINTR && code != EAGAIN && code != EBUSY) {
+            return -code;
+        }
+        uint32_t head = __atomic_load_n(self->sq_head, __ATOMIC_ACQUIRE);
+        taken = (long)(uint32_t)(head - (uint32_t)self->submitted);
+    }
+    self->submitted += (unsigned long long)taken;
+    return taken;
+}
+
+/* Queue a copy of entry; with data, pointed at all of it.  Its sequence, or
+ * -1 with an exception set. */
+static long long
+core_push(RingCore *self, PyObject *entry, PyObject *data)
+{
+    if (self->closed) {
+        return core_refuse_closed(self);
+    }
+    if (!PyBytes_CheckExact(entry) || PyBytes_GET_SIZE(entry) != 64) {
+        PyErr_SetString(PyExc_ValueError, "a submission entry is 64 bytes (Ring.entry makes them)");
+        return -1;
+    }
+    if (data != NULL && !PyBytes_Check(data)) {
+        PyErr_Format(PyExc_TypeError, "push_bytes() sends bytes, not %.200s", Py_TYPE(data)->tp_name);
+        return -1;
+    }
+    if (data != NULL && PyBytes_GET_SIZE(data) > (Py_ssize_t)UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "one operation moves at most 4 GiB - 1");
+        return -1;
+    }
+    if (self->sq_tail - self->submitted >= self->capacity) {
+        /* Full: hand the batch over now, without waiting (Python claims the
+         * ring first if no enter did yet). */
+        PyObject *result = PyObject_CallNoArgs(self->submit);
+        if (result == NULL) {
+            return -1;
+        }
+        Py_DECREF(result);
+        if (self->closed) {
+            return core_refuse_closed(self);
+        }
+    }
+    char *slot = self->sqes + ((self->sq_tail & self->sq_mask) << 6);
+    memcpy(slot, PyBytes_AS_STRING(entry), 64);
+    if (data != NULL) {
+        uint64_t address = (uint64_t)(uintptr_t)PyBytes_AS_STRING(data);
+        uint32_t length = (uint32_t)PyBytes_GET_SIZE(data);
+        memcpy(slot + 16, &address, 8);
+        memcpy(slot + 24, &length, 4);
+    }
+    return (long long)self->sq_tail++;
+}
+
+static PyObject *
+core_push_method(RingCore *self, PyObject *entry)
+{
+    long long sequence = core_push(self, entry, NULL);
+    return sequence < 0 ? NULL : PyLong_FromLongLong(sequence);
+}
+
+static PyObject *
+core_push_bytes_method(RingCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "push_bytes() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    long long sequence = core_push(self, args[0], args[1]);
+    return sequence < 0 ? NULL : PyLong_FromLongLong(sequence);
+}
+
+static PyObject *
+core_enter_method(RingCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "enter() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->closed) {
+        core_refuse_closed(self);
+        return NULL;
+    }
+    unsigned long min_complete = PyLong_AsUnsignedLong(args[0]);
+    if (min_complete == (unsigned long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    unsigned long flags = PyLong_AsUnsignedLong(args[1]);
+    if (flags == (unsigned long)-1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    double timeout = PyFloat_AsDouble(args[2]);
+    if (timeout == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    long taken = core_enter(self, (unsigned int)min_complete, (unsigned int)flags, timeout);
+    if (taken < 0) {
+        errno = (int)-taken;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(taken);
+}
+
+static PyObject *
+core_close_method(RingCore *self, PyObject *Py_UNUSED(ignored))
+{
+    /* The mappings are about to go: nothing here touches them again. */
+    self->closed = 1;
+    self->sqes = NULL;
+    Py_CLEAR(self->submit);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+core_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"fd", "rings", "sqes", "sq_head", "sq_tail", "cq_head", "cq_tail", "cqes",
+                               "sq_mask", "cq_mask", "capacity", "tail", "head", "submit", "unavailable",
+                               NULL};
+    int fd;
+    unsigned long long rings, sqes, tail, head, capacity;
+    Py_ssize_t sq_head, sq_tail, cq_head, cq_tail, cqes;
+    unsigned int sq_mask, cq_mask;
+    PyObject *submit, *unavailable;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iKKnnnnnIIKKKOO:RingCore", keywords, &fd, &rings, &sqes,
+                                     &sq_head, &sq_tail, &cq_head, &cq_tail, &cqes, &sq_mask, &cq_mask,
+                                     &capacity, &tail, &head, &submit, &unavailable)) {
+        return NULL;
+    }
+    if (rings == 0 || sqes == 0) {
+        PyErr_SetString(PyExc_ValueError, "RingCore needs the ring's mapped addresses");
+        return NULL;
+    }
+    RingCore *self = (RingCore *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    char *base = (char *)(uintptr_t)rings;
+    self->fd = fd;
+    self->sqes = (char *)(uintptr_t)sqes;
+    self->sq_head = (uint32_t *)(base + sq_head);
+    self->sq_tail_word = (uint32_t *)(base + sq_tail);
+    self->cq_head_word = (uint32_t *)(base + cq_head);
+    self->cq_tail_word = (uint32_t *)(base + cq_tail);
+    self->cqes = (Completion *)(base + cqes);
+    self->sq_mask = sq_mask;
+    self->cq_mask = cq_mask;
+    self->capacity = capacity;
+    self->sq_tail = tail;
+    self->submitted = tail;
+    self->cq_head = head;
+    self->getevents.ts = (uint64_t)(uintptr_t)&self->timespec;
+    self->submit = Py_NewRef(submit);
+    self->unavailable = Py_NewRef(unavailable);
+    return (PyObject *)self;
+}
+
+static int
+core_traverse(RingCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->submit);
+    Py_VISIT(self->unavailable);
+    return 0;
+}
+
+static int
+core_clear(RingCore *self)
+{
+    Py_CLEAR(self->submit);
+    Py_CLEAR(self->unavailable);
+    return 0;
+}
+
+static void
+core_dealloc(RingCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    core_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef core_members[] = {
+    {"sq_tail", T_ULONGLONG, offsetof(RingCore, sq_tail), 0, "Entries prepared (free-running)."},
+    {"submitted", T_ULONGLONG, offsetof(RingCore, submitted), 0, "Entries handed to the kernel."},
+    {"cq_head", T_ULONGLONG, offsetof(RingCore, cq_head), 0, "Completions reaped (the low 32 bits are the kernel's head)."},
+    {"enters", T_ULONGLONG, offsetof(RingCore, enters), 0, "io_uring_enter calls made."},
+    {"closed", T_INT, offsetof(RingCore, closed), READONLY, "Whether close() was called."},
+    {"last_timeout", T_DOUBLE, offsetof(RingCore, last_timeout), 0,
+     "The timeout of the last enter that waited for a completion (-1: none; tests read it)."},
+    {NULL},
+};
+
+static PyMethodDef core_methods[] = {
+    {"push", (PyCFunction)core_push_method, METH_O,
+     PyDoc_STR("push(entry)\n--\n\nQueue a copy of entry (64 bytes); its sequence.")},
+    {"push_bytes", (PyCFunction)(void (*)(void))core_push_bytes_method, METH_FASTCALL,
+     PyDoc_STR("push_bytes(entry, data)\n--\n\nQueue entry pointed at all of data (bytes); its sequence.")},
+    {"enter", (PyCFunction)(void (*)(void))core_enter_method, METH_FASTCALL,
+     PyDoc_STR("enter(min_complete, flags, timeout)\n--\n\n"
+               "io_uring_enter with what is prepared (timeout < 0: none); how many\n"
+               "entries the kernel took, OSError on a failure.")},
+    {"close", (PyCFunction)core_close_method, METH_NOARGS,
+     PyDoc_STR("close()\n--\n\nForget the mappings (before the ring unmaps them).")},
+    {NULL},
+};
+
+static PyTypeObject RingCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "weft._speedups.RingCore",
+    .tp_doc = PyDoc_STR(
+        "RingCore(fd, rings, sqes, sq_head, sq_tail, cq_head, cq_tail, cqes, sq_mask, cq_mask,\n"
+        "         capacity, tail, head, submit, unavailable)\n--\n\n"
+        "An io_uring's counters and hot calls, over the queues a Ring mapped."),
+    .tp_basicsize = sizeof(RingCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = core_new,
+    .tp_traverse = (traverseproc)core_traverse,
+    .tp_clear = (inquiry)core_clear,
+    .tp_dealloc = (destructor)core_dealloc,
+    .tp_members = core_members,
+    .tp_methods = core_methods,
+};
+
+/* ------------------------------------------------------------ RingTurn */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *poller;
+    RingCore *core;
+    PyObject *streams;
+    PyObject *quick_sends;
+    PyObject *sent;
+    PyObject *ending;
+    Py_ssize_t read_size;
+    Completion *run;
+    uint32_t run_size;
+} RingTurn;
+
+static PyObject *str_recv_id, *str_in_flight, *str_lifecycle, *str_writable, *str_flow, *str_paused,
+    *str_buffer, *str_file_queue, *str_buffer_size, *str_send_done, *str_wants_data,
+    *str_held, *str_recv_pending, *str_recv_buffer, *str_recv_size, *str_recv_seq, *str_recv_entry,
+    *str_recv_done, *str_quick, *str_cold_completion, *str_quick_failed, *str_requeue_unsubmitted,
+    *str_driver_failed;
+
+/* Direct access to the transports' __slots__ (and their lifecycle's and
+ * flow control's): the hot paths read and write a few dozen attributes per
+ * message, and PyObject_GetAttr finds each through the type's MRO.  Each
+ * field keeps the type it was last resolved on (a strong reference, so the
+ * address can never name another type) and the slot's offset in it; a type
+ * whose attribute of that name is no plain writable slot, or a slot not
+ * set, goes through PyObject_GetAttr/SetAttr as before. */
+enum {
+    F_RECV_ID, F_IN_FLIGHT, F_LIFECYCLE, F_WRITABLE, F_FLOW, F_PAUSED, F_BUFFER, F_FILE_QUEUE,
+    F_BUFFER_SIZE, F_IDLE_WRITER, F_WANTS_DATA, F_HELD, F_RECV_PENDING, F_RECV_BUFFER, F_RECV_SIZE,
+    F_RECV_SEQ, F_RECV_ENTRY, F_QUICK, F_PROTOCOL, F_COUNT
+};
+
+typedef struct {
+    PyObject *name;
+    PyTypeObject *type;     /* resolved on; NULL: not yet */
+    Py_ssize_t offset;      /* -1: not a plain slot on that type */
+} Field;
+
+static Field fields[F_COUNT];
+
+static PyObject **
+field_slot(PyObject *obj, int index)
+{
+    Field *field = &fields[index];
+    PyTypeObject *type = Py_TYPE(obj);
+    if (field->type != type) {
+        Py_ssize_t offset = -1;
+        PyObject *descr = _PyType_Lookup(type, field->name);
+        if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+                offset = member->offset;
+            }
+        }
+        Py_INCREF(type);
+        Py_XSETREF(field->type, type);
+        field->offset = offset;
+    }
+    return field->offset < 0 ? NULL : (PyObject **)((char *)obj + field->offset);
+}
+
+/* getattr(obj, name): a new reference, or NULL with an exception set. */
+static PyObject *
+get_field(PyObject *obj, int index)
+{
+    PyObject **slot = field_slot(obj, index);
+    if (slot != NULL && *slot != NULL) {
+        return Py_NewRef(*slot);
+    }
+    return PyObject_GetAttr(obj, fields[index].name);
+}
+
+/* setattr(obj, name, value) */
+static int
+set_field(PyObject *obj, int index, PyObject *value)
+{
+    PyObject **slot = field_slot(obj, index);
+    if (slot == NULL) {
+        return PyObject_SetAttr(obj, fields[index].name, value);
+    }
+    PyObject *old = *slot;
+    *slot = Py_NewRef(value);
+    Py_XDECREF(old);
+    return 0;
+}
+
+/* getattr(obj, name) is true: 1, 0, or -1 with an exception set. */
+static int
+field_true(PyObject *obj, int index)
+{
+    PyObject **slot = field_slot(obj, index);
+    PyObject *value = slot != NULL ? *slot : NULL;
+    if (value == Py_True) {
+        return 1;
+    }
+    if (value == Py_False || value == Py_None) {
+        return 0;
+    }
+    value = get_field(obj, index);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* getattr(getattr(obj, outer), inner) is true. */
+static int
+field_field_true(PyObject *obj, int outer, int inner)
+{
+    PyObject *value = get_field(obj, outer);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = field_true(value, inner);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* A transport whose send ends with work to do: a queue behind it, a file,
+ * resume_writing due, or no longer writable (_end_quick_sends' sorting). */
+static int
+send_end_has_work(PyObject *stream)
+{
+    int truth;
+    if ((truth = field_true(stream, F_BUFFER)) != 0) {
+        return truth;
+    }
+    if ((truth = field_true(stream, F_FILE_QUEUE)) != 0) {
+        return truth;
+    }
+    if ((truth = field_field_true(stream, F_FLOW, F_PAUSED)) != 0) {
+        return truth;
+    }
+    truth = field_field_true(stream, F_LIFECYCLE, F_WRITABLE);
+    return truth < 0 ? -1 : !truth;
+}
+
+/* stream._buffer_size -= count */
+static int
+subtract_buffered(PyObject *stream, Py_ssize_t count)
+{
+    PyObject *size = get_field(stream, F_BUFFER_SIZE);
+    if (size == NULL) {
+        return -1;
+    }
+    Py_ssize_t value = PyLong_AsSsize_t(size);
+    Py_DECREF(size);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *left = PyLong_FromSsize_t(value - count);
+    if (left == NULL) {
+        return -1;
+    }
+    int done = set_field(stream, F_BUFFER_SIZE, left);
+    Py_DECREF(left);
+    return done;
+}
+
+/* The send in flight went whole and nothing waits behind it: idle again. */
+static int
+send_idle_again(PyObject *stream, Py_ssize_t sent)
+{
+    if (set_field(stream, F_IN_FLIGHT, Py_None) < 0 || subtract_buffered(stream, sent) < 0) {
+        return -1;
+    }
+    return set_field(stream, F_IDLE_WRITER, Py_True);
+}
+
+/* An exception that is an Exception goes to poller._driver_failed(what, exc)
+ * (logged: a driver bug never stops the loop); any other is kept raised. */
+static int
+driver_failed(RingTurn *self, PyObject *what)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        return -1;
+    }
+    if (handle(self->poller, str_driver_failed, what) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return -1;
+        }
+        PyErr_WriteUnraisable(what);
+    }
+    return 0;
+}
+
+static PyObject *
+call_method(PyObject *owner, PyObject *name, PyObject **args, size_t count)
+{
+    PyObject *all[5];  /* the owner and at most 4 arguments */
+    all[0] = owner;
+    for (size_t index = 0; index < count; index++) {
+        all[index + 1] = args[index];
+    }
+    return PyObject_VectorcallMethod(name, all, (count + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+/* stream.<name>(res, flags) */
+static PyObject *
+call_res_flags(PyObject *stream, PyObject *name, int32_t res, uint32_t flags)
+{
+    PyObject *res_obj = PyLong_FromLong(res);
+    PyObject *flags_obj = res_obj == NULL ? NULL : PyLong_FromUnsignedLong(flags);
+    PyObject *result = NULL;
+    if (flags_obj != NULL) {
+        PyObject *args[2] = {res_obj, flags_obj};
+        result = call_method(stream, name, args, 2);
+    }
+    Py_XDECREF(res_obj);
+    Py_XDECREF(flags_obj);
+    return result;
+}
+
+/* A send's completion: RingPoller._dispatch's hot path, or _send_done. */
+static int
+send_completed(PyObject *stream, int32_t res, uint32_t flags)
+{
+    PyObject *data = get_field(stream, F_IN_FLIGHT);
+    if (data == NULL) {
+        return -1;
+    }
+    int idle = 0;
+    if (PyBytes_CheckExact(data) && PyBytes_GET_SIZE(data) > 0 && res == PyBytes_GET_SIZE(data)) {
+        idle = field_field_true(stream, F_LIFECYCLE, F_WRITABLE);
+        if (idle > 0) {
+            int busy = send_end_has_work(stream);
+            idle = busy < 0 ? -1 : !busy;
+        }
+    }
+    Py_DECREF(data);
+    if (idle < 0) {
+        return -1;
+    }
+    if (idle) {
+        return send_idle_again(stream, res);
+    }
+    PyObject *result = call_res_flags(stream, str_send_done, res, flags);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}
+
+/* Arm the transport's receive again, into a fresh bytes object. */
+static int
+arm_receive(RingTurn *self, PyObject *stream, int filled_small)
+{
+    PyObject *size_obj;
+    if (filled_small) {
+        /* A receive filled the first, small buffer: full size from now on. */
+        size_obj = PyLong_FromSsize_t(self->read_size);
+        if (size_obj == NULL || set_field(stream, F_RECV_SIZE, size_obj) < 0) {
+            Py_XDECREF(size_obj);
+            return -1;
+        }
+    }
+    else if ((size_obj = get_field(stream, F_RECV_SIZE)) == NULL) {
+        return -1;
+    }
+    Py_ssize_t size = PyLong_AsSsize_t(size_obj);
+    Py_DECREF(size_obj);
+    if (size == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *buffer = PyBytes_FromStringAndSize(NULL, size);
+    if (buffer == NULL) {
+        return -1;
+    }
+    /* Held by the transport before the kernel can see its address. */
+    int done = set_field(stream, F_RECV_BUFFER, buffer);
+    PyObject *entry = done < 0 ? NULL : get_field(stream, F_RECV_ENTRY);
+    Py_DECREF(buffer);
+    if (entry == NULL) {
+        return -1;
+    }
+    long long sequence = core_push(self->core, entry, buffer);
+    Py_DECREF(entry);
+    if (sequence < 0) {
+        return -1;
+    }
+    PyObject *seq = PyLong_FromLongLong(sequence);
+    if (seq == NULL) {
+        return -1;
+    }
+    done = set_field(stream, F_RECV_SEQ, seq);
+    Py_DECREF(seq);
+    if (done < 0) {
+        return -1;
+    }
+    return set_field(stream, F_RECV_PENDING, Py_True);
+}
+
+/* A receive's completion: RingPoller._dispatch's hot path (with the bytes
+ * received into delivered as they are), or _recv_done. */
+static int
+receive_completed(RingTurn *self, PyObject *stream, int32_t res, uint32_t flags)
+{
+    PyObject *lifecycle = get_field(stream, F_LIFECYCLE);
+    if (lifecycle == NULL) {
+        return -1;
+    }
+    int hot = 0;
+    PyObject *buffer = NULL;
+    if (res > 0) {
+        hot = field_true(lifecycle, F_WANTS_DATA);
+        if (hot > 0) {
+            int held = field_true(stream, F_HELD);
+            hot = held < 0 ? -1 : !held;
+        }
+        if (hot > 0) {
+            buffer = get_field(stream, F_RECV_BUFFER);
+            if (buffer == NULL) {
+                hot = -1;
+            }
+            else if (!PyBytes_CheckExact(buffer) || res > PyBytes_GET_SIZE(buffer)) {
+                hot = 0;  /* not a receive into bytes: the Python path's */
+                Py_CLEAR(buffer);
+            }
+        }
+    }
+    if (hot <= 0) {
+        Py_DECREF(lifecycle);
+        if (hot < 0) {
+            return -1;
+        }
+        PyObject *result = call_res_flags(stream, str_recv_done, res, flags);
+        Py_XDECREF(result);
+        return result == NULL ? -1 : 0;
+    }
+    /* The kernel is done with the buffer: the transport lets go of it, and
+     * it becomes the bytes delivered. */
+    Py_ssize_t size = PyBytes_GET_SIZE(buffer);
+    int filled_small = res == size && size < self->read_size;
+    if (set_field(stream, F_RECV_PENDING, Py_False) < 0
+        || set_field(stream, F_RECV_BUFFER, Py_None) < 0) {
+        Py_DECREF(buffer);
+        Py_DECREF(lifecycle);
+        return -1;
+    }
+    PyObject *data;
+    if (Py_REFCNT(buffer) == 1) {
+        data = buffer;
+        if (res != size && _PyBytes_Resize(&data, res) < 0) {
+            Py_DECREF(lifecycle);
+            return -1;
+        }
+    }
+    else {
+        /* Someone else holds it (never, from weft): a copy. */
+        data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(buffer), res);
+        Py_DECREF(buffer);
+        if (data == NULL) {
+            Py_DECREF(lifecycle);
+            return -1;
+        }
+    }
+    PyObject *protocol = get_field(stream, F_PROTOCOL);
+    PyObject *result = protocol == NULL ? NULL : PyObject_CallMethodOneArg(protocol, str_data_received, data);
+    Py_XDECREF(protocol);
+    Py_DECREF(data);
+    if (result == NULL) {
+        Py_DECREF(lifecycle);
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+            return -1;
+        }
+        return handle(stream, str_callback_failed, NULL);
+    }
+    Py_DECREF(result);
+    int again = field_true(lifecycle, F_WANTS_DATA);
+    Py_DECREF(lifecycle);
+    if (again > 0) {
+        int pending = field_true(stream, F_RECV_PENDING);
+        again = pending < 0 ? -1 : !pending;
+    }
+    if (again <= 0) {
+        return again;
+    }
+    return arm_receive(self, stream, filled_small);
+}
+
+/* One completion (RingPoller._dispatch's loop body). */
+static int
+dispatch_completion(RingTurn *self, const Completion *completion, PyObject *events)
+{
+    PyObject *key = PyLong_FromUnsignedLongLong(completion->user_data);
+    if (key == NULL) {
+        return -1;
+    }
+    PyObject *stream = PyDict_GetItemWithError(self->streams, key);
+    int done;
+    if (stream == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            return -1;
+        }
+        /* Not a transport's: a handler, a poll, or nothing (Python). */
+        PyObject *res = PyLong_FromLong(completion->res);
+        PyObject *flags = res == NULL ? NULL : PyLong_FromUnsignedLong(completion->flags);
+        PyObject *result = NULL;
+        if (flags != NULL) {
+            PyObject *args[4] = {key, res, flags, events};
+            result = call_method(self->poller, str_cold_completion, args, 4);
+        }
+        Py_XDECREF(res);
+        Py_XDECREF(flags);
+        Py_XDECREF(result);
+        done = result == NULL ? driver_failed(self, self->poller) : 0;
+        Py_DECREF(key);
+        return done;
+    }
+    Py_INCREF(stream);  /* its protocol may close it, and so release it */
+    PyObject *recv_id = get_field(stream, F_RECV_ID);
+    int is_receive = recv_id == NULL ? -1 : PyObject_RichCompareBool(recv_id, key, Py_EQ);
+    Py_XDECREF(recv_id);
+    Py_DECREF(key);
+    if (is_receive < 0) {
+        done = -1;
+    }
+    else if (is_receive) {
+        done = receive_completed(self, stream, completion->res, completion->flags);
+    }
+    else {
+        done = send_completed(stream, completion->res, completion->flags);
+    }
+    if (done < 0) {
+        done = driver_failed(self, stream);
+    }
+    Py_DECREF(stream);
+    return done;
+}
+
+/* The quick sends the enter handed over: RingPoller._end_quick_sends. */
+static int
+end_quick_sends(RingTurn *self, uint32_t count)
+{
+    for (uint32_t index = 0; index < count; index++) {
+        const Completion *completion = &self->run[index];
+        if (!(completion->user_data & QUICK_BIT)) {
+            continue;
+        }
+        /* A quick send did not go whole: its transport sends the rest. */
+        PyObject *key = PyLong_FromUnsignedLongLong(completion->user_data ^ QUICK_BIT);
+        if (key == NULL) {
+            return -1;
+        }
+        PyObject *stream = PyDict_GetItemWithError(self->streams, key);
+        Py_DECREF(key);
+        if (stream == NULL) {
+            if (PyErr_Occurred()) {
+                return -1;
+            }
+            continue;
+        }
+        Py_INCREF(stream);
+        int quick = field_true(stream, F_QUICK);
+        int done = 0;
+        if (quick > 0) {
+            PyObject *res = PyLong_FromLong(completion->res);
+            PyObject *result = NULL;
+            if (res != NULL) {
+                PyObject *args[2] = {stream, res};
+                result = call_method(self->poller, str_quick_failed, args, 2);
+                Py_DECREF(res);
+            }
+            Py_XDECREF(result);
+            done = result == NULL ? -1 : 0;
+        }
+        else {
+            done = quick;
+        }
+        if (done < 0) {
+            done = driver_failed(self, stream);
+        }
+        Py_DECREF(stream);
+        if (done < 0) {
+            return -1;
+        }
+    }
+    if (self->core->sq_tail != self->core->submitted) {
+        /* The kernel took fewer than it was given: those are not over. */
+        PyObject *args[2] = {self->sent, self->ending};
+        PyObject *result = call_method(self->poller, str_requeue_unsubmitted, args, 2);
+        if (result == NULL) {
+            return -1;
+        }
+        Py_DECREF(result);
+    }
+    for (int group = 0; group < 2; group++) {
+        PyObject *list = group == 0 ? self->sent : self->ending;
+        for (Py_ssize_t index = 0; index < PyList_GET_SIZE(list); index++) {
+            PyObject *stream = PyList_GET_ITEM(list, index);
+            Py_INCREF(stream);
+            int quick = field_true(stream, F_QUICK);
+            int done = quick;
+            if (quick > 0) {
+                done = set_field(stream, F_QUICK, Py_False);
+                PyObject *data = done < 0 ? NULL : get_field(stream, F_IN_FLIGHT);
+                if (data == NULL) {
+                    done = -1;
+                }
+                else {
+                    Py_ssize_t sent = PyObject_Length(data);
+                    Py_DECREF(data);
+                    if (sent < 0) {
+                        done = -1;
+                    }
+                    else if (group == 0) {
+                        /* Sent, nothing queued behind it, still open, no
+                         * resume_writing due: idle again. */
+                        done = send_idle_again(stream, sent);
+                    }
+                    else {
+                        PyObject *result = call_res_flags(stream, str_send_done, (int32_t)sent, 0);
+                        Py_XDECREF(result);
+                        done = result == NULL ? -1 : 0;
+                    }
+                }
+            }
+            if (done < 0) {
+                done = driver_failed(self, stream);
+            }
+            Py_DECREF(stream);
+            if (done < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+clear_list(PyObject *list)
+{
+    return PyList_SetSlice(list, 0, PyList_GET_SIZE(list), NULL);
+}
+
+static PyObject *
+turn_call(RingTurn *self, PyObject *timeout_arg)
+{
+    double timeout = PyFloat_AsDouble(timeout_arg);
+    if (timeout == -1.0 && PyErr_Occurred()) {
+        return NULL;
+    }
+    RingCore *core = self->core;
+    if (core->closed) {
+        core_refuse_closed(core);
+        return NULL;
+    }
+    int quick = PyList_GET_SIZE(self->quick_sends) > 0;
+    if (quick) {
+        /* Sort the quick sends about to be handed over: those whose end has
+         * work to do make this enter not wait. */
+        if (clear_list(self->sent) < 0 || clear_list(self->ending) < 0) {
+            return NULL;
+        }
+        PyObject *quick_sends = self->quick_sends;
+        for (Py_ssize_t index = 0; index < PyList_GET_SIZE(quick_sends); index++) {
+            PyObject *stream = PyList_GET_ITEM(quick_sends, index);
+            int busy = send_end_has_work(stream);
+            if (busy < 0 || PyList_Append(busy ? self->ending : self->sent, stream) < 0) {
+                return NULL;
+            }
+        }
+        if (clear_list(quick_sends) < 0) {
+            return NULL;
+        }
+        if (PyList_GET_SIZE(self->ending)) {
+            timeout = 0.0;
+        }
+    }
+    uint32_t ready = __atomic_load_n(core->cq_tail_word, __ATOMIC_ACQUIRE) - (uint32_t)core->cq_head;
+    long taken = 0;
+    if (ready) {
+        if (core->sq_tail != core->submitted) {
+            taken = core_enter(core, 0, 0, -1.0);
+        }
+    }
+    else {
+        taken = core_enter(core, 1, ENTER_GETEVENTS, timeout);
+    }
+    if (taken < 0) {
+        errno = (int)-taken;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    /* Reap every completion into our own run, then give the slots back
+     * before any handler runs (one may enter the kernel again). */
+    uint32_t head = (uint32_t)core->cq_head;
+    uint32_t count = __atomic_load_n(core->cq_tail_word, __ATOMIC_ACQUIRE) - head;
+    if (count > self->run_size) {
+        count = self->run_size;  /* never more than the queue holds */
+    }
+    for (uint32_t index = 0; index < count; index++) {
+        self->run[index] = core->cqes[(head + index) & core->cq_mask];
+    }
+    core->cq_head += count;
+    __atomic_store_n(core->cq_head_word, (uint32_t)core->cq_head, __ATOMIC_RELEASE);
+    if (quick && end_quick_sends(self, count) < 0) {
+        return NULL;
+    }
+    PyObject *events = PyList_New(0);
+    if (events == NULL) {
+        return NULL;
+    }
+    for (uint32_t index = 0; index < count; index++) {
+        if (dispatch_completion(self, &self->run[index], events) < 0) {
+            Py_DECREF(events);
+            return NULL;
+        }
+    }
+    return events;
+}
+
+static PyObject *
+turn_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (one_argument("RingTurn", nargsf, kwnames) < 0) {
+        return NULL;
+    }
+    return turn_call((RingTurn *)self, args[0]);
+}
+
+typedef struct {
+    RingTurn base;
+    vectorcallfunc vectorcall;
+} RingTurnObject;
+
+static PyObject *
+turn_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"poller", "core", "streams", "quick_sends", "read_size", NULL};
+    PyObject *poller, *core, *streams, *quick_sends;
+    Py_ssize_t read_size;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!O!n:RingTurn", keywords, &poller, &RingCoreType, &core,
+                                     &PyDict_Type, &streams, &PyList_Type, &quick_sends, &read_size)) {
+        return NULL;
+    }
+    RingTurnObject *self = (RingTurnObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    RingTurn *turn = &self->base;
+    turn->run_size = ((RingCore *)core)->cq_mask + 1;
+    turn->run = PyMem_New(Completion, turn->run_size);
+    turn->sent = PyList_New(0);
+    turn->ending = PyList_New(0);
+    if (turn->run == NULL || turn->sent == NULL || turn->ending == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    turn->poller = Py_NewRef(poller);
+    turn->core = (RingCore *)Py_NewRef(core);
+    turn->streams = Py_NewRef(streams);
+    turn->quick_sends = Py_NewRef(quick_sends);
+    turn->read_size = read_size;
+    self->vectorcall = turn_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+turn_traverse(RingTurnObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->base.poller);
+    Py_VISIT(self->base.core);
+    Py_VISIT(self->base.streams);
+    Py_VISIT(self->base.quick_sends);
+    Py_VISIT(self->base.sent);
+    Py_VISIT(self->base.ending);
+    return 0;
+}
+
+static int
+turn_clear(RingTurnObject *self)
+{
+    Py_CLEAR(self->base.poller);
+    Py_CLEAR(self->base.core);
+    Py_CLEAR(self->base.streams);
+    Py_CLEAR(self->base.quick_sends);
+    Py_CLEAR(self->base.sent);
+    Py_CLEAR(self->base.ending);
+    return 0;
+}
+
+static void
+turn_dealloc(RingTurnObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    turn_clear(self);
+    PyMem_Free(self->base.run);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject RingTurnType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "weft._speedups.RingTurn",
+    .tp_doc = PyDoc_STR(
+        "RingTurn(poller, core, streams, quick_sends, read_size)\n--\n\n"
+        "turn(timeout) is RingPoller.poll after the polls are armed: the enter,\n"
+        "the quick sends finished, every completion handed out; the readiness events."),
+    .tp_basicsize = sizeof(RingTurnObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_HAVE_GC,
+    .tp_new = turn_new,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(RingTurnObject, vectorcall),
+    .tp_traverse = (traverseproc)turn_traverse,
+    .tp_clear = (inquiry)turn_clear,
+    .tp_dealloc = (destructor)turn_dealloc,
+};
+
+static PyObject *
+unfilled_bytes(PyObject *Py_UNUSED(module), PyObject *arg)
+{
+    Py_ssize_t size = PyLong_AsSsize_t(arg);
+    if (size == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (size < 2) {
+        /* 0 and 1 byte objects are CPython's shared singletons: never those. */
+        PyErr_SetString(PyExc_ValueError, "unfilled_bytes() makes buffers of at least 2 bytes");
+        return NULL;
+    }
+    return PyBytes_FromStringAndSize(NULL, size);
+}
+
+#define WEFT_HAS_URING 1
+#endif /* __linux__ */
+
 /* --------------------------------------------------------------- module */
+
+static PyMethodDef speedups_functions[] = {
+#ifdef WEFT_HAS_URING
+    {"unfilled_bytes", (PyCFunction)unfilled_bytes, METH_O,
+     PyDoc_STR("unfilled_bytes(size)\n--\n\n"
+               "A new bytes object of size bytes (at least 2), not zeroed: a receive\n"
+               "buffer for the kernel to fill, never to be read before it has.")},
+#endif
+    {NULL},
+};
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "weft._speedups",
     .m_doc = PyDoc_STR(
         "weft's optional C accelerator: the reactor's read(2) and write(2) on one\n"
-        "non-blocking descriptor, without releasing the GIL.  weft runs the same\n"
-        "without it (WEFT_PURE_PYTHON=1 forces that)."),
+        "non-blocking descriptor, without releasing the GIL, its handing out of\n"
+        "events, and the completion driver's turn.  weft runs the same without it\n"
+        "(WEFT_PURE_PYTHON=1 forces that)."),
     .m_size = -1,
+    .m_methods = speedups_functions,
 };
 
 PyMODINIT_FUNC
@@ -904,6 +2003,7 @@ PyInit__speedups(void)
         || PyType_Ready(&DispatcherType) < 0) {
         return NULL;
     }
+    /* First: the completion driver's field table below takes some of these. */
     if ((str_recv = PyUnicode_InternFromString("_recv")) == NULL
         || (str_protocol = PyUnicode_InternFromString("_protocol")) == NULL
         || (str_data_received = PyUnicode_InternFromString("data_received")) == NULL
@@ -918,6 +2018,42 @@ PyInit__speedups(void)
         || (str_write_otherwise = PyUnicode_InternFromString("_write_otherwise")) == NULL) {
         return NULL;
     }
+#ifdef WEFT_HAS_URING
+    if (PyType_Ready(&RingCoreType) < 0 || PyType_Ready(&RingTurnType) < 0) {
+        return NULL;
+    }
+    struct {
+        PyObject **name;
+        const char *text;
+    } names[] = {
+        {&str_recv_id, "_recv_id"}, {&str_in_flight, "_in_flight"}, {&str_lifecycle, "_lifecycle"},
+        {&str_writable, "writable"}, {&str_flow, "_flow"}, {&str_paused, "paused"},
+        {&str_buffer, "_buffer"}, {&str_file_queue, "_file_queue"}, {&str_buffer_size, "_buffer_size"},
+        {&str_send_done, "_send_done"}, {&str_wants_data, "wants_data"},
+        {&str_held, "_held"}, {&str_recv_pending, "_recv_pending"}, {&str_recv_buffer, "_recv_buffer"},
+        {&str_recv_size, "_recv_size"}, {&str_recv_seq, "_recv_seq"}, {&str_recv_entry, "_recv_entry"},
+        {&str_recv_done, "_recv_done"}, {&str_quick, "_quick"}, {&str_cold_completion, "_cold_completion"},
+        {&str_quick_failed, "_quick_failed"}, {&str_requeue_unsubmitted, "_requeue_unsubmitted"},
+        {&str_driver_failed, "_driver_failed"},
+    };
+    for (size_t index = 0; index < sizeof(names) / sizeof(names[0]); index++) {
+        if ((*names[index].name = PyUnicode_InternFromString(names[index].text)) == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *field_names[F_COUNT] = {
+        [F_RECV_ID] = str_recv_id, [F_IN_FLIGHT] = str_in_flight, [F_LIFECYCLE] = str_lifecycle,
+        [F_WRITABLE] = str_writable, [F_FLOW] = str_flow, [F_PAUSED] = str_paused, [F_BUFFER] = str_buffer,
+        [F_FILE_QUEUE] = str_file_queue, [F_BUFFER_SIZE] = str_buffer_size, [F_IDLE_WRITER] = str_idle_writer,
+        [F_WANTS_DATA] = str_wants_data, [F_HELD] = str_held, [F_RECV_PENDING] = str_recv_pending,
+        [F_RECV_BUFFER] = str_recv_buffer, [F_RECV_SIZE] = str_recv_size, [F_RECV_SEQ] = str_recv_seq,
+        [F_RECV_ENTRY] = str_recv_entry, [F_QUICK] = str_quick, [F_PROTOCOL] = str_protocol,
+    };
+    for (int index = 0; index < F_COUNT; index++) {
+        fields[index].name = field_names[index];
+        fields[index].offset = -1;
+    }
+#endif
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;
@@ -935,7 +2071,12 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(module, "DescriptorWriter", (PyObject *)&DescriptorWriterType) < 0
         || PyModule_AddObjectRef(module, "Dispatcher", (PyObject *)&DispatcherType) < 0
         || PyModule_AddIntConstant(module, "SPARE_SIZE", SPARE_SIZE) < 0
-        || PyModule_AddIntConstant(module, "COPY_LIMIT", COPY_LIMIT) < 0) {
+        || PyModule_AddIntConstant(module, "COPY_LIMIT", COPY_LIMIT) < 0
+#ifdef WEFT_HAS_URING
+        || PyModule_AddObjectRef(module, "RingCore", (PyObject *)&RingCoreType) < 0
+        || PyModule_AddObjectRef(module, "RingTurn", (PyObject *)&RingTurnType) < 0
+#endif
+        ) {
         Py_DECREF(module);
         return NULL;
     }

@@ -66,3 +66,58 @@ class Dispatcher:
 #: ``DescriptorTransport.write`` (drivers/reactor/_descriptor_transport.py) in C,
 #: as a method: ``transport_write(transport, data)`` when called on the class.
 def transport_write(transport: Any, data: Any, /) -> None: ...
+
+# The completion driver's (Linux only).
+
+def unfilled_bytes(size: int, /) -> bytes:
+    """A new bytes object of ``size`` bytes (at least 2), not zeroed: a buffer for the kernel to fill."""
+
+@final
+class RingCore:
+    """An io_uring's counters and hot calls, over the queues a ``Ring`` mapped
+    (see ``AcceleratedRing`` in drivers/completion/_uring.py)."""
+
+    sq_tail: int
+    submitted: int
+    cq_head: int
+    enters: int
+    last_timeout: float
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+
+    def __init__(
+        self,
+        fd: int,
+        rings: int,
+        sqes: int,
+        sq_head: int,
+        sq_tail: int,
+        cq_head: int,
+        cq_tail: int,
+        cqes: int,
+        sq_mask: int,
+        cq_mask: int,
+        capacity: int,
+        tail: int,
+        head: int,
+        submit: Callable[[], int],
+        unavailable: type[Exception],
+    ) -> None: ...
+    def push(self, entry: bytes, /) -> int:
+        """Queue a copy of ``entry`` (64 bytes); its sequence."""
+    def push_bytes(self, entry: bytes, data: bytes, /) -> int:
+        """Queue ``entry`` pointed at all of ``data``; its sequence."""
+    def enter(self, min_complete: int, flags: int, timeout: float, /) -> int:
+        """``io_uring_enter`` with what is prepared; how many entries the kernel took."""
+    def close(self) -> None:
+        """Forget the mappings (before the ring unmaps them)."""
+
+@final
+class RingTurn:
+    """``turn(timeout)`` is ``RingPoller.poll`` after the polls are armed; the readiness events."""
+
+    def __init__(
+        self, poller: Any, core: RingCore, streams: dict[int, Any], quick_sends: list[Any], read_size: int
+    ) -> None: ...
+    def __call__(self, timeout: float, /) -> list[tuple[int, int]]: ...

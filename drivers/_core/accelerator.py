@@ -1,6 +1,7 @@
-"""The reactor's hot calls: weft's optional C accelerator's, or the pure-Python ones.
+"""The hot calls of the reactor and the completion driver: weft's optional C
+accelerator's, or the pure-Python ones.
 
-Three things, each chosen once, at import:
+Each chosen once, at import:
 
 * **The read and write calls a transport binds to its descriptors.**  The
   reactor's transports move bytes with one callable each way per
@@ -21,6 +22,12 @@ Three things, each chosen once, at import:
 * **The handing out of a poll's events** (:func:`dispatcher`): the
   accelerator's ``Dispatcher`` does in C what the reactor loop's Python
   ``for fd, mask in events`` does, or the loop does it itself.
+* **The completion driver's turn** (:func:`ring_core_type`,
+  :func:`ring_turn`): on Linux, the accelerator's ``RingCore`` holds an
+  io_uring's counters and makes its pushes and its enter, and ``RingTurn``
+  does :meth:`RingPoller.poll <weft.drivers.completion._ring_poller.RingPoller.poll>`'s
+  enter, reaping and handing out of completions, receiving straight into
+  the bytes it delivers; or the driver's Python does it all.
 
 ``WEFT_PURE_PYTHON=1`` in the environment (any value but empty or ``0``)
 forces the pure-Python path.  ``weft drivers`` says which is in use
@@ -40,10 +47,14 @@ __all__ = [
     "ACCELERATED",
     "PURE_REASON",
     "describe",
+    "describe_completion",
     "dispatcher",
     "reader",
+    "ring_core_type",
+    "ring_turn",
     "stream_calls",
     "transport_write",
+    "unfilled_bytes",
     "writer",
 ]
 
@@ -74,6 +85,12 @@ _speedups, _reason = _accelerator()
 _new_reader: Callable[[int], Reader] | None = None if _speedups is None else _speedups.DescriptorReader
 _new_writer: Callable[[int], Writer] | None = None if _speedups is None else _speedups.DescriptorWriter
 _new_dispatcher: Callable[..., Dispatch] | None = None if _speedups is None else _speedups.Dispatcher
+# The completion driver's (Linux only: absent from the module elsewhere).
+_ring_core: Callable[..., Any] | None = getattr(_speedups, "RingCore", None)
+_ring_turn: Callable[..., Callable[[float], list[tuple[int, int]]]] | None = getattr(
+    _speedups, "RingTurn", None
+)
+_unfilled_bytes: Callable[[int], bytes] | None = getattr(_speedups, "unfilled_bytes", None)
 
 #: The accelerator's copy of ``DescriptorTransport.write`` (a method: bound
 #: to the instance it is looked up on), or None on the pure-Python path.
@@ -138,6 +155,42 @@ def dispatcher(
     return _new_dispatcher(
         reactor, streams, readers, writers, read_size, readable, read_events, write_events, epoll_fd
     )
+
+
+def ring_core_type() -> Callable[..., Any] | None:
+    """``weft._speedups.RingCore`` (an io_uring's counters and hot calls, see
+    :class:`~weft.drivers.completion._uring.AcceleratedRing`), or None on
+    the pure-Python path."""
+    return _ring_core
+
+
+def ring_turn(
+    poller: Any, core: Any, streams: dict[int, Any], quick_sends: list[Any], read_size: int
+) -> Callable[[float], list[tuple[int, int]]] | None:
+    """The C accelerator's copy of the completion driver's turn
+    (``RingPoller.poll`` once the polls are armed), bound to the poller's
+    tables and its ring's ``core``; None on the pure-Python path.  (A
+    ``weft._speedups.RingTurn``: see weft/_speedups.pyi.)"""
+    if _ring_turn is None or core is None:
+        return None
+    return _ring_turn(poller, core, streams, quick_sends, read_size)
+
+
+def unfilled_bytes(size: int) -> bytes:
+    """A new ``bytes`` object of ``size`` bytes (at least 2), not zeroed: a
+    receive buffer the kernel fills before anyone reads it (C path only)."""
+    if _unfilled_bytes is None:
+        raise RuntimeError("unfilled_bytes needs weft's C accelerator")
+    return _unfilled_bytes(size)
+
+
+def describe_completion() -> str:
+    """Which loop the completion driver runs, in a few words (``weft drivers``)."""
+    if _ring_turn is not None:
+        return "its loop in C (weft._speedups)"
+    if PURE_REASON is not None:
+        return f"its loop in pure Python ({PURE_REASON})"
+    return "its loop in pure Python (weft._speedups has no io_uring part here)"
 
 
 def describe() -> str:

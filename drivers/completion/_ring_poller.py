@@ -34,8 +34,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from weft.drivers._core import accelerator
 from weft.drivers._core.socket_defaults import READ_SIZE
-from weft.drivers.completion._uring import Ring, quick_sends_work, unpack_completions
+from weft.drivers.completion._uring import Ring, new_ring, quick_sends_work, unpack_completions
 from weft.drivers.reactor._pollers import ERROR, HANGUP
 from weft.protocols.errors import ClosedResourceError
 
@@ -68,7 +69,7 @@ class RingPoller:
 
     def __init__(self, ring: Ring | None = None) -> None:
         #: The ring; raises RingUnavailableError when the kernel refuses one.
-        self.ring = ring if ring is not None else Ring(256, 4096)
+        self.ring = ring if ring is not None else new_ring(256, 4096)
         self.changes = 0
         #: Each operation's handler, by user_data; the owner adds and removes its own.
         self.completions: dict[int, Handler] = {}
@@ -87,6 +88,17 @@ class RingPoller:
         self._armed: dict[int, int] = {}  # fd -> user_data of its POLL_ADD
         self._polls: dict[int, int] = {}  # user_data of a POLL_ADD -> fd
         self._to_arm: set[int] = set()
+        #: The C accelerator's turn (weft/_speedups.c, RingTurn), where it
+        #: is in use and the ring is an AcceleratedRing; None otherwise.
+        self._turn = accelerator.ring_turn(
+            self, getattr(self.ring, "core", None), self.streams, self.quick_sends, READ_SIZE
+        )
+        #: Whether transports receive straight into the bytes they deliver
+        #: (the C turn's way, see CompletionTransport._arm_recv) rather than
+        #: into a buffer of their own that each delivery copies out of.
+        self.receives_into_bytes = self._turn is not None
+        if self._turn is not None:
+            self.poll = self._poll_in_c  # type: ignore[method-assign]
 
     def new_ids(self, count: int) -> int:
         """Reserve ``count`` consecutive user_data values; the first of them."""
@@ -191,33 +203,63 @@ class RingPoller:
         self._dispatch(run, events)
         return events
 
+    def _poll_in_c(self, timeout: float) -> list[tuple[int, int]]:
+        """:meth:`poll` with its work after the arming done in C
+        (``weft._speedups.RingTurn``): the same steps, the common cases of
+        :meth:`_dispatch` and :meth:`_end_quick_sends` inlined there, and
+        every other case handed to the same Python methods
+        (:meth:`_cold_completion`, the transports' ``_recv_done``,
+        ``_send_done`` and ``_quick_failed``, :meth:`_requeue_unsubmitted`)."""
+        if self._to_arm:
+            self._arm_all()
+        ring = self.ring
+        if not ring._claimed and not ring.closed:
+            ring._claim()  # (a closed ring: the turn raises RingUnavailableError)
+        try:
+            return self._turn(timeout)  # type: ignore[misc]
+        except OSError as exc:
+            # Only the enter raises OSError (every handler's exception is
+            # logged): the kernel's refusal of another thread's enter.
+            if exc.errno == errno.EEXIST and ring.single_issuer:
+                raise ring._not_the_owner() from None
+            raise
+
+    def _cold_completion(self, user_data: int, res: int, flags: int, events: list[tuple[int, int]]) -> None:
+        """A completion that is no transport's: an operation's handler, a
+        poll's readiness (appended to ``events``), or nothing."""
+        handler = self.completions.get(user_data)
+        if handler is not None:
+            try:
+                handler(res, flags)
+            except Exception as exc:  # a driver bug: never stop the loop for it
+                logger.error("exception in the completion handler %r", handler, exc_info=exc)
+            return
+        fd = self._polls.pop(user_data, None)
+        if fd is None:
+            return  # a removed poll, a cancel, a quick send's failure (done)
+        del self._armed[fd]
+        self._to_arm.add(fd)
+        if res < 0:
+            if res == -errno.ECANCELED:
+                return
+            # The kernel could not poll it (EBADF...): as epoll reports a
+            # broken descriptor, so that its reader meets the error.
+            res = ERROR | HANGUP
+        events.append((fd, res))
+
+    @staticmethod
+    def _driver_failed(what: object, exc: BaseException) -> None:
+        """An exception from the driver's own code on the C path: logged, as
+        the Python loop logs its own (a driver bug never stops the loop)."""
+        logger.error("exception in the completion handler of %r", what, exc_info=exc)
+
     def _dispatch(self, run: bytes, events: list[tuple[int, int]]) -> None:
         """Hand each completion of ``run`` to what waits for it (see poll)."""
-        streams, completions, polls = self.streams, self.completions, self._polls
-        armed, to_arm, push = self._armed, self._to_arm, self.ring.push
+        streams, push, cold = self.streams, self.ring.push, self._cold_completion
         for user_data, res, flags in unpack_completions(run):
             stream = streams.get(user_data)
             if stream is None:
-                handler = completions.get(user_data)
-                if handler is not None:
-                    try:
-                        handler(res, flags)
-                    except Exception as exc:  # a driver bug: never stop the loop for it
-                        logger.error("exception in the completion handler %r", handler, exc_info=exc)
-                    continue
-                fd = polls.pop(user_data, None)
-                if fd is None:
-                    continue  # a removed poll, a cancel, a quick send's failure (done)
-                del armed[fd]
-                to_arm.add(fd)
-                if res < 0:
-                    if res == -errno.ECANCELED:
-                        continue
-                    # The kernel could not poll it (EBADF...): as epoll
-                    # reports a broken descriptor, so that its reader meets
-                    # the error.
-                    res = ERROR | HANGUP
-                events.append((fd, res))
+                cold(user_data, res, flags, events)
                 continue
             # A transport's receive or send.  The common cases are done
             # right here: CompletionTransport._recv_done's and _send_done's
@@ -273,13 +315,7 @@ class RingPoller:
                     if stream is not None and stream._quick:
                         self._quick_failed(stream, res)
         if ring.pending:
-            # The kernel took fewer entries than it was given (it can, short
-            # of memory): those it did not take are not over; next enter.
-            submitted = ring.submitted
-            for group in (sent, ending):
-                for stream in [s for s in group if s._quick and s._send_seq >= submitted]:
-                    group.remove(stream)
-                    self.quick_sends.append(stream)
+            self._requeue_unsubmitted(sent, ending)
         for stream in sent:
             if stream._quick:  # (not if it failed: the rest went the usual way)
                 # Sent, nothing queued behind it, still open, no
@@ -295,6 +331,16 @@ class RingPoller:
                     stream._send_done(len(stream._in_flight), 0)
                 except Exception as exc:  # a driver bug: never stop the loop for it
                     logger.error("exception finishing the quick send of %r", stream, exc_info=exc)
+
+    def _requeue_unsubmitted(self, sent: list[Any], ending: list[Any]) -> None:
+        """The kernel took fewer entries than it was given (it can, short of
+        memory): the quick sends it did not take are not over; they move
+        back to :attr:`quick_sends`, for the next enter."""
+        submitted = self.ring.submitted
+        for group in (sent, ending):
+            for stream in [s for s in group if s._quick and s._send_seq >= submitted]:
+                group.remove(stream)
+                self.quick_sends.append(stream)
 
     @staticmethod
     def _quick_failed(stream: Any, res: int) -> None:

@@ -52,6 +52,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from weft.drivers._core.accelerator import unfilled_bytes
 from weft.drivers._core.child_processes import ReadOnly
 from weft.drivers._core.connection_log import log_opened
 from weft.drivers._core.file_sending import PIECE_SIZE, send_from_file, sendfile_refused
@@ -106,7 +107,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         "_recv_seq",
         "_recv_entry",
         "_recv_grow_at",
+        "_recv_size",
         "_recv_view",
+        "_bytes_receives",
         "_ring",
         "_send_entry",
         "_send_id",
@@ -140,7 +143,18 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         # Whether the send in flight is a quick one.
         self._quick = False
         self._recv_entry = b""
-        self._recv_buffer: bytearray | None = None
+        # Where receives go (see _arm_recv): into a bytes object made for
+        # each, delivered as it is (the C accelerator's turn), or into a
+        # bytearray of the transport's own, copied out of at each delivery.
+        self._bytes_receives: bool = poller.receives_into_bytes
+        if self._bytes_receives:
+            # The entry's address and length are patched at each push.
+            self._recv_entry = poller.ring.recv_entry(
+                self._read_fd, 0, 0, self._recv_id, on_socket=self._on_socket
+            )
+        # The size of the next receive's buffer (into bytes).
+        self._recv_size = FIRST_READ_SIZE
+        self._recv_buffer: bytearray | bytes | None = None
         self._recv_view: memoryview | None = None
         self._recv_address = 0
         # A receive of this many bytes filled the buffer: the next one gets a
@@ -178,6 +192,20 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
     def _arm_recv(self) -> None:
         if self._recv_pending:
             return
+        if self._bytes_receives:
+            # Into a bytes object of its own, not zeroed, which the kernel
+            # owns from the enter that hands this receive over until its
+            # completion: the transport holds it until then (and after, if
+            # the ring closes first: RingPoller.close keeps the transport).
+            # The completion lets go of it and delivers it, shrunk to what
+            # arrived (weft/_speedups.c, RingTurn; _recv_done on the cold
+            # paths); the next receive gets a new one.
+            buffer = self._recv_buffer
+            if buffer is None:
+                buffer = self._recv_buffer = unfilled_bytes(self._recv_size)
+            self._recv_pending = True
+            self._recv_seq = self._ring.push_bytes(self._recv_entry, buffer)  # type: ignore[arg-type]
+            return
         if self._recv_buffer is None:
             self._new_recv_buffer(FIRST_READ_SIZE)
         self._recv_pending = True
@@ -207,6 +235,9 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         """A receive completed: ``res`` bytes, 0 for EOF, or ``-errno``."""
         self._recv_pending = False
         lifecycle = self._lifecycle
+        if self._bytes_receives:
+            self._bytes_received(res)
+            return
         if res > 0 and lifecycle.wants_data and not self._held:
             # The hot path (wants_data: open, reading, not paused): deliver,
             # and arm the same receive again (_arm_recv, inlined).
@@ -229,6 +260,45 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             return
         if res > 0:
             data = self._recv_view[:res].tobytes()  # type: ignore[index]
+            if lifecycle.wants_data and not self._held:
+                try:
+                    self._protocol.data_received(data)
+                except Exception as exc:
+                    self._callback_failed(exc)
+                    return
+                if self._lifecycle.wants_data:
+                    self._arm_recv()
+            else:
+                self._held.append(data)  # paused: delivered after resume_reading
+        elif res == 0:
+            self._eof()
+        elif res in _RETRY or res == -errno.ECANCELED:
+            if lifecycle.wants_data:
+                self._arm_recv()
+        else:
+            self._recv_failed(OSError(-res, os.strerror(-res)))
+
+    def _bytes_received(self, res: int) -> None:
+        """:meth:`_recv_done` for a receive into bytes (the C accelerator's
+        turn, which handles the common case itself and hands the rest here):
+        the kernel is done with the buffer, so the transport lets go of it
+        whatever the result, and delivers what arrived (or holds it, or
+        drops it, as :meth:`_recv_done` does)."""
+        buffer = self._recv_buffer
+        self._recv_buffer = None
+        lifecycle = self._lifecycle
+        if lifecycle.closing:
+            # Reading stopped (close, abort): what came is dropped.
+            if lifecycle.lost:
+                self._operation_ended()
+            return
+        if res > 0:
+            if buffer is None:  # never: a receive into bytes is armed with its buffer
+                self._recv_failed(OSError(errno.EFAULT, "a receive completed with no buffer of its own"))
+                return
+            if res == len(buffer) < READ_SIZE:  # filled: a bigger buffer from now on
+                self._recv_size = READ_SIZE
+            data = bytes(buffer[:res])  # (a copy, unless whole: this path is not the hot one)
             if lifecycle.wants_data and not self._held:
                 try:
                     self._protocol.data_received(data)

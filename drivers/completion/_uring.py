@@ -63,6 +63,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from weft.drivers._core import accelerator
 from weft.protocols.errors import InvalidStateError, WeftError
 
 __all__ = [
@@ -72,11 +73,13 @@ __all__ = [
     "IORING_ASYNC_CANCEL_FD",
     "IORING_CQE_F_MORE",
     "IORING_POLL_ADD_MULTI",
+    "AcceleratedRing",
     "Op",
     "Ring",
     "RingThreadError",
     "RingUnavailableError",
     "address_of_bytes",
+    "new_ring",
     "quick_sends_work",
     "ring_span",
     "unpack_completions",
@@ -494,9 +497,12 @@ class Ring:
         # What was prepared and what was handed over, counted from the
         # kernel's tail at setup as plain (unbounded) Python ints: no wrap to
         # mask on the hot paths; the shared tail gets the low 32 bits.
-        self._sq_tail = words[self._sq_tail_at]
-        self._submitted = self._sq_tail
-        self._cq_head = words[self._cq_head_at]
+        self._start_counters(words[self._sq_tail_at], words[self._cq_head_at])
+
+    def _start_counters(self, tail: int, head: int) -> None:
+        self._sq_tail = tail
+        self._submitted = tail
+        self._cq_head = head
 
     # ------------------------------------------------------------ preparing
 
@@ -875,6 +881,107 @@ class Ring:
         self._rings.close()
         self._sqes.close()
         os.close(self.fd)
+
+
+class AcceleratedRing(Ring):
+    """A :class:`Ring` whose hot calls are weft's C accelerator's
+    (``weft._speedups.RingCore``, over the same mapped queues): the counters
+    of what was prepared, handed over and reaped live in C, so that the
+    completion driver's loop in C (``weft._speedups.RingTurn``) and the
+    Python methods here agree on them; :meth:`push` and :meth:`push_bytes`
+    are the C object's own, and the enter is a system call made from C,
+    with the GIL released only when it may wait.  Everything else (the cold
+    ``prep_*`` calls, :meth:`withdraw`, :meth:`reap`) is :class:`Ring`'s,
+    reading the counters through properties.
+
+    Made by :func:`new_ring` where the accelerator is in use.
+    """
+
+    _core: Any
+
+    def _start_counters(self, tail: int, head: int) -> None:
+        # The addresses are taken through a buffer export released at once:
+        # the mappings stay open until close(), which first tells the core
+        # to forget them.
+        core_type = accelerator.ring_core_type()
+        if core_type is None:
+            raise RingUnavailableError(errno.ENOSYS, "weft's C accelerator is not in use")
+        self._core = core_type(
+            fd=self.fd, rings=_address_of(self._rings), sqes=_address_of(self._sqes),
+            sq_head=self._sq_head_at * 4, sq_tail=self._sq_tail_at * 4, cq_head=self._cq_head_at * 4,
+            cq_tail=self._cq_tail_at * 4, cqes=self._cqes, sq_mask=self._sq_mask, cq_mask=self._cq_mask,
+            capacity=self._sq_capacity, tail=tail, head=head, submit=self.submit,
+            unavailable=RingUnavailableError,
+        )  # fmt: skip
+        # The hot calls, straight to C (no Python frame between).
+        self.push = self._core.push  # type: ignore[method-assign]
+        self.push_bytes = self._core.push_bytes  # type: ignore[method-assign]
+
+    @property
+    def core(self) -> Any:
+        """The ``weft._speedups.RingCore`` (for the completion driver's loop)."""
+        return self._core
+
+    @property
+    def _sq_tail(self) -> int:
+        return self._core.sq_tail  # type: ignore[no-any-return]
+
+    @_sq_tail.setter
+    def _sq_tail(self, value: int) -> None:
+        self._core.sq_tail = value
+
+    @property
+    def _submitted(self) -> int:
+        return self._core.submitted  # type: ignore[no-any-return]
+
+    @_submitted.setter
+    def _submitted(self, value: int) -> None:
+        self._core.submitted = value
+
+    @property
+    def _cq_head(self) -> int:
+        return self._core.cq_head  # type: ignore[no-any-return]
+
+    @_cq_head.setter
+    def _cq_head(self, value: int) -> None:
+        self._core.cq_head = value
+
+    @property
+    def enters(self) -> int:
+        """How many io_uring_enter calls were made."""
+        return self._core.enters  # type: ignore[no-any-return]
+
+    @enters.setter
+    def enters(self, value: int) -> None:
+        self._core.enters = value
+
+    def _enter(self, min_complete: int, flags: int, timeout: float | None) -> int:
+        if self._closed:
+            raise RingUnavailableError(errno.EBADF, "the ring is closed")
+        if not self._claimed:
+            self._claim()
+        try:
+            taken: int = self._core.enter(min_complete, flags, -1.0 if timeout is None else timeout)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST and self.single_issuer:
+                raise self._not_the_owner() from None
+            raise
+        return taken
+
+    def close(self) -> None:
+        """As :meth:`Ring.close`; the C side forgets the mappings first."""
+        if not self._closed:
+            self._core.close()
+        super().close()
+
+
+def new_ring(entries: int = 256, completions: int = 4096) -> Ring:
+    """A ring for the completion driver: an :class:`AcceleratedRing` where
+    weft's C accelerator is in use (drivers/_core/accelerator.py), else a
+    :class:`Ring`."""
+    if accelerator.ring_core_type() is not None:
+        return AcceleratedRing(entries, completions)
+    return Ring(entries, completions)
 
 
 #: ``unpack_completions(run)``: ``(user_data, res, flags)`` for each entry of

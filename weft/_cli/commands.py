@@ -771,6 +771,9 @@ def _drivers(_args: argparse.Namespace) -> int:
         if info.name == "reactor":
             # Which system calls move its bytes: the C accelerator's, or os's.
             description += f"; {accelerator.describe()}"
+        elif info.name == "completion" and refusal is None and not missing:
+            # Whose loop it runs: the C accelerator's, or Python's.
+            description += f"; {accelerator.describe_completion()}"
         rows.append((info.name, "yes" if refusal is None else "no", description))
     rows.append((AUTO, "yes", f"the best driver that runs here: {auto_driver()}"))
     widths = [max(len(row[column]) for row in rows) for column in range(2)]
