@@ -9,8 +9,10 @@ UNIX socket polls writable at once, with ``SO_ERROR`` 0, so the usual
 "``EAGAIN``/``EINPROGRESS``, wait for writability, check ``SO_ERROR``" dance
 declares connected a socket that never was.  asyncio's ``sock_connect`` (and
 so ``create_unix_connection``) and Trio's ``socket.connect`` do exactly
-that; Twisted calls ``connect`` again each time the socket polls writable,
-which is right but spins the CPU until the backlog has room.
+that.  Twisted's ``connectUNIX`` would call ``connect`` again once the
+socket polls writable, but it watches for reading too, and the hang-up an
+unconnected UNIX socket polls with ends the attempt at once, reported as
+a failed connect whose reason is ``ConnectionDone`` ("closed cleanly").
 
 Here the connect is simply tried again: :class:`UnixConnect` makes one
 non-blocking attempt at a time (:meth:`UnixConnect.attempt`), and, while

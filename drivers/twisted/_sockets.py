@@ -23,10 +23,10 @@ that does not resolve, or what the protocol factory raised.
 
 Connecting over a UNIX-domain socket is weft's own, and the connected
 socket is handed to Twisted as an accepted one is (:func:`adopt_socket`):
-while the listener's backlog is full, ``connect`` fails with ``EAGAIN`` and
-Twisted's ``connectUNIX`` tries again each time the socket polls writable,
-which an unconnected UNIX socket always does, so it spins a core until
-there is room (and weft's adapter saw the attempt fail).  weft tries again
+while the listener's backlog is full, ``connect`` fails with ``EAGAIN``, and
+Twisted's ``connectUNIX`` gives up at once: the unconnected socket polls
+with a hang-up, which Twisted reports as a failed connect whose reason is
+``ConnectionDone`` ("closed cleanly").  weft tries again
 on the runtime's timers, 1 ms later, then 2, 4... up to 50 ms apart
 (:mod:`weft.drivers._core.unix_connecting`), until it connects or the
 timeout passes: ``ListenerBacklogFullError``.
