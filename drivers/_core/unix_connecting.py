@@ -120,8 +120,6 @@ class UnixConnect:
         #: Where it connects to, as the messages name it.
         self.path = path
         self.state = UnixConnectState.NEW
-        #: How many tries found the backlog full so far.
-        self.full_tries = 0
         self._delay = FIRST_RETRY
 
     def _move(self, state: UnixConnectState) -> None:
@@ -150,7 +148,6 @@ class UnixConnect:
                 return True
         if code in _TRY_AGAIN:
             self._move(UnixConnectState.WAITING)
-            self.full_tries += 1
             return False
         return self._failed(code)
 
@@ -183,8 +180,9 @@ class UnixConnect:
 class RetriedUnixConnect:
     """A :class:`UnixConnect` run on a loop's timers: the first try now (in
     :meth:`start`), the next ones on ``call_later``; ``connected(sock)`` or
-    ``failed(error)`` once it ends.  The caller keeps the deadline and
-    :meth:`cancel`\\s it (then closes the socket, which stays its own)."""
+    ``failed(error)`` once it ends.  The caller keeps the deadline: when it
+    passes, the caller calls :meth:`cancel`, then closes the socket, which
+    stays the caller's."""
 
     def __init__(
         self,
