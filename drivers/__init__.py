@@ -19,6 +19,9 @@ This package is the interface every driver shares:
   then stops gracefully (:class:`Server` is the same, without the signals);
   :func:`serve_datagrams` serves a datagram protocol on one UDP or UNIX
   datagram endpoint.
+* :class:`ListenerBacklogFullError`, how ``connect_unix`` fails on every
+  driver when the listener's accept backlog stays full until its timeout
+  (https://github.com/weft-project/weft/blob/main/docs/drivers.md).
 * :class:`Future`, the one kind of future callbacks and coroutines share;
   :class:`FileSlice`, a part of a file for ``write_file``; :class:`Process`,
   a child process started by ``spawn_process`` on any driver.
@@ -38,6 +41,7 @@ The drivers, one package each:
 from weft.drivers._core.child_processes import Process, Stderr
 from weft.drivers._core.file_region import FileSlice
 from weft.drivers._core.futures import Future
+from weft.drivers._core.unix_connecting import ListenerBacklogFullError
 from weft.drivers._datagram_serving import serve_datagrams
 from weft.drivers._registry import DRIVERS, DriverInfo, UnavailableDriverError, open_runtime
 from weft.drivers._runtime import (
@@ -66,6 +70,7 @@ __all__ = [
     "FileSlice",
     "Future",
     "Listener",
+    "ListenerBacklogFullError",
     "LoopRuntime",
     "PipesRuntime",
     "Process",

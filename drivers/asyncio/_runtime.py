@@ -157,7 +157,9 @@ class AsyncioRuntime:
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
     ) -> Future[Transport]:
-        """Connect to the UNIX-domain socket at ``path`` (errors as :meth:`connect_tcp`)."""
+        """Connect to the UNIX-domain socket at ``path`` (errors as :meth:`connect_tcp`),
+        waiting for room while the listener's backlog is full, up to
+        ``timeout``: then ``ListenerBacklogFullError``."""
         self._check_open()
         return asyncio_sockets.connect_unix(self, factory, path, timeout=timeout)
 

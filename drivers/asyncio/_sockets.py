@@ -16,6 +16,15 @@ weft's own attempts, :mod:`weft.drivers.asyncio._eyeballs`) in a task and report
 through a weft :class:`~weft.drivers._core.futures.Future`, with the reactor's
 errors: ``ConnectionRefusedError`` and the rest with the address in the
 message, ``TimeoutError`` when ``timeout`` passes.
+
+A UNIX connect is weft's own, not ``create_unix_connection``'s: asyncio's
+``sock_connect`` takes a UNIX socket whose listener's backlog is full
+(``EAGAIN``) for one connecting in the background, waits for it to poll
+writable (it does at once) and hands over a socket that never connected
+(uvloop fails at once with ``EAGAIN``).  weft tries the connect again on
+the loop's timers (:mod:`weft.drivers._core.unix_connecting`) until it
+connects or ``timeout`` passes (``ListenerBacklogFullError``), and gives
+the connected socket to ``create_unix_connection(sock=...)``.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from weft.drivers._core.connecting import HAPPY_EYEBALLS_DELAY
 from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import ListeningSockets, kept_listener
 from weft.drivers._core.socket_binding import bind_tcp, bind_unix
+from weft.drivers._core.unix_connecting import UnixConnect, connect_unix_socket
 from weft.drivers.asyncio._eyeballs import connected_socket
 from weft.drivers.asyncio._transport import AsyncioTransport
 from weft.protocols.contract import Transport
@@ -198,13 +208,37 @@ def connect_tcp(
 def connect_unix(
     runtime: AdapterRuntime, factory: ProtocolFactory, path: str, *, timeout: float
 ) -> Future[Transport]:
-    """Connect to the UNIX-domain socket at ``path``."""
+    """Connect to the UNIX-domain socket at ``path``, trying again while its
+    listener's backlog is full (see the module docstring)."""
     loop = runtime.loop
-    return _connect(runtime, factory, path, timeout, lambda side: loop.create_unix_connection(side, path))
+    connect = UnixConnect(path)
+    owned_by_libuv = not isinstance(loop, asyncio.BaseEventLoop)
+
+    async def open_(side: Callable[[], asyncio.Protocol]) -> object:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            await connect_unix_socket(sock, connect, asyncio.sleep)
+        except BaseException:  # failed, or the timeout (cancelled)
+            sock.close()
+            raise
+        if not owned_by_libuv:
+            return await loop.create_unix_connection(side, sock=sock)
+        try:
+            return await loop.create_unix_connection(side, sock=sock)
+        finally:
+            sock.detach()  # libuv's now (see connect_tcp's uvloop case)
+
+    return _connect(runtime, factory, path, timeout, open_, connect.timeout_error)
 
 
 def _connect(
-    runtime: AdapterRuntime, factory: ProtocolFactory, target: str, timeout: float, open_: _Opener
+    runtime: AdapterRuntime,
+    factory: ProtocolFactory,
+    target: str,
+    timeout: float,
+    open_: _Opener,
+    timeout_error: Callable[[float], TimeoutError] | None = None,
 ) -> Future[Transport]:
     if timeout != timeout:
         raise ArgumentError("timeout is NaN")
@@ -219,7 +253,9 @@ def _connect(
             async with scope:
                 await open_(lambda: transport.side("both"))
         except TimeoutError as exc:
-            if scope.expired():
+            if scope.expired() and timeout_error is not None:
+                result.set_exception(timeout_error(timeout))
+            elif scope.expired():
                 result.set_exception(
                     TimeoutError(errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s")
                 )

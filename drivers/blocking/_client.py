@@ -184,7 +184,12 @@ def connect_tcp(
 
 
 def connect_unix(protocol: _P, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> Connection[_P]:
-    """Connect ``protocol`` to the UNIX-domain socket at ``path`` (as :func:`connect_tcp`)."""
+    """Connect ``protocol`` to the UNIX-domain socket at ``path`` (as :func:`connect_tcp`).
+
+    While the listener's accept backlog is full it waits for room, as a
+    blocking ``connect`` does, up to ``timeout`` seconds; then it raises
+    :class:`~weft.drivers.ListenerBacklogFullError` (a ``TimeoutError``).
+    """
     _check_timeout(timeout)
     runtime = BlockingRuntime()
     return _finish(runtime, protocol, runtime.connect_unix(lambda: protocol, path, timeout=timeout), timeout)

@@ -26,7 +26,6 @@ blocking ``connect`` in a thread.  Either resolves a
 
 from __future__ import annotations
 
-import errno
 import logging
 import math
 import os
@@ -43,6 +42,7 @@ from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import format_address
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
+from weft.drivers._core.unix_connecting import UnixConnect, connect_unix_blocking
 from weft.drivers.blocking._channels import SocketChannel
 from weft.drivers.blocking._connecting import TCPConnect
 from weft.drivers.blocking._refusals import Refusals
@@ -250,13 +250,16 @@ def connect(
     """Connect; the future gets the transport once ``connection_made`` ran, or the error.
 
     TCP: Happy Eyeballs every ``delay`` seconds (:mod:`weft.drivers.blocking._connecting`),
-    begun on the scheduler thread, as its timers must be.  UNIX: one blocking
-    ``connect`` in a thread.
+    begun on the scheduler thread, as its timers must be.  UNIX: a thread
+    that connects, and while the listener's backlog is full waits a moment
+    and tries again (1 ms, doubling to 50 ms), for up to ``timeout``
+    seconds, as a blocking ``connect`` waits for room
+    (:mod:`weft.drivers._core.unix_connecting`); then ``ListenerBacklogFullError``.
     """
     result: Future[Transport] = Future(runtime.call_soon)
+    if timeout != timeout:
+        raise ArgumentError("timeout is NaN")
     if family != socket.AF_UNIX:
-        if timeout != timeout:
-            raise ArgumentError("timeout is NaN")
         host, port = address
         runtime.call_soon(TCPConnect(runtime, factory, result, target, timeout, delay).start, host, port)
         return result
@@ -265,15 +268,13 @@ def connect(
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                sock.settimeout(timeout)
-                sock.connect(address)
+                sock.setblocking(False)
+                connect_unix_blocking(sock, UnixConnect(address), timeout, time.monotonic, time.sleep)
             except BaseException:
                 sock.close()
                 raise
-        except TimeoutError:
-            error: BaseException = TimeoutError(
-                errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s"
-            )
+        except TimeoutError as exc:  # the backlog stayed full: its own message
+            error: BaseException = exc
         except OSError as exc:
             error = OSError(exc.errno, f"cannot connect to {target}: {exc.strerror}") if exc.errno else exc
         else:
@@ -282,7 +283,7 @@ def connect(
         runtime.call_soon_threadsafe(result.set_exception, error)
 
     def connected(sock: socket.socket) -> None:
-        sock.settimeout(None)
+        sock.setblocking(True)
         try:
             protocol = factory()
         except Exception as exc:

@@ -29,6 +29,13 @@ Its :attr:`EventLoop.reactor` is a full weft :class:`~weft.drivers.reactor.React
 on the same poller, so weft protocols (``reactor.listen_tcp``) and asyncio
 code share one thread and one loop.
 
+``sock_connect`` on a UNIX-domain socket (and so ``create_unix_connection``)
+is weft's: asyncio's takes the ``EAGAIN`` of a listener whose backlog is
+full for a connect under way and returns a socket that never connected;
+this loop tries the connect again, 1 ms later, then 2, 4... up to 50 ms
+apart, until it connects (:mod:`weft.drivers._core.unix_connecting`), for
+as long as the caller waits (``asyncio.timeout`` around it bounds it).
+
 Where asyncio's contract and weft's differ, this loop's asyncio API follows
 asyncio's: ``loop.add_reader`` replaces a reader silently (the reactor's own
 ``add_reader`` raises), and an exception from a protocol goes to the loop's
@@ -49,6 +56,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from weft.drivers._core.file_region import FileSlice
+from weft.drivers._core.unix_connecting import UnixConnect, connect_unix_socket
 from weft.drivers.reactor._datagrams import datagram_transport
 from weft.drivers.reactor._descriptor_transport import socket_transport
 from weft.drivers.reactor._loop_transports import (
@@ -210,6 +218,17 @@ class EventLoop(LoopTurn, asyncio.SelectorEventLoop):
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
         app_transport: asyncio.Transport = ssl_protocol._app_transport
         return app_transport
+
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        """asyncio's ``sock_connect``; on a UNIX-domain stream socket, tried
+        again while the listener's backlog is full (see the module docstring),
+        and done only once the socket has a peer."""
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+            await super().sock_connect(sock, address)
+        elif self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")  # (asyncio's check)
+        else:
+            await connect_unix_socket(sock, UnixConnect(address), asyncio.sleep)
 
     async def _sendfile_native(
         self, transp: asyncio.BaseTransport, file: Any, offset: int, count: int | None

@@ -7,7 +7,11 @@ and a pause when out of descriptors) is :mod:`weft.drivers._core.accepting`'s,
 shared with the asyncio driver.  Connecting returns a
 :class:`~weft.drivers._core.futures.Future` of the transport; a refused connection
 fails it with ``ConnectionRefusedError``, an expired timeout with
-``TimeoutError``, each with the address in the message.
+``TimeoutError``, each with the address in the message.  A UNIX connect
+whose listener's backlog is full is tried again on timers until it connects
+or its timeout passes (:mod:`weft.drivers._core.unix_connecting`), then fails
+with ``ListenerBacklogFullError``: never a transport over a socket that is
+not connected.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from weft.drivers._core.socket_binding import (
     bind_unix,
 )
 from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
+from weft.drivers._core.unix_connecting import RetriedUnixConnect
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport, socket_transport
 from weft.protocols.contract import Transport
 
@@ -157,7 +162,12 @@ def connect_tcp(
 def connect_unix(
     reactor: TransportLoop, factory: ProtocolFactory, path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
 ) -> Future[Transport]:
-    """Connect to the UNIX-domain socket at ``path``."""
+    """Connect to the UNIX-domain socket at ``path``.
+
+    While the listener's accept backlog is full the connect is tried again,
+    1 ms later, then 2, 4... up to 50 ms apart, until it connects or
+    ``timeout`` passes: then ``ListenerBacklogFullError`` (a ``TimeoutError``).
+    """
     result: Future[Transport] = Future(reactor.call_soon)
     _Connect(reactor, factory, result, path, timeout, None).start_unix(path)
     return result
@@ -182,6 +192,8 @@ class _Connect(AddressByAddress):
         self.result = result
         #: The attempts under way, by socket.
         self.socks: set[socket.socket] = set()
+        #: A UNIX connect's tries (its listener's backlog may be full).
+        self.unix: RetriedUnixConnect | None = None
         self.timer = reactor.call_later(timeout, self.expire, timeout)
 
     def _attempt(self, family: int, address: Any) -> None:
@@ -191,6 +203,12 @@ class _Connect(AddressByAddress):
             self.address_failed(exc)
             return
         sock.setblocking(False)
+        if family == socket.AF_UNIX:
+            self.unix = RetriedUnixConnect(
+                sock, address, self.reactor.call_later, self._won, self._unix_failed
+            )
+            self.unix.start()
+            return
         code = sock.connect_ex(address)
         if code in (0, errno.EINPROGRESS, errno.EAGAIN):
             self.socks.add(sock)
@@ -214,6 +232,17 @@ class _Connect(AddressByAddress):
             return
         self.socks.discard(sock)
         self.reactor._set_writer(sock.fileno(), None, None)
+        self._won(sock)
+
+    def _unix_failed(self, error: OSError) -> None:
+        unix, self.unix = self.unix, None
+        if unix is not None:
+            unix.sock.close()
+        self.address_failed(error)
+
+    def _won(self, sock: socket.socket) -> None:
+        """``sock`` is connected: the transport, made now."""
+        self.unix = None
         self.address_won()
         for other in list(self.socks):  # the attempts that lost the race
             self._drop(other)
@@ -231,7 +260,8 @@ class _Connect(AddressByAddress):
         self.result.set_result(transport)
 
     def expire(self, timeout: float) -> None:
-        self.fail(self.timeout_error(timeout))
+        unix = self.unix
+        self.fail(self.timeout_error(timeout) if unix is None else unix.connect.timeout_error(timeout))
 
     def fail(self, error: BaseException) -> None:
         if self.result.done():
@@ -240,6 +270,10 @@ class _Connect(AddressByAddress):
         self.stop_trying()
         for sock in list(self.socks):
             self._drop(sock)
+        unix, self.unix = self.unix, None
+        if unix is not None:
+            unix.cancel()
+            unix.sock.close()
         self.result.set_exception(error)
 
 

@@ -211,7 +211,9 @@ class TrioRuntime:
     def connect_unix(
         self, factory: Callable[[], Any], path: str, *, timeout: float = DEFAULT_CONNECT_TIMEOUT
     ) -> Future[Transport]:
-        """Connect to the UNIX-domain socket at ``path`` (errors as :meth:`connect_tcp`)."""
+        """Connect to the UNIX-domain socket at ``path`` (errors as :meth:`connect_tcp`),
+        waiting for room while the listener's backlog is full, up to
+        ``timeout``: then ``ListenerBacklogFullError``."""
         self._check_open()
         return connect(self, factory, socket.AF_UNIX, path, path, timeout)
 

@@ -19,6 +19,14 @@ the delay or at once when one fails, the first to connect cancelling the
 others; and the whole is bounded by the timeout; the :class:`~weft.drivers.Future` gets the transport once
 ``connection_made`` has run, or the error with the address in its message,
 as on the reactor.
+
+A UNIX connect is not Trio's ``connect``, which takes a UNIX socket whose
+listener's backlog is full (``EAGAIN``) for one connecting in the
+background, waits for it to poll writable (it does at once) and returns a
+socket that never connected: weft tries the connect again after
+``trio.sleep`` (1 ms, doubling to 50 ms; :mod:`weft.drivers._core.unix_connecting`)
+until it connects or the timeout passes, then fails with
+``ListenerBacklogFullError``.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from weft.drivers._core.futures import Future
 from weft.drivers._core.listeners import ListeningSockets
 from weft.drivers._core.socket_binding import unique_addresses
 from weft.drivers._core.socket_defaults import name_or_none
+from weft.drivers._core.unix_connecting import UnixConnect, connect_unix_socket
 from weft.drivers.trio._plumbing import TaskHost
 from weft.drivers.trio._transport import TrioTransport, socket_reset
 from weft.protocols.contract import Transport
@@ -182,9 +191,12 @@ async def _connect(
     result: Future[Transport],
 ) -> None:
     connected: tuple[socket.socket, trio.socket.SocketType] | None = None
+    unix = UnixConnect(address) if family == socket.AF_UNIX else None
     try:
         with trio.move_on_after(timeout):
-            connected = await _connected_socket(family, address, target, delay)
+            connected = await _connected_socket(family, address, target, delay, unix)
+        if connected is None and unix is not None:
+            raise unix.timeout_error(timeout)
         if connected is None:
             raise TimeoutError(errno.ETIMEDOUT, f"cannot connect to {target}: no answer in {timeout:g} s")
     except OSError as exc:
@@ -205,16 +217,17 @@ async def _connect(
 
 
 async def _connected_socket(
-    family: int, address: Any, target: str, delay: float | None
+    family: int, address: Any, target: str, delay: float | None, unix: UnixConnect | None = None
 ) -> tuple[socket.socket, trio.socket.SocketType]:
-    """A socket connected to the first of ``address``'s addresses that answers; OSError naming ``target``."""
+    """A socket connected to the first of ``address``'s addresses that answers
+    (a UNIX path through ``unix``'s tries); OSError naming ``target``."""
     if family == socket.AF_UNIX:
         candidates: list[tuple[int, Any]] = [(socket.AF_UNIX, address)]
     else:
         host, port = address
         infos = await trio.socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         candidates = interleaved([(info[0], info[4]) for info in unique_addresses(infos)])
-    race = _Race()
+    race = _Race(unix)
     try:
         async with trio.open_nursery() as nursery:
             for each_family, each_address in candidates:
@@ -238,7 +251,9 @@ class _Race:
     """The attempts of one connect (Happy Eyeballs, RFC 8305): the first to
     connect wins and cancels the others, through the nursery they run in."""
 
-    def __init__(self) -> None:
+    def __init__(self, unix: UnixConnect | None = None) -> None:
+        #: A UNIX connect's tries: its listener's backlog may be full.
+        self.unix = unix
         self.winner: tuple[socket.socket, trio.socket.SocketType] | None = None
         #: Each failed address's error, in order.
         self.errors: list[OSError] = []
@@ -256,7 +271,10 @@ class _Race:
         sock.setblocking(False)
         trio_sock = trio.socket.from_stdlib_socket(sock)
         try:
-            await trio_sock.connect(address)
+            if self.unix is not None:
+                await connect_unix_socket(sock, self.unix, trio.sleep)
+            else:
+                await trio_sock.connect(address)
         except OSError as exc:
             sock.close()
             self.errors.append(exc)

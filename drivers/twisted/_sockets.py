@@ -10,7 +10,7 @@ still readable, tries again at once.  Each accepted socket is handed to
 Twisted with ``adoptStreamConnection``, which makes it one of Twisted's own
 TCP (or UNIX) transports.
 
-Connecting is Twisted's ``connectTCP``/``connectUNIX``, one per attempt: a
+Connecting over TCP is Twisted's ``connectTCP``, one per attempt: a
 name is looked up first, on weft's shared resolver pool, and the addresses
 it resolves to are tried with Happy Eyeballs (RFC 8305, as on the reactor:
 :mod:`weft.drivers._core.connecting`), the first to connect winning, under
@@ -20,6 +20,16 @@ every weft driver gives it: ``ConnectionRefusedError`` and the rest (built
 from the errno Twisted reports) with the address in the message,
 ``TimeoutError`` after ``timeout`` seconds, ``socket.gaierror`` for a name
 that does not resolve, or what the protocol factory raised.
+
+Connecting over a UNIX-domain socket is weft's own, and the connected
+socket is handed to Twisted as an accepted one is (:func:`adopt_socket`):
+while the listener's backlog is full, ``connect`` fails with ``EAGAIN``, and
+Twisted's ``connectUNIX`` gives up at once: the unconnected socket polls
+with a hang-up, which Twisted reports as a failed connect whose reason is
+``ConnectionDone`` ("closed cleanly").  weft tries again
+on the runtime's timers, 1 ms later, then 2, 4... up to 50 ms apart
+(:mod:`weft.drivers._core.unix_connecting`), until it connects or the
+timeout passes: ``ListenerBacklogFullError``.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from weft.drivers._core.socket_binding import (
     bind_unix,
 )
 from weft.drivers._core.timers import Timer
+from weft.drivers._core.unix_connecting import RetriedUnixConnect
 from weft.drivers.twisted._transport import TwistedSide, TwistedTransport
 from weft.protocols.contract import Transport
 from weft.protocols.errors import ArgumentError, ClosedResourceError
@@ -230,22 +241,53 @@ class _Connect(AddressByAddress):
         self.transport.on_started.append(self._started)
         #: The attempts under way, with their Twisted connectors.
         self.attempts: dict[_Attempt, Any | None] = {}
+        #: A UNIX connect's tries (weft's own, not Twisted's).
+        self.unix: RetriedUnixConnect | None = None
         self.timer: Timer = host.call_later(timeout, self.expire, timeout)
         host._connecting.add(self)
 
     def _attempt(self, family: int, address: Any) -> None:
+        if family == socket.AF_UNIX:
+            self._attempt_unix(address)
+            return
         attempt = _Attempt(self)
         # Registered first: Twisted reports some failures (no route, a
         # family the host lacks) before connectTCP returns.
         self.attempts[attempt] = None
         reactor = self.host.reactor
         # No timeout of Twisted's: the deadline is this connect's, across addresses.
-        if family == socket.AF_UNIX:
-            connector = reactor.connectUNIX(address, attempt, timeout=None)
-        else:
-            connector = reactor.connectTCP(address[0], address[1], attempt, timeout=None)
+        connector = reactor.connectTCP(address[0], address[1], attempt, timeout=None)
         if attempt in self.attempts:
             self.attempts[attempt] = connector
+
+    def _attempt_unix(self, path: str) -> None:
+        """Connect to ``path`` with weft's tries (see the module docstring)."""
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        except OSError as exc:  # out of descriptors
+            self.address_failed(exc)
+            return
+        sock.setblocking(False)
+        self.unix = RetriedUnixConnect(
+            sock, path, self.host.call_later, self._unix_connected, self._unix_failed
+        )
+        self.unix.start()
+
+    def _unix_connected(self, sock: socket.socket) -> None:
+        """The UNIX socket is connected: Twisted's transport over it, the protocol made now."""
+        self.unix = None
+        self.address_won()
+        try:
+            adopt_socket(self.host, sock, self.transport)
+        except OSError as exc:  # the listener closed it already (getpeername)
+            sock.close()
+            self.fail(OSError(exc.errno, f"cannot connect to {self.target}: {exc.strerror}"))
+
+    def _unix_failed(self, error: OSError) -> None:
+        unix, self.unix = self.unix, None
+        if unix is not None:
+            unix.sock.close()
+        self.address_failed(error)
 
     def connected(self, attempt: _Attempt) -> TwistedSide | None:
         """Twisted connected ``attempt``: its side, or None if another won or it came too late."""
@@ -280,7 +322,8 @@ class _Connect(AddressByAddress):
                 connector.stopConnecting()
 
     def expire(self, timeout: float) -> None:
-        self.fail(self.timeout_error(timeout))
+        unix = self.unix
+        self.fail(self.timeout_error(timeout) if unix is None else unix.connect.timeout_error(timeout))
 
     def cancel(self) -> None:
         """The runtime is closing."""
@@ -292,6 +335,10 @@ class _Connect(AddressByAddress):
         self._settled()
         self.stop_trying()
         self._stop_attempts()
+        unix, self.unix = self.unix, None
+        if unix is not None:
+            unix.cancel()
+            unix.sock.close()
         self.result.set_exception(error)
 
     def _settled(self) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
 from tests.support import TIMEOUT
+from tests.support.backlog import full_backlog
 from tests.support.streams import go, pair, settle
-from weft.drivers import Runtime, TCPRuntime
-from weft.drivers.coroutines import Stream, StreamProtocol, open_tcp, run, serve_tcp, spawn
+from weft.drivers import ListenerBacklogFullError, Runtime, TCPRuntime, UNIXRuntime
+from weft.drivers.coroutines import Stream, StreamProtocol, open_tcp, open_unix, run, serve_tcp, spawn
 from weft.drivers.coroutines._streams import DEFAULT_WRITE_LOW_WATER
 from weft.drivers.reactor import Reactor
 from weft.drivers.testing import FakeClock, connect_pair
@@ -234,6 +236,19 @@ def test_serve_tcp_and_open_tcp_echo_on_real_sockets(runtime: Runtime) -> None:
     port = listener.addresses[0][1]
     assert run(runtime, client(port), timeout=TIMEOUT) == [b"alpha\n", b"beta\n" * 10_000]
     listener.close()
+
+
+@pytest.mark.drivers(requires={UNIXRuntime})
+def test_open_unix_to_a_full_backlog_waits_then_raises_listener_backlog_full_error(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    """open_unix to a listener whose backlog stays full raises ListenerBacklogFullError
+    at its timeout, never a stream over a socket that did not connect."""
+    with (
+        full_backlog(str(tmp_path / "s")) as backlog,
+        pytest.raises(ListenerBacklogFullError, match="backlog stayed full"),
+    ):
+        run(runtime, open_unix(runtime, backlog.path, timeout=0.2), timeout=TIMEOUT)
 
 
 def test_a_failing_handler_is_logged_and_closes_only_its_connection(caplog: pytest.LogCaptureFixture) -> None:

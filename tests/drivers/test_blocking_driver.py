@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 
 from tests.support import TIMEOUT
+from tests.support.backlog import full_backlog
+from tests.support.descriptors import no_new_fds
 from tests.support.processes import Children, connect, receive_exactly, stop
-from weft.drivers import DRIVERS, open_runtime
+from weft.drivers import DRIVERS, ListenerBacklogFullError, open_runtime
 from weft.drivers.blocking import BlockingListener, BlockingRuntime, connect_tcp, connect_unix, spawn_process
 from weft.drivers.blocking._transport import _MAX_UNDELIVERED, READ_SIZE, ThreadedTransport
 from weft.drivers.testing import RecordingProtocol
@@ -83,6 +85,48 @@ def test_unix_sockets_too(tmp_path: Any) -> None:
         with connect_unix(client, path, timeout=TIMEOUT) as conn:
             client.transport.write(b"over unix")
             conn.wait_for(lambda: client.received == b"over unix", TIMEOUT)
+
+
+def test_connect_unix_waits_for_room_in_a_full_backlog_as_a_blocking_connect_does(tmp_path: Any) -> None:
+    """connect_unix to a listener whose backlog is full does not fail with
+    EAGAIN: it waits, and connects once the listener accepts; bytes then
+    flow both ways."""
+    with full_backlog(str(tmp_path / "s")) as backlog:
+        client = RecordingProtocol()
+        outcome: list[Any] = []
+
+        def connect_in_a_thread() -> None:
+            try:
+                outcome.append(connect_unix(client, backlog.path, timeout=TIMEOUT))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=connect_in_a_thread)
+        thread.start()
+        thread.join(0.05)
+        assert thread.is_alive(), f"connect_unix returned while the backlog was full: {outcome}"
+        backlog.drain()
+        thread.join(TIMEOUT)
+        [conn] = outcome
+        assert not isinstance(conn, BaseException), conn
+        with conn:
+            peer = backlog.accept()
+            client.transport.write(b"ping")
+            assert receive_exactly(peer, b"ping") == b"ping"
+            peer.sendall(b"pong")
+            assert conn.wait_for(lambda: client.received == b"pong", TIMEOUT) is True
+
+
+def test_connect_unix_to_a_backlog_that_stays_full_raises_at_its_timeout(tmp_path: Any) -> None:
+    """A listener that never makes room: ListenerBacklogFullError (a TimeoutError)
+    naming the path once the timeout has passed; no protocol made, no descriptor left."""
+    with full_backlog(str(tmp_path / "s")) as backlog:
+        client = RecordingProtocol()
+        with no_new_fds(), pytest.raises(ListenerBacklogFullError, match="backlog stayed full") as raised:
+            connect_unix(client, backlog.path, timeout=0.2)
+        assert isinstance(raised.value, TimeoutError)
+        assert backlog.path in str(raised.value)
+        assert not client.made
 
 
 def test_waits_time_out_with_timeout_error() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import os
 import re
 import socket
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.support import TIMEOUT
+from tests.support.backlog import full_backlog
 from tests.support.tls import HOSTNAME, client_context, server_context
 from weft.drivers.reactor import (
     DescriptorTransport,
@@ -710,3 +712,54 @@ def test_start_tls_over_a_pair_of_pipes() -> None:
         return at_server, at_client
 
     assert run_on_weft(main) == (b"over a pipe", b"and back")
+
+
+# ------------------------------------------------------- a full UNIX backlog
+
+
+def test_create_unix_connection_waits_for_room_in_a_full_backlog(tmp_path: Path) -> None:
+    """asyncio's sock_connect takes EAGAIN from a full UNIX backlog for a
+    connect under way and returns a socket that never connected; this loop's
+    create_unix_connection stays pending instead, and connects once the
+    listener accepts, with bytes flowing."""
+    with full_backlog(str(tmp_path / "s")) as backlog:
+
+        async def main() -> bytes:
+            loop = asyncio.get_running_loop()
+            connecting = asyncio.ensure_future(loop.create_unix_connection(asyncio.Protocol, backlog.path))
+            done, _pending = await asyncio.wait({connecting}, timeout=0.05)
+            assert not done, "create_unix_connection finished while the backlog was full"
+            await loop.run_in_executor(None, backlog.drain)
+            transport, _protocol = await connecting
+            assert transport.get_extra_info("peername") == backlog.path
+            peer = await loop.run_in_executor(None, backlog.accept)
+            transport.write(b"ping")
+            received: bytes = await loop.run_in_executor(None, peer.recv, 4)
+            transport.close()
+            return received
+
+        assert run_on_weft(main) == b"ping"
+
+
+def test_sock_connect_on_a_full_backlog_leaves_the_socket_unconnected_when_timed_out(tmp_path: Path) -> None:
+    """The caller's timeout bounds the waiting; the socket it gave is left
+    as it was, not connected (asyncio's own would say it was)."""
+    with full_backlog(str(tmp_path / "s")) as backlog:
+
+        async def main() -> int | None:
+            loop = asyncio.get_running_loop()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                with pytest.raises(TimeoutError):
+                    async with asyncio.timeout(0.1):
+                        await loop.sock_connect(sock, backlog.path)
+                try:
+                    sock.getpeername()
+                except OSError as exc:
+                    return exc.errno
+                return None
+            finally:
+                sock.close()
+
+        assert run_on_weft(main) == errno.ENOTCONN

@@ -20,6 +20,11 @@ The checks come in two groups, each named for what it checks:
   :func:`check_weft_promises`.  Every weft driver passes both groups:
   :func:`check_transport` runs them all.
 
+A runtime's ``connect_unix`` has checks of its own, :data:`CONNECT_CHECKS`
+(a listener whose accept backlog is full: the connect waits for room, or
+fails at its deadline with ``ListenerBacklogFullError``), run by
+:func:`check_connecting` on a :class:`RuntimeHarness`.
+
 Datagram endpoints have checks of their own, :data:`DATAGRAM_CHECKS` (in
 the same two groups), run by :func:`check_datagrams` on a
 :class:`DatagramHarness`, which makes *benches* (a fresh loop with
@@ -45,6 +50,12 @@ transport of one's own.
 from weft.drivers.testing.conformance._asyncio_contract import ASYNCIO_CONTRACT, HARNESS_CHECKS
 from weft.drivers.testing.conformance._asyncio_harness import AsyncioLoopHarness, AsyncioLoopPair
 from weft.drivers.testing.conformance._checking import AnyCheck, Check, Group
+from weft.drivers.testing.conformance._connect_checks import (
+    CONNECT_CHECKS,
+    ConnectCheck,
+    check_connecting,
+    run_connect_checks,
+)
 from weft.drivers.testing.conformance._datagram_checks import (
     DATAGRAM_CHECKS,
     DatagramCheck,
@@ -88,6 +99,7 @@ __all__ = [
     "ALL_CHECKS",
     "ASYNCIO_CONTRACT",
     "CARRIERS",
+    "CONNECT_CHECKS",
     "DATAGRAM_CHECKS",
     "FILE_PROMISES",
     "HARNESS_CHECKS",
@@ -98,6 +110,7 @@ __all__ = [
     "Check",
     "CheckFailure",
     "ConformanceError",
+    "ConnectCheck",
     "ConnectedPair",
     "Connection",
     "DatagramBench",
@@ -120,6 +133,7 @@ __all__ = [
     "TransportHarness",
     "Verdict",
     "check_asyncio_contract",
+    "check_connecting",
     "check_datagrams",
     "check_transport",
     "check_weft_promises",
@@ -128,5 +142,6 @@ __all__ = [
     "expect_raises",
     "run_check",
     "run_checks",
+    "run_connect_checks",
     "run_datagram_checks",
 ]
