@@ -401,10 +401,13 @@ def render_markdown(rows: list[list[str]]) -> str:
 
 
 def floor_ratio(cells: list[Cell], row: Row) -> float | None:
-    """The C floor's CPU over the baseline loop's on ``row``'s message size, if both ran."""
+    """The C floor's CPU (measured on the protocol row of ``row``'s message size)
+    over the baseline loop's on ``row`` itself, if both ran."""
+    theirs = next((cell.result for cell in cells if cell.row == row and cell.loop == BASELINE), None)
     for cell in cells:
         if cell.loop == FLOOR and cell.row.size == row.size:
-            return cpu_ratio(cells, cell)
+            floor = cell.result
+            return floor.cpu / theirs.cpu if floor is not None and theirs is not None and theirs.cpu else None
     return None
 
 

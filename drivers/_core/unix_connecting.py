@@ -41,7 +41,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from weft.protocols.contract import TimerHandle
-from weft.protocols.errors import WeftError
+from weft.protocols.errors import InvalidStateError, WeftError
 
 __all__ = [
     "FIRST_RETRY",
@@ -124,7 +124,7 @@ class UnixConnect:
 
     def _move(self, state: UnixConnectState) -> None:
         if state not in _TRANSITIONS[self.state]:
-            raise RuntimeError(f"a UNIX connect cannot go from {self.state.value} to {state.value}")
+            raise InvalidStateError(f"a UNIX connect cannot go from {self.state.value} to {state.value}")
         self.state = state
 
     def attempt(self, sock: socket.socket) -> bool:
