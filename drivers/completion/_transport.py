@@ -258,9 +258,14 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             if lifecycle.lost:
                 self._operation_ended()
             return
-        if res > 0:
-            data = self._recv_view[:res].tobytes()  # type: ignore[index]
-            if lifecycle.wants_data and not self._held:
+        self._received(res, self._recv_view[:res].tobytes() if res > 0 else None)  # type: ignore[index]
+
+    def _received(self, res: int, data: bytes | None) -> None:
+        """The end of a receive's completion, reading not stopped: ``data``
+        (what arrived, when ``res`` > 0) delivered or held while paused; else
+        the EOF, a receive armed again, or the error."""
+        if data is not None:
+            if self._lifecycle.wants_data and not self._held:
                 try:
                     self._protocol.data_received(data)
                 except Exception as exc:
@@ -273,7 +278,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
         elif res == 0:
             self._eof()
         elif res in _RETRY or res == -errno.ECANCELED:
-            if lifecycle.wants_data:
+            if self._lifecycle.wants_data:
                 self._arm_recv()
         else:
             self._recv_failed(OSError(-res, os.strerror(-res)))
@@ -292,6 +297,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             if lifecycle.lost:
                 self._operation_ended()
             return
+        data = None
         if res > 0:
             if buffer is None:  # never: a receive into bytes is armed with its buffer
                 self._recv_failed(OSError(errno.EFAULT, "a receive completed with no buffer of its own"))
@@ -299,23 +305,7 @@ class CompletionTransport(HeldDelivery, DescriptorTransport):
             if res == len(buffer) < READ_SIZE:  # filled: a bigger buffer from now on
                 self._recv_size = READ_SIZE
             data = bytes(buffer[:res])  # (a copy, unless whole: this path is not the hot one)
-            if lifecycle.wants_data and not self._held:
-                try:
-                    self._protocol.data_received(data)
-                except Exception as exc:
-                    self._callback_failed(exc)
-                    return
-                if self._lifecycle.wants_data:
-                    self._arm_recv()
-            else:
-                self._held.append(data)  # paused: delivered after resume_reading
-        elif res == 0:
-            self._eof()
-        elif res in _RETRY or res == -errno.ECANCELED:
-            if lifecycle.wants_data:
-                self._arm_recv()
-        else:
-            self._recv_failed(OSError(-res, os.strerror(-res)))
+        self._received(res, data)
 
     # HeldDelivery's hooks: how this transport pauses, resumes and delivers.
 
