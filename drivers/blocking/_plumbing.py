@@ -29,6 +29,10 @@ class PoolRuntime(Protocol):
         """The listeners still open (closing the runtime closes them)."""
 
     @property
+    def _connecting(self) -> dict[object, Callable[[], object]]:
+        """The connects under way, each with what ends it when the runtime closes."""
+
+    @property
     def _hand_over(self) -> SocketHandOver:
         """Where accepted sockets wait for the scheduler thread to start them."""
 

@@ -96,6 +96,8 @@ class BlockingRuntime:
         self._scheduler = Scheduler()
         self._listeners: set[BlockingListener] = set()
         self._connections: set[ThreadedTransport] = set()
+        # The connects under way, each with what ends it (close() does).
+        self._connecting: dict[object, Callable[[], object]] = {}
         self._endpoints: set[ThreadedDatagramTransport] = set()
         # Children still running (see spawn_process).
         self._processes: set[Process] = set()
@@ -419,6 +421,8 @@ class BlockingRuntime:
         # dropped below, and would leave them to the garbage collector.
         self._hand_over.close()
         self._signals.remove_all()
+        for end in list(self._connecting.values()):
+            end()
         for transport in list(self._connections):
             transport.abort()
         for endpoint in list(self._endpoints):

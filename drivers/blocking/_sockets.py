@@ -26,6 +26,7 @@ blocking ``connect`` in a thread.  Either resolves a
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -48,7 +49,7 @@ from weft.drivers.blocking._connecting import TCPConnect
 from weft.drivers.blocking._refusals import Refusals
 from weft.drivers.blocking._transport import ThreadedTransport
 from weft.protocols.contract import Transport
-from weft.protocols.errors import ArgumentError
+from weft.protocols.errors import ArgumentError, ClosedResourceError
 
 if TYPE_CHECKING:
     from weft.drivers.blocking._plumbing import PoolRuntime
@@ -259,30 +260,60 @@ def connect(
     result: Future[Transport] = Future(runtime.call_soon)
     if timeout != timeout:
         raise ArgumentError("timeout is NaN")
+    closed = ClosedResourceError(f"cannot connect to {target}: the runtime was closed")
     if family != socket.AF_UNIX:
         host, port = address
-        runtime.call_soon(TCPConnect(runtime, factory, result, target, timeout, delay).start, host, port)
+        tcp = TCPConnect(runtime, factory, result, target, timeout, delay)
+        # Closing the runtime ends the connect (its threads woken, their sockets closed).
+        runtime._connecting[tcp] = functools.partial(tcp.fail, closed)
+        result.add_done_callback(lambda _result: runtime._connecting.pop(tcp, None))
+        runtime.call_soon(tcp.start, host, port)
         return result
+    given_up = threading.Event()
+
+    def wait(delay: float) -> None:
+        if given_up.wait(delay):
+            raise _GivenUp
 
     def attempt() -> None:
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 sock.setblocking(False)
-                connect_unix_blocking(sock, UnixConnect(address), timeout, time.monotonic, time.sleep)
+                connect_unix_blocking(sock, UnixConnect(address), timeout, time.monotonic, wait)
             except BaseException:
                 sock.close()
                 raise
+        except _GivenUp:
+            return  # the runtime was closed: the future says so already
         except TimeoutError as exc:  # the backlog stayed full: its own message
             error: BaseException = exc
         except OSError as exc:
             error = OSError(exc.errno, f"cannot connect to {target}: {exc.strerror}") if exc.errno else exc
         else:
+            if given_up.is_set():  # the runtime closed as it connected: no one will take it
+                sock.close()
+                return
             runtime.call_soon_threadsafe(connected, sock)
             return
-        runtime.call_soon_threadsafe(result.set_exception, error)
+        runtime.call_soon_threadsafe(ended, error)
+
+    def ended(error: BaseException) -> None:
+        runtime._connecting.pop(attempt, None)
+        if not result.done():
+            result.set_exception(error)
+
+    def runtime_closed() -> None:
+        runtime._connecting.pop(attempt, None)
+        given_up.set()
+        if not result.done():
+            result.set_exception(closed)
 
     def connected(sock: socket.socket) -> None:
+        runtime._connecting.pop(attempt, None)
+        if result.done():  # the runtime closed meanwhile
+            sock.close()
+            return
         sock.setblocking(True)
         try:
             protocol = factory()
@@ -294,5 +325,10 @@ def connect(
         transport.start()
         result.set_result(transport)
 
+    runtime._connecting[attempt] = runtime_closed
     threading.Thread(target=attempt, name=f"weft-connect {target}", daemon=True).start()
     return result
+
+
+class _GivenUp(Exception):
+    """(a connect thread) The runtime was closed: stop trying."""

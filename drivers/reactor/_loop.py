@@ -661,9 +661,10 @@ class Reactor:
         """Release the poller, the wake-up fd and signal handlers (not while running).
 
         First the :meth:`call_before_close` callbacks run (they may turn the
-        loop); then listeners still open are closed, and transports still
-        open are aborted: their protocols hear ``connection_lost`` before
-        this returns.
+        loop); then listeners still open are closed, transports still
+        open are aborted (their protocols hear ``connection_lost`` before
+        this returns), and connects still under way fail with
+        ``ClosedResourceError``, their sockets closed.
         """
         if self._running:
             raise RuntimeError("cannot close a running reactor")

@@ -37,6 +37,7 @@ from weft.drivers._core.socket_defaults import DEFAULT_CONNECT_TIMEOUT
 from weft.drivers._core.unix_connecting import RetriedUnixConnect
 from weft.drivers.reactor._descriptor_transport import DescriptorTransport, socket_transport
 from weft.protocols.contract import Transport
+from weft.protocols.errors import ClosedResourceError
 
 if TYPE_CHECKING:
     from weft.drivers.reactor._plumbing import TransportLoop
@@ -195,6 +196,9 @@ class _Connect(AddressByAddress):
         #: A UNIX connect's tries (its listener's backlog may be full).
         self.unix: RetriedUnixConnect | None = None
         self.timer = reactor.call_later(timeout, self.expire, timeout)
+        # Closing the reactor ends a connect still under way, as it ends
+        # what is open: its sockets closed, its future failed.
+        reactor._open[self] = self.reactor_closed
 
     def _attempt(self, family: int, address: Any) -> None:
         try:
@@ -242,6 +246,7 @@ class _Connect(AddressByAddress):
 
     def _won(self, sock: socket.socket) -> None:
         """``sock`` is connected: the transport, made now."""
+        self.reactor._open.pop(self, None)
         self.unix = None
         self.address_won()
         for other in list(self.socks):  # the attempts that lost the race
@@ -263,7 +268,12 @@ class _Connect(AddressByAddress):
         unix = self.unix
         self.fail(self.timeout_error(timeout) if unix is None else unix.connect.timeout_error(timeout))
 
+    def reactor_closed(self) -> None:
+        """The reactor is closing with this connect under way."""
+        self.fail(ClosedResourceError(f"cannot connect to {self.target}: the runtime was closed"))
+
     def fail(self, error: BaseException) -> None:
+        self.reactor._open.pop(self, None)
         if self.result.done():
             return
         self.timer.cancel()

@@ -51,6 +51,7 @@ from weft.drivers._core.unix_connecting import UnixConnect, connect_unix_socket
 from weft.drivers.trio._plumbing import TaskHost
 from weft.drivers.trio._transport import TrioTransport, socket_reset
 from weft.protocols.contract import Transport
+from weft.protocols.errors import ClosedResourceError
 
 __all__ = ["SocketHost", "TrioListener", "connect", "socket_transport"]
 
@@ -202,6 +203,11 @@ async def _connect(
     except OSError as exc:
         result.set_exception(exc)
         return
+    finally:
+        if connected is None and not result.done():
+            # Ended neither way: cancelled, the runtime closing (its nursery
+            # cancelled). The connect ends with it, as on every driver.
+            result.set_exception(ClosedResourceError(f"cannot connect to {target}: the runtime was closed"))
     sock, trio_sock = connected
     try:
         protocol = factory()

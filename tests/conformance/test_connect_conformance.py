@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import pytest
 
@@ -81,7 +81,7 @@ class _TrustingReactor(Reactor):
         return result
 
 
-def test_a_runtime_that_trusts_writability_fails_both_checks() -> None:
+def test_a_runtime_that_trusts_writability_fails_every_check() -> None:
     """The checks can fail: a connect_unix that hands out a transport over a
     socket that never connected fails each, saying what it got."""
 
@@ -92,8 +92,43 @@ def test_a_runtime_that_trusts_writability_fails_both_checks() -> None:
     assert [outcome.check.name for outcome in report.failed] == [check.name for check in CONNECT_CHECKS]
     assert "settled while the backlog was full" in report.failed[0].detail
     assert "not ListenerBacklogFullError" in report.failed[1].detail
-    with pytest.raises(ConformanceError, match="2 check"):
+    assert "settled while the backlog was full" in report.failed[2].detail
+    with pytest.raises(ConformanceError, match="3 check"):
         check_connecting(RuntimeHarness(trusting, "unix", name="trusting"))
+
+
+class _ForgetfulReactor(Reactor):
+    """A reactor whose connect_unix, on a full backlog, waits forever and is
+    forgotten by close(): its future stays pending, its socket left to the
+    garbage collector (what the reactor did before the close check).  The
+    sockets it forgets are kept here, for the test to close."""
+
+    forgotten: ClassVar[list[socket.socket]] = []
+
+    def connect_unix(self, factory: Any, path: str, *, timeout: float = 30.0) -> Future[Transport]:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.connect_ex(path)
+        self.forgotten.append(sock)
+        return Future(self.call_soon)
+
+
+def test_a_runtime_whose_close_forgets_a_connect_fails_the_close_check() -> None:
+    """The close check can fail: a connect still pending after close(),
+    its socket unclosed, is named."""
+
+    def forgetful() -> Reactor:
+        return _ForgetfulReactor()
+
+    name = "closing_the_runtime_ends_a_unix_connect_under_way"
+    (close_check,) = [check for check in CONNECT_CHECKS if check.name == name]
+    try:
+        report = run_connect_checks(RuntimeHarness(forgetful, "unix", name="forgetful"), [close_check])
+    finally:
+        for sock in _ForgetfulReactor.forgotten:
+            sock.close()
+    (failure,) = report.failed
+    assert "still pending once the runtime was closed" in failure.detail
 
 
 def test_listener_backlog_full_error_is_a_weft_error_and_a_timeout() -> None:

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import inspect
 import os
 import shutil
 import socket
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,7 @@ from weft.drivers.testing.conformance._expectations import CheckFailure, NotAppl
 from weft.drivers.testing.conformance._report import ConformanceError, Report, run_check
 from weft.drivers.testing.conformance._runtime_harness import RuntimeHarness
 from weft.drivers.testing.conformance._session import A_WHILE, TIMEOUT, FlowRecorder
+from weft.protocols.errors import ClosedResourceError
 
 __all__ = ["CONNECT_CHECKS", "ConnectCheck", "check_connecting", "run_connect_checks"]
 
@@ -217,11 +220,37 @@ def a_unix_connect_to_a_backlog_that_stays_full_fails_at_its_deadline(runtime: R
             expect_equal(after, before, "the descriptors open after the failed connect (before it)")
 
 
+def closing_the_runtime_ends_a_unix_connect_under_way(runtime: Runtime) -> None:
+    """A runtime closed while ``connect_unix`` waits for room in a full
+    backlog ends the connect: its future fails with ``ClosedResourceError``
+    naming the path, no protocol is made, and its socket is closed (none is
+    left for the garbage collector to find)."""
+    with _full_backlog() as backlog:
+        client = FlowRecorder()
+        connecting = runtime.connect_unix(lambda: client, backlog.path, timeout=TIMEOUT)
+        runtime.run_until(connecting.done, A_WHILE)
+        if connecting.done():
+            raise CheckFailure(f"the connect settled while the backlog was full: {_outcome(connecting)}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            runtime.close()
+            gc.collect()
+        expect(connecting.done(), "the connect was still pending once the runtime was closed")
+        error = connecting.exception()
+        if not isinstance(error, ClosedResourceError):
+            raise CheckFailure(f"not ClosedResourceError: {_outcome(connecting)}")
+        expect(backlog.path in str(error), f"the error does not name the path: {error}")
+        expect(not client.made, "connection_made came for a connect the runtime's close ended")
+        leaked = [str(warning.message) for warning in caught if issubclass(warning.category, ResourceWarning)]
+        expect(not leaked, f"left to the garbage collector: {leaked}")
+
+
 CONNECT_CHECKS: tuple[ConnectCheck, ...] = tuple(
     ConnectCheck(function.__name__, Group.WEFT_PROMISE, function)
     for function in (
         a_unix_connect_waits_while_the_backlog_is_full_and_connects_once_there_is_room,
         a_unix_connect_to_a_backlog_that_stays_full_fails_at_its_deadline,
+        closing_the_runtime_ends_a_unix_connect_under_way,
     )
 )
 
