@@ -330,5 +330,5 @@ def connect(
     return result
 
 
-class _GivenUp(Exception):
+class _GivenUp(ClosedResourceError):
     """(a connect thread) The runtime was closed: stop trying."""

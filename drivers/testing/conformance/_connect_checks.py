@@ -157,16 +157,23 @@ def _outcome(future: Any) -> str:
     return f"it gave {future.result()!r}"
 
 
+def _pending_connect(runtime: Runtime, backlog: _FullBacklog) -> tuple[FlowRecorder, Any]:
+    """``connect_unix`` to ``backlog``'s full listener, given a while: the
+    client protocol and the future, which must still be pending."""
+    client = FlowRecorder()
+    connecting = runtime.connect_unix(lambda: client, backlog.path, timeout=TIMEOUT)
+    runtime.run_until(connecting.done, A_WHILE)
+    if connecting.done():
+        raise CheckFailure(f"the connect settled while the backlog was full: {_outcome(connecting)}")
+    return client, connecting
+
+
 def a_unix_connect_waits_while_the_backlog_is_full_and_connects_once_there_is_room(runtime: Runtime) -> None:
     """``connect_unix`` to a listener whose backlog is full stays pending (no
     transport over a socket that never connected); once the listener accepts
     what fills it, the connect completes, and bytes flow both ways."""
     with _full_backlog() as backlog:
-        client = FlowRecorder()
-        connecting = runtime.connect_unix(lambda: client, backlog.path, timeout=TIMEOUT)
-        runtime.run_until(connecting.done, A_WHILE)
-        if connecting.done():
-            raise CheckFailure(f"the connect settled while the backlog was full: {_outcome(connecting)}")
+        client, connecting = _pending_connect(runtime, backlog)
         expect(not client.made, "connection_made came while the backlog was full")
         backlog.drain()
         expect(
@@ -226,11 +233,7 @@ def closing_the_runtime_ends_a_unix_connect_under_way(runtime: Runtime) -> None:
     naming the path, no protocol is made, and its socket is closed (none is
     left for the garbage collector to find)."""
     with _full_backlog() as backlog:
-        client = FlowRecorder()
-        connecting = runtime.connect_unix(lambda: client, backlog.path, timeout=TIMEOUT)
-        runtime.run_until(connecting.done, A_WHILE)
-        if connecting.done():
-            raise CheckFailure(f"the connect settled while the backlog was full: {_outcome(connecting)}")
+        client, connecting = _pending_connect(runtime, backlog)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)
             runtime.close()
