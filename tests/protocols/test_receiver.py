@@ -18,6 +18,7 @@ from weft.protocols.errors import (
 )
 from weft.protocols.framing import (
     PREFIX_SIZES,
+    FrameReceiver,
     LengthPrefixedProtocol,
     LineParser,
     LineProtocol,
@@ -799,7 +800,7 @@ def test_a_line_over_the_limit_in_a_chunk_longer_than_the_limit_after_a_pause() 
     assert conn.closed
 
 
-class SwitchingFrames(LengthPrefixedProtocol):
+class Switching(FrameReceiver):
     """Records frames; the frame ``raw`` switches to raw mode, whose bytes it records."""
 
     def __init__(self) -> None:
@@ -816,21 +817,12 @@ class SwitchingFrames(LengthPrefixedProtocol):
         self.raw.append(data)
 
 
-class SwitchingNetstrings(NetstringProtocol):
-    """:class:`SwitchingFrames` for netstrings."""
+class SwitchingFrames(Switching, LengthPrefixedProtocol):
+    """:class:`Switching` for length-prefixed frames."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.frames: list[bytes] = []
-        self.raw: list[bytes] = []
 
-    def frame_received(self, frame: bytes) -> None:
-        self.frames.append(frame)
-        if frame == b"raw":
-            self.set_raw_mode()
-
-    def raw_data_received(self, data: bytes) -> None:
-        self.raw.append(data)
+class SwitchingNetstrings(Switching, NetstringProtocol):
+    """:class:`Switching` for netstrings."""
 
 
 @pytest.mark.parametrize(
