@@ -6,10 +6,23 @@ while the loop sleeps.  The handler therefore does one thing: it schedules
 the callback with the loop's ``call_soon_threadsafe``, which also wakes the
 loop.  The handler that was there before is kept and put back on
 :meth:`SignalHandlers.remove`, so a runtime leaves the process as it found it.
+
+The kernel may deliver a signal sent to the process to any of its threads
+(an I/O thread of the blocking driver, an executor's worker).  Python's
+C-level handler then runs on that thread and only marks the signal; the main
+thread, asleep in its poll, would not run the Python handler until something
+else woke it, maybe never.  So, as asyncio's ``add_signal_handler`` does,
+the handlers come with a wake-up pipe given to :func:`signal.set_wakeup_fd`:
+the C handler writes a byte to it on whatever thread it runs, the loop
+(which watches the pipe's other end) wakes, and the main thread runs the
+Python handler.  Only one wake-up fd exists per process; the runtimes that
+set one hand it back in order (:func:`_uninstall_wakeup`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -30,12 +43,53 @@ def stop_signals() -> tuple[int, ...]:
     return (signal.SIGINT, signal.SIGTERM, hangup)
 
 
-class SignalHandlers:
-    """The signal handlers one runtime has set, and what they replaced."""
+#: Watches a descriptor for reading on a loop: ``watch(fd, callback)``
+#: starts calling ``callback()`` whenever ``fd`` is readable, ``watch(fd, None)`` stops.
+WatchReader = Callable[[int, Callable[[], object] | None], object]
 
-    def __init__(self, call_soon_threadsafe: Callable[..., object]) -> None:
+# The wake-up fds weft's handlers have given to signal.set_wakeup_fd, oldest
+# first, and the one that was set before the oldest of them.
+_installed_wakeups: list[int] = []
+_wakeup_before_weft = -1
+
+
+def _install_wakeup(fd: int) -> None:
+    global _wakeup_before_weft
+    previous = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+    if not _installed_wakeups:
+        _wakeup_before_weft = previous
+    _installed_wakeups.append(fd)
+
+
+def _uninstall_wakeup(fd: int) -> None:
+    """Stop using ``fd``: if it is the one in force, hand over to the newest
+    one weft still has installed, else to the one there was before weft's;
+    if another is in force (someone set theirs after ours), leave it."""
+    _installed_wakeups.remove(fd)
+    current = signal.set_wakeup_fd(-1)
+    if current == fd:
+        current = _installed_wakeups[-1] if _installed_wakeups else _wakeup_before_weft
+    if current != -1:
+        signal.set_wakeup_fd(current, warn_on_full_buffer=False)
+
+
+class SignalHandlers:
+    """The signal handlers one runtime has set, and what they replaced.
+
+    ``watch_reader`` lets the handlers watch their wake-up pipe on the
+    runtime's loop (see the module docstring); without it (a loop that sets
+    a wake-up fd of its own while it runs, as Trio does), there is
+    no wake-up pipe.
+    """
+
+    def __init__(
+        self, call_soon_threadsafe: Callable[..., object], watch_reader: WatchReader | None = None
+    ) -> None:
         self._call_soon_threadsafe = call_soon_threadsafe
+        self._watch_reader = watch_reader
         self._previous: dict[int, Any] = {}
+        #: The wake-up pipe (read end, write end) while a handler is set.
+        self._wakeup: tuple[int, int] | None = None
 
     def add(self, signum: int, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` in the loop when ``signum`` arrives (main thread only).
@@ -51,15 +105,46 @@ class SignalHandlers:
 
         previous = signal.signal(signum, handler)
         self._previous.setdefault(signum, previous)
+        if self._wakeup is None and self._watch_reader is not None:
+            self._start_wakeup(self._watch_reader)
 
     def remove(self, signum: int) -> bool:
         """Restore the handler that was there before; whether there was one of ours."""
         if signum not in self._previous:
             return False
         signal.signal(signum, self._previous.pop(signum))
+        if not self._previous:
+            self._stop_wakeup()
         return True
 
     def remove_all(self) -> None:
         """Restore every handler replaced."""
         for signum in list(self._previous):
             self.remove(signum)
+
+    def _start_wakeup(self, watch_reader: WatchReader) -> None:
+        read_fd, write_fd = os.pipe()  # (not inheritable)
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)  # set_wakeup_fd requires it
+        self._wakeup = (read_fd, write_fd)
+        watch_reader(read_fd, self._drain_wakeup)
+        _install_wakeup(write_fd)
+
+    def _stop_wakeup(self) -> None:
+        if self._wakeup is None or self._watch_reader is None:
+            return
+        read_fd, write_fd = self._wakeup
+        self._wakeup = None
+        _uninstall_wakeup(write_fd)
+        self._watch_reader(read_fd, None)
+        os.close(read_fd)
+        os.close(write_fd)
+
+    def _drain_wakeup(self) -> None:
+        """Empty the pipe: its bytes (signal numbers) only woke the loop;
+        the Python handlers, run on the main thread, do the rest."""
+        if self._wakeup is None:
+            return
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while os.read(self._wakeup[0], 512):
+                pass

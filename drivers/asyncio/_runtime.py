@@ -82,7 +82,7 @@ class AsyncioRuntime:
         self._listeners: set[AsyncioListener] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         # Our signal handlers, with the ones they replaced.
-        self._signals = SignalHandlers(self._loop.call_soon_threadsafe)
+        self._signals = SignalHandlers(self._loop.call_soon_threadsafe, self._watch_signal_wakeup)
         self._running = False
         self._thread_id: int | None = None
         self._closed = False
@@ -246,14 +246,21 @@ class AsyncioRuntime:
         it.  Replaces a handler this runtime set earlier for the signal.
         """
         self._check_open()
-        # Python runs the handler between bytecodes; the loop's own wake-up
-        # (asyncio's select retrying after EINTR, uvloop's wake-up fd) gets
-        # the callback to run while the loop sleeps.
+        # Python runs the handler between bytecodes on the main thread; the
+        # handlers' wake-up pipe, watched here, wakes the loop when the
+        # signal lands on another thread (uvloop sets its own while it runs).
         self._signals.add(signum, callback, *args)
 
     def remove_signal_handler(self, signum: int) -> bool:
         """Restore the handler that was there before; return whether there was one of ours."""
         return self._signals.remove(signum)
+
+    def _watch_signal_wakeup(self, fd: int, callback: Callable[[], object] | None) -> None:
+        """Watch (or stop watching) the signal handlers' wake-up pipe on the loop."""
+        if callback is None:
+            self._loop.remove_reader(fd)
+        else:
+            self._loop.add_reader(fd, callback)
 
     # ------------------------------------------------------------ running
 

@@ -101,7 +101,7 @@ class BlockingRuntime:
         self._endpoints: set[ThreadedDatagramTransport] = set()
         # Children still running (see spawn_process).
         self._processes: set[Process] = set()
-        self._signals = SignalHandlers(self._scheduler.call_soon_threadsafe)
+        self._signals = SignalHandlers(self._scheduler.call_soon_threadsafe, self._scheduler.watch_reader)
         # Sockets the accept threads accepted, queued for the scheduler to start.
         self._hand_over = SocketHandOver(self._scheduler.call_soon_threadsafe)
 

@@ -46,6 +46,8 @@ class Scheduler:
         self._closed = False
         #: The thread that runs the callbacks: the one in run(), else the last one.
         self._owner = threading.get_ident()
+        #: Other descriptors the turn's poll watches for reading, with their callbacks.
+        self._watched: dict[int, Callable[[], object]] = {}
 
     # -------------------------------------------------------------- clock
 
@@ -78,6 +80,18 @@ class Scheduler:
         if delay != delay:
             raise ArgumentError("delay is NaN")
         return self._timers.schedule(self.now() + max(delay, 0.0), callback, args)
+
+    def watch_reader(self, fd: int, callback: Callable[[], object] | None) -> None:
+        """Call ``callback()`` on the scheduler's thread whenever ``fd`` is
+        readable (``None``: stop).  For the signal handlers' wake-up pipe;
+        connections have threads of their own."""
+        if callback is None:
+            if self._watched.pop(fd, None) is not None and not self._closed:
+                self._poll.unregister(fd)
+        else:
+            self._watched[fd] = callback
+            self._poll.register(fd, select.POLLIN)
+            self._wake()  # a poll under way should watch it too
 
     def on_scheduler_thread(self) -> bool:
         """Whether the calling thread is the one that runs callbacks."""
@@ -152,10 +166,16 @@ class Scheduler:
             next_timer = self._timers.next_deadline()
             until = min(deadline, math.inf if next_timer is None else next_timer)
             wait = None if until == math.inf else max(until - self.now(), 0.0)
-        if self._poll.poll(None if wait is None else math.ceil(wait * 1000)):
-            with contextlib.suppress(BlockingIOError):
-                while os.read(self._wake_read, 4096):
-                    pass
+        for fd, _events in self._poll.poll(None if wait is None else math.ceil(wait * 1000)):
+            if fd == self._wake_read:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_read, 4096):
+                        pass
+            elif (watcher := self._watched.get(fd)) is not None:
+                try:
+                    watcher()
+                except Exception:
+                    logger.exception("exception in the reader of fd %d on the blocking driver", fd)
         now = self.now()
         while (timer := self._timers.pop_due(now)) is not None:
             self._ready.append(timer)

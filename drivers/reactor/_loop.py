@@ -111,7 +111,7 @@ class Reactor:
         self._stopping = False
         self._closed = False
         self._thread_id: int | None = None
-        self._signals = SignalHandlers(self.call_soon_threadsafe)
+        self._signals = SignalHandlers(self.call_soon_threadsafe, self._watch_signal_wakeup)
         # Asked after every turn whether to stop (run_until's condition).
         self._after_turn: Callable[[], bool] | None = None
         # The C accelerator's copy of the loop's handing out of events (see
@@ -211,6 +211,10 @@ class Reactor:
         else:
             self._readers[fd] = callback
         self._update(fd, owner)
+
+    def _watch_signal_wakeup(self, fd: int, callback: Callable[[], object] | None) -> None:
+        """Watch (or stop watching) the signal handlers' wake-up pipe."""
+        self._set_reader(fd, callback, None)
 
     def _set_stream_reader(self, fd: int, stream: InlineReader | None) -> None:
         """Install (or remove) a descriptor transport as the reader of ``fd``.

@@ -120,7 +120,7 @@ class TwistedRuntime:
         self._listeners: set[TwistedListener] = set()
         self._connecting: set[Any] = set()
         self._processes: set[Process] = set()
-        self._signals = SignalHandlers(self.call_soon_threadsafe)
+        self._signals = SignalHandlers(self.call_soon_threadsafe, self._watch_signal_wakeup)
         self._state = RunState.IDLE
         # Whether this runtime started the reactor (startRunning): then it turns it, and shuts it down.
         self._started = False
@@ -496,6 +496,10 @@ class TwistedRuntime:
         if self._released:
             return
         self._watches.set_reader(fd, callback, owner)
+
+    def _watch_signal_wakeup(self, fd: int, callback: Callable[[], object] | None) -> None:
+        """Watch (or stop watching) the signal handlers' wake-up pipe."""
+        self._set_reader(fd, callback, None)
 
     def _set_writer(self, fd: int, callback: Callable[[], object] | None, owner: FdOwner | None) -> None:
         """Watch ``fd`` for writing (None: stop)."""

@@ -19,6 +19,7 @@ import pytest
 from tests.support import TIMEOUT
 from tests.support.drivers import CONNECTS, SERVES
 from tests.support.processes import ROOT, WEFT, Children, connect, receive_exactly, receive_to_eof, stop
+from tests.support.threads import tgkill, wait_until_asleep_in_poll
 from weft._cli import commands as cli
 from weft.drivers import DRIVERS, DriverInfo
 from weft.drivers._core import accelerator
@@ -72,6 +73,27 @@ def test_serve_echo_on_a_free_port(children: Children, driver: str) -> None:
         client.shutdown(socket.SHUT_WR)
         assert receive_to_eof(client) == b""
     assert stop(server) == 0
+
+
+def test_sigterm_landing_on_a_connection_thread_stops_the_blocking_server(children: Children) -> None:
+    """The kernel may hand a SIGTERM sent to the server to any of its threads.
+    The blocking driver has one per connection; sent to such a thread, the
+    signal still wakes the main thread, asleep in its scheduler's poll, and
+    the server stops gracefully, as it does when the main thread gets it."""
+    server = children.weft("serve", "echo", "--port", "0", "--driver", "blocking")
+    pid = server.process.pid
+    with connect(server.port()) as client:
+        client.sendall(b"hello")
+        assert receive_exactly(client, b"hello") == b"hello"
+        others = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)
+        assert others, "the blocking server has no thread but its main one"
+        # Once its main thread sleeps (the bytes echoed, nothing due for minutes).
+        assert wait_until_asleep_in_poll(pid, pid)
+        tgkill(pid, others[-1], signal.SIGTERM)
+        server.wait_for_stderr(r"^weft: stopping")
+        client.shutdown(socket.SHUT_WR)
+        assert receive_to_eof(client) == b""
+    assert server.wait() == 0
 
 
 def test_serve_pubsub_session(children: Children) -> None:
