@@ -13,41 +13,16 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.threads import wait_until_asleep_in_poll
-from weft.drivers import Runtime, SignalsRuntime, open_runtime
-
-#: Seconds a run may wait for the handler; a missed wake-up waits all of it.
-_PATIENCE = 10.0
-
-
-def _signal_from_another_thread(runtime: Runtime, signum: int, handled: threading.Event) -> list[str]:
-    """Start a thread that waits until the main thread sleeps in its poll, then
-    sends ``signum`` to itself: the kernel runs Python's C handler on this
-    thread, not the main one.  If ``handled`` is not set within
-    :data:`_PATIENCE`, it notes the miss in the list returned and stops the
-    runtime itself, so that the run ends either way."""
-    main = threading.main_thread().native_id
-    assert main is not None
-    missed: list[str] = []
-
-    def send() -> None:
-        # Bounded (~1 s): a runtime whose main thread waits on a lock while
-        # another thread polls (Trio's) never shows a poll; it gets the signal then.
-        wait_until_asleep_in_poll(os.getpid(), main)
-        signal.pthread_kill(threading.get_ident(), signum)
-        if not handled.wait(_PATIENCE):
-            missed.append("the loop slept through the signal")
-            runtime.call_soon_threadsafe(runtime.stop)
-
-    thread = threading.Thread(target=send, name="signal sender", daemon=True)
-    thread.start()
-    return missed
+from tests.support import TIMEOUT, signal_landing
+from tests.support.processes import ROOT
+from weft.drivers import SignalsRuntime, open_runtime
 
 
 @pytest.fixture
@@ -65,17 +40,19 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="ne
 
 
 @pytest.mark.drivers(requires={SignalsRuntime})
-@pytest.mark.usefixtures("usr1_restored")
-def test_a_signal_landing_on_another_thread_wakes_the_loop(runtime: Runtime) -> None:
+def test_a_signal_landing_on_another_thread_wakes_the_loop(driver: str) -> None:
     """The handler runs while the loop would otherwise sleep: nothing else is
-    scheduled, so only the signal can wake it."""
-    assert isinstance(runtime, SignalsRuntime)
-    handled = threading.Event()
-    runtime.add_signal_handler(signal.SIGUSR1, handled.set)
-    missed = _signal_from_another_thread(runtime, signal.SIGUSR1, handled)
-    runtime.run_until(handled.is_set)
-    assert missed == []
-    assert handled.is_set()
+    scheduled, so only the signal can wake it (in a process of its own: see
+    ``tests/support/signal_landing.py``)."""
+    checked = subprocess.run(
+        [sys.executable, "-m", "tests.support.signal_landing", driver],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT + signal_landing.PATIENCE,
+        check=False,
+    )
+    assert (checked.returncode, checked.stdout) == (0, "handled\n"), checked.stderr
 
 
 #: Trio sets a wake-up fd of its own while it runs, and none otherwise.
