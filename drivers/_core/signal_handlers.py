@@ -15,8 +15,11 @@ else woke it, maybe never.  So, as asyncio's ``add_signal_handler`` does,
 the handlers come with a wake-up pipe given to :func:`signal.set_wakeup_fd`:
 the C handler writes a byte to it on whatever thread it runs, the loop
 (which watches the pipe's other end) wakes, and the main thread runs the
-Python handler.  Only one wake-up fd exists per process; the runtimes that
-set one hand it back in order (:func:`_uninstall_wakeup`).
+Python handler.  Only one wake-up fd exists per process.  One set by
+someone else (an asyncio loop's own ``add_signal_handler``, which reads its
+signals from it) is never replaced: that loop would stop hearing its
+signals.  weft's runtimes stack theirs and hand it back in order
+(:func:`_uninstall_wakeup`).
 """
 
 from __future__ import annotations
@@ -48,29 +51,34 @@ def stop_signals() -> tuple[int, ...]:
 WatchReader = Callable[[int, Callable[[], object] | None], object]
 
 # The wake-up fds weft's handlers have given to signal.set_wakeup_fd, oldest
-# first, and the one that was set before the oldest of them.
+# first (they are set only over none or over weft's own: see _install_wakeup).
 _installed_wakeups: list[int] = []
-_wakeup_before_weft = -1
 
 
-def _install_wakeup(fd: int) -> None:
-    global _wakeup_before_weft
+def _install_wakeup(fd: int) -> bool:
+    """Make ``fd`` the wake-up fd unless someone else's is set; whether it is."""
     previous = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
-    if not _installed_wakeups:
-        _wakeup_before_weft = previous
+    if previous != -1 and previous not in _installed_wakeups:
+        # Theirs goes back (with the default warn_on_full_buffer, the
+        # setting Python cannot tell: asyncio's own).
+        signal.set_wakeup_fd(previous)
+        return False
     _installed_wakeups.append(fd)
+    return True
 
 
 def _uninstall_wakeup(fd: int) -> None:
     """Stop using ``fd``: if it is the one in force, hand over to the newest
-    one weft still has installed, else to the one there was before weft's;
-    if another is in force (someone set theirs after ours), leave it."""
+    one weft still has installed, else to none; if another is in force
+    (someone set theirs after ours), leave it."""
     _installed_wakeups.remove(fd)
     current = signal.set_wakeup_fd(-1)
     if current == fd:
-        current = _installed_wakeups[-1] if _installed_wakeups else _wakeup_before_weft
-    if current != -1:
+        current = _installed_wakeups[-1] if _installed_wakeups else -1
+    if current in _installed_wakeups:
         signal.set_wakeup_fd(current, warn_on_full_buffer=False)
+    elif current != -1:
+        signal.set_wakeup_fd(current)
 
 
 class SignalHandlers:
@@ -126,9 +134,14 @@ class SignalHandlers:
         read_fd, write_fd = os.pipe()  # (not inheritable)
         os.set_blocking(read_fd, False)
         os.set_blocking(write_fd, False)  # set_wakeup_fd requires it
+        if not _install_wakeup(write_fd):
+            # Someone else's is in force (see the module docstring): the
+            # handlers do without, as before there were wake-up pipes.
+            os.close(read_fd)
+            os.close(write_fd)
+            return
         self._wakeup = (read_fd, write_fd)
         watch_reader(read_fd, self._drain_wakeup)
-        _install_wakeup(write_fd)
 
     def _stop_wakeup(self) -> None:
         if self._wakeup is None or self._watch_reader is None:

@@ -245,6 +245,25 @@ def test_signals_reach_the_loop_and_are_released_on_close(runtime: AsyncioRuntim
     assert signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL
 
 
+def test_the_loops_own_signal_handlers_keep_working_beside_the_runtimes() -> None:
+    """On a loop the program also uses itself, a handler the program set with
+    the loop's own add_signal_handler still runs after the runtime sets one:
+    the runtime leaves the loop's wake-up fd, which the loop reads its signals from."""
+    loop = asyncio.new_event_loop()
+    runtime = AsyncioRuntime(loop)
+    got: list[str] = []
+    try:
+        loop.add_signal_handler(signal.SIGUSR2, got.append, "the loop's")
+        runtime.add_signal_handler(signal.SIGUSR1, got.append, "the runtime's")
+        os.kill(os.getpid(), signal.SIGUSR2)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        run(runtime, lambda: sorted(got) == ["the loop's", "the runtime's"])
+    finally:
+        runtime.close()
+        loop.remove_signal_handler(signal.SIGUSR2)
+        loop.close()
+
+
 def test_close_releases_everything_it_made(runtime: AsyncioRuntime) -> None:
     """close() aborts open connections (connection_lost follows), closes listeners,
     fails connects still pending, and closes the loop it made; afterwards the

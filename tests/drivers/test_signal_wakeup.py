@@ -94,8 +94,26 @@ def test_the_wakeup_fd_is_set_while_a_handler_is_and_put_back_after(driver: str)
 
 @pytest.mark.drivers(requires={SignalsRuntime}, exclude=_TRIO_OWNS_IT)
 @pytest.mark.usefixtures("usr1_restored")
-def test_closing_the_runtime_releases_the_wakeup_pipe(driver: str) -> None:
-    """close() puts back the wake-up fd someone else had set, and closes the pipe."""
+def test_closing_the_runtime_closes_its_wakeup_pipe(driver: str) -> None:
+    """close() takes the wake-up fd away and closes the pipe behind it."""
+    signal.set_wakeup_fd(-1)
+    made = open_runtime(driver)
+    assert isinstance(made, SignalsRuntime)
+    made.add_signal_handler(signal.SIGUSR1, print)
+    ours = _wakeup_fd()
+    assert ours != -1
+    made.close()
+    assert _wakeup_fd() == -1
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(ours)  # closed (no other test here opens descriptors meanwhile)
+
+
+@pytest.mark.drivers(requires={SignalsRuntime}, exclude=_TRIO_OWNS_IT)
+@pytest.mark.usefixtures("usr1_restored")
+def test_a_wakeup_fd_someone_else_set_is_left_alone(driver: str) -> None:
+    """Where another loop reads its signals from the wake-up fd it set (asyncio's
+    add_signal_handler does), a runtime's handlers leave it in place: taking it
+    would leave that loop deaf.  They do without a pipe of their own."""
     theirs_read, theirs_write = os.pipe()
     os.set_blocking(theirs_write, False)
     signal.set_wakeup_fd(theirs_write)
@@ -103,12 +121,11 @@ def test_closing_the_runtime_releases_the_wakeup_pipe(driver: str) -> None:
         made = open_runtime(driver)
         assert isinstance(made, SignalsRuntime)
         made.add_signal_handler(signal.SIGUSR1, print)
-        ours = _wakeup_fd()
-        assert ours != theirs_write
+        assert _wakeup_fd() == theirs_write
+        assert made.remove_signal_handler(signal.SIGUSR1)
+        assert _wakeup_fd() == theirs_write
         made.close()
         assert _wakeup_fd() == theirs_write
-        with pytest.raises(OSError, match="Bad file descriptor"):
-            os.fstat(ours)  # closed (no other test here opens descriptors meanwhile)
     finally:
         signal.set_wakeup_fd(-1)
         os.close(theirs_read)
