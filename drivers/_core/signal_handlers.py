@@ -15,11 +15,15 @@ else woke it, maybe never.  So, as asyncio's ``add_signal_handler`` does,
 the handlers come with a wake-up pipe given to :func:`signal.set_wakeup_fd`:
 the C handler writes a byte to it on whatever thread it runs, the loop
 (which watches the pipe's other end) wakes, and the main thread runs the
-Python handler.  Only one wake-up fd exists per process.  One set by
-someone else (an asyncio loop's own ``add_signal_handler``, which reads its
-signals from it) is never replaced: that loop would stop hearing its
-signals.  weft's runtimes stack theirs and hand it back in order
-(:func:`_uninstall_wakeup`).
+Python handler.
+
+Only one wake-up fd exists per process, so there is one pipe
+(:class:`_SharedWakeup`), shared by every runtime that has handlers set:
+each watches its read end on its own loop, so whichever loop is asleep
+wakes.  It is set while some runtime has handlers, and taken away when the
+last one's go.  One set by someone else (an asyncio loop's own
+``add_signal_handler``, which reads its signals from it) is never replaced:
+that loop would stop hearing its signals; the handlers then do without.
 """
 
 from __future__ import annotations
@@ -50,35 +54,59 @@ def stop_signals() -> tuple[int, ...]:
 #: starts calling ``callback()`` whenever ``fd`` is readable, ``watch(fd, None)`` stops.
 WatchReader = Callable[[int, Callable[[], object] | None], object]
 
-# The wake-up fds weft's handlers have given to signal.set_wakeup_fd, oldest
-# first (they are set only over none or over weft's own: see _install_wakeup).
-_installed_wakeups: list[int] = []
+
+class _SharedWakeup:
+    """The process's one wake-up pipe for weft's signal handlers, and how many
+    :class:`SignalHandlers` use it (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.pipe: tuple[int, int] | None = None
+        self.users = 0
+
+    def join(self) -> int | None:
+        """Count one more user; the read end to watch, or None where someone
+        else's wake-up fd is set (theirs stays)."""
+        if self.pipe is None:
+            read_fd, write_fd = os.pipe()  # (not inheritable)
+            os.set_blocking(read_fd, False)
+            os.set_blocking(write_fd, False)  # set_wakeup_fd requires it
+            previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+            if previous != -1:
+                # Theirs goes back (with the default warn_on_full_buffer,
+                # the setting Python cannot tell: asyncio's own).
+                signal.set_wakeup_fd(previous)
+                os.close(read_fd)
+                os.close(write_fd)
+                return None
+            self.pipe = (read_fd, write_fd)
+        self.users += 1
+        return self.pipe[0]
+
+    def leave(self) -> None:
+        """Count one user fewer; with the last, take the pipe away (unless
+        someone set theirs since: it stays) and close it."""
+        self.users -= 1
+        if self.users or self.pipe is None:
+            return
+        read_fd, write_fd = self.pipe
+        self.pipe = None
+        current = signal.set_wakeup_fd(-1)
+        if current not in (-1, write_fd):
+            signal.set_wakeup_fd(current)
+        os.close(read_fd)
+        os.close(write_fd)
+
+    def drain(self) -> None:
+        """Empty the pipe: its bytes (signal numbers) only woke a loop; the
+        Python handlers, run on the main thread, do the rest."""
+        if self.pipe is None:
+            return
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while os.read(self.pipe[0], 512):
+                pass
 
 
-def _install_wakeup(fd: int) -> bool:
-    """Make ``fd`` the wake-up fd unless someone else's is set; whether it is."""
-    previous = signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
-    if previous != -1 and previous not in _installed_wakeups:
-        # Theirs goes back (with the default warn_on_full_buffer, the
-        # setting Python cannot tell: asyncio's own).
-        signal.set_wakeup_fd(previous)
-        return False
-    _installed_wakeups.append(fd)
-    return True
-
-
-def _uninstall_wakeup(fd: int) -> None:
-    """Stop using ``fd``: if it is the one in force, hand over to the newest
-    one weft still has installed, else to none; if another is in force
-    (someone set theirs after ours), leave it."""
-    _installed_wakeups.remove(fd)
-    current = signal.set_wakeup_fd(-1)
-    if current == fd:
-        current = _installed_wakeups[-1] if _installed_wakeups else -1
-    if current in _installed_wakeups:
-        signal.set_wakeup_fd(current, warn_on_full_buffer=False)
-    elif current != -1:
-        signal.set_wakeup_fd(current)
+_shared_wakeup = _SharedWakeup()
 
 
 class SignalHandlers:
@@ -96,8 +124,8 @@ class SignalHandlers:
         self._call_soon_threadsafe = call_soon_threadsafe
         self._watch_reader = watch_reader
         self._previous: dict[int, Any] = {}
-        #: The wake-up pipe (read end, write end) while a handler is set.
-        self._wakeup: tuple[int, int] | None = None
+        #: The shared wake-up pipe's read end, watched while a handler is set.
+        self._wakeup_fd: int | None = None
 
     def add(self, signum: int, callback: Callable[..., object], *args: Any) -> None:
         """Run ``callback(*args)`` in the loop when ``signum`` arrives (main thread only).
@@ -113,7 +141,7 @@ class SignalHandlers:
 
         previous = signal.signal(signum, handler)
         self._previous.setdefault(signum, previous)
-        if self._wakeup is None and self._watch_reader is not None:
+        if self._wakeup_fd is None and self._watch_reader is not None:
             self._start_wakeup(self._watch_reader)
 
     def remove(self, signum: int) -> bool:
@@ -131,33 +159,14 @@ class SignalHandlers:
             self.remove(signum)
 
     def _start_wakeup(self, watch_reader: WatchReader) -> None:
-        read_fd, write_fd = os.pipe()  # (not inheritable)
-        os.set_blocking(read_fd, False)
-        os.set_blocking(write_fd, False)  # set_wakeup_fd requires it
-        if not _install_wakeup(write_fd):
-            # Someone else's is in force (see the module docstring): the
-            # handlers do without, as before there were wake-up pipes.
-            os.close(read_fd)
-            os.close(write_fd)
-            return
-        self._wakeup = (read_fd, write_fd)
-        watch_reader(read_fd, self._drain_wakeup)
+        read_fd = _shared_wakeup.join()
+        if read_fd is not None:
+            self._wakeup_fd = read_fd
+            watch_reader(read_fd, _shared_wakeup.drain)
 
     def _stop_wakeup(self) -> None:
-        if self._wakeup is None or self._watch_reader is None:
+        if self._wakeup_fd is None or self._watch_reader is None:
             return
-        read_fd, write_fd = self._wakeup
-        self._wakeup = None
-        _uninstall_wakeup(write_fd)
-        self._watch_reader(read_fd, None)
-        os.close(read_fd)
-        os.close(write_fd)
-
-    def _drain_wakeup(self) -> None:
-        """Empty the pipe: its bytes (signal numbers) only woke the loop;
-        the Python handlers, run on the main thread, do the rest."""
-        if self._wakeup is None:
-            return
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            while os.read(self._wakeup[0], 512):
-                pass
+        self._watch_reader(self._wakeup_fd, None)
+        self._wakeup_fd = None
+        _shared_wakeup.leave()

@@ -39,13 +39,11 @@ def usr1_restored() -> Iterator[None]:
 pytestmark = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
 
 
-@pytest.mark.drivers(requires={SignalsRuntime})
-def test_a_signal_landing_on_another_thread_wakes_the_loop(driver: str) -> None:
-    """The handler runs while the loop would otherwise sleep: nothing else is
-    scheduled, so only the signal can wake it (in a process of its own: see
-    ``tests/support/signal_landing.py``)."""
+def _landing(driver: str, *extra: str) -> None:
+    """Run ``tests/support/signal_landing.py`` on ``driver`` in a process of
+    its own; it must say ``handled``."""
     checked = subprocess.run(
-        [sys.executable, "-m", "tests.support.signal_landing", driver],
+        [sys.executable, "-m", "tests.support.signal_landing", driver, *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -53,6 +51,21 @@ def test_a_signal_landing_on_another_thread_wakes_the_loop(driver: str) -> None:
         check=False,
     )
     assert (checked.returncode, checked.stdout) == (0, "handled\n"), checked.stderr
+
+
+@pytest.mark.drivers(requires={SignalsRuntime})
+def test_a_signal_landing_on_another_thread_wakes_the_loop(driver: str) -> None:
+    """The handler runs while the loop would otherwise sleep: nothing else is
+    scheduled, so only the signal can wake it (in a process of its own: see
+    ``tests/support/signal_landing.py``)."""
+    _landing(driver)
+
+
+@pytest.mark.drivers(requires={SignalsRuntime}, exclude={"trio": "Trio allows one run per thread"})
+def test_it_wakes_the_loop_that_runs_beside_another_runtime(driver: str) -> None:
+    """The same with another runtime of the driver open, its own handler set,
+    not running: the wake-up fd is shared, and the loop that runs wakes."""
+    _landing(driver, "beside")
 
 
 #: Trio sets a wake-up fd of its own while it runs, and none otherwise.
@@ -67,24 +80,24 @@ def _wakeup_fd() -> int:
 
 @pytest.mark.drivers(requires={SignalsRuntime}, exclude=_TRIO_OWNS_IT)
 @pytest.mark.usefixtures("usr1_restored")
-def test_the_wakeup_fd_is_set_while_a_handler_is_and_put_back_after(driver: str) -> None:
-    """A runtime sets a wake-up fd with its first handler, and puts back the one
-    there was when its last handler goes, even when two runtimes end out of order."""
+def test_the_wakeup_fd_is_set_while_a_handler_is_and_shared(driver: str) -> None:
+    """A runtime sets a wake-up fd with its first handler; a second runtime's
+    handlers share it (each loop watches it, so the one asleep wakes); it
+    goes only when the last handler does, whichever runtime ends first."""
     signal.set_wakeup_fd(-1)
     first, second = open_runtime(driver), open_runtime(driver)
     try:
         assert isinstance(first, SignalsRuntime)
         assert isinstance(second, SignalsRuntime)
         first.add_signal_handler(signal.SIGUSR1, print)
-        first_fd = _wakeup_fd()
-        assert first_fd != -1
+        shared = _wakeup_fd()
+        assert shared != -1
         second.add_signal_handler(signal.SIGUSR1, print)
-        assert _wakeup_fd() not in (-1, first_fd)
-        # The older one goes first: the newer one's fd stays in force ...
+        assert _wakeup_fd() == shared
+        # The older one goes first: the fd stays for the other ...
         assert first.remove_signal_handler(signal.SIGUSR1)
-        assert _wakeup_fd() not in (-1, first_fd)
-        # ... and when it goes too, the process is back where it started,
-        # not left writing to the first runtime's closed pipe.
+        assert _wakeup_fd() == shared
+        # ... and when it goes too, the process is back where it started.
         assert second.remove_signal_handler(signal.SIGUSR1)
         assert _wakeup_fd() == -1
     finally:

@@ -1,5 +1,8 @@
 """One runtime, one signal sent to a thread other than the main one: run as
-``python -m tests.support.signal_landing <driver>`` (from the project's root).
+``python -m tests.support.signal_landing <driver> [beside]`` (from the
+project's root).  With ``beside``, a second runtime of the driver, with a
+handler of its own but not running, is open meanwhile: the loop that runs
+must still be the one woken.
 
 It sets a handler for SIGUSR1 on a new runtime of ``<driver>``, starts a
 thread that waits until the main thread sleeps in the runtime's poll and
@@ -30,9 +33,10 @@ from weft.drivers import SignalsRuntime, open_runtime
 PATIENCE = 10.0
 
 
-def main(driver: str) -> int:
+def main(driver: str, beside: bool = False) -> int:
     """Run the check on ``driver``; the exit status (see the module docstring)."""
     runtime = open_runtime(driver)
+    idle = open_runtime(driver) if beside else None
     try:
         if not isinstance(runtime, SignalsRuntime):
             print(f"{driver} has no signal handlers")
@@ -44,6 +48,8 @@ def main(driver: str) -> int:
             runtime.stop()
 
         runtime.add_signal_handler(signal.SIGUSR1, handle)
+        if isinstance(idle, SignalsRuntime):  # set after: its loop's wake-up must not win
+            idle.add_signal_handler(signal.SIGUSR2, print)
         main_thread = threading.main_thread().native_id
         missed: list[bool] = []
 
@@ -65,9 +71,11 @@ def main(driver: str) -> int:
         sender.join(PATIENCE)
     finally:
         runtime.close()
+        if idle is not None:
+            idle.close()
     print("missed" if missed else "handled")
     return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], beside=sys.argv[2:] == ["beside"]))
