@@ -73,8 +73,13 @@ class _SharedWakeup:
             previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
             if previous != -1:
                 # Theirs goes back (with the default warn_on_full_buffer,
-                # the setting Python cannot tell: asyncio's own).
+                # the setting Python cannot tell: asyncio's own), with any
+                # signal number written to ours meanwhile: asyncio learns
+                # which signal came from those bytes.
                 signal.set_wakeup_fd(previous)
+                with contextlib.suppress(OSError):
+                    if caught := os.read(read_fd, 512):
+                        os.write(previous, caught)
                 os.close(read_fd)
                 os.close(write_fd)
                 return None

@@ -143,3 +143,37 @@ def test_a_wakeup_fd_someone_else_set_is_left_alone(driver: str) -> None:
         signal.set_wakeup_fd(-1)
         os.close(theirs_read)
         os.close(theirs_write)
+
+
+@pytest.mark.usefixtures("usr1_restored")
+def test_a_signal_that_comes_while_weft_looks_still_reaches_the_other_wakeup_fd(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python cannot say which wake-up fd is set without setting another for an
+    instant; a signal number written to weft's in that instant is passed on
+    to the one it puts back (asyncio learns which signal came from those bytes)."""
+    theirs_read, theirs_write = os.pipe()
+    os.set_blocking(theirs_read, False)
+    os.set_blocking(theirs_write, False)
+    real_set_wakeup_fd = signal.set_wakeup_fd
+
+    def set_and_signal(fd: int, /, *, warn_on_full_buffer: bool = True) -> int:
+        previous = real_set_wakeup_fd(fd, warn_on_full_buffer=warn_on_full_buffer)
+        if fd not in (-1, theirs_write):  # weft's pipe, in force for that instant
+            os.write(fd, bytes([signal.SIGUSR1]))  # as Python's C handler would
+        return previous
+
+    real_set_wakeup_fd(theirs_write)
+    try:
+        reactor = open_runtime("reactor")
+        assert isinstance(reactor, SignalsRuntime)
+        monkeypatch.setattr(signal, "set_wakeup_fd", set_and_signal)
+        reactor.add_signal_handler(signal.SIGUSR1, print)
+        monkeypatch.undo()
+        assert _wakeup_fd() == theirs_write
+        assert os.read(theirs_read, 512) == bytes([signal.SIGUSR1])
+        reactor.close()
+    finally:
+        real_set_wakeup_fd(-1)
+        os.close(theirs_read)
+        os.close(theirs_write)
