@@ -61,7 +61,7 @@ import sys
 import threading
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, overload
 
 from weft.drivers._core import accelerator
 from weft.protocols.errors import InvalidStateError, WeftError
@@ -883,6 +883,27 @@ class Ring:
         os.close(self.fd)
 
 
+class _OnCore:
+    """An :class:`AcceleratedRing` counter kept on its ``RingCore``: read and
+    written through, as the plain attribute it is on a :class:`Ring`."""
+
+    def __init__(self, field: str) -> None:
+        self._field = field
+
+    @overload
+    def __get__(self, ring: None, owner: type[Any]) -> _OnCore: ...
+    @overload
+    def __get__(self, ring: AcceleratedRing, owner: type[Any]) -> int: ...
+    def __get__(self, ring: AcceleratedRing | None, owner: type[Any]) -> _OnCore | int:
+        if ring is None:
+            return self
+        value: int = getattr(ring._core, self._field)
+        return value
+
+    def __set__(self, ring: AcceleratedRing, value: int) -> None:
+        setattr(ring._core, self._field, value)
+
+
 class AcceleratedRing(Ring):
     """A :class:`Ring` whose hot calls are weft's C accelerator's
     (``weft._speedups.RingCore``, over the same mapped queues): the counters
@@ -922,38 +943,12 @@ class AcceleratedRing(Ring):
         """The ``weft._speedups.RingCore`` (for the completion driver's loop)."""
         return self._core
 
-    @property
-    def _sq_tail(self) -> int:
-        return self._core.sq_tail  # type: ignore[no-any-return]
-
-    @_sq_tail.setter
-    def _sq_tail(self, value: int) -> None:
-        self._core.sq_tail = value
-
-    @property
-    def _submitted(self) -> int:
-        return self._core.submitted  # type: ignore[no-any-return]
-
-    @_submitted.setter
-    def _submitted(self, value: int) -> None:
-        self._core.submitted = value
-
-    @property
-    def _cq_head(self) -> int:
-        return self._core.cq_head  # type: ignore[no-any-return]
-
-    @_cq_head.setter
-    def _cq_head(self, value: int) -> None:
-        self._core.cq_head = value
-
-    @property
-    def enters(self) -> int:
-        """How many io_uring_enter calls were made."""
-        return self._core.enters  # type: ignore[no-any-return]
-
-    @enters.setter
-    def enters(self, value: int) -> None:
-        self._core.enters = value
+    # The counters live on the RingCore, where the C loop reads and writes them.
+    _sq_tail = _OnCore("sq_tail")
+    _submitted = _OnCore("submitted")
+    _cq_head = _OnCore("cq_head")
+    #: How many io_uring_enter calls were made.
+    enters = _OnCore("enters")
 
     def _enter(self, min_complete: int, flags: int, timeout: float | None) -> int:
         if self._closed:
