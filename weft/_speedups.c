@@ -2,7 +2,7 @@
  *
  * Optional: weft runs the same without it, in pure Python (the selection is
  * drivers/_core/accelerator.py; WEFT_PURE_PYTHON=1 forces the pure path).
- * Three parts, each with the Python it replaces written out beside it (or
+ * Four parts, each with the Python it replaces written out beside it (or
  * named, for the completion driver's, whose Python is in _ring_poller.py):
  *
  *   - DescriptorReader and DescriptorWriter: a reader and a writer bound to
@@ -18,6 +18,9 @@
  *     arrived is copied out into a bytes object of its size).
  *   - Dispatcher: the reactor loop's handing out of a poll's events, and on
  *     epoll the wait itself (see "dispatch" below).
+ *   - loop_calls() and transport_is_closing: weft's asyncio event loop's
+ *     call_soon, its running of the ready handles and get_debug, and its
+ *     transports' is_closing (see "the asyncio event loop" below).
  *   - RingCore and RingTurn (Linux): the completion driver's turn, its
  *     enter, reaping and handing out of completions, with receives straight
  *     into the bytes delivered (see "completion driver" below).
@@ -888,6 +891,396 @@ static PyMethodDef transport_write_def = {
     "write", (PyCFunction)(void (*)(void))transport_write, METH_FASTCALL,
     PyDoc_STR("write(self, data)\n--\n\n"
               "Send data now if the kernel takes it, else queue the rest.")};
+
+/* ------------------------------------------------ the asyncio event loop */
+
+/* weft's asyncio event loop (drivers/reactor/_loop_turn.py, LoopTurn): the
+ * two calls every task wake-up goes through, and two one-line methods that
+ * asyncio's own code calls once a message.
+ *
+ *   - call_soon(self, callback, *args, context=None): LoopTurn.call_soon's
+ *     common case (not in debug mode, the loop open), which fills a new
+ *     asyncio.Handle's slots and appends it to self._ready; anything else
+ *     goes to LoopTurn._call_soon_slow, asyncio's own call_soon with its
+ *     checks and captured traceback.
+ *   - _run_ready(self, count): LoopTurn._run_ready, which pops ``count``
+ *     handles and runs each callback in its context (skipping the
+ *     cancelled), handing an exception to the loop's exception handler as
+ *     Handle._run does (through _loop_turn._report) and letting SystemExit
+ *     and KeyboardInterrupt through; in debug mode it calls
+ *     LoopTurn._run_ready_in_debug.
+ *   - get_debug(self): ``self._debug``.  asyncio's C Future calls
+ *     loop.get_debug() each time one is made (a streams read makes one per
+ *     message), and asyncio's is a Python method.
+ *   - transport_is_closing(self): DescriptorTransport.is_closing,
+ *     ``self._lifecycle.closing`` (StreamWriter.drain asks once a message).
+ *
+ * A handle's slots are written at the offsets of asyncio.Handle's member
+ * descriptors, resolved once by loop_calls(); where any of them is not a
+ * plain slot (another Python, another asyncio), loop_calls() returns None
+ * and the Python methods stay. */
+
+enum { H_CONTEXT, H_LOOP, H_CALLBACK, H_ARGS, H_CANCELLED, H_REPR, H_TRACEBACK, H_COUNT };
+
+static const char *const handle_slot_names[H_COUNT] = {
+    "_context", "_loop", "_callback", "_args", "_cancelled", "_repr", "_source_traceback",
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *handle_type;
+    Py_ssize_t offsets[H_COUNT];
+    PyObject *call_soon_slow;   /* LoopTurn._call_soon_slow (a function: self first) */
+    PyObject *report;           /* _loop_turn._report(loop, handle, exc) */
+} LoopCalls;
+
+static PyObject *str_debug, *str_closed, *str_ready, *str_append, *str_popleft, *str_context,
+    *str_run_ready_in_debug, *str_lifecycle_attr, *str_closing;
+
+static int
+loop_calls_traverse(LoopCalls *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->handle_type);
+    Py_VISIT(self->call_soon_slow);
+    Py_VISIT(self->report);
+    return 0;
+}
+
+static int
+loop_calls_clear(LoopCalls *self)
+{
+    Py_CLEAR(self->handle_type);
+    Py_CLEAR(self->call_soon_slow);
+    Py_CLEAR(self->report);
+    return 0;
+}
+
+static void
+loop_calls_dealloc(LoopCalls *self)
+{
+    PyObject_GC_UnTrack(self);
+    loop_calls_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject LoopCallsType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "weft._speedups.LoopCalls",
+    .tp_doc = PyDoc_STR("What weft's asyncio loop's C methods share (made by loop_calls())."),
+    .tp_basicsize = sizeof(LoopCalls),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)loop_calls_traverse,
+    .tp_clear = (inquiry)loop_calls_clear,
+    .tp_dealloc = (destructor)loop_calls_dealloc,
+};
+
+/* The truth of ``getattr(obj, name)``: 1, 0, or -1 with an exception set. */
+static int
+attribute_is_true(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = value == Py_True ? 1 : value == Py_False ? 0 : PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+static PyObject *
+loop_call_soon(LoopCalls *calls, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *context = NULL;
+    int slow = nargs < 2;
+    if (!slow && kwnames != NULL) {
+        /* context= is the one keyword; anything else is the slow path's to
+         * refuse.  (Not always the interned name: asyncio's C Future passes
+         * a string of its own.) */
+        PyObject *name = PyTuple_GET_SIZE(kwnames) == 1 ? PyTuple_GET_ITEM(kwnames, 0) : NULL;
+        if (name != NULL && (name == str_context || PyUnicode_Compare(name, str_context) == 0)) {
+            context = args[nargs];
+        }
+        else {
+            slow = 1;
+        }
+    }
+    if (!slow) {
+        int flag = attribute_is_true(args[0], str_debug);
+        if (flag == 0) {
+            flag = attribute_is_true(args[0], str_closed);
+        }
+        if (flag < 0) {
+            return NULL;
+        }
+        slow = flag;
+    }
+    if (slow) {
+        return PyObject_Vectorcall(calls->call_soon_slow, args, nargs, kwnames);
+    }
+    PyObject *loop = args[0], *callback = args[1];
+    PyObject *ready = PyObject_GetAttr(loop, str_ready);
+    if (ready == NULL) {
+        return NULL;
+    }
+    PyObject *values[H_COUNT];
+    values[H_ARGS] = PyTuple_New(nargs - 2);
+    if (values[H_ARGS] == NULL) {
+        Py_DECREF(ready);
+        return NULL;
+    }
+    for (Py_ssize_t index = 2; index < nargs; index++) {
+        PyTuple_SET_ITEM(values[H_ARGS], index - 2, Py_NewRef(args[index]));
+    }
+    values[H_CONTEXT] = context == NULL || context == Py_None ? PyContext_CopyCurrent() : Py_NewRef(context);
+    if (values[H_CONTEXT] == NULL) {
+        Py_DECREF(values[H_ARGS]);
+        Py_DECREF(ready);
+        return NULL;
+    }
+    PyTypeObject *type = calls->handle_type;
+    PyObject *handle = type->tp_alloc(type, 0);
+    if (handle == NULL) {
+        Py_DECREF(values[H_CONTEXT]);
+        Py_DECREF(values[H_ARGS]);
+        Py_DECREF(ready);
+        return NULL;
+    }
+    values[H_LOOP] = Py_NewRef(loop);
+    values[H_CALLBACK] = Py_NewRef(callback);
+    values[H_CANCELLED] = Py_NewRef(Py_False);
+    values[H_REPR] = Py_NewRef(Py_None);
+    values[H_TRACEBACK] = Py_NewRef(Py_None);
+    for (int index = 0; index < H_COUNT; index++) {
+        /* A new object's slots are NULL: each takes its reference. */
+        *(PyObject **)((char *)handle + calls->offsets[index]) = values[index];
+    }
+    PyObject *appended = PyObject_CallMethodOneArg(ready, str_append, handle);
+    Py_DECREF(ready);
+    if (appended == NULL) {
+        Py_DECREF(handle);
+        return NULL;
+    }
+    Py_DECREF(appended);
+    return handle;
+}
+
+/* A handle's slot (a new reference), at its offset for a Handle, else by
+ * name; NULL with an exception set if it has none. */
+static PyObject *
+handle_slot(LoopCalls *calls, PyObject *handle, int index)
+{
+    if (PyObject_TypeCheck(handle, calls->handle_type)) {
+        PyObject *value = *(PyObject **)((char *)handle + calls->offsets[index]);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+    }
+    return PyObject_GetAttrString(handle, handle_slot_names[index]);
+}
+
+/* Run one handle's callback in its context: 0, or -1 with its exception set. */
+static int
+run_handle(LoopCalls *calls, PyObject *handle)
+{
+    PyObject *cancelled = handle_slot(calls, handle, H_CANCELLED);
+    if (cancelled == NULL) {
+        return -1;
+    }
+    int skip = cancelled == Py_True ? 1 : cancelled == Py_False ? 0 : PyObject_IsTrue(cancelled);
+    Py_DECREF(cancelled);
+    if (skip != 0) {
+        return skip < 0 ? -1 : 0;
+    }
+    PyObject *context = handle_slot(calls, handle, H_CONTEXT);
+    PyObject *callback = context == NULL ? NULL : handle_slot(calls, handle, H_CALLBACK);
+    PyObject *arguments = callback == NULL ? NULL : handle_slot(calls, handle, H_ARGS);
+    int status = -1;
+    if (arguments != NULL && PyContext_Enter(context) == 0) {
+        PyObject *result;
+        if (PyTuple_CheckExact(arguments)) {
+            result = PyObject_Vectorcall(callback, &PyTuple_GET_ITEM(arguments, 0), PyTuple_GET_SIZE(arguments), NULL);
+        }
+        else {
+            PyObject *tuple = PySequence_Tuple(arguments);
+            result = tuple == NULL ? NULL : PyObject_Call(callback, tuple, NULL);
+            Py_XDECREF(tuple);
+        }
+        /* As Context.run: the context is left even when the call raised,
+         * and a failure to leave it is what the run raises. */
+        if (PyContext_Exit(context) < 0) {
+            Py_CLEAR(result);
+        }
+        if (result != NULL) {
+            Py_DECREF(result);
+            status = 0;
+        }
+    }
+    Py_XDECREF(arguments);
+    Py_XDECREF(callback);
+    Py_XDECREF(context);
+    return status;
+}
+
+static PyObject *
+loop_run_ready(LoopCalls *calls, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "_run_ready() takes exactly one argument (%zd given)", nargs - 1);
+        return NULL;
+    }
+    PyObject *loop = args[0];
+    int debug = attribute_is_true(loop, str_debug);
+    if (debug != 0) {
+        return debug < 0 ? NULL : PyObject_CallMethodOneArg(loop, str_run_ready_in_debug, args[1]);
+    }
+    Py_ssize_t count = PyNumber_AsSsize_t(args[1], PyExc_OverflowError);
+    if (count == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *ready = PyObject_GetAttr(loop, str_ready);
+    PyObject *popleft = ready == NULL ? NULL : PyObject_GetAttr(ready, str_popleft);
+    Py_XDECREF(ready);
+    if (popleft == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t done = 0; done < count; done++) {
+        PyObject *handle = PyObject_CallNoArgs(popleft);
+        if (handle == NULL) {
+            Py_DECREF(popleft);
+            return NULL;
+        }
+        if (run_handle(calls, handle) < 0) {
+            if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+                Py_DECREF(handle);
+                Py_DECREF(popleft);
+                return NULL;
+            }
+            /* ``except BaseException as exc: _report(self, handle, exc)`` */
+            PyObject *type, *value, *traceback;
+            PyErr_Fetch(&type, &value, &traceback);
+            PyErr_NormalizeException(&type, &value, &traceback);
+            if (traceback != NULL) {
+                PyException_SetTraceback(value, traceback);
+            }
+            PyObject *reported = PyObject_CallFunctionObjArgs(calls->report, loop, handle, value, NULL);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+            if (reported == NULL) {
+                Py_DECREF(handle);
+                Py_DECREF(popleft);
+                return NULL;
+            }
+            Py_DECREF(reported);
+        }
+        Py_DECREF(handle);
+    }
+    Py_DECREF(popleft);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+loop_get_debug(PyObject *calls, PyObject *loop)
+{
+    return PyObject_GetAttr(loop, str_debug);
+}
+
+static PyObject *
+transport_is_closing(PyObject *module, PyObject *transport)
+{
+    PyObject *lifecycle = PyObject_GetAttr(transport, str_lifecycle_attr);
+    if (lifecycle == NULL) {
+        return NULL;
+    }
+    PyObject *closing = PyObject_GetAttr(lifecycle, str_closing);
+    Py_DECREF(lifecycle);
+    return closing;
+}
+
+static PyMethodDef loop_call_soon_def = {
+    "call_soon", (PyCFunction)(void (*)(void))loop_call_soon, METH_FASTCALL | METH_KEYWORDS,
+    PyDoc_STR("call_soon(self, callback, *args, context=None)\n--\n\n"
+              "Arrange for callback(*args) to be called on the loop's next turn.")};
+
+static PyMethodDef loop_run_ready_def = {
+    "_run_ready", (PyCFunction)(void (*)(void))loop_run_ready, METH_FASTCALL,
+    PyDoc_STR("_run_ready(self, count)\n--\n\n"
+              "Run the first count ready handles, skipping the cancelled.")};
+
+static PyMethodDef loop_get_debug_def = {
+    "get_debug", (PyCFunction)loop_get_debug, METH_O,
+    PyDoc_STR("get_debug(self)\n--\n\nWhether the loop is in debug mode.")};
+
+static PyMethodDef transport_is_closing_def = {
+    "is_closing", (PyCFunction)transport_is_closing, METH_O,
+    PyDoc_STR("is_closing(self)\n--\n\n"
+              "True once close() or abort() was called or the connection was lost.")};
+
+/* A PyCFunction bound to ``self`` (NULL: the module's), made a method. */
+static PyObject *
+new_method(PyMethodDef *def, PyObject *self)
+{
+    PyObject *function = PyCFunction_New(def, self);
+    PyObject *method = function == NULL ? NULL : PyInstanceMethod_New(function);
+    Py_XDECREF(function);
+    return method;
+}
+
+static PyObject *
+loop_calls(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyType_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "loop_calls(handle_type, call_soon_slow, report)");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    LoopCalls *calls = PyObject_GC_New(LoopCalls, &LoopCallsType);
+    if (calls == NULL) {
+        return NULL;
+    }
+    calls->handle_type = (PyTypeObject *)Py_NewRef(type);
+    calls->call_soon_slow = Py_NewRef(args[1]);
+    calls->report = Py_NewRef(args[2]);
+    PyObject_GC_Track(calls);
+    int plain = (type->tp_flags & Py_TPFLAGS_HAVE_GC) != 0 && type->tp_dictoffset == 0
+        && type->tp_alloc == PyType_GenericAlloc;
+    for (int index = 0; plain && index < H_COUNT; index++) {
+        PyObject *descr = PyObject_GetAttrString((PyObject *)type, handle_slot_names[index]);
+        if (descr == NULL) {
+            PyErr_Clear();
+            plain = 0;
+            break;
+        }
+        if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+                calls->offsets[index] = member->offset;
+            }
+            else {
+                plain = 0;
+            }
+        }
+        else {
+            plain = 0;
+        }
+        Py_DECREF(descr);
+    }
+    if (!plain) {
+        Py_DECREF(calls);
+        Py_RETURN_NONE;
+    }
+    PyObject *call_soon = new_method(&loop_call_soon_def, (PyObject *)calls);
+    PyObject *run_ready = call_soon == NULL ? NULL : new_method(&loop_run_ready_def, (PyObject *)calls);
+    PyObject *get_debug = run_ready == NULL ? NULL : new_method(&loop_get_debug_def, (PyObject *)calls);
+    Py_DECREF(calls);
+    if (get_debug == NULL) {
+        Py_XDECREF(call_soon);
+        Py_XDECREF(run_ready);
+        return NULL;
+    }
+    return Py_BuildValue("(NNN)", call_soon, run_ready, get_debug);
+}
 
 /* ------------------------------------------------------ completion driver */
 
@@ -1975,6 +2368,11 @@ unfilled_bytes(PyObject *Py_UNUSED(module), PyObject *arg)
 /* --------------------------------------------------------------- module */
 
 static PyMethodDef speedups_functions[] = {
+    {"loop_calls", (PyCFunction)(void (*)(void))loop_calls, METH_FASTCALL,
+     PyDoc_STR("loop_calls(handle_type, call_soon_slow, report)\n--\n\n"
+               "weft's asyncio loop's call_soon, _run_ready and get_debug methods in C,\n"
+               "for handles of handle_type (asyncio.Handle); None where its slots are\n"
+               "not plain slots.")},
 #ifdef WEFT_HAS_URING
     {"unfilled_bytes", (PyCFunction)unfilled_bytes, METH_O,
      PyDoc_STR("unfilled_bytes(size)\n--\n\n"
@@ -2000,7 +2398,7 @@ PyMODINIT_FUNC
 PyInit__speedups(void)
 {
     if (PyType_Ready(&DescriptorReaderType) < 0 || PyType_Ready(&DescriptorWriterType) < 0
-        || PyType_Ready(&DispatcherType) < 0) {
+        || PyType_Ready(&DispatcherType) < 0 || PyType_Ready(&LoopCallsType) < 0) {
         return NULL;
     }
     /* First: the completion driver's field table below takes some of these. */
@@ -2015,7 +2413,16 @@ PyInit__speedups(void)
         || (str_send = PyUnicode_InternFromString("_send")) == NULL
         || (str_force_close = PyUnicode_InternFromString("_force_close")) == NULL
         || (str_queue_first = PyUnicode_InternFromString("_queue_first")) == NULL
-        || (str_write_otherwise = PyUnicode_InternFromString("_write_otherwise")) == NULL) {
+        || (str_write_otherwise = PyUnicode_InternFromString("_write_otherwise")) == NULL
+        || (str_debug = PyUnicode_InternFromString("_debug")) == NULL
+        || (str_closed = PyUnicode_InternFromString("_closed")) == NULL
+        || (str_ready = PyUnicode_InternFromString("_ready")) == NULL
+        || (str_append = PyUnicode_InternFromString("append")) == NULL
+        || (str_popleft = PyUnicode_InternFromString("popleft")) == NULL
+        || (str_context = PyUnicode_InternFromString("context")) == NULL
+        || (str_run_ready_in_debug = PyUnicode_InternFromString("_run_ready_in_debug")) == NULL
+        || (str_lifecycle_attr = PyUnicode_InternFromString("_lifecycle")) == NULL
+        || (str_closing = PyUnicode_InternFromString("closing")) == NULL) {
         return NULL;
     }
 #ifdef WEFT_HAS_URING
@@ -2063,6 +2470,12 @@ PyInit__speedups(void)
     PyObject *method = function == NULL ? NULL : PyInstanceMethod_New(function);
     Py_XDECREF(function);
     if (method == NULL || PyModule_AddObject(module, "transport_write", method) < 0) {
+        Py_XDECREF(method);
+        Py_DECREF(module);
+        return NULL;
+    }
+    method = new_method(&transport_is_closing_def, NULL);
+    if (method == NULL || PyModule_AddObject(module, "transport_is_closing", method) < 0) {
         Py_XDECREF(method);
         Py_DECREF(module);
         return NULL;

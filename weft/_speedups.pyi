@@ -67,6 +67,21 @@ class Dispatcher:
 #: as a method: ``transport_write(transport, data)`` when called on the class.
 def transport_write(transport: Any, data: Any, /) -> None: ...
 
+#: ``DescriptorTransport.is_closing`` in C, as a method.
+def transport_is_closing(transport: Any, /) -> bool: ...
+
+@final
+class LoopCalls:
+    """What the methods :func:`loop_calls` makes share (the handle type, its
+    slots' offsets, the slow ``call_soon`` and the exception reporter)."""
+
+def loop_calls(
+    handle_type: type, call_soon_slow: Callable[..., Any], report: Callable[..., Any], /
+) -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]] | None:
+    """``LoopTurn.call_soon``, ``LoopTurn._run_ready`` and ``get_debug`` in C
+    (drivers/reactor/_loop_turn.py), methods making handles of
+    ``handle_type``; None where its fields are not plain slots."""
+
 # The completion driver's (Linux only).
 
 def unfilled_bytes(size: int, /) -> bytes:

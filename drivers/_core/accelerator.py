@@ -19,6 +19,10 @@ Each chosen once, at import:
 * **A stream transport's ``write``** (:data:`transport_write`): the
   reactor's ``DescriptorTransport.write`` is the accelerator's copy of it,
   the same steps with no Python frame per call.
+* **weft's asyncio event loop's task wake-ups** (:func:`loop_calls`):
+  the accelerator's ``call_soon``, ``_run_ready`` and ``get_debug`` for
+  ``LoopTurn``, and ``is_closing`` (:data:`transport_is_closing`) for the
+  reactor's transports, or their Python methods.
 * **The handing out of a poll's events** (:func:`dispatcher`): the
   accelerator's ``Dispatcher`` does in C what the reactor loop's Python
   ``for fd, mask in events`` does, or the loop does it itself.
@@ -49,10 +53,12 @@ __all__ = [
     "describe",
     "describe_completion",
     "dispatcher",
+    "loop_calls",
     "reader",
     "ring_core_type",
     "ring_turn",
     "stream_calls",
+    "transport_is_closing",
     "transport_write",
     "unfilled_bytes",
     "writer",
@@ -95,6 +101,12 @@ _unfilled_bytes: Callable[[int], bytes] | None = getattr(_speedups, "unfilled_by
 #: The accelerator's copy of ``DescriptorTransport.write`` (a method: bound
 #: to the instance it is looked up on), or None on the pure-Python path.
 transport_write: Callable[[Any, Any], None] | None = None if _speedups is None else _speedups.transport_write
+
+#: The accelerator's copy of ``DescriptorTransport.is_closing`` (a method),
+#: or None on the pure-Python path.
+transport_is_closing: Callable[[Any], bool] | None = (
+    None if _speedups is None else _speedups.transport_is_closing
+)
 
 #: Whether the C accelerator's calls are in use.
 ACCELERATED: bool = _reason is None
@@ -155,6 +167,18 @@ def dispatcher(
     return _new_dispatcher(
         reactor, streams, readers, writers, read_size, readable, read_events, write_events, epoll_fd
     )
+
+
+def loop_calls(handle_type: type, call_soon_slow: Callable[..., Any], report: Callable[..., Any]) -> Any:
+    """The accelerator's ``call_soon``, ``_run_ready`` and ``get_debug``
+    methods for weft's asyncio loop (``LoopTurn``), making handles of
+    ``handle_type`` (``asyncio.Handle``) and handing ``call_soon_slow`` the
+    calls of debug mode and of a closed loop and ``report`` a callback's
+    exception; None on the pure-Python path, or where ``handle_type``'s
+    attributes are not plain slots."""
+    if _speedups is None:
+        return None
+    return _speedups.loop_calls(handle_type, call_soon_slow, report)
 
 
 def ring_core_type() -> Callable[..., Any] | None:

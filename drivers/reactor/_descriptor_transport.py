@@ -555,12 +555,16 @@ class DescriptorTransport(TransportBookkeeping, asyncio.Transport):
 #: DescriptorTransport.write as written above, kept for the tests that hold the
 #: accelerator's copy to it.
 python_write = DescriptorTransport.write
+python_is_closing = DescriptorTransport.is_closing
 
 if accelerator.transport_write is not None:
     # The accelerator's copy of write() (weft/_speedups.c): the same steps,
     # without the Python frame each call would cost; subclasses that define
     # their own write() are unaffected.
     DescriptorTransport.write = accelerator.transport_write  # type: ignore[method-assign,assignment]
+if accelerator.transport_is_closing is not None:
+    # And of is_closing(), which a StreamWriter's drain() asks every time.
+    DescriptorTransport.is_closing = accelerator.transport_is_closing  # type: ignore[method-assign,assignment]
 
 
 # ------------------------------------------------------------ constructors

@@ -44,6 +44,8 @@ from contextvars import Context
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVarTuple, Unpack
 
+from weft.drivers._core import accelerator
+
 __all__ = ["LoopTurn"]
 
 _Ts = TypeVarTuple("_Ts")
@@ -103,7 +105,7 @@ class LoopTurn(_Base):
     ) -> asyncio.Handle:
         """asyncio's ``call_soon``, its common case in one Python call."""
         if self._debug or self._closed:
-            slow: Any = super().call_soon(callback, *args, context=context)
+            slow: Any = self._call_soon_slow(callback, *args, context=context)
             if slow._source_traceback:
                 del slow._source_traceback[-1]  # this frame: the traceback ends at the caller
             return slow  # type: ignore[no-any-return]
@@ -116,6 +118,17 @@ class LoopTurn(_Base):
         handle._repr = None
         handle._source_traceback = None
         self._ready.append(handle)
+        return handle  # type: ignore[no-any-return]
+
+    def _call_soon_slow(
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: Context | None = None
+    ) -> asyncio.Handle:
+        """asyncio's own ``call_soon`` (debug mode, a closed loop: its checks,
+        its errors, its captured traceback), for :meth:`call_soon` in Python
+        or in C; the traceback ends at the frame that called this one."""
+        handle: Any = super().call_soon(callback, *args, context=context)
+        if handle._source_traceback:
+            del handle._source_traceback[-1]  # this frame
         return handle  # type: ignore[no-any-return]
 
     def _run_once(self) -> None:
@@ -202,7 +215,6 @@ class LoopTurn(_Base):
             except BaseException as exc:
                 _report(self, handle, exc)
 
-
     def _run_ready_in_debug(self, count: int) -> None:
         """``_run_ready`` in debug mode, as asyncio's turn does it: the
         current handle is known while it runs, and a slow one is logged."""
@@ -220,3 +232,16 @@ class LoopTurn(_Base):
                     _asyncio_logger.warning("Executing %s took %.3f seconds", _format_handle(handle), took)
             finally:
                 self._current_handle = None
+
+
+#: LoopTurn's methods as written above, kept for the tests that hold the
+#: accelerator's copies to them.
+python_call_soon = LoopTurn.call_soon
+python_run_ready = LoopTurn._run_ready
+
+_loop_calls = accelerator.loop_calls(asyncio.Handle, LoopTurn._call_soon_slow, _report)
+if _loop_calls is not None:
+    # The accelerator's copies (weft/_speedups.c, "the asyncio event loop"):
+    # the same steps without a Python frame per task wake-up, and
+    # get_debug(), which asyncio's C Future calls for every future made.
+    LoopTurn.call_soon, LoopTurn._run_ready, LoopTurn.get_debug = _loop_calls  # type: ignore[method-assign]
