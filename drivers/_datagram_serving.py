@@ -12,6 +12,7 @@ quick.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -26,6 +27,9 @@ from weft.protocols.contract import DatagramTransport
 from weft.protocols.errors import ArgumentError
 
 __all__ = ["announce_datagrams", "serve_datagrams"]
+
+# The stream server's logger: ``weft serve`` prints its records (``weft: stopping``).
+logger = logging.getLogger("weft.drivers")
 
 #: Seconds opening the endpoint may take (a name to look up) before giving up.
 OPEN_TIMEOUT = 30.0
@@ -86,6 +90,7 @@ def serve_datagrams(
         if on_ready is not None:
             on_ready(transport)
         runtime.run()
+        logger.info("stopping")  # as a stream server says it, when a signal stops it
         # What is queued for the kernel still goes out; the runtime's close
         # aborts whatever is left after the grace period.
         transport.close()

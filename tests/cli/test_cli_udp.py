@@ -22,7 +22,8 @@ UDP_LISTENING = r"^listening on udp 127\.0\.0\.1:(?P<port>\d+)$"
 @pytest.mark.drivers(requires=SERVES_DATAGRAMS)
 def test_serve_echo_over_udp(children: Children, driver: str) -> None:
     """With --udp --port 0 the first stderr line names the real UDP port; each
-    datagram (an empty one too) comes back whole to its sender; SIGTERM ends it with 0."""
+    datagram (an empty one too) comes back whole to its sender; SIGTERM ends
+    it with 0, saying ``weft: stopping`` as a stream server does."""
     server = children.weft("serve", "echo", "--udp", "--port", "0", "--driver", driver)
     port = int(server.wait_for_stderr(UDP_LISTENING).group("port"))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
@@ -33,6 +34,7 @@ def test_serve_echo_over_udp(children: Children, driver: str) -> None:
             assert answer == datagram
             assert source == ("127.0.0.1", port)
     assert stop(server) == 0
+    assert "weft: stopping" in server.stderr.splitlines()
 
 
 def test_serve_echo_over_a_unix_datagram_socket(children: Children, tmp_path: Path) -> None:
