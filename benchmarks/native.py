@@ -1,4 +1,4 @@
-"""Compile the benchmarks' C programs: ``loadgen.c`` and ``c_echo.c``.
+"""Compile the benchmarks' C programs: ``loadgen.c``, ``c_echo.c`` and ``c_uring_echo.c``.
 
 Each is built with ``gcc -O2`` on first use into a cache directory outside
 the repository (``$XDG_CACHE_HOME/weft-benchmarks``, or
@@ -60,12 +60,14 @@ def build(name: str) -> Path:
 
 
 def build_for(chosen: list[str]) -> Path:
-    """Build the load generator (and the C floor server if ``chosen`` has it);
+    """Build the load generator (and the C floor servers ``chosen`` has);
     return the load generator.  Exits with the build error's message."""
     try:
         binary = build("loadgen")
         if "c-epoll" in chosen:
             build("c_echo")
+        if any(kind.startswith("c-uring") for kind in chosen):
+            build("c_uring_echo")
     except BuildError as exc:
         raise SystemExit(str(exc)) from None
     return binary

@@ -16,6 +16,9 @@ ends, which works alike for every kind).  The kinds:
   event loop, the baseline every ratio is taken against;
 * ``uvloop``: the same protocol on uvloop, when uvloop is installed;
 * ``c-epoll``: ``c_echo.c``, the floor (what the kernel alone costs);
+* ``c-uring``, ``c-uring-multishot``: ``c_uring_echo.c``, the completion
+  model's floor, shaped like weft's completion driver or in io_uring's
+  cheapest form.  Not run unless asked for;
 * ``twisted``: a bare Twisted ``Protocol`` on its default (epoll) reactor,
   when Twisted is installed.  Not run unless asked for;
 * ``twisted-on-weft``: the same Twisted protocol on weft's reactor
@@ -71,6 +74,9 @@ class ServerKind:
     default: bool
 
 
+#: The C io_uring floor servers: kind -> c_uring_echo's --mode.
+C_URING_MODES = {"c-uring": "driver", "c-uring-multishot": "multishot"}
+
 #: The drivers whose weft row is compared with the bare server on the same loop.
 _SAME_LOOP_PEERS = ("asyncio", "uvloop", "twisted", "trio")
 #: The drivers whose weft row a default run leaves out.
@@ -105,6 +111,19 @@ def server_kinds() -> list[ServerKind]:
     if find_spec("uvloop") is not None:
         kinds.append(ServerKind("uvloop", "asyncio.Protocol echo on uvloop", None, True))
     kinds.append(ServerKind("c-epoll", "C epoll echo (c_echo.c): the floor", None, True))
+    kinds.append(
+        ServerKind(
+            "c-uring", "C io_uring echo shaped like the completion driver (c_uring_echo.c)", None, False
+        )
+    )
+    kinds.append(
+        ServerKind(
+            "c-uring-multishot",
+            "C io_uring echo, multishot receives on provided buffers (c_uring_echo.c --mode multishot)",
+            None,
+            False,
+        )
+    )
     kinds.append(
         ServerKind(
             "py-epoll", "bare select.epoll echo loop in Python: the floor for any Python server", None, True
@@ -352,6 +371,8 @@ class ServerProcess:
         self._wrapped = bool(wrapper)
         if kind == "c-epoll":
             command = [*wrapper, str(native.build("c_echo"))]
+        elif kind in C_URING_MODES:
+            command = [*wrapper, str(native.build("c_uring_echo")), "--mode", C_URING_MODES[kind]]
         else:
             script = script or Path(__file__).resolve()
             command = [*wrapper, sys.executable, str(script), kind, *arguments]
