@@ -2466,9 +2466,7 @@ PyInit__speedups(void)
         return NULL;
     }
     /* transport_write as a method: bound to each instance it is looked up on. */
-    PyObject *function = PyCFunction_New(&transport_write_def, NULL);
-    PyObject *method = function == NULL ? NULL : PyInstanceMethod_New(function);
-    Py_XDECREF(function);
+    PyObject *method = new_method(&transport_write_def, NULL);
     if (method == NULL || PyModule_AddObject(module, "transport_write", method) < 0) {
         Py_XDECREF(method);
         Py_DECREF(module);
