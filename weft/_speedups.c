@@ -892,6 +892,23 @@ static PyMethodDef transport_write_def = {
     PyDoc_STR("write(self, data)\n--\n\n"
               "Send data now if the kernel takes it, else queue the rest.")};
 
+/* The offset of type's attribute ``name`` when it is a plain writable
+ * object slot (a __slots__ entry: a member descriptor of T_OBJECT_EX), or -1.
+ * What the hot paths below write at directly, instead of PyObject_SetAttr
+ * finding the descriptor through the type's MRO every time. */
+static Py_ssize_t
+slot_offset(PyTypeObject *type, PyObject *name)
+{
+    PyObject *descr = _PyType_Lookup(type, name);
+    if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
+            return member->offset;
+        }
+    }
+    return -1;
+}
+
 /* ------------------------------------------------ the asyncio event loop */
 
 /* weft's asyncio event loop (drivers/reactor/_loop_turn.py, LoopTurn): the
@@ -1246,25 +1263,14 @@ loop_calls(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     int plain = (type->tp_flags & Py_TPFLAGS_HAVE_GC) != 0 && type->tp_dictoffset == 0
         && type->tp_alloc == PyType_GenericAlloc;
     for (int index = 0; plain && index < H_COUNT; index++) {
-        PyObject *descr = PyObject_GetAttrString((PyObject *)type, handle_slot_names[index]);
-        if (descr == NULL) {
-            PyErr_Clear();
-            plain = 0;
-            break;
+        PyObject *name = PyUnicode_InternFromString(handle_slot_names[index]);
+        if (name == NULL) {
+            Py_DECREF(calls);
+            return NULL;
         }
-        if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-            if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
-                calls->offsets[index] = member->offset;
-            }
-            else {
-                plain = 0;
-            }
-        }
-        else {
-            plain = 0;
-        }
-        Py_DECREF(descr);
+        calls->offsets[index] = slot_offset(type, name);
+        Py_DECREF(name);
+        plain = calls->offsets[index] >= 0;
     }
     if (!plain) {
         Py_DECREF(calls);
@@ -1685,14 +1691,7 @@ field_slot(PyObject *obj, int index)
     Field *field = &fields[index];
     PyTypeObject *type = Py_TYPE(obj);
     if (field->type != type) {
-        Py_ssize_t offset = -1;
-        PyObject *descr = _PyType_Lookup(type, field->name);
-        if (descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
-            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
-            if (member->type == T_OBJECT_EX && !(member->flags & READONLY)) {
-                offset = member->offset;
-            }
-        }
+        Py_ssize_t offset = slot_offset(type, field->name);
         Py_INCREF(type);
         Py_XSETREF(field->type, type);
         field->offset = offset;
